@@ -1,0 +1,256 @@
+//! Database access behind two small traits, one file per dialect (as in refinery_core).
+//!
+//! `Tx` is all a data migration sees: run SQL inside a transaction the runner owns. `Session` adds what
+//! only the runner may do: transactions, the runner lock and the ledger's schema. SQL is written with
+//! `?` placeholders everywhere; the PostgreSQL driver numbers them.
+
+mod mysql;
+mod postgres;
+mod sqlite;
+pub mod url;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use std::time::Duration;
+
+pub use self::url::Target;
+
+/// A value crossing the driver boundary, in either direction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Date(NaiveDate),
+    /// Always UTC.
+    Timestamp(NaiveDateTime),
+}
+
+pub type Row = Vec<Value>;
+
+impl Value {
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Text(s) => s.trim().parse().ok(),
+            Value::Float(f) if f.fract() == 0.0 => Some(*f as i64),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn into_json(self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Value::Null => J::Null,
+            Value::Int(i) => J::from(i),
+            Value::Float(f) => J::from(f),
+            Value::Text(s) => J::from(s),
+            Value::Date(d) => J::from(d.to_string()),
+            Value::Timestamp(t) => J::from(t.format("%Y-%m-%d %H:%M:%S").to_string()),
+        }
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(v.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(v)
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The connection settings are wrong (URL, credentials, database name): exit 2.
+    Config,
+    /// The server could not be reached or the connection dropped: exit 1, retry later.
+    Connection,
+    /// A statement failed.
+    Query,
+    /// A statement was cancelled because it ran past the statement timeout.
+    Timeout,
+}
+
+/// A driver error reduced to one line. Drivers build it without the URL, so no password can leak.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct DbError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl DbError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let message: String = message.into();
+        // Server messages can span lines (PostgreSQL DETAIL/HINT); operators get one line.
+        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        DbError { kind, message }
+    }
+    pub fn query(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Query, message)
+    }
+    pub fn is_config(&self) -> bool {
+        self.kind == ErrorKind::Config
+    }
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    Postgres,
+    Mysql,
+    Sqlite,
+}
+
+/// SQL fragments that differ between dialects, so migrations can stay dialect-neutral.
+impl Dialect {
+    /// A fresh random UUID v4 per row, as text.
+    pub fn uuid_v4(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "gen_random_uuid()",
+            // MariaDB's UUID() is v1; build a v4 from random bytes.
+            Dialect::Mysql => "LOWER(CONCAT(HEX(RANDOM_BYTES(4)),'-',HEX(RANDOM_BYTES(2)),'-4',SUBSTR(HEX(RANDOM_BYTES(2)),2),'-',SUBSTR('89ab',1+(ASCII(RANDOM_BYTES(1))%4),1),SUBSTR(HEX(RANDOM_BYTES(2)),2),'-',HEX(RANDOM_BYTES(6))))",
+            Dialect::Sqlite => "(lower(hex(randomblob(4)))||'-'||lower(hex(randomblob(2)))||'-4'||substr(lower(hex(randomblob(2))),2)||'-'||substr('89ab',1+(abs(random())%4),1)||substr(lower(hex(randomblob(2))),2)||'-'||lower(hex(randomblob(6))))",
+        }
+    }
+
+    /// Current UTC time, for `created_at`/`updated_at` columns without a time zone.
+    pub fn utc_now(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "(now() AT TIME ZONE 'UTC')::timestamp(0)",
+            Dialect::Mysql => "UTC_TIMESTAMP()",
+            Dialect::Sqlite => "strftime('%Y-%m-%d %H:%M:%S','now')",
+        }
+    }
+
+    /// A JSON object built from `(key, sql expression)` pairs; keys must be plain identifiers.
+    pub fn json_object(self, pairs: &[(&str, &str)]) -> String {
+        let args: Vec<String> = pairs.iter().map(|(k, v)| format!("'{k}', {v}")).collect();
+        let func = match self {
+            Dialect::Postgres => "json_build_object",
+            Dialect::Mysql => "JSON_OBJECT",
+            Dialect::Sqlite => "json_object",
+        };
+        format!("{func}({})", args.join(", "))
+    }
+
+    /// A top-level JSON field as text (numbers as their decimal text); NULL when absent or not JSON.
+    pub fn json_text(self, column: &str, key: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("({column}->>'{key}')"),
+            Dialect::Mysql => {
+                format!("(CASE WHEN JSON_VALID({column}) THEN JSON_UNQUOTE(JSON_EXTRACT({column}, '$.{key}')) END)")
+            }
+            Dialect::Sqlite => format!(
+                "(CASE WHEN json_valid({column}) THEN CAST(json_extract({column}, '$.{key}') AS TEXT) END)"
+            ),
+        }
+    }
+
+    /// A date parameter placeholder (`?` typed as DATE where the dialect needs it).
+    pub fn date_param(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "CAST(CAST(? AS TEXT) AS DATE)",
+            Dialect::Mysql => "CAST(? AS DATE)",
+            Dialect::Sqlite => "?",
+        }
+    }
+}
+
+/// What a data migration may do: run statements inside the runner's transaction.
+pub trait Tx {
+    fn dialect(&self) -> Dialect;
+    /// Runs one statement; returns the number of rows it changed.
+    fn execute(&mut self, sql: &str, params: &[Value]) -> DbResult<u64>;
+    fn query(&mut self, sql: &str, params: &[Value]) -> DbResult<Vec<Row>>;
+
+    /// The first column of the first row, if any.
+    fn query_scalar(&mut self, sql: &str, params: &[Value]) -> DbResult<Value> {
+        let rows = self.query(sql, params)?;
+        Ok(rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or(Value::Null))
+    }
+}
+
+/// A connection as the runner sees it.
+pub trait Session: Tx {
+    /// Starts a transaction. A read-only one also takes a consistent snapshot for all its reads.
+    fn begin(&mut self, read_only: bool) -> DbResult<()>;
+    fn commit(&mut self) -> DbResult<()>;
+    fn rollback(&mut self) -> DbResult<()>;
+    /// Tries once to take the runner lock without waiting. The lock dies with the connection/process.
+    fn try_lock(&mut self) -> DbResult<bool>;
+    fn unlock(&mut self) -> DbResult<()>;
+    /// Who holds the runner lock, if the database can say.
+    fn lock_holder(&mut self) -> Option<String>;
+    /// Creates or upgrades the ledger tables (refinery, history table `backfill_schema_history`).
+    fn migrate_ledger(&mut self) -> DbResult<()>;
+    /// Caps how long one statement may run; `None` removes the cap.
+    fn set_statement_timeout(&mut self, timeout: Option<Duration>) -> DbResult<()>;
+    /// The target with any password replaced, for output and the audit table.
+    fn describe(&self) -> String;
+}
+
+/// Opens a session for the target.
+pub fn connect(target: &Target) -> DbResult<Box<dyn Session>> {
+    match target.dialect {
+        Dialect::Postgres => Ok(Box::new(postgres::PgSession::connect(target)?)),
+        Dialect::Mysql => Ok(Box::new(mysql::MySession::connect(target)?)),
+        Dialect::Sqlite => Ok(Box::new(sqlite::SqliteSession::connect(target)?)),
+    }
+}
+
+/// Turns `?` placeholders into `$1, $2, ...`, leaving quoted text and identifiers alone.
+pub(crate) fn number_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    let mut quote: Option<char> = None;
+    for ch in sql.chars() {
+        match (quote, ch) {
+            (None, '\'' | '"') => quote = Some(ch),
+            (Some(q), c) if c == q => quote = None,
+            (None, '?') => {
+                n += 1;
+                out.push_str(&format!("${n}"));
+                continue;
+            }
+            _ => {}
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_skip_quoted_text() {
+        assert_eq!(
+            number_placeholders("SELECT '?', \"a?\" FROM t WHERE a = ? AND b = ?"),
+            "SELECT '?', \"a?\" FROM t WHERE a = $1 AND b = $2"
+        );
+    }
+}

@@ -1,0 +1,51 @@
+//! One error type for the whole tool. Every variant carries a single-line message that says what went
+//! wrong and what to do; the variant decides the documented exit code.
+
+use crate::db::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad flags, bad URL, bad file: the operator must fix the invocation. Exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// Something failed while running (server gone, SQL error). Exit 1.
+    #[error("{0}")]
+    Runtime(String),
+    /// `verify` found problems; each is one line. Exit 3.
+    #[error("verify found {} problem(s)", .0.len())]
+    Inconsistent(Vec<String>),
+    /// Another runner holds the lock. Exit 4.
+    #[error("{0}")]
+    Busy(String),
+    /// Refused for safety (checksum drift, plan changed, edited rows). Exit 5.
+    #[error("{0}")]
+    Refused(String),
+    /// Stopped by a signal after committing the current batch. Exit 128 + signal.
+    #[error("interrupted by signal {0}; the last batch was committed, rerun the same command to resume")]
+    Interrupted(i32),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Runtime(_) => 1,
+            Error::Usage(_) => 2,
+            Error::Inconsistent(_) => 3,
+            Error::Busy(_) => 4,
+            Error::Refused(_) => 5,
+            Error::Interrupted(sig) => 128 + sig,
+        }
+    }
+}
+
+impl From<DbError> for Error {
+    fn from(e: DbError) -> Self {
+        if e.is_config() {
+            Error::Usage(e.to_string())
+        } else {
+            Error::Runtime(e.to_string())
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,427 @@
+//! The ledger: `backfill_migrations` (one row per version ever started) and `backfill_runs` (append-only
+//! audit). Portable SQL only; the schema itself comes from `schema/ledger/<dialect>/` via refinery.
+
+use crate::db::{Session, Value};
+use crate::error::{Error, Result};
+use crate::migration::Cursor;
+use chrono::{NaiveDateTime, Utc};
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+/// The newest ledger schema version this binary knows (the highest `V<n>__` under `schema/ledger/`).
+const LEDGER_SCHEMA: i64 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Running,
+    Applied,
+    Failed,
+    Reverting,
+    Reverted,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Applied => "applied",
+            State::Failed => "failed",
+            State::Reverting => "reverting",
+            State::Reverted => "reverted",
+        }
+    }
+    /// Work was in progress: either a live runner holds the lock, or the runner died.
+    pub fn in_progress(self) -> bool {
+        matches!(self, State::Running | State::Reverting)
+    }
+}
+
+impl FromStr for State {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s {
+            "running" => State::Running,
+            "applied" => State::Applied,
+            "failed" => State::Failed,
+            "reverting" => State::Reverting,
+            "reverted" => State::Reverted,
+            other => return Err(other.to_string()),
+        })
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Plan,
+    Apply,
+    Revert,
+    Repair,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Plan => "plan",
+            Action::Apply => "apply",
+            Action::Revert => "revert",
+            Action::Repair => "repair",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub version: i64,
+    pub name: String,
+    pub checksum: String,
+    pub state: State,
+    pub last_action: String,
+    pub apply_cursor: Option<Cursor>,
+    pub revert_cursor: Option<Cursor>,
+    pub revert_scenario: Option<i64>,
+    pub batch_size: Option<i64>,
+    pub rows_applied: i64,
+    pub rows_reverted: i64,
+    pub batches: i64,
+    pub started_at: Option<NaiveDateTime>,
+    pub finished_at: Option<NaiveDateTime>,
+    pub updated_at: Option<NaiveDateTime>,
+    pub last_run_id: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl Entry {
+    /// Rows this migration wrote that are still in place.
+    pub fn live_rows(&self) -> i64 {
+        self.rows_applied - self.rows_reverted
+    }
+}
+
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc()
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::Text(s) => Some(s.clone()),
+        other => Some(other.clone().into_json().to_string().trim_matches('"').to_string()),
+    }
+}
+
+fn timestamp(v: &Value) -> Option<NaiveDateTime> {
+    match v {
+        Value::Timestamp(t) => Some(*t),
+        Value::Text(s) => NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").ok(),
+        _ => None,
+    }
+}
+
+fn int(v: &Value) -> i64 {
+    v.as_i64().unwrap_or(0)
+}
+
+fn ledger_error(what: &str, e: crate::db::DbError) -> Error {
+    Error::Runtime(format!("reading the ledger ({what}) failed: {e}; run `backfill verify` or check the ledger tables"))
+}
+
+/// True when the ledger tables exist at the schema version this binary expects.
+pub fn is_current(session: &mut dyn Session) -> bool {
+    session
+        .query_scalar("SELECT MAX(version) FROM backfill_schema_history", &[])
+        .ok()
+        .and_then(|v| v.as_i64())
+        .is_some_and(|v| v >= LEDGER_SCHEMA)
+}
+
+/// Creates or upgrades the ledger tables. Call only while holding the runner lock: refinery itself
+/// does not lock, and two deploys at once would race on the history table.
+pub fn migrate(session: &mut dyn Session) -> Result<()> {
+    session.migrate_ledger().map_err(|e| Error::Runtime(format!("{e}; check that the user may create tables")))
+}
+
+const ENTRY_COLUMNS: &str = "version, name, checksum, state, last_action, apply_cursor, revert_cursor, revert_scenario, \
+    batch_size, rows_applied, rows_reverted, batches, started_at, finished_at, updated_at, last_run_id, last_error";
+
+fn parse_entry(row: &[Value]) -> Result<Entry> {
+    let version = int(&row[0]);
+    let raw_state = text(&row[3]).unwrap_or_default();
+    let state = raw_state.parse().map_err(|bad| {
+        Error::Runtime(format!(
+            "ledger row for version {version} has unknown state `{bad}`; fix it by hand or run `backfill repair {version} --mark-failed`"
+        ))
+    })?;
+    Ok(Entry {
+        version,
+        name: text(&row[1]).unwrap_or_default(),
+        checksum: text(&row[2]).unwrap_or_default(),
+        state,
+        last_action: text(&row[4]).unwrap_or_default(),
+        apply_cursor: text(&row[5]).map(Cursor),
+        revert_cursor: text(&row[6]).map(Cursor),
+        revert_scenario: row[7].as_i64(),
+        batch_size: row[8].as_i64(),
+        rows_applied: int(&row[9]),
+        rows_reverted: int(&row[10]),
+        batches: int(&row[11]),
+        started_at: timestamp(&row[12]),
+        finished_at: timestamp(&row[13]),
+        updated_at: timestamp(&row[14]),
+        last_run_id: text(&row[15]),
+        last_error: text(&row[16]),
+    })
+}
+
+pub fn entries(session: &mut dyn Session) -> Result<Vec<Entry>> {
+    let sql = format!("SELECT {ENTRY_COLUMNS} FROM backfill_migrations ORDER BY version");
+    let rows = session.query(&sql, &[]).map_err(|e| ledger_error("backfill_migrations", e))?;
+    rows.iter().map(|r| parse_entry(r)).collect()
+}
+
+pub fn entry(session: &mut dyn Session, version: i64) -> Result<Option<Entry>> {
+    let sql = format!("SELECT {ENTRY_COLUMNS} FROM backfill_migrations WHERE version = ?");
+    let rows = session.query(&sql, &[Value::Int(version)]).map_err(|e| ledger_error("backfill_migrations", e))?;
+    rows.first().map(|r| parse_entry(r)).transpose()
+}
+
+/// What a run start does to the migration's ledger row.
+pub struct Start<'a> {
+    pub version: i64,
+    pub name: &'a str,
+    pub checksum: &'a str,
+    pub action: Action,
+    pub run_id: &'a str,
+    /// Start from the beginning (reset the cursor for this direction) rather than resume.
+    pub fresh: bool,
+    pub scenario: Option<i64>,
+}
+
+/// Marks a migration `running`/`reverting` (creating its row on first use). Autocommit: the state
+/// must be visible even if the first batch never commits.
+pub fn start(session: &mut dyn Session, s: &Start) -> Result<()> {
+    let (state, cursor_col) = match s.action {
+        Action::Revert => (State::Reverting, "revert_cursor"),
+        _ => (State::Running, "apply_cursor"),
+    };
+    let now = Value::Timestamp(now());
+    let exists = entry(session, s.version)?.is_some();
+    let result = if !exists {
+        session.execute(
+            "INSERT INTO backfill_migrations (version, name, checksum, state, last_action, rows_applied, rows_reverted, \
+             batches, started_at, updated_at, last_run_id) VALUES (?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)",
+            &[
+                Value::Int(s.version),
+                s.name.into(),
+                s.checksum.into(),
+                state.as_str().into(),
+                s.action.as_str().into(),
+                now.clone(),
+                now,
+                s.run_id.into(),
+            ],
+        )
+    } else {
+        // A fresh apply after a revert starts the counts over; a fresh revert keeps rows_applied.
+        let reset = match (s.fresh, s.action) {
+            (true, Action::Apply) => format!(", {cursor_col} = NULL, rows_applied = 0, rows_reverted = 0, batches = 0, started_at = ?"),
+            (true, _) => format!(", {cursor_col} = NULL, rows_reverted = 0"),
+            (false, _) => String::new(),
+        };
+        let sql = format!(
+            "UPDATE backfill_migrations SET state = ?, last_action = ?, revert_scenario = ?, finished_at = NULL, \
+             last_error = NULL, updated_at = ?, last_run_id = ?{reset} WHERE version = ?"
+        );
+        let mut params = vec![
+            state.as_str().into(),
+            s.action.as_str().into(),
+            s.scenario.into(),
+            now.clone(),
+            s.run_id.into(),
+        ];
+        if s.fresh && s.action == Action::Apply {
+            params.push(now);
+        }
+        params.push(Value::Int(s.version));
+        session.execute(&sql, &params)
+    };
+    result.map(|_| ()).map_err(|e| Error::Runtime(format!("recording the start in the ledger failed: {e}")))
+}
+
+/// Records one batch's progress. Must run inside the batch's transaction.
+pub fn checkpoint(
+    session: &mut dyn Session,
+    version: i64,
+    action: Action,
+    cursor: Option<&Cursor>,
+    rows: u64,
+    batch_size: u64,
+) -> crate::db::DbResult<()> {
+    let (cursor_col, rows_col) = match action {
+        Action::Revert => ("revert_cursor", "rows_reverted"),
+        _ => ("apply_cursor", "rows_applied"),
+    };
+    let keep_cursor = if cursor.is_some() { "?" } else { cursor_col };
+    let sql = format!(
+        "UPDATE backfill_migrations SET {cursor_col} = {keep_cursor}, {rows_col} = {rows_col} + ?, batches = batches + 1, \
+         batch_size = ?, updated_at = ? WHERE version = ?"
+    );
+    let mut params = Vec::new();
+    if let Some(c) = cursor {
+        params.push(Value::Text(c.0.clone()));
+    }
+    params.extend([Value::Int(rows as i64), Value::Int(batch_size as i64), Value::Timestamp(now()), Value::Int(version)]);
+    session.execute(&sql, &params).map(|_| ())
+}
+
+/// Sets the final state of a migration (and its error, if any).
+pub fn finish(session: &mut dyn Session, version: i64, state: State, error: Option<&str>) -> crate::db::DbResult<()> {
+    let finished = if matches!(state, State::Applied | State::Reverted) { Value::Timestamp(now()) } else { Value::Null };
+    session
+        .execute(
+            "UPDATE backfill_migrations SET state = ?, finished_at = ?, last_error = ?, updated_at = ? WHERE version = ?",
+            &[state.as_str().into(), finished, error.into(), Value::Timestamp(now()), Value::Int(version)],
+        )
+        .map(|_| ())
+}
+
+pub fn set_checksum(session: &mut dyn Session, version: i64, checksum: &str) -> crate::db::DbResult<()> {
+    session
+        .execute(
+            "UPDATE backfill_migrations SET checksum = ?, updated_at = ? WHERE version = ?",
+            &[checksum.into(), Value::Timestamp(now()), Value::Int(version)],
+        )
+        .map(|_| ())
+}
+
+/// One row of `backfill_runs`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub run_id: String,
+    pub version: Option<i64>,
+    pub action: String,
+    pub state: String,
+    pub started_at: Option<NaiveDateTime>,
+    pub finished_at: Option<NaiveDateTime>,
+    pub operator: String,
+    pub host: String,
+    pub tool_version: String,
+    pub checksum: Option<String>,
+    /// JSON text, secrets redacted.
+    pub arguments: String,
+    /// JSON text of the plan, when the run computed one.
+    pub plan_summary: Option<String>,
+    pub row_count: i64,
+    pub outcome: Option<String>,
+    pub error: Option<String>,
+}
+
+pub fn insert_run(session: &mut dyn Session, run: &Run) -> crate::db::DbResult<()> {
+    session
+        .execute(
+            "INSERT INTO backfill_runs (run_id, version, action, state, started_at, finished_at, operator_name, host, \
+             tool_version, checksum, arguments, plan_summary, row_count, outcome, error_message) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            &[
+                run.run_id.as_str().into(),
+                run.version.into(),
+                run.action.as_str().into(),
+                run.state.as_str().into(),
+                run.started_at.map_or(Value::Null, Value::Timestamp),
+                run.finished_at.map_or(Value::Null, Value::Timestamp),
+                run.operator.as_str().into(),
+                run.host.as_str().into(),
+                run.tool_version.as_str().into(),
+                run.checksum.clone().into(),
+                run.arguments.as_str().into(),
+                run.plan_summary.clone().into(),
+                Value::Int(run.row_count),
+                run.outcome.clone().into(),
+                run.error.clone().into(),
+            ],
+        )
+        .map(|_| ())
+}
+
+/// Adds a batch's rows to its run. Inside the batch transaction, so the audit count is exact too.
+pub fn add_run_rows(session: &mut dyn Session, run_id: &str, rows: u64) -> crate::db::DbResult<()> {
+    session
+        .execute("UPDATE backfill_runs SET row_count = row_count + ? WHERE run_id = ?", &[Value::Int(rows as i64), run_id.into()])
+        .map(|_| ())
+}
+
+pub fn finish_run(
+    session: &mut dyn Session,
+    run_id: &str,
+    state: &str,
+    outcome: Option<&str>,
+    error: Option<&str>,
+    plan_summary: Option<&str>,
+) -> crate::db::DbResult<()> {
+    session
+        .execute(
+            "UPDATE backfill_runs SET state = ?, finished_at = ?, outcome = ?, error_message = ?, \
+             plan_summary = COALESCE(?, plan_summary) WHERE run_id = ?",
+            &[state.into(), Value::Timestamp(now()), outcome.into(), error.into(), plan_summary.into(), run_id.into()],
+        )
+        .map(|_| ())
+}
+
+/// Marks runs left `running` by a process that died (the caller holds the lock, so none is alive).
+pub fn abandon_dead_runs(session: &mut dyn Session, version: i64, by_run: &str) -> crate::db::DbResult<u64> {
+    session.execute(
+        "UPDATE backfill_runs SET state = 'abandoned', finished_at = ?, outcome = ? WHERE version = ? AND state = 'running' AND run_id <> ?",
+        &[
+            Value::Timestamp(now()),
+            format!("the process died mid-run; resumed from the last checkpoint by run {by_run}").into(),
+            Value::Int(version),
+            by_run.into(),
+        ],
+    )
+}
+
+const RUN_COLUMNS: &str = "run_id, version, action, state, started_at, finished_at, operator_name, host, tool_version, \
+    checksum, arguments, plan_summary, row_count, outcome, error_message";
+
+pub fn runs(session: &mut dyn Session, version: Option<i64>, since: Option<NaiveDateTime>) -> Result<Vec<Run>> {
+    let mut sql = format!("SELECT {RUN_COLUMNS} FROM backfill_runs WHERE 1 = 1");
+    let mut params = Vec::new();
+    if let Some(v) = version {
+        sql.push_str(" AND version = ?");
+        params.push(Value::Int(v));
+    }
+    if let Some(t) = since {
+        sql.push_str(" AND started_at >= ?");
+        params.push(Value::Timestamp(t));
+    }
+    sql.push_str(" ORDER BY started_at, run_id");
+    let rows = session.query(&sql, &params).map_err(|e| ledger_error("backfill_runs", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| Run {
+            run_id: text(&r[0]).unwrap_or_default(),
+            version: r[1].as_i64(),
+            action: text(&r[2]).unwrap_or_default(),
+            state: text(&r[3]).unwrap_or_default(),
+            started_at: timestamp(&r[4]),
+            finished_at: timestamp(&r[5]),
+            operator: text(&r[6]).unwrap_or_default(),
+            host: text(&r[7]).unwrap_or_default(),
+            tool_version: text(&r[8]).unwrap_or_default(),
+            checksum: text(&r[9]),
+            arguments: text(&r[10]).unwrap_or_default(),
+            plan_summary: text(&r[11]),
+            row_count: int(&r[12]),
+            outcome: text(&r[13]),
+            error: text(&r[14]),
+        })
+        .collect())
+}
