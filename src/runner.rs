@@ -24,6 +24,8 @@ pub struct Options {
     pub arguments: String,
     pub quiet: bool,
     pub samples: usize,
+    /// `apply --expect-plan`: refuse unless the plan now equals the reviewed one.
+    pub expect_plan: Option<crate::planfile::PlanFile>,
 }
 
 impl Default for Options {
@@ -37,6 +39,7 @@ impl Default for Options {
             arguments: "[]".into(),
             quiet: true,
             samples: 5,
+            expect_plan: None,
         }
     }
 }
@@ -198,7 +201,35 @@ fn apply_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Res
     // A resumed migration keeps the date it started with, so all its rows share one effective date.
     let run_date = resume.and_then(|e| e.started_at).map_or_else(today, |t| t.date());
     let ctx = Context { version: reg.version, run_id: uuid::Uuid::nil(), run_date, scenario: None, ledger_rows: 0 };
-    run_one(session, reg, Action::Apply, ctx, entry.as_ref(), resume.is_none(), cursor, opts)
+    let mut run = new_run(Action::Apply, Some(reg), opts);
+    if let Some(file) = &opts.expect_plan {
+        let plan = compute_plan(session, reg, &ctx, opts)?;
+        let now = crate::planfile::reviewed(reg.version, reg.name, reg.checksum, &plan);
+        if let Err(refusal) = crate::planfile::gate(file, &now) {
+            return Err(refuse(session, run, refusal));
+        }
+        run.plan_summary = serde_json::to_string(&plan).ok();
+    }
+    run_one(session, reg, run, ctx, entry.as_ref(), resume.is_none(), cursor, opts)
+}
+
+/// Records a refused run in the audit table and returns the refusal.
+fn refuse(session: &mut dyn Session, mut run: Run, refusal: Error) -> Error {
+    run.state = "refused".into();
+    run.finished_at = Some(ledger::now());
+    run.error = Some(refusal.to_string());
+    match ledger::insert_run(session, &run) {
+        Ok(()) => refusal,
+        Err(e) => audit_error(e),
+    }
+}
+
+/// The plan as of now, in a read-only transaction.
+fn compute_plan(session: &mut dyn Session, reg: &Registered, ctx: &Context, opts: &Options) -> Result<Plan> {
+    session.begin(true)?;
+    let plan = reg.migration.plan(session, ctx, opts.samples);
+    let _ = session.rollback();
+    plan.map_err(|e| Error::Runtime(format!("planning V{}__{} failed: {e}", reg.version, reg.name)))
 }
 
 /// The common part of apply and revert: audit row, ledger start, batches, final state.
@@ -206,7 +237,7 @@ fn apply_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Res
 fn run_one(
     session: &mut dyn Session,
     reg: &Registered,
-    action: Action,
+    run: Run,
     mut ctx: Context,
     entry: Option<&Entry>,
     fresh: bool,
@@ -214,7 +245,7 @@ fn run_one(
     opts: &Options,
 ) -> Result<Outcome> {
     let started = Instant::now();
-    let run = new_run(action, Some(reg), opts);
+    let action = if run.action == Action::Revert.as_str() { Action::Revert } else { Action::Apply };
     ctx.run_id = uuid::Uuid::parse_str(&run.run_id).unwrap_or_else(|_| uuid::Uuid::now_v7());
     ledger::insert_run(session, &run).map_err(audit_error)?;
     let note = match entry {
@@ -442,7 +473,8 @@ fn revert_locked(
         && matches!(entry.state, State::Reverting | State::Failed)
         && entry.revert_scenario == scenario;
     let cursor = if resuming { entry.revert_cursor.clone() } else { None };
-    run_one(session, reg, Action::Revert, ctx, Some(&entry), !resuming, cursor, opts)
+    let run = new_run(Action::Revert, Some(reg), opts);
+    run_one(session, reg, run, ctx, Some(&entry), !resuming, cursor, opts)
 }
 
 /// Rule 4: rows edited after the backfill are someone's work; refuse unless `--force`.
@@ -462,12 +494,7 @@ fn refuse_edited(session: &mut dyn Session, reg: &Registered, ctx: &Context, opt
         edited.len(),
         ids.join(", ")
     );
-    let mut run = new_run(Action::Revert, Some(reg), opts);
-    run.state = "refused".into();
-    run.finished_at = Some(ledger::now());
-    run.error = Some(message.clone());
-    ledger::insert_run(session, &run).map_err(audit_error)?;
-    Err(Error::Refused(message))
+    Err(refuse(session, new_run(Action::Revert, Some(reg), opts), Error::Refused(message)))
 }
 
 /// One migration's plan, as reported.
@@ -501,10 +528,7 @@ fn plan_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Resu
         scenario: None,
         ledger_rows: 0,
     };
-    session.begin(true)?;
-    let plan = reg.migration.plan(session, &ctx, opts.samples);
-    let _ = session.rollback();
-    let plan = plan.map_err(|e| Error::Runtime(format!("planning V{}__{} failed: {e}", reg.version, reg.name)))?;
+    let plan = compute_plan(session, reg, &ctx, opts)?;
     if audited {
         let summary = serde_json::to_string(&plan).unwrap_or_default();
         let outcome = format!("would write {} rows", plan.total);

@@ -1,0 +1,124 @@
+-- The app's tables as its Laravel migrations create them on PostgreSQL (for tests, demo and bench).
+create table "scenarios" (
+    "id" bigserial not null primary key,
+    "organization_id" bigint not null,
+    "name" varchar(255) not null,
+    "created_at" timestamp(0) without time zone null,
+    "updated_at" timestamp(0) without time zone null
+);
+
+create table "competencies" (
+    "id" bigserial not null primary key,
+    "organization_id" bigint not null,
+    "name" varchar(255) not null,
+    "description" text null,
+    "status" varchar(255) not null default 'active',
+    "created_at" timestamp(0) without time zone null,
+    "updated_at" timestamp(0) without time zone null
+);
+
+create table "capabilities" (
+    "id" bigserial not null primary key,
+    "organization_id" bigint not null,
+    "name" varchar(255) not null,
+    "discovered_in_scenario_id" bigint null,
+    "created_at" timestamp(0) without time zone null,
+    "updated_at" timestamp(0) without time zone null
+);
+
+alter table "capabilities" add constraint "capabilities_discovered_in_scenario_id_foreign"
+    foreign key ("discovered_in_scenario_id") references "scenarios" ("id") on delete set null;
+
+create table "capability_competencies" (
+    "id" bigserial not null primary key,
+    "scenario_id" bigint not null,
+    "capability_id" bigint not null,
+    "competency_id" bigint not null,
+    "required_level" integer null,
+    "created_at" timestamp(0) without time zone null,
+    "updated_at" timestamp(0) without time zone null
+);
+
+alter table "capability_competencies" add constraint "capability_competencies_scenario_id_foreign"
+    foreign key ("scenario_id") references "scenarios" ("id") on delete cascade;
+
+alter table "capability_competencies" add constraint "capability_competencies_capability_id_foreign"
+    foreign key ("capability_id") references "capabilities" ("id") on delete cascade;
+
+alter table "capability_competencies" add constraint "capability_competencies_competency_id_foreign"
+    foreign key ("competency_id") references "competencies" ("id") on delete cascade;
+
+alter table "capability_competencies" add constraint "capability_competencies_scenario_capability_competency_unique"
+    unique ("scenario_id", "capability_id", "competency_id");
+
+create index "capability_competencies_competency_id_index" on "capability_competencies" ("competency_id");
+
+create table "competency_versions" (
+    "id" bigserial not null primary key,
+    "organization_id" bigint not null,
+    "competency_id" bigint null,
+    "version_group_id" uuid null,
+    "name" varchar(255) not null,
+    "description" text null,
+    "effective_from" date null,
+    "evolution_state" varchar(255) check ("evolution_state" in ('transformed', 'obsolescent', 'new_embryo', 'stable')) not null default 'stable',
+    "obsolescence_reason" text null,
+    "metadata" json null,
+    "created_by" bigint null,
+    "created_at" timestamp(0) without time zone null,
+    "updated_at" timestamp(0) without time zone null
+);
+
+alter table "competency_versions" add constraint "competency_versions_competency_id_foreign"
+    foreign key ("competency_id") references "competencies" ("id") on delete set null;
+
+create index "competency_versions_competency_id_index" on "competency_versions" ("competency_id");
+
+create table "roles" (
+    "id" bigserial not null primary key,
+    "organization_id" bigint not null,
+    "name" varchar(255) not null,
+    "description" text null,
+    "created_at" timestamp(0) without time zone null,
+    "updated_at" timestamp(0) without time zone null
+);
+
+create table "scenario_roles" (
+    "id" bigserial not null primary key,
+    "scenario_id" bigint not null,
+    "role_id" bigint not null,
+    "role_change" varchar(255) null,
+    "created_at" timestamp(0) without time zone null,
+    "updated_at" timestamp(0) without time zone null
+);
+
+alter table "scenario_roles" add constraint "scenario_roles_scenario_id_foreign"
+    foreign key ("scenario_id") references "scenarios" ("id") on delete cascade;
+
+alter table "scenario_roles" add constraint "scenario_roles_role_id_foreign"
+    foreign key ("role_id") references "roles" ("id") on delete cascade;
+
+alter table "scenario_roles" add constraint "scenario_roles_scenario_id_role_id_unique"
+    unique ("scenario_id", "role_id");
+
+create index "scenario_roles_role_id_index" on "scenario_roles" ("role_id");
+
+create table "role_versions" (
+    "id" bigserial not null primary key,
+    "organization_id" bigint not null,
+    "role_id" bigint null,
+    "version_group_id" uuid null,
+    "name" varchar(255) not null,
+    "description" text null,
+    "effective_from" date null,
+    "evolution_state" varchar(255) check ("evolution_state" in ('transformed', 'obsolescent', 'new_embryo', 'stable')) not null default 'stable',
+    "metadata" json null,
+    "created_by" bigint null,
+    "created_at" timestamp(0) without time zone null,
+    "updated_at" timestamp(0) without time zone null
+);
+
+alter table "role_versions" add constraint "role_versions_role_id_foreign"
+    foreign key ("role_id") references "roles" ("id") on delete set null;
+
+create index "role_versions_role_id_index" on "role_versions" ("role_id");

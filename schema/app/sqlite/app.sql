@@ -1,0 +1,107 @@
+-- The app's tables as its Laravel migrations create them on SQLite (for tests, demo and bench).
+create table "scenarios" (
+    "id" integer primary key autoincrement not null,
+    "organization_id" integer not null,
+    "name" varchar not null,
+    "created_at" datetime,
+    "updated_at" datetime
+);
+
+create table "competencies" (
+    "id" integer primary key autoincrement not null,
+    "organization_id" integer not null,
+    "name" varchar not null,
+    "description" text,
+    "status" varchar not null default 'active',
+    "created_at" datetime,
+    "updated_at" datetime
+);
+
+create table "capabilities" (
+    "id" integer primary key autoincrement not null,
+    "organization_id" integer not null,
+    "name" varchar not null,
+    "discovered_in_scenario_id" integer,
+    "created_at" datetime,
+    "updated_at" datetime,
+    foreign key("discovered_in_scenario_id") references "scenarios"("id") on delete set null
+);
+
+create table "capability_competencies" (
+    "id" integer primary key autoincrement not null,
+    "scenario_id" integer not null,
+    "capability_id" integer not null,
+    "competency_id" integer not null,
+    "required_level" integer,
+    "created_at" datetime,
+    "updated_at" datetime,
+    foreign key("scenario_id") references "scenarios"("id") on delete cascade,
+    foreign key("capability_id") references "capabilities"("id") on delete cascade,
+    foreign key("competency_id") references "competencies"("id") on delete cascade
+);
+
+create unique index "capability_competencies_scenario_capability_competency_unique"
+    on "capability_competencies" ("scenario_id", "capability_id", "competency_id");
+
+create index "capability_competencies_competency_id_index" on "capability_competencies" ("competency_id");
+
+create table "competency_versions" (
+    "id" integer primary key autoincrement not null,
+    "organization_id" integer not null,
+    "competency_id" integer,
+    "version_group_id" varchar,
+    "name" varchar not null,
+    "description" text,
+    "effective_from" date,
+    "evolution_state" varchar check ("evolution_state" in ('transformed', 'obsolescent', 'new_embryo', 'stable')) not null default 'stable',
+    "obsolescence_reason" text,
+    "metadata" text,
+    "created_by" integer,
+    "created_at" datetime,
+    "updated_at" datetime,
+    foreign key("competency_id") references "competencies"("id") on delete set null
+);
+
+create index "competency_versions_competency_id_index" on "competency_versions" ("competency_id");
+
+create table "roles" (
+    "id" integer primary key autoincrement not null,
+    "organization_id" integer not null,
+    "name" varchar not null,
+    "description" text,
+    "created_at" datetime,
+    "updated_at" datetime
+);
+
+create table "scenario_roles" (
+    "id" integer primary key autoincrement not null,
+    "scenario_id" integer not null,
+    "role_id" integer not null,
+    "role_change" varchar,
+    "created_at" datetime,
+    "updated_at" datetime,
+    foreign key("scenario_id") references "scenarios"("id") on delete cascade,
+    foreign key("role_id") references "roles"("id") on delete cascade
+);
+
+create unique index "scenario_roles_scenario_id_role_id_unique" on "scenario_roles" ("scenario_id", "role_id");
+
+create index "scenario_roles_role_id_index" on "scenario_roles" ("role_id");
+
+create table "role_versions" (
+    "id" integer primary key autoincrement not null,
+    "organization_id" integer not null,
+    "role_id" integer,
+    "version_group_id" varchar,
+    "name" varchar not null,
+    "description" text,
+    "effective_from" date,
+    "evolution_state" varchar check ("evolution_state" in ('transformed', 'obsolescent', 'new_embryo', 'stable')) not null default 'stable',
+    "metadata" text,
+    "created_by" integer,
+    "created_at" datetime,
+    "updated_at" datetime,
+    foreign key("role_id") references "roles"("id") on delete set null
+);
+
+create index "role_versions_role_id_index" on "role_versions" ("role_id");

@@ -1,0 +1,314 @@
+//! The command line: clap-derive definitions, and dispatch to the library.
+
+use crate::db::{self, Session};
+use crate::error::{Error, Result};
+use crate::report::{self, Format};
+use crate::runner::{self, Options, Selection};
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const EXIT_CODES: &str = "Exit codes: 0 ok · 1 runtime error · 2 usage/config error · 3 verify found an inconsistency · \
+4 lock busy · 5 refused for safety (checksum drift, plan changed, edited rows on revert) · 130/143 interrupted";
+
+/// Versioned, resumable, revertible data migrations (backfills) for PostgreSQL, MySQL/MariaDB and SQLite.
+#[derive(Debug, Parser)]
+#[command(name = "backfill", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Database to work on: postgres://, mysql://, mariadb:// or sqlite://path. Overrides --env-file.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Read the app's Laravel .env (DB_CONNECTION, DB_HOST, DB_PORT, DB_DATABASE, DB_USERNAME, DB_PASSWORD).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+    /// Output format of the command's result (stdout).
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub format: Format,
+    /// No progress output.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Who runs this, for the audit trail (default: $USER).
+    #[arg(long, env = "BACKFILL_OPERATOR", global = true)]
+    pub operator: Option<String>,
+    /// Log format on stderr; RUST_LOG sets the level (default warn).
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct Batching {
+    /// Rows (keys) per batch; each batch is one transaction with its checkpoint.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub batch_size: u64,
+    /// Sleep between batches, to leave room for the app's own traffic.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub pause_ms: u64,
+    /// Seconds to wait for another runner's lock before exiting with code 4.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub lock_timeout: u64,
+    /// Cancel any single statement running longer than this many seconds (0: no limit).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub statement_timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Every migration this binary knows and its state in the ledger.
+    Status {
+        #[arg(long, default_value_t = 60)]
+        lock_timeout: u64,
+    },
+    /// What `apply` would write, per scenario, without writing it (read-only transaction).
+    Plan {
+        /// One migration; default: every pending one.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        version: Option<i64>,
+        /// Save the reviewed plan, for `apply --expect-plan`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Sample rows shown per scenario.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=1000))]
+        samples: u64,
+    },
+    /// Run pending migrations in version order (safe on every deploy, from several hosts at once).
+    Apply {
+        /// Only this migration (also re-applies one that an operator reverted).
+        #[arg(value_parser = clap::value_parser!(i64).range(1..), conflicts_with = "to")]
+        version: Option<i64>,
+        /// Pending migrations up to and including this version.
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+        to: Option<i64>,
+        /// Refuse (exit 5) unless the plan now equals this reviewed plan file.
+        #[arg(long, value_name = "FILE")]
+        expect_plan: Option<PathBuf>,
+        #[command(flatten)]
+        batching: Batching,
+    },
+    /// Delete exactly the rows one migration wrote (optionally one scenario's), in batches.
+    Revert {
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        version: i64,
+        /// Only rows of this scenario.
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+        scenario: Option<i64>,
+        /// Also delete rows edited after the backfill.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        batching: Batching,
+    },
+    /// Check the ledger for CI: drift, unknown versions, failed runs, out-of-order pending (exit 3).
+    Verify {
+        /// Also run each applied migration's data checks.
+        #[arg(long)]
+        data: bool,
+    },
+    /// The audit trail of runs (`--format markdown` for a deploy issue).
+    Log {
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        version: Option<i64>,
+        /// Only runs since: 2026-11-25, "2026-11-25 10:00:00", or an age like 24h, 7d.
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Scaffold data_migrations/V<UTC timestamp>__NAME.rs.
+    New { name: String },
+    /// Fix the ledger after a deliberate change, with an audit row.
+    Repair {
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        version: i64,
+        /// The migration's source was edited on purpose: record the new checksum.
+        #[arg(long, conflicts_with = "mark_failed", required_unless_present = "mark_failed")]
+        accept_checksum: bool,
+        /// A run is recorded as running but its process is gone: mark it failed so it can be resumed.
+        #[arg(long)]
+        mark_failed: bool,
+        #[arg(long, default_value_t = 60)]
+        lock_timeout: u64,
+    },
+    /// Show the whole flow on a generated SQLite database; no server needed.
+    Demo {
+        /// Keep the database file instead of deleting it.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.without_time().with_target(false).try_init(),
+    };
+}
+
+/// The command line as recorded in the audit table: secrets redacted.
+fn recorded_arguments() -> String {
+    let args: Vec<String> = std::env::args_os().skip(1).map(|a| db::url::redact(&a.to_string_lossy())).collect();
+    serde_json::to_string(&args).unwrap_or_else(|_| "[]".into())
+}
+
+fn options(cli: &Cli) -> Options {
+    Options {
+        operator: cli
+            .operator
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "unknown".into()),
+        arguments: recorded_arguments(),
+        quiet: cli.quiet,
+        ..Options::default()
+    }
+}
+
+fn with_batching(mut opts: Options, b: &Batching) -> Options {
+    opts.batch_size = b.batch_size;
+    opts.pause = Duration::from_millis(b.pause_ms);
+    opts.lock_timeout = Duration::from_secs(b.lock_timeout);
+    opts.statement_timeout = (b.statement_timeout > 0).then(|| Duration::from_secs(b.statement_timeout));
+    opts
+}
+
+fn connect(cli: &Cli) -> Result<(Box<dyn Session>, String)> {
+    let target = crate::target::resolve(cli.database_url.as_deref(), cli.env_file.as_deref())?;
+    let session = db::connect(&target)?;
+    Ok((session, target.redacted))
+}
+
+fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// Runs the parsed command; returns what to print on stdout.
+pub fn run(cli: &Cli) -> Result<String> {
+    let opts = options(cli);
+    let f = cli.format;
+    match &cli.command {
+        Command::New { name } => {
+            let path = crate::scaffold::create(std::path::Path::new("data_migrations"), name)?;
+            Ok(format!("created {}\n", path.display()))
+        }
+        Command::Demo { keep } => crate::demo::run(*keep, f),
+        Command::Status { lock_timeout } => {
+            let (mut s, target) = connect(cli)?;
+            let opts = Options { lock_timeout: Duration::from_secs(*lock_timeout), ..opts };
+            Ok(report::status(&target, &runner::status(s.as_mut(), &opts)?, f))
+        }
+        Command::Plan { version, out, samples } => {
+            let (mut s, _) = connect(cli)?;
+            let opts = Options { samples: *samples as usize, ..opts };
+            let reports = runner::plan(s.as_mut(), *version, &opts)?;
+            if let Some(path) = out {
+                crate::planfile::write(path, &reports)?;
+            }
+            Ok(report::plans(&reports, f))
+        }
+        Command::Apply { version, to, expect_plan, batching } => {
+            let mut opts = with_batching(opts, batching);
+            if let Some(path) = expect_plan {
+                opts.expect_plan = Some(crate::planfile::read(path)?);
+            }
+            let selection = match (version, to) {
+                (Some(v), _) => Selection::One(*v),
+                (None, Some(t)) => Selection::UpTo(*t),
+                (None, None) => Selection::Pending,
+            };
+            let (mut s, _) = connect(cli)?;
+            let done = runner::apply(s.as_mut(), selection, &opts)?;
+            Ok(report::outcomes(&done, f, "nothing to apply: every migration is applied (or reverted by an operator)"))
+        }
+        Command::Revert { version, scenario, force, batching } => {
+            let opts = with_batching(opts, batching);
+            let (mut s, _) = connect(cli)?;
+            let done = runner::revert(s.as_mut(), *version, *scenario, *force, &opts)?;
+            Ok(report::outcomes(&[done], f, ""))
+        }
+        Command::Verify { data } => {
+            let (mut s, _) = connect(cli)?;
+            let problems = runner::verify(s.as_mut(), *data, &opts)?;
+            let text = report::verify(&problems, crate::registry::all().len(), f);
+            if problems.is_empty() {
+                Ok(text)
+            } else {
+                print(&text);
+                Err(Error::Inconsistent(problems))
+            }
+        }
+        Command::Log { version, since } => {
+            let since = since.as_deref().map(crate::when::parse).transpose()?;
+            let (mut s, _) = connect(cli)?;
+            runner::prepare_ledger(s.as_mut(), opts.lock_timeout)?;
+            let runs = crate::ledger::runs(s.as_mut(), *version, since)?;
+            Ok(report::log(&runs, f))
+        }
+        Command::Repair { version, accept_checksum, lock_timeout, .. } => {
+            let opts = Options { lock_timeout: Duration::from_secs(*lock_timeout), ..opts };
+            let (mut s, _) = connect(cli)?;
+            let message = if *accept_checksum {
+                runner::repair_checksum(s.as_mut(), *version, &opts)?
+            } else {
+                runner::repair_mark_failed(s.as_mut(), *version, &opts)?
+            };
+            Ok(format!("{message}\n"))
+        }
+    }
+}
+
+/// Parses arguments; clap's own errors become one line and exit 2.
+fn parse() -> std::result::Result<Cli, i32> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            Err(0)
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            Err(2)
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+            let first = first.trim_start_matches("error: ");
+            eprintln!("error: {}; see `backfill --help`", db::url::redact(first));
+            Err(2)
+        }
+    }
+}
+
+/// The whole program: returns the process exit code.
+pub fn main() -> i32 {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        eprintln!("error: internal error, please report it: {message}");
+    }));
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    init_logging(cli.log_format);
+    crate::signals::install();
+    match run(&cli) {
+        Ok(text) => {
+            print(&text);
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {}", db::url::redact(&e.to_string()));
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Rendering command results: text for people, JSON for machines, Markdown for deploy issues.
+//! Results go to stdout; everything else (logs, progress, errors) goes to stderr.
+
+use crate::ledger::Run;
+use crate::runner::{Outcome, PlanReport, StatusLine};
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+fn json_doc(value: serde_json::Value) -> String {
+    serde_json::to_string_pretty(&value).unwrap_or_else(|_| "{}".into())
+}
+
+pub fn status(target: &str, lines: &[StatusLine], format: Format) -> String {
+    match format {
+        Format::Json => json_doc(json!({ "target": target, "migrations": lines })),
+        Format::Markdown => {
+            let mut out = format!("**backfill status** on `{target}`\n\n| version | name | state | rows applied | rows reverted | checksum | updated (UTC) |\n|---|---|---|---|---|---|---|\n");
+            for l in lines {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} | {} |\n",
+                    l.version,
+                    l.name,
+                    l.state,
+                    l.rows_applied,
+                    l.rows_reverted,
+                    if l.checksum_ok { "ok" } else { "**changed**" },
+                    l.updated_at.as_deref().unwrap_or("")
+                ));
+            }
+            out
+        }
+        Format::Text => {
+            let mut out = format!("target: {target}\n{:<14} {:<28} {:<10} {:>10} {:>10} {:<9} {}\n", "VERSION", "NAME", "STATE", "APPLIED", "REVERTED", "CHECKSUM", "UPDATED (UTC)");
+            for l in lines {
+                out.push_str(&format!(
+                    "{:<14} {:<28} {:<10} {:>10} {:>10} {:<9} {}\n",
+                    l.version,
+                    l.name,
+                    l.state,
+                    l.rows_applied,
+                    l.rows_reverted,
+                    if l.checksum_ok { "ok" } else { "CHANGED" },
+                    l.updated_at.as_deref().unwrap_or("-")
+                ));
+                if let Some(e) = &l.last_error {
+                    out.push_str(&format!("{:<14} last error: {e}\n", ""));
+                }
+            }
+            out
+        }
+    }
+}
+
+pub fn plans(reports: &[PlanReport], format: Format) -> String {
+    if format == Format::Json {
+        return json_doc(json!({ "plans": reports }));
+    }
+    if reports.is_empty() {
+        return "nothing pending: no migration to plan\n".into();
+    }
+    let md = format == Format::Markdown;
+    let mut out = String::new();
+    for r in reports {
+        let p = &r.plan;
+        if md {
+            out.push_str(&format!(
+                "### plan V{}__{}\n\n{} rows to write, {} skipped (already versioned); checksum `{}`\n\n| {} | rows | samples |\n|---|---|---|\n",
+                r.version, r.name, p.total, p.skipped, &r.checksum[..12], p.group_by
+            ));
+        } else {
+            out.push_str(&format!(
+                "V{}__{}: {} rows to write, {} skipped (already versioned)\n",
+                r.version, r.name, p.total, p.skipped
+            ));
+        }
+        for g in &p.groups {
+            let samples: Vec<String> = g
+                .samples
+                .iter()
+                .map(|s| format!("#{} {}", s["id"], s["name"].as_str().unwrap_or("")))
+                .collect();
+            if md {
+                out.push_str(&format!("| {} | {} | {} |\n", g.key, g.count, samples.join("; ").replace('|', "\\|")));
+            } else {
+                out.push_str(&format!("  {}={:<8} {:>8} rows   e.g. {}\n", p.group_by, g.key, g.count, samples.join("; ")));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+pub fn outcomes(outcomes: &[Outcome], format: Format, nothing: &str) -> String {
+    match format {
+        Format::Json => json_doc(json!({ "results": outcomes })),
+        _ if outcomes.is_empty() => format!("{nothing}\n"),
+        _ => outcomes
+            .iter()
+            .map(|o| {
+                let verb = match o.action {
+                    crate::ledger::Action::Revert => "deleted",
+                    _ => "wrote",
+                };
+                let note = o.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+                format!(
+                    "V{}__{}: {} — {verb} {} rows in {} batches, {:.2}s, run {}{note}\n",
+                    o.version, o.name, o.state, o.rows, o.batches, o.seconds, o.run_id
+                )
+            })
+            .collect(),
+    }
+}
+
+pub fn verify(problems: &[String], checked: usize, format: Format) -> String {
+    match format {
+        Format::Json => json_doc(json!({ "ok": problems.is_empty(), "problems": problems })),
+        _ if problems.is_empty() => format!("ok: ledger consistent ({checked} migrations known)\n"),
+        _ => problems.iter().map(|p| format!("{p}\n")).collect(),
+    }
+}
+
+fn ts(t: Option<chrono::NaiveDateTime>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn duration(run: &Run) -> String {
+    match (run.started_at, run.finished_at) {
+        (Some(a), Some(b)) => format!("{:.1}s", (b - a).num_milliseconds() as f64 / 1000.0),
+        _ => "-".into(),
+    }
+}
+
+/// Planned counts per group from a run's plan summary, as "3: 10, 7: 2".
+fn planned(run: &Run) -> String {
+    let Some(plan) = run.plan_summary.as_deref().and_then(|s| serde_json::from_str::<crate::migration::Plan>(s).ok()) else {
+        return "-".into();
+    };
+    let groups: Vec<String> = plan.groups.iter().map(|g| format!("{}: {}", g.key, g.count)).collect();
+    format!("{} ({})", plan.total, groups.join(", "))
+}
+
+pub fn log(runs: &[Run], format: Format) -> String {
+    match format {
+        Format::Json => json_doc(json!({ "runs": runs })),
+        Format::Markdown => {
+            let mut out = String::from("| started (UTC) | action | version | state | rows | planned (per scenario) | duration | operator@host | tool | checksum | outcome |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+            for r in runs {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} | {} | {}@{} | {} | `{}` | {} |\n",
+                    ts(r.started_at),
+                    r.action,
+                    r.version.map(|v| v.to_string()).unwrap_or_default(),
+                    r.state,
+                    r.row_count,
+                    planned(r),
+                    duration(r),
+                    r.operator,
+                    r.host,
+                    r.tool_version,
+                    r.checksum.as_deref().and_then(|c| c.get(..12)).unwrap_or(""),
+                    r.error.as_deref().or(r.outcome.as_deref()).unwrap_or("").replace('|', "\\|")
+                ));
+            }
+            out
+        }
+        Format::Text => runs
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {:<7} V{} {:<11} rows={} {} by {}@{} run {}{}\n",
+                    ts(r.started_at),
+                    r.action,
+                    r.version.map(|v| v.to_string()).unwrap_or_default(),
+                    r.state,
+                    r.row_count,
+                    duration(r),
+                    r.operator,
+                    r.host,
+                    r.run_id,
+                    r.error.as_deref().or(r.outcome.as_deref()).map(|o| format!(": {o}")).unwrap_or_default()
+                )
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,318 @@
+//! Shared test support: a database of its own per test on real PostgreSQL, MariaDB or SQLite, and the
+//! built binary run as a process against it.
+#![allow(dead_code)]
+
+use backfill::db::{self, Session, Target, Value};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const MY_ADMIN: &str = "mysql://root@127.0.0.1:3306/mysql";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Postgres,
+    Mariadb,
+    Sqlite,
+}
+
+pub const V_COMPETENCY: i64 = 202611230001;
+pub const V_ROLE: i64 = 202611230002;
+
+/// A fresh, empty database that is dropped when the test ends.
+pub struct TestDb {
+    pub kind: Kind,
+    pub url: String,
+    name: String,
+    sqlite_path: Option<PathBuf>,
+}
+
+fn admin(kind: Kind) -> Box<dyn Session> {
+    let url = if kind == Kind::Postgres { PG_ADMIN } else { MY_ADMIN };
+    db::connect(&Target::parse(url).expect("admin url")).expect("the test database server must be running (make test starts it)")
+}
+
+impl TestDb {
+    pub fn new(kind: Kind, test: &str) -> TestDb {
+        let name = format!("bf_{}_{test}", match kind {
+            Kind::Postgres => "pg",
+            Kind::Mariadb => "my",
+            Kind::Sqlite => "lite",
+        });
+        match kind {
+            Kind::Sqlite => {
+                let dir = std::env::temp_dir().join("backfill-tests");
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                let path = dir.join(format!("{name}.db"));
+                let _ = std::fs::remove_file(&path);
+                std::fs::File::create(&path).expect("create sqlite file");
+                let url = format!("sqlite://{}", path.display());
+                TestDb { kind, url, name, sqlite_path: Some(path) }
+            }
+            Kind::Postgres => {
+                let mut a = admin(kind);
+                a.execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[]).expect("drop");
+                a.execute(&format!("CREATE DATABASE {name}"), &[]).expect("create");
+                TestDb { kind, url: format!("postgres://postgres@127.0.0.1:5432/{name}"), name, sqlite_path: None }
+            }
+            Kind::Mariadb => {
+                let mut a = admin(kind);
+                a.execute(&format!("DROP DATABASE IF EXISTS {name}"), &[]).expect("drop");
+                a.execute(&format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"), &[])
+                    .expect("create");
+                TestDb { kind, url: format!("mysql://root@127.0.0.1:3306/{name}"), name, sqlite_path: None }
+            }
+        }
+    }
+
+    /// A fresh database with the app's tables.
+    pub fn with_app(kind: Kind, test: &str) -> TestDb {
+        let t = TestDb::new(kind, test);
+        backfill::fixtures::load_schema(t.session().as_mut()).expect("load app schema");
+        t
+    }
+
+    pub fn session(&self) -> Box<dyn Session> {
+        db::connect(&Target::parse(&self.url).expect("url")).expect("connect to test database")
+    }
+
+    pub fn sqlite_path(&self) -> Option<&PathBuf> {
+        self.sqlite_path.as_ref()
+    }
+
+    pub fn exec(&self, sql: &str) {
+        self.session().execute(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    pub fn int(&self, sql: &str) -> i64 {
+        let v = self.session().query_scalar(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        v.as_i64().unwrap_or_else(|| panic!("{sql}: not an integer: {v:?}"))
+    }
+
+    pub fn rows(&self, sql: &str) -> Vec<Vec<Value>> {
+        self.session().query(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    pub fn text(&self, sql: &str) -> Option<String> {
+        match self.session().query_scalar(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e}")) {
+            Value::Text(s) => Some(s),
+            Value::Null => None,
+            other => Some(format!("{other:?}")),
+        }
+    }
+
+    /// Runs the built binary against this database.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run::from(cmd.output().expect("run backfill"))
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = bin();
+        cmd.env("DATABASE_URL", &self.url).args(args);
+        cmd
+    }
+
+    /// (competency_id, scenario_id) of every row this migration marked, from the table itself.
+    pub fn marked_competencies(&self) -> BTreeSet<(i64, i64)> {
+        self.marked("competency_versions", "competency_id", V_COMPETENCY)
+    }
+
+    pub fn marked(&self, table: &str, fk: &str, version: i64) -> BTreeSet<(i64, i64)> {
+        let d = self.session().dialect();
+        let sql = format!(
+            "SELECT {fk}, {} FROM {table} WHERE {} = '{version}'",
+            d.json_text("metadata", "scenario_id"),
+            d.json_text("metadata", "migration")
+        );
+        let rows = self.rows(&sql);
+        let set: BTreeSet<(i64, i64)> =
+            rows.iter().map(|r| (r[0].as_i64().unwrap_or(-1), r[1].as_i64().unwrap_or(-1))).collect();
+        assert_eq!(set.len(), rows.len(), "{table}: a {fk} was versioned twice by one migration");
+        set
+    }
+
+    /// What the competency backfill must produce, computed in Rust from the raw tables (not from the
+    /// migration's SQL): each competency linked to a capability with a scenario, no version before,
+    /// with the lowest such scenario.
+    pub fn expected_competencies(&self) -> BTreeSet<(i64, i64)> {
+        let links = self.rows(
+            "SELECT l.competency_id, c.discovered_in_scenario_id FROM capability_competencies l \
+             JOIN capabilities c ON c.id = l.capability_id",
+        );
+        let versioned: BTreeSet<i64> = self
+            .rows("SELECT competency_id FROM competency_versions WHERE competency_id IS NOT NULL")
+            .iter()
+            .filter_map(|r| r[0].as_i64())
+            .collect();
+        lowest_per_entity(&links, &versioned)
+    }
+
+    pub fn expected_roles(&self) -> BTreeSet<(i64, i64)> {
+        let links = self.rows("SELECT role_id, scenario_id FROM scenario_roles");
+        let versioned: BTreeSet<i64> = self
+            .rows("SELECT role_id FROM role_versions WHERE role_id IS NOT NULL")
+            .iter()
+            .filter_map(|r| r[0].as_i64())
+            .collect();
+        lowest_per_entity(&links, &versioned)
+    }
+
+    pub fn state(&self, version: i64) -> Option<String> {
+        self.text(&format!("SELECT state FROM backfill_migrations WHERE version = {version}"))
+    }
+}
+
+fn lowest_per_entity(links: &[Vec<Value>], versioned: &BTreeSet<i64>) -> BTreeSet<(i64, i64)> {
+    let mut lowest = std::collections::BTreeMap::new();
+    for r in links {
+        let (Some(entity), Some(scenario)) = (r[0].as_i64(), r[1].as_i64()) else { continue };
+        if versioned.contains(&entity) {
+            continue;
+        }
+        let e = lowest.entry(entity).or_insert(scenario);
+        *e = (*e).min(scenario);
+    }
+    lowest.into_iter().collect()
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return; // keep the evidence
+        }
+        match self.kind {
+            Kind::Sqlite => {
+                if let Some(p) = &self.sqlite_path {
+                    let _ = std::fs::remove_file(p);
+                    let _ = std::fs::remove_file(format!("{}.backfill-lock", p.display()));
+                }
+            }
+            Kind::Postgres => {
+                let _ = admin(self.kind).execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name), &[]);
+            }
+            Kind::Mariadb => {
+                let _ = admin(self.kind).execute(&format!("DROP DATABASE IF EXISTS {}", self.name), &[]);
+            }
+        }
+    }
+}
+
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_backfill"));
+    cmd.env_remove("DATABASE_URL").env_remove("RUST_LOG").env("USER", "tester");
+    cmd
+}
+
+/// A finished process, with the checks every test wants.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Asserts the exit code, printing the output when it differs.
+    pub fn expect(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert!(!self.stderr.contains("panicked"), "panic: {}", self.stderr);
+        assert!(!self.stderr.contains("RUST_BACKTRACE"), "backtrace hint: {}", self.stderr);
+        self
+    }
+
+    /// Asserts a failure reported as exactly one line on stderr.
+    pub fn one_line_error(&self, code: i32) -> &str {
+        self.expect(code);
+        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "expected one line on stderr, got:\n{}", self.stderr);
+        assert!(lines[0].starts_with("error: "), "{}", lines[0]);
+        lines[0]
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Generates one #[test] per dialect for each listed function `fn name(kind: Kind)`.
+#[macro_export]
+macro_rules! on_every_dialect {
+    ($($name:ident),* $(,)?) => {
+        mod postgres { $( #[test] fn $name() { super::$name($crate::common::Kind::Postgres) } )* }
+        mod mariadb { $( #[test] fn $name() { super::$name($crate::common::Kind::Mariadb) } )* }
+        mod sqlite { $( #[test] fn $name() { super::$name($crate::common::Kind::Sqlite) } )* }
+    };
+}
+
+const TS: &str = "'2026-01-15 10:00:00'";
+
+/// A small hand-built data set with every edge case the first migrations must get right.
+pub fn seed_edge_cases(t: &TestDb) {
+    for s in 1..=8 {
+        t.exec(&format!("INSERT INTO scenarios (id, organization_id, name, created_at, updated_at) VALUES ({s}, 1, 'scenario {s}', {TS}, {TS})"));
+    }
+    let competencies = [
+        (1, 1, "Négociation « interculturelle »", Some("'d1'")),
+        (2, 2, "O''Brien \"quoted\" skill", None),
+        (3, 1, "already versioned", Some("'d3'")),
+        (4, 1, "only on a capability whose scenario was deleted", Some("'d4'")),
+        (5, 1, "on no capability", Some("'d5'")),
+        (6, 2, "数据 分析 — ünïcode", Some("'d6'")),
+    ];
+    for (id, org, name, desc) in competencies {
+        t.exec(&format!(
+            "INSERT INTO competencies (id, organization_id, name, description, status, created_at, updated_at) VALUES ({id}, {org}, '{name}', {}, 'active', {TS}, {TS})",
+            desc.unwrap_or("NULL")
+        ));
+    }
+    // capability id -> discovered_in_scenario_id
+    for (id, scenario) in [(1, "7"), (2, "3"), (3, "5"), (4, "NULL")] {
+        t.exec(&format!(
+            "INSERT INTO capabilities (id, organization_id, name, discovered_in_scenario_id, created_at, updated_at) VALUES ({id}, 1, 'cap {id}', {scenario}, {TS}, {TS})"
+        ));
+    }
+    // (link id, scenario_id, capability, competency)
+    for (id, scenario, cap, comp) in [(1, 7, 1, 1), (2, 3, 2, 1), (3, 5, 3, 2), (4, 7, 1, 3), (5, 1, 4, 4), (6, 5, 3, 6), (7, 2, 4, 6)] {
+        t.exec(&format!(
+            "INSERT INTO capability_competencies (id, scenario_id, capability_id, competency_id, required_level, created_at, updated_at) VALUES ({id}, {scenario}, {cap}, {comp}, 3, {TS}, {TS})"
+        ));
+    }
+    // Another part of the app writes `source = backfill` too; revert must never touch this row.
+    t.exec(&format!(
+        "INSERT INTO competency_versions (organization_id, competency_id, version_group_id, name, evolution_state, metadata, created_at, updated_at) \
+         VALUES (1, 3, '0b7e7f52-6a43-4c6b-9a9e-2f1f0c1d2e3f', 'already versioned', 'stable', '{{\"source\":\"backfill\",\"scenario_id\":7}}', {TS}, {TS})"
+    ));
+    for (id, org) in [(1, 1), (2, 1), (3, 2)] {
+        t.exec(&format!("INSERT INTO roles (id, organization_id, name, description, created_at, updated_at) VALUES ({id}, {org}, 'role {id}', NULL, {TS}, {TS})"));
+    }
+    for (id, scenario, role) in [(1, 4, 1), (2, 2, 1), (3, 6, 2)] {
+        t.exec(&format!("INSERT INTO scenario_roles (id, scenario_id, role_id, role_change, created_at, updated_at) VALUES ({id}, {scenario}, {role}, 'new', {TS}, {TS})"));
+    }
+    t.exec(&format!(
+        "INSERT INTO role_versions (organization_id, role_id, name, evolution_state, created_at, updated_at) VALUES (1, 2, 'role 2', 'stable', {TS}, {TS})"
+    ));
+}
+
+/// A generated data set of `n` competencies (see `backfill::fixtures`).
+pub fn seed_generated(t: &TestDb, n: u64) {
+    let shape = backfill::fixtures::Shape { competencies: n, seed: 7 };
+    backfill::fixtures::generate(t.session().as_mut(), &shape).expect("generate fixtures");
+}
