@@ -9,7 +9,10 @@ use sha2::{Digest, Sha256};
 pub fn normalize(source: &str) -> String {
     let unified = source.replace("\r\n", "\n").replace('\r', "\n");
     let lines: Vec<&str> = unified.lines().map(str::trim_end).collect();
-    let end = lines.iter().rposition(|l| !l.is_empty()).map_or(0, |i| i + 1);
+    let end = lines
+        .iter()
+        .rposition(|l| !l.is_empty())
+        .map_or(0, |i| i + 1);
     let mut out = lines[..end].join("\n");
     out.push('\n');
     out

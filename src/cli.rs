@@ -127,7 +127,11 @@ pub enum Command {
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
         version: i64,
         /// The migration's source was edited on purpose: record the new checksum.
-        #[arg(long, conflicts_with = "mark_failed", required_unless_present = "mark_failed")]
+        #[arg(
+            long,
+            conflicts_with = "mark_failed",
+            required_unless_present = "mark_failed"
+        )]
         accept_checksum: bool,
         /// A run is recorded as running but its process is gone: mark it failed so it can be resumed.
         #[arg(long)]
@@ -146,7 +150,9 @@ pub enum Command {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.without_time().with_target(false).try_init(),
@@ -155,7 +161,10 @@ fn init_logging(format: LogFormat) {
 
 /// The command line as recorded in the audit table: secrets redacted.
 fn recorded_arguments() -> String {
-    let args: Vec<String> = std::env::args_os().skip(1).map(|a| db::url::redact(&a.to_string_lossy())).collect();
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| db::url::redact(&a.to_string_lossy()))
+        .collect();
     serde_json::to_string(&args).unwrap_or_else(|_| "[]".into())
 }
 
@@ -176,7 +185,8 @@ fn with_batching(mut opts: Options, b: &Batching) -> Options {
     opts.batch_size = b.batch_size;
     opts.pause = Duration::from_millis(b.pause_ms);
     opts.lock_timeout = Duration::from_secs(b.lock_timeout);
-    opts.statement_timeout = (b.statement_timeout > 0).then(|| Duration::from_secs(b.statement_timeout));
+    opts.statement_timeout =
+        (b.statement_timeout > 0).then(|| Duration::from_secs(b.statement_timeout));
     opts
 }
 
@@ -204,19 +214,38 @@ pub fn run(cli: &Cli) -> Result<String> {
         Command::Demo { keep } => crate::demo::run(*keep, f),
         Command::Status { lock_timeout } => {
             let (mut s, target) = connect(cli)?;
-            let opts = Options { lock_timeout: Duration::from_secs(*lock_timeout), ..opts };
-            Ok(report::status(&target, &runner::status(s.as_mut(), &opts)?, f))
+            let opts = Options {
+                lock_timeout: Duration::from_secs(*lock_timeout),
+                ..opts
+            };
+            Ok(report::status(
+                &target,
+                &runner::status(s.as_mut(), &opts)?,
+                f,
+            ))
         }
-        Command::Plan { version, out, samples } => {
+        Command::Plan {
+            version,
+            out,
+            samples,
+        } => {
             let (mut s, _) = connect(cli)?;
-            let opts = Options { samples: *samples as usize, ..opts };
+            let opts = Options {
+                samples: *samples as usize,
+                ..opts
+            };
             let reports = runner::plan(s.as_mut(), *version, &opts)?;
             if let Some(path) = out {
                 crate::planfile::write(path, &reports)?;
             }
             Ok(report::plans(&reports, f))
         }
-        Command::Apply { version, to, expect_plan, batching } => {
+        Command::Apply {
+            version,
+            to,
+            expect_plan,
+            batching,
+        } => {
             let mut opts = with_batching(opts, batching);
             if let Some(path) = expect_plan {
                 opts.expect_plan = Some(crate::planfile::read(path)?);
@@ -228,9 +257,18 @@ pub fn run(cli: &Cli) -> Result<String> {
             };
             let (mut s, _) = connect(cli)?;
             let done = runner::apply(s.as_mut(), selection, &opts)?;
-            Ok(report::outcomes(&done, f, "nothing to apply: every migration is applied (or reverted by an operator)"))
+            Ok(report::outcomes(
+                &done,
+                f,
+                "nothing to apply: every migration is applied (or reverted by an operator)",
+            ))
         }
-        Command::Revert { version, scenario, force, batching } => {
+        Command::Revert {
+            version,
+            scenario,
+            force,
+            batching,
+        } => {
             let opts = with_batching(opts, batching);
             let (mut s, _) = connect(cli)?;
             let done = runner::revert(s.as_mut(), *version, *scenario, *force, &opts)?;
@@ -254,8 +292,16 @@ pub fn run(cli: &Cli) -> Result<String> {
             let runs = crate::ledger::runs(s.as_mut(), *version, since)?;
             Ok(report::log(&runs, f))
         }
-        Command::Repair { version, accept_checksum, lock_timeout, .. } => {
-            let opts = Options { lock_timeout: Duration::from_secs(*lock_timeout), ..opts };
+        Command::Repair {
+            version,
+            accept_checksum,
+            lock_timeout,
+            ..
+        } => {
+            let opts = Options {
+                lock_timeout: Duration::from_secs(*lock_timeout),
+                ..opts
+            };
             let (mut s, _) = connect(cli)?;
             let message = if *accept_checksum {
                 runner::repair_checksum(s.as_mut(), *version, &opts)?
@@ -271,7 +317,12 @@ pub fn run(cli: &Cli) -> Result<String> {
 fn parse() -> std::result::Result<Cli, i32> {
     match Cli::try_parse() {
         Ok(cli) => Ok(cli),
-        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
             let _ = e.print();
             Err(0)
         }
@@ -281,7 +332,10 @@ fn parse() -> std::result::Result<Cli, i32> {
         }
         Err(e) => {
             let text = e.to_string();
-            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments");
             let first = first.trim_start_matches("error: ");
             eprintln!("error: {}; see `backfill --help`", db::url::redact(first));
             Err(2)
@@ -292,7 +346,11 @@ fn parse() -> std::result::Result<Cli, i32> {
 /// The whole program: returns the process exit code.
 pub fn main() -> i32 {
     std::panic::set_hook(Box::new(|info| {
-        let message = info.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        let message = info
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         eprintln!("error: internal error, please report it: {message}");
     }));
     let cli = match parse() {

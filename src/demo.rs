@@ -16,8 +16,12 @@ fn step(out: &mut String, command: &str, text: String) {
 
 pub fn run(keep: bool, format: Format) -> Result<String> {
     let path = demo_path();
-    std::fs::File::create(&path)
-        .map_err(|e| Error::Runtime(format!("cannot create the demo database {}: {e}", path.display())))?;
+    std::fs::File::create(&path).map_err(|e| {
+        Error::Runtime(format!(
+            "cannot create the demo database {}: {e}",
+            path.display()
+        ))
+    })?;
     let result = walk(&path, format);
     if !keep {
         let _ = std::fs::remove_file(&path);
@@ -25,7 +29,11 @@ pub fn run(keep: bool, format: Format) -> Result<String> {
     }
     let mut text = result?;
     if keep {
-        text.push_str(&format!("\nkept {}; try: DATABASE_URL=sqlite://{} backfill log\n", path.display(), path.display()));
+        text.push_str(&format!(
+            "\nkept {}; try: DATABASE_URL=sqlite://{} backfill log\n",
+            path.display(),
+            path.display()
+        ));
     }
     Ok(text)
 }
@@ -36,7 +44,11 @@ fn walk(path: &Path, f: Format) -> Result<String> {
     let s = session.as_mut();
     crate::fixtures::load_schema(s)?;
     let loaded = crate::fixtures::generate(s, &crate::fixtures::Shape::default())?;
-    let opts = Options { operator: "demo".into(), arguments: "[\"demo\"]".into(), ..Options::default() };
+    let opts = Options {
+        operator: "demo".into(),
+        arguments: "[\"demo\"]".into(),
+        ..Options::default()
+    };
     let mut out = format!(
         "demo database: {} ({} competencies, {} capabilities, {} links, {} scenarios, {} roles, {} existing versions)\n",
         path.display(),
@@ -48,15 +60,53 @@ fn walk(path: &Path, f: Format) -> Result<String> {
         loaded.preexisting_versions
     );
     let version = crate::registry::all().first().map_or(0, |m| m.version);
-    step(&mut out, "status", report::status(&target.redacted, &runner::status(s, &opts)?, f));
-    step(&mut out, "plan --samples 2", report::plans(&runner::plan(s, None, &Options { samples: 2, ..opts.clone() })?, f));
+    step(
+        &mut out,
+        "status",
+        report::status(&target.redacted, &runner::status(s, &opts)?, f),
+    );
+    step(
+        &mut out,
+        "plan --samples 2",
+        report::plans(
+            &runner::plan(
+                s,
+                None,
+                &Options {
+                    samples: 2,
+                    ..opts.clone()
+                },
+            )?,
+            f,
+        ),
+    );
     let nothing = "nothing to apply";
-    step(&mut out, "apply", report::outcomes(&runner::apply(s, Selection::Pending, &opts)?, f, nothing));
+    step(
+        &mut out,
+        "apply",
+        report::outcomes(&runner::apply(s, Selection::Pending, &opts)?, f, nothing),
+    );
     let problems = runner::verify(s, true, &opts)?;
-    step(&mut out, "verify --data", report::verify(&problems, crate::registry::all().len(), f));
+    step(
+        &mut out,
+        "verify --data",
+        report::verify(&problems, crate::registry::all().len(), f),
+    );
     let reverted = runner::revert(s, version, None, false, &opts)?;
-    step(&mut out, &format!("revert {version}"), report::outcomes(&[reverted], f, ""));
-    step(&mut out, "status", report::status(&target.redacted, &runner::status(s, &opts)?, f));
-    step(&mut out, "log --format markdown", report::log(&crate::ledger::runs(s, None, None)?, Format::Markdown));
+    step(
+        &mut out,
+        &format!("revert {version}"),
+        report::outcomes(&[reverted], f, ""),
+    );
+    step(
+        &mut out,
+        "status",
+        report::status(&target.redacted, &runner::status(s, &opts)?, f),
+    );
+    step(
+        &mut out,
+        "log --format markdown",
+        report::log(&crate::ledger::runs(s, None, None)?, Format::Markdown),
+    );
     Ok(out)
 }

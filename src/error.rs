@@ -21,7 +21,9 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
     /// Stopped by a signal after committing the current batch. Exit 128 + signal.
-    #[error("interrupted by signal {0}; the last batch was committed, rerun the same command to resume")]
+    #[error(
+        "interrupted by signal {0}; the last batch was committed, rerun the same command to resume"
+    )]
     Interrupted(i32),
 }
 

@@ -13,7 +13,7 @@
 //! Entities get explicit ids `1..=n`; version rows get theirs from the sequence/autoincrement. Loading
 //! is bulk multi-row `INSERT`s in one transaction.
 
-use crate::db::{DbResult, Dialect, Session, Value};
+use crate::db::{DbError, DbResult, Dialect, Session, Value};
 use crate::{Error, Result};
 use chrono::{Days, NaiveDate};
 
@@ -129,26 +129,73 @@ pub struct Loaded {
 /// transaction. The same shape always writes the same rows.
 pub fn generate(session: &mut dyn Session, shape: &Shape) -> Result<Loaded> {
     let dialect = session.dialect();
-    if dialect == Dialect::Postgres && std::env::var("PROBE_REPLICA").is_ok() {
-        session.execute("SET session_replication_role = replica", &[])?;
-    }
-    let loaded = in_transaction(session, |s| Generator::new(s.dialect(), shape).run(s))
-        .map_err(|e| Error::Runtime(format!("loading the demo data failed: {e}")))?;
-    if dialect == Dialect::Postgres {
-        // Entities were inserted with explicit ids: move each sequence past them, as a real app's are.
-        for table in TABLES {
-            session.query(
-                &format!(
-                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
-                     COALESCE((SELECT MAX(id) FROM {table}), 1), (SELECT MAX(id) FROM {table}) IS NOT NULL)"
-                ),
-                &[],
-            )?;
+    let failed = |e: DbError| Error::Runtime(format!("loading the demo data failed: {e}"));
+    // MySQL: the rows are consistent by construction, so skip per-row FK and unique checks (as
+    // mysqldump does). Session settings: put back what was there, whatever happens.
+    let saved = if dialect == Dialect::Mysql {
+        let row = session.query(
+            "SELECT @@SESSION.foreign_key_checks, @@SESSION.unique_checks",
+            &[],
+        )?;
+        let flag = |i: usize| {
+            row.first()
+                .and_then(|r| r.get(i))
+                .and_then(Value::as_i64)
+                .unwrap_or(1)
+        };
+        let saved = (flag(0), flag(1));
+        session
+            .execute("SET SESSION foreign_key_checks = 0, unique_checks = 0", &[])
+            .map_err(failed)?;
+        Some(saved)
+    } else {
+        None
+    };
+    let loaded = in_transaction(session, |s| {
+        if dialect == Dialect::Postgres {
+            skip_pg_triggers(s)?;
         }
-        // Fresh tables have no statistics until autovacuum gets to them; give the planner real ones.
-        session.execute(&format!("ANALYZE {}", TABLES.join(", ")), &[])?;
+        let loaded = Generator::new(dialect, shape).run(s)?;
+        if dialect == Dialect::Postgres {
+            // Entities got explicit ids: move each sequence past them, as a real app's are.
+            for table in TABLES {
+                s.query(
+                    &format!(
+                        "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                         COALESCE((SELECT MAX(id) FROM {table}), 1), (SELECT MAX(id) FROM {table}) IS NOT NULL)"
+                    ),
+                    &[],
+                )?;
+            }
+        }
+        Ok(loaded)
+    });
+    if let Some((fk, unique)) = saved {
+        let restore = format!("SET SESSION foreign_key_checks = {fk}, unique_checks = {unique}");
+        session.execute(&restore, &[]).map_err(failed)?;
+    }
+    let loaded = loaded.map_err(failed)?;
+    if dialect == Dialect::Postgres {
+        // Fresh tables have no statistics until autovacuum gets to them: give the planner real ones.
+        session
+            .execute(&format!("ANALYZE {}", TABLES.join(", ")), &[])
+            .map_err(failed)?;
     }
     Ok(loaded)
+}
+
+/// PostgreSQL: inside the load's transaction, skip the per-row foreign-key triggers when we may (the
+/// rows are consistent by construction). Needs a superuser (or SET privilege on
+/// `session_replication_role`); without it the load just runs with every check, more slowly.
+fn skip_pg_triggers(s: &mut dyn Session) -> DbResult<()> {
+    s.execute("SAVEPOINT backfill_fixtures", &[])?;
+    if s.execute("SET LOCAL session_replication_role = replica", &[])
+        .is_err()
+    {
+        s.execute("ROLLBACK TO SAVEPOINT backfill_fixtures", &[])?;
+    }
+    s.execute("RELEASE SAVEPOINT backfill_fixtures", &[])?;
+    Ok(())
 }
 
 fn dialect_dir(dialect: Dialect) -> &'static str {
@@ -323,7 +370,12 @@ const OBSOLESCENCE_REASONS: &[&str] = &[
 
 /// Rows per statement: stay under SQLite's 32766 parameters (PostgreSQL and MySQL allow 65535).
 const MAX_PARAMS: usize = 32_000;
-fn max_rows() -> usize { std::env::var("PROBE_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(4000) }
+fn max_rows() -> usize {
+    std::env::var("PROBE_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4000)
+}
 
 /// Buffers rows for one table and writes them as multi-row INSERTs.
 struct Bulk {
@@ -377,7 +429,12 @@ impl Bulk {
             self.buf.clear();
         }
         if std::env::var("PROBE_TIMING").is_ok() {
-            eprintln!("TIMING {} {} rows {:?}", self.table, self.rows, self.started.elapsed());
+            eprintln!(
+                "TIMING {} {} rows {:?}",
+                self.table,
+                self.rows,
+                self.started.elapsed()
+            );
         }
         Ok(self.rows)
     }
@@ -1174,32 +1231,53 @@ mod probe_tmp {
         load_schema(s.as_mut()).unwrap();
         let schema = t.elapsed();
         let t = Instant::now();
-        let l = generate(s.as_mut(), &Shape { competencies: n, seed: 42 }).unwrap();
+        let l = generate(
+            s.as_mut(),
+            &Shape {
+                competencies: n,
+                seed: 42,
+            },
+        )
+        .unwrap();
         let took = t.elapsed();
         eprintln!("PROBE {url} n={n}: schema {schema:?}, generate {took:?}\n  {l:?}");
         let reg = crate::registry::all();
         let opts = crate::runner::Options::default();
         let plans = crate::runner::plan(s.as_mut(), None, &opts).unwrap();
         for (p, r) in plans.iter().zip(reg) {
-            eprintln!("  plan {} total={} skipped={} groups={}", r.name, p.plan.total, p.plan.skipped, p.plan.groups.len());
+            eprintln!(
+                "  plan {} total={} skipped={} groups={}",
+                r.name,
+                p.plan.total,
+                p.plan.skipped,
+                p.plan.groups.len()
+            );
         }
         assert_eq!(plans[0].plan.total, l.pending_competency_versions);
         assert_eq!(plans[1].plan.total, l.pending_role_versions);
-        let next = s.query_scalar("SELECT MAX(id) FROM competencies", &[]).unwrap();
+        let next = s
+            .query_scalar("SELECT MAX(id) FROM competencies", &[])
+            .unwrap();
         eprintln!("  max competency id {next:?}");
     }
 
     #[test]
     #[ignore]
     fn probe_pg() {
-        let n = std::env::var("PROBE_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        let n = std::env::var("PROBE_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100_000);
         probe("postgres://postgres@127.0.0.1:5432/fixtures_probe", n);
     }
 
     #[test]
     #[ignore]
     fn probe_my() {
-        let n = std::env::var("PROBE_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        let n = std::env::var("PROBE_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100_000);
         probe("mysql://root@127.0.0.1:3306/fixtures_probe", n);
     }
 }

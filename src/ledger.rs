@@ -114,7 +114,14 @@ fn text(v: &Value) -> Option<String> {
     match v {
         Value::Null => None,
         Value::Text(s) => Some(s.clone()),
-        other => Some(other.clone().into_json().to_string().trim_matches('"').to_string()),
+        other => Some(
+            other
+                .clone()
+                .into_json()
+                .to_string()
+                .trim_matches('"')
+                .to_string(),
+        ),
     }
 }
 
@@ -131,7 +138,9 @@ fn int(v: &Value) -> i64 {
 }
 
 fn ledger_error(what: &str, e: crate::db::DbError) -> Error {
-    Error::Runtime(format!("reading the ledger ({what}) failed: {e}; run `backfill verify` or check the ledger tables"))
+    Error::Runtime(format!(
+        "reading the ledger ({what}) failed: {e}; run `backfill verify` or check the ledger tables"
+    ))
 }
 
 /// True when the ledger tables exist at the schema version this binary expects.
@@ -146,7 +155,9 @@ pub fn is_current(session: &mut dyn Session) -> bool {
 /// Creates or upgrades the ledger tables. Call only while holding the runner lock: refinery itself
 /// does not lock, and two deploys at once would race on the history table.
 pub fn migrate(session: &mut dyn Session) -> Result<()> {
-    session.migrate_ledger().map_err(|e| Error::Runtime(format!("{e}; check that the user may create tables")))
+    session
+        .migrate_ledger()
+        .map_err(|e| Error::Runtime(format!("{e}; check that the user may create tables")))
 }
 
 const ENTRY_COLUMNS: &str = "version, name, checksum, state, last_action, apply_cursor, revert_cursor, revert_scenario, \
@@ -183,13 +194,17 @@ fn parse_entry(row: &[Value]) -> Result<Entry> {
 
 pub fn entries(session: &mut dyn Session) -> Result<Vec<Entry>> {
     let sql = format!("SELECT {ENTRY_COLUMNS} FROM backfill_migrations ORDER BY version");
-    let rows = session.query(&sql, &[]).map_err(|e| ledger_error("backfill_migrations", e))?;
+    let rows = session
+        .query(&sql, &[])
+        .map_err(|e| ledger_error("backfill_migrations", e))?;
     rows.iter().map(|r| parse_entry(r)).collect()
 }
 
 pub fn entry(session: &mut dyn Session, version: i64) -> Result<Option<Entry>> {
     let sql = format!("SELECT {ENTRY_COLUMNS} FROM backfill_migrations WHERE version = ?");
-    let rows = session.query(&sql, &[Value::Int(version)]).map_err(|e| ledger_error("backfill_migrations", e))?;
+    let rows = session
+        .query(&sql, &[Value::Int(version)])
+        .map_err(|e| ledger_error("backfill_migrations", e))?;
     rows.first().map(|r| parse_entry(r)).transpose()
 }
 
@@ -253,7 +268,9 @@ pub fn start(session: &mut dyn Session, s: &Start) -> Result<()> {
         params.push(Value::Int(s.version));
         session.execute(&sql, &params)
     };
-    result.map(|_| ()).map_err(|e| Error::Runtime(format!("recording the start in the ledger failed: {e}")))
+    result
+        .map(|_| ())
+        .map_err(|e| Error::Runtime(format!("recording the start in the ledger failed: {e}")))
 }
 
 /// Records one batch's progress. Must run inside the batch's transaction.
@@ -278,13 +295,27 @@ pub fn checkpoint(
     if let Some(c) = cursor {
         params.push(Value::Text(c.0.clone()));
     }
-    params.extend([Value::Int(rows as i64), Value::Int(batch_size as i64), Value::Timestamp(now()), Value::Int(version)]);
+    params.extend([
+        Value::Int(rows as i64),
+        Value::Int(batch_size as i64),
+        Value::Timestamp(now()),
+        Value::Int(version),
+    ]);
     session.execute(&sql, &params).map(|_| ())
 }
 
 /// Sets the final state of a migration (and its error, if any).
-pub fn finish(session: &mut dyn Session, version: i64, state: State, error: Option<&str>) -> crate::db::DbResult<()> {
-    let finished = if matches!(state, State::Applied | State::Reverted) { Value::Timestamp(now()) } else { Value::Null };
+pub fn finish(
+    session: &mut dyn Session,
+    version: i64,
+    state: State,
+    error: Option<&str>,
+) -> crate::db::DbResult<()> {
+    let finished = if matches!(state, State::Applied | State::Reverted) {
+        Value::Timestamp(now())
+    } else {
+        Value::Null
+    };
     session
         .execute(
             "UPDATE backfill_migrations SET state = ?, finished_at = ?, last_error = ?, updated_at = ? WHERE version = ?",
@@ -293,11 +324,19 @@ pub fn finish(session: &mut dyn Session, version: i64, state: State, error: Opti
         .map(|_| ())
 }
 
-pub fn set_checksum(session: &mut dyn Session, version: i64, checksum: &str) -> crate::db::DbResult<()> {
+pub fn set_checksum(
+    session: &mut dyn Session,
+    version: i64,
+    checksum: &str,
+) -> crate::db::DbResult<()> {
     session
         .execute(
             "UPDATE backfill_migrations SET checksum = ?, updated_at = ? WHERE version = ?",
-            &[checksum.into(), Value::Timestamp(now()), Value::Int(version)],
+            &[
+                checksum.into(),
+                Value::Timestamp(now()),
+                Value::Int(version),
+            ],
         )
         .map(|_| ())
 }
@@ -354,7 +393,10 @@ pub fn insert_run(session: &mut dyn Session, run: &Run) -> crate::db::DbResult<(
 /// Adds a batch's rows to its run. Inside the batch transaction, so the audit count is exact too.
 pub fn add_run_rows(session: &mut dyn Session, run_id: &str, rows: u64) -> crate::db::DbResult<()> {
     session
-        .execute("UPDATE backfill_runs SET row_count = row_count + ? WHERE run_id = ?", &[Value::Int(rows as i64), run_id.into()])
+        .execute(
+            "UPDATE backfill_runs SET row_count = row_count + ? WHERE run_id = ?",
+            &[Value::Int(rows as i64), run_id.into()],
+        )
         .map(|_| ())
 }
 
@@ -370,13 +412,24 @@ pub fn finish_run(
         .execute(
             "UPDATE backfill_runs SET state = ?, finished_at = ?, outcome = ?, error_message = ?, \
              plan_summary = COALESCE(?, plan_summary) WHERE run_id = ?",
-            &[state.into(), Value::Timestamp(now()), outcome.into(), error.into(), plan_summary.into(), run_id.into()],
+            &[
+                state.into(),
+                Value::Timestamp(now()),
+                outcome.into(),
+                error.into(),
+                plan_summary.into(),
+                run_id.into(),
+            ],
         )
         .map(|_| ())
 }
 
 /// Marks runs left `running` by a process that died (the caller holds the lock, so none is alive).
-pub fn abandon_dead_runs(session: &mut dyn Session, version: i64, by_run: &str) -> crate::db::DbResult<u64> {
+pub fn abandon_dead_runs(
+    session: &mut dyn Session,
+    version: i64,
+    by_run: &str,
+) -> crate::db::DbResult<u64> {
     session.execute(
         "UPDATE backfill_runs SET state = 'abandoned', finished_at = ?, outcome = ? WHERE version = ? AND state = 'running' AND run_id <> ?",
         &[
@@ -388,10 +441,15 @@ pub fn abandon_dead_runs(session: &mut dyn Session, version: i64, by_run: &str) 
     )
 }
 
-const RUN_COLUMNS: &str = "run_id, version, action, state, started_at, finished_at, operator_name, host, tool_version, \
+const RUN_COLUMNS: &str =
+    "run_id, version, action, state, started_at, finished_at, operator_name, host, tool_version, \
     checksum, arguments, plan_summary, row_count, outcome, error_message";
 
-pub fn runs(session: &mut dyn Session, version: Option<i64>, since: Option<NaiveDateTime>) -> Result<Vec<Run>> {
+pub fn runs(
+    session: &mut dyn Session,
+    version: Option<i64>,
+    since: Option<NaiveDateTime>,
+) -> Result<Vec<Run>> {
     let mut sql = format!("SELECT {RUN_COLUMNS} FROM backfill_runs WHERE 1 = 1");
     let mut params = Vec::new();
     if let Some(v) = version {
@@ -403,7 +461,9 @@ pub fn runs(session: &mut dyn Session, version: Option<i64>, since: Option<Naive
         params.push(Value::Timestamp(t));
     }
     sql.push_str(" ORDER BY started_at, run_id");
-    let rows = session.query(&sql, &params).map_err(|e| ledger_error("backfill_runs", e))?;
+    let rows = session
+        .query(&sql, &params)
+        .map_err(|e| ledger_error("backfill_runs", e))?;
     Ok(rows
         .iter()
         .map(|r| Run {

@@ -17,7 +17,10 @@ pub fn acquire(session: &mut dyn Session, timeout: Duration) -> Result<()> {
         }
         let waited = started.elapsed();
         if waited >= timeout {
-            let holder = session.lock_holder().map(|h| format!(" (held by {h})")).unwrap_or_default();
+            let holder = session
+                .lock_holder()
+                .map(|h| format!(" (held by {h})"))
+                .unwrap_or_default();
             return Err(Error::Busy(format!(
                 "another backfill runner holds the lock on {}{holder}; gave up after {}s; retry later or raise --lock-timeout",
                 session.describe(),
@@ -25,7 +28,10 @@ pub fn acquire(session: &mut dyn Session, timeout: Duration) -> Result<()> {
             )));
         }
         if !announced {
-            tracing::info!("waiting up to {}s for another runner to finish", timeout.as_secs_f64());
+            tracing::info!(
+                "waiting up to {}s for another runner to finish",
+                timeout.as_secs_f64()
+            );
             announced = true;
         }
         std::thread::sleep(POLL.min(timeout - waited));

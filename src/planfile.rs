@@ -41,14 +41,24 @@ pub fn reviewed(version: i64, name: &str, checksum: &str, plan: &Plan) -> Review
 
 fn fingerprint(migrations: &[Reviewed]) -> String {
     let canonical = serde_json::to_string(migrations).unwrap_or_default();
-    Sha256::digest(canonical.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(canonical.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub fn write(path: &Path, reports: &[PlanReport]) -> Result<()> {
-    let migrations: Vec<Reviewed> =
-        reports.iter().map(|r| reviewed(r.version, &r.name, &r.checksum, &r.plan)).collect();
-    let file = PlanFile { format: FORMAT.into(), fingerprint: fingerprint(&migrations), migrations };
-    let text = serde_json::to_string_pretty(&file).map_err(|e| Error::Runtime(format!("cannot encode the plan: {e}")))?;
+    let migrations: Vec<Reviewed> = reports
+        .iter()
+        .map(|r| reviewed(r.version, &r.name, &r.checksum, &r.plan))
+        .collect();
+    let file = PlanFile {
+        format: FORMAT.into(),
+        fingerprint: fingerprint(&migrations),
+        migrations,
+    };
+    let text = serde_json::to_string_pretty(&file)
+        .map_err(|e| Error::Runtime(format!("cannot encode the plan: {e}")))?;
     std::fs::write(path, text + "\n")
         .map_err(|e| Error::Usage(format!("cannot write plan file {}: {e}", path.display())))
 }
@@ -57,10 +67,17 @@ pub fn read(path: &Path) -> Result<PlanFile> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Usage(format!("cannot read plan file {}: {e}", path.display())))?;
     let file: PlanFile = serde_json::from_str(&text).map_err(|e| {
-        Error::Usage(format!("plan file {} is not a backfill plan ({e}); write it with `backfill plan --out`", path.display()))
+        Error::Usage(format!(
+            "plan file {} is not a backfill plan ({e}); write it with `backfill plan --out`",
+            path.display()
+        ))
     })?;
     if file.format != FORMAT {
-        return Err(Error::Usage(format!("plan file {} has format `{}`, expected `{FORMAT}`", path.display(), file.format)));
+        return Err(Error::Usage(format!(
+            "plan file {} has format `{}`, expected `{FORMAT}`",
+            path.display(),
+            file.format
+        )));
     }
     if fingerprint(&file.migrations) != file.fingerprint {
         return Err(Error::Refused(format!(
@@ -86,11 +103,19 @@ pub fn gate(file: &PlanFile, now: &Reviewed) -> Result<()> {
         )));
     }
     if seen.counts != now.counts {
-        let keys: std::collections::BTreeSet<i64> = seen.counts.keys().chain(now.counts.keys()).copied().collect();
+        let keys: std::collections::BTreeSet<i64> = seen
+            .counts
+            .keys()
+            .chain(now.counts.keys())
+            .copied()
+            .collect();
         let diffs: Vec<String> = keys
             .into_iter()
             .filter_map(|k| {
-                let (a, b) = (seen.counts.get(&k).copied().unwrap_or(0), now.counts.get(&k).copied().unwrap_or(0));
+                let (a, b) = (
+                    seen.counts.get(&k).copied().unwrap_or(0),
+                    now.counts.get(&k).copied().unwrap_or(0),
+                );
                 (a != b).then(|| format!("scenario {k}: reviewed {a}, now {b}"))
             })
             .collect();

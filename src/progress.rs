@@ -21,13 +21,21 @@ impl Progress {
         let bar = (!quiet && terminal).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("{prefix} {spinner} {human_pos} rows, {per_sec}, {elapsed}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ProgressStyle::with_template(
+                    "{prefix} {spinner} {human_pos} rows, {per_sec}, {elapsed}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.set_prefix(label.clone());
             bar
         });
-        Progress { bar, lines: !quiet && !terminal, label, started: Instant::now(), last_line: Instant::now() }
+        Progress {
+            bar,
+            lines: !quiet && !terminal,
+            label,
+            started: Instant::now(),
+            last_line: Instant::now(),
+        }
     }
 
     pub fn update(&mut self, rows: u64, batches: u64) {
@@ -37,7 +45,11 @@ impl Progress {
         if self.lines && self.last_line.elapsed() >= LINE_EVERY {
             self.last_line = Instant::now();
             let secs = self.started.elapsed().as_secs_f64().max(0.001);
-            eprintln!("{}: {rows} rows in {batches} batches, {:.0} rows/s", self.label, rows as f64 / secs);
+            eprintln!(
+                "{}: {rows} rows in {batches} batches, {:.0} rows/s",
+                self.label,
+                rows as f64 / secs
+            );
         }
     }
 

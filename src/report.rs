@@ -36,7 +36,10 @@ pub fn status(target: &str, lines: &[StatusLine], format: Format) -> String {
             out
         }
         Format::Text => {
-            let mut out = format!("target: {target}\n{:<14} {:<28} {:<10} {:>10} {:>10} {:<9} {}\n", "VERSION", "NAME", "STATE", "APPLIED", "REVERTED", "CHECKSUM", "UPDATED (UTC)");
+            let mut out = format!(
+                "target: {target}\n{:<14} {:<28} {:<10} {:>10} {:>10} {:<9} {}\n",
+                "VERSION", "NAME", "STATE", "APPLIED", "REVERTED", "CHECKSUM", "UPDATED (UTC)"
+            );
             for l in lines {
                 out.push_str(&format!(
                     "{:<14} {:<28} {:<10} {:>10} {:>10} {:<9} {}\n",
@@ -86,9 +89,20 @@ pub fn plans(reports: &[PlanReport], format: Format) -> String {
                 .map(|s| format!("#{} {}", s["id"], s["name"].as_str().unwrap_or("")))
                 .collect();
             if md {
-                out.push_str(&format!("| {} | {} | {} |\n", g.key, g.count, samples.join("; ").replace('|', "\\|")));
+                out.push_str(&format!(
+                    "| {} | {} | {} |\n",
+                    g.key,
+                    g.count,
+                    samples.join("; ").replace('|', "\\|")
+                ));
             } else {
-                out.push_str(&format!("  {}={:<8} {:>8} rows   e.g. {}\n", p.group_by, g.key, g.count, samples.join("; ")));
+                out.push_str(&format!(
+                    "  {}={:<8} {:>8} rows   e.g. {}\n",
+                    p.group_by,
+                    g.key,
+                    g.count,
+                    samples.join("; ")
+                ));
             }
         }
         out.push('\n');
@@ -107,7 +121,11 @@ pub fn outcomes(outcomes: &[Outcome], format: Format, nothing: &str) -> String {
                     crate::ledger::Action::Revert => "deleted",
                     _ => "wrote",
                 };
-                let note = o.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+                let note = o
+                    .note
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default();
                 format!(
                     "V{}__{}: {} — {verb} {} rows in {} batches, {:.2}s, run {}{note}\n",
                     o.version, o.name, o.state, o.rows, o.batches, o.seconds, o.run_id
@@ -126,7 +144,8 @@ pub fn verify(problems: &[String], checked: usize, format: Format) -> String {
 }
 
 fn ts(t: Option<chrono::NaiveDateTime>) -> String {
-    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into())
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 fn duration(run: &Run) -> String {
@@ -138,10 +157,18 @@ fn duration(run: &Run) -> String {
 
 /// Planned counts per group from a run's plan summary, as "3: 10, 7: 2".
 fn planned(run: &Run) -> String {
-    let Some(plan) = run.plan_summary.as_deref().and_then(|s| serde_json::from_str::<crate::migration::Plan>(s).ok()) else {
+    let Some(plan) = run
+        .plan_summary
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<crate::migration::Plan>(s).ok())
+    else {
         return "-".into();
     };
-    let groups: Vec<String> = plan.groups.iter().map(|g| format!("{}: {}", g.key, g.count)).collect();
+    let groups: Vec<String> = plan
+        .groups
+        .iter()
+        .map(|g| format!("{}: {}", g.key, g.count))
+        .collect();
     format!("{} ({})", plan.total, groups.join(", "))
 }
 
@@ -163,8 +190,15 @@ pub fn log(runs: &[Run], format: Format) -> String {
                     r.operator,
                     r.host,
                     r.tool_version,
-                    r.checksum.as_deref().and_then(|c| c.get(..12)).unwrap_or(""),
-                    r.error.as_deref().or(r.outcome.as_deref()).unwrap_or("").replace('|', "\\|")
+                    r.checksum
+                        .as_deref()
+                        .and_then(|c| c.get(..12))
+                        .unwrap_or(""),
+                    r.error
+                        .as_deref()
+                        .or(r.outcome.as_deref())
+                        .unwrap_or("")
+                        .replace('|', "\\|")
                 ));
             }
             out
@@ -183,7 +217,11 @@ pub fn log(runs: &[Run], format: Format) -> String {
                     r.operator,
                     r.host,
                     r.run_id,
-                    r.error.as_deref().or(r.outcome.as_deref()).map(|o| format!(": {o}")).unwrap_or_default()
+                    r.error
+                        .as_deref()
+                        .or(r.outcome.as_deref())
+                        .map(|o| format!(": {o}"))
+                        .unwrap_or_default()
                 )
             })
             .collect(),

@@ -72,7 +72,9 @@ pub enum Selection {
 
 pub fn find(version: i64) -> Result<&'static Registered> {
     registry::find(version).ok_or_else(|| {
-        Error::Usage(format!("unknown version {version}; `backfill status` lists the versions this binary knows"))
+        Error::Usage(format!(
+            "unknown version {version}; `backfill status` lists the versions this binary knows"
+        ))
     })
 }
 
@@ -118,7 +120,10 @@ fn refuse_drift(entries: &[Entry]) -> Result<()> {
 fn is_pending(entry: Option<&Entry>) -> bool {
     match entry {
         None => true,
-        Some(e) => e.last_action == Action::Apply.as_str() && matches!(e.state, State::Running | State::Failed),
+        Some(e) => {
+            e.last_action == Action::Apply.as_str()
+                && matches!(e.state, State::Running | State::Failed)
+        }
     }
 }
 
@@ -134,15 +139,25 @@ fn selected(entries: &[Entry], selection: Selection) -> Result<Vec<&'static Regi
         }
         Selection::UpTo(v) => {
             find(v)?;
-            registry::all().iter().filter(|m| m.version <= v && is_pending(entry(m.version))).collect()
+            registry::all()
+                .iter()
+                .filter(|m| m.version <= v && is_pending(entry(m.version)))
+                .collect()
         }
-        Selection::Pending => registry::all().iter().filter(|m| is_pending(entry(m.version))).collect(),
+        Selection::Pending => registry::all()
+            .iter()
+            .filter(|m| is_pending(entry(m.version)))
+            .collect(),
     })
 }
 
 /// `apply`: runs the selected migrations in version order under the runner lock. Returns nothing when
 /// there was nothing to do (also when another runner did it while we waited).
-pub fn apply(session: &mut dyn Session, selection: Selection, opts: &Options) -> Result<Vec<Outcome>> {
+pub fn apply(
+    session: &mut dyn Session,
+    selection: Selection,
+    opts: &Options,
+) -> Result<Vec<Outcome>> {
     prepare_ledger(session, opts.lock_timeout)?;
     let entries = ledger::entries(session)?;
     refuse_drift(&entries)?;
@@ -155,7 +170,11 @@ pub fn apply(session: &mut dyn Session, selection: Selection, opts: &Options) ->
     result
 }
 
-fn apply_locked(session: &mut dyn Session, selection: Selection, opts: &Options) -> Result<Vec<Outcome>> {
+fn apply_locked(
+    session: &mut dyn Session,
+    selection: Selection,
+    opts: &Options,
+) -> Result<Vec<Outcome>> {
     // Look again: the runner we waited for may have done it all.
     let entries = ledger::entries(session)?;
     refuse_drift(&entries)?;
@@ -199,8 +218,16 @@ fn apply_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Res
     let resume = entry.as_ref().filter(|e| is_pending(Some(e)));
     let cursor = resume.and_then(|e| e.apply_cursor.clone());
     // A resumed migration keeps the date it started with, so all its rows share one effective date.
-    let run_date = resume.and_then(|e| e.started_at).map_or_else(today, |t| t.date());
-    let ctx = Context { version: reg.version, run_id: uuid::Uuid::nil(), run_date, scenario: None, ledger_rows: 0 };
+    let run_date = resume
+        .and_then(|e| e.started_at)
+        .map_or_else(today, |t| t.date());
+    let ctx = Context {
+        version: reg.version,
+        run_id: uuid::Uuid::nil(),
+        run_date,
+        scenario: None,
+        ledger_rows: 0,
+    };
     let mut run = new_run(Action::Apply, Some(reg), opts);
     if let Some(file) = &opts.expect_plan {
         let plan = compute_plan(session, reg, &ctx, opts)?;
@@ -210,7 +237,16 @@ fn apply_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Res
         }
         run.plan_summary = serde_json::to_string(&plan).ok();
     }
-    run_one(session, reg, run, ctx, entry.as_ref(), resume.is_none(), cursor, opts)
+    run_one(
+        session,
+        reg,
+        run,
+        ctx,
+        entry.as_ref(),
+        resume.is_none(),
+        cursor,
+        opts,
+    )
 }
 
 /// Records a refused run in the audit table and returns the refusal.
@@ -225,11 +261,21 @@ fn refuse(session: &mut dyn Session, mut run: Run, refusal: Error) -> Error {
 }
 
 /// The plan as of now, in a read-only transaction.
-fn compute_plan(session: &mut dyn Session, reg: &Registered, ctx: &Context, opts: &Options) -> Result<Plan> {
+fn compute_plan(
+    session: &mut dyn Session,
+    reg: &Registered,
+    ctx: &Context,
+    opts: &Options,
+) -> Result<Plan> {
     session.begin(true)?;
     let plan = reg.migration.plan(session, ctx, opts.samples);
     let _ = session.rollback();
-    plan.map_err(|e| Error::Runtime(format!("planning V{}__{} failed: {e}", reg.version, reg.name)))
+    plan.map_err(|e| {
+        Error::Runtime(format!(
+            "planning V{}__{} failed: {e}",
+            reg.version, reg.name
+        ))
+    })
 }
 
 /// The common part of apply and revert: audit row, ledger start, batches, final state.
@@ -245,13 +291,21 @@ fn run_one(
     opts: &Options,
 ) -> Result<Outcome> {
     let started = Instant::now();
-    let action = if run.action == Action::Revert.as_str() { Action::Revert } else { Action::Apply };
+    let action = if run.action == Action::Revert.as_str() {
+        Action::Revert
+    } else {
+        Action::Apply
+    };
     ctx.run_id = uuid::Uuid::parse_str(&run.run_id).unwrap_or_else(|_| uuid::Uuid::now_v7());
     ledger::insert_run(session, &run).map_err(audit_error)?;
     let note = match entry {
         Some(e) if e.state.in_progress() => {
             ledger::abandon_dead_runs(session, reg.version, &run.run_id).map_err(audit_error)?;
-            tracing::warn!("V{} was left {} by a runner that died; resuming from its last checkpoint", reg.version, e.state);
+            tracing::warn!(
+                "V{} was left {} by a runner that died; resuming from its last checkpoint",
+                reg.version,
+                e.state
+            );
             Some(format!("resumed after a runner died while {}", e.state))
         }
         Some(e) if !fresh => Some(format!("resumed from the checkpoint of a {} run", e.state)),
@@ -274,9 +328,21 @@ fn run_one(
     match run_batches(session, reg, action, &ctx, cursor, opts, &run.run_id) {
         Ok((rows, batches)) => {
             let outcome = format!("{} {rows} rows in {batches} batches", past_tense(action));
-            let done = ledger::finish(session, reg.version, final_state, None)
-                .and_then(|_| ledger::finish_run(session, &run.run_id, "succeeded", Some(&outcome), None, None));
-            done.map_err(|e| Error::Runtime(format!("the work is done but recording it failed: {e}; rerun to record it")))?;
+            let done = ledger::finish(session, reg.version, final_state, None).and_then(|_| {
+                ledger::finish_run(
+                    session,
+                    &run.run_id,
+                    "succeeded",
+                    Some(&outcome),
+                    None,
+                    None,
+                )
+            });
+            done.map_err(|e| {
+                Error::Runtime(format!(
+                    "the work is done but recording it failed: {e}; rerun to record it"
+                ))
+            })?;
             Ok(Outcome {
                 version: reg.version,
                 name: reg.name.into(),
@@ -306,11 +372,17 @@ fn past_tense(action: Action) -> &'static str {
 /// Best effort: if the connection is gone, the next runner finds the `running` row and recovers.
 fn record_failure(session: &mut dyn Session, version: i64, run_id: &str, err: &Error) {
     let message = err.to_string();
-    let run_state = if matches!(err, Error::Interrupted(_)) { "interrupted" } else { "failed" };
+    let run_state = if matches!(err, Error::Interrupted(_)) {
+        "interrupted"
+    } else {
+        "failed"
+    };
     let recorded = ledger::finish(session, version, State::Failed, Some(&message))
         .and_then(|_| ledger::finish_run(session, run_id, run_state, None, Some(&message), None));
     if let Err(e) = recorded {
-        tracing::warn!("could not record the failure in the ledger ({e}); the next run will recover it");
+        tracing::warn!(
+            "could not record the failure in the ledger ({e}); the next run will recover it"
+        );
     }
 }
 
@@ -340,7 +412,9 @@ impl Hooks {
             std::process::abort();
         }
         if self.fail_at == Some(batch) {
-            return Err(DbError::query(format!("injected failure at batch {batch} (BACKFILL_TEST_FAIL_AT_BATCH)")));
+            return Err(DbError::query(format!(
+                "injected failure at batch {batch} (BACKFILL_TEST_FAIL_AT_BATCH)"
+            )));
         }
         Ok(())
     }
@@ -357,7 +431,10 @@ fn run_batches(
     run_id: &str,
 ) -> Result<(u64, u64)> {
     let hooks = Hooks::from_env();
-    let mut progress = Progress::new(format!("{} V{}__{}", action.as_str(), reg.version, reg.name), opts.quiet);
+    let mut progress = Progress::new(
+        format!("{} V{}__{}", action.as_str(), reg.version, reg.name),
+        opts.quiet,
+    );
     session.set_statement_timeout(opts.statement_timeout)?;
     let (mut rows, mut batches) = (0u64, 0u64);
     loop {
@@ -366,8 +443,18 @@ fn run_batches(
             return Err(Error::Interrupted(sig));
         }
         batches += 1;
-        let step = one_batch(session, reg, action, ctx, cursor.as_ref(), opts.batch_size, run_id, &hooks, batches)
-            .map_err(|e| batch_error(reg, batches, e))?;
+        let step = one_batch(
+            session,
+            reg,
+            action,
+            ctx,
+            cursor.as_ref(),
+            opts.batch_size,
+            run_id,
+            &hooks,
+            batches,
+        )
+        .map_err(|e| batch_error(reg, batches, e))?;
         rows += step.rows();
         progress.update(rows, batches);
         match step {
@@ -420,7 +507,10 @@ fn one_batch(
 }
 
 fn batch_error(reg: &Registered, batch: u64, e: DbError) -> Error {
-    let what = format!("V{}__{} batch {batch} failed and was rolled back: {e}", reg.version, reg.name);
+    let what = format!(
+        "V{}__{} batch {batch} failed and was rolled back: {e}",
+        reg.version, reg.name
+    );
     match e.kind {
         ErrorKind::Connection => Error::Runtime(format!("{what}; the database connection was lost, rerun to resume from the last committed batch")),
         _ => Error::Runtime(format!("{what}; fix the cause and rerun to resume from the last committed batch")),
@@ -451,10 +541,17 @@ fn revert_locked(
     opts: &Options,
 ) -> Result<Outcome> {
     let v = reg.version;
-    let entry = ledger::entry(session, v)?
-        .ok_or_else(|| Error::Usage(format!("V{v}__{} was never applied; nothing to revert", reg.name)))?;
+    let entry = ledger::entry(session, v)?.ok_or_else(|| {
+        Error::Usage(format!(
+            "V{v}__{} was never applied; nothing to revert",
+            reg.name
+        ))
+    })?;
     if entry.state == State::Reverted {
-        return Err(Error::Usage(format!("V{v}__{} is already reverted; nothing to do", reg.name)));
+        return Err(Error::Usage(format!(
+            "V{v}__{} is already reverted; nothing to do",
+            reg.name
+        )));
     }
     if drifted(&entry, reg) {
         return Err(drift_error(&entry, reg));
@@ -472,13 +569,31 @@ fn revert_locked(
     let resuming = entry.last_action == Action::Revert.as_str()
         && matches!(entry.state, State::Reverting | State::Failed)
         && entry.revert_scenario == scenario;
-    let cursor = if resuming { entry.revert_cursor.clone() } else { None };
+    let cursor = if resuming {
+        entry.revert_cursor.clone()
+    } else {
+        None
+    };
     let run = new_run(Action::Revert, Some(reg), opts);
-    run_one(session, reg, run, ctx, Some(&entry), !resuming, cursor, opts)
+    run_one(
+        session,
+        reg,
+        run,
+        ctx,
+        Some(&entry),
+        !resuming,
+        cursor,
+        opts,
+    )
 }
 
 /// Rule 4: rows edited after the backfill are someone's work; refuse unless `--force`.
-fn refuse_edited(session: &mut dyn Session, reg: &Registered, ctx: &Context, opts: &Options) -> Result<()> {
+fn refuse_edited(
+    session: &mut dyn Session,
+    reg: &Registered,
+    ctx: &Context,
+    opts: &Options,
+) -> Result<()> {
     session.begin(true)?;
     let edited = reg.migration.edited_rows(session, ctx);
     let _ = session.rollback();
@@ -494,7 +609,11 @@ fn refuse_edited(session: &mut dyn Session, reg: &Registered, ctx: &Context, opt
         edited.len(),
         ids.join(", ")
     );
-    Err(refuse(session, new_run(Action::Revert, Some(reg), opts), Error::Refused(message)))
+    Err(refuse(
+        session,
+        new_run(Action::Revert, Some(reg), opts),
+        Error::Refused(message),
+    ))
 }
 
 /// One migration's plan, as reported.
@@ -508,13 +627,20 @@ pub struct PlanReport {
 }
 
 /// `plan [VERSION]`: read-only; the pending migrations by default.
-pub fn plan(session: &mut dyn Session, version: Option<i64>, opts: &Options) -> Result<Vec<PlanReport>> {
+pub fn plan(
+    session: &mut dyn Session,
+    version: Option<i64>,
+    opts: &Options,
+) -> Result<Vec<PlanReport>> {
     prepare_ledger(session, opts.lock_timeout)?;
     let migrations = match version {
         Some(v) => vec![find(v)?],
         None => selected(&ledger::entries(session)?, Selection::Pending)?,
     };
-    migrations.into_iter().map(|reg| plan_one(session, reg, opts)).collect()
+    migrations
+        .into_iter()
+        .map(|reg| plan_one(session, reg, opts))
+        .collect()
 }
 
 fn plan_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Result<PlanReport> {
@@ -532,11 +658,24 @@ fn plan_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Resu
     if audited {
         let summary = serde_json::to_string(&plan).unwrap_or_default();
         let outcome = format!("would write {} rows", plan.total);
-        if let Err(e) = ledger::finish_run(session, &run.run_id, "succeeded", Some(&outcome), None, Some(&summary)) {
+        if let Err(e) = ledger::finish_run(
+            session,
+            &run.run_id,
+            "succeeded",
+            Some(&outcome),
+            None,
+            Some(&summary),
+        ) {
             tracing::warn!("could not record the plan in the audit table: {e}");
         }
     }
-    Ok(PlanReport { version: reg.version, name: reg.name.into(), checksum: reg.checksum.into(), run_id: run.run_id, plan })
+    Ok(PlanReport {
+        version: reg.version,
+        name: reg.name.into(),
+        checksum: reg.checksum.into(),
+        run_id: run.run_id,
+        plan,
+    })
 }
 
 /// One line of `status`.
@@ -558,21 +697,26 @@ pub fn status(session: &mut dyn Session, opts: &Options) -> Result<Vec<StatusLin
     let entries = ledger::entries(session)?;
     let mut lines: Vec<StatusLine> = registry::all()
         .iter()
-        .map(|reg| match entries.iter().find(|e| e.version == reg.version) {
-            None => StatusLine {
-                version: reg.version,
-                name: reg.name.into(),
-                state: "pending".into(),
-                checksum_ok: true,
-                rows_applied: 0,
-                rows_reverted: 0,
-                updated_at: None,
-                last_error: None,
+        .map(
+            |reg| match entries.iter().find(|e| e.version == reg.version) {
+                None => StatusLine {
+                    version: reg.version,
+                    name: reg.name.into(),
+                    state: "pending".into(),
+                    checksum_ok: true,
+                    rows_applied: 0,
+                    rows_reverted: 0,
+                    updated_at: None,
+                    last_error: None,
+                },
+                Some(e) => status_line(e, !drifted(e, reg), e.state.as_str()),
             },
-            Some(e) => status_line(e, !drifted(e, reg), e.state.as_str()),
-        })
+        )
         .collect();
-    for e in entries.iter().filter(|e| registry::find(e.version).is_none()) {
+    for e in entries
+        .iter()
+        .filter(|e| registry::find(e.version).is_none())
+    {
         lines.push(status_line(e, false, "unknown"));
     }
     lines.sort_by_key(|l| l.version);
@@ -587,7 +731,9 @@ fn status_line(e: &Entry, checksum_ok: bool, state: &str) -> StatusLine {
         checksum_ok,
         rows_applied: e.rows_applied,
         rows_reverted: e.rows_reverted,
-        updated_at: e.updated_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+        updated_at: e
+            .updated_at
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
         last_error: e.last_error.clone(),
     }
 }
@@ -622,7 +768,11 @@ pub fn verify(session: &mut dyn Session, data: bool, opts: &Options) -> Result<V
             _ => {}
         }
     }
-    let newest_applied = entries.iter().filter(|e| e.state == State::Applied).map(|e| e.version).max();
+    let newest_applied = entries
+        .iter()
+        .filter(|e| e.state == State::Applied)
+        .map(|e| e.version)
+        .max();
     for reg in registry::all() {
         let started = entries.iter().any(|e| e.version == reg.version);
         if !started && newest_applied.is_some_and(|n| reg.version < n) {
@@ -644,7 +794,9 @@ pub fn verify(session: &mut dyn Session, data: bool, opts: &Options) -> Result<V
 fn check_data(session: &mut dyn Session, entries: &[Entry]) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for e in entries.iter().filter(|e| e.state == State::Applied) {
-        let Some(reg) = registry::find(e.version) else { continue };
+        let Some(reg) = registry::find(e.version) else {
+            continue;
+        };
         let ctx = Context {
             version: e.version,
             run_id: uuid::Uuid::nil(),
@@ -655,8 +807,13 @@ fn check_data(session: &mut dyn Session, entries: &[Entry]) -> Result<Vec<String
         session.begin(true)?;
         let found = reg.migration.check(session, &ctx);
         let _ = session.rollback();
-        let found = found.map_err(|err| Error::Runtime(format!("checking V{} failed: {err}", e.version)))?;
-        problems.extend(found.into_iter().map(|p| format!("V{}__{}: {p}", e.version, e.name)));
+        let found = found
+            .map_err(|err| Error::Runtime(format!("checking V{} failed: {err}", e.version)))?;
+        problems.extend(
+            found
+                .into_iter()
+                .map(|p| format!("V{}__{}: {p}", e.version, e.name)),
+        );
     }
     Ok(problems)
 }
@@ -665,15 +822,25 @@ fn check_data(session: &mut dyn Session, entries: &[Entry]) -> Result<Vec<String
 pub fn repair_checksum(session: &mut dyn Session, version: i64, opts: &Options) -> Result<String> {
     repair(session, version, opts, |session, reg, entry| {
         if !drifted(entry, reg) {
-            return Err(Error::Usage(format!("V{version} has no checksum drift; nothing to repair")));
+            return Err(Error::Usage(format!(
+                "V{version} has no checksum drift; nothing to repair"
+            )));
         }
         ledger::set_checksum(session, version, reg.checksum)?;
-        Ok(format!("accepted checksum {}… for V{version} (was {}…)", &reg.checksum[..12], entry.checksum.get(..12).unwrap_or("")))
+        Ok(format!(
+            "accepted checksum {}… for V{version} (was {}…)",
+            &reg.checksum[..12],
+            entry.checksum.get(..12).unwrap_or("")
+        ))
     })
 }
 
 /// `repair VERSION --mark-failed`: a run that is recorded as in progress but is not (we hold the lock).
-pub fn repair_mark_failed(session: &mut dyn Session, version: i64, opts: &Options) -> Result<String> {
+pub fn repair_mark_failed(
+    session: &mut dyn Session,
+    version: i64,
+    opts: &Options,
+) -> Result<String> {
     repair(session, version, opts, |session, _reg, entry| {
         if !entry.state.in_progress() {
             return Err(Error::Usage(format!(
@@ -681,7 +848,12 @@ pub fn repair_mark_failed(session: &mut dyn Session, version: i64, opts: &Option
                 entry.state
             )));
         }
-        ledger::finish(session, version, State::Failed, Some("marked failed by repair"))?;
+        ledger::finish(
+            session,
+            version,
+            State::Failed,
+            Some("marked failed by repair"),
+        )?;
         Ok(format!("marked V{version} failed (was {}); `backfill apply {version}` or `backfill revert {version}` resumes", entry.state))
     })
 }

@@ -48,7 +48,9 @@ impl DataMigration for Backfill {
 fn valid_name(name: &str) -> bool {
     name.len() <= 100
         && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !name.contains("__")
 }
 
@@ -70,17 +72,27 @@ pub fn create(dir: &Path, name: &str) -> Result<PathBuf> {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    if let Some(clash) = existing.iter().find(|f| f.ends_with(&format!("__{name}.rs"))) {
-        return Err(Error::Usage(format!("a migration named `{name}` already exists: {clash}; pick another name")));
+    if let Some(clash) = existing
+        .iter()
+        .find(|f| f.ends_with(&format!("__{name}.rs")))
+    {
+        return Err(Error::Usage(format!(
+            "a migration named `{name}` already exists: {clash}; pick another name"
+        )));
     }
     let minute = chrono::Utc::now().format("%Y%m%d%H%M").to_string();
     let version = (1..100)
         .map(|n| format!("{minute}{n:02}"))
         .find(|v| !existing.iter().any(|f| f.starts_with(&format!("V{v}__"))))
-        .ok_or_else(|| Error::Usage("99 migrations created this minute already; wait a minute".into()))?;
+        .ok_or_else(|| {
+            Error::Usage("99 migrations created this minute already; wait a minute".into())
+        })?;
     let file = format!("V{version}__{name}.rs");
     let path = dir.join(&file);
-    let text = TEMPLATE.replace("__NAME__", name).replace("__FILE__", &file);
-    std::fs::write(&path, text).map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
+    let text = TEMPLATE
+        .replace("__NAME__", name)
+        .replace("__FILE__", &file);
+    std::fs::write(&path, text)
+        .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
     Ok(path)
 }

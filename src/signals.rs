@@ -13,7 +13,9 @@ pub fn install() {
         let _ = signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&seen));
         let _ = signal_hook::flag::register(sig, Arc::clone(&seen));
         // SAFETY: the handler only stores into an atomic, which is async-signal-safe.
-        let _ = unsafe { signal_hook::low_level::register(sig, move || RECEIVED.store(sig, Ordering::SeqCst)) };
+        let _ = unsafe {
+            signal_hook::low_level::register(sig, move || RECEIVED.store(sig, Ordering::SeqCst))
+        };
     }
 }
 

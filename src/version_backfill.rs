@@ -25,7 +25,11 @@ const MAX_LISTED: i64 = 100;
 impl VersionBackfill {
     /// Entities linked to a scenario with the lowest scenario id each, optionally for ids in (lo, hi].
     fn eligible(&self, ranged: bool) -> String {
-        let range = if ranged { format!(" AND {0} > ? AND {0} <= ?", self.link_entity) } else { String::new() };
+        let range = if ranged {
+            format!(" AND {0} > ? AND {0} <= ?", self.link_entity)
+        } else {
+            String::new()
+        };
         format!(
             "(SELECT {e} AS entity_id, MIN({s}) AS scenario_id FROM {link} WHERE {s} IS NOT NULL{range} GROUP BY {e})",
             e = self.link_entity,
@@ -56,7 +60,10 @@ impl VersionBackfill {
         );
         let mut params = Vec::new();
         if let Some(s) = ctx.scenario {
-            sql.push_str(&format!(" AND {} = ?", d.json_text("metadata", "scenario_id")));
+            sql.push_str(&format!(
+                " AND {} = ?",
+                d.json_text("metadata", "scenario_id")
+            ));
             params.push(Value::Text(s.to_string()));
         }
         (sql, params)
@@ -64,8 +71,12 @@ impl VersionBackfill {
 
     /// The last id of the next `size` ids of `table` after `after`, or `None` when there are none.
     fn next_bound(tx: &mut dyn Tx, table: &str, after: i64, size: u64) -> DbResult<Option<i64>> {
-        let sql = format!("SELECT MAX(id) FROM (SELECT id FROM {table} WHERE id > ? ORDER BY id LIMIT ?) t");
-        Ok(tx.query_scalar(&sql, &[Value::Int(after), Value::Int(size as i64)])?.as_i64())
+        let sql = format!(
+            "SELECT MAX(id) FROM (SELECT id FROM {table} WHERE id > ? ORDER BY id LIMIT ?) t"
+        );
+        Ok(tx
+            .query_scalar(&sql, &[Value::Int(after), Value::Int(size as i64)])?
+            .as_i64())
     }
 
     fn count(tx: &mut dyn Tx, sql: &str, params: &[Value]) -> DbResult<u64> {
@@ -76,12 +87,19 @@ impl VersionBackfill {
 impl DataMigration for VersionBackfill {
     fn plan(&self, tx: &mut dyn Tx, _ctx: &Context, samples: usize) -> DbResult<Plan> {
         let counts = tx.query(
-            &format!("SELECT s.scenario_id, COUNT(*) {} GROUP BY s.scenario_id ORDER BY s.scenario_id", self.pending_from(false)),
+            &format!(
+                "SELECT s.scenario_id, COUNT(*) {} GROUP BY s.scenario_id ORDER BY s.scenario_id",
+                self.pending_from(false)
+            ),
             &[],
         )?;
         let mut groups: Vec<Group> = counts
             .iter()
-            .map(|r| Group { key: int(r, 0), count: int(r, 1) as u64, samples: Vec::new() })
+            .map(|r| Group {
+                key: int(r, 0),
+                count: int(r, 1) as u64,
+                samples: Vec::new(),
+            })
             .collect();
         let sample_sql = format!(
             "SELECT scenario_id, id, organization_id, name FROM (SELECT s.scenario_id, e.id, e.organization_id, e.name, \
@@ -93,7 +111,9 @@ impl DataMigration for VersionBackfill {
             if let Some(g) = groups.iter_mut().find(|g| g.key == key) {
                 let mut it = row.into_iter().skip(1);
                 let mut next = || it.next().unwrap_or(Value::Null).into_json();
-                g.samples.push(serde_json::json!({ "id": next(), "organization_id": next(), "name": next() }));
+                g.samples.push(
+                    serde_json::json!({ "id": next(), "organization_id": next(), "name": next() }),
+                );
             }
         }
         let skipped = Self::count(
@@ -107,7 +127,12 @@ impl DataMigration for VersionBackfill {
             &[],
         )?;
         let total = groups.iter().map(|g| g.count).sum();
-        Ok(Plan { group_by: "scenario_id".into(), total, skipped, groups })
+        Ok(Plan {
+            group_by: "scenario_id".into(),
+            total,
+            skipped,
+            groups,
+        })
     }
 
     fn apply(&self, tx: &mut dyn Tx, batch: &Batch) -> DbResult<Step> {
@@ -136,7 +161,10 @@ impl DataMigration for VersionBackfill {
         );
         let date = Value::Text(batch.ctx.run_date.format("%Y-%m-%d").to_string());
         let rows = tx.execute(&sql, &[date, Value::Int(after), Value::Int(hi)])?;
-        Ok(Step::More { cursor: Cursor::from_id(hi), rows })
+        Ok(Step::More {
+            cursor: Cursor::from_id(hi),
+            rows,
+        })
     }
 
     fn revert(&self, tx: &mut dyn Tx, batch: &Batch) -> DbResult<Step> {
@@ -145,11 +173,17 @@ impl DataMigration for VersionBackfill {
             return Ok(Step::Done { rows: 0 });
         };
         let (marker, extra) = self.marker(tx.dialect(), batch.ctx);
-        let sql = format!("DELETE FROM {} WHERE id > ? AND id <= ? AND {marker}", self.versions);
+        let sql = format!(
+            "DELETE FROM {} WHERE id > ? AND id <= ? AND {marker}",
+            self.versions
+        );
         let mut params = vec![Value::Int(after), Value::Int(hi)];
         params.extend(extra);
         let rows = tx.execute(&sql, &params)?;
-        Ok(Step::More { cursor: Cursor::from_id(hi), rows })
+        Ok(Step::More {
+            cursor: Cursor::from_id(hi),
+            rows,
+        })
     }
 
     fn edited_rows(&self, tx: &mut dyn Tx, ctx: &Context) -> DbResult<Vec<i64>> {
@@ -163,17 +197,34 @@ impl DataMigration for VersionBackfill {
 
     fn check(&self, tx: &mut dyn Tx, ctx: &Context) -> DbResult<Vec<String>> {
         let mut problems = Vec::new();
-        let (marker, _) = self.marker(tx.dialect(), &Context { scenario: None, ..ctx.clone() });
-        let marked = Self::count(tx, &format!("SELECT COUNT(*) FROM {} WHERE {marker}", self.versions), &[])?;
+        let (marker, _) = self.marker(
+            tx.dialect(),
+            &Context {
+                scenario: None,
+                ..ctx.clone()
+            },
+        );
+        let marked = Self::count(
+            tx,
+            &format!("SELECT COUNT(*) FROM {} WHERE {marker}", self.versions),
+            &[],
+        )?;
         if marked as i64 != ctx.ledger_rows {
             problems.push(format!(
                 "{}: {marked} rows carry migration {} but the ledger says it wrote {}",
                 self.versions, ctx.version, ctx.ledger_rows
             ));
         }
-        let missing = Self::count(tx, &format!("SELECT COUNT(*) {}", self.pending_from(false)), &[])?;
+        let missing = Self::count(
+            tx,
+            &format!("SELECT COUNT(*) {}", self.pending_from(false)),
+            &[],
+        )?;
         if missing > 0 {
-            problems.push(format!("{}: {missing} eligible {} still have no version", self.versions, self.entity));
+            problems.push(format!(
+                "{}: {missing} eligible {} still have no version",
+                self.versions, self.entity
+            ));
         }
         let doubled = Self::count(
             tx,
@@ -185,15 +236,24 @@ impl DataMigration for VersionBackfill {
             &[],
         )?;
         if doubled > 0 {
-            problems.push(format!("{}: {doubled} {} have more than one backfilled version", self.versions, self.entity));
+            problems.push(format!(
+                "{}: {doubled} {} have more than one backfilled version",
+                self.versions, self.entity
+            ));
         }
         let no_group = Self::count(
             tx,
-            &format!("SELECT COUNT(*) FROM {} WHERE {marker} AND version_group_id IS NULL", self.versions),
+            &format!(
+                "SELECT COUNT(*) FROM {} WHERE {marker} AND version_group_id IS NULL",
+                self.versions
+            ),
             &[],
         )?;
         if no_group > 0 {
-            problems.push(format!("{}: {no_group} backfilled rows lack version_group_id", self.versions));
+            problems.push(format!(
+                "{}: {no_group} backfilled rows lack version_group_id",
+                self.versions
+            ));
         }
         Ok(problems)
     }

@@ -13,7 +13,12 @@ fn ledger_created_from_nothing(kind: Kind) {
     let run = t.run(&["--format", "json", "status"]);
     run.expect(0);
     let doc = run.json();
-    let states: Vec<&str> = doc["migrations"].as_array().unwrap().iter().map(|m| m["state"].as_str().unwrap()).collect();
+    let states: Vec<&str> = doc["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap())
+        .collect();
     assert_eq!(states, ["pending", "pending"]);
     assert_eq!(t.int("SELECT COUNT(*) FROM backfill_migrations"), 0);
     assert_eq!(t.int("SELECT MAX(version) FROM backfill_schema_history"), 1);
@@ -27,8 +32,15 @@ fn applies_in_version_order_then_noop(kind: Kind) {
     seed_edge_cases(&t);
     let out = t.run(&["apply"]);
     out.expect(0);
-    assert!(out.stdout.contains("V202611230001__competency_versions: applied"), "{}", out.stdout);
-    let order = t.rows("SELECT version FROM backfill_runs WHERE action = 'apply' ORDER BY started_at, run_id");
+    assert!(
+        out.stdout
+            .contains("V202611230001__competency_versions: applied"),
+        "{}",
+        out.stdout
+    );
+    let order = t.rows(
+        "SELECT version FROM backfill_runs WHERE action = 'apply' ORDER BY started_at, run_id",
+    );
     let order: Vec<i64> = order.iter().map(|r| r[0].as_i64().unwrap()).collect();
     assert_eq!(order, [V_COMPETENCY, V_ROLE]);
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"));
@@ -36,9 +48,16 @@ fn applies_in_version_order_then_noop(kind: Kind) {
     let before = t.int("SELECT COUNT(*) FROM competency_versions");
     let again = t.run(&["apply"]);
     again.expect(0);
-    assert!(again.stdout.contains("nothing to apply"), "{}", again.stdout);
+    assert!(
+        again.stdout.contains("nothing to apply"),
+        "{}",
+        again.stdout
+    );
     assert_eq!(t.int("SELECT COUNT(*) FROM competency_versions"), before);
-    assert_eq!(t.int("SELECT COUNT(*) FROM backfill_runs WHERE action = 'apply'"), 2);
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM backfill_runs WHERE action = 'apply'"),
+        2
+    );
     let doc = t.run(&["--format", "json", "status"]).json();
     for m in doc["migrations"].as_array().unwrap() {
         assert_eq!(m["state"], "applied");
@@ -55,13 +74,27 @@ fn checksum_drift_blocks_until_repair(kind: Kind) {
     t.exec(&format!("UPDATE backfill_migrations SET checksum = 'deadbeefdeadbeef' WHERE version = {V_COMPETENCY}"));
     let verify = t.run(&["verify"]);
     verify.expect(3);
-    assert!(verify.stdout.contains("repair 202611230001 --accept-checksum"), "{}", verify.stdout);
+    assert!(
+        verify
+            .stdout
+            .contains("repair 202611230001 --accept-checksum"),
+        "{}",
+        verify.stdout
+    );
     let apply = t.run(&["apply"]);
     let line = apply.one_line_error(5);
     assert!(line.contains("--accept-checksum"), "{line}");
-    assert_eq!(t.state(V_ROLE), None, "a blocked apply must not run anything");
-    t.run(&["repair", &V_COMPETENCY.to_string(), "--accept-checksum"]).expect(0);
-    assert_eq!(t.int("SELECT COUNT(*) FROM backfill_runs WHERE action = 'repair'"), 1);
+    assert_eq!(
+        t.state(V_ROLE),
+        None,
+        "a blocked apply must not run anything"
+    );
+    t.run(&["repair", &V_COMPETENCY.to_string(), "--accept-checksum"])
+        .expect(0);
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM backfill_runs WHERE action = 'repair'"),
+        1
+    );
     t.run(&["verify"]).expect(0);
     t.run(&["apply"]).expect(0);
     assert_eq!(t.state(V_ROLE).as_deref(), Some("applied"));
@@ -76,7 +109,13 @@ fn unknown_version_in_ledger_fails_verify(kind: Kind) {
     );
     let verify = t.run(&["verify"]);
     verify.expect(3);
-    assert!(verify.stdout.contains("V199901010001__ghost is in the ledger"), "{}", verify.stdout);
+    assert!(
+        verify
+            .stdout
+            .contains("V199901010001__ghost is in the ledger"),
+        "{}",
+        verify.stdout
+    );
     let json = t.run(&["--format", "json", "verify"]);
     json.expect(3);
     assert_eq!(json.json()["ok"], false);
@@ -87,15 +126,28 @@ fn held_lock_makes_apply_exit_4(kind: Kind) {
     seed_edge_cases(&t);
     t.run(&["status"]).expect(0);
     let mut holder = t.session();
-    assert!(holder.try_lock().unwrap(), "the test could not take the lock");
+    assert!(
+        holder.try_lock().unwrap(),
+        "the test could not take the lock"
+    );
     let started = std::time::Instant::now();
     let run = t.run(&["apply", "--lock-timeout", "1"]);
     let line = run.one_line_error(4).to_string();
     let waited = started.elapsed();
-    assert!(waited >= std::time::Duration::from_millis(900), "gave up too early: {waited:?}");
-    assert!(waited < std::time::Duration::from_secs(10), "ignored its timeout: {waited:?}");
+    assert!(
+        waited >= std::time::Duration::from_millis(900),
+        "gave up too early: {waited:?}"
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(10),
+        "ignored its timeout: {waited:?}"
+    );
     assert!(line.contains("--lock-timeout"), "{line}");
-    assert_eq!(t.int("SELECT COUNT(*) FROM competency_versions"), 1, "nothing may be written without the lock");
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM competency_versions"),
+        1,
+        "nothing may be written without the lock"
+    );
     holder.unlock().unwrap();
     drop(holder);
     t.run(&["apply", "--lock-timeout", "5"]).expect(0);
@@ -108,26 +160,54 @@ fn failure_mid_way_keeps_batches_and_resumes(kind: Kind) {
     let expected = t.expected_competencies();
     assert!(expected.len() > 40, "fixture too small: {}", expected.len());
     let v = V_COMPETENCY.to_string();
-    let failed = t.run_env(&["apply", &v, "--batch-size", "10"], &[("BACKFILL_TEST_FAIL_AT_BATCH", "4")]);
+    let failed = t.run_env(
+        &["apply", &v, "--batch-size", "10"],
+        &[("BACKFILL_TEST_FAIL_AT_BATCH", "4")],
+    );
     let line = failed.one_line_error(1).to_string();
     assert!(line.contains("batch 4") && line.contains("rerun"), "{line}");
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("failed"));
     let written = t.marked_competencies();
     // Exactly the first three batches (competency ids 1..=30) are kept.
-    let first_three: std::collections::BTreeSet<_> = expected.iter().filter(|(c, _)| *c <= 30).copied().collect();
+    let first_three: std::collections::BTreeSet<_> =
+        expected.iter().filter(|(c, _)| *c <= 30).copied().collect();
     assert_eq!(written, first_three);
-    assert_eq!(t.int(&format!("SELECT rows_applied FROM backfill_migrations WHERE version = {v}")), written.len() as i64);
-    assert_eq!(t.text(&format!("SELECT apply_cursor FROM backfill_migrations WHERE version = {v}")).as_deref(), Some("30"));
-    let failed_runs = t.int("SELECT COUNT(*) FROM backfill_runs WHERE state = 'failed' AND error_message IS NOT NULL");
+    assert_eq!(
+        t.int(&format!(
+            "SELECT rows_applied FROM backfill_migrations WHERE version = {v}"
+        )),
+        written.len() as i64
+    );
+    assert_eq!(
+        t.text(&format!(
+            "SELECT apply_cursor FROM backfill_migrations WHERE version = {v}"
+        ))
+        .as_deref(),
+        Some("30")
+    );
+    let failed_runs = t.int(
+        "SELECT COUNT(*) FROM backfill_runs WHERE state = 'failed' AND error_message IS NOT NULL",
+    );
     assert_eq!(failed_runs, 1);
     let resumed = t.run(&["apply", &v, "--batch-size", "7"]);
     resumed.expect(0);
     assert!(resumed.stdout.contains("resumed"), "{}", resumed.stdout);
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"));
     assert_eq!(t.marked_competencies(), expected);
-    assert_eq!(t.int(&format!("SELECT rows_applied FROM backfill_migrations WHERE version = {v}")), expected.len() as i64);
-    let run_rows = t.int(&format!("SELECT SUM(row_count) FROM backfill_runs WHERE version = {v} AND action = 'apply'"));
-    assert_eq!(run_rows, expected.len() as i64, "audit row counts must add up");
+    assert_eq!(
+        t.int(&format!(
+            "SELECT rows_applied FROM backfill_migrations WHERE version = {v}"
+        )),
+        expected.len() as i64
+    );
+    let run_rows = t.int(&format!(
+        "SELECT SUM(row_count) FROM backfill_runs WHERE version = {v} AND action = 'apply'"
+    ));
+    assert_eq!(
+        run_rows,
+        expected.len() as i64,
+        "audit row counts must add up"
+    );
 }
 
 fn revert_undoes_apply(kind: Kind) {
@@ -135,12 +215,19 @@ fn revert_undoes_apply(kind: Kind) {
     seed_edge_cases(&t);
     let before = t.int("SELECT COUNT(*) FROM competency_versions");
     t.run(&["apply"]).expect(0);
-    assert_eq!(t.int("SELECT COUNT(*) FROM competency_versions"), before + 3);
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM competency_versions"),
+        before + 3
+    );
     let v = V_COMPETENCY.to_string();
     let out = t.run(&["revert", &v, "--batch-size", "1"]);
     out.expect(0);
     assert!(out.stdout.contains("reverted"), "{}", out.stdout);
-    assert_eq!(t.int("SELECT COUNT(*) FROM competency_versions"), before, "the foreign backfill row must survive");
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM competency_versions"),
+        before,
+        "the foreign backfill row must survive"
+    );
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("reverted"));
     let doc = t.run(&["--format", "json", "status"]).json();
     assert_eq!(doc["migrations"][0]["state"], "reverted");
@@ -150,7 +237,10 @@ fn revert_undoes_apply(kind: Kind) {
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("reverted"));
     t.run(&["apply", &v]).expect(0);
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"));
-    assert_eq!(t.marked_competencies(), [(1, 3), (2, 5), (6, 5)].into_iter().collect());
+    assert_eq!(
+        t.marked_competencies(),
+        [(1, 3), (2, 5), (6, 5)].into_iter().collect()
+    );
 }
 
 on_every_dialect!(
@@ -167,14 +257,21 @@ mod connection_errors {
     use super::common::bin;
 
     fn one_line(args: &[&str], url: &str, code: i32) -> String {
-        let out = bin().env("DATABASE_URL", url).args(args).output().expect("run");
+        let out = bin()
+            .env("DATABASE_URL", url)
+            .args(args)
+            .output()
+            .expect("run");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert_eq!(out.status.code(), Some(code), "{stderr}");
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
-        assert!(!stderr.contains("hunter2") && !stdout.contains("hunter2"), "password leaked: {stderr}");
+        assert!(
+            !stderr.contains("hunter2") && !stdout.contains("hunter2"),
+            "password leaked: {stderr}"
+        );
         lines[0].to_string()
     }
 
@@ -194,14 +291,24 @@ mod connection_errors {
     fn wrong_password_postgres() {
         // A role that needs a password: created here; trust auth on 127.0.0.1 would accept any password,
         // so connect over a user that does not exist to get an authentication failure instead.
-        let line = one_line(&["status"], "postgres://no_such_user_bf:hunter2@127.0.0.1:5432/postgres", 2);
-        assert!(line.contains("cannot connect") && line.contains("***"), "{line}");
+        let line = one_line(
+            &["status"],
+            "postgres://no_such_user_bf:hunter2@127.0.0.1:5432/postgres",
+            2,
+        );
+        assert!(
+            line.contains("cannot connect") && line.contains("***"),
+            "{line}"
+        );
     }
 
     #[test]
     fn wrong_password_mariadb() {
         let line = one_line(&["status"], "mysql://root:hunter2@127.0.0.1:3306/mysql", 2);
-        assert!(line.contains("Access denied") && line.contains("password"), "{line}");
+        assert!(
+            line.contains("Access denied") && line.contains("password"),
+            "{line}"
+        );
     }
 
     #[test]

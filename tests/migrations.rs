@@ -27,7 +27,11 @@ fn edge_cases_write_exact_rows(kind: Kind) {
         .iter()
         .map(|g| (g["key"].as_i64().unwrap(), g["count"].as_i64().unwrap()))
         .collect();
-    assert_eq!(groups, [(3, 1), (5, 2)], "sorted per scenario; competency 1 counted once, under scenario 3");
+    assert_eq!(
+        groups,
+        [(3, 1), (5, 2)],
+        "sorted per scenario; competency 1 counted once, under scenario 3"
+    );
     t.run(&["apply", &v]).expect(0);
     // 1: scenarios 7 and 3 -> 3. 2: org 2, NULL description. 3: skipped. 4: NULL scenario only. 5: no link.
     assert_eq!(t.marked_competencies(), set(&[(1, 3), (2, 5), (6, 5)]));
@@ -36,7 +40,10 @@ fn edge_cases_write_exact_rows(kind: Kind) {
          CAST(effective_from AS CHAR(10)) FROM competency_versions WHERE {} = '{v}' ORDER BY competency_id",
         t.session().dialect().json_text("metadata", "migration")
     ));
-    let today = chrono::Utc::now().date_naive().format("%Y-%m-%d").to_string();
+    let today = chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
     let expect = [
         (1, 1, "Négociation « interculturelle »", Some("d1")),
         (2, 2, "O'Brien \"quoted\" skill", None),
@@ -45,19 +52,26 @@ fn edge_cases_write_exact_rows(kind: Kind) {
     let mut groups = BTreeSet::new();
     for (row, (id, org, name, desc)) in rows.iter().zip(expect) {
         assert_eq!(row[0].as_i64(), Some(id));
-        assert_eq!(row[1].as_i64(), Some(org), "organization copied from the competency");
+        assert_eq!(
+            row[1].as_i64(),
+            Some(org),
+            "organization copied from the competency"
+        );
         assert_eq!(row[2].as_str(), Some(name));
         assert_eq!(row[3].as_str(), desc);
         assert_eq!(row[4].as_str(), Some("new_embryo"));
         assert_eq!(row[5], backfill::db::Value::Null, "created_by");
-        let uuid = uuid::Uuid::parse_str(row[6].as_str().expect("version_group_id")).expect("a UUID");
+        let uuid =
+            uuid::Uuid::parse_str(row[6].as_str().expect("version_group_id")).expect("a UUID");
         assert_eq!(uuid.get_version_num(), 4);
         groups.insert(uuid);
         assert_eq!(row[7].as_str(), Some(today.as_str()));
     }
     assert_eq!(rows.len(), 3);
     assert_eq!(groups.len(), 3, "a fresh version_group_id per row");
-    let meta = t.text(&format!("SELECT metadata FROM competency_versions WHERE competency_id = 1")).unwrap();
+    let meta = t
+        .text("SELECT metadata FROM competency_versions WHERE competency_id = 1")
+        .unwrap();
     let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
     assert_eq!(meta["source"], "backfill");
     assert_eq!(meta["scenario_id"], 3, "scenario_id is a JSON number");
@@ -74,10 +88,26 @@ fn runbook_verification_queries(kind: Kind) {
     t.run(&["apply"]).expect(0);
     let sql = match kind {
         Kind::Postgres => "SELECT COUNT(*) FROM competency_versions WHERE (metadata->>'source') = 'backfill'",
-        Kind::Mariadb => "SELECT COUNT(*) FROM competency_versions WHERE JSON_EXTRACT(metadata, '$.source') = '\"backfill\"'",
+        Kind::Mariadb => {
+            // The runbook's MySQL query, verbatim. MariaDB compares JSON_EXTRACT's result as a JSON
+            // scalar, so it counts nothing, not even the app's own rows: the query is wrong, not the data.
+            let verbatim = "SELECT COUNT(*) FROM competency_versions WHERE JSON_EXTRACT(metadata, '$.source') = '\"backfill\"'";
+            assert_eq!(t.int(verbatim), 0);
+            "SELECT COUNT(*) FROM competency_versions WHERE JSON_UNQUOTE(JSON_EXTRACT(metadata, '$.source')) = 'backfill'"
+        }
         Kind::Sqlite => "SELECT COUNT(*) FROM competency_versions WHERE json_extract(metadata, '$.source') = 'backfill'",
     };
-    assert_eq!(t.int(sql), 4, "3 backfilled + 1 from the app's other writer");
+    assert_eq!(
+        t.int(sql),
+        4,
+        "3 backfilled + 1 from the app's other writer"
+    );
+    let scenario_5 = match kind {
+        Kind::Postgres => "SELECT COUNT(*) FROM competency_versions WHERE (metadata->>'scenario_id')::int = 5",
+        Kind::Mariadb => "SELECT COUNT(*) FROM competency_versions WHERE JSON_EXTRACT(metadata, '$.scenario_id') = 5",
+        Kind::Sqlite => "SELECT COUNT(*) FROM competency_versions WHERE json_extract(metadata, '$.scenario_id') = 5",
+    };
+    assert_eq!(t.int(scenario_5), 2, "per-scenario check of the runbook");
 }
 
 fn empty_database(kind: Kind) {
@@ -100,7 +130,10 @@ fn plan_equals_apply_on_generated_data(kind: Kind) {
         "SELECT COUNT(*) FROM (SELECT l.competency_id FROM capability_competencies l JOIN capabilities c ON c.id = l.capability_id \
          WHERE c.discovered_in_scenario_id IS NOT NULL GROUP BY l.competency_id HAVING COUNT(DISTINCT c.discovered_in_scenario_id) > 1) m",
     );
-    assert!(multi > 0, "the fixture must have competencies in two different scenarios");
+    assert!(
+        multi > 0,
+        "the fixture must have competencies in two different scenarios"
+    );
     let v = V_COMPETENCY.to_string();
     let plan = t.run(&["--format", "json", "plan", &v]).json();
     let p = &plan["plans"][0]["plan"];
@@ -121,7 +154,10 @@ fn plan_equals_apply_on_generated_data(kind: Kind) {
         *per_scenario.entry(*s).or_insert(0i64) += 1;
     }
     let applied: BTreeSet<(i64, i64)> = per_scenario.into_iter().collect();
-    assert_eq!(planned, applied, "plan per scenario == rows written per scenario");
+    assert_eq!(
+        planned, applied,
+        "plan per scenario == rows written per scenario"
+    );
     assert_eq!(p["total"].as_i64().unwrap(), written.len() as i64);
     t.run(&["verify", "--data"]).expect(0);
 }
@@ -132,16 +168,35 @@ fn plan_writes_nothing(kind: Kind) {
     t.run(&["status"]).expect(0);
     let dump = |t: &TestDb| {
         let mut all = Vec::new();
-        for table in ["competencies", "capabilities", "capability_competencies", "competency_versions", "roles", "scenario_roles", "role_versions", "backfill_migrations"] {
-            all.push(format!("{table}: {:?}", t.rows(&format!("SELECT * FROM {table} ORDER BY id")).len()));
-            all.push(format!("{:?}", t.rows(&format!("SELECT * FROM {table}"))));
+        for table in [
+            "competencies",
+            "capabilities",
+            "capability_competencies",
+            "competency_versions",
+            "roles",
+            "scenario_roles",
+            "role_versions",
+            "backfill_migrations",
+        ] {
+            all.push(format!(
+                "{table}: {:?}",
+                t.rows(&format!("SELECT * FROM {table} ORDER BY 1")).len()
+            ));
+            all.push(format!(
+                "{:?}",
+                t.rows(&format!("SELECT * FROM {table} ORDER BY 1"))
+            ));
         }
         all
     };
     let before = dump(&t);
     t.run(&["plan"]).expect(0);
     assert_eq!(dump(&t), before);
-    assert_eq!(t.int("SELECT COUNT(*) FROM backfill_runs WHERE action = 'plan'"), 2, "plans are audited");
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM backfill_runs WHERE action = 'plan'"),
+        2,
+        "plans are audited"
+    );
 }
 
 fn revert_spares_foreign_rows_then_reapply_matches(kind: Kind) {
@@ -153,7 +208,11 @@ fn revert_spares_foreign_rows_then_reapply_matches(kind: Kind) {
     let first = t.marked_competencies();
     assert!(!first.is_empty());
     t.run(&["revert", &v, "--batch-size", "50"]).expect(0);
-    assert_eq!(t.int("SELECT COUNT(*) FROM competency_versions"), foreign, "only marked rows deleted");
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM competency_versions"),
+        foreign,
+        "only marked rows deleted"
+    );
     t.run(&["apply", &v]).expect(0);
     assert_eq!(t.marked_competencies(), first);
     t.run(&["verify", "--data"]).expect(0);
@@ -166,7 +225,11 @@ fn revert_one_scenario(kind: Kind) {
     t.run(&["apply", &v]).expect(0);
     t.run(&["revert", &v, "--scenario", "5"]).expect(0);
     assert_eq!(t.marked_competencies(), set(&[(1, 3)]));
-    assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"), "a one-scenario revert leaves the rest applied");
+    assert_eq!(
+        t.state(V_COMPETENCY).as_deref(),
+        Some("applied"),
+        "a one-scenario revert leaves the rest applied"
+    );
     t.run(&["verify"]).expect(0);
 }
 
@@ -176,13 +239,19 @@ fn revert_refuses_edited_rows(kind: Kind) {
     let v = V_COMPETENCY.to_string();
     t.run(&["apply", &v]).expect(0);
     let id = t.int("SELECT id FROM competency_versions WHERE competency_id = 2");
-    t.exec(&format!("UPDATE competency_versions SET description = 'edited by hand', updated_at = '2099-01-01 00:00:00' WHERE id = {id}"));
+    t.exec(&format!("UPDATE competency_versions SET description = 'edited by hand', updated_at = '2030-01-01 00:00:00' WHERE id = {id}"));
     let out = t.run(&["revert", &v]);
     let line = out.one_line_error(5).to_string();
-    assert!(line.contains(&format!("ids: {id}")) && line.contains("--force"), "{line}");
+    assert!(
+        line.contains(&format!("ids: {id}")) && line.contains("--force"),
+        "{line}"
+    );
     assert_eq!(t.marked_competencies().len(), 3, "nothing deleted");
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"));
-    assert_eq!(t.int("SELECT COUNT(*) FROM backfill_runs WHERE state = 'refused'"), 1);
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM backfill_runs WHERE state = 'refused'"),
+        1
+    );
     t.run(&["revert", &v, "--force"]).expect(0);
     assert!(t.marked_competencies().is_empty());
 }
@@ -195,8 +264,17 @@ fn verify_data_catches_a_deleted_row(kind: Kind) {
     t.exec("DELETE FROM competency_versions WHERE competency_id = 6");
     let out = t.run(&["verify", "--data"]);
     out.expect(3);
-    assert!(out.stdout.contains("2 rows carry migration"), "{}", out.stdout);
-    assert!(out.stdout.contains("1 eligible competencies still have no version"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("2 rows carry migration"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("1 eligible competencies still have no version"),
+        "{}",
+        out.stdout
+    );
 }
 
 on_every_dialect!(

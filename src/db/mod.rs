@@ -189,7 +189,11 @@ pub trait Tx {
     /// The first column of the first row, if any.
     fn query_scalar(&mut self, sql: &str, params: &[Value]) -> DbResult<Value> {
         let rows = self.query(sql, params)?;
-        Ok(rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or(Value::Null))
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next())
+            .unwrap_or(Value::Null))
     }
 }
 

@@ -22,14 +22,28 @@ fn map_err(e: mysql::Error) -> DbError {
     match e {
         mysql::Error::MySqlError(ref m) => {
             let (kind, hint) = match m.code {
-                1045 | 1044 => (ErrorKind::Config, " (check the user and password in DATABASE_URL)"),
-                1049 => (ErrorKind::Config, " (create the database or fix its name in DATABASE_URL)"),
-                1969 | 3024 => (ErrorKind::Timeout, " (raise the statement timeout or lower --batch-size)"),
+                1045 | 1044 => (
+                    ErrorKind::Config,
+                    " (check the user and password in DATABASE_URL)",
+                ),
+                1049 => (
+                    ErrorKind::Config,
+                    " (create the database or fix its name in DATABASE_URL)",
+                ),
+                1969 | 3024 => (
+                    ErrorKind::Timeout,
+                    " (raise the statement timeout or lower --batch-size)",
+                ),
                 _ => (ErrorKind::Query, ""),
             };
-            DbError::new(kind, format!("mysql: {} (error {}){hint}", m.message, m.code))
+            DbError::new(
+                kind,
+                format!("mysql: {} (error {}){hint}", m.message, m.code),
+            )
         }
-        mysql::Error::UrlError(u) => DbError::new(ErrorKind::Config, format!("malformed mysql URL: {u}")),
+        mysql::Error::UrlError(u) => {
+            DbError::new(ErrorKind::Config, format!("malformed mysql URL: {u}"))
+        }
         mysql::Error::IoError(_) | mysql::Error::DriverError(_) => {
             DbError::new(ErrorKind::Connection, format!("mysql: {e}"))
         }
@@ -43,7 +57,9 @@ fn to_mysql(v: &Value) -> mysql::Value {
         Value::Int(i) => mysql::Value::Int(*i),
         Value::Float(f) => mysql::Value::Double(*f),
         Value::Text(s) => mysql::Value::Bytes(s.clone().into_bytes()),
-        Value::Date(d) => mysql::Value::Date(d.year() as u16, d.month() as u8, d.day() as u8, 0, 0, 0, 0),
+        Value::Date(d) => {
+            mysql::Value::Date(d.year() as u16, d.month() as u8, d.day() as u8, 0, 0, 0, 0)
+        }
         Value::Timestamp(t) => mysql::Value::Date(
             t.year() as u16,
             t.month() as u8,
@@ -75,34 +91,48 @@ fn from_mysql(v: mysql::Value, column: ColumnType) -> Value {
                 (None, _) => Value::Null,
             }
         }
-        mysql::Value::Time(neg, d, h, mi, s, _) => {
-            Value::Text(format!("{}{}:{mi:02}:{s:02}", if neg { "-" } else { "" }, d * 24 + u32::from(h)))
-        }
+        mysql::Value::Time(neg, d, h, mi, s, _) => Value::Text(format!(
+            "{}{}:{mi:02}:{s:02}",
+            if neg { "-" } else { "" },
+            d * 24 + u32::from(h)
+        )),
     }
 }
 
 impl MySession {
     pub fn connect(target: &Target) -> DbResult<Self> {
-        let opts = Opts::from_url(target.secret_url()).map_err(|e| {
-            DbError::new(ErrorKind::Config, format!("malformed mysql URL: {e}"))
-        })?;
+        let opts = Opts::from_url(target.secret_url())
+            .map_err(|e| DbError::new(ErrorKind::Config, format!("malformed mysql URL: {e}")))?;
         let opts = OptsBuilder::from_opts(opts).tcp_connect_timeout(Some(Duration::from_secs(10)));
         let conn = Conn::new(opts).map_err(|e| {
             let err = map_err(e);
-            let kind = if err.kind == ErrorKind::Query { ErrorKind::Connection } else { err.kind };
-            DbError::new(kind, format!("cannot connect to {}: {}", target.redacted, err.message))
+            let kind = if err.kind == ErrorKind::Query {
+                ErrorKind::Connection
+            } else {
+                err.kind
+            };
+            DbError::new(
+                kind,
+                format!("cannot connect to {}: {}", target.redacted, err.message),
+            )
         })?;
         let mut session = MySession {
             conn,
             // GET_LOCK names are server-wide: scope ours to the database; they are capped at 64 chars.
-            lock_name: format!("backfill:{}", target.database).chars().take(64).collect(),
+            lock_name: format!("backfill:{}", target.database)
+                .chars()
+                .take(64)
+                .collect(),
             redacted: target.redacted.clone(),
             mariadb: false,
         };
         let version = session.query_scalar("SELECT VERSION()", &[])?;
         session.mariadb = version.as_str().is_some_and(|v| v.contains("MariaDB"));
         // Our own timestamps are UTC; keep the server from shifting them.
-        session.conn.query_drop("SET time_zone = '+00:00'").map_err(map_err)?;
+        session
+            .conn
+            .query_drop("SET time_zone = '+00:00'")
+            .map_err(map_err)?;
         Ok(session)
     }
 }
@@ -124,8 +154,13 @@ impl Tx for MySession {
         Ok(rows
             .into_iter()
             .map(|row| {
-                let types: Vec<ColumnType> = row.columns_ref().iter().map(|c| c.column_type()).collect();
-                row.unwrap().into_iter().zip(types).map(|(v, t)| from_mysql(v, t)).collect()
+                let types: Vec<ColumnType> =
+                    row.columns_ref().iter().map(|c| c.column_type()).collect();
+                row.unwrap()
+                    .into_iter()
+                    .zip(types)
+                    .map(|(v, t)| from_mysql(v, t))
+                    .collect()
             })
             .collect())
     }
@@ -151,7 +186,10 @@ impl Session for MySession {
 
     fn try_lock(&mut self) -> DbResult<bool> {
         let name = Value::Text(self.lock_name.clone());
-        Ok(self.query_scalar("SELECT GET_LOCK(?, 0)", &[name])?.as_i64() == Some(1))
+        Ok(self
+            .query_scalar("SELECT GET_LOCK(?, 0)", &[name])?
+            .as_i64()
+            == Some(1))
     }
 
     fn unlock(&mut self) -> DbResult<()> {
@@ -161,12 +199,24 @@ impl Session for MySession {
 
     fn lock_holder(&mut self) -> Option<String> {
         let name = Value::Text(self.lock_name.clone());
-        let id = self.query_scalar("SELECT IS_USED_LOCK(?)", &[name]).ok()?.as_i64()?;
+        let id = self
+            .query_scalar("SELECT IS_USED_LOCK(?)", &[name])
+            .ok()?
+            .as_i64()?;
         let who = self
-            .query("SELECT USER, HOST FROM information_schema.PROCESSLIST WHERE ID = ?", &[Value::Int(id)])
+            .query(
+                "SELECT USER, HOST FROM information_schema.PROCESSLIST WHERE ID = ?",
+                &[Value::Int(id)],
+            )
             .ok()
             .and_then(|rows| rows.into_iter().next())
-            .map(|r| format!(" ({}@{})", r[0].as_str().unwrap_or("?"), r[1].as_str().unwrap_or("?")))
+            .map(|r| {
+                format!(
+                    " ({}@{})",
+                    r[0].as_str().unwrap_or("?"),
+                    r[1].as_str().unwrap_or("?")
+                )
+            })
             .unwrap_or_default();
         Some(format!("connection id {id}{who}"))
     }
@@ -182,8 +232,14 @@ impl Session for MySession {
 
     fn set_statement_timeout(&mut self, timeout: Option<Duration>) -> DbResult<()> {
         let sql = match (self.mariadb, timeout) {
-            (true, t) => format!("SET SESSION max_statement_time = {}", t.map_or(0.0, |t| t.as_secs_f64())),
-            (false, t) => format!("SET SESSION max_execution_time = {}", t.map_or(0, |t| t.as_millis())),
+            (true, t) => format!(
+                "SET SESSION max_statement_time = {}",
+                t.map_or(0.0, |t| t.as_secs_f64())
+            ),
+            (false, t) => format!(
+                "SET SESSION max_execution_time = {}",
+                t.map_or(0, |t| t.as_millis())
+            ),
         };
         self.conn.query_drop(sql).map_err(map_err)
     }

@@ -1,6 +1,8 @@
 //! PostgreSQL driver (sync `postgres` crate).
 
-use super::{number_placeholders, DbError, DbResult, Dialect, ErrorKind, Row, Session, Target, Tx, Value};
+use super::{
+    number_placeholders, DbError, DbResult, Dialect, ErrorKind, Row, Session, Target, Tx, Value,
+};
 use bytes::BytesMut;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use postgres::types::{FromSql, IsNull, ToSql, Type};
@@ -50,26 +52,39 @@ fn map_err(e: postgres::Error) -> DbError {
 
 impl PgSession {
     pub fn connect(target: &Target) -> DbResult<Self> {
-        let mut config = postgres::Config::from_str(target.secret_url()).map_err(|e| {
-            DbError::new(ErrorKind::Config, format!("malformed postgres URL: {e}"))
-        })?;
+        let mut config = postgres::Config::from_str(target.secret_url())
+            .map_err(|e| DbError::new(ErrorKind::Config, format!("malformed postgres URL: {e}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name(&format!("backfill pid {}", std::process::id()));
         let client = config.connect(NoTls).map_err(|e| {
             let err = map_err(e);
-            let kind = if err.kind == ErrorKind::Query { ErrorKind::Connection } else { err.kind };
-            DbError::new(kind, format!("cannot connect to {}: {}", target.redacted, err.message))
+            let kind = if err.kind == ErrorKind::Query {
+                ErrorKind::Connection
+            } else {
+                err.kind
+            };
+            DbError::new(
+                kind,
+                format!("cannot connect to {}: {}", target.redacted, err.message),
+            )
         })?;
-        Ok(PgSession { client, statements: HashMap::new(), redacted: target.redacted.clone() })
+        Ok(PgSession {
+            client,
+            statements: HashMap::new(),
+            redacted: target.redacted.clone(),
+        })
     }
 
     fn statement(&mut self, sql: &str) -> DbResult<Statement> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let stmt = self.client.prepare(&number_placeholders(sql)).map_err(map_err)?;
+        let stmt = self
+            .client
+            .prepare(&number_placeholders(sql))
+            .map_err(map_err)?;
         self.statements.insert(sql.to_string(), stmt.clone());
         Ok(stmt)
     }
@@ -94,7 +109,9 @@ impl ToSql for PgParam<'_> {
             },
             Value::Float(f) => f.to_sql(ty, out),
             Value::Text(s) => match *ty {
-                Type::JSON | Type::JSONB => serde_json::from_str::<serde_json::Value>(s)?.to_sql(ty, out),
+                Type::JSON | Type::JSONB => {
+                    serde_json::from_str::<serde_json::Value>(s)?.to_sql(ty, out)
+                }
                 Type::UUID => uuid::Uuid::parse_str(s)?.to_sql(ty, out),
                 Type::INT8 => s.parse::<i64>()?.to_sql(ty, out),
                 Type::DATE => NaiveDate::parse_from_str(s, "%Y-%m-%d")?.to_sql(ty, out),
@@ -115,6 +132,32 @@ impl ToSql for PgParam<'_> {
     postgres::types::to_sql_checked!();
 }
 
+/// Decodes PostgreSQL's binary NUMERIC (base-10000 digits), as SUM() returns it: an integer when it
+/// has no fractional part, else a float.
+fn numeric(raw: &[u8]) -> Result<Value, BoxError> {
+    let word = |i: usize| -> Result<i16, BoxError> {
+        let b = raw.get(i..i + 2).ok_or("truncated numeric")?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    };
+    let (ndigits, weight, sign) = (word(0)?, word(2)?, word(4)? as u16);
+    if sign == 0xC000 {
+        return Ok(Value::Null); // NaN
+    }
+    let mut value = 0f64;
+    for i in 0..ndigits.max(0) as usize {
+        let digit = f64::from(word(8 + 2 * i)?);
+        value += digit * 10000f64.powi(i32::from(weight) - i as i32);
+    }
+    if sign == 0x4000 {
+        value = -value;
+    }
+    Ok(if value.fract() == 0.0 && value.abs() < 9.0e15 {
+        Value::Int(value as i64)
+    } else {
+        Value::Float(value)
+    })
+}
+
 /// Reads any column we use into our `Value`.
 struct PgCell(Value);
 
@@ -128,14 +171,21 @@ impl<'a> FromSql<'a> for PgCell {
             Type::BOOL => Value::Int(bool::from_sql(ty, raw)?.into()),
             Type::FLOAT4 => Value::Float(f32::from_sql(ty, raw)?.into()),
             Type::FLOAT8 => Value::Float(f64::from_sql(ty, raw)?),
-            Type::JSON | Type::JSONB => Value::Text(serde_json::Value::from_sql(ty, raw)?.to_string()),
+            Type::JSON | Type::JSONB => {
+                Value::Text(serde_json::Value::from_sql(ty, raw)?.to_string())
+            }
             Type::UUID => Value::Text(uuid::Uuid::from_sql(ty, raw)?.to_string()),
             Type::DATE => Value::Date(NaiveDate::from_sql(ty, raw)?),
             Type::TIMESTAMP => Value::Timestamp(NaiveDateTime::from_sql(ty, raw)?),
             Type::TIMESTAMPTZ => Value::Timestamp(DateTime::<Utc>::from_sql(ty, raw)?.naive_utc()),
-            _ => Value::Text(String::from_sql(ty, raw).map_err(|_| {
-                format!("column type {ty} is not supported; cast it to text or bigint in the query")
-            })?),
+            Type::NUMERIC => numeric(raw)?,
+            _ if <String as FromSql>::accepts(ty) => Value::Text(String::from_sql(ty, raw)?),
+            _ => {
+                return Err(format!(
+                    "column type {ty} is not supported; cast it to text or bigint in the query"
+                )
+                .into())
+            }
         };
         Ok(PgCell(v))
     }
@@ -157,14 +207,16 @@ impl Tx for PgSession {
     fn execute(&mut self, sql: &str, params: &[Value]) -> DbResult<u64> {
         let stmt = self.statement(sql)?;
         let wrapped: Vec<PgParam> = params.iter().map(PgParam).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = wrapped.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            wrapped.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         self.client.execute(&stmt, &refs).map_err(map_err)
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> DbResult<Vec<Row>> {
         let stmt = self.statement(sql)?;
         let wrapped: Vec<PgParam> = params.iter().map(PgParam).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = wrapped.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            wrapped.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         let rows = self.client.query(&stmt, &refs).map_err(map_err)?;
         rows.iter()
             .map(|row| {
@@ -178,7 +230,11 @@ impl Tx for PgSession {
 
 impl Session for PgSession {
     fn begin(&mut self, read_only: bool) -> DbResult<()> {
-        let sql = if read_only { "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" } else { "BEGIN" };
+        let sql = if read_only {
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        } else {
+            "BEGIN"
+        };
         self.client.batch_execute(sql).map_err(map_err)
     }
 
@@ -191,12 +247,16 @@ impl Session for PgSession {
     }
 
     fn try_lock(&mut self) -> DbResult<bool> {
-        let v = self.query_scalar("SELECT CAST(pg_try_advisory_lock(?) AS INT)", &[Value::Int(LOCK_KEY)])?;
+        let v = self.query_scalar(
+            "SELECT CAST(pg_try_advisory_lock(?) AS INT)",
+            &[Value::Int(LOCK_KEY)],
+        )?;
         Ok(v.as_i64() == Some(1))
     }
 
     fn unlock(&mut self) -> DbResult<()> {
-        self.execute("SELECT pg_advisory_unlock(?)", &[Value::Int(LOCK_KEY)]).map(|_| ())
+        self.execute("SELECT pg_advisory_unlock(?)", &[Value::Int(LOCK_KEY)])
+            .map(|_| ())
     }
 
     fn lock_holder(&mut self) -> Option<String> {
@@ -226,7 +286,9 @@ impl Session for PgSession {
 
     fn set_statement_timeout(&mut self, timeout: Option<Duration>) -> DbResult<()> {
         let ms = timeout.map_or(0, |t| t.as_millis());
-        self.client.batch_execute(&format!("SET statement_timeout = {ms}")).map_err(map_err)
+        self.client
+            .batch_execute(&format!("SET statement_timeout = {ms}"))
+            .map_err(map_err)
     }
 
     fn describe(&self) -> String {

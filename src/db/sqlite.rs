@@ -22,7 +22,9 @@ pub struct SqliteSession {
 fn map_err(e: rusqlite::Error) -> DbError {
     let kind = match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::OperationInterrupted) => ErrorKind::Timeout,
-        Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::NotADatabase) => ErrorKind::Config,
+        Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::NotADatabase) => {
+            ErrorKind::Config
+        }
         _ => ErrorKind::Query,
     };
     DbError::new(kind, format!("sqlite: {e}"))
@@ -55,13 +57,21 @@ impl SqliteSession {
         if !path.is_file() {
             return Err(DbError::new(
                 ErrorKind::Config,
-                format!("no SQLite database at {}; check the path in DATABASE_URL", path.display()),
+                format!(
+                    "no SQLite database at {}; check the path in DATABASE_URL",
+                    path.display()
+                ),
             ));
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(map_err)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(map_err)?;
-        Ok(SqliteSession { conn, path, lock: None })
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(map_err)?;
+        Ok(SqliteSession {
+            conn,
+            path,
+            lock: None,
+        })
     }
 
     fn lock_path(&self) -> PathBuf {
@@ -79,7 +89,9 @@ impl Tx for SqliteSession {
     fn execute(&mut self, sql: &str, params: &[Value]) -> DbResult<u64> {
         let params: Vec<SqlValue> = params.iter().map(to_sqlite).collect();
         let mut stmt = self.conn.prepare_cached(sql).map_err(map_err)?;
-        let n = stmt.execute(rusqlite::params_from_iter(params)).map_err(map_err)?;
+        let n = stmt
+            .execute(rusqlite::params_from_iter(params))
+            .map_err(map_err)?;
         Ok(n as u64)
     }
 
@@ -89,7 +101,9 @@ impl Tx for SqliteSession {
         let width = stmt.column_count();
         let rows = stmt
             .query_map(rusqlite::params_from_iter(params), |row| {
-                (0..width).map(|i| row.get::<_, SqlValue>(i).map(from_sqlite)).collect::<Result<Row, _>>()
+                (0..width)
+                    .map(|i| row.get::<_, SqlValue>(i).map(from_sqlite))
+                    .collect::<Result<Row, _>>()
             })
             .map_err(map_err)?;
         rows.collect::<Result<Vec<Row>, _>>().map_err(map_err)
@@ -99,16 +113,24 @@ impl Tx for SqliteSession {
 impl Session for SqliteSession {
     fn begin(&mut self, read_only: bool) -> DbResult<()> {
         // IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
-        let sql = if read_only { "PRAGMA query_only = ON; BEGIN DEFERRED" } else { "BEGIN IMMEDIATE" };
+        let sql = if read_only {
+            "PRAGMA query_only = ON; BEGIN DEFERRED"
+        } else {
+            "BEGIN IMMEDIATE"
+        };
         self.conn.execute_batch(sql).map_err(map_err)
     }
 
     fn commit(&mut self) -> DbResult<()> {
-        self.conn.execute_batch("COMMIT; PRAGMA query_only = OFF").map_err(map_err)
+        self.conn
+            .execute_batch("COMMIT; PRAGMA query_only = OFF")
+            .map_err(map_err)
     }
 
     fn rollback(&mut self) -> DbResult<()> {
-        self.conn.execute_batch("ROLLBACK; PRAGMA query_only = OFF").map_err(map_err)
+        self.conn
+            .execute_batch("ROLLBACK; PRAGMA query_only = OFF")
+            .map_err(map_err)
     }
 
     fn try_lock(&mut self) -> DbResult<bool> {
@@ -119,7 +141,12 @@ impl Session for SqliteSession {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| DbError::new(ErrorKind::Config, format!("cannot open lock file {}: {e}", path.display())))?;
+            .map_err(|e| {
+                DbError::new(
+                    ErrorKind::Config,
+                    format!("cannot open lock file {}: {e}", path.display()),
+                )
+            })?;
         match file.try_lock() {
             Ok(()) => {
                 let host = gethostname::gethostname().to_string_lossy().into_owned();
@@ -130,9 +157,10 @@ impl Session for SqliteSession {
                 Ok(true)
             }
             Err(std::fs::TryLockError::WouldBlock) => Ok(false),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(DbError::query(format!("cannot lock {}: {e}", path.display())))
-            }
+            Err(std::fs::TryLockError::Error(e)) => Err(DbError::query(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            ))),
         }
     }
 
@@ -143,7 +171,10 @@ impl Session for SqliteSession {
 
     fn lock_holder(&mut self) -> Option<String> {
         let mut text = String::new();
-        File::open(self.lock_path()).ok()?.read_to_string(&mut text).ok()?;
+        File::open(self.lock_path())
+            .ok()?
+            .read_to_string(&mut text)
+            .ok()?;
         Some(text).filter(|t| !t.is_empty())
     }
 

@@ -58,7 +58,9 @@ impl Target {
         }
         let database = parsed.path().trim_start_matches('/').to_string();
         if database.is_empty() {
-            return Err(config_error("database URL names no database; add it as the path, e.g. .../myapp"));
+            return Err(config_error(
+                "database URL names no database; add it as the path, e.g. .../myapp",
+            ));
         }
         let mut redacted = parsed.clone();
         if redacted.password().is_some() {
@@ -69,7 +71,13 @@ impl Target {
         } else {
             raw.to_string()
         };
-        Ok(Target { dialect, url, redacted: redacted.to_string(), sqlite_path: None, database })
+        Ok(Target {
+            dialect,
+            url,
+            redacted: redacted.to_string(),
+            sqlite_path: None,
+            database,
+        })
     }
 
     fn parse_sqlite(raw: &str) -> DbResult<Target> {
@@ -94,13 +102,32 @@ impl Target {
     }
 }
 
-/// Replaces the password in anything that looks like a URL with credentials, e.g. in recorded arguments.
+/// Replaces the password of every URL with credentials inside `text` (an argument, an error message).
 pub fn redact(text: &str) -> String {
-    let Some((scheme, rest)) = text.split_once("://") else { return text.to_string() };
-    let Some((creds, host)) = rest.rsplit_once('@') else { return text.to_string() };
+    let mut out = String::with_capacity(text.len());
+    for (i, token) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(&redact_token(token));
+    }
+    out
+}
+
+fn redact_token(token: &str) -> String {
+    let Some(start) = token.find("://") else {
+        return token.to_string();
+    };
+    let rest = &token[start + 3..];
+    let Some(at) = rest.find('@') else {
+        return token.to_string();
+    };
+    let creds = &rest[..at];
     match creds.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => text.to_string(),
+        Some((user, pass)) if pass != "***" && !creds.contains('/') => {
+            format!("{}{user}:***{}", &token[..start + 3], &rest[at..])
+        }
+        _ => token.to_string(),
     }
 }
 
@@ -120,5 +147,13 @@ mod tests {
         let s = Target::parse("sqlite:///tmp/a.db").unwrap();
         assert_eq!(s.sqlite_path.unwrap(), PathBuf::from("/tmp/a.db"));
         assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact("cannot connect to mysql://root:***@h:3306/db: denied for 'root'@'h' (x)"),
+            "cannot connect to mysql://root:***@h:3306/db: denied for 'root'@'h' (x)"
+        );
+        assert_eq!(
+            redact("--database-url=mysql://a:b@c/d"),
+            "--database-url=mysql://a:***@c/d"
+        );
     }
 }

@@ -29,17 +29,25 @@ pub struct TestDb {
 }
 
 fn admin(kind: Kind) -> Box<dyn Session> {
-    let url = if kind == Kind::Postgres { PG_ADMIN } else { MY_ADMIN };
-    db::connect(&Target::parse(url).expect("admin url")).expect("the test database server must be running (make test starts it)")
+    let url = if kind == Kind::Postgres {
+        PG_ADMIN
+    } else {
+        MY_ADMIN
+    };
+    db::connect(&Target::parse(url).expect("admin url"))
+        .expect("the test database server must be running (make test starts it)")
 }
 
 impl TestDb {
     pub fn new(kind: Kind, test: &str) -> TestDb {
-        let name = format!("bf_{}_{test}", match kind {
-            Kind::Postgres => "pg",
-            Kind::Mariadb => "my",
-            Kind::Sqlite => "lite",
-        });
+        let name = format!(
+            "bf_{}_{test}",
+            match kind {
+                Kind::Postgres => "pg",
+                Kind::Mariadb => "my",
+                Kind::Sqlite => "lite",
+            }
+        );
         match kind {
             Kind::Sqlite => {
                 let dir = std::env::temp_dir().join("backfill-tests");
@@ -48,20 +56,43 @@ impl TestDb {
                 let _ = std::fs::remove_file(&path);
                 std::fs::File::create(&path).expect("create sqlite file");
                 let url = format!("sqlite://{}", path.display());
-                TestDb { kind, url, name, sqlite_path: Some(path) }
+                TestDb {
+                    kind,
+                    url,
+                    name,
+                    sqlite_path: Some(path),
+                }
             }
             Kind::Postgres => {
                 let mut a = admin(kind);
-                a.execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[]).expect("drop");
-                a.execute(&format!("CREATE DATABASE {name}"), &[]).expect("create");
-                TestDb { kind, url: format!("postgres://postgres@127.0.0.1:5432/{name}"), name, sqlite_path: None }
+                a.execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[])
+                    .expect("drop");
+                a.execute(&format!("CREATE DATABASE {name}"), &[])
+                    .expect("create");
+                TestDb {
+                    kind,
+                    url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+                    name,
+                    sqlite_path: None,
+                }
             }
             Kind::Mariadb => {
                 let mut a = admin(kind);
-                a.execute(&format!("DROP DATABASE IF EXISTS {name}"), &[]).expect("drop");
-                a.execute(&format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"), &[])
-                    .expect("create");
-                TestDb { kind, url: format!("mysql://root@127.0.0.1:3306/{name}"), name, sqlite_path: None }
+                a.execute(&format!("DROP DATABASE IF EXISTS {name}"), &[])
+                    .expect("drop");
+                a.execute(
+                    &format!(
+                        "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                    ),
+                    &[],
+                )
+                .expect("create");
+                TestDb {
+                    kind,
+                    url: format!("mysql://root@127.0.0.1:3306/{name}"),
+                    name,
+                    sqlite_path: None,
+                }
             }
         }
     }
@@ -82,20 +113,32 @@ impl TestDb {
     }
 
     pub fn exec(&self, sql: &str) {
-        self.session().execute(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        self.session()
+            .execute(sql, &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     pub fn int(&self, sql: &str) -> i64 {
-        let v = self.session().query_scalar(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e}"));
-        v.as_i64().unwrap_or_else(|| panic!("{sql}: not an integer: {v:?}"))
+        let v = self
+            .session()
+            .query_scalar(sql, &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        v.as_i64()
+            .unwrap_or_else(|| panic!("{sql}: not an integer: {v:?}"))
     }
 
     pub fn rows(&self, sql: &str) -> Vec<Vec<Value>> {
-        self.session().query(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.session()
+            .query(sql, &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     pub fn text(&self, sql: &str) -> Option<String> {
-        match self.session().query_scalar(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e}")) {
+        match self
+            .session()
+            .query_scalar(sql, &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        {
             Value::Text(s) => Some(s),
             Value::Null => None,
             other => Some(format!("{other:?}")),
@@ -134,9 +177,15 @@ impl TestDb {
             d.json_text("metadata", "migration")
         );
         let rows = self.rows(&sql);
-        let set: BTreeSet<(i64, i64)> =
-            rows.iter().map(|r| (r[0].as_i64().unwrap_or(-1), r[1].as_i64().unwrap_or(-1))).collect();
-        assert_eq!(set.len(), rows.len(), "{table}: a {fk} was versioned twice by one migration");
+        let set: BTreeSet<(i64, i64)> = rows
+            .iter()
+            .map(|r| (r[0].as_i64().unwrap_or(-1), r[1].as_i64().unwrap_or(-1)))
+            .collect();
+        assert_eq!(
+            set.len(),
+            rows.len(),
+            "{table}: a {fk} was versioned twice by one migration"
+        );
         set
     }
 
@@ -167,14 +216,18 @@ impl TestDb {
     }
 
     pub fn state(&self, version: i64) -> Option<String> {
-        self.text(&format!("SELECT state FROM backfill_migrations WHERE version = {version}"))
+        self.text(&format!(
+            "SELECT state FROM backfill_migrations WHERE version = {version}"
+        ))
     }
 }
 
 fn lowest_per_entity(links: &[Vec<Value>], versioned: &BTreeSet<i64>) -> BTreeSet<(i64, i64)> {
     let mut lowest = std::collections::BTreeMap::new();
     for r in links {
-        let (Some(entity), Some(scenario)) = (r[0].as_i64(), r[1].as_i64()) else { continue };
+        let (Some(entity), Some(scenario)) = (r[0].as_i64(), r[1].as_i64()) else {
+            continue;
+        };
         if versioned.contains(&entity) {
             continue;
         }
@@ -197,10 +250,14 @@ impl Drop for TestDb {
                 }
             }
             Kind::Postgres => {
-                let _ = admin(self.kind).execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name), &[]);
+                let _ = admin(self.kind).execute(
+                    &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+                    &[],
+                );
             }
             Kind::Mariadb => {
-                let _ = admin(self.kind).execute(&format!("DROP DATABASE IF EXISTS {}", self.name), &[]);
+                let _ = admin(self.kind)
+                    .execute(&format!("DROP DATABASE IF EXISTS {}", self.name), &[]);
             }
         }
     }
@@ -208,7 +265,9 @@ impl Drop for TestDb {
 
 pub fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_backfill"));
-    cmd.env_remove("DATABASE_URL").env_remove("RUST_LOG").env("USER", "tester");
+    cmd.env_remove("DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .env("USER", "tester");
     cmd
 }
 
@@ -232,23 +291,41 @@ impl From<Output> for Run {
 impl Run {
     /// Asserts the exit code, printing the output when it differs.
     pub fn expect(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
         assert!(!self.stderr.contains("panicked"), "panic: {}", self.stderr);
-        assert!(!self.stderr.contains("RUST_BACKTRACE"), "backtrace hint: {}", self.stderr);
+        assert!(
+            !self.stderr.contains("RUST_BACKTRACE"),
+            "backtrace hint: {}",
+            self.stderr
+        );
         self
     }
 
     /// Asserts a failure reported as exactly one line on stderr.
     pub fn one_line_error(&self, code: i32) -> &str {
         self.expect(code);
-        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "expected one line on stderr, got:\n{}", self.stderr);
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected one line on stderr, got:\n{}",
+            self.stderr
+        );
         assert!(lines[0].starts_with("error: "), "{}", lines[0]);
         lines[0]
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
     }
 }
 
@@ -273,7 +350,12 @@ pub fn seed_edge_cases(t: &TestDb) {
         (1, 1, "Négociation « interculturelle »", Some("'d1'")),
         (2, 2, "O''Brien \"quoted\" skill", None),
         (3, 1, "already versioned", Some("'d3'")),
-        (4, 1, "only on a capability whose scenario was deleted", Some("'d4'")),
+        (
+            4,
+            1,
+            "only on a capability whose scenario was deleted",
+            Some("'d4'"),
+        ),
         (5, 1, "on no capability", Some("'d5'")),
         (6, 2, "数据 分析 — ünïcode", Some("'d6'")),
     ];
@@ -290,7 +372,15 @@ pub fn seed_edge_cases(t: &TestDb) {
         ));
     }
     // (link id, scenario_id, capability, competency)
-    for (id, scenario, cap, comp) in [(1, 7, 1, 1), (2, 3, 2, 1), (3, 5, 3, 2), (4, 7, 1, 3), (5, 1, 4, 4), (6, 5, 3, 6), (7, 2, 4, 6)] {
+    for (id, scenario, cap, comp) in [
+        (1, 7, 1, 1),
+        (2, 3, 2, 1),
+        (3, 5, 3, 2),
+        (4, 7, 1, 3),
+        (5, 1, 4, 4),
+        (6, 5, 3, 6),
+        (7, 2, 4, 6),
+    ] {
         t.exec(&format!(
             "INSERT INTO capability_competencies (id, scenario_id, capability_id, competency_id, required_level, created_at, updated_at) VALUES ({id}, {scenario}, {cap}, {comp}, 3, {TS}, {TS})"
         ));
@@ -313,6 +403,9 @@ pub fn seed_edge_cases(t: &TestDb) {
 
 /// A generated data set of `n` competencies (see `backfill::fixtures`).
 pub fn seed_generated(t: &TestDb, n: u64) {
-    let shape = backfill::fixtures::Shape { competencies: n, seed: 7 };
+    let shape = backfill::fixtures::Shape {
+        competencies: n,
+        seed: 7,
+    };
     backfill::fixtures::generate(t.session().as_mut(), &shape).expect("generate fixtures");
 }
