@@ -58,6 +58,9 @@ pub struct Batching {
     /// Cancel any single statement running longer than this many seconds (0: no limit).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub statement_timeout: u64,
+    /// Halve the batch size while a batch takes longer than this (grows back, up to --batch-size).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub max_batch_ms: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -114,6 +114,18 @@ pub trait DataMigration: Sync {
     fn check(&self, _tx: &mut dyn Tx, _ctx: &Context) -> DbResult<Vec<String>> {
         Ok(Vec::new())
     }
+
+    /// The first and last integer key the batches will walk, for progress and ETA; `None` if unknown.
+    fn key_span(&self, _tx: &mut dyn Tx, _direction: Direction) -> DbResult<Option<(i64, i64)>> {
+        Ok(None)
+    }
+}
+
+/// Which way a run goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Apply,
+    Revert,
 }
 
 /// Reads a row's column as an integer, for migrations.

@@ -4,7 +4,7 @@
 use crate::db::{DbError, ErrorKind, Session};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Action, Entry, Run, Start, State};
-use crate::migration::{Batch, Context, Cursor, Plan, Step};
+use crate::migration::{Batch, Context, Cursor, Direction, Plan, Step};
 use crate::progress::Progress;
 use crate::registry::{self, Registered};
 use crate::{lock, signals};
@@ -24,6 +24,8 @@ pub struct Options {
     pub arguments: String,
     pub quiet: bool,
     pub samples: usize,
+    /// Shrink the batch when one takes longer than this (and grow it back, up to `batch_size`).
+    pub max_batch: Option<Duration>,
     /// `apply --expect-plan`: refuse unless the plan now equals the reviewed one.
     pub expect_plan: Option<crate::planfile::PlanFile>,
 }
@@ -39,6 +41,7 @@ impl Default for Options {
             arguments: "[]".into(),
             quiet: true,
             samples: 5,
+            max_batch: None,
             expect_plan: None,
         }
     }
@@ -355,10 +358,7 @@ fn run_one(
                 note,
             })
         }
-        Err(err) => {
-            record_failure(session, reg.version, &run.run_id, &err);
-            Err(err)
-        }
+        Err(err) => Err(record_failure(session, reg.version, &run.run_id, err)),
     }
 }
 
@@ -369,8 +369,9 @@ fn past_tense(action: Action) -> &'static str {
     }
 }
 
-/// Best effort: if the connection is gone, the next runner finds the `running` row and recovers.
-fn record_failure(session: &mut dyn Session, version: i64, run_id: &str, err: &Error) {
+/// Best effort: if the connection is gone, the next runner finds the `running` row and recovers; the
+/// returned error says so instead of a second line on stderr.
+fn record_failure(session: &mut dyn Session, version: i64, run_id: &str, err: Error) -> Error {
     let message = err.to_string();
     let run_state = if matches!(err, Error::Interrupted(_)) {
         "interrupted"
@@ -379,10 +380,12 @@ fn record_failure(session: &mut dyn Session, version: i64, run_id: &str, err: &E
     };
     let recorded = ledger::finish(session, version, State::Failed, Some(&message))
         .and_then(|_| ledger::finish_run(session, run_id, run_state, None, Some(&message), None));
-    if let Err(e) = recorded {
-        tracing::warn!(
-            "could not record the failure in the ledger ({e}); the next run will recover it"
-        );
+    match (recorded, err) {
+        (Ok(()), err) => err,
+        (Err(_), Error::Runtime(m)) => Error::Runtime(format!(
+            "{m} (the ledger still says running; the next run recovers it)"
+        )),
+        (Err(_), err) => err,
     }
 }
 
@@ -431,11 +434,16 @@ fn run_batches(
     run_id: &str,
 ) -> Result<(u64, u64)> {
     let hooks = Hooks::from_env();
-    let mut progress = Progress::new(
-        format!("{} V{}__{}", action.as_str(), reg.version, reg.name),
-        opts.quiet,
-    );
+    let direction = if action == Action::Revert {
+        Direction::Revert
+    } else {
+        Direction::Apply
+    };
+    let span = reg.migration.key_span(session, direction).unwrap_or(None);
+    let label = format!("{} V{}__{}", action.as_str(), reg.version, reg.name);
+    let mut progress = Progress::new(label, opts.quiet, span);
     session.set_statement_timeout(opts.statement_timeout)?;
+    let mut size = BatchSize::new(opts.batch_size, opts.max_batch);
     let (mut rows, mut batches) = (0u64, 0u64);
     loop {
         if let Some(sig) = signals::requested() {
@@ -443,30 +451,66 @@ fn run_batches(
             return Err(Error::Interrupted(sig));
         }
         batches += 1;
+        let started = Instant::now();
         let step = one_batch(
             session,
             reg,
             action,
             ctx,
             cursor.as_ref(),
-            opts.batch_size,
+            size.now,
             run_id,
             &hooks,
             batches,
         )
         .map_err(|e| batch_error(reg, batches, e))?;
+        size.adapt(started.elapsed());
         rows += step.rows();
-        progress.update(rows, batches);
         match step {
             Step::Done { .. } => break,
             Step::More { cursor: next, .. } => cursor = Some(next),
         }
+        progress.update(rows, batches, cursor.as_ref().and_then(Cursor::id));
         if !opts.pause.is_zero() {
             std::thread::sleep(opts.pause);
         }
     }
     progress.finish();
     Ok((rows, batches))
+}
+
+/// `--max-batch-ms`: halve the batch while batches run long, double it back while they run short;
+/// never above `--batch-size`, never below 1/64th of it.
+struct BatchSize {
+    now: u64,
+    max: u64,
+    min: u64,
+    limit: Option<Duration>,
+}
+
+impl BatchSize {
+    fn new(size: u64, limit: Option<Duration>) -> Self {
+        BatchSize {
+            now: size,
+            max: size,
+            min: (size / 64).max(1),
+            limit,
+        }
+    }
+
+    fn adapt(&mut self, took: Duration) {
+        let Some(limit) = self.limit else { return };
+        if took > limit && self.now > self.min {
+            self.now = (self.now / 2).max(self.min);
+            tracing::info!(
+                "batch took {}ms, over --max-batch-ms; batch size now {}",
+                took.as_millis(),
+                self.now
+            );
+        } else if took < limit / 4 && self.now < self.max {
+            self.now = (self.now * 2).min(self.max);
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -3,7 +3,7 @@
 //! type does plan/apply/revert/check with set-based SQL per batch in every dialect.
 
 use crate::db::{DbResult, Dialect, Tx, Value};
-use crate::migration::{int, Batch, Context, Cursor, DataMigration, Group, Plan, Step};
+use crate::migration::{int, Batch, Context, Cursor, DataMigration, Direction, Group, Plan, Step};
 
 pub struct VersionBackfill {
     /// The entity table, e.g. `competencies` (columns id, organization_id, name, description).
@@ -256,5 +256,16 @@ impl DataMigration for VersionBackfill {
             ));
         }
         Ok(problems)
+    }
+
+    fn key_span(&self, tx: &mut dyn Tx, direction: Direction) -> DbResult<Option<(i64, i64)>> {
+        let table = match direction {
+            Direction::Apply => self.entity,
+            Direction::Revert => self.versions,
+        };
+        let row = tx.query(&format!("SELECT MIN(id), MAX(id) FROM {table}"), &[])?;
+        Ok(row
+            .first()
+            .and_then(|r| Some((r.first()?.as_i64()?, r.get(1)?.as_i64()?))))
     }
 }

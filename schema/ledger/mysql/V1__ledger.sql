@@ -1,5 +1,7 @@
+-- backfill's own tables. IF NOT EXISTS everywhere: MySQL DDL is not transactional, so a runner killed
+-- half-way through this file must not stop the next one.
 -- backfill's own tables. One row per data migration ever started, and an append-only audit of runs.
-CREATE TABLE backfill_migrations (
+CREATE TABLE IF NOT EXISTS backfill_migrations (
     version BIGINT NOT NULL PRIMARY KEY,
     name VARCHAR(255) NOT NULL,
     checksum VARCHAR(64) NOT NULL,
@@ -19,7 +21,7 @@ CREATE TABLE backfill_migrations (
     last_error TEXT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
-CREATE TABLE backfill_runs (
+CREATE TABLE IF NOT EXISTS backfill_runs (
     run_id VARCHAR(36) NOT NULL PRIMARY KEY,
     version BIGINT NULL,
     action VARCHAR(16) NOT NULL,
@@ -34,7 +36,7 @@ CREATE TABLE backfill_runs (
     plan_summary TEXT NULL,
     row_count BIGINT NOT NULL DEFAULT 0,
     outcome TEXT NULL,
-    error_message TEXT NULL
+    error_message TEXT NULL,
+    INDEX backfill_runs_version_started (version, started_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
-CREATE INDEX backfill_runs_version_started ON backfill_runs (version, started_at);

@@ -1,5 +1,5 @@
 -- backfill's own tables. One row per data migration ever started, and an append-only audit of runs.
-CREATE TABLE backfill_migrations (
+CREATE TABLE IF NOT EXISTS backfill_migrations (
     version BIGINT NOT NULL PRIMARY KEY,
     name VARCHAR(255) NOT NULL,
     checksum VARCHAR(64) NOT NULL,
@@ -19,7 +19,7 @@ CREATE TABLE backfill_migrations (
     last_error TEXT NULL
 );
 
-CREATE TABLE backfill_runs (
+CREATE TABLE IF NOT EXISTS backfill_runs (
     run_id VARCHAR(36) NOT NULL PRIMARY KEY,
     version BIGINT NULL,
     action VARCHAR(16) NOT NULL,
@@ -37,4 +37,4 @@ CREATE TABLE backfill_runs (
     error_message TEXT NULL
 );
 
-CREATE INDEX backfill_runs_version_started ON backfill_runs (version, started_at);
+CREATE INDEX IF NOT EXISTS backfill_runs_version_started ON backfill_runs (version, started_at);
