@@ -47,7 +47,8 @@ impl TestDb {
                 Kind::Mariadb => "my",
                 Kind::Sqlite => "lite",
             }
-        );
+        )
+        .to_lowercase();
         match kind {
             Kind::Sqlite => {
                 let dir = std::env::temp_dir().join("backfill-tests");
