@@ -245,10 +245,13 @@ pub fn start(session: &mut dyn Session, s: &Start) -> Result<()> {
             ],
         )
     } else {
-        // A fresh apply after a revert starts the counts over; a fresh revert keeps rows_applied.
+        // Counts stay true across partial reverts: rows_applied - rows_reverted is what is in place, and
+        // a fresh apply starts from that.
         let reset = match (s.fresh, s.action) {
-            (true, Action::Apply) => format!(", {cursor_col} = NULL, rows_applied = 0, rows_reverted = 0, batches = 0, started_at = ?"),
-            (true, _) => format!(", {cursor_col} = NULL, rows_reverted = 0"),
+            (true, Action::Apply) => format!(
+                ", {cursor_col} = NULL, rows_applied = rows_applied - rows_reverted, rows_reverted = 0, batches = 0, started_at = ?"
+            ),
+            (true, _) => format!(", {cursor_col} = NULL"),
             (false, _) => String::new(),
         };
         let sql = format!(

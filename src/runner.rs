@@ -136,7 +136,8 @@ fn selected(entries: &[Entry], selection: Selection) -> Result<Vec<&'static Regi
         Selection::One(v) => {
             let reg = find(v)?;
             match entry(v) {
-                Some(e) if e.state == State::Applied => Vec::new(),
+                // Applied in full: nothing to do. After a one-scenario revert, naming it fills the gap.
+                Some(e) if e.state == State::Applied && e.rows_reverted == 0 => Vec::new(),
                 _ => vec![reg],
             }
         }
