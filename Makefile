@@ -2,6 +2,7 @@
 CARGO ?= cargo
 TEST_THREADS ?= 6
 SIZE ?= 100000
+BENCH_ARGS ?=
 
 .PHONY: demo test db lint bench
 
@@ -18,3 +19,9 @@ db:
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+# Benchmarks (BENCHMARKS.md): backfill vs one set-based statement and vs the old per-row command, on
+# PostgreSQL and MariaDB, SIZE competencies (SIZE=1000000 for the full table). Creates and drops bf_bench.
+bench: db
+	$(CARGO) build --release --bins
+	./target/release/bench --size $(SIZE) $(BENCH_ARGS)

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const EXIT_CODES: &str = "Exit codes: 0 ok · 1 runtime error · 2 usage/config error · 3 verify found an inconsistency · \
+const EXIT_CODES: &str = "Exit codes: 0 ok · 1 runtime error · 2 usage/config error · 3 ledger inconsistent (verify's findings, a damaged ledger) · \
 4 lock busy · 5 refused for safety (checksum drift, plan changed, edited rows on revert) · 130/143 interrupted";
 
 /// Versioned, resumable, revertible data migrations (backfills) for PostgreSQL, MySQL/MariaDB and SQLite.
@@ -47,7 +47,7 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 pub struct Batching {
     /// Rows (keys) per batch; each batch is one transaction with its checkpoint.
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, default_value_t = 5000, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch_size: u64,
     /// Sleep between batches, to leave room for the app's own traffic.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
@@ -73,7 +73,7 @@ pub enum Command {
     /// What `apply` would write, per scenario, without writing it (read-only transaction).
     Plan {
         /// One migration; default: every pending one.
-        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        #[arg(allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
         version: Option<i64>,
         /// Save the reviewed plan, for `apply --expect-plan`.
         #[arg(long, value_name = "FILE")]
@@ -85,7 +85,7 @@ pub enum Command {
     /// Run pending migrations in version order (safe on every deploy, from several hosts at once).
     Apply {
         /// Only this migration (also re-applies one that an operator reverted).
-        #[arg(value_parser = clap::value_parser!(i64).range(1..), conflicts_with = "to")]
+        #[arg(allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..), conflicts_with = "to")]
         version: Option<i64>,
         /// Pending migrations up to and including this version.
         #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
@@ -98,10 +98,10 @@ pub enum Command {
     },
     /// Delete exactly the rows one migration wrote (optionally one scenario's), in batches.
     Revert {
-        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        #[arg(allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
         version: i64,
         /// Only rows of this scenario.
-        #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+        #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
         scenario: Option<i64>,
         /// Also delete rows edited after the backfill.
         #[arg(long)]
@@ -155,6 +155,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
@@ -194,6 +195,14 @@ fn with_batching(mut opts: Options, b: &Batching) -> Options {
 }
 
 fn connect(cli: &Cli) -> Result<(Box<dyn Session>, String)> {
+    if let (Some(file), Some(url)) = (&cli.env_file, &cli.database_url) {
+        if !url.trim().is_empty() {
+            tracing::warn!(
+                "--env-file {} ignored: --database-url / DATABASE_URL takes precedence",
+                file.display()
+            );
+        }
+    }
     let target = crate::target::resolve(cli.database_url.as_deref(), cli.env_file.as_deref())?;
     let session = db::connect(&target)?;
     Ok((session, target.redacted))
@@ -208,6 +217,13 @@ fn print(text: &str) {
 /// Runs the parsed command; returns what to print on stdout.
 pub fn run(cli: &Cli) -> Result<String> {
     let opts = options(cli);
+    // The audit table's operator_name column holds 255 characters.
+    if opts.operator.chars().count() > 255 {
+        return Err(Error::Usage(
+            "--operator (or BACKFILL_OPERATOR/USER) is longer than 255 characters; shorten it"
+                .into(),
+        ));
+    }
     let f = cli.format;
     match &cli.command {
         Command::New { name } => {
@@ -232,6 +248,9 @@ pub fn run(cli: &Cli) -> Result<String> {
             out,
             samples,
         } => {
+            if let Some(path) = out {
+                crate::planfile::check_writable(path)?;
+            }
             let (mut s, _) = connect(cli)?;
             let opts = Options {
                 samples: *samples as usize,
@@ -259,6 +278,8 @@ pub fn run(cli: &Cli) -> Result<String> {
                 (None, None) => Selection::Pending,
             };
             let (mut s, _) = connect(cli)?;
+            // From the first statement on, so a lock held on the ledger cannot stall us either.
+            s.set_statement_timeout(opts.statement_timeout)?;
             let done = runner::apply(s.as_mut(), selection, &opts)?;
             Ok(report::outcomes(
                 &done,
@@ -274,6 +295,7 @@ pub fn run(cli: &Cli) -> Result<String> {
         } => {
             let opts = with_batching(opts, batching);
             let (mut s, _) = connect(cli)?;
+            s.set_statement_timeout(opts.statement_timeout)?;
             let done = runner::revert(s.as_mut(), *version, *scenario, *force, &opts)?;
             Ok(report::outcomes(&[done], f, ""))
         }
@@ -316,6 +338,27 @@ pub fn run(cli: &Cli) -> Result<String> {
     }
 }
 
+/// Names the argument (or environment variable) that is not UTF-8; clap only says "one or more".
+fn invalid_utf8() -> String {
+    let shown = |raw: &std::ffi::OsStr| format!("{:?}", raw.to_string_lossy());
+    if let Some((i, arg)) = std::env::args_os()
+        .enumerate()
+        .skip(1)
+        .find(|(_, a)| a.to_str().is_none())
+    {
+        return format!(
+            "argument {i} ({}) is not valid UTF-8; backfill takes UTF-8 text",
+            shown(&arg)
+        );
+    }
+    for var in ["DATABASE_URL", "BACKFILL_OPERATOR"] {
+        if std::env::var_os(var).is_some_and(|v| v.to_str().is_none()) {
+            return format!("the environment variable {var} is not valid UTF-8; fix its value");
+        }
+    }
+    "invalid UTF-8 in the arguments or the environment; backfill takes UTF-8 text".into()
+}
+
 /// Parses arguments; clap's own errors become one line and exit 2.
 fn parse() -> std::result::Result<Cli, i32> {
     match Cli::try_parse() {
@@ -333,6 +376,10 @@ fn parse() -> std::result::Result<Cli, i32> {
             let _ = e.print();
             Err(2)
         }
+        Err(e) if e.kind() == clap::error::ErrorKind::InvalidUtf8 => {
+            eprintln!("error: {}", db::url::redact(&invalid_utf8()));
+            Err(2)
+        }
         Err(e) => {
             let text = e.to_string();
             let first = text
@@ -340,7 +387,37 @@ fn parse() -> std::result::Result<Cli, i32> {
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("invalid arguments");
             let first = first.trim_start_matches("error: ");
-            eprintln!("error: {}; see `backfill --help`", db::url::redact(first));
+            // "the following required arguments were not provided:" lists them on the next lines.
+            let listed: Vec<&str> = if first.ends_with(':') {
+                text.lines()
+                    .skip_while(|l| !l.contains(first))
+                    .skip(1)
+                    .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                    .map(str::trim)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let joined = format!("{first} {}", listed.join(", "));
+            let first = if listed.is_empty() {
+                first
+            } else {
+                joined.as_str()
+            };
+            // clap lists the accepted values on a line of their own; keep them on ours.
+            let valid: Vec<String> = match e.get(clap::error::ContextKind::ValidValue) {
+                Some(clap::error::ContextValue::Strings(v)) => v.clone(),
+                _ => Vec::new(),
+            };
+            let valid = if valid.is_empty() || first.contains("possible values") {
+                String::new()
+            } else {
+                format!(" (possible values: {})", valid.join(", "))
+            };
+            eprintln!(
+                "error: {}{valid}; see `backfill --help`",
+                db::url::redact(first)
+            );
             Err(2)
         }
     }

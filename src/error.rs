@@ -14,6 +14,10 @@ pub enum Error {
     /// `verify` found problems; each is one line. Exit 3.
     #[error("verify found {} problem(s)", .0.len())]
     Inconsistent(Vec<String>),
+    /// The ledger itself is not as this binary expects (a row in an unknown state, a missing column).
+    /// Exit 3, like `verify`'s findings; `verify` lists it as a problem.
+    #[error("{0}")]
+    Ledger(String),
     /// Another runner holds the lock. Exit 4.
     #[error("{0}")]
     Busy(String),
@@ -32,7 +36,7 @@ impl Error {
         match self {
             Error::Runtime(_) => 1,
             Error::Usage(_) => 2,
-            Error::Inconsistent(_) => 3,
+            Error::Inconsistent(_) | Error::Ledger(_) => 3,
             Error::Busy(_) => 4,
             Error::Refused(_) => 5,
             Error::Interrupted(sig) => 128 + sig,

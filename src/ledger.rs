@@ -138,9 +138,15 @@ fn int(v: &Value) -> i64 {
 }
 
 fn ledger_error(what: &str, e: crate::db::DbError) -> Error {
-    Error::Runtime(format!(
-        "reading the ledger ({what}) failed: {e}; run `backfill verify` or check the ledger tables"
-    ))
+    match e.kind {
+        // The SQL itself failed: the table is not what this binary created (a dropped or renamed
+        // column, a missing table). Rerunning cannot help; someone must repair the ledger.
+        crate::db::ErrorKind::Query => Error::Ledger(format!(
+            "the ledger table {what} is not as this binary expects ({e}); restore it from a backup or recreate it as in schema/ledger/ (ledger schema V{LEDGER_SCHEMA})"
+        )),
+        crate::db::ErrorKind::Config => Error::Usage(format!("reading the ledger ({what}) failed: {e}")),
+        _ => Error::Runtime(format!("reading the ledger ({what}) failed: {e}")),
+    }
 }
 
 /// True when the ledger tables exist at the schema version this binary expects.
@@ -167,8 +173,8 @@ fn parse_entry(row: &[Value]) -> Result<Entry> {
     let version = int(&row[0]);
     let raw_state = text(&row[3]).unwrap_or_default();
     let state = raw_state.parse().map_err(|bad| {
-        Error::Runtime(format!(
-            "ledger row for version {version} has unknown state `{bad}`; fix it by hand or run `backfill repair {version} --mark-failed`"
+        Error::Ledger(format!(
+            "ledger row for version {version} has unknown state `{bad}` (expected running, applied, failed, reverting or reverted); it was edited by hand or written by another backfill version: set backfill_migrations.state by hand, then run `backfill verify`"
         ))
     })?;
     Ok(Entry {
@@ -271,9 +277,14 @@ pub fn start(session: &mut dyn Session, s: &Start) -> Result<()> {
         params.push(Value::Int(s.version));
         session.execute(&sql, &params)
     };
-    result
-        .map(|_| ())
-        .map_err(|e| Error::Runtime(format!("recording the start in the ledger failed: {e}")))
+    result.map(|_| ()).map_err(|e| {
+        let message = format!("recording the start in the ledger failed: {e}");
+        if e.is_config() {
+            Error::Usage(message)
+        } else {
+            Error::Runtime(message)
+        }
+    })
 }
 
 /// Records one batch's progress. Must run inside the batch's transaction.
@@ -434,10 +445,12 @@ pub fn abandon_dead_runs(
     by_run: &str,
 ) -> crate::db::DbResult<u64> {
     session.execute(
-        "UPDATE backfill_runs SET state = 'abandoned', finished_at = ?, outcome = ? WHERE version = ? AND state = 'running' AND run_id <> ?",
+        "UPDATE backfill_runs SET state = 'abandoned', finished_at = ?, outcome = ? \
+         WHERE version = ? AND state = 'running' AND action IN ('apply', 'revert') AND run_id <> ?",
         &[
             Value::Timestamp(now()),
-            format!("the process died mid-run; resumed from the last checkpoint by run {by_run}").into(),
+            format!("the process died mid-run; resumed from the last checkpoint by run {by_run}")
+                .into(),
             Value::Int(version),
             by_run.into(),
         ],

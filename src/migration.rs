@@ -116,6 +116,8 @@ pub trait DataMigration: Sync {
     }
 
     /// The first and last integer key the batches will walk, for progress and ETA; `None` if unknown.
+    /// Runs before the ledger records anything, so it should also touch every table the batches use:
+    /// a missing or locked table then fails the run with the database unchanged.
     fn key_span(&self, _tx: &mut dyn Tx, _direction: Direction) -> DbResult<Option<(i64, i64)>> {
         Ok(None)
     }

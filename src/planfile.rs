@@ -47,6 +47,28 @@ fn fingerprint(migrations: &[Reviewed]) -> String {
         .collect()
 }
 
+/// Refuses a `--out` path that cannot be written, before any planning work.
+pub fn check_writable(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::Usage(format!(
+            "cannot write plan file {}: it is a directory; name a file, e.g. plan.json",
+            path.display()
+        )));
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "cannot write plan file {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 pub fn write(path: &Path, reports: &[PlanReport]) -> Result<()> {
     let migrations: Vec<Reviewed> = reports
         .iter()

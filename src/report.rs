@@ -155,12 +155,9 @@ fn duration(run: &Run) -> String {
     }
 }
 
-/// Planned counts per group from a run's plan summary, as "3: 10, 7: 2".
-fn planned(run: &Run) -> String {
-    let Some(plan) = run
-        .plan_summary
-        .as_deref()
-        .and_then(|s| serde_json::from_str::<crate::migration::Plan>(s).ok())
+/// Planned counts per group from a plan summary, as "12 (3: 10, 7: 2)".
+fn planned(summary: Option<&str>) -> String {
+    let Some(plan) = summary.and_then(|s| serde_json::from_str::<crate::migration::Plan>(s).ok())
     else {
         return "-".into();
     };
@@ -172,12 +169,33 @@ fn planned(run: &Run) -> String {
     format!("{} ({})", plan.total, groups.join(", "))
 }
 
+/// The plan each run is compared with: its own, or for an apply without one (no `--expect-plan`) the
+/// latest plan run before it of the same version and code.
+fn plans_for(runs: &[Run]) -> Vec<Option<&str>> {
+    let mut latest: std::collections::HashMap<(Option<i64>, Option<&str>), &str> =
+        std::collections::HashMap::new();
+    runs.iter()
+        .map(|r| {
+            let key = (r.version, r.checksum.as_deref());
+            if let Some(own) = r.plan_summary.as_deref() {
+                if r.action == "plan" {
+                    latest.insert(key, own);
+                }
+                return Some(own);
+            }
+            (r.action == "apply")
+                .then(|| latest.get(&key).copied())
+                .flatten()
+        })
+        .collect()
+}
+
 pub fn log(runs: &[Run], format: Format) -> String {
     match format {
         Format::Json => json_doc(json!({ "runs": runs })),
         Format::Markdown => {
             let mut out = String::from("| started (UTC) | action | version | state | rows | planned (per scenario) | duration | operator@host | tool | checksum | outcome |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
-            for r in runs {
+            for (r, plan) in runs.iter().zip(plans_for(runs)) {
                 out.push_str(&format!(
                     "| {} | {} | {} | {} | {} | {} | {} | {}@{} | {} | `{}` | {} |\n",
                     ts(r.started_at),
@@ -185,7 +203,7 @@ pub fn log(runs: &[Run], format: Format) -> String {
                     r.version.map(|v| v.to_string()).unwrap_or_default(),
                     r.state,
                     r.row_count,
-                    planned(r),
+                    planned(plan),
                     duration(r),
                     r.operator,
                     r.host,

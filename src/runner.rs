@@ -214,7 +214,12 @@ fn new_run(action: Action, reg: Option<&Registered>, opts: &Options) -> Run {
 }
 
 fn audit_error(e: DbError) -> Error {
-    Error::Runtime(format!("writing the audit row failed: {e}"))
+    let message = format!("writing the audit row failed: {e}");
+    if e.is_config() {
+        Error::Usage(message) // e.g. a read-only user: nothing was written
+    } else {
+        Error::Runtime(message)
+    }
 }
 
 fn apply_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Result<Outcome> {
@@ -233,6 +238,8 @@ fn apply_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Res
         ledger_rows: 0,
     };
     let mut run = new_run(Action::Apply, Some(reg), opts);
+    // Planning costs a full read of the data, so apply plans only when told to compare with a review;
+    // `log` pairs an apply with the plan run before it otherwise.
     if let Some(file) = &opts.expect_plan {
         let plan = compute_plan(session, reg, &ctx, opts)?;
         let now = crate::planfile::reviewed(reg.version, reg.name, reg.checksum, &plan);
@@ -301,18 +308,31 @@ fn run_one(
         Action::Apply
     };
     ctx.run_id = uuid::Uuid::parse_str(&run.run_id).unwrap_or_else(|_| uuid::Uuid::now_v7());
+    // The key range is read before anything is written: it feeds the ETA, and it fails here, with the
+    // ledger untouched, when the app's tables are missing.
+    let direction = if action == Action::Revert {
+        Direction::Revert
+    } else {
+        Direction::Apply
+    };
+    let span = reg
+        .migration
+        .key_span(session, direction)
+        .map_err(|e| Error::Runtime(format!("V{}__{} cannot start: {e}", reg.version, reg.name)))?;
     ledger::insert_run(session, &run).map_err(audit_error)?;
+    // We hold the lock, so any apply/revert still marked running is a process that died.
+    let dead = ledger::abandon_dead_runs(session, reg.version, &run.run_id).map_err(audit_error)?;
     let note = match entry {
         Some(e) if e.state.in_progress() => {
-            ledger::abandon_dead_runs(session, reg.version, &run.run_id).map_err(audit_error)?;
-            tracing::warn!(
-                "V{} was left {} by a runner that died; resuming from its last checkpoint",
+            tracing::info!(
+                "V{} was left {} by a runner that died; resuming",
                 reg.version,
                 e.state
             );
             Some(format!("resumed after a runner died while {}", e.state))
         }
         Some(e) if !fresh => Some(format!("resumed from the checkpoint of a {} run", e.state)),
+        _ if dead > 0 => Some("a previous runner died before its first batch".into()),
         _ => None,
     };
     let start = Start {
@@ -329,7 +349,18 @@ fn run_one(
         (Action::Revert, None) => State::Reverted,
         _ => State::Applied,
     };
-    match run_batches(session, reg, action, &ctx, cursor, opts, &run.run_id) {
+    let job = Job {
+        reg,
+        action,
+        ctx: &ctx,
+        run_id: &run.run_id,
+        hooks: Hooks::from_env(),
+    };
+    let label = format!("{} V{}__{}", action.as_str(), reg.version, reg.name);
+    let mut progress = Progress::new(label, opts.quiet, span);
+    let result = run_batches(session, &job, cursor, opts, &mut progress);
+    progress.finish();
+    match result {
         Ok((rows, batches)) => {
             let outcome = format!("{} {rows} rows in {batches} batches", past_tense(action));
             let done = ledger::finish(session, reg.version, final_state, None).and_then(|_| {
@@ -424,47 +455,34 @@ impl Hooks {
     }
 }
 
+/// What the batch loop runs: one migration, one direction, one audited run.
+struct Job<'a> {
+    reg: &'a Registered,
+    action: Action,
+    ctx: &'a Context,
+    run_id: &'a str,
+    hooks: Hooks,
+}
+
 /// The batch loop: each batch's writes, its checkpoint and its audit count commit together.
 fn run_batches(
     session: &mut dyn Session,
-    reg: &Registered,
-    action: Action,
-    ctx: &Context,
+    job: &Job,
     mut cursor: Option<Cursor>,
     opts: &Options,
-    run_id: &str,
+    progress: &mut Progress,
 ) -> Result<(u64, u64)> {
-    let hooks = Hooks::from_env();
-    let direction = if action == Action::Revert {
-        Direction::Revert
-    } else {
-        Direction::Apply
-    };
-    let span = reg.migration.key_span(session, direction).unwrap_or(None);
-    let label = format!("{} V{}__{}", action.as_str(), reg.version, reg.name);
-    let mut progress = Progress::new(label, opts.quiet, span);
     session.set_statement_timeout(opts.statement_timeout)?;
     let mut size = BatchSize::new(opts.batch_size, opts.max_batch);
     let (mut rows, mut batches) = (0u64, 0u64);
     loop {
         if let Some(sig) = signals::requested() {
-            progress.finish();
             return Err(Error::Interrupted(sig));
         }
         batches += 1;
         let started = Instant::now();
-        let step = one_batch(
-            session,
-            reg,
-            action,
-            ctx,
-            cursor.as_ref(),
-            size.now,
-            run_id,
-            &hooks,
-            batches,
-        )
-        .map_err(|e| batch_error(reg, batches, e))?;
+        let step = one_batch(session, job, cursor.as_ref(), size.now, batches)
+            .map_err(|e| batch_error(job.reg, batches, e))?;
         size.adapt(started.elapsed());
         rows += step.rows();
         match step {
@@ -476,7 +494,6 @@ fn run_batches(
             std::thread::sleep(opts.pause);
         }
     }
-    progress.finish();
     Ok((rows, batches))
 }
 
@@ -514,32 +531,38 @@ impl BatchSize {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn one_batch(
     session: &mut dyn Session,
-    reg: &Registered,
-    action: Action,
-    ctx: &Context,
+    job: &Job,
     after: Option<&Cursor>,
     size: u64,
-    run_id: &str,
-    hooks: &Hooks,
     number: u64,
 ) -> crate::db::DbResult<Step> {
     session.begin(false)?;
     let work = (|| {
-        let batch = Batch { ctx, after, size };
-        let step = match action {
-            Action::Revert => reg.migration.revert(session, &batch)?,
-            _ => reg.migration.apply(session, &batch)?,
+        let batch = Batch {
+            ctx: job.ctx,
+            after,
+            size,
+        };
+        let step = match job.action {
+            Action::Revert => job.reg.migration.revert(session, &batch)?,
+            _ => job.reg.migration.apply(session, &batch)?,
         };
         let next = match &step {
             Step::More { cursor, .. } => Some(cursor),
             Step::Done { .. } => None,
         };
-        ledger::checkpoint(session, reg.version, action, next, step.rows(), size)?;
-        ledger::add_run_rows(session, run_id, step.rows())?;
-        hooks.before_commit(number)?;
+        ledger::checkpoint(
+            session,
+            job.reg.version,
+            job.action,
+            next,
+            step.rows(),
+            size,
+        )?;
+        ledger::add_run_rows(session, job.run_id, step.rows())?;
+        job.hooks.before_commit(number)?;
         Ok(step)
     })();
     match work {
@@ -786,7 +809,10 @@ fn status_line(e: &Entry, checksum_ok: bool, state: &str) -> StatusLine {
 /// `verify [--data]`: every inconsistency as one line; empty when all is well.
 pub fn verify(session: &mut dyn Session, data: bool, opts: &Options) -> Result<Vec<String>> {
     prepare_ledger(session, opts.lock_timeout)?;
-    let entries = ledger::entries(session)?;
+    let entries = match ledger::entries(session) {
+        Err(Error::Ledger(problem)) => return Ok(vec![problem]),
+        other => other?,
+    };
     let mut problems = Vec::new();
     for e in &entries {
         match registry::find(e.version) {

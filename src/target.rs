@@ -19,26 +19,53 @@ pub fn resolve(url: Option<&str>, env_file: Option<&Path>) -> Result<Target> {
 }
 
 fn read_env_file(path: &Path) -> Result<HashMap<String, String>> {
-    if !path.is_file() {
-        return Err(Error::Usage(format!(
-            "env file {} does not exist; check the --env-file path",
-            path.display()
-        )));
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Usage(format!(
+                "env file {shown} does not exist; check the --env-file path"
+            )))
+        }
+        Err(e) => {
+            return Err(Error::Usage(format!(
+                "cannot read env file {shown}: {}",
+                one_line(&e)
+            )))
+        }
+        Ok(m) if m.is_dir() => {
+            return Err(Error::Usage(format!(
+                "env file {shown} is a directory; give the path of the .env file itself"
+            )))
+        }
+        Ok(_) => {}
     }
-    let iter = dotenvy::from_path_iter(path).map_err(|e| {
+    // Read it ourselves first: an unreadable file (permissions) is a clear I/O error here.
+    let text = std::fs::read(path)
+        .map_err(|e| Error::Usage(format!("cannot read env file {shown}: {}", one_line(&e))))?;
+    let text = String::from_utf8(text).map_err(|_| {
         Error::Usage(format!(
-            "cannot read env file {}: {}",
-            path.display(),
-            one_line(&e)
+            "env file {shown} is not UTF-8 text; save it as UTF-8"
         ))
     })?;
     let mut vars = HashMap::new();
-    for item in iter {
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
         let (k, v) = item.map_err(|e| {
+            // dotenvy's message quotes the whole line, which may hold a password: name only the key.
+            let detail = match &e {
+                dotenvy::Error::LineParse(line, _) => {
+                    let key = line.split('=').next().unwrap_or("").trim();
+                    let first = line.lines().next().unwrap_or("").trim();
+                    let number = text
+                        .lines()
+                        .position(|l| !first.is_empty() && l.trim() == first)
+                        .map(|n| format!("line {} ", n + 1))
+                        .unwrap_or_default();
+                    format!("cannot parse {number}(`{key}=…`)")
+                }
+                other => one_line(other).split(':').next().unwrap_or("").to_string(),
+            };
             Error::Usage(format!(
-                "env file {} is malformed: {}; fix the line or quote the value",
-                path.display(),
-                one_line(&e)
+                "env file {shown} is malformed: {detail}; fix the line (quote values with spaces or #, close every quote)"
             ))
         })?;
         vars.insert(k, v);
@@ -68,7 +95,23 @@ pub fn from_env_file(path: &Path) -> Result<Target> {
     let (scheme, default_port) = match connection {
         "pgsql" | "postgres" | "postgresql" => ("postgres", "5432"),
         "mysql" | "mariadb" => ("mysql", "3306"),
-        "sqlite" => return Ok(Target::parse(&format!("sqlite://{}", get("DB_DATABASE")))?),
+        "sqlite" => {
+            let file = get("DB_DATABASE");
+            if file.is_empty() {
+                return Err(Error::Usage(format!(
+                    "{} has DB_CONNECTION=sqlite but no DB_DATABASE; set it to the database file",
+                    path.display()
+                )));
+            }
+            let target = Target::parse(&format!("sqlite://{file}"))?;
+            if !Path::new(file).is_file() {
+                return Err(Error::Usage(format!(
+                    "no SQLite database at {file}; check DB_DATABASE in {}",
+                    path.display()
+                )));
+            }
+            return Ok(target);
+        }
         "" => return Err(Error::Usage(format!("{} sets no DB_CONNECTION; expected pgsql, mysql, mariadb or sqlite", path.display()))),
         other => {
             return Err(Error::Usage(format!(
@@ -93,6 +136,18 @@ pub fn from_env_file(path: &Path) -> Result<Target> {
     let user_ok = url.set_username(get("DB_USERNAME")).is_ok();
     let password = get("DB_PASSWORD");
     let pass_ok = password.is_empty() || url.set_password(Some(password)).is_ok();
+    // Laravel's own TLS settings: DB_SSLMODE (pgsql), MYSQL_ATTR_SSL_CA (mysql).
+    match scheme {
+        "postgres" if !get("DB_SSLMODE").is_empty() => {
+            url.query_pairs_mut()
+                .append_pair("sslmode", get("DB_SSLMODE"));
+        }
+        "mysql" if !get("MYSQL_ATTR_SSL_CA").is_empty() => {
+            url.query_pairs_mut()
+                .append_pair("ssl-ca", get("MYSQL_ATTR_SSL_CA"));
+        }
+        _ => {}
+    }
     if !user_ok || !pass_ok {
         return Err(Error::Usage(format!(
             "{}: DB_USERNAME/DB_PASSWORD cannot be used in a URL",

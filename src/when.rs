@@ -23,7 +23,11 @@ pub fn parse(text: &str) -> Result<NaiveDateTime> {
         _ => None,
     }
     .ok_or_else(|| bad(text))?;
-    Ok(Utc::now().naive_utc() - age)
+    // An age beyond the calendar's range would overflow (and panic) on subtraction.
+    Utc::now()
+        .naive_utc()
+        .checked_sub_signed(age)
+        .ok_or_else(|| bad(text))
 }
 
 fn bad(text: &str) -> Error {

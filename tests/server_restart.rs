@@ -11,7 +11,12 @@ use std::time::{Duration, Instant};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn sh(cmd: &str) -> bool {
-    Command::new("sh").args(["-c", cmd]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .args(["-c", cmd])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn wait_until(what: &str, check: &str) {
@@ -26,12 +31,20 @@ fn restart(kind: Kind) {
     match kind {
         Kind::Postgres => {
             assert!(sh("pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | sort -V | tail -1) main restart -m fast"));
-            wait_until("PostgreSQL", "psql -h 127.0.0.1 -U postgres -tAc 'SELECT 1'");
+            wait_until(
+                "PostgreSQL",
+                "psql -h 127.0.0.1 -U postgres -tAc 'SELECT 1'",
+            );
         }
         _ => {
             assert!(sh("mariadb-admin -h 127.0.0.1 -u root shutdown"));
-            wait_until("MariaDB to stop", "! mariadb-admin -h 127.0.0.1 -u root ping --silent");
-            assert!(sh("start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"));
+            wait_until(
+                "MariaDB to stop",
+                "! mariadb-admin -h 127.0.0.1 -u root ping --silent",
+            );
+            assert!(sh(
+                "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
+            ));
             wait_until("MariaDB", "mariadb -h 127.0.0.1 -u root -e 'SELECT 1'");
         }
     }
@@ -43,7 +56,9 @@ fn restart_mid_run(kind: Kind) {
     seed_generated(&t, 250);
     let expected = t.expected_competencies();
     let mut cmd = t.command(&["apply", "--batch-size", "10"]);
-    cmd.env("BACKFILL_TEST_BATCH_DELAY_MS", "60").stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.env("BACKFILL_TEST_BATCH_DELAY_MS", "60")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn");
     let deadline = Instant::now() + Duration::from_secs(20);
     while t.int("SELECT COUNT(*) FROM backfill_runs WHERE action = 'apply'") == 0 {
@@ -54,17 +69,26 @@ fn restart_mid_run(kind: Kind) {
     restart(kind);
     let out = Run::from(child.wait_with_output().expect("wait"));
     let line = out.one_line_error(1).to_string();
-    assert!(line.contains("connection") || line.contains("terminat"), "a clear connection error: {line}");
+    assert!(
+        line.contains("connection") || line.contains("terminat"),
+        "a clear connection error: {line}"
+    );
     assert!(line.contains("rerun"), "{line}");
     let written = t.marked_competencies();
-    assert!(written.len() < expected.len(), "the restart must have cut the run");
+    assert!(
+        written.len() < expected.len(),
+        "the restart must have cut the run"
+    );
     let again = t.run(&["apply"]);
     again.expect(0);
     assert!(again.stdout.contains("resumed"), "{}", again.stdout);
     assert_eq!(t.marked_competencies(), expected);
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"));
     let audited = t.int("SELECT SUM(row_count) FROM backfill_runs WHERE action = 'apply'");
-    assert_eq!(audited, t.int("SELECT rows_applied FROM backfill_migrations WHERE version = 202611230001"));
+    assert_eq!(
+        audited,
+        t.int("SELECT rows_applied FROM backfill_migrations WHERE version = 202611230001")
+    );
 }
 
 #[test]

@@ -7,12 +7,13 @@
 mod mysql;
 mod postgres;
 mod sqlite;
+mod tls;
 pub mod url;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use std::time::Duration;
 
-pub use self::url::Target;
+pub use self::url::{RootCerts, Target, Tls, TlsMode};
 
 /// A value crossing the driver boundary, in either direction.
 #[derive(Debug, Clone, PartialEq)]

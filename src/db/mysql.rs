@@ -1,10 +1,11 @@
 //! MySQL / MariaDB driver (sync `mysql` crate).
 
+use super::url::{RootCerts, Tls, TlsMode};
 use super::{DbError, DbResult, Dialect, ErrorKind, Row, Session, Target, Tx, Value};
 use chrono::{Datelike, NaiveDate, Timelike};
 use mysql::consts::ColumnType;
 use mysql::prelude::Queryable;
-use mysql::{Conn, Opts, OptsBuilder};
+use mysql::{Conn, Opts, OptsBuilder, SslOpts};
 use std::time::Duration;
 
 mod ledger_schema {
@@ -19,6 +20,21 @@ pub struct MySession {
 }
 
 fn map_err(e: mysql::Error) -> DbError {
+    // A refused certificate arrives as an I/O error inside the codec error.
+    let text = e.to_string();
+    if let Some(at) = text.find("invalid peer certificate") {
+        let reason = text[at..]
+            .split(['`', '\''])
+            .next()
+            .unwrap_or("")
+            .trim_end();
+        return DbError::new(
+            ErrorKind::Config,
+            format!(
+                "mysql: TLS handshake failed: {reason} (check ssl-mode/ssl-ca in DATABASE_URL)"
+            ),
+        );
+    }
     match e {
         mysql::Error::MySqlError(ref m) => {
             let (kind, hint) = match m.code {
@@ -30,9 +46,17 @@ fn map_err(e: mysql::Error) -> DbError {
                     ErrorKind::Config,
                     " (create the database or fix its name in DATABASE_URL)",
                 ),
-                1969 | 3024 => (
+                1142 | 1143 | 1227 | 1370 => (
+                    ErrorKind::Config,
+                    " (this user lacks a privilege backfill needs here: grant it, or connect as the app's migration user)",
+                ),
+                1146 => (
+                    ErrorKind::Query,
+                    " (is DATABASE_URL the app's database, and have its schema migrations run?)",
+                ),
+                1969 | 3024 | 1205 => (
                     ErrorKind::Timeout,
-                    " (raise the statement timeout or lower --batch-size)",
+                    " (another session may hold a lock on a table it needs, or the batch is too big: check SHOW PROCESSLIST for blockers, then rerun, raise --statement-timeout or lower --batch-size)",
                 ),
                 _ => (ErrorKind::Query, ""),
             };
@@ -44,9 +68,16 @@ fn map_err(e: mysql::Error) -> DbError {
         mysql::Error::UrlError(u) => {
             DbError::new(ErrorKind::Config, format!("malformed mysql URL: {u}"))
         }
-        mysql::Error::IoError(_) | mysql::Error::DriverError(_) => {
-            DbError::new(ErrorKind::Connection, format!("mysql: {e}"))
-        }
+        mysql::Error::DriverError(mysql::DriverError::TlsNotSupported) => DbError::new(
+            ErrorKind::Config,
+            "mysql: the server does not support TLS (ssl-mode requires it; enable TLS on the server or use ssl-mode=PREFERRED)",
+        ),
+        mysql::Error::DriverError(d) => DbError::new(ErrorKind::Connection, format!("mysql: {d}")),
+        mysql::Error::IoError(io) => DbError::new(ErrorKind::Connection, format!("mysql: {io}")),
+        mysql::Error::TlsError(t) => DbError::new(
+            ErrorKind::Config,
+            format!("mysql: TLS handshake failed: {t} (check ssl-mode/ssl-ca in DATABASE_URL)"),
+        ),
         other => DbError::query(format!("mysql: {other}")),
     }
 }
@@ -99,23 +130,74 @@ fn from_mysql(v: mysql::Value, column: ColumnType) -> Value {
     }
 }
 
+/// The mysql crate's TLS options for an `ssl-mode` (`None`: plain TCP).
+fn ssl_opts(tls: &Tls) -> Option<SslOpts> {
+    let root = match &tls.roots {
+        Some(RootCerts::File(path)) => Some(path.clone()),
+        _ => None,
+    };
+    let opts = SslOpts::default().with_root_cert_path(root);
+    match tls.mode {
+        TlsMode::Disable => None,
+        // Encrypted, certificate not checked (the mysql client's PREFERRED and REQUIRED).
+        TlsMode::Prefer | TlsMode::Require => Some(
+            opts.with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true),
+        ),
+        TlsMode::VerifyCa => Some(opts.with_danger_skip_domain_validation(true)),
+        TlsMode::VerifyFull => Some(opts),
+    }
+}
+
+fn open(opts: OptsBuilder, target: &Target) -> DbResult<Conn> {
+    // The driver moves a loopback connection to the server's Unix socket when it can, and a socket
+    // carries no TLS: when the URL demands TLS, stay on TCP.
+    let opts = if matches!(target.tls.mode, TlsMode::Prefer | TlsMode::Disable) {
+        opts
+    } else {
+        opts.prefer_socket(false)
+    };
+    if let Some(RootCerts::File(path)) = &target.tls.roots {
+        if !path.is_file() {
+            return Err(DbError::new(
+                ErrorKind::Config,
+                format!("ssl-ca {} is not a readable file; give the PEM file of the CA that signed the server's certificate", path.display()),
+            ));
+        }
+    }
+    let tls = ssl_opts(&target.tls);
+    let secure = opts.clone().ssl_opts(tls.clone());
+    let result = match Conn::new(secure) {
+        // PREFERRED: plain when the server offers no TLS.
+        Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
+            if target.tls.mode == TlsMode::Prefer =>
+        {
+            Conn::new(opts.ssl_opts(None))
+        }
+        other => other,
+    };
+    result.map_err(|e| {
+        let err = map_err(e);
+        let kind = if err.kind == ErrorKind::Query {
+            ErrorKind::Connection
+        } else {
+            err.kind
+        };
+        DbError::new(
+            kind,
+            format!("cannot connect to {}: {}", target.redacted, err.message),
+        )
+    })
+}
+
 impl MySession {
     pub fn connect(target: &Target) -> DbResult<Self> {
+        // The mysql crate's rustls connector uses the process-wide crypto provider.
+        let _ = super::tls::provider();
         let opts = Opts::from_url(target.secret_url())
             .map_err(|e| DbError::new(ErrorKind::Config, format!("malformed mysql URL: {e}")))?;
         let opts = OptsBuilder::from_opts(opts).tcp_connect_timeout(Some(Duration::from_secs(10)));
-        let conn = Conn::new(opts).map_err(|e| {
-            let err = map_err(e);
-            let kind = if err.kind == ErrorKind::Query {
-                ErrorKind::Connection
-            } else {
-                err.kind
-            };
-            DbError::new(
-                kind,
-                format!("cannot connect to {}: {}", target.redacted, err.message),
-            )
-        })?;
+        let conn = open(opts, target)?;
         let mut session = MySession {
             conn,
             // GET_LOCK names are server-wide: scope ours to the database; they are capped at 64 chars.

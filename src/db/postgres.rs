@@ -1,10 +1,12 @@
 //! PostgreSQL driver (sync `postgres` crate).
 
+use super::url::TlsMode;
 use super::{
     number_placeholders, DbError, DbResult, Dialect, ErrorKind, Row, Session, Target, Tx, Value,
 };
 use bytes::BytesMut;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use postgres::config::SslMode;
 use postgres::types::{FromSql, IsNull, ToSql, Type};
 use postgres::{Client, NoTls, Statement};
 use std::collections::HashMap;
@@ -25,40 +27,82 @@ pub struct PgSession {
     redacted: String,
 }
 
+/// An error with its causes: `postgres::Error` prints only its kind ("error connecting to server").
+fn with_causes(e: &dyn StdError) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 fn map_err(e: postgres::Error) -> DbError {
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
         let kind = match code {
-            "28P01" | "28000" | "3D000" => ErrorKind::Config,
-            "57014" => ErrorKind::Timeout,
+            "28P01" | "28000" | "3D000" | "42501" => ErrorKind::Config,
+            "57014" | "55P03" => ErrorKind::Timeout,
             "57P01" | "57P02" | "57P03" => ErrorKind::Connection,
             _ => ErrorKind::Query,
         };
         let hint = match code {
             "28P01" | "28000" => " (check the user and password in DATABASE_URL)",
             "3D000" => " (create the database or fix its name in DATABASE_URL)",
-            "57014" => " (raise the statement timeout or lower --batch-size)",
+            "42501" => " (this user lacks a privilege backfill needs here: grant it, or connect as the app's migration user)",
+            "42P01" => " (is DATABASE_URL the app's database, and have its schema migrations run?)",
+            "57014" | "55P03" => " (another session may hold a lock on a table it needs, or the batch is too big: check pg_stat_activity for blockers, then rerun, raise --statement-timeout or lower --batch-size)",
             _ => "",
         };
         return DbError::new(kind, format!("postgres: {}{hint}", db.message()));
     }
-    let kind = if e.is_closed() || StdError::source(&e).is_some_and(|s| s.is::<std::io::Error>()) {
+    let text = with_causes(&e);
+    let kind = if text.starts_with("error performing TLS handshake") {
+        ErrorKind::Config
+    } else if e.is_closed() || StdError::source(&e).is_some_and(|s| s.is::<std::io::Error>()) {
         ErrorKind::Connection
     } else {
         ErrorKind::Query
     };
-    DbError::new(kind, format!("postgres: {e}"))
+    let hint = if kind == ErrorKind::Config {
+        " (check sslmode/sslrootcert in DATABASE_URL)"
+    } else {
+        ""
+    };
+    DbError::new(kind, format!("postgres: {text}{hint}"))
 }
 
 impl PgSession {
     pub fn connect(target: &Target) -> DbResult<Self> {
-        let mut config = postgres::Config::from_str(target.secret_url())
-            .map_err(|e| DbError::new(ErrorKind::Config, format!("malformed postgres URL: {e}")))?;
+        let mut config = postgres::Config::from_str(target.secret_url()).map_err(|e| {
+            DbError::new(
+                ErrorKind::Config,
+                format!("malformed postgres URL: {}", with_causes(&e)),
+            )
+        })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name(&format!("backfill pid {}", std::process::id()));
-        let client = config.connect(NoTls).map_err(|e| {
+        let connected = match super::tls::pg_client_config(&target.tls)? {
+            None => config.ssl_mode(SslMode::Disable).connect(NoTls),
+            Some(tls) => {
+                let mode = if target.tls.mode == TlsMode::Prefer {
+                    SslMode::Prefer
+                } else {
+                    SslMode::Require
+                };
+                config
+                    .ssl_mode(mode)
+                    .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+            }
+        };
+        let client = connected.map_err(|e| {
             let err = map_err(e);
             let kind = if err.kind == ErrorKind::Query {
                 ErrorKind::Connection

@@ -21,13 +21,26 @@ pub struct SqliteSession {
 
 fn map_err(e: rusqlite::Error) -> DbError {
     let kind = match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::OperationInterrupted) => ErrorKind::Timeout,
-        Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::NotADatabase) => {
-            ErrorKind::Config
+        Some(rusqlite::ErrorCode::OperationInterrupted | rusqlite::ErrorCode::DatabaseBusy) => {
+            ErrorKind::Timeout
         }
+        Some(
+            rusqlite::ErrorCode::CannotOpen
+            | rusqlite::ErrorCode::NotADatabase
+            | rusqlite::ErrorCode::ReadOnly
+            | rusqlite::ErrorCode::PermissionDenied,
+        ) => ErrorKind::Config,
         _ => ErrorKind::Query,
     };
-    DbError::new(kind, format!("sqlite: {e}"))
+    let text = e.to_string();
+    let hint = if text.contains("no such table") {
+        " (is DATABASE_URL the app's database, and have its schema migrations run?)"
+    } else if kind == ErrorKind::Timeout {
+        " (another process holds a write lock on the database file: wait for it, or raise --statement-timeout)"
+    } else {
+        ""
+    };
+    DbError::new(kind, format!("sqlite: {text}{hint}"))
 }
 
 fn to_sqlite(v: &Value) -> SqlValue {
@@ -37,6 +50,10 @@ fn to_sqlite(v: &Value) -> SqlValue {
         Value::Float(f) => SqlValue::Real(*f),
         Value::Text(s) => SqlValue::Text(s.clone()),
         Value::Date(d) => SqlValue::Text(d.format("%Y-%m-%d").to_string()),
+        // Whole seconds as Laravel and `utc_now()` write them, so text comparisons of equal times hold.
+        Value::Timestamp(t) if t.and_utc().timestamp_subsec_micros() == 0 => {
+            SqlValue::Text(t.format("%Y-%m-%d %H:%M:%S").to_string())
+        }
         Value::Timestamp(t) => SqlValue::Text(t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()),
     }
 }
@@ -66,6 +83,9 @@ impl SqliteSession {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(map_err)?;
         conn.busy_timeout(Duration::from_secs(30))
+            .map_err(map_err)?;
+        // Laravel turns foreign keys on for its SQLite connections; so do we, so ON DELETE holds.
+        conn.execute_batch("PRAGMA foreign_keys = ON")
             .map_err(map_err)?;
         Ok(SqliteSession {
             conn,
@@ -187,10 +207,12 @@ impl Session for SqliteSession {
             .map_err(|e| DbError::query(format!("creating the ledger tables failed: {e}")))
     }
 
-    fn set_statement_timeout(&mut self, _timeout: Option<Duration>) -> DbResult<()> {
-        // SQLite runs in this process and nothing else can hold our batch's locks for long; the batch
-        // size bounds each statement. No server-side timeout to set.
-        Ok(())
+    fn set_statement_timeout(&mut self, timeout: Option<Duration>) -> DbResult<()> {
+        // SQLite runs in this process; the batch size bounds each statement. What can stall us is
+        // another process's write transaction (the app's): wait for it at most this long.
+        self.conn
+            .busy_timeout(timeout.unwrap_or(Duration::from_secs(30)))
+            .map_err(map_err)
     }
 
     fn describe(&self) -> String {

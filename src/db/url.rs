@@ -3,12 +3,47 @@
 use super::{DbError, DbResult, Dialect, ErrorKind};
 use std::path::PathBuf;
 
+/// How a connection is secured: libpq's `sslmode` (PostgreSQL) or the MySQL client's `ssl-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain TCP (`sslmode=disable`, `ssl-mode=DISABLED`).
+    Disable,
+    /// TLS when the server offers it, certificate not checked; plain otherwise. The default, as in
+    /// libpq and the mysql client.
+    Prefer,
+    /// TLS or fail; certificate not checked (PostgreSQL: checked against `sslrootcert` when one is
+    /// given, as libpq does).
+    Require,
+    /// TLS, certificate signed by a trusted CA; host name not checked.
+    VerifyCa,
+    /// TLS, trusted CA and the host name in the certificate (`verify-full`, `VERIFY_IDENTITY`).
+    VerifyFull,
+}
+
+/// Which CAs `verify-ca`/`verify-full` trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootCerts {
+    /// A PEM file (`sslrootcert=PATH`, `ssl-ca=PATH`).
+    File(PathBuf),
+    /// The public web PKI roots built into the binary (`sslrootcert=system`).
+    System,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub mode: TlsMode,
+    pub roots: Option<RootCerts>,
+}
+
 /// Where to connect. `url` may hold a password: never print it, print `redacted`.
 #[derive(Clone)]
 pub struct Target {
     pub dialect: Dialect,
+    /// The URL for the driver: TLS parameters removed (they are in `tls`), password kept.
     url: String,
     pub redacted: String,
+    /// TLS settings from the URL's query (`sslmode`/`sslrootcert`, `ssl-mode`/`ssl-ca`).
+    pub tls: Tls,
     /// SQLite only: the database file.
     pub sqlite_path: Option<PathBuf>,
     /// The database name, for lock names and messages.
@@ -66,15 +101,17 @@ impl Target {
         if redacted.password().is_some() {
             let _ = redacted.set_password(Some("***"));
         }
+        let (tls, driver_url) = split_tls(dialect, &parsed)?;
         let url = if dialect == Dialect::Mysql && scheme.as_deref() == Some("mariadb") {
-            format!("mysql{}", &raw["mariadb".len()..])
+            format!("mysql{}", &driver_url["mariadb".len()..])
         } else {
-            raw.to_string()
+            driver_url
         };
         Ok(Target {
             dialect,
             url,
             redacted: redacted.to_string(),
+            tls,
             sqlite_path: None,
             database,
         })
@@ -91,6 +128,10 @@ impl Target {
             dialect: Dialect::Sqlite,
             url: raw.to_string(),
             redacted: raw.to_string(),
+            tls: Tls {
+                mode: TlsMode::Disable,
+                roots: None,
+            },
             database: path.display().to_string(),
             sqlite_path: Some(path),
         })
@@ -100,6 +141,80 @@ impl Target {
     pub(crate) fn secret_url(&self) -> &str {
         &self.url
     }
+}
+
+/// Takes the TLS parameters out of the URL's query: PostgreSQL's `sslmode`/`sslrootcert` (as libpq
+/// spells them) or MySQL's `ssl-mode`/`ssl-ca` (as the mysql client does). The drivers get the rest.
+fn split_tls(dialect: Dialect, parsed: &::url::Url) -> DbResult<(Tls, String)> {
+    let (mode_keys, ca_keys): (&[&str], &[&str]) = match dialect {
+        Dialect::Postgres => (&["sslmode"], &["sslrootcert"]),
+        _ => (&["ssl-mode", "ssl_mode", "sslmode"], &["ssl-ca", "ssl_ca"]),
+    };
+    let (mut mode, mut roots) = (None, None);
+    let mut rest = Vec::new();
+    for (key, value) in parsed.query_pairs() {
+        if mode_keys.contains(&key.as_ref()) {
+            mode = Some(parse_tls_mode(dialect, &key, &value)?);
+        } else if ca_keys.contains(&key.as_ref()) {
+            if value.is_empty() {
+                return Err(config_error(format!(
+                    "`{key}=` names no file; give the path of the CA certificate (PEM)"
+                )));
+            }
+            roots = Some(if dialect == Dialect::Postgres && value == "system" {
+                RootCerts::System
+            } else {
+                RootCerts::File(PathBuf::from(value.as_ref()))
+            });
+        } else if dialect == Dialect::Postgres
+            && matches!(key.as_ref(), "sslcert" | "sslkey" | "sslpassword")
+        {
+            return Err(config_error(format!(
+                "`{key}` (client certificates) is not supported; authenticate with a password"
+            )));
+        } else {
+            rest.push((key.into_owned(), value.into_owned()));
+        }
+    }
+    let mode = match (mode, &roots) {
+        (Some(mode), _) => mode,
+        // The mysql client verifies against --ssl-ca when it is given without a mode.
+        (None, Some(_)) if dialect == Dialect::Mysql => TlsMode::VerifyCa,
+        (None, _) => TlsMode::Prefer,
+    };
+    let mut url = parsed.clone();
+    if rest.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(rest);
+    }
+    Ok((Tls { mode, roots }, url.to_string()))
+}
+
+fn parse_tls_mode(dialect: Dialect, key: &str, value: &str) -> DbResult<TlsMode> {
+    let mode = match (
+        dialect,
+        value.to_ascii_lowercase().replace('_', "-").as_str(),
+    ) {
+        (_, "disable" | "disabled") => TlsMode::Disable,
+        (_, "prefer" | "preferred") => TlsMode::Prefer,
+        (_, "require" | "required") => TlsMode::Require,
+        (_, "verify-ca") => TlsMode::VerifyCa,
+        (Dialect::Postgres, "verify-full") | (Dialect::Mysql, "verify-identity") => {
+            TlsMode::VerifyFull
+        }
+        _ => {
+            let expected = if dialect == Dialect::Postgres {
+                "disable, prefer, require, verify-ca or verify-full"
+            } else {
+                "DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY"
+            };
+            return Err(config_error(format!(
+                "unsupported TLS mode `{key}={value}`; expected {expected}"
+            )));
+        }
+    };
+    Ok(mode)
 }
 
 /// Replaces the password of every URL with credentials inside `text` (an argument, an error message).
@@ -134,6 +249,37 @@ fn redact_token(token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_parameters() {
+        let t = Target::parse(
+            "postgres://u:pw@h/db?sslmode=verify-full&sslrootcert=/ca.pem&connect_timeout=5",
+        )
+        .unwrap();
+        assert_eq!(t.tls.mode, TlsMode::VerifyFull);
+        assert_eq!(t.tls.roots, Some(RootCerts::File("/ca.pem".into())));
+        assert_eq!(t.secret_url(), "postgres://u:pw@h/db?connect_timeout=5");
+        assert!(t.redacted.contains("sslmode=verify-full"));
+        let t = Target::parse("postgres://u@h/db").unwrap();
+        assert_eq!((t.tls.mode, &t.tls.roots), (TlsMode::Prefer, &None));
+        assert_eq!(t.secret_url(), "postgres://u@h/db");
+        let t = Target::parse("postgres://u@h/db?sslrootcert=system&sslmode=require").unwrap();
+        assert_eq!(t.tls.roots, Some(RootCerts::System));
+        let t =
+            Target::parse("mariadb://u:pw@h/db?ssl-mode=VERIFY_IDENTITY&ssl-ca=/ca.pem").unwrap();
+        assert_eq!(t.tls.mode, TlsMode::VerifyFull);
+        assert_eq!(t.secret_url(), "mysql://u:pw@h/db");
+        let t = Target::parse("mysql://u@h/db?ssl-ca=/ca.pem").unwrap();
+        assert_eq!(
+            t.tls.mode,
+            TlsMode::VerifyCa,
+            "ssl-ca alone verifies, as the mysql client does"
+        );
+        assert!(Target::parse("postgres://u@h/db?sslmode=verify-identity").is_err());
+        assert!(Target::parse("mysql://u@h/db?ssl-mode=verify-full").is_err());
+        assert!(Target::parse("postgres://u@h/db?sslcert=/c.pem").is_err());
+        assert!(Target::parse("postgres://u@h/db?sslrootcert=").is_err());
+    }
 
     #[test]
     fn schemes_and_redaction() {

@@ -216,10 +216,13 @@ impl TestDb {
         lowest_per_entity(&links, &versioned)
     }
 
+    /// The migration's ledger state; `None` when it never started (or the ledger does not exist yet).
     pub fn state(&self, version: i64) -> Option<String> {
-        self.text(&format!(
-            "SELECT state FROM backfill_migrations WHERE version = {version}"
-        ))
+        let sql = format!("SELECT state FROM backfill_migrations WHERE version = {version}");
+        match self.session().query_scalar(&sql, &[]) {
+            Ok(Value::Text(s)) => Some(s),
+            _ => None,
+        }
     }
 }
 
@@ -442,4 +445,211 @@ pub fn signal(pid: u32, sig: &str) {
         .expect("kill")
         .success();
     assert!(ok, "kill -{sig} {pid} failed");
+}
+
+// ---- bad input, least privilege, env files, TLS (tests/bad_input.rs, tests/operator.rs) ----
+
+/// Every table of the test database with its columns and all its rows, in a stable order: two dumps
+/// are equal exactly when nothing was written (rows, or the shape of a table).
+pub fn dump_all(t: &TestDb) -> Vec<String> {
+    let tables_sql = match t.kind {
+        Kind::Postgres => "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1".to_string(),
+        Kind::Mariadb => "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1".to_string(),
+        Kind::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1".to_string(),
+    };
+    let mut session = t.session();
+    let tables: Vec<String> = session
+        .query(&tables_sql, &[])
+        .expect("list tables")
+        .into_iter()
+        .filter_map(|r| r[0].as_str().map(String::from))
+        .collect();
+    let mut out = Vec::new();
+    for table in tables {
+        let columns_sql = match t.kind {
+            Kind::Postgres => format!("SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = '{table}' ORDER BY ordinal_position"),
+            Kind::Mariadb => format!("SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{table}' ORDER BY ordinal_position"),
+            Kind::Sqlite => format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"),
+        };
+        let columns = session.query(&columns_sql, &[]).expect("list columns");
+        out.push(format!("{table} {columns:?}"));
+        let rows = session
+            .query(&format!("SELECT * FROM {table} ORDER BY 1"), &[])
+            .unwrap_or_else(|e| panic!("dump {table}: {e}"));
+        out.extend(rows.iter().map(|r| format!("  {r:?}")));
+    }
+    out
+}
+
+/// A port on 127.0.0.1 that nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// A login (PostgreSQL role / MariaDB user) made for one test, dropped when the test ends.
+pub struct TestUser {
+    pub kind: Kind,
+    pub name: String,
+    pub password: String,
+    db: String,
+}
+
+impl TestUser {
+    /// A user with `password` that may only read (SELECT) the test database `t`.
+    pub fn read_only(t: &TestDb, name: &str, password: &str) -> TestUser {
+        let user = TestUser::create(t, name, password);
+        match t.kind {
+            Kind::Postgres => {
+                t.exec(&format!(
+                    "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {name}"
+                ));
+            }
+            Kind::Mariadb => {
+                admin(Kind::Mariadb)
+                    .execute(
+                        &format!("GRANT SELECT ON {}.* TO '{name}'@'%'", t.name),
+                        &[],
+                    )
+                    .expect("grant select");
+            }
+            Kind::Sqlite => unreachable!("SQLite has no users"),
+        }
+        user
+    }
+
+    /// A user with `password` and every privilege on the test database `t`.
+    pub fn owner(t: &TestDb, name: &str, password: &str) -> TestUser {
+        let user = TestUser::create(t, name, password);
+        match t.kind {
+            Kind::Postgres => {
+                t.exec(&format!(
+                    "GRANT ALL ON ALL TABLES IN SCHEMA public TO {name}"
+                ));
+                t.exec(&format!("GRANT ALL ON SCHEMA public TO {name}"));
+            }
+            Kind::Mariadb => {
+                admin(Kind::Mariadb)
+                    .execute(&format!("GRANT ALL ON {}.* TO '{name}'@'%'", t.name), &[])
+                    .expect("grant all");
+            }
+            Kind::Sqlite => unreachable!("SQLite has no users"),
+        }
+        user
+    }
+
+    fn create(t: &TestDb, name: &str, password: &str) -> TestUser {
+        let kind = t.kind;
+        let mut a = admin(kind);
+        match kind {
+            Kind::Postgres => {
+                drop_pg_role(a.as_mut(), &t.name, name);
+                a.execute(
+                    &format!("CREATE ROLE {name} LOGIN PASSWORD '{password}'"),
+                    &[],
+                )
+                .expect("create role");
+            }
+            Kind::Mariadb => {
+                let _ = a.execute(&format!("DROP USER IF EXISTS '{name}'@'%'"), &[]);
+                a.execute(
+                    &format!("CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'"),
+                    &[],
+                )
+                .expect("create user");
+            }
+            Kind::Sqlite => unreachable!("SQLite has no users"),
+        }
+        TestUser {
+            kind,
+            name: name.into(),
+            password: password.into(),
+            db: t.name.clone(),
+        }
+    }
+
+    /// `url` (the test database's) with this user and password instead of the admin.
+    pub fn url(&self, t: &TestDb) -> String {
+        let host = match self.kind {
+            Kind::Postgres => "postgres://postgres@",
+            _ => "mysql://root@",
+        };
+        let rest = t.url.strip_prefix(host).expect("admin url");
+        let scheme = host.split("://").next().unwrap_or("");
+        format!("{scheme}://{}:{}@{rest}", self.name, self.password)
+    }
+}
+
+fn drop_pg_role(a: &mut dyn Session, db_name: &str, name: &str) {
+    // A role that was granted anything in a database must give it up there first.
+    if let Ok(mut s) = db::connect(
+        &Target::parse(&format!("postgres://postgres@127.0.0.1:5432/{db_name}")).expect("url"),
+    ) {
+        let _ = s.execute(&format!("DROP OWNED BY {name}"), &[]);
+    }
+    let _ = a.execute(&format!("DROP ROLE IF EXISTS {name}"), &[]);
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let mut a = admin(self.kind);
+        match self.kind {
+            Kind::Postgres => drop_pg_role(a.as_mut(), &self.db, &self.name),
+            Kind::Mariadb => {
+                let _ = a.execute(&format!("DROP USER IF EXISTS '{}'@'%'", self.name), &[]);
+            }
+            Kind::Sqlite => {}
+        }
+    }
+}
+
+impl TestDb {
+    /// Runs the built binary with raw (possibly non-UTF-8) arguments and extra environment.
+    pub fn run_os(&self, args: &[std::ffi::OsString], env: &[(&str, &std::ffi::OsStr)]) -> Run {
+        let mut cmd = bin();
+        cmd.env("DATABASE_URL", &self.url).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run::from(cmd.output().expect("run backfill"))
+    }
+
+    /// The database's own name (`bf_...`).
+    pub fn db_name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Runs one statement as the server's admin (users, grants).
+pub fn admin_exec(kind: Kind, sql: &str) {
+    admin(kind)
+        .execute(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// The `TestDb` helpers on a database this test does not own (on a server the test started itself):
+/// nothing is ever dropped through it.
+pub struct ForeignDb(std::mem::ManuallyDrop<TestDb>);
+
+impl std::ops::Deref for ForeignDb {
+    type Target = TestDb;
+    fn deref(&self) -> &TestDb {
+        &self.0
+    }
+}
+
+impl TestDb {
+    pub fn wrap_for_seeding(url: &str) -> ForeignDb {
+        let kind = match Target::parse(url).expect("url").dialect {
+            db::Dialect::Postgres => Kind::Postgres,
+            db::Dialect::Mysql => Kind::Mariadb,
+            db::Dialect::Sqlite => Kind::Sqlite,
+        };
+        ForeignDb(std::mem::ManuallyDrop::new(TestDb {
+            kind,
+            url: url.to_string(),
+            name: String::new(),
+            sqlite_path: None,
+        }))
+    }
 }

@@ -1,0 +1,1342 @@
+//! `bench`: measures `backfill` against the floor (one set-based statement doing the same work) and
+//! against the app's original per-row command, on data from `backfill::fixtures`. See BENCHMARKS.md.
+//!
+//! For each dialect it creates its own database (`bf_bench` by default), loads the app's tables and
+//! `--size` competencies, and then, `--runs` times, in alternating order so that neither side always
+//! runs on a warmer cache:
+//! - `backfill plan V` (the release binary, as a process) vs one `GROUP BY` count;
+//! - `backfill apply V` vs one `INSERT … SELECT` in one transaction, and `backfill revert V` vs one
+//!   `DELETE` by marker, each on the same pending data;
+//! - an in-process apply and revert at the default batch size through a session wrapper that times
+//!   every batch transaction (BEGIN to COMMIT), for the longest batch;
+//! - the old way (the app's original command, emulated statement by statement) on a subset.
+//!
+//! Then a batch-size sweep (in process), and the no-op `apply` wall time. It prints markdown tables on
+//! stdout and its progress on stderr, and drops its databases (unless `--keep`).
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use backfill::db::{self, DbResult, Dialect, Row, Session, Target, Tx, Value};
+use backfill::fixtures::{self, Loaded, Shape};
+use backfill::registry::{self, Registered};
+use backfill::runner::{self, Options, Selection};
+use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+/// The migration measured: the competency_versions backfill.
+const MIGRATION: &str = "competency_versions";
+
+/// Benchmark harness for backfill (see BENCHMARKS.md).
+#[derive(Debug, Parser)]
+#[command(name = "bench")]
+struct Args {
+    /// Competencies to generate (the fixture generator's size).
+    #[arg(long, default_value_t = 100_000)]
+    size: u64,
+    /// Generator seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Repetitions of every measurement (medians and min–max are reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Dialects to measure, comma-separated: postgres, mariadb, sqlite.
+    #[arg(long, value_delimiter = ',', default_value = "postgres,mariadb")]
+    dialects: Vec<String>,
+    /// The backfill binary to run (default: `backfill` next to this binary).
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// Administrative PostgreSQL URL (the benchmark database is created next to it).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pg_admin: String,
+    /// Administrative MariaDB/MySQL URL.
+    #[arg(long, default_value = "mysql://root@127.0.0.1:3306/mysql")]
+    mariadb_admin: String,
+    /// Name of the benchmark database (created and dropped by the harness).
+    #[arg(long, default_value = "bf_bench")]
+    db_name: String,
+    /// Old way: stop each run after writing this many rows (it is far too slow for the full size).
+    #[arg(long, default_value_t = 1_000)]
+    old_way_rows: u64,
+    /// Old way: stop each run after this many seconds, whatever it wrote.
+    #[arg(long, default_value_t = 60)]
+    old_way_seconds: u64,
+    /// Batch sizes of the sweep, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "500,1000,2000,5000,10000,20000,50000"
+    )]
+    sweep: Vec<u64>,
+    /// Skip the batch-size sweep.
+    #[arg(long)]
+    no_sweep: bool,
+    /// Repetitions of each sweep point.
+    #[arg(long, default_value_t = 1)]
+    sweep_runs: usize,
+    /// Repetitions of the no-op apply.
+    #[arg(long, default_value_t = 10)]
+    noop_runs: usize,
+    /// Log where the in-process runs spend their time, per statement (stderr).
+    #[arg(long)]
+    profile: bool,
+    /// Keep the benchmark databases afterwards.
+    #[arg(long)]
+    keep: bool,
+    /// Only create and load the databases, keep them, measure nothing (for EXPLAIN by hand).
+    #[arg(long)]
+    load_only: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    log("starting");
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let binary = match &args.binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .map(|d| d.join("backfill"))
+            .ok_or_else(|| anyhow!("cannot locate the backfill binary; pass --binary"))?,
+    };
+    if !binary.is_file() {
+        bail!(
+            "no backfill binary at {}; build it (cargo build --release) or pass --binary",
+            binary.display()
+        );
+    }
+    let reg = registry::all()
+        .iter()
+        .find(|r| r.name == MIGRATION)
+        .ok_or_else(|| anyhow!("this build has no {MIGRATION} migration"))?;
+    let machine = machine();
+    let mut out = String::new();
+    out.push_str(&format!(
+        "# backfill bench: {} competencies (seed {}), {} run(s), default batch size {}\n\n",
+        args.size,
+        args.seed,
+        args.runs,
+        Options::default().batch_size
+    ));
+    out.push_str(&format!("machine: {machine}\n"));
+    out.push_str(&format!("binary: {}\n", binary.display()));
+    out.push_str(&format!(
+        "reproduce: make bench SIZE={}  (or: target/release/bench --size {} --runs {} --dialects {})\n",
+        args.size,
+        args.size,
+        args.runs,
+        args.dialects.join(",")
+    ));
+    for name in &args.dialects {
+        let kind = Kind::parse(name)?;
+        let bench = Bench::new(args, kind, &binary, reg)?;
+        let report = bench.run()?;
+        out.push('\n');
+        out.push_str(&report);
+        // Print as we go: a long run should not lose a finished dialect to a later failure.
+        print!("{}", std::mem::take(&mut out));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Machine and statistics
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_kb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "{cores} cores ({cpu}), {:.1} GiB memory, Linux {kernel}",
+        mem_kb / 1024.0 / 1024.0
+    )
+}
+
+/// Repeated measurements of one figure.
+#[derive(Debug, Clone, Default)]
+struct Samples(Vec<f64>);
+
+impl Samples {
+    fn push(&mut self, v: f64) {
+        self.0.push(v);
+    }
+    fn sorted(&self) -> Vec<f64> {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+    fn median(&self) -> f64 {
+        let v = self.sorted();
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+    fn min(&self) -> f64 {
+        self.sorted().first().copied().unwrap_or(f64::NAN)
+    }
+    fn max(&self) -> f64 {
+        self.sorted().last().copied().unwrap_or(f64::NAN)
+    }
+    /// `median (min–max)` with `fmt` for each value.
+    fn show(&self, fmt: fn(f64) -> String) -> String {
+        if self.0.len() < 2 {
+            return fmt(self.median());
+        }
+        format!(
+            "{} ({}–{})",
+            fmt(self.median()),
+            fmt(self.min()),
+            fmt(self.max())
+        )
+    }
+}
+
+fn secs(s: f64) -> String {
+    if s.is_nan() {
+        "n/a".into()
+    } else if s >= 10.0 {
+        format!("{s:.1} s")
+    } else if s >= 1.0 {
+        format!("{s:.2} s")
+    } else {
+        format!("{:.0} ms", s * 1000.0)
+    }
+}
+
+fn ratio(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}×")
+    } else {
+        format!("{x:.2}×")
+    }
+}
+
+fn rate(r: f64) -> String {
+    if r >= 10_000.0 {
+        format!("{:.0}k rows/s", r / 1000.0)
+    } else {
+        format!("{r:.0} rows/s")
+    }
+}
+
+fn mib(kb: f64) -> String {
+    format!("{:.1} MiB", kb / 1024.0)
+}
+
+fn yes(ok: bool) -> &'static str {
+    if ok {
+        "yes"
+    } else {
+        "**no**"
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Databases
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Postgres,
+    Mariadb,
+    Sqlite,
+}
+
+impl Kind {
+    fn parse(name: &str) -> Result<Kind> {
+        Ok(match name.trim().to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" | "pg" => Kind::Postgres,
+            "mariadb" | "mysql" | "my" => Kind::Mariadb,
+            "sqlite" => Kind::Sqlite,
+            other => bail!("unknown dialect `{other}`; use postgres, mariadb or sqlite"),
+        })
+    }
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Postgres => "PostgreSQL",
+            Kind::Mariadb => "MariaDB",
+            Kind::Sqlite => "SQLite",
+        }
+    }
+}
+
+fn connect(url: &str) -> Result<Box<dyn Session>> {
+    let target = Target::parse(url).map_err(|e| anyhow!("{e}"))?;
+    db::connect(&target).map_err(|e| anyhow!("{e}"))
+}
+
+/// The benchmark's own database: created fresh, dropped on drop (unless kept).
+struct BenchDb {
+    kind: Kind,
+    url: String,
+    admin: String,
+    name: String,
+    path: Option<PathBuf>,
+    keep: bool,
+}
+
+impl BenchDb {
+    fn create(args: &Args, kind: Kind) -> Result<BenchDb> {
+        let name = args.db_name.clone();
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            bail!("--db-name must be letters, digits and underscores");
+        }
+        let (admin, url, path) = match kind {
+            Kind::Sqlite => {
+                let path = std::env::temp_dir().join(format!("{name}.db"));
+                let _ = std::fs::remove_file(&path);
+                std::fs::File::create(&path)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                let url = format!("sqlite://{}", path.display());
+                (String::new(), url, Some(path))
+            }
+            Kind::Postgres | Kind::Mariadb => {
+                let admin = if kind == Kind::Postgres {
+                    &args.pg_admin
+                } else {
+                    &args.mariadb_admin
+                };
+                let mut url = url::Url::parse(admin).context("admin URL")?;
+                url.set_path(&format!("/{name}"));
+                let mut a = connect(admin)
+                    .context("connecting to the database server (make db starts it)")?;
+                let (drop, create) = if kind == Kind::Postgres {
+                    (
+                        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                        format!("CREATE DATABASE {name}"),
+                    )
+                } else {
+                    (
+                        format!("DROP DATABASE IF EXISTS {name}"),
+                        format!(
+                            "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                        ),
+                    )
+                };
+                a.execute(&drop, &[]).map_err(|e| anyhow!("{drop}: {e}"))?;
+                a.execute(&create, &[])
+                    .map_err(|e| anyhow!("{create}: {e}"))?;
+                (admin.clone(), url.to_string(), None)
+            }
+        };
+        Ok(BenchDb {
+            kind,
+            url,
+            admin,
+            name,
+            path,
+            keep: args.keep || args.load_only,
+        })
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        if self.keep {
+            eprintln!("bench: kept {}", self.url);
+            return;
+        }
+        match self.kind {
+            Kind::Sqlite => {
+                if let Some(p) = &self.path {
+                    let _ = std::fs::remove_file(p);
+                    let _ = std::fs::remove_file(format!("{}.backfill-lock", p.display()));
+                }
+            }
+            Kind::Postgres | Kind::Mariadb => {
+                let sql = if self.kind == Kind::Postgres {
+                    format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)
+                } else {
+                    format!("DROP DATABASE IF EXISTS {}", self.name)
+                };
+                if let Ok(mut a) = connect(&self.admin) {
+                    let _ = a.execute(&sql, &[]);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A session that times every read-write transaction (BEGIN .. COMMIT), i.e. every batch of the runner.
+
+struct Timed {
+    inner: Box<dyn Session>,
+    began: Option<Instant>,
+    batches: Vec<Duration>,
+    /// `--profile`: total time per statement (its first words), and calls.
+    statements: Option<std::collections::BTreeMap<String, (Duration, u64)>>,
+}
+
+impl Timed {
+    fn new(inner: Box<dyn Session>, profile: bool) -> Timed {
+        Timed {
+            inner,
+            began: None,
+            batches: Vec::new(),
+            statements: profile.then(Default::default),
+        }
+    }
+
+    fn time<T>(&mut self, what: &str, f: impl FnOnce(&mut dyn Session) -> T) -> T {
+        let t = Instant::now();
+        let out = f(self.inner.as_mut());
+        if let Some(map) = &mut self.statements {
+            let key: String = what
+                .split_whitespace()
+                .take(8)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let e = map.entry(key).or_default();
+            e.0 += t.elapsed();
+            e.1 += 1;
+        }
+        out
+    }
+
+    fn report_profile(&mut self, label: &str) {
+        if let Some(map) = &mut self.statements {
+            let mut rows: Vec<_> = std::mem::take(map).into_iter().collect();
+            rows.sort_by_key(|r| std::cmp::Reverse(r.1 .0));
+            for (sql, (d, n)) in rows.iter().take(12) {
+                log(format!(
+                    "profile {label}: {:>9.1} ms {n:>6}× {sql}",
+                    d.as_secs_f64() * 1000.0
+                ));
+            }
+        }
+    }
+    fn take(&mut self) -> Vec<Duration> {
+        std::mem::take(&mut self.batches)
+    }
+}
+
+impl Tx for Timed {
+    fn dialect(&self) -> Dialect {
+        self.inner.dialect()
+    }
+    fn execute(&mut self, sql: &str, params: &[Value]) -> DbResult<u64> {
+        self.time(sql, |s| s.execute(sql, params))
+    }
+    fn query(&mut self, sql: &str, params: &[Value]) -> DbResult<Vec<Row>> {
+        self.time(sql, |s| s.query(sql, params))
+    }
+}
+
+impl Session for Timed {
+    fn begin(&mut self, read_only: bool) -> DbResult<()> {
+        self.began = (!read_only).then(Instant::now);
+        self.time("BEGIN", |s| s.begin(read_only))
+    }
+    fn commit(&mut self) -> DbResult<()> {
+        let result = self.time("COMMIT", |s| s.commit());
+        if let Some(t) = self.began.take() {
+            self.batches.push(t.elapsed());
+        }
+        result
+    }
+    fn rollback(&mut self) -> DbResult<()> {
+        self.began = None;
+        self.inner.rollback()
+    }
+    fn try_lock(&mut self) -> DbResult<bool> {
+        self.inner.try_lock()
+    }
+    fn unlock(&mut self) -> DbResult<()> {
+        self.inner.unlock()
+    }
+    fn lock_holder(&mut self) -> Option<String> {
+        self.inner.lock_holder()
+    }
+    fn migrate_ledger(&mut self) -> DbResult<()> {
+        self.inner.migrate_ledger()
+    }
+    fn set_statement_timeout(&mut self, timeout: Option<Duration>) -> DbResult<()> {
+        self.inner.set_statement_timeout(timeout)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The backfill binary, as a deploy script runs it.
+
+struct Proc {
+    wall: f64,
+    /// Peak resident set size in KiB, when it could be measured.
+    max_rss_kb: Option<f64>,
+    stdout: String,
+}
+
+fn time_tool() -> Option<&'static Path> {
+    let p = Path::new("/usr/bin/time");
+    p.is_file().then_some(p)
+}
+
+/// Runs `backfill ARGS` with DATABASE_URL set; wall time around spawn..exit, peak RSS via
+/// `/usr/bin/time -f %M` when present, else by polling VmHWM in /proc.
+fn backfill(binary: &Path, url: &str, args: &[&str]) -> Result<Proc> {
+    let rss_file = std::env::temp_dir().join(format!("bf-bench-rss-{}", std::process::id()));
+    let mut cmd = match time_tool() {
+        Some(time) => {
+            let mut c = Command::new(time);
+            c.arg("-f").arg("%M").arg("-o").arg(&rss_file).arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
+    cmd.args(args)
+        .env("DATABASE_URL", url)
+        .env("BACKFILL_OPERATOR", "bench")
+        .env_remove("RUST_LOG")
+        .env_remove("BACKFILL_TEST_FAIL_AT_BATCH")
+        .env_remove("BACKFILL_TEST_ABORT_AT_BATCH")
+        .env_remove("BACKFILL_TEST_BATCH_DELAY_MS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("running {}", binary.display()))?;
+    let pid = child.id();
+    let mut hwm: Option<f64> = None;
+    let polled = time_tool().is_none();
+    // Drain the pipes in threads so a chatty child never blocks.
+    let mut so = child.stdout.take();
+    let mut se = child.stderr.take();
+    let out_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(p) = so.as_mut() {
+            let _ = std::io::Read::read_to_string(p, &mut s);
+        }
+        s
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(p) = se.as_mut() {
+            let _ = std::io::Read::read_to_string(p, &mut s);
+        }
+        s
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if polled {
+            if let Some(v) = vm_hwm(pid) {
+                hwm = Some(hwm.map_or(v, |h: f64| h.max(v)));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let wall = started.elapsed().as_secs_f64();
+    let stdout = out_thread.join().unwrap_or_default();
+    let stderr = err_thread.join().unwrap_or_default();
+    let max_rss_kb = if polled {
+        hwm
+    } else {
+        std::fs::read_to_string(&rss_file)
+            .ok()
+            .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
+    };
+    let _ = std::fs::remove_file(&rss_file);
+    if !status.success() {
+        bail!(
+            "`backfill {}` exited with {status}\n--- stdout\n{stdout}--- stderr\n{stderr}",
+            args.join(" ")
+        );
+    }
+    Ok(Proc {
+        wall,
+        max_rss_kb,
+        stdout,
+    })
+}
+
+fn vm_hwm(pid: u32) -> Option<f64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The reference SQL: what backfill does, as one statement, no batching, no ledger.
+
+/// Mirrors `VersionBackfill` for competency_versions (src/version_backfill.rs) without the id range.
+const ELIGIBLE: &str =
+    "(SELECT l.competency_id AS entity_id, MIN(c.discovered_in_scenario_id) AS scenario_id \
+     FROM capability_competencies l JOIN capabilities c ON c.id = l.capability_id \
+     WHERE c.discovered_in_scenario_id IS NOT NULL GROUP BY l.competency_id)";
+
+fn pending_from() -> String {
+    format!(
+        "FROM {ELIGIBLE} s JOIN competencies e ON e.id = s.entity_id \
+         WHERE NOT EXISTS (SELECT 1 FROM competency_versions v WHERE v.competency_id = e.id)"
+    )
+}
+
+fn floor_group_by() -> String {
+    format!(
+        "SELECT s.scenario_id, COUNT(*) {} GROUP BY s.scenario_id ORDER BY s.scenario_id",
+        pending_from()
+    )
+}
+
+fn floor_insert(d: Dialect, version: i64, run_id: &str) -> String {
+    let metadata = d.json_object(&[
+        ("source", "'backfill'"),
+        ("scenario_id", "s.scenario_id"),
+        ("migration", &version.to_string()),
+        ("run_id", &format!("'{run_id}'")),
+    ]);
+    format!(
+        "INSERT INTO competency_versions (organization_id, competency_id, version_group_id, name, description, \
+         effective_from, evolution_state, metadata, created_by, created_at, updated_at) \
+         SELECT e.organization_id, e.id, {uuid}, e.name, e.description, {date}, 'new_embryo', {metadata}, NULL, {now}, {now} \
+         {from} ORDER BY e.id",
+        uuid = d.uuid_v4(),
+        date = d.date_param(),
+        now = d.utc_now(),
+        from = pending_from(),
+    )
+}
+
+fn marker(d: Dialect, version: i64) -> String {
+    format!(
+        "{} = 'backfill' AND {} = '{version}'",
+        d.json_text("metadata", "source"),
+        d.json_text("metadata", "migration")
+    )
+}
+
+fn floor_delete(d: Dialect, version: i64) -> String {
+    format!(
+        "DELETE FROM competency_versions WHERE {}",
+        marker(d, version)
+    )
+}
+
+fn today() -> String {
+    chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The benchmark of one dialect
+
+struct Bench<'a> {
+    args: &'a Args,
+    kind: Kind,
+    binary: &'a Path,
+    reg: &'static Registered,
+    db: BenchDb,
+    s: Box<dyn Session>,
+    d: Dialect,
+    version_text: String,
+}
+
+#[derive(Default)]
+struct Figures {
+    plan: Samples,
+    group_by: Samples,
+    apply: Samples,
+    insert_select: Samples,
+    revert: Samples,
+    delete: Samples,
+    apply_rows: u64,
+    /// Per run: the longest batch transaction of the in-process apply / revert.
+    longest_apply_batch: Samples,
+    longest_revert_batch: Samples,
+    batches_per_apply: u64,
+    median_batch: Samples,
+    old_way_rate: Samples,
+    old_way_rows: u64,
+    old_way_capabilities: u64,
+    old_way_seconds: f64,
+    rss_apply: Samples,
+    rss_revert: Samples,
+    rss_plan: Samples,
+    rss_noop: Samples,
+    noop: Samples,
+}
+
+struct SweepPoint {
+    size: u64,
+    apply: Samples,
+    revert: Samples,
+    longest_apply: Samples,
+    longest_revert: Samples,
+    batches: u64,
+}
+
+fn log(msg: impl AsRef<str>) {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let t = START.get_or_init(Instant::now).elapsed().as_secs_f64();
+    eprintln!("bench [{t:7.1}s] {}", msg.as_ref());
+}
+
+impl<'a> Bench<'a> {
+    fn new(
+        args: &'a Args,
+        kind: Kind,
+        binary: &'a Path,
+        reg: &'static Registered,
+    ) -> Result<Bench<'a>> {
+        let db = BenchDb::create(args, kind)?;
+        let s = connect(&db.url)?;
+        let d = s.dialect();
+        Ok(Bench {
+            args,
+            kind,
+            binary,
+            reg,
+            db,
+            s,
+            d,
+            version_text: reg.version.to_string(),
+        })
+    }
+
+    fn server_version(&mut self) -> String {
+        let sql = match self.kind {
+            Kind::Sqlite => "SELECT 'SQLite ' || sqlite_version()",
+            _ => "SELECT version()",
+        };
+        self.s
+            .query_scalar(sql, &[])
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    fn exec(&mut self, sql: &str) -> Result<u64> {
+        self.s.execute(sql, &[]).map_err(|e| anyhow!("{sql}: {e}"))
+    }
+
+    fn count(&mut self, sql: &str) -> Result<i64> {
+        self.s
+            .query_scalar(sql, &[])
+            .map_err(|e| anyhow!("{sql}: {e}"))?
+            .as_i64()
+            .ok_or_else(|| anyhow!("{sql}: not a number"))
+    }
+
+    fn marked(&mut self) -> Result<i64> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM competency_versions WHERE {}",
+            marker(self.d, self.reg.version)
+        );
+        self.count(&sql)
+    }
+
+    /// Between timed steps: let the server clean up after the previous one, so each step starts from
+    /// the same state (PostgreSQL: vacuum and checkpoint; MariaDB: wait for purge to catch up).
+    fn settle(&mut self) -> Result<()> {
+        match self.kind {
+            Kind::Postgres => {
+                self.exec("VACUUM (ANALYZE) competency_versions")?;
+                self.exec("CHECKPOINT")?;
+            }
+            Kind::Mariadb => {
+                // Purge of the previous step's deleted rows runs in the background and would compete
+                // with the next step: wait for it to go idle (bounded: another session's long read
+                // view can hold purge back indefinitely on a shared server).
+                let started = Instant::now();
+                loop {
+                    let status = self
+                        .s
+                        .query("SHOW ENGINE INNODB STATUS", &[])
+                        .ok()
+                        .and_then(|rows| rows.into_iter().next())
+                        .and_then(|r| r.into_iter().nth(2))
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    let idle = status
+                        .lines()
+                        .find(|l| l.starts_with("Purge done"))
+                        .is_none_or(|l| l.contains("idle"));
+                    if idle {
+                        break;
+                    }
+                    if started.elapsed() > Duration::from_secs(15) {
+                        log("MariaDB purge still busy after 15 s (another session's transaction?); going on");
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+            Kind::Sqlite => {}
+        }
+        Ok(())
+    }
+
+    fn run_backfill(&mut self, args: &[&str]) -> Result<Proc> {
+        let mut full = vec!["--quiet"];
+        full.extend_from_slice(args);
+        backfill(self.binary, &self.db.url, &full)
+    }
+
+    fn run(mut self) -> Result<String> {
+        let label = self.kind.label();
+        let server = self.server_version();
+        log(format!(
+            "{label}: loading {} competencies into {}",
+            self.args.size, self.db.url
+        ));
+        let t = Instant::now();
+        fixtures::load_schema(self.s.as_mut()).map_err(|e| anyhow!("{e}"))?;
+        let loaded = fixtures::generate(
+            self.s.as_mut(),
+            &Shape {
+                competencies: self.args.size,
+                seed: self.args.seed,
+            },
+        )
+        .map_err(|e| anyhow!("{e}"))?;
+        let load_secs = t.elapsed().as_secs_f64();
+        log(format!(
+            "{label}: loaded in {} ({} links, {} pending competency versions)",
+            secs(load_secs),
+            loaded.links,
+            loaded.pending_competency_versions
+        ));
+        if self.kind == Kind::Mariadb {
+            // Statistics for the fresh tables, as PostgreSQL's loader does with ANALYZE.
+            for t in fixtures::TABLES {
+                self.s
+                    .query(&format!("ANALYZE TABLE {t}"), &[])
+                    .map_err(|e| anyhow!("ANALYZE TABLE {t}: {e}"))?;
+            }
+        }
+        if self.args.load_only {
+            self.run_backfill(&["status"])?;
+            return Ok(format!(
+                "## {label}: loaded {} ({} pending rows) in {}\n",
+                self.db.url,
+                loaded.pending_competency_versions,
+                secs(load_secs)
+            ));
+        }
+        // The ledger tables exist before anything is timed (a real database has them after its first
+        // deploy); this also warms the caches for every side alike.
+        self.run_backfill(&["status"])?;
+        self.count(&format!("SELECT COUNT(*) FROM ({}) t", floor_group_by()))?;
+
+        let expected = loaded.pending_competency_versions;
+        let mut f = Figures {
+            apply_rows: expected,
+            ..Figures::default()
+        };
+        for r in 0..self.args.runs {
+            log(format!("{label}: run {}/{}", r + 1, self.args.runs));
+            self.plan_pair(&mut f, r % 2 == 1)?;
+            if r % 2 == 0 {
+                self.floor_pair(&mut f, expected)?;
+                self.backfill_pair(&mut f, expected)?;
+            } else {
+                self.backfill_pair(&mut f, expected)?;
+                self.floor_pair(&mut f, expected)?;
+            }
+            let (apply, revert) = self.in_process(Options::default().batch_size, expected)?;
+            f.batches_per_apply = apply.batches.len() as u64;
+            f.longest_apply_batch.push(max_secs(&apply.batches));
+            f.longest_revert_batch.push(max_secs(&revert.batches));
+            let mut all = Samples::default();
+            for b in &apply.batches {
+                all.push(b.as_secs_f64());
+            }
+            f.median_batch.push(all.median());
+            self.old_way(&mut f)?;
+        }
+        let mut sweep = Vec::new();
+        let sizes = if self.args.no_sweep {
+            &[][..]
+        } else {
+            &self.args.sweep[..]
+        };
+        for &size in sizes {
+            let mut p = SweepPoint {
+                size,
+                apply: Samples::default(),
+                revert: Samples::default(),
+                longest_apply: Samples::default(),
+                longest_revert: Samples::default(),
+                batches: 0,
+            };
+            for _ in 0..self.args.sweep_runs.max(1) {
+                log(format!("{label}: sweep batch size {size}"));
+                let (apply, revert) = self.in_process(size, expected)?;
+                p.apply.push(apply.wall);
+                p.revert.push(revert.wall);
+                p.longest_apply.push(max_secs(&apply.batches));
+                p.longest_revert.push(max_secs(&revert.batches));
+                p.batches = apply.batches.len() as u64;
+            }
+            sweep.push(p);
+        }
+        self.noop(&mut f)?;
+        Ok(self.report(&server, &loaded, load_secs, &f, &sweep))
+    }
+
+    /// `backfill plan V` vs one GROUP BY count in a read-only transaction.
+    fn plan_pair(&mut self, f: &mut Figures, binary_first: bool) -> Result<()> {
+        let version = self.version_text.clone();
+        for step in 0..2 {
+            if (step == 0) == binary_first {
+                let p = self.run_backfill(&["plan", &version])?;
+                if !p.stdout.contains(&f.apply_rows.to_string()) {
+                    bail!(
+                        "plan does not show the expected {} rows:\n{}",
+                        f.apply_rows,
+                        p.stdout
+                    );
+                }
+                f.plan.push(p.wall);
+                if let Some(kb) = p.max_rss_kb {
+                    f.rss_plan.push(kb);
+                }
+            } else {
+                let sql = floor_group_by();
+                let t = Instant::now();
+                self.s.begin(true).map_err(|e| anyhow!("{e}"))?;
+                let rows = self.s.query(&sql, &[]).map_err(|e| anyhow!("{sql}: {e}"))?;
+                self.s.rollback().map_err(|e| anyhow!("{e}"))?;
+                f.group_by.push(t.elapsed().as_secs_f64());
+                let total: i64 = rows.iter().map(|r| r[1].as_i64().unwrap_or(0)).sum();
+                if total as u64 != f.apply_rows {
+                    bail!("GROUP BY counted {total}, expected {}", f.apply_rows);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One INSERT … SELECT, then one DELETE by marker, each in one transaction.
+    fn floor_pair(&mut self, f: &mut Figures, expected: u64) -> Result<()> {
+        let run_id = uuid::Uuid::now_v7().to_string();
+        let sql = floor_insert(self.d, self.reg.version, &run_id);
+        self.settle()?;
+        let t = Instant::now();
+        self.s.begin(false).map_err(|e| anyhow!("{e}"))?;
+        let rows = self
+            .s
+            .execute(&sql, &[Value::Text(today())])
+            .map_err(|e| anyhow!("{sql}: {e}"))?;
+        self.s.commit().map_err(|e| anyhow!("{e}"))?;
+        f.insert_select.push(t.elapsed().as_secs_f64());
+        if rows != expected {
+            bail!("INSERT … SELECT wrote {rows} rows, expected {expected}");
+        }
+        self.settle()?;
+        let sql = floor_delete(self.d, self.reg.version);
+        let t = Instant::now();
+        self.s.begin(false).map_err(|e| anyhow!("{e}"))?;
+        let rows = self
+            .s
+            .execute(&sql, &[])
+            .map_err(|e| anyhow!("{sql}: {e}"))?;
+        self.s.commit().map_err(|e| anyhow!("{e}"))?;
+        f.delete.push(t.elapsed().as_secs_f64());
+        if rows != expected {
+            bail!("DELETE deleted {rows} rows, expected {expected}");
+        }
+        Ok(())
+    }
+
+    /// `backfill apply V`, then `backfill revert V`, as processes.
+    fn backfill_pair(&mut self, f: &mut Figures, expected: u64) -> Result<()> {
+        let version = self.version_text.clone();
+        self.settle()?;
+        let p = self.run_backfill(&["apply", &version])?;
+        f.apply.push(p.wall);
+        if let Some(kb) = p.max_rss_kb {
+            f.rss_apply.push(kb);
+        }
+        let marked = self.marked()?;
+        if marked as u64 != expected {
+            bail!("backfill apply wrote {marked} rows, expected {expected}");
+        }
+        self.settle()?;
+        let p = self.run_backfill(&["revert", &version])?;
+        f.revert.push(p.wall);
+        if let Some(kb) = p.max_rss_kb {
+            f.rss_revert.push(kb);
+        }
+        let left = self.marked()?;
+        if left != 0 {
+            bail!("backfill revert left {left} rows");
+        }
+        Ok(())
+    }
+
+    /// The runner in this process, through the timing session: apply then revert at `batch_size`.
+    fn in_process(&mut self, batch_size: u64, expected: u64) -> Result<(InProcess, InProcess)> {
+        let opts = Options {
+            batch_size,
+            statement_timeout: Some(Duration::from_secs(300)),
+            operator: "bench".into(),
+            arguments: "[\"bench\"]".into(),
+            ..Options::default()
+        };
+        let mut timed = Timed::new(connect(&self.db.url)?, self.args.profile);
+        self.settle()?;
+        let t = Instant::now();
+        let done = runner::apply(&mut timed, Selection::One(self.reg.version), &opts)
+            .map_err(|e| anyhow!("in-process apply: {e}"))?;
+        let apply = InProcess {
+            wall: t.elapsed().as_secs_f64(),
+            batches: timed.take(),
+        };
+        timed.report_profile(&format!("apply batch {batch_size}, {}", secs(apply.wall)));
+        let rows: u64 = done.iter().map(|o| o.rows).sum();
+        if rows != expected {
+            bail!("in-process apply wrote {rows} rows, expected {expected}");
+        }
+        self.settle()?;
+        let t = Instant::now();
+        let done = runner::revert(&mut timed, self.reg.version, None, false, &opts)
+            .map_err(|e| anyhow!("in-process revert: {e}"))?;
+        let revert = InProcess {
+            wall: t.elapsed().as_secs_f64(),
+            batches: timed.take(),
+        };
+        timed.report_profile(&format!("revert batch {batch_size}, {}", secs(revert.wall)));
+        if done.rows != expected {
+            bail!(
+                "in-process revert deleted {} rows, expected {expected}",
+                done.rows
+            );
+        }
+        Ok((apply, revert))
+    }
+
+    /// The app's original command, statement by statement as Eloquent sends them, in autocommit:
+    /// every capability with a scenario; per capability its competencies; per competency whether a
+    /// version exists; one INSERT per missing version. Stops after `--old-way-rows` rows (or
+    /// `--old-way-seconds`), then deletes what it wrote.
+    fn old_way(&mut self, f: &mut Figures) -> Result<()> {
+        self.settle()?;
+        let before = self
+            .count("SELECT COALESCE(MAX(id), 0) FROM competency_versions")
+            .context("old way")?;
+        let returning = if self.d == Dialect::Postgres {
+            " RETURNING id"
+        } else {
+            ""
+        };
+        let insert = format!(
+            "INSERT INTO competency_versions (organization_id, competency_id, version_group_id, name, description, \
+             effective_from, evolution_state, metadata, created_by, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?){returning}"
+        );
+        let budget = Duration::from_secs(self.args.old_way_seconds);
+        let limit = self.args.old_way_rows.max(1);
+        let s = self.s.as_mut();
+        let q = |s: &mut dyn Session, sql: &str, p: &[Value]| -> Result<Vec<Row>> {
+            s.query(sql, p).map_err(|e| anyhow!("old way: {sql}: {e}"))
+        };
+        let t = Instant::now();
+        let capabilities = q(
+            s,
+            "SELECT * FROM capabilities WHERE discovered_in_scenario_id IS NOT NULL",
+            &[],
+        )?;
+        let (mut written, mut visited) = (0u64, 0u64);
+        'outer: for cap in &capabilities {
+            let cap_id = cap[0].clone();
+            let scenario = cap[3].as_i64().unwrap_or(0);
+            visited += 1;
+            let competencies = q(
+                s,
+                "SELECT competencies.*, capability_competencies.capability_id AS pivot_capability_id, \
+                 capability_competencies.competency_id AS pivot_competency_id FROM competencies \
+                 INNER JOIN capability_competencies ON competencies.id = capability_competencies.competency_id \
+                 WHERE capability_competencies.capability_id = ?",
+                &[cap_id],
+            )?;
+            for c in competencies {
+                let exists = q(
+                    s,
+                    "SELECT EXISTS(SELECT * FROM competency_versions WHERE competency_id = ?) AS e",
+                    &[c[0].clone()],
+                )?;
+                if exists
+                    .first()
+                    .and_then(|r| r.first())
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    != 0
+                {
+                    continue;
+                }
+                let now = Value::Timestamp(chrono::Utc::now().naive_utc().with_nanosecond0());
+                let params = [
+                    c[1].clone(),
+                    c[0].clone(),
+                    Value::Text(uuid::Uuid::new_v4().to_string()),
+                    c[2].clone(),
+                    c[3].clone(),
+                    Value::Date(chrono::Utc::now().date_naive()),
+                    Value::Text("new_embryo".into()),
+                    Value::Text(format!(
+                        r#"{{"source":"backfill","scenario_id":{scenario}}}"#
+                    )),
+                    Value::Null,
+                    now.clone(),
+                    now,
+                ];
+                if returning.is_empty() {
+                    s.execute(&insert, &params)
+                        .map_err(|e| anyhow!("old way insert: {e}"))?;
+                } else {
+                    q(s, &insert, &params)?;
+                }
+                written += 1;
+                if written >= limit || t.elapsed() >= budget {
+                    break 'outer;
+                }
+            }
+            if t.elapsed() >= budget {
+                break;
+            }
+        }
+        let elapsed = t.elapsed().as_secs_f64();
+        if written == 0 {
+            bail!("the old way wrote nothing in {}", secs(elapsed));
+        }
+        f.old_way_rate.push(written as f64 / elapsed);
+        f.old_way_rows = written;
+        f.old_way_capabilities = visited;
+        f.old_way_seconds = elapsed;
+        self.exec(&format!(
+            "DELETE FROM competency_versions WHERE id > {before}"
+        ))?;
+        Ok(())
+    }
+
+    /// Everything applied, then `backfill apply` with nothing pending, `--noop-runs` times.
+    fn noop(&mut self, f: &mut Figures) -> Result<()> {
+        self.settle()?;
+        self.run_backfill(&["apply", &self.version_text.clone()])?;
+        self.run_backfill(&["apply"])?;
+        for _ in 0..self.args.noop_runs.max(1) {
+            let p = self.run_backfill(&["apply"])?;
+            if !p.stdout.contains("nothing to apply") {
+                bail!("the no-op apply did something:\n{}", p.stdout);
+            }
+            f.noop.push(p.wall);
+            if let Some(kb) = p.max_rss_kb {
+                f.rss_noop.push(kb);
+            }
+        }
+        Ok(())
+    }
+
+    fn report(
+        &self,
+        server: &str,
+        loaded: &Loaded,
+        load_secs: f64,
+        f: &Figures,
+        sweep: &[SweepPoint],
+    ) -> String {
+        let v = self.reg.version;
+        let rows = f.apply_rows;
+        let paired = |a: &Samples, b: &Samples| -> Samples {
+            Samples(a.0.iter().zip(&b.0).map(|(x, y)| x / y).collect())
+        };
+        let rel = |a: &Samples, b: &Samples| -> (f64, Samples) {
+            (a.median() / b.median(), paired(a, b))
+        };
+        let ratio_cell = |(r, pairs): (f64, Samples)| -> String {
+            if pairs.0.len() < 2 {
+                ratio(r)
+            } else {
+                format!(
+                    "{} ({}–{})",
+                    ratio(r),
+                    ratio(pairs.min()),
+                    ratio(pairs.max())
+                )
+            }
+        };
+        let mut o = String::new();
+        o.push_str(&format!("## {} — {server}\n\n", self.kind.label()));
+        o.push_str(&format!(
+            "data: {} competencies, {} capabilities ({} without scenario), {} links, {} scenarios, {} existing versions; \
+             V{v} writes {rows} rows; loaded in {}\n\n",
+            loaded.competencies,
+            loaded.capabilities,
+            loaded.undiscovered_capabilities,
+            loaded.links,
+            loaded.scenarios,
+            loaded.preexisting_versions,
+            secs(load_secs)
+        ));
+        o.push_str("| figure | backfill | reference | ratio | target | met |\n");
+        o.push_str("|---|---|---|---|---|---|\n");
+        let (apply_r, apply_pairs) = rel(&f.apply, &f.insert_select);
+        o.push_str(&format!(
+            "| `apply {v}` ({rows} rows) / one INSERT…SELECT | {} | {} | {} | ≤ 1.2× | {} |\n",
+            f.apply.show(secs),
+            f.insert_select.show(secs),
+            ratio_cell((apply_r, apply_pairs)),
+            yes(apply_r <= 1.2)
+        ));
+        let (plan_r, plan_pairs) = rel(&f.plan, &f.group_by);
+        o.push_str(&format!(
+            "| `plan {v}` / one GROUP BY count | {} | {} | {} | ≤ 1.2× | {} |\n",
+            f.plan.show(secs),
+            f.group_by.show(secs),
+            ratio_cell((plan_r, plan_pairs)),
+            yes(plan_r <= 1.2)
+        ));
+        let (rev_r, rev_pairs) = rel(&f.revert, &f.delete);
+        o.push_str(&format!(
+            "| `revert {v}` / one DELETE by marker | {} | {} | {} | ≤ 1.5× | {} |\n",
+            f.revert.show(secs),
+            f.delete.show(secs),
+            ratio_cell((rev_r, rev_pairs)),
+            yes(rev_r <= 1.5)
+        ));
+        let apply_rate = Samples(f.apply.0.iter().map(|w| rows as f64 / w).collect());
+        let speedup = apply_rate.median() / f.old_way_rate.median();
+        o.push_str(&format!(
+            "| `apply` rows/s vs the old way (subset: {} rows from {} capabilities, {}) | {} | {} | {} faster | ≥ 30× | {} |\n",
+            f.old_way_rows,
+            f.old_way_capabilities,
+            secs(f.old_way_seconds),
+            apply_rate.show(rate),
+            f.old_way_rate.show(rate),
+            ratio(speedup),
+            yes(speedup >= 30.0)
+        ));
+        let longest = f.longest_apply_batch.max();
+        o.push_str(&format!(
+            "| longest batch transaction, apply at batch size {} ({} batches; median batch {}) | {} | | | < 1 s | {} |\n",
+            Options::default().batch_size,
+            f.batches_per_apply,
+            secs(f.median_batch.median()),
+            f.longest_apply_batch.show(secs),
+            yes(longest < 1.0)
+        ));
+        o.push_str(&format!(
+            "| longest batch transaction, revert at batch size {} | {} | | | < 1 s | {} |\n",
+            Options::default().batch_size,
+            f.longest_revert_batch.show(secs),
+            yes(f.longest_revert_batch.max() < 1.0)
+        ));
+        let rss_max = [&f.rss_apply, &f.rss_revert, &f.rss_plan, &f.rss_noop]
+            .iter()
+            .map(|s| s.max())
+            .filter(|x| !x.is_nan())
+            .fold(f64::NAN, f64::max);
+        o.push_str(&format!(
+            "| peak RSS of `backfill`: apply / revert / plan / no-op | {} / {} / {} / {} | | | < 64 MiB | {} |\n",
+            mib(f.rss_apply.max()),
+            mib(f.rss_revert.max()),
+            mib(f.rss_plan.max()),
+            mib(f.rss_noop.max()),
+            yes(rss_max < 64.0 * 1024.0)
+        ));
+        o.push_str(&format!(
+            "| no-op `apply` (connect + ledger check), {} runs | {} | | | < 100 ms | {} |\n",
+            f.noop.0.len(),
+            f.noop.show(secs),
+            yes(f.noop.median() < 0.1)
+        ));
+        let floor_rate = rows as f64 / f.insert_select.median();
+        o.push_str(&format!(
+            "\nValues are median (min–max) over the runs; ratios are of the medians, with the range of the per-run ratios. \
+             For scale, the floor (one INSERT…SELECT) writes {} ({} the old way's rate).\n",
+            rate(floor_rate),
+            ratio(floor_rate / f.old_way_rate.median())
+        ));
+        if !sweep.is_empty() {
+            o.push_str(&format!(
+                "\nbatch-size sweep (in process, {} run(s) each; walls include the ledger and lock work):\n\n",
+                self.args.sweep_runs.max(1)
+            ));
+            o.push_str("| batch size | batches | apply wall | apply / INSERT…SELECT | longest apply batch | revert wall | revert / DELETE | longest revert batch |\n");
+            o.push_str("|---|---|---|---|---|---|---|---|\n");
+            for p in sweep {
+                o.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                    p.size,
+                    p.batches,
+                    p.apply.show(secs),
+                    ratio(p.apply.median() / f.insert_select.median()),
+                    secs(p.longest_apply.max()),
+                    p.revert.show(secs),
+                    ratio(p.revert.median() / f.delete.median()),
+                    secs(p.longest_revert.max()),
+                ));
+            }
+        }
+        o
+    }
+}
+
+struct InProcess {
+    wall: f64,
+    batches: Vec<Duration>,
+}
+
+fn max_secs(batches: &[Duration]) -> f64 {
+    batches
+        .iter()
+        .map(Duration::as_secs_f64)
+        .fold(0.0, f64::max)
+}
+
+/// Laravel writes timestamps without fractional seconds.
+trait WholeSeconds {
+    fn with_nanosecond0(self) -> Self;
+}
+
+impl WholeSeconds for chrono::NaiveDateTime {
+    fn with_nanosecond0(self) -> Self {
+        chrono::Timelike::with_nanosecond(&self, 0).unwrap_or(self)
+    }
+}
