@@ -60,11 +60,14 @@ fn walk(path: &Path, f: Format) -> Result<String> {
         loaded.preexisting_versions
     );
     let version = crate::registry::all().first().map_or(0, |m| m.version);
-    step(
-        &mut out,
-        "status",
-        report::status(&target.redacted, &runner::status(s, &opts)?, f),
-    );
+    let status = |s: &mut dyn Session| -> Result<String> {
+        Ok(report::status(
+            &target.redacted,
+            &runner::status(s, &opts)?,
+            f,
+        ))
+    };
+    step(&mut out, "status", status(s)?);
     step(
         &mut out,
         "plan --samples 2",
@@ -98,11 +101,7 @@ fn walk(path: &Path, f: Format) -> Result<String> {
         &format!("revert {version}"),
         report::outcomes(&[reverted], f, ""),
     );
-    step(
-        &mut out,
-        "status",
-        report::status(&target.redacted, &runner::status(s, &opts)?, f),
-    );
+    step(&mut out, "status", status(s)?);
     step(
         &mut out,
         "log --format markdown",

@@ -217,6 +217,18 @@ pub trait Session: Tx {
     fn describe(&self) -> String;
 }
 
+/// Runs a dialect's embedded ledger migrations with our history table name.
+fn run_ledger_schema<C: refinery::Migrate>(
+    mut runner: refinery::Runner,
+    conn: &mut C,
+) -> DbResult<()> {
+    runner.set_migration_table_name("backfill_schema_history");
+    runner
+        .run(conn)
+        .map(|_| ())
+        .map_err(|e| DbError::query(format!("creating the ledger tables failed: {e}")))
+}
+
 /// Opens a session for the target.
 pub fn connect(target: &Target) -> DbResult<Box<dyn Session>> {
     match target.dialect {

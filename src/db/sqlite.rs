@@ -199,12 +199,7 @@ impl Session for SqliteSession {
     }
 
     fn migrate_ledger(&mut self) -> DbResult<()> {
-        let mut runner = ledger_schema::migrations::runner();
-        runner.set_migration_table_name("backfill_schema_history");
-        runner
-            .run(&mut self.conn)
-            .map(|_| ())
-            .map_err(|e| DbError::query(format!("creating the ledger tables failed: {e}")))
+        super::run_ledger_schema(ledger_schema::migrations::runner(), &mut self.conn)
     }
 
     fn set_statement_timeout(&mut self, timeout: Option<Duration>) -> DbResult<()> {
