@@ -2,6 +2,7 @@
 
 use crate::db::{self, Session};
 use crate::error::{Error, Result};
+use crate::inspect;
 use crate::report::{self, Format};
 use crate::runner::{self, Options, Selection};
 use clap::{Args, Parser, Subcommand};
@@ -239,7 +240,7 @@ pub fn run(cli: &Cli) -> Result<String> {
             };
             Ok(report::status(
                 &target,
-                &runner::status(s.as_mut(), &opts)?,
+                &inspect::status(s.as_mut(), &opts)?,
                 f,
             ))
         }
@@ -301,7 +302,7 @@ pub fn run(cli: &Cli) -> Result<String> {
         }
         Command::Verify { data } => {
             let (mut s, _) = connect(cli)?;
-            let problems = runner::verify(s.as_mut(), *data, &opts)?;
+            let problems = inspect::verify(s.as_mut(), *data, &opts)?;
             let text = report::verify(&problems, crate::registry::all().len(), f);
             if problems.is_empty() {
                 Ok(text)
@@ -329,9 +330,9 @@ pub fn run(cli: &Cli) -> Result<String> {
             };
             let (mut s, _) = connect(cli)?;
             let message = if *accept_checksum {
-                runner::repair_checksum(s.as_mut(), *version, &opts)?
+                inspect::repair_checksum(s.as_mut(), *version, &opts)?
             } else {
-                runner::repair_mark_failed(s.as_mut(), *version, &opts)?
+                inspect::repair_mark_failed(s.as_mut(), *version, &opts)?
             };
             Ok(format!("{message}\n"))
         }

@@ -2,6 +2,7 @@
 
 use crate::db::{self, Session, Target};
 use crate::error::{Error, Result};
+use crate::inspect;
 use crate::report::{self, Format};
 use crate::runner::{self, Options, Selection};
 use std::path::{Path, PathBuf};
@@ -63,7 +64,7 @@ fn walk(path: &Path, f: Format) -> Result<String> {
     let status = |s: &mut dyn Session| -> Result<String> {
         Ok(report::status(
             &target.redacted,
-            &runner::status(s, &opts)?,
+            &inspect::status(s, &opts)?,
             f,
         ))
     };
@@ -89,7 +90,7 @@ fn walk(path: &Path, f: Format) -> Result<String> {
         "apply",
         report::outcomes(&runner::apply(s, Selection::Pending, &opts)?, f, nothing),
     );
-    let problems = runner::verify(s, true, &opts)?;
+    let problems = inspect::verify(s, true, &opts)?;
     step(
         &mut out,
         "verify --data",

@@ -1,11 +1,13 @@
 //! backfill: versioned, resumable, revertible data migrations for PostgreSQL, MySQL/MariaDB and SQLite.
 
+pub mod batch;
 pub mod checksum;
 pub mod cli;
 pub mod db;
 pub mod demo;
 pub mod error;
 pub mod fixtures;
+pub mod inspect;
 pub mod ledger;
 pub mod lock;
 pub mod migration;

@@ -1,8 +1,9 @@
 //! Rendering command results: text for people, JSON for machines, Markdown for deploy issues.
 //! Results go to stdout; everything else (logs, progress, errors) goes to stderr.
 
+use crate::inspect::StatusLine;
 use crate::ledger::Run;
-use crate::runner::{Outcome, PlanReport, StatusLine};
+use crate::runner::{Outcome, PlanReport};
 use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

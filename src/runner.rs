@@ -1,13 +1,15 @@
-//! Runs data migrations: selection, locking, the batch loop with its checkpoint, state transitions and
-//! the audit trail. No dialect-specific SQL here: that lives in `db/` and in the migrations.
+//! Runs data migrations: which ones, under the lock, with state transitions and the audit trail.
+//! The batch loop itself is in `batch`; status, verify and repair in `inspect`. No dialect-specific
+//! SQL here: that lives in `db/` and in the migrations.
 
-use crate::db::{DbError, ErrorKind, Session};
+use crate::batch::{run_batches, Job};
+use crate::db::{DbError, Session};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Action, Entry, Run, Start, State};
-use crate::migration::{Batch, Context, Cursor, Direction, Plan, Step};
+use crate::lock;
+use crate::migration::{Context, Cursor, Direction, Plan};
 use crate::progress::Progress;
 use crate::registry::{self, Registered};
-use crate::{lock, signals};
 use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -92,11 +94,11 @@ pub fn prepare_ledger(session: &mut dyn Session, lock_timeout: Duration) -> Resu
     result
 }
 
-fn drifted(entry: &Entry, reg: &Registered) -> bool {
+pub(crate) fn drifted(entry: &Entry, reg: &Registered) -> bool {
     entry.state != State::Reverted && entry.checksum != reg.checksum
 }
 
-fn drift_error(entry: &Entry, reg: &Registered) -> Error {
+pub(crate) fn drift_error(entry: &Entry, reg: &Registered) -> Error {
     Error::Refused(format!(
         "V{}__{} changed since it ran (ledger checksum {}…, code {}…); run `backfill repair {} --accept-checksum` if this edit is intended",
         reg.version,
@@ -189,11 +191,11 @@ fn apply_locked(
     Ok(outcomes)
 }
 
-fn today() -> NaiveDate {
+pub(crate) fn today() -> NaiveDate {
     Utc::now().date_naive()
 }
 
-fn new_run(action: Action, reg: Option<&Registered>, opts: &Options) -> Run {
+pub(crate) fn new_run(action: Action, reg: Option<&Registered>, opts: &Options) -> Run {
     Run {
         run_id: uuid::Uuid::now_v7().to_string(),
         version: reg.map(|r| r.version),
@@ -213,7 +215,7 @@ fn new_run(action: Action, reg: Option<&Registered>, opts: &Options) -> Run {
     }
 }
 
-fn audit_error(e: DbError) -> Error {
+pub(crate) fn audit_error(e: DbError) -> Error {
     let message = format!("writing the audit row failed: {e}");
     if e.is_config() {
         Error::Usage(message) // e.g. a read-only user: nothing was written
@@ -349,13 +351,7 @@ fn run_one(
         (Action::Revert, None) => State::Reverted,
         _ => State::Applied,
     };
-    let job = Job {
-        reg,
-        action,
-        ctx: &ctx,
-        run_id: &run.run_id,
-        hooks: Hooks::from_env(),
-    };
+    let job = Job::new(reg, action, &ctx, &run.run_id);
     let label = format!("{} V{}__{}", action.as_str(), reg.version, reg.name);
     let mut progress = Progress::new(label, opts.quiet, span);
     let result = run_batches(session, &job, cursor, opts, &mut progress);
@@ -418,170 +414,6 @@ fn record_failure(session: &mut dyn Session, version: i64, run_id: &str, err: Er
             "{m} (the ledger still says running; the next run recovers it)"
         )),
         (Err(_), err) => err,
-    }
-}
-
-/// Test hooks, read from the environment: they let the test suite fail or kill a run at an exact batch.
-struct Hooks {
-    fail_at: Option<u64>,
-    abort_at: Option<u64>,
-    delay: Duration,
-}
-
-impl Hooks {
-    fn from_env() -> Self {
-        let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
-        Hooks {
-            fail_at: num("BACKFILL_TEST_FAIL_AT_BATCH"),
-            abort_at: num("BACKFILL_TEST_ABORT_AT_BATCH"),
-            delay: Duration::from_millis(num("BACKFILL_TEST_BATCH_DELAY_MS").unwrap_or(0)),
-        }
-    }
-
-    /// Runs between a batch's writes and its commit.
-    fn before_commit(&self, batch: u64) -> crate::db::DbResult<()> {
-        if !self.delay.is_zero() {
-            std::thread::sleep(self.delay);
-        }
-        if self.abort_at == Some(batch) {
-            std::process::abort();
-        }
-        if self.fail_at == Some(batch) {
-            return Err(DbError::query(format!(
-                "injected failure at batch {batch} (BACKFILL_TEST_FAIL_AT_BATCH)"
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// What the batch loop runs: one migration, one direction, one audited run.
-struct Job<'a> {
-    reg: &'a Registered,
-    action: Action,
-    ctx: &'a Context,
-    run_id: &'a str,
-    hooks: Hooks,
-}
-
-/// The batch loop: each batch's writes, its checkpoint and its audit count commit together.
-fn run_batches(
-    session: &mut dyn Session,
-    job: &Job,
-    mut cursor: Option<Cursor>,
-    opts: &Options,
-    progress: &mut Progress,
-) -> Result<(u64, u64)> {
-    session.set_statement_timeout(opts.statement_timeout)?;
-    let mut size = BatchSize::new(opts.batch_size, opts.max_batch);
-    let (mut rows, mut batches) = (0u64, 0u64);
-    loop {
-        if let Some(sig) = signals::requested() {
-            return Err(Error::Interrupted(sig));
-        }
-        batches += 1;
-        let started = Instant::now();
-        let step = one_batch(session, job, cursor.as_ref(), size.now, batches)
-            .map_err(|e| batch_error(job.reg, batches, e))?;
-        size.adapt(started.elapsed());
-        rows += step.rows();
-        match step {
-            Step::Done { .. } => break,
-            Step::More { cursor: next, .. } => cursor = Some(next),
-        }
-        progress.update(rows, batches, cursor.as_ref().and_then(Cursor::id));
-        if !opts.pause.is_zero() {
-            std::thread::sleep(opts.pause);
-        }
-    }
-    Ok((rows, batches))
-}
-
-/// `--max-batch-ms`: halve the batch while batches run long, double it back while they run short;
-/// never above `--batch-size`, never below 1/64th of it.
-struct BatchSize {
-    now: u64,
-    max: u64,
-    min: u64,
-    limit: Option<Duration>,
-}
-
-impl BatchSize {
-    fn new(size: u64, limit: Option<Duration>) -> Self {
-        BatchSize {
-            now: size,
-            max: size,
-            min: (size / 64).max(1),
-            limit,
-        }
-    }
-
-    fn adapt(&mut self, took: Duration) {
-        let Some(limit) = self.limit else { return };
-        if took > limit && self.now > self.min {
-            self.now = (self.now / 2).max(self.min);
-            tracing::info!(
-                "batch took {}ms, over --max-batch-ms; batch size now {}",
-                took.as_millis(),
-                self.now
-            );
-        } else if took < limit / 4 && self.now < self.max {
-            self.now = (self.now * 2).min(self.max);
-        }
-    }
-}
-
-fn one_batch(
-    session: &mut dyn Session,
-    job: &Job,
-    after: Option<&Cursor>,
-    size: u64,
-    number: u64,
-) -> crate::db::DbResult<Step> {
-    session.begin(false)?;
-    let work = (|| {
-        let batch = Batch {
-            ctx: job.ctx,
-            after,
-            size,
-        };
-        let step = match job.action {
-            Action::Revert => job.reg.migration.revert(session, &batch)?,
-            _ => job.reg.migration.apply(session, &batch)?,
-        };
-        let next = match &step {
-            Step::More { cursor, .. } => Some(cursor),
-            Step::Done { .. } => None,
-        };
-        ledger::checkpoint(
-            session,
-            job.reg.version,
-            job.action,
-            next,
-            step.rows(),
-            size,
-        )?;
-        ledger::add_run_rows(session, job.run_id, step.rows())?;
-        job.hooks.before_commit(number)?;
-        Ok(step)
-    })();
-    match work {
-        Ok(step) => session.commit().map(|_| step),
-        Err(e) => {
-            let _ = session.rollback();
-            Err(e)
-        }
-    }
-}
-
-fn batch_error(reg: &Registered, batch: u64, e: DbError) -> Error {
-    let what = format!(
-        "V{}__{} batch {batch} failed and was rolled back: {e}",
-        reg.version, reg.name
-    );
-    match e.kind {
-        ErrorKind::Connection => Error::Runtime(format!("{what}; the database connection was lost, rerun to resume from the last committed batch")),
-        _ => Error::Runtime(format!("{what}; fix the cause and rerun to resume from the last committed batch")),
     }
 }
 
@@ -744,211 +576,4 @@ fn plan_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Resu
         run_id: run.run_id,
         plan,
     })
-}
-
-/// One line of `status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatusLine {
-    pub version: i64,
-    pub name: String,
-    /// A ledger state, or `pending` (never started) or `unknown` (not in this binary).
-    pub state: String,
-    pub checksum_ok: bool,
-    pub rows_applied: i64,
-    pub rows_reverted: i64,
-    pub updated_at: Option<String>,
-    pub last_error: Option<String>,
-}
-
-pub fn status(session: &mut dyn Session, opts: &Options) -> Result<Vec<StatusLine>> {
-    prepare_ledger(session, opts.lock_timeout)?;
-    let entries = ledger::entries(session)?;
-    let mut lines: Vec<StatusLine> = registry::all()
-        .iter()
-        .map(
-            |reg| match entries.iter().find(|e| e.version == reg.version) {
-                None => StatusLine {
-                    version: reg.version,
-                    name: reg.name.into(),
-                    state: "pending".into(),
-                    checksum_ok: true,
-                    rows_applied: 0,
-                    rows_reverted: 0,
-                    updated_at: None,
-                    last_error: None,
-                },
-                Some(e) => status_line(e, !drifted(e, reg), e.state.as_str()),
-            },
-        )
-        .collect();
-    for e in entries
-        .iter()
-        .filter(|e| registry::find(e.version).is_none())
-    {
-        lines.push(status_line(e, false, "unknown"));
-    }
-    lines.sort_by_key(|l| l.version);
-    Ok(lines)
-}
-
-fn status_line(e: &Entry, checksum_ok: bool, state: &str) -> StatusLine {
-    StatusLine {
-        version: e.version,
-        name: e.name.clone(),
-        state: state.into(),
-        checksum_ok,
-        rows_applied: e.rows_applied,
-        rows_reverted: e.rows_reverted,
-        updated_at: e
-            .updated_at
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
-        last_error: e.last_error.clone(),
-    }
-}
-
-/// `verify [--data]`: every inconsistency as one line; empty when all is well.
-pub fn verify(session: &mut dyn Session, data: bool, opts: &Options) -> Result<Vec<String>> {
-    prepare_ledger(session, opts.lock_timeout)?;
-    let entries = match ledger::entries(session) {
-        Err(Error::Ledger(problem)) => return Ok(vec![problem]),
-        other => other?,
-    };
-    let mut problems = Vec::new();
-    for e in &entries {
-        match registry::find(e.version) {
-            None => problems.push(format!(
-                "V{}__{} is in the ledger ({}) but not in this binary; deploy the build that has it, or check you are on the right database",
-                e.version, e.name, e.state
-            )),
-            Some(reg) if drifted(e, reg) => problems.push(drift_error(e, reg).to_string()),
-            Some(_) => {}
-        }
-        match e.state {
-            State::Failed => problems.push(format!(
-                "V{}__{} is failed ({}); rerun `backfill apply {}` to resume or `backfill revert {}`",
-                e.version,
-                e.name,
-                e.last_error.as_deref().unwrap_or("no error recorded"),
-                e.version,
-                e.version
-            )),
-            State::Running | State::Reverting => problems.push(format!(
-                "V{}__{} is {}: a runner is at work or died; rerun the same command to resume",
-                e.version, e.name, e.state
-            )),
-            _ => {}
-        }
-    }
-    let newest_applied = entries
-        .iter()
-        .filter(|e| e.state == State::Applied)
-        .map(|e| e.version)
-        .max();
-    for reg in registry::all() {
-        let started = entries.iter().any(|e| e.version == reg.version);
-        if !started && newest_applied.is_some_and(|n| reg.version < n) {
-            problems.push(format!(
-                "V{}__{} is pending but older than applied V{}; run `backfill apply {}` (it was probably merged late)",
-                reg.version,
-                reg.name,
-                newest_applied.unwrap_or(0),
-                reg.version
-            ));
-        }
-    }
-    if data {
-        problems.extend(check_data(session, &entries)?);
-    }
-    Ok(problems)
-}
-
-fn check_data(session: &mut dyn Session, entries: &[Entry]) -> Result<Vec<String>> {
-    let mut problems = Vec::new();
-    for e in entries.iter().filter(|e| e.state == State::Applied) {
-        let Some(reg) = registry::find(e.version) else {
-            continue;
-        };
-        let ctx = Context {
-            version: e.version,
-            run_id: uuid::Uuid::nil(),
-            run_date: today(),
-            scenario: None,
-            ledger_rows: e.live_rows(),
-        };
-        session.begin(true)?;
-        let found = reg.migration.check(session, &ctx);
-        let _ = session.rollback();
-        let found = found
-            .map_err(|err| Error::Runtime(format!("checking V{} failed: {err}", e.version)))?;
-        problems.extend(
-            found
-                .into_iter()
-                .map(|p| format!("V{}__{}: {p}", e.version, e.name)),
-        );
-    }
-    Ok(problems)
-}
-
-/// `repair VERSION --accept-checksum`: the edit was intended; record the new checksum.
-pub fn repair_checksum(session: &mut dyn Session, version: i64, opts: &Options) -> Result<String> {
-    repair(session, version, opts, |session, reg, entry| {
-        if !drifted(entry, reg) {
-            return Err(Error::Usage(format!(
-                "V{version} has no checksum drift; nothing to repair"
-            )));
-        }
-        ledger::set_checksum(session, version, reg.checksum)?;
-        Ok(format!(
-            "accepted checksum {}… for V{version} (was {}…)",
-            &reg.checksum[..12],
-            entry.checksum.get(..12).unwrap_or("")
-        ))
-    })
-}
-
-/// `repair VERSION --mark-failed`: a run that is recorded as in progress but is not (we hold the lock).
-pub fn repair_mark_failed(
-    session: &mut dyn Session,
-    version: i64,
-    opts: &Options,
-) -> Result<String> {
-    repair(session, version, opts, |session, _reg, entry| {
-        if !entry.state.in_progress() {
-            return Err(Error::Usage(format!(
-                "V{version} is {}, not running or reverting; --mark-failed only clears an interrupted run",
-                entry.state
-            )));
-        }
-        ledger::finish(
-            session,
-            version,
-            State::Failed,
-            Some("marked failed by repair"),
-        )?;
-        Ok(format!("marked V{version} failed (was {}); `backfill apply {version}` or `backfill revert {version}` resumes", entry.state))
-    })
-}
-
-fn repair(
-    session: &mut dyn Session,
-    version: i64,
-    opts: &Options,
-    fix: impl FnOnce(&mut dyn Session, &Registered, &Entry) -> Result<String>,
-) -> Result<String> {
-    let reg = find(version)?;
-    prepare_ledger(session, opts.lock_timeout)?;
-    lock::acquire(session, opts.lock_timeout)?;
-    let result = (|| {
-        let entry = ledger::entry(session, version)?
-            .ok_or_else(|| Error::Usage(format!("V{version} was never run; nothing to repair")))?;
-        let outcome = fix(session, reg, &entry)?;
-        let mut run = new_run(Action::Repair, Some(reg), opts);
-        run.state = "succeeded".into();
-        run.finished_at = Some(ledger::now());
-        run.outcome = Some(outcome.clone());
-        ledger::insert_run(session, &run).map_err(audit_error)?;
-        Ok(outcome)
-    })();
-    lock::release(session);
-    result
 }

@@ -1,0 +1,193 @@
+//! The batch loop: each batch's writes, its checkpoint and its audit count commit in one transaction,
+//! so a run stopped anywhere resumes from the last committed batch with no duplicate and no gap.
+
+use crate::db::{DbError, ErrorKind, Session};
+use crate::error::{Error, Result};
+use crate::ledger::{self, Action};
+use crate::migration::{Batch, Context, Cursor, Step};
+use crate::progress::Progress;
+use crate::registry::Registered;
+use crate::runner::Options;
+use crate::signals;
+use std::time::{Duration, Instant};
+
+/// Test hooks, read from the environment: they let the test suite fail or kill a run at an exact batch.
+struct Hooks {
+    fail_at: Option<u64>,
+    abort_at: Option<u64>,
+    delay: Duration,
+}
+
+impl Hooks {
+    fn from_env() -> Self {
+        let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+        Hooks {
+            fail_at: num("BACKFILL_TEST_FAIL_AT_BATCH"),
+            abort_at: num("BACKFILL_TEST_ABORT_AT_BATCH"),
+            delay: Duration::from_millis(num("BACKFILL_TEST_BATCH_DELAY_MS").unwrap_or(0)),
+        }
+    }
+
+    /// Runs between a batch's writes and its commit.
+    fn before_commit(&self, batch: u64) -> crate::db::DbResult<()> {
+        if !self.delay.is_zero() {
+            std::thread::sleep(self.delay);
+        }
+        if self.abort_at == Some(batch) {
+            std::process::abort();
+        }
+        if self.fail_at == Some(batch) {
+            return Err(DbError::query(format!(
+                "injected failure at batch {batch} (BACKFILL_TEST_FAIL_AT_BATCH)"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What the batch loop runs: one migration, one direction, one audited run.
+pub(crate) struct Job<'a> {
+    reg: &'a Registered,
+    action: Action,
+    ctx: &'a Context,
+    run_id: &'a str,
+    hooks: Hooks,
+}
+
+impl<'a> Job<'a> {
+    pub(crate) fn new(
+        reg: &'a Registered,
+        action: Action,
+        ctx: &'a Context,
+        run_id: &'a str,
+    ) -> Self {
+        Job {
+            reg,
+            action,
+            ctx,
+            run_id,
+            hooks: Hooks::from_env(),
+        }
+    }
+}
+
+/// The batch loop: each batch's writes, its checkpoint and its audit count commit together.
+pub(crate) fn run_batches(
+    session: &mut dyn Session,
+    job: &Job,
+    mut cursor: Option<Cursor>,
+    opts: &Options,
+    progress: &mut Progress,
+) -> Result<(u64, u64)> {
+    session.set_statement_timeout(opts.statement_timeout)?;
+    let mut size = BatchSize::new(opts.batch_size, opts.max_batch);
+    let (mut rows, mut batches) = (0u64, 0u64);
+    loop {
+        if let Some(sig) = signals::requested() {
+            return Err(Error::Interrupted(sig));
+        }
+        batches += 1;
+        let started = Instant::now();
+        let step = one_batch(session, job, cursor.as_ref(), size.now, batches)
+            .map_err(|e| batch_error(job.reg, batches, e))?;
+        size.adapt(started.elapsed());
+        rows += step.rows();
+        match step {
+            Step::Done { .. } => break,
+            Step::More { cursor: next, .. } => cursor = Some(next),
+        }
+        progress.update(rows, batches, cursor.as_ref().and_then(Cursor::id));
+        if !opts.pause.is_zero() {
+            std::thread::sleep(opts.pause);
+        }
+    }
+    Ok((rows, batches))
+}
+
+/// `--max-batch-ms`: halve the batch while batches run long, double it back while they run short;
+/// never above `--batch-size`, never below 1/64th of it.
+struct BatchSize {
+    now: u64,
+    max: u64,
+    min: u64,
+    limit: Option<Duration>,
+}
+
+impl BatchSize {
+    fn new(size: u64, limit: Option<Duration>) -> Self {
+        BatchSize {
+            now: size,
+            max: size,
+            min: (size / 64).max(1),
+            limit,
+        }
+    }
+
+    fn adapt(&mut self, took: Duration) {
+        let Some(limit) = self.limit else { return };
+        if took > limit && self.now > self.min {
+            self.now = (self.now / 2).max(self.min);
+            tracing::info!(
+                "batch took {}ms, over --max-batch-ms; batch size now {}",
+                took.as_millis(),
+                self.now
+            );
+        } else if took < limit / 4 && self.now < self.max {
+            self.now = (self.now * 2).min(self.max);
+        }
+    }
+}
+
+fn one_batch(
+    session: &mut dyn Session,
+    job: &Job,
+    after: Option<&Cursor>,
+    size: u64,
+    number: u64,
+) -> crate::db::DbResult<Step> {
+    session.begin(false)?;
+    let work = (|| {
+        let batch = Batch {
+            ctx: job.ctx,
+            after,
+            size,
+        };
+        let step = match job.action {
+            Action::Revert => job.reg.migration.revert(session, &batch)?,
+            _ => job.reg.migration.apply(session, &batch)?,
+        };
+        let next = match &step {
+            Step::More { cursor, .. } => Some(cursor),
+            Step::Done { .. } => None,
+        };
+        ledger::checkpoint(
+            session,
+            job.reg.version,
+            job.action,
+            next,
+            step.rows(),
+            size,
+        )?;
+        ledger::add_run_rows(session, job.run_id, step.rows())?;
+        job.hooks.before_commit(number)?;
+        Ok(step)
+    })();
+    match work {
+        Ok(step) => session.commit().map(|_| step),
+        Err(e) => {
+            let _ = session.rollback();
+            Err(e)
+        }
+    }
+}
+
+fn batch_error(reg: &Registered, batch: u64, e: DbError) -> Error {
+    let what = format!(
+        "V{}__{} batch {batch} failed and was rolled back: {e}",
+        reg.version, reg.name
+    );
+    match e.kind {
+        ErrorKind::Connection => Error::Runtime(format!("{what}; the database connection was lost, rerun to resume from the last committed batch")),
+        _ => Error::Runtime(format!("{what}; fix the cause and rerun to resume from the last committed batch")),
+    }
+}

@@ -1,0 +1,219 @@
+//! Reading and fixing the ledger: `status`, `verify [--data]` and `repair`.
+
+use crate::db::Session;
+use crate::error::{Error, Result};
+use crate::ledger::{self, Action, Entry, State};
+use crate::lock;
+use crate::migration::Context;
+use crate::registry::{self, Registered};
+use crate::runner::{
+    audit_error, drift_error, drifted, find, new_run, prepare_ledger, today, Options,
+};
+use serde::Serialize;
+
+/// One line of `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusLine {
+    pub version: i64,
+    pub name: String,
+    /// A ledger state, or `pending` (never started) or `unknown` (not in this binary).
+    pub state: String,
+    pub checksum_ok: bool,
+    pub rows_applied: i64,
+    pub rows_reverted: i64,
+    pub updated_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+pub fn status(session: &mut dyn Session, opts: &Options) -> Result<Vec<StatusLine>> {
+    prepare_ledger(session, opts.lock_timeout)?;
+    let entries = ledger::entries(session)?;
+    let mut lines: Vec<StatusLine> = registry::all()
+        .iter()
+        .map(
+            |reg| match entries.iter().find(|e| e.version == reg.version) {
+                None => StatusLine {
+                    version: reg.version,
+                    name: reg.name.into(),
+                    state: "pending".into(),
+                    checksum_ok: true,
+                    rows_applied: 0,
+                    rows_reverted: 0,
+                    updated_at: None,
+                    last_error: None,
+                },
+                Some(e) => status_line(e, !drifted(e, reg), e.state.as_str()),
+            },
+        )
+        .collect();
+    for e in entries
+        .iter()
+        .filter(|e| registry::find(e.version).is_none())
+    {
+        lines.push(status_line(e, false, "unknown"));
+    }
+    lines.sort_by_key(|l| l.version);
+    Ok(lines)
+}
+
+fn status_line(e: &Entry, checksum_ok: bool, state: &str) -> StatusLine {
+    StatusLine {
+        version: e.version,
+        name: e.name.clone(),
+        state: state.into(),
+        checksum_ok,
+        rows_applied: e.rows_applied,
+        rows_reverted: e.rows_reverted,
+        updated_at: e
+            .updated_at
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+        last_error: e.last_error.clone(),
+    }
+}
+
+/// `verify [--data]`: every inconsistency as one line; empty when all is well.
+pub fn verify(session: &mut dyn Session, data: bool, opts: &Options) -> Result<Vec<String>> {
+    prepare_ledger(session, opts.lock_timeout)?;
+    let entries = match ledger::entries(session) {
+        Err(Error::Ledger(problem)) => return Ok(vec![problem]),
+        other => other?,
+    };
+    let mut problems = Vec::new();
+    for e in &entries {
+        match registry::find(e.version) {
+            None => problems.push(format!(
+                "V{}__{} is in the ledger ({}) but not in this binary; deploy the build that has it, or check you are on the right database",
+                e.version, e.name, e.state
+            )),
+            Some(reg) if drifted(e, reg) => problems.push(drift_error(e, reg).to_string()),
+            Some(_) => {}
+        }
+        match e.state {
+            State::Failed => problems.push(format!(
+                "V{}__{} is failed ({}); rerun `backfill apply {}` to resume or `backfill revert {}`",
+                e.version,
+                e.name,
+                e.last_error.as_deref().unwrap_or("no error recorded"),
+                e.version,
+                e.version
+            )),
+            State::Running | State::Reverting => problems.push(format!(
+                "V{}__{} is {}: a runner is at work or died; rerun the same command to resume",
+                e.version, e.name, e.state
+            )),
+            _ => {}
+        }
+    }
+    let newest_applied = entries
+        .iter()
+        .filter(|e| e.state == State::Applied)
+        .map(|e| e.version)
+        .max();
+    for reg in registry::all() {
+        let started = entries.iter().any(|e| e.version == reg.version);
+        if !started && newest_applied.is_some_and(|n| reg.version < n) {
+            problems.push(format!(
+                "V{}__{} is pending but older than applied V{}; run `backfill apply {}` (it was probably merged late)",
+                reg.version,
+                reg.name,
+                newest_applied.unwrap_or(0),
+                reg.version
+            ));
+        }
+    }
+    if data {
+        problems.extend(check_data(session, &entries)?);
+    }
+    Ok(problems)
+}
+
+fn check_data(session: &mut dyn Session, entries: &[Entry]) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for e in entries.iter().filter(|e| e.state == State::Applied) {
+        let Some(reg) = registry::find(e.version) else {
+            continue;
+        };
+        let ctx = Context {
+            version: e.version,
+            run_id: uuid::Uuid::nil(),
+            run_date: today(),
+            scenario: None,
+            ledger_rows: e.live_rows(),
+        };
+        session.begin(true)?;
+        let found = reg.migration.check(session, &ctx);
+        let _ = session.rollback();
+        let found = found
+            .map_err(|err| Error::Runtime(format!("checking V{} failed: {err}", e.version)))?;
+        problems.extend(
+            found
+                .into_iter()
+                .map(|p| format!("V{}__{}: {p}", e.version, e.name)),
+        );
+    }
+    Ok(problems)
+}
+
+/// `repair VERSION --accept-checksum`: the edit was intended; record the new checksum.
+pub fn repair_checksum(session: &mut dyn Session, version: i64, opts: &Options) -> Result<String> {
+    repair(session, version, opts, |session, reg, entry| {
+        if !drifted(entry, reg) {
+            return Err(Error::Usage(format!(
+                "V{version} has no checksum drift; nothing to repair"
+            )));
+        }
+        ledger::set_checksum(session, version, reg.checksum)?;
+        Ok(format!(
+            "accepted checksum {}… for V{version} (was {}…)",
+            &reg.checksum[..12],
+            entry.checksum.get(..12).unwrap_or("")
+        ))
+    })
+}
+
+/// `repair VERSION --mark-failed`: a run that is recorded as in progress but is not (we hold the lock).
+pub fn repair_mark_failed(
+    session: &mut dyn Session,
+    version: i64,
+    opts: &Options,
+) -> Result<String> {
+    repair(session, version, opts, |session, _reg, entry| {
+        if !entry.state.in_progress() {
+            return Err(Error::Usage(format!(
+                "V{version} is {}, not running or reverting; --mark-failed only clears an interrupted run",
+                entry.state
+            )));
+        }
+        ledger::finish(
+            session,
+            version,
+            State::Failed,
+            Some("marked failed by repair"),
+        )?;
+        Ok(format!("marked V{version} failed (was {}); `backfill apply {version}` or `backfill revert {version}` resumes", entry.state))
+    })
+}
+
+fn repair(
+    session: &mut dyn Session,
+    version: i64,
+    opts: &Options,
+    fix: impl FnOnce(&mut dyn Session, &Registered, &Entry) -> Result<String>,
+) -> Result<String> {
+    let reg = find(version)?;
+    prepare_ledger(session, opts.lock_timeout)?;
+    lock::acquire(session, opts.lock_timeout)?;
+    let result = (|| {
+        let entry = ledger::entry(session, version)?
+            .ok_or_else(|| Error::Usage(format!("V{version} was never run; nothing to repair")))?;
+        let outcome = fix(session, reg, &entry)?;
+        let mut run = new_run(Action::Repair, Some(reg), opts);
+        run.state = "succeeded".into();
+        run.finished_at = Some(ledger::now());
+        run.outcome = Some(outcome.clone());
+        ledger::insert_run(session, &run).map_err(audit_error)?;
+        Ok(outcome)
+    })();
+    lock::release(session);
+    result
+}
