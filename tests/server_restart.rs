@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
+const MARIADB_PID: &str = "/run/mysqld/mysqld.pid";
 
 fn sh(cmd: &str) -> bool {
     Command::new("sh")
@@ -37,14 +38,13 @@ fn restart(kind: Kind) {
             );
         }
         _ => {
+            let pid = std::fs::read_to_string(MARIADB_PID).expect("MariaDB pid file");
             assert!(sh("mariadb-admin -h 127.0.0.1 -u root shutdown"));
-            wait_until(
-                "MariaDB to stop",
-                "! mariadb-admin -h 127.0.0.1 -u root ping --silent",
-            );
-            assert!(sh(
-                "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
-            ));
+            // The process must be gone, or start-stop-daemon --oknodo sees it and starts nothing.
+            wait_until("MariaDB to exit", &format!("! kill -0 {}", pid.trim()));
+            assert!(sh(&format!(
+                "start-stop-daemon --start --oknodo --background --pidfile {MARIADB_PID} --exec /usr/sbin/mariadbd"
+            )));
             wait_until("MariaDB", "mariadb -h 127.0.0.1 -u root -e 'SELECT 1'");
         }
     }
@@ -55,6 +55,7 @@ fn restart_mid_run(kind: Kind) {
     let t = TestDb::with_app(kind, &format!("restart_{}", kind as u8));
     seed_generated(&t, 250);
     let expected = t.expected_competencies();
+    t.run(&["status"]).expect(0);
     let mut cmd = t.command(&["apply", "--batch-size", "10"]);
     cmd.env("BACKFILL_TEST_BATCH_DELAY_MS", "60")
         .stdout(Stdio::piped())
@@ -84,7 +85,7 @@ fn restart_mid_run(kind: Kind) {
     assert!(again.stdout.contains("resumed"), "{}", again.stdout);
     assert_eq!(t.marked_competencies(), expected);
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"));
-    let audited = t.int("SELECT SUM(row_count) FROM backfill_runs WHERE action = 'apply'");
+    let audited = t.int("SELECT SUM(row_count) FROM backfill_runs WHERE action = 'apply' AND version = 202611230001");
     assert_eq!(
         audited,
         t.int("SELECT rows_applied FROM backfill_migrations WHERE version = 202611230001")

@@ -674,9 +674,11 @@ struct Bench<'a> {
     s: Box<dyn Session>,
     d: Dialect,
     version_text: String,
+    /// The highest competency_versions id after loading: every row above it is the benchmark's own.
+    baseline_id: i64,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Figures {
     plan: Samples,
     group_by: Samples,
@@ -699,6 +701,8 @@ struct Figures {
     rss_plan: Samples,
     rss_noop: Samples,
     noop: Samples,
+    /// Steps that failed (e.g. a shared server restarted under us) and were redone from a clean state.
+    retried: Vec<String>,
 }
 
 struct SweepPoint {
@@ -735,6 +739,7 @@ impl<'a> Bench<'a> {
             s,
             d,
             version_text: reg.version.to_string(),
+            baseline_id: 0,
         })
     }
 
@@ -862,6 +867,7 @@ impl<'a> Bench<'a> {
         // deploy); this also warms the caches for every side alike.
         self.run_backfill(&["status"])?;
         self.count(&format!("SELECT COUNT(*) FROM ({}) t", floor_group_by()))?;
+        self.baseline_id = self.count("SELECT COALESCE(MAX(id), 0) FROM competency_versions")?;
 
         let expected = loaded.pending_competency_versions;
         let mut f = Figures {
@@ -869,25 +875,8 @@ impl<'a> Bench<'a> {
             ..Figures::default()
         };
         for r in 0..self.args.runs {
-            log(format!("{label}: run {}/{}", r + 1, self.args.runs));
-            self.plan_pair(&mut f, r % 2 == 1)?;
-            if r % 2 == 0 {
-                self.floor_pair(&mut f, expected)?;
-                self.backfill_pair(&mut f, expected)?;
-            } else {
-                self.backfill_pair(&mut f, expected)?;
-                self.floor_pair(&mut f, expected)?;
-            }
-            let (apply, revert) = self.in_process(Options::default().batch_size, expected)?;
-            f.batches_per_apply = apply.batches.len() as u64;
-            f.longest_apply_batch.push(max_secs(&apply.batches));
-            f.longest_revert_batch.push(max_secs(&revert.batches));
-            let mut all = Samples::default();
-            for b in &apply.batches {
-                all.push(b.as_secs_f64());
-            }
-            f.median_batch.push(all.median());
-            self.old_way(&mut f)?;
+            let what = format!("{label}: run {}/{}", r + 1, self.args.runs);
+            self.retrying(&mut f, &what, |b, f| b.one_run(f, r, expected))?;
         }
         let mut sweep = Vec::new();
         let sizes = if self.args.no_sweep {
@@ -905,8 +894,9 @@ impl<'a> Bench<'a> {
                 batches: 0,
             };
             for _ in 0..self.args.sweep_runs.max(1) {
-                log(format!("{label}: sweep batch size {size}"));
-                let (apply, revert) = self.in_process(size, expected)?;
+                let what = format!("{label}: sweep batch size {size}");
+                let (apply, revert) =
+                    self.retrying(&mut f, &what, |b, _| b.in_process(size, expected))?;
                 p.apply.push(apply.wall);
                 p.revert.push(revert.wall);
                 p.longest_apply.push(max_secs(&apply.batches));
@@ -915,8 +905,83 @@ impl<'a> Bench<'a> {
             }
             sweep.push(p);
         }
-        self.noop(&mut f)?;
+        self.retrying(&mut f, &format!("{label}: no-op apply"), |b, f| b.noop(f))?;
         Ok(self.report(&server, &loaded, load_secs, &f, &sweep))
+    }
+
+    /// One repetition of every paired measurement, in alternating order.
+    fn one_run(&mut self, f: &mut Figures, r: usize, expected: u64) -> Result<()> {
+        self.plan_pair(f, r % 2 == 1)?;
+        if r % 2 == 0 {
+            self.floor_pair(f, expected)?;
+            self.backfill_pair(f, expected)?;
+        } else {
+            self.backfill_pair(f, expected)?;
+            self.floor_pair(f, expected)?;
+        }
+        let (apply, revert) = self.in_process(Options::default().batch_size, expected)?;
+        f.batches_per_apply = apply.batches.len() as u64;
+        f.longest_apply_batch.push(max_secs(&apply.batches));
+        f.longest_revert_batch.push(max_secs(&revert.batches));
+        let mut all = Samples::default();
+        for b in &apply.batches {
+            all.push(b.as_secs_f64());
+        }
+        f.median_batch.push(all.median());
+        self.old_way(f)
+    }
+
+    /// Runs `step`; if it fails (the servers are shared, and some test suites restart them), puts
+    /// the database back in its loaded state and redoes the step from scratch, twice at most. The
+    /// figures of a failed attempt are dropped, and the report lists every retry.
+    fn retrying<T>(
+        &mut self,
+        f: &mut Figures,
+        what: &str,
+        mut step: impl FnMut(&mut Self, &mut Figures) -> Result<T>,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            log(what);
+            let saved = f.clone();
+            match step(self, f) {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt < 2 => {
+                    attempt += 1;
+                    let first = format!("{e:#}");
+                    let first = first
+                        .lines()
+                        .find(|l| l.starts_with("error:"))
+                        .unwrap_or(first.lines().next().unwrap_or_default());
+                    log(format!(
+                        "{what} failed ({first}); restoring the data and retrying"
+                    ));
+                    *f = saved;
+                    f.retried.push(format!("{what}: {first}"));
+                    self.restore()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits for the server, reconnects, and removes everything the benchmark wrote since loading
+    /// (rows above the baseline id, the ledger's record of the migration).
+    fn restore(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        self.s = loop {
+            match connect(&self.db.url) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_secs(1)),
+                Err(e) => return Err(e.context("the database did not come back within 180 s")),
+            }
+        };
+        self.exec(&format!(
+            "DELETE FROM competency_versions WHERE id > {}",
+            self.baseline_id
+        ))?;
+        self.exec("DELETE FROM backfill_migrations")?;
+        self.settle()
     }
 
     /// `backfill plan V` vs one GROUP BY count in a read-only transaction.
@@ -1293,6 +1358,11 @@ impl<'a> Bench<'a> {
             rate(floor_rate),
             ratio(floor_rate / f.old_way_rate.median())
         ));
+        for r in &f.retried {
+            o.push_str(&format!(
+                "\nretried from a clean state after an error (shared server): {r}\n"
+            ));
+        }
         if !sweep.is_empty() {
             o.push_str(&format!(
                 "\nbatch-size sweep (in process, {} run(s) each; walls include the ledger and lock work):\n\n",

@@ -54,6 +54,8 @@ fn map_err(e: mysql::Error) -> DbError {
                     ErrorKind::Query,
                     " (is DATABASE_URL the app's database, and have its schema migrations run?)",
                 ),
+                // Server shutting down, connection killed, server gone away, lost connection.
+                1053 | 1927 | 2006 | 2013 => (ErrorKind::Connection, ""),
                 1969 | 3024 | 1205 => (
                     ErrorKind::Timeout,
                     " (another session may hold a lock on a table it needs, or the batch is too big: check SHOW PROCESSLIST for blockers, then rerun, raise --statement-timeout or lower --batch-size)",
@@ -74,6 +76,9 @@ fn map_err(e: mysql::Error) -> DbError {
         ),
         mysql::Error::DriverError(d) => DbError::new(ErrorKind::Connection, format!("mysql: {d}")),
         mysql::Error::IoError(io) => DbError::new(ErrorKind::Connection, format!("mysql: {io}")),
+        mysql::Error::CodecError(c) => {
+            DbError::new(ErrorKind::Connection, format!("mysql: the connection broke ({c})"))
+        }
         mysql::Error::TlsError(t) => DbError::new(
             ErrorKind::Config,
             format!("mysql: TLS handshake failed: {t} (check ssl-mode/ssl-ca in DATABASE_URL)"),
