@@ -110,6 +110,20 @@ impl DbError {
     pub fn query(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Query, message)
     }
+    /// A failure while connecting: names the (redacted) target; a failed statement there means the
+    /// server could not be reached, not a bad query.
+    pub fn connecting(target: &Target, err: DbError) -> Self {
+        let kind = if err.kind == ErrorKind::Query {
+            ErrorKind::Connection
+        } else {
+            err.kind
+        };
+        DbError::new(
+            kind,
+            format!("cannot connect to {}: {}", target.redacted, err.message),
+        )
+    }
+
     pub fn is_config(&self) -> bool {
         self.kind == ErrorKind::Config
     }

@@ -181,18 +181,7 @@ fn open(opts: OptsBuilder, target: &Target) -> DbResult<Conn> {
         }
         other => other,
     };
-    result.map_err(|e| {
-        let err = map_err(e);
-        let kind = if err.kind == ErrorKind::Query {
-            ErrorKind::Connection
-        } else {
-            err.kind
-        };
-        DbError::new(
-            kind,
-            format!("cannot connect to {}: {}", target.redacted, err.message),
-        )
-    })
+    result.map_err(|e| DbError::connecting(target, map_err(e)))
 }
 
 impl MySession {

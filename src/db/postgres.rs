@@ -102,18 +102,7 @@ impl PgSession {
                     .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
             }
         };
-        let client = connected.map_err(|e| {
-            let err = map_err(e);
-            let kind = if err.kind == ErrorKind::Query {
-                ErrorKind::Connection
-            } else {
-                err.kind
-            };
-            DbError::new(
-                kind,
-                format!("cannot connect to {}: {}", target.redacted, err.message),
-            )
-        })?;
+        let client = connected.map_err(|e| DbError::connecting(target, map_err(e)))?;
         Ok(PgSession {
             client,
             statements: HashMap::new(),
