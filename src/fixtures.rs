@@ -384,62 +384,50 @@ const MAX_PARAMS: usize = 32_000;
 /// MariaDB (the server's per-row work dominates); smaller chunks were marginally faster.
 const MAX_ROWS: usize = 1_000;
 
-/// Buffers rows for one table and writes them as multi-row INSERTs.
-struct Bulk {
-    table: &'static str,
-    columns: &'static [&'static str],
-    per_chunk: usize,
-    full_sql: String,
-    buf: Vec<Value>,
-    rows: u64,
+/// Writes `rows` into `table` as multi-row INSERTs of up to [`MAX_ROWS`] rows, each row followed by
+/// `stamp` as its `created_at` and `updated_at` (nothing was edited); returns how many it wrote.
+fn insert_in_chunks<R: IntoIterator<Item = Value>>(
+    s: &mut dyn Session,
+    table: &str,
+    columns: &[&str],
+    stamp: &Value,
+    rows: impl IntoIterator<Item = R>,
+) -> DbResult<u64> {
+    let width = columns.len() + 2;
+    let per_chunk = (MAX_PARAMS / width).min(MAX_ROWS);
+    let full_sql = insert_sql(table, columns, per_chunk);
+    let mut buf = Vec::with_capacity(per_chunk * width);
+    let mut written = 0;
+    for row in rows {
+        let start = buf.len();
+        buf.extend(row);
+        buf.extend([stamp.clone(), stamp.clone()]);
+        debug_assert_eq!(buf.len() - start, width, "row width for {table}");
+        written += 1;
+        if buf.len() == per_chunk * width {
+            s.execute(&full_sql, &buf)?;
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        s.execute(&insert_sql(table, columns, buf.len() / width), &buf)?;
+    }
+    Ok(written)
 }
 
-impl Bulk {
-    fn new(table: &'static str, columns: &'static [&'static str]) -> Bulk {
-        let per_chunk = (MAX_PARAMS / columns.len()).min(MAX_ROWS);
-        Bulk {
-            table,
-            columns,
-            per_chunk,
-            full_sql: Self::sql(table, columns, per_chunk),
-            buf: Vec::with_capacity(per_chunk * columns.len()),
-            rows: 0,
-        }
-    }
-
-    fn sql(table: &str, columns: &[&str], rows: usize) -> String {
-        let one = format!("({})", vec!["?"; columns.len()].join(", "));
-        let values = vec![one; rows].join(", ");
-        format!(
-            "INSERT INTO {table} ({}) VALUES {values}",
-            columns.join(", ")
-        )
-    }
-
-    fn push<const N: usize>(&mut self, s: &mut dyn Session, row: [Value; N]) -> DbResult<()> {
-        debug_assert_eq!(N, self.columns.len(), "row width for {}", self.table);
-        self.buf.extend(row);
-        self.rows += 1;
-        if self.buf.len() == self.per_chunk * self.columns.len() {
-            s.execute(&self.full_sql, &self.buf)?;
-            self.buf.clear();
-        }
-        Ok(())
-    }
-
-    fn finish(mut self, s: &mut dyn Session) -> DbResult<u64> {
-        if !self.buf.is_empty() {
-            let rows = self.buf.len() / self.columns.len();
-            s.execute(&Self::sql(self.table, self.columns, rows), &self.buf)?;
-            self.buf.clear();
-        }
-        Ok(self.rows)
-    }
+fn insert_sql(table: &str, columns: &[&str], rows: usize) -> String {
+    let one = format!("({})", vec!["?"; columns.len() + 2].join(", "));
+    let values = vec![one; rows].join(", ");
+    format!(
+        "INSERT INTO {table} ({}, created_at, updated_at) VALUES {values}",
+        columns.join(", ")
+    )
 }
 
-const VERSION_COLUMNS_COMPETENCY: &[&str] = &[
+/// The version tables' columns; `entity_id` stands for the versioned entity's column.
+const VERSION_COLUMNS: [&str; 10] = [
     "organization_id",
-    "competency_id",
+    "entity_id",
     "version_group_id",
     "name",
     "description",
@@ -448,23 +436,54 @@ const VERSION_COLUMNS_COMPETENCY: &[&str] = &[
     "obsolescence_reason",
     "metadata",
     "created_by",
-    "created_at",
-    "updated_at",
 ];
 
-const VERSION_COLUMNS_ROLE: &[&str] = &[
-    "organization_id",
-    "role_id",
-    "version_group_id",
-    "name",
-    "description",
-    "effective_from",
-    "evolution_state",
-    "metadata",
-    "created_by",
-    "created_at",
-    "updated_at",
-];
+/// One of the two version tables: the same columns but for the entity's, and `role_versions` has
+/// no `obsolescence_reason`.
+struct VersionTable {
+    table: &'static str,
+    entity_column: &'static str,
+    with_reason: bool,
+    stream: u64,
+}
+
+const COMPETENCY_VERSIONS: VersionTable = VersionTable {
+    table: "competency_versions",
+    entity_column: "competency_id",
+    with_reason: true,
+    stream: S_COMPETENCY_VERSION,
+};
+
+const ROLE_VERSIONS: VersionTable = VersionTable {
+    table: "role_versions",
+    entity_column: "role_id",
+    with_reason: false,
+    stream: S_ROLE_VERSION,
+};
+
+impl VersionTable {
+    fn columns(&self) -> Vec<&'static str> {
+        VERSION_COLUMNS
+            .into_iter()
+            .filter(|c| self.with_reason || *c != "obsolescence_reason")
+            .map(|c| {
+                if c == "entity_id" {
+                    self.entity_column
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+}
+
+/// What writing one version table found: rows written, of which another writer's, and the entities
+/// the backfill will version.
+struct VersionCounts {
+    rows: u64,
+    foreign: u64,
+    pending: u64,
+}
 
 /// Whether an entity already has a version when the data is loaded, and who wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -537,10 +556,6 @@ impl Generator {
         first + rng.below(last - first + 1)
     }
 
-    fn ts(&self) -> Value {
-        self.created.clone()
-    }
-
     fn int(v: u64) -> Value {
         Value::Int(v as i64)
     }
@@ -605,315 +620,269 @@ impl Generator {
             organizations: self.orgs,
             ..Loaded::default()
         };
-        let ts = || self.ts();
+        loaded.scenarios = self.write_scenarios(s)?;
+        let org_of_competency = self.write_competencies(s, &mut loaded)?;
+        let discovered = self.write_capabilities(s, &mut loaded)?;
+        let eligible = self.write_links(s, &mut loaded, &org_of_competency, &discovered)?;
+        let counts = self.write_versions(s, &COMPETENCY_VERSIONS, &eligible, |id| {
+            let (org, name, description, _) = self.competency(id);
+            (org, name, description)
+        })?;
+        loaded.preexisting_versions = counts.rows;
+        loaded.foreign_backfill_versions = counts.foreign;
+        loaded.pending_competency_versions = counts.pending;
+        loaded.roles = self.write_roles(s)?;
+        let in_scenario = self.write_scenario_roles(s, &mut loaded)?;
+        let counts = self.write_versions(s, &ROLE_VERSIONS, &in_scenario, |id| self.role(id))?;
+        loaded.preexisting_role_versions = counts.rows;
+        loaded.foreign_backfill_role_versions = counts.foreign;
+        loaded.pending_role_versions = counts.pending;
+        Ok(loaded)
+    }
 
-        // scenarios
-        let mut bulk = Bulk::new(
-            "scenarios",
-            &["id", "organization_id", "name", "created_at", "updated_at"],
-        );
-        for id in 1..=self.scenarios {
+    fn write_scenarios(&self, s: &mut dyn Session) -> DbResult<u64> {
+        let rows = (1..=self.scenarios).map(|id| {
             let mut rng = Rng::new(self.seed, S_SCENARIO, id);
             let name = format!("{} #{id}", rng.pick(SCENARIO_NAMES));
-            bulk.push(
-                s,
-                [
-                    Self::int(id),
-                    Self::int(self.scenario_org(id)),
-                    name.into(),
-                    ts(),
-                    ts(),
-                ],
-            )?;
-        }
-        loaded.scenarios = bulk.finish(s)?;
+            [Self::int(id), Self::int(self.scenario_org(id)), name.into()]
+        });
+        let columns = ["id", "organization_id", "name"];
+        insert_in_chunks(s, "scenarios", &columns, &self.created, rows)
+    }
 
-        // competencies
-        let mut bulk = Bulk::new(
-            "competencies",
-            &[
-                "id",
-                "organization_id",
-                "name",
-                "description",
-                "status",
-                "created_at",
-                "updated_at",
-            ],
-        );
-        let mut org_of_competency: Vec<u8> = Vec::with_capacity(self.n as usize);
-        for id in 1..=self.n {
+    /// Returns each competency's organization, which its links need.
+    fn write_competencies(&self, s: &mut dyn Session, loaded: &mut Loaded) -> DbResult<Vec<u8>> {
+        let mut org_of_competency = Vec::with_capacity(self.n as usize);
+        let rows = (1..=self.n).map(|id| {
             let (org, name, description, status) = self.competency(id);
             org_of_competency.push(org as u8);
-            bulk.push(
-                s,
-                [
-                    Self::int(id),
-                    Self::int(org),
-                    name.into(),
-                    description,
-                    status.into(),
-                    ts(),
-                    ts(),
-                ],
-            )?;
-        }
-        loaded.competencies = bulk.finish(s)?;
+            [
+                Self::int(id),
+                Self::int(org),
+                name.into(),
+                description,
+                status.into(),
+            ]
+        });
+        let columns = ["id", "organization_id", "name", "description", "status"];
+        loaded.competencies = insert_in_chunks(s, "competencies", &columns, &self.created, rows)?;
+        Ok(org_of_competency)
+    }
 
-        // capabilities: about half discovered in a scenario of their organization
-        let mut discovered: Vec<Option<u64>> = Vec::with_capacity(self.capabilities as usize);
-        let mut bulk = Bulk::new(
-            "capabilities",
-            &[
-                "id",
-                "organization_id",
-                "name",
-                "discovered_in_scenario_id",
-                "created_at",
-                "updated_at",
-            ],
-        );
-        for id in 1..=self.capabilities {
+    /// About half discovered in a scenario of their organization. Returns each one's scenario, which
+    /// its links need.
+    fn write_capabilities(
+        &self,
+        s: &mut dyn Session,
+        loaded: &mut Loaded,
+    ) -> DbResult<Vec<Option<u64>>> {
+        let mut discovered = Vec::with_capacity(self.capabilities as usize);
+        let rows = (1..=self.capabilities).map(|id| {
             let mut rng = Rng::new(self.seed, S_CAPABILITY, id);
             let org = self.capability_org(id);
             let name = format!("{} #{id}", rng.pick(CAPABILITY_NAMES));
             let scenario = rng.chance(500).then(|| self.random_scenario(&mut rng, org));
-            loaded.undiscovered_capabilities += u64::from(scenario.is_none());
             discovered.push(scenario);
-            bulk.push(
-                s,
-                [
-                    Self::int(id),
-                    Self::int(org),
-                    name.into(),
-                    scenario.map(Self::int).into(),
-                    ts(),
-                    ts(),
-                ],
-            )?;
-        }
-        loaded.capabilities = bulk.finish(s)?;
-
-        // capability_competencies: 1-3 distinct capabilities of the competency's organization, each link
-        // in a different scenario (mostly the capability's own). Remember which competencies are
-        // eligible for the backfill (on at least one discovered capability). Written one organization
-        // at a time, as a multi-tenant app fills it: that also keeps each index's hot part small (with
-        // ids interleaved across organizations, a single pass would touch every page of every index
-        // and thrash a small InnoDB buffer pool).
-        let mut eligible = vec![false; self.n as usize];
-        let mut bulk = Bulk::new(
-            "capability_competencies",
-            &[
-                "scenario_id",
-                "capability_id",
-                "competency_id",
-                "required_level",
-                "created_at",
-                "updated_at",
-            ],
-        );
-        let by_org = (1..=self.orgs).flat_map(|org| {
-            let orgs = &org_of_competency;
-            (1..=self.n)
-                .filter(move |id| u64::from(orgs[(id - 1) as usize]) == org)
-                .map(move |id| (org, id))
+            [
+                Self::int(id),
+                Self::int(org),
+                name.into(),
+                scenario.map(Self::int).into(),
+            ]
         });
-        for (org, id) in by_org {
-            let mut rng = Rng::new(self.seed, S_LINKS, id);
-            let wanted = match rng.below(100) {
-                0..45 => 1,
-                45..80 => 2,
-                _ => 3,
-            };
-            let mut chosen: Vec<(u64, u64)> = Vec::with_capacity(3);
-            for _ in 0..12 {
-                if chosen.len() == wanted {
-                    break;
-                }
-                let capability = self.random_capability(&mut rng, org);
-                let own = discovered[(capability - 1) as usize];
-                let scenario = match own {
-                    Some(sc) if rng.chance(850) => sc,
-                    _ => self.random_scenario(&mut rng, org),
-                };
-                if chosen
-                    .iter()
-                    .any(|&(c, sc)| c == capability || sc == scenario)
-                {
-                    continue;
-                }
-                chosen.push((capability, scenario));
-                eligible[(id - 1) as usize] |= own.is_some();
-                let level = if rng.chance(150) {
-                    Value::Null
-                } else {
-                    Self::int(rng.below(5) + 1)
-                };
-                bulk.push(
-                    s,
-                    [
-                        Self::int(scenario),
-                        Self::int(capability),
-                        Self::int(id),
-                        level,
-                        ts(),
-                        ts(),
-                    ],
-                )?;
-            }
-        }
-        loaded.links = bulk.finish(s)?;
-
-        // competency_versions that exist before any backfill
-        let mut bulk = Bulk::new("competency_versions", VERSION_COLUMNS_COMPETENCY);
-        let mut seen = (0, 0);
-        for id in 1..=self.n {
-            let mut rng = Rng::new(self.seed, S_COMPETENCY_VERSION, id);
-            let existing = Self::existing(&mut rng, id, self.n, seen);
-            if existing == Existing::None {
-                loaded.pending_competency_versions += u64::from(eligible[(id - 1) as usize]);
-                continue;
-            }
-            let (org, name, description, _) = self.competency(id);
-            let (state, reason, metadata, created_by) =
-                self.version_details(&mut rng, existing, org);
-            if existing == Existing::ForeignBackfill {
-                seen.1 += 1;
-            } else {
-                seen.0 += 1;
-            }
-            let group = rng.uuid_v4();
-            let date = Self::date(&mut rng);
-            bulk.push(
-                s,
-                [
-                    Self::int(org),
-                    Self::int(id),
-                    group.into(),
-                    name.into(),
-                    description,
-                    date,
-                    state.into(),
-                    reason,
-                    metadata,
-                    created_by,
-                    ts(),
-                    ts(),
-                ],
-            )?;
-        }
-        loaded.foreign_backfill_versions = seen.1;
-        loaded.preexisting_versions = bulk.finish(s)?;
-
-        // roles
-        let mut bulk = Bulk::new(
-            "roles",
-            &[
-                "id",
-                "organization_id",
-                "name",
-                "description",
-                "created_at",
-                "updated_at",
-            ],
-        );
-        for id in 1..=self.roles {
-            let (org, name, description) = self.role(id);
-            bulk.push(
-                s,
-                [
-                    Self::int(id),
-                    Self::int(org),
-                    name.into(),
-                    description,
-                    ts(),
-                    ts(),
-                ],
-            )?;
-        }
-        loaded.roles = bulk.finish(s)?;
-
-        // scenario_roles: each role in 0-2 scenarios of its organization
-        let mut in_scenario = vec![false; self.roles as usize];
-        let mut bulk = Bulk::new(
-            "scenario_roles",
-            &[
-                "scenario_id",
-                "role_id",
-                "role_change",
-                "created_at",
-                "updated_at",
-            ],
-        );
-        for id in 1..=self.roles {
-            let (org, _, _) = self.role(id);
-            let mut rng = Rng::new(self.seed, S_SCENARIO_ROLES, id);
-            let wanted = match rng.below(100) {
-                0..20 => 0,
-                20..70 => 1,
-                _ => 2,
-            }
-            .min(self.scenarios_in_org(org));
-            let mut chosen: Vec<u64> = Vec::with_capacity(2);
-            while chosen.len() < wanted as usize {
-                let scenario = self.random_scenario(&mut rng, org);
-                if chosen.contains(&scenario) {
-                    continue;
-                }
-                chosen.push(scenario);
-                let change = if rng.chance(300) {
-                    Value::Null
-                } else {
-                    rng.pick(ROLE_CHANGES).into()
-                };
-                bulk.push(s, [Self::int(scenario), Self::int(id), change, ts(), ts()])?;
-            }
-            in_scenario[(id - 1) as usize] = !chosen.is_empty();
-        }
-        loaded.scenario_roles = bulk.finish(s)?;
-
-        // role_versions that exist before any backfill
-        let mut bulk = Bulk::new("role_versions", VERSION_COLUMNS_ROLE);
-        let mut seen = (0, 0);
-        for id in 1..=self.roles {
-            let mut rng = Rng::new(self.seed, S_ROLE_VERSION, id);
-            let existing = Self::existing(&mut rng, id, self.roles, seen);
-            if existing == Existing::None {
-                loaded.pending_role_versions += u64::from(in_scenario[(id - 1) as usize]);
-                continue;
-            }
-            let (org, name, description) = self.role(id);
-            let (state, _, metadata, created_by) = self.version_details(&mut rng, existing, org);
-            if existing == Existing::ForeignBackfill {
-                seen.1 += 1;
-            } else {
-                seen.0 += 1;
-            }
-            let group = rng.uuid_v4();
-            let date = Self::date(&mut rng);
-            bulk.push(
-                s,
-                [
-                    Self::int(org),
-                    Self::int(id),
-                    group.into(),
-                    name.into(),
-                    description,
-                    date,
-                    state.into(),
-                    metadata,
-                    created_by,
-                    ts(),
-                    ts(),
-                ],
-            )?;
-        }
-        loaded.foreign_backfill_role_versions = seen.1;
-        loaded.preexisting_role_versions = bulk.finish(s)?;
-
-        Ok(loaded)
+        let columns = ["id", "organization_id", "name", "discovered_in_scenario_id"];
+        loaded.capabilities = insert_in_chunks(s, "capabilities", &columns, &self.created, rows)?;
+        loaded.undiscovered_capabilities = discovered.iter().filter(|d| d.is_none()).count() as u64;
+        Ok(discovered)
     }
 
+    /// capability_competencies. Returns which competencies are eligible for the backfill (on at
+    /// least one discovered capability).
+    fn write_links(
+        &self,
+        s: &mut dyn Session,
+        loaded: &mut Loaded,
+        org_of_competency: &[u8],
+        discovered: &[Option<u64>],
+    ) -> DbResult<Vec<bool>> {
+        // Written one organization at a time, as a multi-tenant app fills it: that also keeps each
+        // index's hot part small (with ids interleaved across organizations, a single pass would touch
+        // every page of every index and thrash a small InnoDB buffer pool).
+        let by_org = (1..=self.orgs).flat_map(|org| {
+            (1..=self.n)
+                .filter(move |id| u64::from(org_of_competency[(id - 1) as usize]) == org)
+                .map(move |id| (org, id))
+        });
+        let mut eligible = vec![false; self.n as usize];
+        let rows = by_org.flat_map(|(org, id)| {
+            let (links, on_discovered) = self.links_of(id, org, discovered);
+            eligible[(id - 1) as usize] = on_discovered;
+            links
+        });
+        let columns = [
+            "scenario_id",
+            "capability_id",
+            "competency_id",
+            "required_level",
+        ];
+        let table = "capability_competencies";
+        loaded.links = insert_in_chunks(s, table, &columns, &self.created, rows)?;
+        Ok(eligible)
+    }
+
+    /// Competency `id`'s 1-3 links: distinct capabilities of its organization, each in a different
+    /// scenario (mostly the capability's own); and whether one is on a discovered capability.
+    fn links_of(&self, id: u64, org: u64, discovered: &[Option<u64>]) -> (Vec<[Value; 4]>, bool) {
+        let mut rng = Rng::new(self.seed, S_LINKS, id);
+        let wanted = match rng.below(100) {
+            0..45 => 1,
+            45..80 => 2,
+            _ => 3,
+        };
+        let mut chosen: Vec<(u64, u64)> = Vec::with_capacity(3);
+        let mut rows = Vec::with_capacity(3);
+        let mut on_discovered = false;
+        // Bounded: a small organization may not have `wanted` distinct pairs.
+        for _ in 0..12 {
+            if chosen.len() == wanted {
+                break;
+            }
+            let capability = self.random_capability(&mut rng, org);
+            let own = discovered[(capability - 1) as usize];
+            let scenario = match own {
+                Some(sc) if rng.chance(850) => sc,
+                _ => self.random_scenario(&mut rng, org),
+            };
+            if chosen
+                .iter()
+                .any(|&(c, sc)| c == capability || sc == scenario)
+            {
+                continue;
+            }
+            chosen.push((capability, scenario));
+            on_discovered |= own.is_some();
+            let level = if rng.chance(150) {
+                Value::Null
+            } else {
+                Self::int(rng.below(5) + 1)
+            };
+            rows.push([
+                Self::int(scenario),
+                Self::int(capability),
+                Self::int(id),
+                level,
+            ]);
+        }
+        (rows, on_discovered)
+    }
+
+    fn write_roles(&self, s: &mut dyn Session) -> DbResult<u64> {
+        let rows = (1..=self.roles).map(|id| {
+            let (org, name, description) = self.role(id);
+            [Self::int(id), Self::int(org), name.into(), description]
+        });
+        let columns = ["id", "organization_id", "name", "description"];
+        insert_in_chunks(s, "roles", &columns, &self.created, rows)
+    }
+
+    /// Returns which roles are in a scenario (the role backfill versions those).
+    fn write_scenario_roles(
+        &self,
+        s: &mut dyn Session,
+        loaded: &mut Loaded,
+    ) -> DbResult<Vec<bool>> {
+        let mut in_scenario = vec![false; self.roles as usize];
+        let rows = (1..=self.roles).flat_map(|id| {
+            let rows = self.scenario_roles_of(id);
+            in_scenario[(id - 1) as usize] = !rows.is_empty();
+            rows
+        });
+        let columns = ["scenario_id", "role_id", "role_change"];
+        loaded.scenario_roles =
+            insert_in_chunks(s, "scenario_roles", &columns, &self.created, rows)?;
+        Ok(in_scenario)
+    }
+
+    /// Role `id` in 0-2 scenarios of its organization.
+    fn scenario_roles_of(&self, id: u64) -> Vec<[Value; 3]> {
+        let (org, _, _) = self.role(id);
+        let mut rng = Rng::new(self.seed, S_SCENARIO_ROLES, id);
+        let wanted = match rng.below(100) {
+            0..20 => 0,
+            20..70 => 1,
+            _ => 2,
+        }
+        .min(self.scenarios_in_org(org));
+        let mut chosen: Vec<u64> = Vec::with_capacity(2);
+        let mut rows = Vec::with_capacity(2);
+        while chosen.len() < wanted as usize {
+            let scenario = self.random_scenario(&mut rng, org);
+            if chosen.contains(&scenario) {
+                continue;
+            }
+            chosen.push(scenario);
+            let change = if rng.chance(300) {
+                Value::Null
+            } else {
+                rng.pick(ROLE_CHANGES).into()
+            };
+            rows.push([Self::int(scenario), Self::int(id), change]);
+        }
+        rows
+    }
+
+    /// The versions that exist before any backfill. `pending_if` has an entry per entity: whether
+    /// the backfill will find it when it has no version yet. `entity` gives an entity's
+    /// organization, name and description.
+    fn write_versions(
+        &self,
+        s: &mut dyn Session,
+        of: &VersionTable,
+        pending_if: &[bool],
+        entity: impl Fn(u64) -> (u64, String, Value),
+    ) -> DbResult<VersionCounts> {
+        let mut seen = (0, 0);
+        let mut pending = 0;
+        let entities = pending_if.len() as u64;
+        let rows = (1..=entities).filter_map(|id| {
+            let mut rng = Rng::new(self.seed, of.stream, id);
+            let existing = Self::existing(&mut rng, id, entities, seen);
+            match existing {
+                Existing::None => pending += u64::from(pending_if[(id - 1) as usize]),
+                Existing::Manual => seen.0 += 1,
+                Existing::ForeignBackfill => seen.1 += 1,
+            }
+            (existing != Existing::None)
+                .then(|| self.version_row(&mut rng, of, existing, id, entity(id)))
+        });
+        let rows = insert_in_chunks(s, of.table, &of.columns(), &self.created, rows)?;
+        Ok(VersionCounts {
+            rows,
+            foreign: seen.1,
+            pending,
+        })
+    }
+
+    /// A row of `of`'s [`VERSION_COLUMNS`] for entity `id`.
+    fn version_row(
+        &self,
+        rng: &mut Rng,
+        of: &VersionTable,
+        existing: Existing,
+        id: u64,
+        (org, name, description): (u64, String, Value),
+    ) -> Vec<Value> {
+        let (state, reason, metadata, created_by) = self.version_details(rng, existing, org);
+        let group = rng.uuid_v4();
+        let date = Self::date(rng);
+        let mut row = vec![Self::int(org), Self::int(id), group.into(), name.into()];
+        row.extend([description, date, state.into()]);
+        if of.with_reason {
+            row.push(reason);
+        }
+        row.extend([metadata, created_by]);
+        row
+    }
     /// evolution_state, obsolescence_reason, metadata and created_by of a pre-existing version.
     fn version_details(
         &self,

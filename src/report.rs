@@ -20,45 +20,82 @@ fn json_doc(value: serde_json::Value) -> String {
 pub fn status(target: &str, lines: &[StatusLine], format: Format) -> String {
     match format {
         Format::Json => json_doc(json!({ "target": target, "migrations": lines })),
-        Format::Markdown => {
-            let mut out = format!("**backfill status** on `{target}`\n\n| version | name | state | rows applied | rows reverted | checksum | updated (UTC) |\n|---|---|---|---|---|---|---|\n");
-            for l in lines {
-                out.push_str(&format!(
-                    "| {} | {} | {} | {} | {} | {} | {} |\n",
-                    l.version,
-                    l.name,
-                    l.state,
-                    l.rows_applied,
-                    l.rows_reverted,
-                    if l.checksum_ok { "ok" } else { "**changed**" },
-                    l.updated_at.as_deref().unwrap_or("")
-                ));
-            }
-            out
-        }
-        Format::Text => {
-            let mut out = format!(
-                "target: {target}\n{:<14} {:<28} {:<10} {:>10} {:>10} {:<9} {}\n",
-                "VERSION", "NAME", "STATE", "APPLIED", "REVERTED", "CHECKSUM", "UPDATED (UTC)"
-            );
-            for l in lines {
-                out.push_str(&format!(
-                    "{:<14} {:<28} {:<10} {:>10} {:>10} {:<9} {}\n",
-                    l.version,
-                    l.name,
-                    l.state,
-                    l.rows_applied,
-                    l.rows_reverted,
-                    if l.checksum_ok { "ok" } else { "CHANGED" },
-                    l.updated_at.as_deref().unwrap_or("-")
-                ));
-                if let Some(e) = &l.last_error {
-                    out.push_str(&format!("{:<14} last error: {e}\n", ""));
-                }
-            }
-            out
+        Format::Markdown => status_markdown(target, lines),
+        Format::Text => status_text(target, lines),
+    }
+}
+
+/// The `status` columns, one list for both renderers: Markdown header, text header, text width
+/// (negative: right-aligned).
+const STATUS_COLUMNS: [(&str, &str, i8); 7] = [
+    ("version", "VERSION", 14),
+    ("name", "NAME", 28),
+    ("state", "STATE", 10),
+    ("rows applied", "APPLIED", -10),
+    ("rows reverted", "REVERTED", -10),
+    ("checksum", "CHECKSUM", 9),
+    ("updated (UTC)", "UPDATED (UTC)", 0),
+];
+
+/// A status line's cells in [`STATUS_COLUMNS`] order; `changed` marks a changed checksum and `never`
+/// stands for a missing update time (each format has its own).
+fn status_cells(l: &StatusLine, changed: &str, never: &str) -> [String; 7] {
+    [
+        l.version.to_string(),
+        l.name.clone(),
+        l.state.clone(),
+        l.rows_applied.to_string(),
+        l.rows_reverted.to_string(),
+        if l.checksum_ok { "ok" } else { changed }.to_string(),
+        l.updated_at.as_deref().unwrap_or(never).to_string(),
+    ]
+}
+
+fn status_markdown(target: &str, lines: &[StatusLine]) -> String {
+    let headers = STATUS_COLUMNS.map(|(md, _, _)| md);
+    let mut out = format!(
+        "**backfill status** on `{target}`\n\n{}|{}\n",
+        markdown_row(&headers),
+        "---|".repeat(headers.len())
+    );
+    for l in lines {
+        out.push_str(&markdown_row(&status_cells(l, "**changed**", "")));
+    }
+    out
+}
+
+fn markdown_row(cells: &[impl AsRef<str>]) -> String {
+    let cells: Vec<&str> = cells.iter().map(AsRef::as_ref).collect();
+    format!("| {} |\n", cells.join(" | "))
+}
+
+fn status_text(target: &str, lines: &[StatusLine]) -> String {
+    let headers = STATUS_COLUMNS.map(|(_, text, _)| text);
+    let mut out = format!("target: {target}\n{}", text_row(&headers));
+    for l in lines {
+        out.push_str(&text_row(&status_cells(l, "CHANGED", "-")));
+        if let Some(e) = &l.last_error {
+            out.push_str(&format!("{:<14} last error: {e}\n", ""));
         }
     }
+    out
+}
+
+/// Cells padded to the widths of [`STATUS_COLUMNS`].
+fn text_row(cells: &[impl AsRef<str>]) -> String {
+    let padded: Vec<String> = STATUS_COLUMNS
+        .iter()
+        .zip(cells)
+        .map(|(&(_, _, width), cell)| {
+            let (cell, w) = (cell.as_ref(), usize::from(width.unsigned_abs()));
+            if width < 0 {
+                format!("{cell:>w$}")
+            } else {
+                format!("{cell:<w$}")
+            }
+        })
+        .collect();
+    format!("{}\n", padded.join(" "))
 }
 
 pub fn plans(reports: &[PlanReport], format: Format) -> String {

@@ -105,11 +105,8 @@ fn signal_stops_cleanly(kind: Kind, sig: &str, code: i32) {
         "stopped mid-run: {}",
         written.len()
     );
-    let ledger = t.int(&format!(
-        "SELECT rows_applied FROM backfill_migrations WHERE version = {V_COMPETENCY}"
-    ));
     assert_eq!(
-        ledger,
+        t.rows_applied(V_COMPETENCY),
         written.len() as i64,
         "the last batch committed with its checkpoint"
     );
@@ -143,10 +140,11 @@ fn second_signal_aborts(kind: Kind) {
         "the second signal must not wait for the batch"
     );
     let written = t.marked_competencies().len() as i64;
-    let ledger = t.int(&format!(
-        "SELECT rows_applied FROM backfill_migrations WHERE version = {V_COMPETENCY}"
-    ));
-    assert_eq!(ledger, written, "no half-written batch");
+    assert_eq!(
+        t.rows_applied(V_COMPETENCY),
+        written,
+        "no half-written batch"
+    );
     t.run(&["apply"]).expect(0);
     assert_eq!(t.marked_competencies(), expected);
 }

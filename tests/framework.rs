@@ -172,12 +172,7 @@ fn failure_mid_way_keeps_batches_and_resumes(kind: Kind) {
     let first_three: std::collections::BTreeSet<_> =
         expected.iter().filter(|(c, _)| *c <= 30).copied().collect();
     assert_eq!(written, first_three);
-    assert_eq!(
-        t.int(&format!(
-            "SELECT rows_applied FROM backfill_migrations WHERE version = {v}"
-        )),
-        written.len() as i64
-    );
+    assert_eq!(t.rows_applied(&v), written.len() as i64);
     assert_eq!(
         t.text(&format!(
             "SELECT apply_cursor FROM backfill_migrations WHERE version = {v}"
@@ -194,12 +189,7 @@ fn failure_mid_way_keeps_batches_and_resumes(kind: Kind) {
     assert!(resumed.stdout.contains("resumed"), "{}", resumed.stdout);
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"));
     assert_eq!(t.marked_competencies(), expected);
-    assert_eq!(
-        t.int(&format!(
-            "SELECT rows_applied FROM backfill_migrations WHERE version = {v}"
-        )),
-        expected.len() as i64
-    );
+    assert_eq!(t.rows_applied(&v), expected.len() as i64);
     let run_rows = t.int(&format!(
         "SELECT SUM(row_count) FROM backfill_runs WHERE version = {v} AND action = 'apply'"
     ));
@@ -254,25 +244,12 @@ on_every_dialect!(
 );
 
 mod connection_errors {
-    use super::common::bin;
+    use super::common::{bin, run_url};
 
     fn one_line(args: &[&str], url: &str, code: i32) -> String {
-        let out = bin()
-            .env("DATABASE_URL", url)
-            .args(args)
-            .output()
-            .expect("run");
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert_eq!(out.status.code(), Some(code), "{stderr}");
-        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        assert!(
-            !stderr.contains("hunter2") && !stdout.contains("hunter2"),
-            "password leaked: {stderr}"
-        );
-        lines[0].to_string()
+        run_url(url, args)
+            .one_line_error_hiding(code, "hunter2")
+            .to_string()
     }
 
     #[test]

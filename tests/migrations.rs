@@ -1,6 +1,7 @@
 //! The app's two backfills on every dialect, asserted on the exact rows they write.
 
 mod common;
+use backfill::fixtures::TABLES;
 use common::{seed_edge_cases, seed_generated, Kind, TestDb, V_COMPETENCY, V_ROLE};
 use std::collections::BTreeSet;
 
@@ -168,16 +169,7 @@ fn plan_writes_nothing(kind: Kind) {
     t.run(&["status"]).expect(0);
     let dump = |t: &TestDb| {
         let mut all = Vec::new();
-        for table in [
-            "competencies",
-            "capabilities",
-            "capability_competencies",
-            "competency_versions",
-            "roles",
-            "scenario_roles",
-            "role_versions",
-            "backfill_migrations",
-        ] {
+        for table in TABLES.iter().chain(&["backfill_migrations"]) {
             all.push(format!(
                 "{table}: {:?}",
                 t.rows(&format!("SELECT * FROM {table} ORDER BY 1")).len()

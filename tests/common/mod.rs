@@ -216,6 +216,13 @@ impl TestDb {
         lowest_per_entity(&links, &versioned)
     }
 
+    /// The ledger's `rows_applied` for `version`.
+    pub fn rows_applied(&self, version: impl std::fmt::Display) -> i64 {
+        self.int(&format!(
+            "SELECT rows_applied FROM backfill_migrations WHERE version = {version}"
+        ))
+    }
+
     /// The migration's ledger state; `None` when it never started (or the ledger does not exist yet).
     pub fn state(&self, version: i64) -> Option<String> {
         let sql = format!("SELECT state FROM backfill_migrations WHERE version = {version}");
@@ -265,6 +272,17 @@ impl Drop for TestDb {
             }
         }
     }
+}
+
+/// Runs the built binary against `url`, a database no `TestDb` stands for.
+pub fn run_url(url: &str, args: &[&str]) -> Run {
+    Run::from(
+        bin()
+            .env("DATABASE_URL", url)
+            .args(args)
+            .output()
+            .expect("run backfill"),
+    )
 }
 
 pub fn bin() -> Command {
@@ -325,6 +343,19 @@ impl Run {
         );
         assert!(lines[0].starts_with("error: "), "{}", lines[0]);
         lines[0]
+    }
+
+    /// [`Run::one_line_error`], and on neither stream `secret` (a password), a panic or a backtrace.
+    pub fn one_line_error_hiding(&self, code: i32, secret: &str) -> &str {
+        let line = self.one_line_error(code);
+        for (what, out) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            assert!(!out.contains(secret), "password leaked on {what}: {out}");
+            assert!(
+                !out.contains("panicked") && !out.to_lowercase().contains("backtrace"),
+                "panic on {what}: {out}"
+            );
+        }
+        line
     }
 
     pub fn json(&self) -> serde_json::Value {
