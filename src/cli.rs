@@ -4,7 +4,7 @@ use crate::db::{self, Session};
 use crate::error::{Error, Result};
 use crate::inspect;
 use crate::report::{self, Format};
-use crate::runner::{self, Options, Selection};
+use crate::runner::{self, Options, Selection, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TARGET};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -47,9 +47,10 @@ pub enum LogFormat {
 
 #[derive(Debug, Args)]
 pub struct Batching {
-    /// Rows (keys) per batch; each batch is one transaction with its checkpoint.
-    #[arg(long, default_value_t = 5000, allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub batch_size: u64,
+    /// Keys per batch; each batch is one transaction with its checkpoint. Given alone, every batch
+    /// has exactly N keys. Default: start at 5000 and resize each batch toward --batch-ms.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub batch_size: Option<u64>,
     /// Sleep between batches, to leave room for the app's own traffic.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub pause_ms: u64,
@@ -59,9 +60,11 @@ pub struct Batching {
     /// Cancel any single statement running longer than this many seconds (0: no limit).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub statement_timeout: u64,
-    /// Halve the batch size while a batch takes longer than this (grows back, up to --batch-size).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
-    pub max_batch_ms: Option<u64>,
+    /// Resize each batch so its transaction takes about MS milliseconds (at most halved or doubled
+    /// per batch, 1..100000 keys). Default 300, unless --batch-size is given; with both, batches
+    /// start at --batch-size and adapt.
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub batch_ms: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,7 +190,12 @@ fn options(cli: &Cli) -> Options {
 }
 
 fn with_batching(mut opts: Options, b: &Batching) -> Options {
-    opts.batch_size = b.batch_size;
+    opts.batch_size = b.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+    opts.batch_target = match (b.batch_size, b.batch_ms) {
+        (_, Some(ms)) => Some(Duration::from_millis(ms)),
+        (Some(_), None) => None,
+        (None, None) => Some(DEFAULT_BATCH_TARGET),
+    };
     opts.pause = Duration::from_millis(b.pause_ms);
     opts.lock_timeout = Duration::from_secs(b.lock_timeout);
     opts.statement_timeout =

@@ -14,6 +14,15 @@ use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
+/// The first batch's size when `--batch-size` is not given: a size that stays well under a second
+/// per batch on both servers in the benchmark's sweep (BENCHMARKS.md).
+pub const DEFAULT_BATCH_SIZE: u64 = 5_000;
+
+/// How long a batch transaction should take when `--batch-size` is not given: long enough that the
+/// per-batch fixed costs (commit, checkpoint, re-reading the join's small side) stay near a tenth of
+/// the work, short enough that no transaction holds its locks for long (BENCHMARKS.md).
+pub const DEFAULT_BATCH_TARGET: Duration = Duration::from_millis(300);
+
 /// How a command runs; filled from the CLI.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -26,8 +35,8 @@ pub struct Options {
     pub arguments: String,
     pub quiet: bool,
     pub samples: usize,
-    /// Shrink the batch when one takes longer than this (and grow it back, up to `batch_size`).
-    pub max_batch: Option<Duration>,
+    /// Resize every batch toward this duration, starting from `batch_size`; `None`: fixed size.
+    pub batch_target: Option<Duration>,
     /// `apply --expect-plan`: refuse unless the plan now equals the reviewed one.
     pub expect_plan: Option<crate::planfile::PlanFile>,
 }
@@ -35,7 +44,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            batch_size: 5_000,
+            batch_size: DEFAULT_BATCH_SIZE,
             pause: Duration::ZERO,
             lock_timeout: Duration::from_secs(60),
             statement_timeout: None,
@@ -43,7 +52,7 @@ impl Default for Options {
             arguments: "[]".into(),
             quiet: true,
             samples: 5,
-            max_batch: None,
+            batch_target: Some(DEFAULT_BATCH_TARGET),
             expect_plan: None,
         }
     }

@@ -321,6 +321,10 @@ bad_inputs! {
         |c| c.run(&["apply", "--batch-size", "1000001"]);
     batch_size_overflow (Mariadb) => 2, ["--batch-size", "too large"],
         |c| c.run(&["apply", "--batch-size", "18446744073709551616"]);
+    batch_ms_zero (Sqlite) => 2, ["--batch-ms", "'0'"],
+        |c| c.run(&["apply", "--batch-ms", "0"]);
+    batch_ms_negative (Mariadb) => 2, ["--batch-ms", "'-300'"],
+        |c| c.run(&["revert", V, "--batch-ms", "-300"]);
     format_unknown (Postgres) => 2, ["--format", "yaml", "text, json, markdown"],
         |c| c.run(&["--format", "yaml", "status"]);
     since_not_a_time (Postgres) => 2, ["--since", "yesterday"],

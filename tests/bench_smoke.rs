@@ -42,7 +42,7 @@ fn bench_runs_at_a_tiny_size_and_prints_the_table() {
         "/ one GROUP BY count |",
         "/ one DELETE by marker |",
         "vs the old way",
-        "longest batch transaction, apply at batch size 5000",
+        "longest batch transaction, apply at the default batching",
         "peak RSS of `backfill`",
         "no-op `apply`",
         "| batch size | batches | apply wall |",

@@ -200,6 +200,53 @@ fn failure_mid_way_keeps_batches_and_resumes(kind: Kind) {
     );
 }
 
+/// `--batch-ms` resizes batches from their real duration (here stretched by a test delay) while the
+/// cursor stays the last key written: shrinking and growing mid-run skips and repeats nothing.
+fn adaptive_batches_shrink_and_grow_without_gaps(kind: Kind) {
+    let t = TestDb::with_app(kind, &name(kind, "adapt"));
+    seed_generated(&t, 120);
+    let expected = t.expected_competencies();
+    let v = V_COMPETENCY.to_string();
+    let batches = || {
+        t.int(&format!(
+            "SELECT batches FROM backfill_migrations WHERE version = {v}"
+        ))
+    };
+    let size = || {
+        t.int(&format!(
+            "SELECT batch_size FROM backfill_migrations WHERE version = {v}"
+        ))
+    };
+
+    // Every batch takes >= 30 ms against a 10 ms target: 32, 16, 8, 4, 2, then one key at a time.
+    t.run_env(
+        &["apply", &v, "--batch-size", "32", "--batch-ms", "10"],
+        &[("BACKFILL_TEST_BATCH_DELAY_MS", "30")],
+    )
+    .expect(0);
+    assert_eq!(t.marked_competencies(), expected);
+    assert_eq!(t.rows_applied(&v), expected.len() as i64);
+    assert_eq!(size(), 1, "slow batches must shrink to one key");
+    let shrinking = batches();
+    assert!(
+        shrinking > 60,
+        "32 fixed would take 5 batches; shrinking took {shrinking}"
+    );
+
+    t.run(&["revert", &v, "--batch-size", "1000"]).expect(0);
+    // Fast batches against a minute's target: 1, 2, 4, ... 64 keys cover the 120 ids (a fresh
+    // apply counts its batches from zero).
+    t.run(&["apply", &v, "--batch-size", "1", "--batch-ms", "60000"])
+        .expect(0);
+    assert_eq!(t.marked_competencies(), expected);
+    let growing = batches();
+    assert!(
+        (7..=9).contains(&growing),
+        "1 fixed would take 121 batches, doubling 7 or 8; growing took {growing}"
+    );
+    assert!(size() >= 64, "fast batches must grow, last size {}", size());
+}
+
 fn revert_undoes_apply(kind: Kind) {
     let t = TestDb::with_app(kind, &name(kind, "revert"));
     seed_edge_cases(&t);
@@ -240,6 +287,7 @@ on_every_dialect!(
     unknown_version_in_ledger_fails_verify,
     held_lock_makes_apply_exit_4,
     failure_mid_way_keeps_batches_and_resumes,
+    adaptive_batches_shrink_and_grow_without_gaps,
     revert_undoes_apply,
 );
 

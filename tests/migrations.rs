@@ -65,6 +65,9 @@ fn edge_cases_write_exact_rows(kind: Kind) {
         let uuid =
             uuid::Uuid::parse_str(row[6].as_str().expect("version_group_id")).expect("a UUID");
         assert_eq!(uuid.get_version_num(), 4);
+        assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122);
+        let text = row[6].as_str().unwrap_or_default();
+        assert_eq!(text, text.to_lowercase(), "Laravel's Str::uuid() form");
         groups.insert(uuid);
         assert_eq!(row[7].as_str(), Some(today.as_str()));
     }
