@@ -398,10 +398,14 @@ impl MariaServer {
         }
         sh(&mut install);
         let port = closed_port();
+        // Its own temporary directory: the machine's main server keeps its temporary tables in /tmp.
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
         let mut server = Command::new("mariadbd");
         server
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--port={port}"))
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--socket={}/mysqld.sock", dir.display()))
