@@ -90,7 +90,14 @@ pub(crate) fn run_batches(
         let started = Instant::now();
         let step = one_batch(session, job, cursor.as_ref(), size.now, batches)
             .map_err(|e| batch_error(job.reg, batches, e))?;
-        size.adapt(started.elapsed());
+        let took = started.elapsed();
+        tracing::debug!(
+            "batch {batches}: {} keys, {} rows, {}ms",
+            size.now,
+            step.rows(),
+            took.as_millis()
+        );
+        size.adapt(took);
         rows += step.rows();
         match step {
             Step::Done { .. } => break,
@@ -130,14 +137,6 @@ impl BatchSize {
         let factor = target.as_secs_f64() / took.as_secs_f64().max(1e-6);
         let next = (self.now as f64 * factor.clamp(0.5, 2.0)).round() as u64;
         let next = next.clamp(Self::MIN, Self::MAX);
-        if next < self.now {
-            tracing::debug!(
-                "batch of {} keys took {}ms (target {}ms); next batch {next} keys",
-                self.now,
-                took.as_millis(),
-                target.as_millis()
-            );
-        }
         self.now = next;
     }
 }

@@ -16,7 +16,9 @@ impl std::fmt::Debug for Registered {
     }
 }
 
-mod generated {
+/// One module per `data_migrations/V<version>__<name>.rs` (public for the benchmark, which runs a
+/// migration's own SQL as its reference).
+pub mod generated {
     use super::Registered;
     include!(concat!(env!("OUT_DIR"), "/registry.rs"));
 }

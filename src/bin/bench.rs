@@ -618,43 +618,15 @@ fn vm_hwm(pid: u32) -> Option<f64> {
 // ---------------------------------------------------------------------------------------------------
 // The reference SQL: what backfill does, as one statement, no batching, no ledger.
 
-/// Mirrors `VersionBackfill` for competency_versions (src/version_backfill.rs) without the id range.
-const ELIGIBLE: &str =
-    "(SELECT l.competency_id AS entity_id, MIN(c.discovered_in_scenario_id) AS scenario_id \
-     FROM capability_competencies l JOIN capabilities c ON c.id = l.capability_id \
-     WHERE c.discovered_in_scenario_id IS NOT NULL GROUP BY l.competency_id)";
+/// The migration measured, as its module defines it: the floor runs its own SQL, unranged.
+use backfill::registry::generated::v202611230001__competency_versions::MIGRATION as COMPETENCY_VERSIONS;
 
-fn pending_from() -> String {
-    format!(
-        "FROM {ELIGIBLE} s JOIN competencies e ON e.id = s.entity_id \
-         WHERE NOT EXISTS (SELECT 1 FROM competency_versions v WHERE v.competency_id = e.id)"
-    )
-}
-
-fn floor_group_by() -> String {
-    format!(
-        "SELECT s.scenario_id, COUNT(*) {} GROUP BY s.scenario_id ORDER BY s.scenario_id",
-        pending_from()
-    )
+fn floor_group_by(d: Dialect) -> String {
+    COMPETENCY_VERSIONS.count_by_scenario_sql(d)
 }
 
 fn floor_insert(d: Dialect, version: i64, run_id: &str) -> String {
-    let metadata = d.json_object(&[
-        ("source", "'backfill'"),
-        ("scenario_id", "s.scenario_id"),
-        ("migration", &version.to_string()),
-        ("run_id", &format!("'{run_id}'")),
-    ]);
-    format!(
-        "INSERT INTO competency_versions (organization_id, competency_id, version_group_id, name, description, \
-         effective_from, evolution_state, metadata, created_by, created_at, updated_at) \
-         SELECT e.organization_id, e.id, {uuid}, e.name, e.description, {date}, 'new_embryo', {metadata}, NULL, {now}, {now} \
-         {from} ORDER BY e.id",
-        uuid = d.uuid_v4(),
-        date = d.date_param(),
-        now = d.utc_now(),
-        from = pending_from(),
-    )
+    COMPETENCY_VERSIONS.insert_sql(d, false, version, run_id)
 }
 
 fn marker(d: Dialect, version: i64) -> String {
@@ -916,7 +888,10 @@ impl<'a> Bench<'a> {
         // The ledger tables exist before anything is timed (a real database has them after its first
         // deploy); this also warms the caches for every side alike.
         self.run_backfill(&["status"])?;
-        self.count(&format!("SELECT COUNT(*) FROM ({}) t", floor_group_by()))?;
+        self.count(&format!(
+            "SELECT COUNT(*) FROM ({}) t",
+            floor_group_by(self.d)
+        ))?;
         self.baseline_id = self.count("SELECT COALESCE(MAX(id), 0) FROM competency_versions")?;
 
         let expected = loaded.pending_competency_versions;
@@ -1059,7 +1034,10 @@ impl<'a> Bench<'a> {
         self.exec("DELETE FROM backfill_migrations")?;
         self.settle()?;
         // A restarted server has cold caches: warm them as before the first run.
-        self.count(&format!("SELECT COUNT(*) FROM ({}) t", floor_group_by()))?;
+        self.count(&format!(
+            "SELECT COUNT(*) FROM ({}) t",
+            floor_group_by(self.d)
+        ))?;
         Ok(())
     }
 
@@ -1081,7 +1059,7 @@ impl<'a> Bench<'a> {
                     f.rss_plan.push(kb);
                 }
             } else {
-                let sql = floor_group_by();
+                let sql = floor_group_by(self.d);
                 let t = Instant::now();
                 self.s.begin(true).map_err(|e| anyhow!("{e}"))?;
                 let rows = self.s.query(&sql, &[]).map_err(|e| anyhow!("{sql}: {e}"))?;
