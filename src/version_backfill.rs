@@ -102,6 +102,31 @@ impl VersionBackfill {
         )
     }
 
+    /// Per scenario, what apply writes and what it skips (already versioned), in one pass over the
+    /// eligible entities: about the cost of the count alone. MariaDB gets the per-entity form, for the
+    /// reason given in `pending_from`.
+    fn plan_counts_sql(&self, d: Dialect) -> String {
+        let (entity, versions, fk) = (self.entity, self.versions, self.fk);
+        match d {
+            Dialect::Mysql => format!(
+                "SELECT scenario_id, SUM(1 - versioned), SUM(versioned) FROM (SELECT \
+                 (SELECT MIN({s}) FROM {link} WHERE {le} = e.id) AS scenario_id, \
+                 EXISTS (SELECT 1 FROM {versions} v WHERE v.{fk} = e.id) AS versioned FROM {entity} e) p \
+                 WHERE scenario_id IS NOT NULL GROUP BY scenario_id ORDER BY scenario_id",
+                s = self.link_scenario,
+                link = self.link,
+                le = self.link_entity,
+            ),
+            _ => format!(
+                "SELECT s.scenario_id, SUM(CASE WHEN e.id IS NOT NULL AND v.entity_id IS NULL THEN 1 ELSE 0 END), \
+                 COUNT(v.entity_id) FROM {eligible} s LEFT JOIN {entity} e ON e.id = s.entity_id \
+                 LEFT JOIN (SELECT DISTINCT {fk} AS entity_id FROM {versions}) v ON v.entity_id = s.entity_id \
+                 GROUP BY s.scenario_id ORDER BY s.scenario_id",
+                eligible = self.eligible(false),
+            ),
+        }
+    }
+
     /// What apply would write, counted per scenario in one statement (the benchmark's plan floor).
     pub fn count_by_scenario_sql(&self, d: Dialect) -> String {
         format!(
@@ -189,21 +214,7 @@ impl VersionBackfill {
 
 impl DataMigration for VersionBackfill {
     fn plan(&self, tx: &mut dyn Tx, _ctx: &Context, samples: usize) -> DbResult<Plan> {
-        // One pass over the eligible entities counts both what apply writes (per scenario) and what
-        // it skips (already versioned): about the cost of the GROUP BY count alone.
-        let counts = tx.query(
-            &format!(
-                "SELECT s.scenario_id, SUM(CASE WHEN e.id IS NOT NULL AND v.entity_id IS NULL THEN 1 ELSE 0 END), \
-                 COUNT(v.entity_id) FROM {eligible} s LEFT JOIN {entity} e ON e.id = s.entity_id \
-                 LEFT JOIN (SELECT DISTINCT {fk} AS entity_id FROM {versions}) v ON v.entity_id = s.entity_id \
-                 GROUP BY s.scenario_id ORDER BY s.scenario_id",
-                eligible = self.eligible(false),
-                entity = self.entity,
-                fk = self.fk,
-                versions = self.versions,
-            ),
-            &[],
-        )?;
+        let counts = tx.query(&self.plan_counts_sql(tx.dialect()), &[])?;
         let skipped = counts.iter().map(|r| int(r, 2).max(0) as u64).sum();
         let mut groups: Vec<Group> = counts
             .iter()
