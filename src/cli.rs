@@ -4,7 +4,7 @@ use crate::db::{self, Session};
 use crate::error::{Error, Result};
 use crate::inspect;
 use crate::report::{self, Format};
-use crate::runner::{self, Options, Selection, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TARGET};
+use crate::runner::{self, Options, Selection};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -189,12 +189,13 @@ fn options(cli: &Cli) -> Options {
     }
 }
 
+/// `opts` carries the defaults (`Options::default()`): a flag left out keeps its default.
 fn with_batching(mut opts: Options, b: &Batching) -> Options {
-    opts.batch_size = b.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+    opts.batch_size = b.batch_size.unwrap_or(opts.batch_size);
     opts.batch_target = match (b.batch_size, b.batch_ms) {
         (_, Some(ms)) => Some(Duration::from_millis(ms)),
         (Some(_), None) => None,
-        (None, None) => Some(DEFAULT_BATCH_TARGET),
+        (None, None) => opts.batch_target,
     };
     opts.pause = Duration::from_millis(b.pause_ms);
     opts.lock_timeout = Duration::from_secs(b.lock_timeout);

@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 /// The first batch's size when `--batch-size` is not given: a size that stays well under a second
 /// per batch on both servers in the benchmark's sweep (BENCHMARKS.md).
-pub const DEFAULT_BATCH_SIZE: u64 = 5_000;
+const DEFAULT_BATCH_SIZE: u64 = 5_000;
 
 /// How long a batch transaction should take when `--batch-size` is not given: long enough that the
 /// per-batch fixed costs (commit, checkpoint, re-reading the join's small side) stay near a tenth of
 /// the work, short enough that no transaction holds its locks for long (BENCHMARKS.md).
-pub const DEFAULT_BATCH_TARGET: Duration = Duration::from_millis(300);
+const DEFAULT_BATCH_TARGET: Duration = Duration::from_millis(300);
 
 /// How a command runs; filled from the CLI.
 #[derive(Debug, Clone)]

@@ -80,10 +80,11 @@ fn kill_during_apply(kind: Kind) {
             "{ctx}"
         );
         assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"), "{ctx}");
-        let ledger_rows = t.int(&format!(
-            "SELECT rows_applied FROM backfill_migrations WHERE version = {v}"
-        ));
-        assert_eq!(ledger_rows, expected.len() as i64, "{ctx}: ledger count");
+        assert_eq!(
+            t.rows_applied(&v),
+            expected.len() as i64,
+            "{ctx}: ledger count"
+        );
         let audited =
             t.int("SELECT COALESCE(SUM(row_count), 0) FROM backfill_runs WHERE action = 'apply'");
         assert_eq!(

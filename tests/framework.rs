@@ -207,16 +207,8 @@ fn adaptive_batches_shrink_and_grow_without_gaps(kind: Kind) {
     seed_generated(&t, 120);
     let expected = t.expected_competencies();
     let v = V_COMPETENCY.to_string();
-    let batches = || {
-        t.int(&format!(
-            "SELECT batches FROM backfill_migrations WHERE version = {v}"
-        ))
-    };
-    let size = || {
-        t.int(&format!(
-            "SELECT batch_size FROM backfill_migrations WHERE version = {v}"
-        ))
-    };
+    let batches = || t.ledger_int(&v, "batches");
+    let size = || t.ledger_int(&v, "batch_size");
 
     // Every batch takes >= 30 ms against a 10 ms target: 32, 16, 8, 4, 2, then one key at a time.
     t.run_env(

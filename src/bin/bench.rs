@@ -689,10 +689,7 @@ struct Figures {
     revert: Samples,
     delete: Samples,
     apply_rows: u64,
-    /// Per run: the longest batch transaction of the in-process apply / revert.
-    longest_apply_batch: Samples,
-    longest_revert_batch: Samples,
-    batches_per_apply: u64,
+    /// Per run: the median batch transaction of the in-process apply at the default batching.
     median_batch: Samples,
     old_way_rate: Samples,
     old_way_rows: u64,
@@ -888,15 +885,16 @@ impl<'a> Bench<'a> {
         // The ledger tables exist before anything is timed (a real database has them after its first
         // deploy); this also warms the caches for every side alike.
         self.run_backfill(&["status"])?;
-        self.count(&format!(
-            "SELECT COUNT(*) FROM ({}) t",
-            floor_group_by(self.d)
-        ))?;
+        self.warm()?;
         self.baseline_id = self.count("SELECT COALESCE(MAX(id), 0) FROM competency_versions")?;
 
         let expected = loaded.pending_competency_versions;
         let mut f = Figures {
             apply_rows: expected,
+            default_batching: SweepPoint {
+                label: format!("default: {}", default_batching()),
+                ..SweepPoint::default()
+            },
             ..Figures::default()
         };
         for r in 0..self.args.runs {
@@ -904,18 +902,13 @@ impl<'a> Bench<'a> {
             self.retrying(&mut f, &what, |b, f| b.one_run(f, r, expected))?;
         }
         let mut sweep = Vec::new();
-        let sizes = if self.args.no_sweep {
-            &[][..]
+        let points: Vec<Batching> = if self.args.no_sweep {
+            Vec::new()
         } else {
-            &self.args.sweep[..]
+            let sizes = self.args.sweep.iter().map(|&n| Batching::Fixed(n));
+            let targets = self.args.sweep_ms.iter().map(|&ms| Batching::Toward(ms));
+            sizes.chain(targets).collect()
         };
-        let targets = if self.args.no_sweep {
-            &[][..]
-        } else {
-            &self.args.sweep_ms[..]
-        };
-        let points = (sizes.iter().map(|&n| Batching::Fixed(n)))
-            .chain(targets.iter().map(|&ms| Batching::Toward(ms)));
         for batching in points {
             let mut p = SweepPoint {
                 label: batching.to_string(),
@@ -944,11 +937,7 @@ impl<'a> Bench<'a> {
             self.floor_pair(f, expected)?;
         }
         let (apply, revert) = self.in_process(Batching::Default, expected)?;
-        f.default_batching.label = format!("default: {}", default_batching());
         f.default_batching.add(&apply, &revert);
-        f.batches_per_apply = apply.batches.len() as u64;
-        f.longest_apply_batch.push(max_secs(&apply.batches));
-        f.longest_revert_batch.push(max_secs(&revert.batches));
         let mut all = Samples::default();
         for b in &apply.batches {
             all.push(b.as_secs_f64());
@@ -1034,11 +1023,17 @@ impl<'a> Bench<'a> {
         self.exec("DELETE FROM backfill_migrations")?;
         self.settle()?;
         // A restarted server has cold caches: warm them as before the first run.
+        self.warm()?;
+        Ok(())
+    }
+
+    /// Reads what every measured side reads (the floor's count), so no side pays for cold caches.
+    fn warm(&mut self) -> Result<()> {
         self.count(&format!(
             "SELECT COUNT(*) FROM ({}) t",
             floor_group_by(self.d)
-        ))?;
-        Ok(())
+        ))
+        .map(|_| ())
     }
 
     /// `backfill plan V` vs one GROUP BY count in a read-only transaction.
@@ -1393,19 +1388,20 @@ impl<'a> Bench<'a> {
             ratio(speedup),
             yes(speedup >= 30.0)
         ));
-        let longest = f.longest_apply_batch.max();
+        let d = &f.default_batching;
+        let longest = d.longest_apply.max();
         o.push_str(&format!(
             "| longest batch transaction, apply at the default batching, {} ({} batches; median batch {}) | {} | | | < 1 s | {} |\n",
             default_batching(),
-            f.batches_per_apply,
+            d.batches,
             secs(f.median_batch.median()),
-            f.longest_apply_batch.show(secs),
+            d.longest_apply.show(secs),
             yes(longest < 1.0)
         ));
         o.push_str(&format!(
             "| longest batch transaction, revert at the default batching | {} | | | < 1 s | {} |\n",
-            f.longest_revert_batch.show(secs),
-            yes(f.longest_revert_batch.max() < 1.0)
+            d.longest_revert.show(secs),
+            yes(d.longest_revert.max() < 1.0)
         ));
         let rss_max = [&f.rss_apply, &f.rss_revert, &f.rss_plan, &f.rss_noop]
             .iter()
@@ -1438,27 +1434,25 @@ impl<'a> Bench<'a> {
                 "\nretried from a clean state after an error (shared server): {r}\n"
             ));
         }
-        {
+        o.push_str(&format!(
+            "\nbatch-size sweep (in process, {} run(s) each, the default batching {} run(s); walls include the ledger and lock work):\n\n",
+            self.args.sweep_runs.max(1),
+            f.default_batching.apply.0.len()
+        ));
+        o.push_str("| batch size | batches | apply wall | apply / INSERT…SELECT | longest apply batch | revert wall | revert / DELETE | longest revert batch |\n");
+        o.push_str("|---|---|---|---|---|---|---|---|\n");
+        for p in std::iter::once(&f.default_batching).chain(sweep) {
             o.push_str(&format!(
-                "\nbatch-size sweep (in process, {} run(s) each, the default batching {} run(s); walls include the ledger and lock work):\n\n",
-                self.args.sweep_runs.max(1),
-                f.default_batching.apply.0.len()
+                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                p.label,
+                p.batches,
+                p.apply.show(secs),
+                ratio(p.apply.median() / f.insert_select.median()),
+                secs(p.longest_apply.max()),
+                p.revert.show(secs),
+                ratio(p.revert.median() / f.delete.median()),
+                secs(p.longest_revert.max()),
             ));
-            o.push_str("| batch size | batches | apply wall | apply / INSERT…SELECT | longest apply batch | revert wall | revert / DELETE | longest revert batch |\n");
-            o.push_str("|---|---|---|---|---|---|---|---|\n");
-            for p in std::iter::once(&f.default_batching).chain(sweep) {
-                o.push_str(&format!(
-                    "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
-                    p.label,
-                    p.batches,
-                    p.apply.show(secs),
-                    ratio(p.apply.median() / f.insert_select.median()),
-                    secs(p.longest_apply.max()),
-                    p.revert.show(secs),
-                    ratio(p.revert.median() / f.delete.median()),
-                    secs(p.longest_revert.max()),
-                ));
-            }
         }
         o
     }

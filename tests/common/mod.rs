@@ -216,11 +216,16 @@ impl TestDb {
         lowest_per_entity(&links, &versioned)
     }
 
+    /// One integer column of `version`'s ledger row (`rows_applied`, `batches`, `batch_size`, …).
+    pub fn ledger_int(&self, version: impl std::fmt::Display, column: &str) -> i64 {
+        self.int(&format!(
+            "SELECT {column} FROM backfill_migrations WHERE version = {version}"
+        ))
+    }
+
     /// The ledger's `rows_applied` for `version`.
     pub fn rows_applied(&self, version: impl std::fmt::Display) -> i64 {
-        self.int(&format!(
-            "SELECT rows_applied FROM backfill_migrations WHERE version = {version}"
-        ))
+        self.ledger_int(version, "rows_applied")
     }
 
     /// The migration's ledger state; `None` when it never started (or the ledger does not exist yet).
