@@ -4,9 +4,11 @@
 use crate::db::{DbError, ErrorKind, Session};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Action};
+use crate::lock::{self, Lease};
 use crate::migration::{Batch, Context, Cursor, Step};
 use crate::progress::Progress;
 use crate::registry::Registered;
+use crate::retry;
 use crate::runner::Options;
 use crate::signals;
 use std::time::{Duration, Instant};
@@ -77,19 +79,27 @@ pub(crate) fn run_batches(
     job: &Job,
     mut cursor: Option<Cursor>,
     opts: &Options,
+    lease: &mut Lease,
     progress: &mut Progress,
 ) -> Result<(u64, u64)> {
-    session.set_statement_timeout(opts.statement_timeout)?;
     let mut size = BatchSize::new(opts.batch_size, opts.batch_target);
     let (mut rows, mut batches) = (0u64, 0u64);
     loop {
         if let Some(sig) = signals::requested() {
             return Err(Error::Interrupted(sig));
         }
+        lock::renew(session, lease)?;
+        crate::throttle::wait_for_replicas(session, opts, progress)?;
         batches += 1;
         let started = Instant::now();
-        let step = one_batch(session, job, cursor.as_ref(), size.now, batches)
+        let step = retry::conflicts(|| one_batch(session, job, cursor.as_ref(), size.now, batches))
             .map_err(|e| batch_error(job.reg, batches, e))?;
+        let Some(step) = step else {
+            return Err(Error::Busy(format!(
+                "V{}__{} was taken over by another runner; this one stopped and rolled back its batch {batches} (nothing written twice); `backfill status` shows who runs it",
+                job.reg.version, job.reg.name
+            )));
+        };
         let took = started.elapsed();
         tracing::debug!(
             "batch {batches}: {} keys, {} rows, {}ms",
@@ -140,15 +150,19 @@ impl BatchSize {
     }
 }
 
+/// One batch transaction; `None` when the fence says another runner owns the migration now.
 fn one_batch(
     session: &mut dyn Session,
     job: &Job,
     after: Option<&Cursor>,
     size: u64,
     number: u64,
-) -> crate::db::DbResult<Step> {
+) -> crate::db::DbResult<Option<Step>> {
     session.begin(false)?;
     let work = (|| {
+        if !ledger::claim(session, job.reg.version, job.action, job.run_id, after)? {
+            return Ok(None);
+        }
         let batch = Batch {
             ctx: job.ctx,
             after,
@@ -166,16 +180,18 @@ fn one_batch(
             session,
             job.reg.version,
             job.action,
+            job.run_id,
             next,
             step.rows(),
             size,
         )?;
         ledger::add_run_rows(session, job.run_id, step.rows())?;
         job.hooks.before_commit(number)?;
-        Ok(step)
+        Ok(Some(step))
     })();
     match work {
-        Ok(step) => session.commit().map(|_| step),
+        Ok(Some(step)) => session.commit().map(|_| Some(step)),
+        Ok(None) => session.rollback().map(|_| None),
         Err(e) => {
             let _ = session.rollback();
             Err(e)
@@ -189,6 +205,7 @@ fn batch_error(reg: &Registered, batch: u64, e: DbError) -> Error {
         reg.version, reg.name
     );
     match e.kind {
+        ErrorKind::Conflict => Error::Runtime(format!("{what}; it kept conflicting with other writers (deadlock or certification) after {} attempts: rerun when the load is lower", retry::ATTEMPTS)),
         ErrorKind::Connection => Error::Runtime(format!("{what}; the database connection was lost, rerun to resume from the last committed batch")),
         _ => Error::Runtime(format!("{what}; fix the cause and rerun to resume from the last committed batch")),
     }

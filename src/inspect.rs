@@ -187,6 +187,7 @@ pub fn repair_mark_failed(
         ledger::finish(
             session,
             version,
+            None,
             State::Failed,
             Some("marked failed by repair"),
         )?;
@@ -202,7 +203,7 @@ fn repair(
 ) -> Result<String> {
     let reg = find(version)?;
     prepare_ledger(session, opts.lock_timeout)?;
-    lock::acquire(session, opts.lock_timeout)?;
+    let lease = lock::acquire(session, opts.lock_timeout)?;
     let result = (|| {
         let entry = ledger::entry(session, version)?
             .ok_or_else(|| Error::Usage(format!("V{version} was never run; nothing to repair")))?;
@@ -214,6 +215,6 @@ fn repair(
         ledger::insert_run(session, &run).map_err(audit_error)?;
         Ok(outcome)
     })();
-    lock::release(session);
+    lock::release(session, lease);
     result
 }

@@ -10,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The newest ledger schema version this binary knows (the highest `V<n>__` under `schema/ledger/`).
-const LEDGER_SCHEMA: i64 = 1;
+const LEDGER_SCHEMA: i64 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -158,12 +158,33 @@ pub fn is_current(session: &mut dyn Session) -> bool {
         .is_some_and(|v| v >= LEDGER_SCHEMA)
 }
 
-/// Creates or upgrades the ledger tables. Call only while holding the runner lock: refinery itself
-/// does not lock, and two deploys at once would race on the history table.
+/// Creates or upgrades the ledger tables. The lock lives in them, so this cannot run under it: first
+/// runs may race. Every statement is idempotent (IF NOT EXISTS, INSERT IGNORE), and a runner that
+/// loses the race on refinery's history table (a duplicate key, a certification conflict, PostgreSQL's
+/// catalog unique index) finds the schema current when it looks again.
 pub fn migrate(session: &mut dyn Session) -> Result<()> {
-    session
-        .migrate_ledger()
-        .map_err(|e| Error::Runtime(format!("{e}; check that the user may create tables")))
+    let mut n = 1;
+    loop {
+        match session.migrate_ledger() {
+            Ok(()) => return Ok(()),
+            Err(_) if is_current(session) => return Ok(()),
+            Err(e) if n < crate::retry::ATTEMPTS && e.kind != crate::db::ErrorKind::Config => {
+                tracing::debug!("creating the ledger raced with another runner, retrying: {e}");
+                std::thread::sleep(crate::retry::pause(n));
+                n += 1;
+            }
+            Err(e) if e.is_config() => {
+                return Err(Error::Usage(format!(
+                    "{e}; backfill needs a user that may create its ledger tables (backfill_*) on first use"
+                )))
+            }
+            Err(e) => {
+                return Err(Error::Runtime(format!(
+                    "{e}; check that the user may create tables"
+                )))
+            }
+        }
+    }
 }
 
 const ENTRY_COLUMNS: &str = "version, name, checksum, state, last_action, apply_cursor, revert_cursor, revert_scenario, \
@@ -224,6 +245,26 @@ pub struct Start<'a> {
     /// Start from the beginning (reset the cursor for this direction) rather than resume.
     pub fresh: bool,
     pub scenario: Option<i64>,
+    /// The row as the caller read it: the start is a compare-and-set on it, so a runner that decided
+    /// from a stale read (another runner moved on meanwhile) starts nothing.
+    pub seen: Option<&'a Entry>,
+}
+
+/// Appends `col = ?` (or `col IS NULL`) to a WHERE clause.
+fn same(sql: &mut String, params: &mut Vec<Value>, col: &str, v: Option<&str>) {
+    match v {
+        Some(v) => {
+            sql.push_str(&format!(" AND {col} = ?"));
+            params.push(v.into());
+        }
+        None => sql.push_str(&format!(" AND {col} IS NULL")),
+    }
+}
+
+fn raced(version: i64) -> Error {
+    Error::Busy(format!(
+        "another runner started V{version} at the same moment; this one did nothing; rerun to check that it finished"
+    ))
 }
 
 /// Marks a migration `running`/`reverting` (creating its row on first use). Autocommit: the state
@@ -234,8 +275,7 @@ pub fn start(session: &mut dyn Session, s: &Start) -> Result<()> {
         _ => (State::Running, "apply_cursor"),
     };
     let now = Value::Timestamp(now());
-    let exists = entry(session, s.version)?.is_some();
-    let result = if !exists {
+    let result = if s.seen.is_none() {
         session.execute(
             "INSERT INTO backfill_migrations (version, name, checksum, state, last_action, rows_applied, rows_reverted, \
              batches, started_at, updated_at, last_run_id) VALUES (?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)",
@@ -260,7 +300,7 @@ pub fn start(session: &mut dyn Session, s: &Start) -> Result<()> {
             (true, _) => format!(", {cursor_col} = NULL"),
             (false, _) => String::new(),
         };
-        let sql = format!(
+        let mut sql = format!(
             "UPDATE backfill_migrations SET state = ?, last_action = ?, revert_scenario = ?, finished_at = NULL, \
              last_error = NULL, updated_at = ?, last_run_id = ?{reset} WHERE version = ?"
         );
@@ -275,8 +315,39 @@ pub fn start(session: &mut dyn Session, s: &Start) -> Result<()> {
             params.push(now);
         }
         params.push(Value::Int(s.version));
-        session.execute(&sql, &params)
+        if let Some(seen) = s.seen {
+            same(
+                &mut sql,
+                &mut params,
+                "last_run_id",
+                seen.last_run_id.as_deref(),
+            );
+            same(&mut sql, &mut params, "state", Some(seen.state.as_str()));
+            let cursor = |c: &Option<Cursor>| c.as_ref().map(|c| c.0.clone());
+            same(
+                &mut sql,
+                &mut params,
+                "apply_cursor",
+                cursor(&seen.apply_cursor).as_deref(),
+            );
+            same(
+                &mut sql,
+                &mut params,
+                "revert_cursor",
+                cursor(&seen.revert_cursor).as_deref(),
+            );
+        }
+        crate::retry::conflicts(|| session.execute(&sql, &params))
     };
+    match result {
+        Ok(1) => return Ok(()),
+        Ok(_) => return Err(raced(s.version)),
+        // Our INSERT lost to another runner's (a duplicate key) or a certification conflict.
+        Err(_) if s.seen.is_none() && matches!(entry(session, s.version), Ok(Some(_))) => {
+            return Err(raced(s.version))
+        }
+        Err(_) => {}
+    }
     result.map(|_| ()).map_err(|e| {
         let message = format!("recording the start in the ledger failed: {e}");
         if e.is_config() {
@@ -287,23 +358,56 @@ pub fn start(session: &mut dyn Session, s: &Start) -> Result<()> {
     })
 }
 
-/// Records one batch's progress. Must run inside the batch's transaction.
+fn cursor_column(action: Action) -> &'static str {
+    match action {
+        Action::Revert => "revert_cursor",
+        _ => "apply_cursor",
+    }
+}
+
+/// The fence: the first statement of every batch transaction. A compare-and-set on (migration, owning
+/// run, the cursor the batch starts from) that locks the checkpoint row, so a second writer waits (or,
+/// on Galera, fails certification) before it writes anything. `false`: another runner took the
+/// migration over or moved its cursor; the batch must roll back.
+pub fn claim(
+    session: &mut dyn Session,
+    version: i64,
+    action: Action,
+    run_id: &str,
+    from: Option<&Cursor>,
+) -> crate::db::DbResult<bool> {
+    let mut sql =
+        "UPDATE backfill_migrations SET batches = batches WHERE version = ? AND last_run_id = ?"
+            .to_string();
+    let mut params = vec![Value::Int(version), run_id.into()];
+    same(
+        &mut sql,
+        &mut params,
+        cursor_column(action),
+        from.map(|c| c.0.as_str()),
+    );
+    Ok(session.execute(&sql, &params)? == 1)
+}
+
+/// Records one batch's progress. Must run inside the batch's transaction, after `claim`.
 pub fn checkpoint(
     session: &mut dyn Session,
     version: i64,
     action: Action,
+    run_id: &str,
     cursor: Option<&Cursor>,
     rows: u64,
     batch_size: u64,
 ) -> crate::db::DbResult<()> {
-    let (cursor_col, rows_col) = match action {
-        Action::Revert => ("revert_cursor", "rows_reverted"),
-        _ => ("apply_cursor", "rows_applied"),
+    let cursor_col = cursor_column(action);
+    let rows_col = match action {
+        Action::Revert => "rows_reverted",
+        _ => "rows_applied",
     };
     let keep_cursor = if cursor.is_some() { "?" } else { cursor_col };
     let sql = format!(
         "UPDATE backfill_migrations SET {cursor_col} = {keep_cursor}, {rows_col} = {rows_col} + ?, batches = batches + 1, \
-         batch_size = ?, updated_at = ? WHERE version = ?"
+         batch_size = ?, updated_at = ? WHERE version = ? AND last_run_id = ?"
     );
     let mut params = Vec::new();
     if let Some(c) = cursor {
@@ -314,14 +418,17 @@ pub fn checkpoint(
         Value::Int(batch_size as i64),
         Value::Timestamp(now()),
         Value::Int(version),
+        run_id.into(),
     ]);
     session.execute(&sql, &params).map(|_| ())
 }
 
-/// Sets the final state of a migration (and its error, if any).
+/// Sets the final state of a migration (and its error, if any). With `run_id`, only while that run
+/// still owns the migration: a runner that was overtaken must not overwrite its successor's state.
 pub fn finish(
     session: &mut dyn Session,
     version: i64,
+    run_id: Option<&str>,
     state: State,
     error: Option<&str>,
 ) -> crate::db::DbResult<()> {
@@ -330,12 +437,18 @@ pub fn finish(
     } else {
         Value::Null
     };
-    session
-        .execute(
-            "UPDATE backfill_migrations SET state = ?, finished_at = ?, last_error = ?, updated_at = ? WHERE version = ?",
-            &[state.as_str().into(), finished, error.into(), Value::Timestamp(now()), Value::Int(version)],
-        )
-        .map(|_| ())
+    let mut sql = "UPDATE backfill_migrations SET state = ?, finished_at = ?, last_error = ?, updated_at = ? WHERE version = ?".to_string();
+    let mut params = vec![
+        state.as_str().into(),
+        finished,
+        error.into(),
+        Value::Timestamp(now()),
+        Value::Int(version),
+    ];
+    if let Some(run) = run_id {
+        same(&mut sql, &mut params, "last_run_id", Some(run));
+    }
+    crate::retry::conflicts(|| session.execute(&sql, &params)).map(|_| ())
 }
 
 pub fn set_checksum(

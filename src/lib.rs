@@ -15,10 +15,12 @@ pub mod planfile;
 pub mod progress;
 pub mod registry;
 pub mod report;
+pub mod retry;
 pub mod runner;
 pub mod scaffold;
 pub mod signals;
 pub mod target;
+pub mod throttle;
 pub mod version_backfill;
 pub mod when;
 

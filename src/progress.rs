@@ -3,7 +3,7 @@
 //! migration walks, so the ETA costs no counting query.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 const LINE_EVERY: Duration = Duration::from_secs(5);
@@ -71,6 +71,15 @@ impl Progress {
                 "{}: {done}{rows} rows in {batches} batches, {rate:.0} rows/s{eta}",
                 self.label
             );
+        }
+    }
+
+    /// A state that holds the run up (waiting for replicas): on the bar, or one line, unless quiet.
+    pub fn note(&mut self, text: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(text.to_string());
+        } else if self.lines {
+            let _ = writeln!(std::io::stderr(), "{}: {text}", self.label);
         }
     }
 

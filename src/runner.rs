@@ -39,6 +39,8 @@ pub struct Options {
     pub batch_target: Option<Duration>,
     /// `apply --expect-plan`: refuse unless the plan now equals the reviewed one.
     pub expect_plan: Option<crate::planfile::PlanFile>,
+    /// `--max-replica-lag`: wait between batches while a replica lags more than this.
+    pub max_replica_lag: Option<Duration>,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             samples: 5,
             batch_target: Some(DEFAULT_BATCH_TARGET),
             expect_plan: None,
+            max_replica_lag: None,
         }
     }
 }
@@ -92,15 +95,12 @@ pub fn find(version: i64) -> Result<&'static Registered> {
     })
 }
 
-/// Makes sure the ledger tables exist, creating them under the runner lock if they do not.
-pub fn prepare_ledger(session: &mut dyn Session, lock_timeout: Duration) -> Result<()> {
+/// Makes sure the ledger tables exist, creating them if they do not (safe when first runs race).
+pub fn prepare_ledger(session: &mut dyn Session, _lock_timeout: Duration) -> Result<()> {
     if ledger::is_current(session) {
         return Ok(());
     }
-    lock::acquire(session, lock_timeout)?;
-    let result = ledger::migrate(session);
-    lock::release(session);
-    result
+    ledger::migrate(session)
 }
 
 pub(crate) fn drifted(entry: &Entry, reg: &Registered) -> bool {
@@ -179,9 +179,9 @@ pub fn apply(
     if selected(&entries, selection)?.is_empty() {
         return Ok(Vec::new());
     }
-    lock::acquire(session, opts.lock_timeout)?;
-    let result = apply_locked(session, selection, opts);
-    lock::release(session);
+    let mut lease = lock::acquire(session, opts.lock_timeout)?;
+    let result = apply_locked(session, selection, opts, &mut lease);
+    lock::release(session, lease);
     result
 }
 
@@ -189,13 +189,17 @@ fn apply_locked(
     session: &mut dyn Session,
     selection: Selection,
     opts: &Options,
+    lease: &mut lock::Lease,
 ) -> Result<Vec<Outcome>> {
     // Look again: the runner we waited for may have done it all.
     let entries = ledger::entries(session)?;
     refuse_drift(&entries)?;
     let mut outcomes = Vec::new();
     for reg in selected(&entries, selection)? {
-        outcomes.push(apply_one(session, reg, opts)?);
+        if let Some(sig) = crate::signals::requested() {
+            return Err(Error::Interrupted(sig));
+        }
+        outcomes.push(apply_one(session, reg, opts, lease)?);
     }
     Ok(outcomes)
 }
@@ -233,7 +237,12 @@ pub(crate) fn audit_error(e: DbError) -> Error {
     }
 }
 
-fn apply_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Result<Outcome> {
+fn apply_one(
+    session: &mut dyn Session,
+    reg: &Registered,
+    opts: &Options,
+    lease: &mut lock::Lease,
+) -> Result<Outcome> {
     let entry = ledger::entry(session, reg.version)?;
     let resume = entry.as_ref().filter(|e| is_pending(Some(e)));
     let cursor = resume.and_then(|e| e.apply_cursor.clone());
@@ -268,6 +277,7 @@ fn apply_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Res
         resume.is_none(),
         cursor,
         opts,
+        lease,
     )
 }
 
@@ -311,6 +321,7 @@ fn run_one(
     fresh: bool,
     cursor: Option<Cursor>,
     opts: &Options,
+    lease: &mut lock::Lease,
 ) -> Result<Outcome> {
     let started = Instant::now();
     let action = if run.action == Action::Revert.as_str() {
@@ -330,9 +341,11 @@ fn run_one(
         .migration
         .key_span(session, direction)
         .map_err(|e| Error::Runtime(format!("V{}__{} cannot start: {e}", reg.version, reg.name)))?;
-    ledger::insert_run(session, &run).map_err(audit_error)?;
+    crate::retry::conflicts(|| ledger::insert_run(session, &run)).map_err(audit_error)?;
     // We hold the lock, so any apply/revert still marked running is a process that died.
-    let dead = ledger::abandon_dead_runs(session, reg.version, &run.run_id).map_err(audit_error)?;
+    let dead =
+        crate::retry::conflicts(|| ledger::abandon_dead_runs(session, reg.version, &run.run_id))
+            .map_err(audit_error)?;
     let note = match entry {
         Some(e) if e.state.in_progress() => {
             tracing::info!(
@@ -354,8 +367,11 @@ fn run_one(
         run_id: &run.run_id,
         fresh,
         scenario: ctx.scenario,
+        seen: entry,
     };
-    ledger::start(session, &start)?;
+    if let Err(e) = ledger::start(session, &start) {
+        return Err(record_failure(session, reg.version, &run.run_id, e));
+    }
     let final_state = match (action, ctx.scenario) {
         (Action::Revert, None) => State::Reverted,
         _ => State::Applied,
@@ -363,21 +379,24 @@ fn run_one(
     let job = Job::new(reg, action, &ctx, &run.run_id);
     let label = format!("{} V{}__{}", action.as_str(), reg.version, reg.name);
     let mut progress = Progress::new(label, opts.quiet, span);
-    let result = run_batches(session, &job, cursor, opts, &mut progress);
+    let result = run_batches(session, &job, cursor, opts, lease, &mut progress);
     progress.finish();
     match result {
         Ok((rows, batches)) => {
             let outcome = format!("{} {rows} rows in {batches} batches", past_tense(action));
-            let done = ledger::finish(session, reg.version, final_state, None).and_then(|_| {
-                ledger::finish_run(
-                    session,
-                    &run.run_id,
-                    "succeeded",
-                    Some(&outcome),
-                    None,
-                    None,
-                )
-            });
+            let done = ledger::finish(session, reg.version, Some(&run.run_id), final_state, None)
+                .and_then(|_| {
+                    crate::retry::conflicts(|| {
+                        ledger::finish_run(
+                            session,
+                            &run.run_id,
+                            "succeeded",
+                            Some(&outcome),
+                            None,
+                            None,
+                        )
+                    })
+                });
             done.map_err(|e| {
                 Error::Runtime(format!(
                     "the work is done but recording it failed: {e}; rerun to record it"
@@ -410,13 +429,22 @@ fn past_tense(action: Action) -> &'static str {
 /// returned error says so instead of a second line on stderr.
 fn record_failure(session: &mut dyn Session, version: i64, run_id: &str, err: Error) -> Error {
     let message = err.to_string();
-    let run_state = if matches!(err, Error::Interrupted(_)) {
-        "interrupted"
-    } else {
-        "failed"
+    let (run_state, state) = match err {
+        Error::Interrupted(_) => ("interrupted", State::Failed),
+        // Overtaken or raced: the migration is another run's now; only our audit row is ours.
+        Error::Busy(_) => ("stopped", State::Running),
+        _ => ("failed", State::Failed),
     };
-    let recorded = ledger::finish(session, version, State::Failed, Some(&message))
-        .and_then(|_| ledger::finish_run(session, run_id, run_state, None, Some(&message), None));
+    let recorded = if state == State::Failed {
+        ledger::finish(session, version, Some(run_id), state, Some(&message))
+    } else {
+        Ok(())
+    };
+    let recorded = recorded.and_then(|_| {
+        crate::retry::conflicts(|| {
+            ledger::finish_run(session, run_id, run_state, None, Some(&message), None)
+        })
+    });
     match (recorded, err) {
         (Ok(()), err) => err,
         (Err(_), Error::Runtime(m)) => Error::Runtime(format!(
@@ -436,9 +464,9 @@ pub fn revert(
 ) -> Result<Outcome> {
     let reg = find(version)?;
     prepare_ledger(session, opts.lock_timeout)?;
-    lock::acquire(session, opts.lock_timeout)?;
-    let result = revert_locked(session, reg, scenario, force, opts);
-    lock::release(session);
+    let mut lease = lock::acquire(session, opts.lock_timeout)?;
+    let result = revert_locked(session, reg, scenario, force, opts, &mut lease);
+    lock::release(session, lease);
     result
 }
 
@@ -448,6 +476,7 @@ fn revert_locked(
     scenario: Option<i64>,
     force: bool,
     opts: &Options,
+    lease: &mut lock::Lease,
 ) -> Result<Outcome> {
     let v = reg.version;
     let entry = ledger::entry(session, v)?.ok_or_else(|| {
@@ -493,6 +522,7 @@ fn revert_locked(
         !resuming,
         cursor,
         opts,
+        lease,
     )
 }
 

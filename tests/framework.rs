@@ -126,10 +126,8 @@ fn held_lock_makes_apply_exit_4(kind: Kind) {
     seed_edge_cases(&t);
     t.run(&["status"]).expect(0);
     let mut holder = t.session();
-    assert!(
-        holder.try_lock().unwrap(),
-        "the test could not take the lock"
-    );
+    let lease = backfill::lock::acquire(holder.as_mut(), std::time::Duration::from_secs(5))
+        .expect("the test could not take the lock");
     let started = std::time::Instant::now();
     let run = t.run(&["apply", "--lock-timeout", "1"]);
     let line = run.one_line_error(4).to_string();
@@ -148,7 +146,7 @@ fn held_lock_makes_apply_exit_4(kind: Kind) {
         1,
         "nothing may be written without the lock"
     );
-    holder.unlock().unwrap();
+    backfill::lock::release(holder.as_mut(), lease);
     drop(holder);
     t.run(&["apply", "--lock-timeout", "5"]).expect(0);
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"));

@@ -488,20 +488,21 @@ impl Session for Timed {
         self.began = None;
         self.inner.rollback()
     }
-    fn try_lock(&mut self) -> DbResult<bool> {
-        self.inner.try_lock()
-    }
-    fn unlock(&mut self) -> DbResult<()> {
-        self.inner.unlock()
-    }
-    fn lock_holder(&mut self) -> Option<String> {
-        self.inner.lock_holder()
+    fn identity(&mut self) -> DbResult<backfill::db::Identity> {
+        self.inner.identity()
     }
     fn migrate_ledger(&mut self) -> DbResult<()> {
         self.inner.migrate_ledger()
     }
-    fn set_statement_timeout(&mut self, timeout: Option<Duration>) -> DbResult<()> {
-        self.inner.set_statement_timeout(timeout)
+    fn set_timeouts(
+        &mut self,
+        statement: Option<Duration>,
+        lock_wait: Option<Duration>,
+    ) -> DbResult<()> {
+        self.inner.set_timeouts(statement, lock_wait)
+    }
+    fn replica_lag(&mut self) -> DbResult<Option<Duration>> {
+        self.inner.replica_lag()
     }
     fn describe(&self) -> String {
         self.inner.describe()

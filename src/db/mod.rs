@@ -90,6 +90,9 @@ pub enum ErrorKind {
     Query,
     /// A statement was cancelled because it ran past the statement timeout.
     Timeout,
+    /// A deadlock, a serialization failure or a Galera certification conflict: the transaction was
+    /// rolled back and running it again may succeed.
+    Conflict,
 }
 
 /// A driver error reduced to one line. Drivers build it without the URL, so no password can leak.
@@ -127,11 +130,26 @@ impl DbError {
     pub fn is_config(&self) -> bool {
         self.kind == ErrorKind::Config
     }
+    pub fn is_conflict(&self) -> bool {
+        self.kind == ErrorKind::Conflict
+    }
+}
+
+/// Which database a session reached, as the server reports it (never the URL's text: a trailing
+/// slash or a percent-encoded name reaches the same database).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Identity {
+    pub dialect: Dialect,
+    /// `current_database()`, `DATABASE()`, or the canonical SQLite path.
+    pub database: String,
+    /// What tells one server (or Galera cluster) from another: address and port, a cluster UUID,
+    /// or the SQLite file's device and inode.
+    pub server: String,
 }
 
 pub type DbResult<T> = Result<T, DbError>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dialect {
     Postgres,
@@ -159,6 +177,16 @@ impl Dialect {
             Dialect::Postgres => "(now() AT TIME ZONE 'UTC')::timestamp(0)",
             Dialect::Mysql => "UTC_TIMESTAMP()",
             Dialect::Sqlite => "strftime('%Y-%m-%d %H:%M:%S','now')",
+        }
+    }
+
+    /// The server's clock as whole seconds since the Unix epoch: lease times compare on one clock,
+    /// the server's, whatever the runners' hosts think the time is.
+    pub fn epoch_now(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS BIGINT)",
+            Dialect::Mysql => "UNIX_TIMESTAMP()",
+            Dialect::Sqlite => "CAST(strftime('%s','now') AS INTEGER)",
         }
     }
 
@@ -220,17 +248,25 @@ pub trait Session: Tx {
     fn begin(&mut self, read_only: bool) -> DbResult<()>;
     fn commit(&mut self) -> DbResult<()>;
     fn rollback(&mut self) -> DbResult<()>;
-    /// Tries once to take the runner lock without waiting. The lock dies with the connection/process.
-    fn try_lock(&mut self) -> DbResult<bool>;
-    fn unlock(&mut self) -> DbResult<()>;
-    /// Who holds the runner lock, if the database can say.
-    fn lock_holder(&mut self) -> Option<String>;
+    /// The database this session reached, as the server names it.
+    fn identity(&mut self) -> DbResult<Identity>;
     /// Creates or upgrades the ledger tables (refinery, history table `backfill_schema_history`).
     fn migrate_ledger(&mut self) -> DbResult<()>;
-    /// Caps how long one statement may run; `None` removes the cap.
-    fn set_statement_timeout(&mut self, timeout: Option<Duration>) -> DbResult<()>;
+    /// Caps how long one statement may run, and how long it may wait for a row or table lock
+    /// (`lock_wait`); `None` removes a cap. Holds for every later statement of the session, through
+    /// a transaction-pooling PgBouncer too.
+    fn set_timeouts(
+        &mut self,
+        statement: Option<Duration>,
+        lock_wait: Option<Duration>,
+    ) -> DbResult<()>;
     /// The target with any password replaced, for output and the audit table.
     fn describe(&self) -> String;
+    /// How far the replicas this server knows of lag behind our writes; `None` when it has none or
+    /// cannot say. Called between batches.
+    fn replica_lag(&mut self) -> DbResult<Option<Duration>> {
+        Ok(None)
+    }
 }
 
 /// Runs a dialect's embedded ledger migrations with our history table name.
@@ -243,6 +279,46 @@ fn run_ledger_schema<C: refinery::Migrate>(
         .run(conn)
         .map(|_| ())
         .map_err(|e| DbError::query(format!("creating the ledger tables failed: {e}")))
+}
+
+/// Runs a driver's connect on a thread of its own and waits at most `limit`, polling for SIGINT and
+/// SIGTERM: drivers bound the TCP connect, not a server that accepts and then never answers.
+pub(crate) fn bounded_connect<T: Send + 'static>(
+    limit: Duration,
+    connect: impl FnOnce() -> T + Send + 'static,
+) -> DbResult<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(connect());
+    });
+    let started = std::time::Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(v) => return Ok(v),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(DbError::new(
+                    ErrorKind::Connection,
+                    "the connection attempt failed",
+                ))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if let Some(sig) = crate::signals::requested() {
+            return Err(DbError::new(
+                ErrorKind::Connection,
+                format!("interrupted by signal {sig} while connecting"),
+            ));
+        }
+        if started.elapsed() >= limit {
+            return Err(DbError::new(
+                ErrorKind::Connection,
+                format!(
+                    "the server accepted the connection but did not answer within {}s; check the host and port (is it the database server?)",
+                    limit.as_secs()
+                ),
+            ));
+        }
+    }
 }
 
 /// Opens a session for the target.

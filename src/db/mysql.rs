@@ -1,7 +1,7 @@
 //! MySQL / MariaDB driver (sync `mysql` crate).
 
 use super::url::{RootCerts, Tls, TlsMode};
-use super::{DbError, DbResult, Dialect, ErrorKind, Row, Session, Target, Tx, Value};
+use super::{DbError, DbResult, Dialect, ErrorKind, Identity, Row, Session, Target, Tx, Value};
 use chrono::{Datelike, NaiveDate, Timelike};
 use mysql::consts::ColumnType;
 use mysql::prelude::Queryable;
@@ -14,7 +14,6 @@ mod ledger_schema {
 
 pub struct MySession {
     conn: Conn,
-    lock_name: String,
     redacted: String,
     mariadb: bool,
 }
@@ -54,8 +53,15 @@ fn map_err(e: mysql::Error) -> DbError {
                     ErrorKind::Query,
                     " (is DATABASE_URL the app's database, and have its schema migrations run?)",
                 ),
-                // Server shutting down, connection killed, server gone away, lost connection.
-                1053 | 1927 | 2006 | 2013 => (ErrorKind::Connection, ""),
+                // Server shutting down, connection killed, server gone away, lost connection; a
+                // Galera node that left the primary component ("WSREP has not yet prepared node").
+                1053 | 1927 | 2006 | 2013 | 1047 => (ErrorKind::Connection, ""),
+                // Deadlock, and Galera's certification failure, which reports as a deadlock.
+                1213 | 1180 => (ErrorKind::Conflict, ""),
+                1290 | 1792 => (
+                    ErrorKind::Config,
+                    " (the server or this transaction is read-only: connect to the primary, or as a user that may write)",
+                ),
                 1969 | 3024 | 1205 => (
                     ErrorKind::Timeout,
                     " (another session may hold a lock on a table it needs, or the batch is too big: check SHOW PROCESSLIST for blockers, then rerun, raise --statement-timeout or lower --batch-size)",
@@ -184,31 +190,39 @@ fn open(opts: OptsBuilder, target: &Target) -> DbResult<Conn> {
     result.map_err(|e| DbError::connecting(target, map_err(e)))
 }
 
+/// How long a socket read or write may block: past the longest statement timeout we set.
+const SOCKET_LIMIT: Duration = Duration::from_secs(24 * 3600 + 60);
+
 impl MySession {
     pub fn connect(target: &Target) -> DbResult<Self> {
         // The mysql crate's rustls connector uses the process-wide crypto provider.
         let _ = super::tls::provider();
         let opts = Opts::from_url(target.secret_url())
             .map_err(|e| DbError::new(ErrorKind::Config, format!("malformed mysql URL: {e}")))?;
-        let opts = OptsBuilder::from_opts(opts).tcp_connect_timeout(Some(Duration::from_secs(10)));
-        let conn = open(opts, target)?;
+        // Socket timeouts: a server that stops answering fails the run instead of hanging it. Longer
+        // than any statement may run (its own timeout cancels it first, server-side).
+        let opts = OptsBuilder::from_opts(opts)
+            .tcp_connect_timeout(Some(Duration::from_secs(10)))
+            .read_timeout(Some(SOCKET_LIMIT))
+            .write_timeout(Some(SOCKET_LIMIT))
+            // An UPDATE counts the rows it matched, as on PostgreSQL and SQLite: a compare-and-set
+            // that rewrites a value with itself still says it matched.
+            .additional_capabilities(mysql::consts::CapabilityFlags::CLIENT_FOUND_ROWS);
+        let owned = target.clone();
+        let conn = super::bounded_connect(Duration::from_secs(15), move || open(opts, &owned))??;
         let mut session = MySession {
             conn,
-            // GET_LOCK names are server-wide: scope ours to the database; they are capped at 64 chars.
-            lock_name: format!("backfill:{}", target.database)
-                .chars()
-                .take(64)
-                .collect(),
             redacted: target.redacted.clone(),
             mariadb: false,
         };
         let version = session.query_scalar("SELECT VERSION()", &[])?;
         session.mariadb = version.as_str().is_some_and(|v| v.contains("MariaDB"));
-        // Our own timestamps are UTC; keep the server from shifting them.
-        session
-            .conn
-            .query_drop("SET time_zone = '+00:00'")
-            .map_err(map_err)?;
+        // No `SET time_zone`: the session keeps the server's default zone, the one the app (Laravel,
+        // no timezone in its database config) writes in. The app's `timestamp` columns are converted
+        // through the session zone, so only in that zone does a UTC wall-clock string written here
+        // (`UTC_TIMESTAMP()`, zone-independent) read back as the app's own do, and only then does
+        // revert's `updated_at > created_at` guard compare like with like. The ledger is unaffected:
+        // its columns are DATETIME(6) (never converted) and it binds its UTC times from Rust.
         Ok(session)
     }
 }
@@ -260,58 +274,51 @@ impl Session for MySession {
         self.conn.query_drop("ROLLBACK").map_err(map_err)
     }
 
-    fn try_lock(&mut self) -> DbResult<bool> {
-        let name = Value::Text(self.lock_name.clone());
-        Ok(self
-            .query_scalar("SELECT GET_LOCK(?, 0)", &[name])?
-            .as_i64()
-            == Some(1))
-    }
-
-    fn unlock(&mut self) -> DbResult<()> {
-        let name = Value::Text(self.lock_name.clone());
-        self.query("SELECT RELEASE_LOCK(?)", &[name]).map(|_| ())
-    }
-
-    fn lock_holder(&mut self) -> Option<String> {
-        let name = Value::Text(self.lock_name.clone());
-        let id = self
-            .query_scalar("SELECT IS_USED_LOCK(?)", &[name])
-            .ok()?
-            .as_i64()?;
-        let who = self
-            .query(
-                "SELECT USER, HOST FROM information_schema.PROCESSLIST WHERE ID = ?",
-                &[Value::Int(id)],
-            )
-            .ok()
-            .and_then(|rows| rows.into_iter().next())
-            .map(|r| {
-                format!(
-                    " ({}@{})",
-                    r[0].as_str().unwrap_or("?"),
-                    r[1].as_str().unwrap_or("?")
-                )
-            })
-            .unwrap_or_default();
-        Some(format!("connection id {id}{who}"))
+    fn identity(&mut self) -> DbResult<Identity> {
+        // A Galera cluster is one server for us, whichever node we reached.
+        let row = self.query(
+            "SELECT DATABASE(), CONCAT(@@hostname, ':', @@port), \
+             (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_CLUSTER_STATE_UUID')",
+            &[],
+        )?;
+        let cell = |i: usize| {
+            row.first()
+                .and_then(|r| r.get(i))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        Ok(Identity {
+            dialect: Dialect::Mysql,
+            database: cell(0).unwrap_or_default(),
+            server: cell(2)
+                .map(|c| format!("galera:{c}"))
+                .or_else(|| cell(1))
+                .unwrap_or_default(),
+        })
     }
 
     fn migrate_ledger(&mut self) -> DbResult<()> {
         super::run_ledger_schema(ledger_schema::migrations::runner(), &mut self.conn)
     }
 
-    fn set_statement_timeout(&mut self, timeout: Option<Duration>) -> DbResult<()> {
-        let sql = match (self.mariadb, timeout) {
+    fn set_timeouts(
+        &mut self,
+        statement: Option<Duration>,
+        lock_wait: Option<Duration>,
+    ) -> DbResult<()> {
+        let statement = match (self.mariadb, statement) {
             (true, t) => format!(
-                "SET SESSION max_statement_time = {}",
+                "max_statement_time = {}",
                 t.map_or(0.0, |t| t.as_secs_f64())
             ),
-            (false, t) => format!(
-                "SET SESSION max_execution_time = {}",
-                t.map_or(0, |t| t.as_millis())
-            ),
+            (false, t) => format!("max_execution_time = {}", t.map_or(0, |t| t.as_millis())),
         };
+        // Row locks (InnoDB) and table/metadata locks each have their own wait; 0 is not "none" here.
+        let wait = lock_wait.map_or(31_536_000, |t| t.as_secs().max(1));
+        let sql = format!(
+            "SET SESSION {statement}, SESSION innodb_lock_wait_timeout = {wait}, SESSION lock_wait_timeout = {wait}"
+        );
         self.conn.query_drop(sql).map_err(map_err)
     }
 

@@ -2,14 +2,15 @@
 
 use super::url::TlsMode;
 use super::{
-    number_placeholders, DbError, DbResult, Dialect, ErrorKind, Row, Session, Target, Tx, Value,
+    number_placeholders, DbError, DbResult, Dialect, ErrorKind, Identity, Row, Session, Target, Tx,
+    Value,
 };
 use bytes::BytesMut;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use postgres::config::SslMode;
-use postgres::types::{FromSql, IsNull, ToSql, Type};
-use postgres::{Client, NoTls, Statement};
-use std::collections::HashMap;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{Format, FromSql, IsNull, ToSql, Type};
+use postgres::{Client, NoTls};
 use std::error::Error as StdError;
 use std::str::FromStr;
 use std::time::Duration;
@@ -18,13 +19,21 @@ mod ledger_schema {
     refinery::embed_migrations!("schema/ledger/postgres");
 }
 
-/// "backfill" in ASCII: the advisory lock key, per database.
-const LOCK_KEY: i64 = 0x6261_636b_6669_6c6c;
-
+/// No named prepared statement and no session state is ever used, so every command works through a
+/// transaction- or statement-pooling PgBouncer (1.18 has no prepared statements in transaction mode:
+/// "s1" lands on another server connection). Each statement goes out as the unnamed statement with
+/// its parameters as untyped text, in one round trip: the server infers every parameter's type from
+/// the SQL, exactly as for a prepared statement, and parses the text with that type's input function.
 pub struct PgSession {
     client: Client,
-    statements: HashMap<String, Statement>,
     redacted: String,
+    /// `SET LOCAL` lines that start every transaction (timeouts): a plain `SET` would stay on
+    /// whichever pooled server connection ran it.
+    locals: String,
+    in_tx: bool,
+    /// (when, WAL position) after our batches, for replica lag: how long ago the oldest write that a
+    /// replica has not replayed was made.
+    wal_marks: std::collections::VecDeque<(std::time::Instant, i64)>,
 }
 
 /// An error with its causes: `postgres::Error` prints only its kind ("error connecting to server").
@@ -48,6 +57,8 @@ fn map_err(e: postgres::Error) -> DbError {
         let kind = match code {
             "28P01" | "28000" | "3D000" | "42501" => ErrorKind::Config,
             "57014" | "55P03" => ErrorKind::Timeout,
+            "40001" | "40P01" => ErrorKind::Conflict,
+            "25006" => ErrorKind::Config,
             "57P01" | "57P02" | "57P03" => ErrorKind::Connection,
             _ => ErrorKind::Query,
         };
@@ -55,6 +66,7 @@ fn map_err(e: postgres::Error) -> DbError {
             "28P01" | "28000" => " (check the user and password in DATABASE_URL)",
             "3D000" => " (create the database or fix its name in DATABASE_URL)",
             "42501" => " (this user lacks a privilege backfill needs here: grant it, or connect as the app's migration user)",
+            "25006" => " (the server or this user's default transaction is read-only: connect to the primary, or as a user that may write)",
             "42P01" => " (is DATABASE_URL the app's database, and have its schema migrations run?)",
             "57014" | "55P03" => " (another session may hold a lock on a table it needs, or the batch is too big: check pg_stat_activity for blockers, then rerun, raise --statement-timeout or lower --batch-size)",
             _ => "",
@@ -88,40 +100,73 @@ impl PgSession {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
+        // A server (or a network) that stops answering must fail a run, not hang it.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .tcp_user_timeout(Duration::from_secs(60));
         config.application_name(&format!("backfill pid {}", std::process::id()));
-        let connected = match super::tls::pg_client_config(&target.tls)? {
-            None => config.ssl_mode(SslMode::Disable).connect(NoTls),
-            Some(tls) => {
-                let mode = if target.tls.mode == TlsMode::Prefer {
-                    SslMode::Prefer
-                } else {
-                    SslMode::Require
-                };
-                config
-                    .ssl_mode(mode)
-                    .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
-            }
+        let tls = super::tls::pg_client_config(&target.tls)?;
+        let mode = match (&tls, target.tls.mode) {
+            (None, _) => SslMode::Disable,
+            (Some(_), TlsMode::Prefer) => SslMode::Prefer,
+            (Some(_), _) => SslMode::Require,
         };
-        let client = connected.map_err(|e| DbError::connecting(target, map_err(e)))?;
+        config.ssl_mode(mode);
+        // The driver bounds the TCP connect only; a listener that accepts and never answers would
+        // hold the startup handshake forever. Connect on a thread and stop waiting, on time or on
+        // SIGINT/SIGTERM.
+        let connected = super::bounded_connect(CONNECT_LIMIT, move || match tls {
+            None => config.connect(NoTls),
+            Some(tls) => config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls)),
+        });
+        let client = match connected {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => return Err(DbError::connecting(target, map_err(e))),
+            Err(e) => return Err(DbError::connecting(target, e)),
+        };
         Ok(PgSession {
             client,
-            statements: HashMap::new(),
             redacted: target.redacted.clone(),
+            locals: String::new(),
+            in_tx: false,
+            wal_marks: std::collections::VecDeque::new(),
         })
     }
 
-    fn statement(&mut self, sql: &str) -> DbResult<Statement> {
-        if let Some(s) = self.statements.get(sql) {
-            return Ok(s.clone());
+    /// Runs one statement as the unnamed statement; outside a transaction, inside a short one of its
+    /// own when timeouts are set, so they hold through a pooler too.
+    fn run<T>(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        read: impl FnOnce(postgres::RowIter<'_>) -> Result<T, postgres::Error>,
+    ) -> DbResult<T> {
+        let wrap = !self.in_tx && !self.locals.is_empty();
+        if wrap {
+            self.begin(false)?;
         }
-        let stmt = self
+        let typed: Vec<(PgParam, Type)> =
+            params.iter().map(|v| (PgParam(v), Type::UNKNOWN)).collect();
+        let result = self
             .client
-            .prepare(&number_placeholders(sql))
-            .map_err(map_err)?;
-        self.statements.insert(sql.to_string(), stmt.clone());
-        Ok(stmt)
+            .query_typed_raw(&number_placeholders(sql), typed)
+            .and_then(read)
+            .map_err(map_err);
+        if wrap {
+            match &result {
+                Ok(_) => self.commit()?,
+                Err(_) => {
+                    let _ = self.rollback();
+                }
+            }
+        }
+        result
     }
 }
+
+/// How long connecting (TCP, TLS and the startup handshake) may take.
+const CONNECT_LIMIT: Duration = Duration::from_secs(15);
 
 /// Sends our `Value` as whatever type the server inferred for the parameter.
 #[derive(Debug)]
@@ -130,36 +175,26 @@ struct PgParam<'a>(&'a Value);
 type BoxError = Box<dyn StdError + Sync + Send>;
 
 impl ToSql for PgParam<'_> {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
-        match self.0 {
-            Value::Null => Ok(IsNull::Yes),
-            Value::Int(i) => match *ty {
-                Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
-                Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
-                Type::FLOAT8 => (*i as f64).to_sql(ty, out),
-                Type::TEXT | Type::VARCHAR => i.to_string().to_sql(ty, out),
-                _ => i.to_sql(ty, out),
-            },
-            Value::Float(f) => f.to_sql(ty, out),
-            Value::Text(s) => match *ty {
-                Type::JSON | Type::JSONB => {
-                    serde_json::from_str::<serde_json::Value>(s)?.to_sql(ty, out)
-                }
-                Type::UUID => uuid::Uuid::parse_str(s)?.to_sql(ty, out),
-                Type::INT8 => s.parse::<i64>()?.to_sql(ty, out),
-                Type::DATE => NaiveDate::parse_from_str(s, "%Y-%m-%d")?.to_sql(ty, out),
-                _ => s.as_str().to_sql(ty, out),
-            },
-            Value::Date(d) => d.to_sql(ty, out),
-            Value::Timestamp(t) => match *ty {
-                Type::TIMESTAMPTZ => Utc.from_utc_datetime(t).to_sql(ty, out),
-                _ => t.to_sql(ty, out),
-            },
-        }
+    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        let text = match self.0 {
+            Value::Null => return Ok(IsNull::Yes),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Text(s) => s.clone(),
+            Value::Date(d) => d.format("%Y-%m-%d").to_string(),
+            // UTC: a timestamptz reads the zone, a timestamp ignores it.
+            Value::Timestamp(t) => t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string(),
+        };
+        out.extend_from_slice(text.as_bytes());
+        Ok(IsNull::No)
     }
 
     fn accepts(_: &Type) -> bool {
         true
+    }
+
+    fn encode_format(&self, _: &Type) -> Format {
+        Format::Text
     }
 
     postgres::types::to_sql_checked!();
@@ -238,19 +273,14 @@ impl Tx for PgSession {
     }
 
     fn execute(&mut self, sql: &str, params: &[Value]) -> DbResult<u64> {
-        let stmt = self.statement(sql)?;
-        let wrapped: Vec<PgParam> = params.iter().map(PgParam).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            wrapped.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        self.client.execute(&stmt, &refs).map_err(map_err)
+        self.run(sql, params, |mut rows| {
+            while rows.next()?.is_some() {}
+            Ok(rows.rows_affected().unwrap_or(0))
+        })
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> DbResult<Vec<Row>> {
-        let stmt = self.statement(sql)?;
-        let wrapped: Vec<PgParam> = params.iter().map(PgParam).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            wrapped.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let rows = self.client.query(&stmt, &refs).map_err(map_err)?;
+        let rows = self.run(sql, params, |rows| rows.collect::<Vec<_>>())?;
         rows.iter()
             .map(|row| {
                 (0..row.len())
@@ -263,63 +293,148 @@ impl Tx for PgSession {
 
 impl Session for PgSession {
     fn begin(&mut self, read_only: bool) -> DbResult<()> {
-        let sql = if read_only {
+        let begin = if read_only {
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
         } else {
             "BEGIN"
         };
-        self.client.batch_execute(sql).map_err(map_err)
+        self.client
+            .batch_execute(&format!("{begin};{}", self.locals))
+            .map_err(map_err)?;
+        self.in_tx = true;
+        Ok(())
     }
 
     fn commit(&mut self) -> DbResult<()> {
+        self.in_tx = false;
         self.client.batch_execute("COMMIT").map_err(map_err)
     }
 
     fn rollback(&mut self) -> DbResult<()> {
+        self.in_tx = false;
         self.client.batch_execute("ROLLBACK").map_err(map_err)
     }
 
-    fn try_lock(&mut self) -> DbResult<bool> {
-        let v = self.query_scalar(
-            "SELECT CAST(pg_try_advisory_lock(?) AS INT)",
-            &[Value::Int(LOCK_KEY)],
+    fn identity(&mut self) -> DbResult<Identity> {
+        // Through PgBouncer, inet_server_addr() is the server PgBouncer reached, not PgBouncer.
+        let row = self.query(
+            "SELECT current_database(), COALESCE(host(inet_server_addr()), 'local') || ':' || \
+             COALESCE(CAST(inet_server_port() AS TEXT), '') || '/' || \
+             CAST((SELECT oid FROM pg_database WHERE datname = current_database()) AS TEXT)",
+            &[],
         )?;
-        Ok(v.as_i64() == Some(1))
-    }
-
-    fn unlock(&mut self) -> DbResult<()> {
-        self.execute("SELECT pg_advisory_unlock(?)", &[Value::Int(LOCK_KEY)])
-            .map(|_| ())
-    }
-
-    fn lock_holder(&mut self) -> Option<String> {
-        let sql = "SELECT a.pid, COALESCE(a.application_name, ''), COALESCE(CAST(a.client_addr AS TEXT), 'local') \
-                   FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-                   WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                   AND CAST(l.classid AS BIGINT) = ? AND CAST(l.objid AS BIGINT) = ?";
-        let (hi, lo) = (LOCK_KEY >> 32, LOCK_KEY & 0xffff_ffff);
-        let rows = self.query(sql, &[Value::Int(hi), Value::Int(lo)]).ok()?;
-        let row = rows.into_iter().next()?;
-        Some(format!(
-            "server pid {} ({}, from {})",
-            row[0].as_i64().unwrap_or(0),
-            row[1].as_str().unwrap_or(""),
-            row[2].as_str().unwrap_or("?")
-        ))
+        let cell = |i: usize| {
+            row.first()
+                .and_then(|r| r.get(i))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        Ok(Identity {
+            dialect: Dialect::Postgres,
+            database: cell(0),
+            server: cell(1),
+        })
     }
 
     fn migrate_ledger(&mut self) -> DbResult<()> {
-        super::run_ledger_schema(ledger_schema::migrations::runner(), &mut self.client)
+        super::run_ledger_schema(
+            ledger_schema::migrations::runner(),
+            &mut SimpleProtocol(&mut self.client),
+        )
     }
 
-    fn set_statement_timeout(&mut self, timeout: Option<Duration>) -> DbResult<()> {
-        let ms = timeout.map_or(0, |t| t.as_millis());
-        self.client
-            .batch_execute(&format!("SET statement_timeout = {ms}"))
-            .map_err(map_err)
+    fn set_timeouts(
+        &mut self,
+        statement: Option<Duration>,
+        lock_wait: Option<Duration>,
+    ) -> DbResult<()> {
+        let ms = |t: Option<Duration>| t.map_or(0, |t| t.as_millis().max(1));
+        self.locals = format!(
+            "SET LOCAL statement_timeout = {};SET LOCAL lock_timeout = {}",
+            ms(statement),
+            ms(lock_wait)
+        );
+        Ok(())
     }
 
     fn describe(&self) -> String {
         self.redacted.clone()
     }
+
+    fn replica_lag(&mut self) -> DbResult<Option<Duration>> {
+        // replay_lag alone is measured only when replay passes a point, so it does not grow while a
+        // standby is paused or stuck: compare positions instead.
+        let rows = self.query(
+            "SELECT CAST(pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') AS BIGINT), \
+             CAST(MIN(pg_wal_lsn_diff(replay_lsn, '0/0')) AS BIGINT), COUNT(*) FROM pg_stat_replication",
+            &[],
+        )?;
+        let cell = |i: usize| rows.first().and_then(|r| r.get(i)).and_then(Value::as_i64);
+        let (Some(now), Some(replayed)) = (cell(0), cell(1)) else {
+            return Ok(None); // no replicas, or not allowed to see their positions
+        };
+        self.wal_marks.push_back((std::time::Instant::now(), now));
+        while self
+            .wal_marks
+            .front()
+            .is_some_and(|(_, lsn)| *lsn <= replayed)
+        {
+            self.wal_marks.pop_front();
+        }
+        Ok(Some(
+            self.wal_marks
+                .front()
+                .map_or(Duration::ZERO, |(at, _)| at.elapsed()),
+        ))
+    }
 }
+
+/// refinery's own PostgreSQL driver reads its history table with a named prepared statement, which
+/// fails through a transaction-pooling PgBouncer; this one uses only the simple query protocol.
+struct SimpleProtocol<'a>(&'a mut Client);
+
+impl refinery_core::traits::sync::Transaction for SimpleProtocol<'_> {
+    type Error = DbError;
+
+    fn execute<'a, T: Iterator<Item = &'a str>>(&mut self, queries: T) -> DbResult<usize> {
+        let mut tx = self.0.transaction().map_err(map_err)?;
+        let mut count = 0;
+        for query in queries {
+            tx.batch_execute(query).map_err(map_err)?;
+            count += 1;
+        }
+        tx.commit().map_err(map_err)?;
+        Ok(count)
+    }
+}
+
+impl refinery_core::traits::sync::Query<Vec<refinery::Migration>> for SimpleProtocol<'_> {
+    fn query(&mut self, query: &str) -> DbResult<Vec<refinery::Migration>> {
+        use postgres::SimpleQueryMessage;
+        let bad = |what: &str| DbError::query(format!("backfill_schema_history has a bad {what}"));
+        let mut applied = Vec::new();
+        for message in self.0.simple_query(query).map_err(map_err)? {
+            let SimpleQueryMessage::Row(row) = message else {
+                continue;
+            };
+            let cell = |i: usize| row.get(i).unwrap_or_default();
+            let version = cell(0).parse().map_err(|_| bad("version"))?;
+            let on = time::OffsetDateTime::parse(
+                cell(2),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .map_err(|_| bad("applied_on"))?;
+            let checksum = cell(3).parse().map_err(|_| bad("checksum"))?;
+            applied.push(refinery::Migration::applied(
+                version,
+                cell(1).to_string(),
+                on,
+                checksum,
+            ));
+        }
+        Ok(applied)
+    }
+}
+
+impl refinery::Migrate for SimpleProtocol<'_> {}

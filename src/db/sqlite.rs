@@ -1,11 +1,10 @@
-//! SQLite driver (rusqlite, bundled). The runner lock is an OS file lock on a sidecar file, so it is
-//! released when the process dies, however it dies.
+//! SQLite driver (rusqlite, bundled). The runner lock is the ledger's lease row, as on the servers:
+//! it lives in the database file itself, so every path that reaches the file (a symlink, `..`) meets
+//! the same lock, and no sidecar file is left behind.
 
-use super::{DbError, DbResult, Dialect, ErrorKind, Row, Session, Target, Tx, Value};
+use super::{DbError, DbResult, Dialect, ErrorKind, Identity, Row, Session, Target, Tx, Value};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,7 +15,6 @@ mod ledger_schema {
 pub struct SqliteSession {
     conn: Connection,
     path: PathBuf,
-    lock: Option<File>,
 }
 
 fn map_err(e: rusqlite::Error) -> DbError {
@@ -87,17 +85,7 @@ impl SqliteSession {
         // Laravel turns foreign keys on for its SQLite connections; so do we, so ON DELETE holds.
         conn.execute_batch("PRAGMA foreign_keys = ON")
             .map_err(map_err)?;
-        Ok(SqliteSession {
-            conn,
-            path,
-            lock: None,
-        })
-    }
-
-    fn lock_path(&self) -> PathBuf {
-        let mut p = self.path.clone().into_os_string();
-        p.push(".backfill-lock");
-        PathBuf::from(p)
+        Ok(SqliteSession { conn, path })
     }
 }
 
@@ -153,60 +141,28 @@ impl Session for SqliteSession {
             .map_err(map_err)
     }
 
-    fn try_lock(&mut self) -> DbResult<bool> {
-        let path = self.lock_path();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| {
-                DbError::new(
-                    ErrorKind::Config,
-                    format!("cannot open lock file {}: {e}", path.display()),
-                )
-            })?;
-        match file.try_lock() {
-            Ok(()) => {
-                let host = gethostname::gethostname().to_string_lossy().into_owned();
-                let _ = file.set_len(0);
-                let _ = file.rewind();
-                let _ = write!(file, "pid {} on {host}", std::process::id());
-                self.lock = Some(file);
-                Ok(true)
-            }
-            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
-            Err(std::fs::TryLockError::Error(e)) => Err(DbError::query(format!(
-                "cannot lock {}: {e}",
-                path.display()
-            ))),
-        }
-    }
-
-    fn unlock(&mut self) -> DbResult<()> {
-        self.lock = None;
-        Ok(())
-    }
-
-    fn lock_holder(&mut self) -> Option<String> {
-        let mut text = String::new();
-        File::open(self.lock_path())
-            .ok()?
-            .read_to_string(&mut text)
-            .ok()?;
-        Some(text).filter(|t| !t.is_empty())
+    fn identity(&mut self) -> DbResult<Identity> {
+        use std::os::unix::fs::MetadataExt;
+        let canonical = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let server = std::fs::metadata(&canonical)
+            .map(|m| format!("dev {} inode {}", m.dev(), m.ino()))
+            .unwrap_or_default();
+        Ok(Identity {
+            dialect: Dialect::Sqlite,
+            database: canonical.display().to_string(),
+            server,
+        })
     }
 
     fn migrate_ledger(&mut self) -> DbResult<()> {
         super::run_ledger_schema(ledger_schema::migrations::runner(), &mut self.conn)
     }
 
-    fn set_statement_timeout(&mut self, timeout: Option<Duration>) -> DbResult<()> {
+    fn set_timeouts(&mut self, _: Option<Duration>, lock_wait: Option<Duration>) -> DbResult<()> {
         // SQLite runs in this process; the batch size bounds each statement. What can stall us is
         // another process's write transaction (the app's): wait for it at most this long.
         self.conn
-            .busy_timeout(timeout.unwrap_or(Duration::from_secs(30)))
+            .busy_timeout(lock_wait.unwrap_or(Duration::from_secs(30)))
             .map_err(map_err)
     }
 

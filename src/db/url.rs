@@ -46,8 +46,12 @@ pub struct Target {
     pub tls: Tls,
     /// SQLite only: the database file.
     pub sqlite_path: Option<PathBuf>,
-    /// The database name, for lock names and messages.
+    /// The database name (percent-decoded), for lock names and messages.
     pub database: String,
+    /// The host as the URL gives it (servers only).
+    pub host: Option<String>,
+    /// The port, the dialect's default when the URL gives none (servers only).
+    pub port: Option<u16>,
 }
 
 impl std::fmt::Debug for Target {
@@ -91,29 +95,45 @@ impl Target {
         if parsed.host_str().unwrap_or("").is_empty() {
             return Err(config_error("malformed database URL: no host; expected scheme://user:password@host:port/database"));
         }
-        let database = parsed.path().trim_start_matches('/').to_string();
-        if database.is_empty() {
+        remember_url_secrets(&parsed);
+        let path = parsed.path();
+        let name = path.strip_prefix('/').unwrap_or(path);
+        if name.is_empty() {
             return Err(config_error(
                 "database URL names no database; add it as the path, e.g. .../myapp",
             ));
         }
-        let mut redacted = parsed.clone();
-        if redacted.password().is_some() {
-            let _ = redacted.set_password(Some("***"));
+        // `host//db` or `host/db/x`: MySQL would take an empty or a partial name (one trailing
+        // slash is harmless).
+        let name = name.strip_suffix('/').unwrap_or(name);
+        if name.is_empty() || name.contains('/') {
+            return Err(config_error(format!(
+                "database URL path `{path}` is not one database name; write it once after the host, e.g. {}://user@host/myapp",
+                scheme.as_deref().unwrap_or("postgres")
+            )));
         }
+        let database = percent_decode(name);
+        let redacted = redacted_url(&parsed);
         let (tls, driver_url) = split_tls(dialect, &parsed)?;
         let url = if dialect == Dialect::Mysql && scheme.as_deref() == Some("mariadb") {
             format!("mysql{}", &driver_url["mariadb".len()..])
         } else {
             driver_url
         };
+        let default_port = if dialect == Dialect::Postgres {
+            5432
+        } else {
+            3306
+        };
         Ok(Target {
             dialect,
             url,
-            redacted: redacted.to_string(),
+            redacted,
             tls,
             sqlite_path: None,
             database,
+            host: parsed.host_str().map(str::to_string),
+            port: Some(parsed.port().unwrap_or(default_port)),
         })
     }
 
@@ -134,6 +154,8 @@ impl Target {
             },
             database: path.display().to_string(),
             sqlite_path: Some(path),
+            host: None,
+            port: None,
         })
     }
 
@@ -217,7 +239,114 @@ fn parse_tls_mode(dialect: Dialect, key: &str, value: &str) -> DbResult<TlsMode>
     Ok(mode)
 }
 
-/// Replaces the password of every URL with credentials inside `text` (an argument, an error message).
+/// Query parameters whose value is a secret for some driver: `password` (both drivers take it),
+/// `sslpassword` (libpq), `pkcs12_pass` (mysql), and anything else naming a password.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.contains("pass") || key == "pwd"
+}
+
+/// The URL with its password and every secret query value replaced by `***`.
+fn redacted_url(parsed: &::url::Url) -> String {
+    let mut redacted = parsed.clone();
+    if redacted.password().is_some() {
+        let _ = redacted.set_password(Some("***"));
+    }
+    if parsed.query_pairs().any(|(k, _)| is_secret_key(&k)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_secret_key(&k) {
+                    "***".to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        redacted.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    redacted.to_string()
+}
+
+/// Every secret seen in a URL this process was given, so [`redact`] removes it from any text, in
+/// whatever form a driver or a message may echo it (as given, or percent-decoded).
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn remember(secret: &str) {
+    // Shorter strings would blank out ordinary words; the URL-shaped redaction still covers them.
+    if secret.chars().count() < 3 || secret == "***" {
+        return;
+    }
+    if let Ok(mut all) = SECRETS.lock() {
+        if !all.iter().any(|s| s == secret) {
+            all.push(secret.to_string());
+            // Longest first, so a secret that contains another is replaced whole.
+            all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
+}
+
+fn remember_url_secrets(parsed: &::url::Url) {
+    if let Some(p) = parsed.password() {
+        remember(p);
+        remember(&percent_decode(p));
+    }
+    for (k, v) in parsed.query_pairs() {
+        if is_secret_key(&k) {
+            remember(&v);
+        }
+    }
+}
+
+/// Learns the secrets of a database URL as the operator typed it (an argument, `DATABASE_URL`),
+/// before anything parses it, so even a message about a malformed URL cannot show them.
+pub fn remember_secrets_of(raw: &str) {
+    if let Ok(parsed) = ::url::Url::parse(raw.trim()) {
+        remember_url_secrets(&parsed);
+    }
+    // What the URL parser may not see as a password (a raw `/` or `?` in it): everything between
+    // `user:` and the last `@`.
+    if let Some((_, rest)) = raw.split_once("://") {
+        if let Some(at) = rest.rfind('@') {
+            if let Some((_, pass)) = rest[..at].split_once(':') {
+                remember(pass);
+                remember(&percent_decode(pass));
+            }
+        }
+    }
+    for part in raw.split(['?', '&', ';', ' ']) {
+        if let Some((k, v)) = part.split_once('=') {
+            if is_secret_key(k) {
+                remember(v);
+                remember(&percent_decode(v));
+            }
+        }
+    }
+}
+
+/// A database URL as the operator typed it, for the audit table: parsed as the drivers parse it,
+/// password and secret parameters replaced; when it does not parse, everything between `://` and
+/// the last `@` replaced.
+pub fn redact_url(raw: &str) -> String {
+    remember_secrets_of(raw);
+    if let Ok(parsed) = ::url::Url::parse(raw.trim()) {
+        if parsed.has_host() {
+            return redacted_url(&parsed);
+        }
+    }
+    match raw.split_once("://") {
+        Some((scheme, rest)) => match rest.rfind('@') {
+            Some(at) => redact(&format!("{scheme}://***{}", &rest[at..])),
+            None => redact(raw),
+        },
+        None => redact(raw),
+    }
+}
+
+/// Replaces credentials inside `text` (an argument, an error message, a log line): the password of
+/// every `scheme://user:password@` URL, secret query parameters, and every secret a URL given to
+/// this process held.
 pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for (i, token) in text.split(' ').enumerate() {
@@ -226,24 +355,94 @@ pub fn redact(text: &str) -> String {
         }
         out.push_str(&redact_token(token));
     }
+    if let Ok(secrets) = SECRETS.lock() {
+        for secret in secrets.iter() {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "***");
+            }
+        }
+    }
     out
 }
 
 fn redact_token(token: &str) -> String {
+    let token = redact_params(token);
     let Some(start) = token.find("://") else {
-        return token.to_string();
+        return token;
     };
     let rest = &token[start + 3..];
-    let Some(at) = rest.find('@') else {
-        return token.to_string();
+    let Some(at) = rest.rfind('@') else {
+        return token;
     };
     let creds = &rest[..at];
     match creds.split_once(':') {
         Some((user, pass)) if pass != "***" && !creds.contains('/') => {
             format!("{}{user}:***{}", &token[..start + 3], &rest[at..])
         }
-        _ => token.to_string(),
+        _ => token,
     }
+}
+
+/// `password=…` (and the other secret keys) inside a query string or a connection string.
+fn redact_params(token: &str) -> String {
+    if !token.contains('=') {
+        return token.to_string();
+    }
+    let mut out = String::with_capacity(token.len());
+    let mut rest = token;
+    while let Some(eq) = rest.find('=') {
+        let key_start = rest[..eq]
+            .rfind(['?', '&', ';', '(', '`', '\'', '"', ','])
+            .map_or(0, |i| i + 1);
+        let key = &rest[key_start..eq];
+        out.push_str(&rest[..=eq]);
+        rest = &rest[eq + 1..];
+        if is_secret_key(key) {
+            let end = rest
+                .find(['&', ';', '`', '\'', '"', ')', ','])
+                .unwrap_or(rest.len());
+            if end > 0 {
+                out.push_str("***");
+            }
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, so a value goes into a URL
+/// exactly as it is (a `%` stays a `%`).
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` sequences (invalid ones stay as written; invalid UTF-8 becomes U+FFFD).
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
