@@ -65,6 +65,10 @@ pub struct Batching {
     /// start at --batch-size and adapt.
     #[arg(long, value_name = "MS", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub batch_ms: Option<u64>,
+    /// Before each batch, wait while a replica lags more than SECONDS behind our writes (PostgreSQL:
+    /// the standbys in pg_stat_replication, which needs a superuser or pg_monitor). Default: no limit.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub max_replica_lag: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,11 +202,15 @@ fn with_batching(mut opts: Options, b: &Batching) -> Options {
         (None, None) => opts.batch_target,
     };
     opts.pause = Duration::from_millis(b.pause_ms);
+    opts.max_replica_lag = b.max_replica_lag.map(Duration::from_secs);
     opts.lock_timeout = Duration::from_secs(b.lock_timeout);
     opts.statement_timeout =
         (b.statement_timeout > 0).then(|| Duration::from_secs(b.statement_timeout));
     opts
 }
+
+const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(300);
+const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
 
 fn connect(cli: &Cli) -> Result<(Box<dyn Session>, String)> {
     if let (Some(file), Some(url)) = (&cli.env_file, &cli.database_url) {
@@ -214,7 +222,10 @@ fn connect(cli: &Cli) -> Result<(Box<dyn Session>, String)> {
         }
     }
     let target = crate::target::resolve(cli.database_url.as_deref(), cli.env_file.as_deref())?;
-    let session = db::connect(&target)?;
+    let mut session = db::connect(&target)?;
+    // Every command is bounded, the read-only ones too: a lock held on the ledger or the app's
+    // tables fails the command instead of hanging it. apply/revert/status set their own flags' values.
+    session.set_timeouts(Some(DEFAULT_STATEMENT_TIMEOUT), Some(DEFAULT_LOCK_WAIT))?;
     Ok((session, target.redacted))
 }
 
@@ -243,6 +254,10 @@ pub fn run(cli: &Cli) -> Result<String> {
         Command::Demo { keep } => crate::demo::run(*keep, f),
         Command::Status { lock_timeout } => {
             let (mut s, target) = connect(cli)?;
+            s.set_timeouts(
+                Some(DEFAULT_STATEMENT_TIMEOUT),
+                Some(Duration::from_secs(*lock_timeout)),
+            )?;
             let opts = Options {
                 lock_timeout: Duration::from_secs(*lock_timeout),
                 ..opts
@@ -289,7 +304,7 @@ pub fn run(cli: &Cli) -> Result<String> {
             };
             let (mut s, _) = connect(cli)?;
             // From the first statement on, so a lock held on the ledger cannot stall us either.
-            s.set_statement_timeout(opts.statement_timeout)?;
+            s.set_timeouts(opts.statement_timeout, Some(opts.lock_timeout))?;
             let done = runner::apply(s.as_mut(), selection, &opts)?;
             Ok(report::outcomes(
                 &done,
@@ -305,7 +320,7 @@ pub fn run(cli: &Cli) -> Result<String> {
         } => {
             let opts = with_batching(opts, batching);
             let (mut s, _) = connect(cli)?;
-            s.set_statement_timeout(opts.statement_timeout)?;
+            s.set_timeouts(opts.statement_timeout, Some(opts.lock_timeout))?;
             let done = runner::revert(s.as_mut(), *version, *scenario, *force, &opts)?;
             Ok(report::outcomes(&[done], f, ""))
         }
