@@ -338,8 +338,11 @@ pub fn run(cli: &Cli) -> Result<String> {
         Command::Log { version, since } => {
             let since = since.as_deref().map(crate::when::parse).transpose()?;
             let (mut s, _) = connect(cli)?;
-            runner::prepare_ledger(s.as_mut(), opts.lock_timeout)?;
-            let runs = crate::ledger::runs(s.as_mut(), *version, since)?;
+            let runs = if crate::ledger::readable(s.as_mut())? {
+                crate::ledger::runs(s.as_mut(), *version, since)?
+            } else {
+                Vec::new()
+            };
             Ok(report::log(&runs, f))
         }
         Command::Repair {

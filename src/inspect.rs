@@ -6,9 +6,7 @@ use crate::ledger::{self, Action, Entry, State};
 use crate::lock;
 use crate::migration::Context;
 use crate::registry::{self, Registered};
-use crate::runner::{
-    audit_error, drift_error, drifted, find, new_run, prepare_ledger, today, Options,
-};
+use crate::runner::{audit_error, drift_error, drifted, find, new_run, today, Options};
 use serde::Serialize;
 
 /// One line of `status`.
@@ -25,9 +23,17 @@ pub struct StatusLine {
     pub last_error: Option<String>,
 }
 
-pub fn status(session: &mut dyn Session, opts: &Options) -> Result<Vec<StatusLine>> {
-    prepare_ledger(session, opts.lock_timeout)?;
-    let entries = ledger::entries(session)?;
+/// The ledger's rows, or none when there is no ledger yet (never created by a read-only command).
+fn entries_if_any(session: &mut dyn Session) -> Result<Vec<Entry>> {
+    if ledger::readable(session)? {
+        ledger::entries(session)
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+pub fn status(session: &mut dyn Session, _opts: &Options) -> Result<Vec<StatusLine>> {
+    let entries = entries_if_any(session)?;
     let mut lines: Vec<StatusLine> = registry::all()
         .iter()
         .map(
@@ -72,9 +78,8 @@ fn status_line(e: &Entry, checksum_ok: bool, state: &str) -> StatusLine {
 }
 
 /// `verify [--data]`: every inconsistency as one line; empty when all is well.
-pub fn verify(session: &mut dyn Session, data: bool, opts: &Options) -> Result<Vec<String>> {
-    prepare_ledger(session, opts.lock_timeout)?;
-    let entries = match ledger::entries(session) {
+pub fn verify(session: &mut dyn Session, data: bool, _opts: &Options) -> Result<Vec<String>> {
+    let entries = match entries_if_any(session) {
         Err(Error::Ledger(problem)) => return Ok(vec![problem]),
         other => other?,
     };
@@ -202,19 +207,31 @@ fn repair(
     fix: impl FnOnce(&mut dyn Session, &Registered, &Entry) -> Result<String>,
 ) -> Result<String> {
     let reg = find(version)?;
-    prepare_ledger(session, opts.lock_timeout)?;
+    let never = || Error::Usage(format!("V{version} was never run; nothing to repair"));
+    if !ledger::check_schema(session)? {
+        return Err(never());
+    }
     let lease = lock::acquire(session, opts.lock_timeout)?;
-    let result = (|| {
-        let entry = ledger::entry(session, version)?
-            .ok_or_else(|| Error::Usage(format!("V{version} was never run; nothing to repair")))?;
-        let outcome = fix(session, reg, &entry)?;
-        let mut run = new_run(Action::Repair, Some(reg), opts);
-        run.state = "succeeded".into();
-        run.finished_at = Some(ledger::now());
-        run.outcome = Some(outcome.clone());
-        ledger::insert_run(session, &run).map_err(audit_error)?;
-        Ok(outcome)
-    })();
+    // The fix and its audit row commit together or not at all.
+    let result = session.begin(false).map_err(Error::from).and_then(|_| {
+        let done = (|| {
+            let entry = ledger::entry(session, version)?.ok_or_else(never)?;
+            let outcome = fix(session, reg, &entry)?;
+            let mut run = new_run(Action::Repair, Some(reg), opts);
+            run.state = "succeeded".into();
+            run.finished_at = Some(ledger::now());
+            run.outcome = Some(outcome.clone());
+            ledger::insert_run(session, &run).map_err(audit_error)?;
+            Ok(outcome)
+        })();
+        match done {
+            Ok(outcome) => session.commit().map(|_| outcome).map_err(Error::from),
+            Err(e) => {
+                let _ = session.rollback();
+                Err(e)
+            }
+        }
+    });
     lock::release(session, lease);
     result
 }

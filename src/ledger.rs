@@ -149,13 +149,36 @@ fn ledger_error(what: &str, e: crate::db::DbError) -> Error {
     }
 }
 
-/// True when the ledger tables exist at the schema version this binary expects.
-pub fn is_current(session: &mut dyn Session) -> bool {
+/// The ledger schema version in the database; `None` when there is no ledger yet.
+fn schema_version(session: &mut dyn Session) -> Option<i64> {
     session
         .query_scalar("SELECT MAX(version) FROM backfill_schema_history", &[])
         .ok()
         .and_then(|v| v.as_i64())
-        .is_some_and(|v| v >= LEDGER_SCHEMA)
+}
+
+/// True when the ledger tables exist at the schema version this binary expects.
+pub fn is_current(session: &mut dyn Session) -> bool {
+    schema_version(session) == Some(LEDGER_SCHEMA)
+}
+
+/// Whether there is a ledger to read (read-only commands never create one: they must work on a hot
+/// standby, and a refused or read-only look changes nothing).
+pub fn readable(session: &mut dyn Session) -> Result<bool> {
+    check_schema(session)?;
+    Ok(schema_version(session).is_some())
+}
+
+/// `Ok(true)`: the ledger is current; `Ok(false)`: absent or older (create or upgrade it). A ledger
+/// written by a newer backfill is refused (exit 3): this binary would misread it.
+pub fn check_schema(session: &mut dyn Session) -> Result<bool> {
+    match schema_version(session) {
+        Some(v) if v > LEDGER_SCHEMA => Err(Error::Ledger(format!(
+            "the ledger schema is V{v}, newer than this binary knows (V{LEDGER_SCHEMA}): a newer backfill wrote it; run that version (or newer) of backfill"
+        ))),
+        Some(v) => Ok(v == LEDGER_SCHEMA),
+        None => Ok(false),
+    }
 }
 
 /// Creates or upgrades the ledger tables. The lock lives in them, so this cannot run under it: first

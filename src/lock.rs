@@ -62,7 +62,9 @@ pub fn acquire(session: &mut dyn Session, timeout: Duration) -> Result<Lease> {
         match try_take(session, &lease.owner) {
             Ok(true) => return Ok(lease),
             Ok(false) => {}
-            Err(e) if e.is_conflict() => {} // another runner's take won certification
+            // Another runner's take won certification, or its batch holds the row (or, on SQLite,
+            // the file's write lock) past our lock wait: still taken, keep polling.
+            Err(e) if e.is_conflict() || e.kind == crate::db::ErrorKind::Timeout => {}
             Err(e) => return Err(lock_error(e)),
         }
         let waited = started.elapsed();

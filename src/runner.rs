@@ -96,11 +96,20 @@ pub fn find(version: i64) -> Result<&'static Registered> {
 }
 
 /// Makes sure the ledger tables exist, creating them if they do not (safe when first runs race).
+/// Call it only once the command is known to go ahead: a refused command creates nothing.
 pub fn prepare_ledger(session: &mut dyn Session, _lock_timeout: Duration) -> Result<()> {
-    if ledger::is_current(session) {
+    if ledger::check_schema(session)? {
         return Ok(());
     }
     ledger::migrate(session)
+}
+
+/// Refuses unknown versions before anything touches the database.
+fn validate(selection: Selection) -> Result<()> {
+    match selection {
+        Selection::One(v) | Selection::UpTo(v) => find(v).map(|_| ()),
+        Selection::Pending => Ok(()),
+    }
 }
 
 pub(crate) fn drifted(entry: &Entry, reg: &Registered) -> bool {
@@ -144,14 +153,9 @@ fn is_pending(entry: Option<&Entry>) -> bool {
 fn selected(entries: &[Entry], selection: Selection) -> Result<Vec<&'static Registered>> {
     let entry = |v: i64| entries.iter().find(|e| e.version == v);
     Ok(match selection {
-        Selection::One(v) => {
-            let reg = find(v)?;
-            match entry(v) {
-                // Applied in full: nothing to do. After a one-scenario revert, naming it fills the gap.
-                Some(e) if e.state == State::Applied && e.rows_reverted == 0 => Vec::new(),
-                _ => vec![reg],
-            }
-        }
+        // Named: run it whatever its state. On an applied migration this is a top-up: every migration
+        // is idempotent, so it writes only what became eligible since (or what a scenario revert took).
+        Selection::One(v) => vec![find(v)?],
         Selection::UpTo(v) => {
             find(v)?;
             registry::all()
@@ -173,6 +177,7 @@ pub fn apply(
     selection: Selection,
     opts: &Options,
 ) -> Result<Vec<Outcome>> {
+    validate(selection)?;
     prepare_ledger(session, opts.lock_timeout)?;
     let entries = ledger::entries(session)?;
     refuse_drift(&entries)?;
@@ -194,8 +199,16 @@ fn apply_locked(
     // Look again: the runner we waited for may have done it all.
     let entries = ledger::entries(session)?;
     refuse_drift(&entries)?;
+    let todo = selected(&entries, selection)?;
+    if let Some(file) = &opts.expect_plan {
+        // Every migration this run would write is checked before the first write: a refusal
+        // leaves the database as it was.
+        for reg in &todo {
+            gate_plan(session, reg, file, opts)?;
+        }
+    }
     let mut outcomes = Vec::new();
-    for reg in selected(&entries, selection)? {
+    for reg in todo {
         if let Some(sig) = crate::signals::requested() {
             return Err(Error::Interrupted(sig));
         }
@@ -257,17 +270,7 @@ fn apply_one(
         scenario: None,
         ledger_rows: 0,
     };
-    let mut run = new_run(Action::Apply, Some(reg), opts);
-    // Planning costs a full read of the data, so apply plans only when told to compare with a review;
-    // `log` pairs an apply with the plan run before it otherwise.
-    if let Some(file) = &opts.expect_plan {
-        let plan = compute_plan(session, reg, &ctx, opts)?;
-        let now = crate::planfile::reviewed(reg.version, reg.name, reg.checksum, &plan);
-        if let Err(refusal) = crate::planfile::gate(file, &now) {
-            return Err(refuse(session, run, refusal));
-        }
-        run.plan_summary = serde_json::to_string(&plan).ok();
-    }
+    let run = new_run(Action::Apply, Some(reg), opts);
     run_one(
         session,
         reg,
@@ -279,6 +282,34 @@ fn apply_one(
         opts,
         lease,
     )
+}
+
+/// `--expect-plan`: the plan as of now must equal the reviewed one. Planning costs a full read of the
+/// data, so apply plans only when told to compare with a review; `log` pairs an apply with the plan
+/// run before it otherwise.
+fn gate_plan(
+    session: &mut dyn Session,
+    reg: &Registered,
+    file: &crate::planfile::PlanFile,
+    opts: &Options,
+) -> Result<()> {
+    let ctx = Context {
+        version: reg.version,
+        run_id: uuid::Uuid::nil(),
+        run_date: today(),
+        scenario: None,
+        ledger_rows: 0,
+    };
+    let plan = compute_plan(session, reg, &ctx, opts)?;
+    let now = crate::planfile::reviewed(reg.version, reg.name, reg.checksum, &plan);
+    match crate::planfile::gate(file, &now) {
+        Ok(()) => Ok(()),
+        Err(refusal) => {
+            let mut run = new_run(Action::Apply, Some(reg), opts);
+            run.plan_summary = serde_json::to_string(&plan).ok();
+            Err(refuse(session, run, refusal))
+        }
+    }
 }
 
 /// Records a refused run in the audit table and returns the refusal.
@@ -463,7 +494,9 @@ pub fn revert(
     opts: &Options,
 ) -> Result<Outcome> {
     let reg = find(version)?;
-    prepare_ledger(session, opts.lock_timeout)?;
+    if !ledger::check_schema(session)? {
+        return Err(never_applied(reg));
+    }
     let mut lease = lock::acquire(session, opts.lock_timeout)?;
     let result = revert_locked(session, reg, scenario, force, opts, &mut lease);
     lock::release(session, lease);
@@ -479,12 +512,7 @@ fn revert_locked(
     lease: &mut lock::Lease,
 ) -> Result<Outcome> {
     let v = reg.version;
-    let entry = ledger::entry(session, v)?.ok_or_else(|| {
-        Error::Usage(format!(
-            "V{v}__{} was never applied; nothing to revert",
-            reg.name
-        ))
-    })?;
+    let entry = ledger::entry(session, v)?.ok_or_else(|| never_applied(reg))?;
     if entry.state == State::Reverted {
         return Err(Error::Usage(format!(
             "V{v}__{} is already reverted; nothing to do",
@@ -493,6 +521,9 @@ fn revert_locked(
     }
     if drifted(&entry, reg) {
         return Err(drift_error(&entry, reg));
+    }
+    if let Some(group) = scenario {
+        refuse_group_revert_of_unfinished(reg, &entry, group)?;
     }
     let ctx = Context {
         version: v,
@@ -524,6 +555,36 @@ fn revert_locked(
         opts,
         lease,
     )
+}
+
+fn never_applied(reg: &Registered) -> Error {
+    Error::Usage(format!(
+        "V{}__{} was never applied; nothing to revert",
+        reg.version, reg.name
+    ))
+}
+
+/// A one-group revert is for a completed apply. On unfinished work (a failed or killed apply, an
+/// interrupted full revert) it would end `applied` and hide that work from deploys and `verify`.
+fn refuse_group_revert_of_unfinished(reg: &Registered, entry: &Entry, group: i64) -> Result<()> {
+    let resuming_this = entry.last_action == Action::Revert.as_str()
+        && entry.revert_scenario == Some(group)
+        && matches!(entry.state, State::Failed | State::Reverting);
+    if entry.state == State::Applied || resuming_this {
+        return Ok(());
+    }
+    let finish = if entry.last_action == Action::Revert.as_str() {
+        format!(
+            "finish the full revert first: `backfill revert {}`",
+            reg.version
+        )
+    } else {
+        format!("finish the apply first: `backfill apply {}`", reg.version)
+    };
+    Err(Error::Usage(format!(
+        "V{}__{} is {} after an unfinished {}; a one-group revert needs a completed apply: {finish}",
+        reg.version, reg.name, entry.state, entry.last_action
+    )))
 }
 
 /// Rule 4: rows edited after the backfill are someone's work; refuse unless `--force`.
@@ -571,10 +632,23 @@ pub fn plan(
     version: Option<i64>,
     opts: &Options,
 ) -> Result<Vec<PlanReport>> {
-    prepare_ledger(session, opts.lock_timeout)?;
+    if let Some(v) = version {
+        find(v)?;
+    }
+    // The ledger is made here for the audit row; on a read-only server (a standby) plan anyway.
+    if let Err(e) = prepare_ledger(session, opts.lock_timeout) {
+        if !ledger::readable(session)? {
+            tracing::warn!("planning without an audit row: {e}");
+        }
+    }
+    let entries = if ledger::readable(session)? {
+        ledger::entries(session)?
+    } else {
+        Vec::new()
+    };
     let migrations = match version {
         Some(v) => vec![find(v)?],
-        None => selected(&ledger::entries(session)?, Selection::Pending)?,
+        None => selected(&entries, Selection::Pending)?,
     };
     migrations
         .into_iter()

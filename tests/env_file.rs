@@ -15,8 +15,25 @@ fn dir(name: &str) -> PathBuf {
     d
 }
 
+/// The variables Laravel's config reads: a test's `.env` alone decides them (the process
+/// environment would win over the file, as in Laravel).
+const LARAVEL_VARS: &[&str] = &[
+    "DB_CONNECTION",
+    "DB_HOST",
+    "DB_PORT",
+    "DB_DATABASE",
+    "DB_USERNAME",
+    "DB_PASSWORD",
+    "DB_URL",
+    "DB_SSLMODE",
+    "MYSQL_ATTR_SSL_CA",
+];
+
 fn status(env_file: &Path, extra_env: &[(&str, &str)], args: &[&str]) -> Run {
     let mut cmd = bin();
+    for var in LARAVEL_VARS {
+        cmd.env_remove(var);
+    }
     cmd.arg("--env-file").arg(env_file).args(args);
     for (k, v) in extra_env {
         cmd.env(k, v);
@@ -210,9 +227,185 @@ fn precedence_flag_then_env_var_then_env_file() {
     flag.expect(0);
     assert_eq!(target(&flag), format!("target: {}", c.url));
 
-    // Each command ran on its own database only.
+    // status is read-only: it created no ledger anywhere.
     for t in [&a, &b, &c] {
-        assert_eq!(t.int("SELECT COUNT(*) FROM backfill_schema_history"), 1);
+        assert_eq!(
+            t.int("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'backfill%'"),
+            0
+        );
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// How Laravel (vlucas/phpdotenv v5, then `env()`) decodes a value, one row per rule: the lines put
+/// at the top of the `.env`, and the password the app would send. Each row is proven by logging in
+/// to MariaDB as a user whose password is exactly that value (a wrong decoding is refused by the
+/// server). The expected values were checked against phpdotenv v5 itself.
+const DECODING: &[(&str, &str)] = &[
+    // never percent-decoded, in any quoting
+    ("DB_PASSWORD=\"ab%41c\"", "ab%41c"),
+    ("DB_PASSWORD=ab%41c", "ab%41c"),
+    ("DB_PASSWORD='ab%41c'", "ab%41c"),
+    ("DB_PASSWORD=\"100%\"", "100%"),
+    // `$name` without braces is literal; only `${NAME}` expands, and not in single quotes
+    ("DB_PASSWORD=ab$cd", "ab$cd"),
+    ("DB_PASSWORD=\"ab$cd\"", "ab$cd"),
+    ("PART=xyz\nDB_PASSWORD=$PART", "$PART"),
+    ("PART=xyz\nDB_PASSWORD=ab${PART}", "abxyz"),
+    ("PART=xyz\nDB_PASSWORD=\"ab${PART}\"", "abxyz"),
+    ("PART=xyz\nDB_PASSWORD='ab${PART}'", "ab${PART}"),
+    ("PART=xyz\nDB_PASSWORD=\"ab\\${PART}\"", "ab${PART}"),
+    (
+        "DB_PASSWORD=\"ab${BF_NOT_SET_ANYWHERE}\"",
+        "ab${BF_NOT_SET_ANYWHERE}",
+    ),
+    // escapes only in double quotes
+    ("DB_PASSWORD=\"a\\\"b\\\\c\"", "a\"b\\c"),
+    ("DB_PASSWORD=\"tab\\there\"", "tab\there"),
+    ("DB_PASSWORD=a\\b\\n", "a\\b\\n"),
+    ("DB_PASSWORD='a\\nb\\t'", "a\\nb\\t"),
+    // comments, spaces, quotes
+    ("DB_PASSWORD=\"p#ss word\" # the app's", "p#ss word"),
+    ("DB_PASSWORD=pass#comment", "pass"),
+    ("DB_PASSWORD=secret # comment", "secret"),
+    ("DB_PASSWORD=it's", "it's"),
+    ("DB_PASSWORD='\"quoted\"'", "quoted"),
+    ("DB_PASSWORD=p@ss:w/rd?x&y=z", "p@ss:w/rd?x&y=z"),
+    ("DB_PASSWORD=\"ünïcødé\"", "ünïcødé"),
+    ("DB_PASSWORD=\"two\nlines\"", "two\nlines"),
+    // names, `export`, repeats, line endings, a BOM
+    ("export DB_PASSWORD=exported", "exported"),
+    ("DB_PASSWORD = spaced-out", "spaced-out"),
+    ("DB_PASSWORD=first\nDB_PASSWORD=second", "second"),
+    ("DB_PASSWORD=crlf-value\r\nAPP_ENV=local\r", "crlf-value"),
+    ("\u{feff}DB_PASSWORD=after-bom", "after-bom"),
+    // Laravel's env(): (empty) and null mean no password
+    ("DB_PASSWORD=(empty)", ""),
+    ("DB_PASSWORD=null", ""),
+];
+
+/// A MariaDB string literal.
+fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+fn env_for(t: &TestDb, user: &str, top: &str) -> String {
+    format!(
+        "{top}\nDB_CONNECTION=mysql\nDB_HOST=127.0.0.1\nDB_PORT=3306\nDB_DATABASE={}\nDB_USERNAME={user}\n",
+        t.db_name()
+    )
+}
+
+#[test]
+fn values_decoded_as_laravel_reads_them() {
+    let t = TestDb::with_app(Kind::Mariadb, "env_decoding");
+    let user = TestUser::owner(&t, "bf_env_dec", "initial-password");
+    let d = dir("bf_env_decoding");
+    let env = d.join(".env");
+    let set_password = |password: &str| {
+        common::admin_exec(
+            Kind::Mariadb,
+            &format!(
+                "ALTER USER '{}'@'%' IDENTIFIED BY {}",
+                user.name,
+                sql_string(password)
+            ),
+        )
+    };
+    for (top, password) in DECODING {
+        set_password(password);
+        std::fs::write(&env, env_for(&t, &user.name, top)).unwrap();
+        let run = status(&env, &[], &["status"]);
+        assert_eq!(
+            run.code, 0,
+            "{top:?} must log in with password {password:?}\n{}",
+            run.stderr
+        );
+        if password.len() >= 4 {
+            for out in [&run.stdout, &run.stderr] {
+                assert!(!out.contains(password), "password shown: {out}");
+            }
+        }
+    }
+    // The process environment wins over the file, as in Laravel (an immutable repository), and
+    // `${NAME}` reads it too.
+    set_password("from-the-environment");
+    std::fs::write(&env, env_for(&t, &user.name, "DB_PASSWORD=from-the-file")).unwrap();
+    let run = status(
+        &env,
+        &[("DB_PASSWORD", "from-the-environment")],
+        &["status"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    set_password("xyz-from-env");
+    std::fs::write(
+        &env,
+        env_for(&t, &user.name, "DB_PASSWORD=\"xyz-${BF_TEST_PART}\""),
+    )
+    .unwrap();
+    let run = status(&env, &[("BF_TEST_PART", "from-env")], &["status"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // A wrong decoding is what the server refuses: the same file, the password decoded.
+    set_password("abAc");
+    std::fs::write(&env, env_for(&t, &user.name, "DB_PASSWORD=\"ab%41c\"")).unwrap();
+    let line = status(&env, &[], &["status"]).one_line_error(2).to_string();
+    assert!(line.contains("Access denied"), "{line}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn sqlite_path_is_not_percent_decoded() {
+    let d = dir("bf_env_sqlite_pct");
+    let file = d.join("a%41b.db");
+    std::fs::File::create(&file).unwrap();
+    let env = d.join(".env");
+    std::fs::write(
+        &env,
+        format!("DB_CONNECTION=sqlite\nDB_DATABASE=\"{}\"\n", file.display()),
+    )
+    .unwrap();
+    let run = status(&env, &[], &["status"]);
+    run.expect(0);
+    assert!(
+        run.stdout
+            .starts_with(&format!("target: sqlite://{}\n", file.display())),
+        "{}",
+        run.stdout
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A malformed line is named by its number and key, never by its value, whatever is wrong with it.
+#[test]
+fn malformed_lines_name_line_and_key_only() {
+    let d = dir("bf_env_malformed");
+    let env = d.join(".env");
+    for (line, key) in [
+        ("DB_PASSWORD=hunter2 xyz", Some("DB_PASSWORD")),
+        ("DB_PASSWORD=\"hunter2", Some("DB_PASSWORD")),
+        ("DB_PASSWORD='hunter2", Some("DB_PASSWORD")),
+        ("DB_PASSWORD hunter2", Some("DB_PASSWORD")),
+        ("DB_PASSWORD=\"hunter2\\q\"", Some("DB_PASSWORD")),
+        ("DB_PASSWORD=\"hunter2\"xyz", Some("DB_PASSWORD")),
+        ("export DB_PASSWORD=\"hunter2\" 'x'", Some("DB_PASSWORD")),
+        ("=hunter2", None),
+        ("hunter2 xyz", None),
+        ("DB_PASS!WORD=hunter2", None),
+    ] {
+        std::fs::write(
+            &env,
+            format!("# app\nDB_CONNECTION=pgsql\nDB_HOST=127.0.0.1\n{line}\nDB_DATABASE=x\n"),
+        )
+        .unwrap();
+        let run = status(&env, &[], &["status"]);
+        let error = run.one_line_error_hiding(2, "hunter2");
+        assert!(
+            error.contains("malformed") && error.contains("line 4"),
+            "{line}: {error}"
+        );
+        if let Some(key) = key {
+            assert!(error.contains(&format!("({key})")), "{line}: {error}");
+        }
     }
     let _ = std::fs::remove_dir_all(&d);
 }

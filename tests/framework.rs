@@ -19,12 +19,23 @@ fn ledger_created_from_nothing(kind: Kind) {
         .iter()
         .map(|m| m["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states, ["pending", "pending"]);
+    assert_eq!(states.len(), backfill::registry::all().len());
+    assert!(states.iter().all(|s| *s == "pending"), "{states:?}");
+    // status is read-only: it creates nothing (it must work on a hot standby too).
+    assert!(!t.has_table("backfill_schema_history"));
+    // The first command that writes creates the ledger, at the schema version this binary knows.
+    t.run(&["plan"]).expect(0);
     assert_eq!(t.int("SELECT COUNT(*) FROM backfill_migrations"), 0);
-    assert_eq!(t.int("SELECT MAX(version) FROM backfill_schema_history"), 1);
-    // Running it again finds the ledger in place.
+    let schema = t.int("SELECT MAX(version) FROM backfill_schema_history");
+    assert!(schema >= 2, "ledger schema V{schema}");
+    let history = t.int("SELECT COUNT(*) FROM backfill_schema_history");
+    // Running again finds the ledger in place.
+    t.run(&["plan"]).expect(0);
     t.run(&["status"]).expect(0);
-    assert_eq!(t.int("SELECT COUNT(*) FROM backfill_schema_history"), 1);
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM backfill_schema_history"),
+        history
+    );
 }
 
 fn applies_in_version_order_then_noop(kind: Kind) {
@@ -102,7 +113,7 @@ fn checksum_drift_blocks_until_repair(kind: Kind) {
 
 fn unknown_version_in_ledger_fails_verify(kind: Kind) {
     let t = TestDb::with_app(kind, &name(kind, "unknown"));
-    t.run(&["status"]).expect(0);
+    t.run(&["plan"]).expect(0);
     t.exec(
         "INSERT INTO backfill_migrations (version, name, checksum, state, last_action, rows_applied, rows_reverted, batches, started_at, updated_at) \
          VALUES (199901010001, 'ghost', 'abc', 'applied', 'apply', 0, 0, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
@@ -124,7 +135,7 @@ fn unknown_version_in_ledger_fails_verify(kind: Kind) {
 fn held_lock_makes_apply_exit_4(kind: Kind) {
     let t = TestDb::with_app(kind, &name(kind, "lock"));
     seed_edge_cases(&t);
-    t.run(&["status"]).expect(0);
+    t.run(&["plan"]).expect(0);
     let mut holder = t.session();
     let lease = backfill::lock::acquire(holder.as_mut(), std::time::Duration::from_secs(5))
         .expect("the test could not take the lock");

@@ -7,6 +7,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+pub mod topology;
+
 pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const MY_ADMIN: &str = "mysql://root@127.0.0.1:3306/mysql";
 
@@ -126,6 +128,13 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
         v.as_i64()
             .unwrap_or_else(|| panic!("{sql}: not an integer: {v:?}"))
+    }
+
+    /// Whether a table exists (a query on it succeeds).
+    pub fn has_table(&self, table: &str) -> bool {
+        self.session()
+            .query(&format!("SELECT 1 FROM {table} WHERE 1 = 0"), &[])
+            .is_ok()
     }
 
     pub fn rows(&self, sql: &str) -> Vec<Vec<Value>> {
