@@ -2,8 +2,11 @@
 
 use crate::db::Target;
 use crate::error::{Error, Result};
-use std::collections::HashMap;
 use std::path::Path;
+
+// Beside this file, not in src/target/: .gitignore's `target/` would hide that directory.
+#[path = "dotenv.rs"]
+pub mod dotenv;
 
 /// Resolves the target from the flag/env value or the app's env file.
 pub fn resolve(url: Option<&str>, env_file: Option<&Path>) -> Result<Target> {
@@ -18,7 +21,9 @@ pub fn resolve(url: Option<&str>, env_file: Option<&Path>) -> Result<Target> {
     }
 }
 
-fn read_env_file(path: &Path) -> Result<HashMap<String, String>> {
+/// Reads the env file as Laravel does (see [`dotenv`]): the file's variables, with the process
+/// environment winning where it sets one.
+fn read_env_file(path: &Path) -> Result<dotenv::Vars> {
     let shown = path.display();
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -39,7 +44,6 @@ fn read_env_file(path: &Path) -> Result<HashMap<String, String>> {
         }
         Ok(_) => {}
     }
-    // Read it ourselves first: an unreadable file (permissions) is a clear I/O error here.
     let text = std::fs::read(path)
         .map_err(|e| Error::Usage(format!("cannot read env file {shown}: {}", one_line(&e))))?;
     let text = String::from_utf8(text).map_err(|_| {
@@ -47,30 +51,13 @@ fn read_env_file(path: &Path) -> Result<HashMap<String, String>> {
             "env file {shown} is not UTF-8 text; save it as UTF-8"
         ))
     })?;
-    let mut vars = HashMap::new();
-    for item in dotenvy::from_read_iter(text.as_bytes()) {
-        let (k, v) = item.map_err(|e| {
-            // dotenvy's message quotes the whole line, which may hold a password: name only the key.
-            let detail = match &e {
-                dotenvy::Error::LineParse(line, _) => {
-                    let key = line.split('=').next().unwrap_or("").trim();
-                    let first = line.lines().next().unwrap_or("").trim();
-                    let number = text
-                        .lines()
-                        .position(|l| !first.is_empty() && l.trim() == first)
-                        .map(|n| format!("line {} ", n + 1))
-                        .unwrap_or_default();
-                    format!("cannot parse {number}(`{key}=…`)")
-                }
-                other => one_line(other).split(':').next().unwrap_or("").to_string(),
-            };
-            Error::Usage(format!(
-                "env file {shown} is malformed: {detail}; fix the line (quote values with spaces or #, close every quote)"
-            ))
-        })?;
-        vars.insert(k, v);
-    }
-    Ok(vars)
+    // The error names the line and its key only: the value may be the password.
+    let entries = dotenv::parse(&text).map_err(|e| {
+        Error::Usage(format!(
+            "env file {shown} is malformed at {e}; fix that line as Laravel reads it"
+        ))
+    })?;
+    Ok(dotenv::load(&entries, |name| std::env::var(name).ok()))
 }
 
 fn one_line(e: &dyn std::fmt::Display) -> String {
@@ -81,18 +68,20 @@ fn one_line(e: &dyn std::fmt::Display) -> String {
 }
 
 /// Builds a URL from Laravel's `DB_*` settings (or uses `DB_URL`/`DATABASE_URL` when the file sets one).
+/// Every part goes into the URL percent-encoded, so the driver gets the value exactly as written
+/// (`ab%41c` stays `ab%41c`).
 pub fn from_env_file(path: &Path) -> Result<Target> {
     let vars = read_env_file(path)?;
     if let Some(url) = vars
-        .get("DATABASE_URL")
-        .or_else(|| vars.get("DB_URL"))
+        .env("DATABASE_URL")
         .filter(|u| !u.is_empty())
+        .or_else(|| vars.env("DB_URL").filter(|u| !u.is_empty()))
     {
-        return Ok(Target::parse(url)?);
+        return Ok(Target::parse(&url)?);
     }
-    let get = |k: &str| vars.get(k).map(String::as_str).unwrap_or("");
+    let get = |k: &str| vars.env(k).unwrap_or_default();
     let connection = get("DB_CONNECTION");
-    let (scheme, default_port) = match connection {
+    let (scheme, default_port) = match connection.as_str() {
         "pgsql" | "postgres" | "postgresql" => ("postgres", "5432"),
         "mysql" | "mariadb" => ("mysql", "3306"),
         "sqlite" => {
@@ -104,7 +93,7 @@ pub fn from_env_file(path: &Path) -> Result<Target> {
                 )));
             }
             let target = Target::parse(&format!("sqlite://{file}"))?;
-            if !Path::new(file).is_file() {
+            if !Path::new(&file).is_file() {
                 return Err(Error::Usage(format!(
                     "no SQLite database at {file}; check DB_DATABASE in {}",
                     path.display()
@@ -122,37 +111,44 @@ pub fn from_env_file(path: &Path) -> Result<Target> {
     };
     let host = Some(get("DB_HOST"))
         .filter(|h| !h.is_empty())
-        .unwrap_or("127.0.0.1");
+        .unwrap_or_else(|| "127.0.0.1".into());
+    // An IPv6 address goes in brackets in a URL.
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host
+    };
     let port = Some(get("DB_PORT"))
         .filter(|p| !p.is_empty())
-        .unwrap_or(default_port);
-    let mut url = url::Url::parse(&format!("{scheme}://{host}:{port}/")).map_err(|e| {
+        .unwrap_or_else(|| default_port.into());
+    let encode = crate::db::url::encode_component;
+    let (user, password) = (get("DB_USERNAME"), get("DB_PASSWORD"));
+    let userinfo = match (user.is_empty(), password.is_empty()) {
+        (true, true) => String::new(),
+        (_, true) => format!("{}@", encode(&user)),
+        _ => format!("{}:{}@", encode(&user), encode(&password)),
+    };
+    let mut url = url::Url::parse(&format!(
+        "{scheme}://{userinfo}{host}:{port}/{}",
+        encode(&get("DB_DATABASE"))
+    ))
+    .map_err(|e| {
         Error::Usage(format!(
-            "{}: DB_HOST/DB_PORT do not form a valid address ({e})",
+            "{}: DB_HOST/DB_PORT do not form a valid address ({e}); check them",
             path.display()
         ))
     })?;
-    url.set_path(get("DB_DATABASE"));
-    let user_ok = url.set_username(get("DB_USERNAME")).is_ok();
-    let password = get("DB_PASSWORD");
-    let pass_ok = password.is_empty() || url.set_password(Some(password)).is_ok();
     // Laravel's own TLS settings: DB_SSLMODE (pgsql), MYSQL_ATTR_SSL_CA (mysql).
     match scheme {
         "postgres" if !get("DB_SSLMODE").is_empty() => {
             url.query_pairs_mut()
-                .append_pair("sslmode", get("DB_SSLMODE"));
+                .append_pair("sslmode", &get("DB_SSLMODE"));
         }
         "mysql" if !get("MYSQL_ATTR_SSL_CA").is_empty() => {
             url.query_pairs_mut()
-                .append_pair("ssl-ca", get("MYSQL_ATTR_SSL_CA"));
+                .append_pair("ssl-ca", &get("MYSQL_ATTR_SSL_CA"));
         }
         _ => {}
-    }
-    if !user_ok || !pass_ok {
-        return Err(Error::Usage(format!(
-            "{}: DB_USERNAME/DB_PASSWORD cannot be used in a URL",
-            path.display()
-        )));
     }
     Ok(Target::parse(url.as_str())?)
 }

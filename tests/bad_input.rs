@@ -284,6 +284,15 @@ bad_inputs! {
         };
     env_file_bad_port (Postgres) => 2, ["DB_PORT"],
         |c| { let p = c.file(".env", pg_env(&c, "").replace("5432", "54x2")); c.run_env_file(&p, &["apply"]) };
+    // A malformed line is named by its number and key, never by its value (issue 12, case 9).
+    env_file_value_with_space (Postgres) => 2, ["malformed", "line 7", "(DB_PASSWORD)"],
+        |c| { let p = c.file(".env", pg_env(&c, "").replace("DB_PASSWORD=hunter2", "DB_PASSWORD=hunter2 xyz")); c.run_env_file(&p, &["apply"]) };
+    env_file_line_without_equals (Postgres) => 2, ["malformed", "line 7", "(DB_PASSWORD)"],
+        |c| { let p = c.file(".env", pg_env(&c, "").replace("DB_PASSWORD=hunter2", "DB_PASSWORD hunter2")); c.run_env_file(&p, &["apply"]) };
+    env_file_unterminated_single_quote (Postgres) => 2, ["malformed", "line 7", "(DB_PASSWORD)"],
+        |c| { let p = c.file(".env", pg_env(&c, "").replace("DB_PASSWORD=hunter2", "DB_PASSWORD='hunter2")); c.run_env_file(&p, &["apply"]) };
+    env_file_unknown_escape (Postgres) => 2, ["malformed", "line 7", "(DB_PASSWORD)", "escape"],
+        |c| { let p = c.file(".env", pg_env(&c, "").replace("DB_PASSWORD=hunter2", "DB_PASSWORD=\"hunter2\\q\"")); c.run_env_file(&p, &["apply"]) };
 
     // ---- which migration ----
     unknown_version_apply (Postgres) => 2, ["unknown version 999"],
