@@ -13,6 +13,24 @@ wait_for() { # name, command...
   exit 1
 }
 
+# The topology tests (tests/topology.rs) start their own PgBouncer and 3-node Galera cluster: install what
+# they need from Debian's packages when it is missing (apt-get update once, and only then).
+missing=()
+command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
+[ -e /usr/lib/galera/libgalera_smm.so ] || missing+=(galera-4)
+command -v rsync >/dev/null 2>&1 || missing+=(rsync)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt_get() { if [ "$(id -u)" = 0 ]; then apt-get "$@"; else sudo apt-get "$@"; fi; }
+  apt_get update -qq >/dev/null
+  apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts a pgbouncer service on 127.0.0.1:6432 when it is installed; the tests run their own.
+  if command -v pgbouncer >/dev/null 2>&1 && [ -e /etc/init.d/pgbouncer ]; then
+    /etc/init.d/pgbouncer stop >/dev/null 2>&1 || true
+  fi
+fi
+
 if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
   echo "starting PostgreSQL" >&2
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start

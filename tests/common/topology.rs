@@ -1,0 +1,1195 @@
+//! Production topologies started by the test itself, on free 127.0.0.1 ports in temp dirs, each process
+//! stopped by its pid on Drop (also when the test panics):
+//! - [`PgBouncer`]: transaction (or session) pooling in front of the shared PostgreSQL at :5432.
+//! - [`Galera`]: a multi-writer MariaDB Galera cluster of `mariadbd` nodes (rsync SST).
+//! - [`Standby`]: a throwaway PostgreSQL primary and a hot standby made with `pg_basebackup -R`.
+//!
+//! Start-up times measured on the 2-core test machine (Debian 12, MariaDB 10.11, PostgreSQL 15,
+//! PgBouncer 1.18): PgBouncer ~0.1 s, Galera 3 nodes ~17 s, primary + standby ~3 s.
+//!
+//! Also here, because the topology tests run them too: racing runners and the kill -9 trials that
+//! `concurrency.rs` and `crash.rs` run on a direct server.
+
+use super::{bin, Rng, Run, TestDb, V_COMPETENCY};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+// ------------------------------------------------------------------------------------------- support
+
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// `n` distinct ports on 127.0.0.1 that nothing listens on (all bound at once, then released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+/// Runs a command to completion; panics with its output when it fails.
+pub fn sh(cmd: &mut Command) -> String {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `program args…` as the `postgres` user when we are root (PostgreSQL and PgBouncer refuse root).
+fn as_postgres(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program).args(args);
+        c
+    } else {
+        let mut c = Command::new(program);
+        c.args(args);
+        c
+    }
+}
+
+/// The last `lines` lines of a log file, for panic messages.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("({e})"));
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Every process below `pid` (children, their children, …), from /proc.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(child) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let ppid = std::fs::read_to_string(e.path().join("stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(") ")?
+                        .1
+                        .split(' ')
+                        .nth(1)?
+                        .parse::<u32>()
+                        .ok()
+                });
+            if let Some(ppid) = ppid {
+                parent_of.push((child, ppid));
+            }
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // A zombie still has a /proc entry; its state is `Z`.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| !rest.starts_with('Z'))
+            .unwrap_or(true),
+        Err(_) => false,
+    }
+}
+
+/// Sends `sig` to `pid`, waits up to `grace` for it to exit, then SIGKILLs it.
+pub fn stop_pid(pid: u32, sig: &str, grace: Duration) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+    let deadline = Instant::now() + grace;
+    while pid_alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if pid_alive(pid) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Polls `ready` every 200 ms until it is true; after `limit`, panics with `what` and `detail()`.
+pub fn wait_for(
+    what: &str,
+    limit: Duration,
+    mut ready: impl FnMut() -> bool,
+    detail: impl Fn() -> String,
+) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < limit,
+            "{what} not ready after {limit:?}\n{}",
+            detail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A temp directory (mode 0755, so servers that drop to another user can traverse it), removed on
+/// Drop. Created last-dropped by its owners: declare it as the struct's last field.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("backfill-{prefix}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn chown(path: &Path, owner: &str) {
+    if is_root() {
+        sh(Command::new("chown").args(["-R", owner]).arg(path));
+    }
+}
+
+// ------------------------------------------------------------------------------------------ PgBouncer
+
+/// PgBouncer (run as `postgres`) in front of the shared PostgreSQL at 127.0.0.1:5432: every database
+/// of that server through one port. Stopped by its pid on Drop.
+pub struct PgBouncer {
+    pub port: u16,
+    pid: u32,
+    log: PathBuf,
+    dir: TempDir,
+}
+
+impl PgBouncer {
+    /// Transaction pooling (`pool_mode = transaction`), 4 server connections per database.
+    pub fn start() -> PgBouncer {
+        PgBouncer::start_with("transaction")
+    }
+
+    /// Session pooling: a client keeps its server connection until it disconnects.
+    pub fn start_session() -> PgBouncer {
+        PgBouncer::start_with("session")
+    }
+
+    fn start_with(pool_mode: &str) -> PgBouncer {
+        let started = Instant::now();
+        let dir = TempDir::new(&format!("pgbouncer-{pool_mode}"));
+        let d = dir.path();
+        let port = free_ports(1)[0];
+        let ini = d.join("pgbouncer.ini");
+        let log = d.join("pgbouncer.log");
+        let pidfile = d.join("pgbouncer.pid");
+        std::fs::write(d.join("userlist.txt"), "\"postgres\" \"\"\n").unwrap();
+        std::fs::write(
+            &ini,
+            format!(
+                "[databases]\n* = host=127.0.0.1 port=5432\n\n[pgbouncer]\n\
+                 listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = trust\nauth_file = {users}\n\
+                 pool_mode = {pool_mode}\ndefault_pool_size = 4\nmax_client_conn = 200\n\
+                 ignore_startup_parameters = extra_float_digits,options,statement_timeout,application_name\n\
+                 logfile = {log}\npidfile = {pid}\n",
+                users = d.join("userlist.txt").display(),
+                log = log.display(),
+                pid = pidfile.display(),
+            ),
+        )
+        .unwrap();
+        chown(d, "postgres:postgres");
+        let mut cmd = if is_root() {
+            let mut c = Command::new("su");
+            c.args(["postgres", "-s", "/bin/sh", "-c"])
+                .arg(format!("pgbouncer -d {}", ini.display()));
+            c
+        } else {
+            let mut c = Command::new("pgbouncer");
+            c.arg("-d").arg(&ini);
+            c
+        };
+        sh(&mut cmd);
+        let mut pid = 0;
+        wait_for(
+            "pgbouncer's pid file",
+            Duration::from_secs(20),
+            || {
+                pid = std::fs::read_to_string(&pidfile)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(0);
+                pid != 0
+            },
+            || tail(&log, 20),
+        );
+        let bouncer = PgBouncer {
+            port,
+            pid,
+            log,
+            dir,
+        };
+        wait_for(
+            "pgbouncer",
+            Duration::from_secs(20),
+            || bouncer.psql("postgres", "SELECT 1").is_ok(),
+            || tail(&bouncer.log, 20),
+        );
+        eprintln!(
+            "pgbouncer ({pool_mode} pooling) on port {port} started in {:?}",
+            started.elapsed()
+        );
+        bouncer
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/dbname`, through the bouncer.
+    pub fn url(&self, dbname: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{dbname}", self.port)
+    }
+
+    /// One statement through the bouncer with `psql` (simple query protocol); its output, or the error.
+    pub fn psql(&self, db: &str, sql: &str) -> Result<String, String> {
+        psql(self.port, db, sql)
+    }
+
+    /// PgBouncer's own log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        tail(&self.log, 30)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- pgbouncer log (tail)\n{}", self.log_tail());
+        }
+        // SIGINT: safe shutdown; it is killed if clients keep it up.
+        stop_pid(self.pid, "INT", Duration::from_secs(3));
+    }
+}
+
+/// `psql -tAc SQL` on 127.0.0.1:`port` as `postgres` (no password: the servers here trust it).
+pub fn psql(port: u16, db: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U"])
+        .args([
+            "postgres",
+            "-p",
+            &port.to_string(),
+            "-d",
+            db,
+            "-tA",
+            "-c",
+            sql,
+        ])
+        .env("PGCONNECT_TIMEOUT", "5")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("psql: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+// --------------------------------------------------------------------------------------------- Galera
+
+const GALERA_PROVIDER: &str = "/usr/lib/galera/libgalera_smm.so";
+/// Per node: the start of `--wsrep-new-cluster` or a join with rsync SST.
+const NODE_START_LIMIT: Duration = Duration::from_secs(120);
+
+struct Node {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// A MariaDB Galera cluster of `n` multi-writer nodes on 127.0.0.1, run as `mysql`; rsync SST.
+/// Every node is SIGKILLed and the temp dir removed on Drop.
+pub struct Galera {
+    nodes: Vec<Node>,
+    dir: TempDir,
+}
+
+impl Galera {
+    pub fn start(n: usize) -> Galera {
+        assert!(
+            Path::new(GALERA_PROVIDER).exists(),
+            "{GALERA_PROVIDER} is missing: run scripts/db-up.sh (installs galera-4)"
+        );
+        let started = Instant::now();
+        let dir = TempDir::new("galera");
+        // Per node: client port, group communication (G), IST (I), SST (S).
+        let ports = free_ports(4 * n);
+        let gcomm: Vec<String> = (0..n)
+            .map(|i| format!("127.0.0.1:{}", ports[4 * i + 1]))
+            .collect();
+        let cluster_address = format!("gcomm://{}", gcomm.join(","));
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let (port, g, ist, sst) = (
+                ports[4 * i],
+                ports[4 * i + 1],
+                ports[4 * i + 2],
+                ports[4 * i + 3],
+            );
+            let nd = dir.path().join(format!("node{i}"));
+            std::fs::create_dir_all(nd.join("tmp")).unwrap();
+            let p = |f: &str| nd.join(f).display().to_string();
+            std::fs::write(
+                nd.join("my.cnf"),
+                format!(
+                    "[mariadbd]\n\
+                     datadir={data}\ntmpdir={tmp}\nport={port}\nbind-address=127.0.0.1\n\
+                     socket={sock}\npid-file={pid}\nlog-error={err}\nuser=mysql\n\
+                     skip-log-bin\nbinlog_format=ROW\ndefault_storage_engine=InnoDB\n\
+                     innodb_autoinc_lock_mode=2\ninnodb_buffer_pool_size=32M\n\
+                     innodb_flush_log_at_trx_commit=2\nmax_connections=100\n\
+                     wsrep_on=ON\nwsrep_provider={GALERA_PROVIDER}\n\
+                     wsrep_cluster_name=backfill_test_{pid_self}\n\
+                     wsrep_cluster_address={cluster_address}\n\
+                     wsrep_node_name=node{i}\nwsrep_node_address=127.0.0.1\n\
+                     wsrep_node_incoming_address=127.0.0.1:{port}\n\
+                     wsrep_provider_options=\"gmcast.listen_addr=tcp://127.0.0.1:{g};ist.recv_addr=127.0.0.1:{ist};gcache.size=32M\"\n\
+                     wsrep_sst_method=rsync\nwsrep_sst_receive_address=127.0.0.1:{sst}\n",
+                    data = p("data"),
+                    tmp = p("tmp"),
+                    sock = p("mysqld.sock"),
+                    pid = p("mysqld.pid"),
+                    err = p("error.log"),
+                    pid_self = std::process::id(),
+                ),
+            )
+            .unwrap();
+            nodes.push(Node {
+                port,
+                dir: nd,
+                child: None,
+            });
+        }
+        // The system tables, every node at once (each takes a few seconds).
+        let installs: Vec<_> = nodes
+            .iter()
+            .map(|node| {
+                let data = node.dir.join("data");
+                std::thread::spawn(move || {
+                    sh(Command::new("mariadb-install-db")
+                        .arg("--no-defaults")
+                        .arg("--user=mysql")
+                        .arg(format!("--datadir={}", data.display()))
+                        .args(["--auth-root-authentication-method=normal", "--skip-test-db"]));
+                })
+            })
+            .collect();
+        for h in installs {
+            h.join().expect("mariadb-install-db");
+        }
+        chown(dir.path(), "mysql:mysql");
+        let mut cluster = Galera { nodes, dir };
+        for i in 0..n {
+            cluster.start_node(i, i == 0);
+            cluster.wait_synced(i, NODE_START_LIMIT);
+        }
+        let size = cluster.status(0, "wsrep_cluster_size");
+        assert_eq!(
+            size.as_deref(),
+            Some(n.to_string().as_str()),
+            "cluster size"
+        );
+        eprintln!(
+            "galera: {n} nodes synced in {:?} (ports {:?})",
+            started.elapsed(),
+            cluster.nodes.iter().map(|n| n.port).collect::<Vec<_>>()
+        );
+        cluster
+    }
+
+    fn start_node(&mut self, i: usize, bootstrap: bool) {
+        let node = &mut self.nodes[i];
+        let mut cmd = Command::new("mariadbd");
+        // --defaults-file first: the SST scripts read the node's options from it.
+        cmd.arg(format!(
+            "--defaults-file={}",
+            node.dir.join("my.cnf").display()
+        ));
+        if bootstrap {
+            cmd.arg("--wsrep-new-cluster");
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        node.child = Some(cmd.spawn().expect("start mariadbd"));
+    }
+
+    /// Waits until node `i` says `Synced`; panics with its error log if it died or took too long.
+    pub fn wait_synced(&mut self, i: usize, limit: Duration) {
+        let started = Instant::now();
+        loop {
+            if let Some(child) = self.nodes[i].child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "galera node {i} exited ({status}) while starting\n--- {}/error.log (tail)\n{}",
+                        self.nodes[i].dir.display(),
+                        self.error_log(i, 40)
+                    );
+                }
+            }
+            if self.status(i, "wsrep_local_state_comment").as_deref() == Some("Synced") {
+                return;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "galera node {i} not Synced after {limit:?} (state {:?})\n--- {}/error.log (tail)\n{}",
+                self.status(i, "wsrep_local_state_comment"),
+                self.nodes[i].dir.display(),
+                self.error_log(i, 40)
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// The tail of node `i`'s error log.
+    pub fn error_log(&self, i: usize, lines: usize) -> String {
+        tail(&self.nodes[i].dir.join("error.log"), lines)
+    }
+
+    /// A `SHOW STATUS` value of node `i`; `None` when it does not answer.
+    pub fn status(&self, i: usize, name: &str) -> Option<String> {
+        let out = self
+            .try_exec(i, &format!("SHOW STATUS LIKE '{name}'"))
+            .ok()?;
+        out.split('\t').nth(1).map(|v| v.trim().to_string())
+    }
+
+    /// `mysql://root@127.0.0.1:PORT/db` of node `i`.
+    pub fn url(&self, i: usize, db: &str) -> String {
+        format!("mysql://root@127.0.0.1:{}/{db}", self.nodes[i].port)
+    }
+
+    pub fn port(&self, i: usize) -> u16 {
+        self.nodes[i].port
+    }
+
+    /// Runs SQL on node `i` with the `mariadb` client; its tab-separated output. Panics on error.
+    pub fn exec(&self, i: usize, sql: &str) -> String {
+        self.try_exec(i, sql)
+            .unwrap_or_else(|e| panic!("galera node {i}: {sql}: {e}"))
+    }
+
+    pub fn try_exec(&self, i: usize, sql: &str) -> Result<String, String> {
+        let out = Command::new("mariadb")
+            .args(["--no-defaults", "--protocol=TCP", "-h", "127.0.0.1", "-u"])
+            .args(["root", "-P", &self.nodes[i].port.to_string()])
+            .args(["--connect-timeout=5", "-N", "-B", "-e", sql])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("mariadb: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+
+    /// SIGKILLs node `i` (the others keep a primary component), and the SST helpers it started.
+    pub fn kill_node(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let helpers = descendants(child.id());
+            let _ = child.kill();
+            let _ = child.wait();
+            for pid in helpers {
+                stop_pid(pid, "KILL", Duration::from_secs(2));
+            }
+        }
+    }
+
+    pub fn is_running(&self, i: usize) -> bool {
+        self.nodes[i].child.is_some()
+    }
+
+    /// Waits until every running node has applied everything committed anywhere before this call
+    /// (`wsrep_sync_wait`), so a check on any node reads the latest rows.
+    pub fn settle(&self) {
+        for i in 0..self.nodes.len() {
+            if self.is_running(i) {
+                self.exec(i, "SET SESSION wsrep_sync_wait = 15; SELECT 1");
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Galera {
+    fn drop(&mut self) {
+        let panicking = std::thread::panicking();
+        for i in 0..self.nodes.len() {
+            if panicking {
+                eprintln!(
+                    "--- galera node {i} error.log (tail)\n{}",
+                    self.error_log(i, 15)
+                );
+            }
+            self.kill_node(i);
+        }
+    }
+}
+
+// -------------------------------------------------------------------------------------------- Standby
+
+/// A throwaway PostgreSQL primary (initdb) and a hot standby of it (`pg_basebackup -R`), both run as
+/// `postgres` on free ports with trust authentication. Both stopped by pid on Drop.
+pub struct Standby {
+    pub primary_port: u16,
+    pub standby_port: u16,
+    bin: PathBuf,
+    dir: TempDir,
+}
+
+impl Standby {
+    pub fn start() -> Standby {
+        let started = Instant::now();
+        let version = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries under /usr/lib/postgresql")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .max_by_key(|v| v.parse::<u32>().unwrap_or(0))
+            .expect("a PostgreSQL version");
+        let bin = PathBuf::from(format!("/usr/lib/postgresql/{version}/bin"));
+        let dir = TempDir::new("standby");
+        chown(dir.path(), "postgres:postgres");
+        let ports = free_ports(2);
+        let cluster = Standby {
+            primary_port: ports[0],
+            standby_port: ports[1],
+            bin,
+            dir,
+        };
+        let d = cluster.dir.path().to_path_buf();
+        let primary = d.join("primary");
+        let standby = d.join("standby");
+        cluster.run_pg(
+            "initdb",
+            &[
+                "-D",
+                primary.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+            ],
+        );
+        let conf = format!(
+            "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
+             wal_level = replica\nmax_wal_senders = 5\nhot_standby = on\n\
+             wal_receiver_status_interval = 1s\nfsync = off\nshared_buffers = 16MB\nmax_connections = 40\n",
+            cluster.primary_port,
+            d.display()
+        );
+        append(&primary.join("postgresql.conf"), &conf);
+        std::fs::write(
+            primary.join("pg_hba.conf"),
+            "local all all trust\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n",
+        )
+        .unwrap();
+        cluster.pg_ctl_start(&primary);
+        cluster.run_pg(
+            "pg_basebackup",
+            &[
+                "-D",
+                standby.to_str().unwrap(),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &cluster.primary_port.to_string(),
+                "-U",
+                "postgres",
+            ],
+        );
+        append(
+            &standby.join("postgresql.conf"),
+            &format!("port = {}\n", cluster.standby_port),
+        );
+        cluster.pg_ctl_start(&standby);
+        wait_for(
+            "the standby streaming from the primary",
+            Duration::from_secs(60),
+            || {
+                cluster
+                    .primary_sql(
+                        "postgres",
+                        "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+                    )
+                    .is_ok_and(|n| n == "1")
+            },
+            || tail(&d.join("standby.log"), 20),
+        );
+        eprintln!(
+            "postgres primary :{} and hot standby :{} started in {:?}",
+            cluster.primary_port,
+            cluster.standby_port,
+            started.elapsed()
+        );
+        cluster
+    }
+
+    fn run_pg(&self, program: &str, args: &[&str]) -> String {
+        sh(&mut as_postgres(self.bin.join(program), args))
+    }
+
+    fn pg_ctl_start(&self, data: &Path) {
+        let log = self.dir.path().join(format!(
+            "{}.log",
+            data.file_name().unwrap().to_string_lossy()
+        ));
+        let out = as_postgres(
+            self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("pg_ctl");
+        assert!(
+            out.status.success(),
+            "pg_ctl start {} failed: {}\n--- log (tail)\n{}",
+            data.display(),
+            String::from_utf8_lossy(&out.stderr),
+            tail(&log, 30)
+        );
+    }
+
+    pub fn primary_url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.primary_port)
+    }
+
+    pub fn standby_url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.standby_port)
+    }
+
+    pub fn primary_sql(&self, db: &str, sql: &str) -> Result<String, String> {
+        psql(self.primary_port, db, sql)
+    }
+
+    pub fn standby_sql(&self, db: &str, sql: &str) -> Result<String, String> {
+        psql(self.standby_port, db, sql)
+    }
+
+    /// Creates database `db` on the primary (it reaches the standby through WAL).
+    pub fn create_database(&self, db: &str) {
+        self.primary_sql("postgres", &format!("CREATE DATABASE {db}"))
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {db}: {e}"));
+    }
+
+    pub fn pause_replay(&self) {
+        self.standby_sql("postgres", "SELECT pg_wal_replay_pause()")
+            .expect("pg_wal_replay_pause");
+        wait_for(
+            "replay paused",
+            Duration::from_secs(20),
+            || {
+                self.standby_sql("postgres", "SELECT pg_get_wal_replay_pause_state()")
+                    .is_ok_and(|s| s == "paused")
+            },
+            String::new,
+        );
+    }
+
+    pub fn resume_replay(&self) {
+        self.standby_sql("postgres", "SELECT pg_wal_replay_resume()")
+            .expect("pg_wal_replay_resume");
+    }
+
+    /// Waits until the standby has replayed everything the primary wrote before this call.
+    pub fn wait_caught_up(&self) {
+        let lsn = self
+            .primary_sql("postgres", "SELECT pg_current_wal_lsn()")
+            .expect("pg_current_wal_lsn");
+        wait_for(
+            &format!("the standby replaying up to {lsn}"),
+            Duration::from_secs(60),
+            || {
+                self.standby_sql(
+                    "postgres",
+                    &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"),
+                )
+                .is_ok_and(|s| s == "t")
+            },
+            || tail(&self.dir.path().join("standby.log"), 20),
+        );
+    }
+
+    /// `replay_lag` of the standby as the primary sees it (text, may be empty).
+    pub fn replay_lag(&self) -> String {
+        self.primary_sql(
+            "postgres",
+            "SELECT COALESCE(replay_lag::text, '') FROM pg_stat_replication",
+        )
+        .unwrap_or_default()
+    }
+
+    fn stop(&self, name: &str) {
+        let pidfile = self.dir.path().join(name).join("postmaster.pid");
+        let pid = std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|s| s.lines().next()?.trim().parse::<u32>().ok());
+        if let Some(pid) = pid {
+            // SIGQUIT: immediate shutdown (the postmaster takes its children down).
+            stop_pid(pid, "QUIT", Duration::from_secs(10));
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for name in ["primary", "standby"] {
+                eprintln!(
+                    "--- {name}.log (tail)\n{}",
+                    tail(&self.dir.path().join(format!("{name}.log")), 15)
+                );
+            }
+        }
+        self.stop("standby");
+        self.stop("primary");
+    }
+}
+
+// ---------------------------------------------------------------------------- runners, races, kill -9
+
+/// Starts the built binary on `url` with `args` and extra environment, its output piped.
+pub fn spawn_runner(url: &str, args: &[&str], env: &[(&str, &str)]) -> Child {
+    let mut cmd = bin();
+    cmd.env("DATABASE_URL", url)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn backfill")
+}
+
+pub fn finish(child: Child) -> Run {
+    Run::from(child.wait_with_output().expect("wait"))
+}
+
+/// One runner per URL, all started at once with the same arguments; their results in that order.
+pub fn race(urls: &[String], args: &[&str], env: &[(&str, &str)]) -> Vec<Run> {
+    let children: Vec<Child> = urls.iter().map(|u| spawn_runner(u, args, env)).collect();
+    children.into_iter().map(finish).collect()
+}
+
+/// A running binary whose stderr can be read while it runs; killed on Drop if still running.
+pub struct Watched {
+    child: Option<Child>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Watched {
+    pub fn spawn(url: &str, args: &[&str], env: &[(&str, &str)]) -> Watched {
+        let mut child = spawn_runner(url, args, env);
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut readers = Vec::new();
+        let pipes: [(Box<dyn Read + Send>, &Arc<Mutex<String>>); 2] = [
+            (Box::new(child.stdout.take().unwrap()), &stdout),
+            (Box::new(child.stderr.take().unwrap()), &stderr),
+        ];
+        for (mut pipe, buf) in pipes {
+            let buf = Arc::clone(buf);
+            readers.push(std::thread::spawn(move || {
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&chunk[..n]));
+                }
+            }));
+        }
+        Watched {
+            child: Some(child),
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn stderr_so_far(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// `Some(exit code)` once it has exited (-1 for a signal).
+    pub fn exited(&mut self) -> Option<i32> {
+        let status = self.child.as_mut()?.try_wait().expect("try_wait")?;
+        Some(status.code().unwrap_or(-1))
+    }
+
+    /// Waits up to `limit` for it to exit; kills it and panics (with its output) after that.
+    pub fn finish_within(mut self, limit: Duration) -> Run {
+        let started = Instant::now();
+        while self.exited().is_none() {
+            if started.elapsed() > limit {
+                let _ = self.child.as_mut().unwrap().kill();
+                let _ = self.child.as_mut().unwrap().wait();
+                panic!(
+                    "backfill still running after {limit:?}\n--- stdout\n{}\n--- stderr\n{}",
+                    self.stdout.lock().unwrap(),
+                    self.stderr.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let status = self.child.take().unwrap().wait().expect("wait");
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        let out = Run {
+            code: status.code().unwrap_or(-1),
+            stdout: self.stdout.lock().unwrap().clone(),
+            stderr: self.stderr.lock().unwrap().clone(),
+        };
+        out
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Asserts that of `runs` (racing `apply`s, all exit 0) exactly one did the work and the others found
+/// nothing left to do.
+pub fn assert_one_did_the_work(runs: &[Run]) {
+    for r in runs {
+        r.expect(0);
+    }
+    let workers = runs
+        .iter()
+        .filter(|r| r.stdout.contains("applied —"))
+        .count();
+    let idle = runs
+        .iter()
+        .filter(|r| r.stdout.contains("nothing to apply"))
+        .count();
+    let all: Vec<&str> = runs.iter().map(|r| r.stdout.as_str()).collect();
+    assert_eq!(workers, 1, "exactly one runner does the work: {all:#?}");
+    assert_eq!(idle, runs.len() - 1, "the others find nothing: {all:#?}");
+}
+
+/// `(competency_id, count)` for every competency with more than one `competency_versions` row.
+pub fn duplicate_versions(t: &TestDb) -> Vec<(i64, i64)> {
+    t.rows(
+        "SELECT competency_id, COUNT(*) FROM competency_versions WHERE competency_id IS NOT NULL \
+         GROUP BY competency_id HAVING COUNT(*) > 1",
+    )
+    .iter()
+    .map(|r| (r[0].as_i64().unwrap_or(-1), r[1].as_i64().unwrap_or(-1)))
+    .collect()
+}
+
+const BATCH_SIZES: [u64; 3] = [7, 10, 25];
+
+/// One interrupted attempt on `t`'s URL: killed after a random delay, or aborted between a batch's
+/// writes and its commit (`BACKFILL_TEST_ABORT_AT_BATCH`).
+pub fn interrupted_attempt(t: &TestDb, rng: &mut Rng, args: &[&str], trial: usize) {
+    let delay = if args[0] == "revert" { "20" } else { "8" };
+    let batch = BATCH_SIZES[rng.range(0, 2) as usize].to_string();
+    let mut full: Vec<&str> = args.to_vec();
+    full.extend(["--batch-size", &batch, "--quiet"]);
+    let mut cmd = t.command(&full);
+    cmd.env("BACKFILL_TEST_BATCH_DELAY_MS", delay)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if trial % 2 == 1 {
+        let k = rng.range(1, 9).to_string();
+        cmd.env("BACKFILL_TEST_ABORT_AT_BATCH", &k);
+        let status = cmd.status().expect("run");
+        assert!(
+            status.code().is_none(),
+            "abort at batch {k} should kill the process: {status:?}"
+        );
+    } else {
+        let mut child = cmd.spawn().expect("spawn");
+        std::thread::sleep(Duration::from_millis(rng.range(30, 450)));
+        let _ = child.kill(); // SIGKILL; it may have finished already, which is fine
+        let _ = child.wait();
+    }
+}
+
+pub fn count_runs(t: &TestDb, action: &str, state: &str) -> i64 {
+    t.int(&format!(
+        "SELECT COUNT(*) FROM backfill_runs WHERE action = '{action}' AND state = '{state}'"
+    ))
+}
+
+/// Where kill -9 trials run: `nodes` are spellings of one database (one node each on a cluster; the
+/// same one for a single server); trial k is killed on one node and resumed on the next. `settle`
+/// runs before every check (a cluster waits until every node has applied every commit).
+pub struct Trials<'a> {
+    /// Where the rows, ledger and audit are checked (and reset between trials).
+    pub check: &'a TestDb,
+    pub nodes: Vec<&'a TestDb>,
+    pub trials: usize,
+    pub settle: &'a dyn Fn(),
+}
+
+impl<'a> Trials<'a> {
+    pub fn on(t: &'a TestDb, trials: usize) -> Trials<'a> {
+        Trials {
+            check: t,
+            nodes: vec![t],
+            trials,
+            settle: &|| {},
+        }
+    }
+
+    fn pick(&self, trial: usize) -> (&'a TestDb, &'a TestDb) {
+        let n = self.nodes.len();
+        (self.nodes[trial % n], self.nodes[(trial + 1) % n])
+    }
+
+    /// kill -9 during `apply`, then a rerun: exactly the rows of an uninterrupted run, every time, with
+    /// ledger and audit counts that add up. Returns how many attempts were cut mid-run.
+    pub fn kill_during_apply(&self) -> usize {
+        let t = self.check;
+        let expected = t.expected_competencies();
+        let others = t.int("SELECT COUNT(*) FROM competency_versions");
+        let mut rng = Rng::from_time();
+        let seed = rng.0;
+        let v = V_COMPETENCY.to_string();
+        let mut interrupted = 0;
+        for trial in 0..self.trials {
+            let (attempt_on, rerun_on) = self.pick(trial);
+            if trial > 0 {
+                // Start over: remove this migration's rows and its ledger history.
+                let d = t.session().dialect();
+                t.exec(&format!(
+                    "DELETE FROM competency_versions WHERE {} = '{v}'",
+                    d.json_text("metadata", "migration")
+                ));
+                t.exec("DELETE FROM backfill_migrations");
+                t.exec("DELETE FROM backfill_runs");
+                (self.settle)();
+            }
+            interrupted_attempt(attempt_on, &mut rng, &["apply", &v], trial);
+            (self.settle)();
+            if t.state(V_COMPETENCY).as_deref() != Some("applied") {
+                interrupted += 1;
+            }
+            let rerun = rerun_on.run(&[
+                "apply",
+                &v,
+                "--batch-size",
+                &rng.range(3, 40).to_string(),
+                "--lock-timeout",
+                "120",
+            ]);
+            rerun.expect(0);
+            (self.settle)();
+            let ctx = format!("seed {seed} trial {trial}");
+            assert_eq!(
+                t.marked_competencies(),
+                expected,
+                "{ctx}: rows differ from an uninterrupted run"
+            );
+            assert_eq!(duplicate_versions(t), vec![], "{ctx}: duplicates");
+            assert_eq!(
+                t.int("SELECT COUNT(*) FROM competency_versions"),
+                others + expected.len() as i64,
+                "{ctx}"
+            );
+            assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"), "{ctx}");
+            assert_eq!(
+                t.rows_applied(&v),
+                expected.len() as i64,
+                "{ctx}: ledger count"
+            );
+            let audited = t.int(
+                "SELECT COALESCE(SUM(row_count), 0) FROM backfill_runs WHERE action = 'apply'",
+            );
+            assert_eq!(
+                audited,
+                expected.len() as i64,
+                "{ctx}: audit counts must add up across attempts"
+            );
+            assert_eq!(count_runs(t, "apply", "succeeded"), 1, "{ctx}");
+            assert_eq!(
+                count_runs(t, "apply", "running"),
+                0,
+                "{ctx}: a dead run must be marked abandoned"
+            );
+            let runs = t.int("SELECT COUNT(*) FROM backfill_runs WHERE action = 'apply'");
+            assert!(runs <= 2, "{ctx}: one run row per attempt, got {runs}");
+        }
+        assert!(
+            interrupted >= self.trials / 2,
+            "seed {seed}: only {interrupted} of {} attempts were cut mid-run",
+            self.trials
+        );
+        interrupted
+    }
+
+    /// kill -9 during `revert`, then a rerun: every marked row gone, nobody else's row touched.
+    pub fn kill_during_revert(&self) -> usize {
+        let t = self.check;
+        // Everyone else's rows (the migration may have been applied before).
+        let before = t.int("SELECT COUNT(*) FROM competency_versions")
+            - t.marked_competencies().len() as i64;
+        let foreign_backfill = t.int(&format!(
+            "SELECT COUNT(*) FROM competency_versions WHERE {} = 'backfill'",
+            t.session().dialect().json_text("metadata", "source")
+        ));
+        assert!(
+            foreign_backfill > 0,
+            "the fixture must have another writer's source=backfill rows"
+        );
+        let mut rng = Rng::from_time();
+        let seed = rng.0;
+        let v = V_COMPETENCY.to_string();
+        let mut interrupted = 0;
+        for trial in 0..self.trials {
+            let (attempt_on, rerun_on) = self.pick(trial);
+            rerun_on
+                .run(&["apply", &v, "--lock-timeout", "120"])
+                .expect(0);
+            (self.settle)();
+            let written = t.marked_competencies().len() as i64;
+            assert!(written > 0);
+            t.exec("DELETE FROM backfill_runs");
+            (self.settle)();
+            interrupted_attempt(attempt_on, &mut rng, &["revert", &v], trial);
+            (self.settle)();
+            if t.state(V_COMPETENCY).as_deref() != Some("reverted") {
+                interrupted += 1;
+                rerun_on
+                    .run(&[
+                        "revert",
+                        &v,
+                        "--batch-size",
+                        &rng.range(3, 40).to_string(),
+                        "--lock-timeout",
+                        "120",
+                    ])
+                    .expect(0);
+                (self.settle)();
+            }
+            let ctx = format!("seed {seed} trial {trial}");
+            assert!(
+                t.marked_competencies().is_empty(),
+                "{ctx}: marked rows left"
+            );
+            assert_eq!(
+                t.int("SELECT COUNT(*) FROM competency_versions"),
+                before,
+                "{ctx}: someone else's row was deleted"
+            );
+            assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("reverted"), "{ctx}");
+            let audited = t.int(
+                "SELECT COALESCE(SUM(row_count), 0) FROM backfill_runs WHERE action = 'revert'",
+            );
+            assert_eq!(
+                audited, written,
+                "{ctx}: deleted counts must add up across attempts"
+            );
+            assert_eq!(count_runs(t, "revert", "running"), 0, "{ctx}");
+        }
+        assert!(
+            interrupted >= self.trials / 2,
+            "seed {seed}: only {interrupted} of {} attempts were cut mid-run",
+            self.trials
+        );
+        interrupted
+    }
+}

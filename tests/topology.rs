@@ -1,0 +1,886 @@
+//! Where production databases live (issue 11): PgBouncer in front of PostgreSQL, a 3-node MariaDB
+//! Galera cluster, a PostgreSQL hot standby; the lock switched off (fencing alone must keep rows exact);
+//! the lock's identity under other spellings of one database's URL; and nothing hangs.
+//!
+//! Each test starts what it needs (tests/common/topology.rs) on free 127.0.0.1 ports in temp dirs and
+//! stops it by pid, even when it fails; its databases are its own. Filter by prefix: `pgbouncer_`,
+//! `galera_`, `standby_`, `fencing_`, `lock_identity_`, `hang_`.
+
+mod common;
+use common::topology::{
+    assert_one_did_the_work, duplicate_versions, psql, race, Galera, PgBouncer, Standby, TempDir,
+    Trials, Watched,
+};
+use common::{run_url, seed_generated, signal, Kind, Run, TestDb, V_COMPETENCY, V_ROLE};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SLOW: (&str, &str) = ("BACKFILL_TEST_BATCH_DELAY_MS", "15");
+
+fn v() -> String {
+    V_COMPETENCY.to_string()
+}
+
+/// Waits until `t` (read directly) records V_COMPETENCY as `running` with at least one batch done.
+fn wait_running(t: &TestDb, runner: &mut Watched) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if t.state(V_COMPETENCY).as_deref() == Some("running")
+            && t.int(&format!(
+                "SELECT COALESCE(MAX(batches), 0) FROM backfill_migrations WHERE version = {V_COMPETENCY}"
+            )) > 0
+        {
+            return;
+        }
+        if let Some(code) = runner.exited() {
+            panic!(
+                "the runner exited ({code}) before it was seen running\n{}",
+                runner.stderr_so_far()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the runner never started: {}",
+            runner.stderr_so_far()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The rows are exactly those of one uninterrupted run, and no competency has two versions.
+fn assert_rows_exact(t: &TestDb, expected: &std::collections::BTreeSet<(i64, i64)>, ctx: &str) {
+    assert_eq!(&t.marked_competencies(), expected, "{ctx}: rows");
+    assert_eq!(duplicate_versions(t), vec![], "{ctx}: duplicate versions");
+    assert_eq!(
+        t.rows_applied(V_COMPETENCY),
+        expected.len() as i64,
+        "{ctx}: ledger rows_applied"
+    );
+}
+
+fn no_prepared_statement_errors(r: &Run) {
+    for out in [&r.stdout, &r.stderr] {
+        assert!(
+            !out.contains("prepared statement"),
+            "a named prepared statement went through the pooler: {out}"
+        );
+    }
+}
+
+// ----------------------------------------------------------------------------------------- PgBouncer
+
+/// Every command through PgBouncer, on a database made on the direct server.
+fn every_command_through(bouncer: &PgBouncer, test: &str) {
+    let t = TestDb::with_app(Kind::Postgres, test);
+    seed_generated(&t, 250);
+    let expected = t.expected_competencies();
+    let b = TestDb::wrap_for_seeding(&bouncer.url(t.db_name()));
+    let v = v();
+    let run = |args: &[&str], code: i32| -> Run {
+        let r = b.run(args);
+        no_prepared_statement_errors(&r);
+        r.expect(code);
+        r
+    };
+    run(&["status"], 0);
+    let plan = run(&["--format", "json", "plan", &v], 0);
+    assert_eq!(
+        plan.json()["plans"][0]["plan"]["total"],
+        expected.len() as i64,
+        "plan through the pooler"
+    );
+    run(&["apply", "--batch-size", "10"], 0);
+    assert_rows_exact(&t, &expected, "apply");
+    assert_eq!(t.state(V_ROLE).as_deref(), Some("applied"));
+    run(&["verify"], 0);
+    run(&["verify", "--data"], 0);
+    let log = run(&["--format", "markdown", "log"], 0);
+    assert!(log.stdout.contains(&v), "{}", log.stdout);
+    run(&["log", &v], 0);
+    let status = run(&["--format", "json", "status"], 0).json();
+    assert_eq!(status["migrations"][0]["state"], "applied", "{status}");
+
+    run(&["revert", &v, "--batch-size", "10"], 0);
+    assert!(t.marked_competencies().is_empty(), "revert left rows");
+    assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("reverted"));
+
+    // Killed mid-run through the pooler, cleared with repair --mark-failed, then resumed.
+    let mut cmd = b.command(&["apply", &v, "--batch-size", "10", "--quiet"]);
+    cmd.env("BACKFILL_TEST_ABORT_AT_BATCH", "3")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    assert!(cmd.status().expect("run").code().is_none(), "aborted");
+    assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("running"));
+    run(&["repair", &v, "--mark-failed"], 0);
+    assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("failed"));
+    run(&["apply", &v, "--batch-size", "10"], 0);
+    assert_rows_exact(&t, &expected, "resume after repair --mark-failed");
+
+    // Checksum drift: verify fails through the pooler, repair --accept-checksum clears it.
+    t.exec(&format!(
+        "UPDATE backfill_migrations SET checksum = 'deadbeefdeadbeef' WHERE version = {v}"
+    ));
+    run(&["verify"], 3);
+    run(&["repair", &v, "--accept-checksum"], 0);
+    run(&["verify"], 0);
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM backfill_runs WHERE action = 'repair'"),
+        2
+    );
+}
+
+#[test]
+fn pgbouncer_every_command() {
+    let bouncer = PgBouncer::start();
+    every_command_through(&bouncer, "pgb_cmds");
+}
+
+#[test]
+fn pgbouncer_session_pooling_every_command_and_race() {
+    let bouncer = PgBouncer::start_session();
+    every_command_through(&bouncer, "pgb_session_cmds");
+    let t = TestDb::with_app(Kind::Postgres, "pgb_session_race");
+    seed_generated(&t, 250);
+    let expected = t.expected_competencies();
+    let url = bouncer.url(t.db_name());
+    let runs = race(
+        &vec![url; 4],
+        &["apply", "--batch-size", "10", "--lock-timeout", "120"],
+        &[SLOW],
+    );
+    assert_one_did_the_work(&runs);
+    assert_rows_exact(&t, &expected, "4 runners, session pooling");
+}
+
+/// 4 deploys at once on a fresh database through transaction pooling: the ledger is created once,
+/// one runner does the work, the rows are exact.
+#[test]
+fn pgbouncer_four_racing_runners() {
+    let bouncer = PgBouncer::start();
+    let t = TestDb::with_app(Kind::Postgres, "pgb_race");
+    seed_generated(&t, 250);
+    let expected = t.expected_competencies();
+    let url = bouncer.url(t.db_name());
+    let runs = race(
+        &vec![url; 4],
+        &["apply", "--batch-size", "10", "--lock-timeout", "120"],
+        &[SLOW],
+    );
+    runs.iter().for_each(no_prepared_statement_errors);
+    assert_one_did_the_work(&runs);
+    assert_rows_exact(&t, &expected, "4 runners through PgBouncer");
+    assert_eq!(
+        t.int(&format!(
+            "SELECT COUNT(*) FROM backfill_runs WHERE action = 'apply' AND version = {V_COMPETENCY}"
+        )),
+        1,
+        "one apply run recorded"
+    );
+}
+
+/// kill -9 (and abort between a batch's writes and its commit) through transaction pooling, resumed
+/// through it: exact rows every time; then the same for revert.
+#[test]
+fn pgbouncer_kill9_trials() {
+    let bouncer = PgBouncer::start();
+    let t = TestDb::with_app(Kind::Postgres, "pgb_kill9");
+    seed_generated(&t, 250);
+    let b = TestDb::wrap_for_seeding(&bouncer.url(t.db_name()));
+    let trials = Trials {
+        check: &t,
+        nodes: vec![&b],
+        trials: 6,
+        settle: &|| {},
+    };
+    let cut = trials.kill_during_apply();
+    let trials = Trials {
+        trials: 4,
+        ..trials
+    };
+    let cut_revert = trials.kill_during_revert();
+    eprintln!("pgbouncer: {cut} apply and {cut_revert} revert attempts cut mid-run");
+}
+
+// -------------------------------------------------------------------------------------------- Galera
+
+/// One 3-node cluster, several phases: 4 runners racing across the nodes on a fresh database; kill -9
+/// trials killed on one node and resumed on the next; the node a runner is connected to killed
+/// mid-run, resumed on another node.
+#[test]
+fn galera_cluster() {
+    let mut g = Galera::start(3);
+    let db = "bf_galera";
+    g.exec(
+        0,
+        &format!("CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"),
+    );
+    let nodes: Vec<_> = (0..3)
+        .map(|i| TestDb::wrap_for_seeding(&g.url(i, db)))
+        .collect();
+    backfill::fixtures::load_schema(nodes[0].session().as_mut()).expect("load app schema");
+    seed_generated(&nodes[0], 250);
+    g.settle();
+    let expected = nodes[0].expected_competencies();
+    assert!(expected.len() > 100, "{}", expected.len());
+
+    // Phase 1: one runner per node plus one more, at once, on a database with no ledger yet.
+    let started = Instant::now();
+    let urls: Vec<String> = [0, 1, 2, 0].iter().map(|&i| g.url(i, db)).collect();
+    let runs = race(
+        &urls,
+        &["apply", "--batch-size", "10", "--lock-timeout", "180"],
+        &[SLOW],
+    );
+    for (i, r) in runs.iter().enumerate() {
+        assert_eq!(
+            r.code,
+            0,
+            "runner {i} (node {}) exit code\n--- stdout\n{}\n--- stderr\n{}",
+            [0, 1, 2, 0][i],
+            r.stdout,
+            r.stderr
+        );
+    }
+    g.settle();
+    for (i, n) in nodes.iter().enumerate() {
+        assert_rows_exact(n, &expected, &format!("4 runners, read on node {i}"));
+    }
+    assert_one_did_the_work(&runs);
+    eprintln!("galera phase 1 (race) {:?}", started.elapsed());
+
+    // Phase 2: kill -9 trials across nodes.
+    let started = Instant::now();
+    {
+        let settle = || g.settle();
+        let trials = Trials {
+            check: &nodes[0],
+            nodes: nodes.iter().map(|n| &**n).collect(),
+            trials: 4,
+            settle: &settle,
+        };
+        let cut = trials.kill_during_apply();
+        let trials = Trials {
+            trials: 2,
+            ..trials
+        };
+        let cut_revert = trials.kill_during_revert();
+        eprintln!("galera: {cut} apply and {cut_revert} revert attempts cut mid-run");
+    }
+    eprintln!("galera phase 2 (kill -9) {:?}", started.elapsed());
+
+    // Phase 3: the node the runner is connected to dies mid-run; resume on another node.
+    let started = Instant::now();
+    assert_eq!(nodes[0].state(V_COMPETENCY).as_deref(), Some("reverted"));
+    let v = v();
+    let mut runner = Watched::spawn(
+        &g.url(2, db),
+        &["apply", &v, "--batch-size", "5"],
+        &[("BACKFILL_TEST_BATCH_DELAY_MS", "100")],
+    );
+    wait_running(&nodes[0], &mut runner);
+    g.kill_node(2);
+    let lost = runner.finish_within(Duration::from_secs(60));
+    assert_ne!(
+        lost.code, 0,
+        "the runner whose node died cannot succeed: {}",
+        lost.stdout
+    );
+    let line = lost.one_line_error(lost.code).to_string();
+    eprintln!("runner on the killed node: exit {} {line}", lost.code);
+    assert_eq!(
+        g.status(0, "wsrep_cluster_size").as_deref(),
+        Some("2"),
+        "two nodes left"
+    );
+    nodes[0]
+        .run(&["apply", &v, "--lock-timeout", "180"])
+        .expect(0);
+    g.settle();
+    for i in [0, 1] {
+        assert_rows_exact(&nodes[i], &expected, &format!("resumed, read on node {i}"));
+        assert_eq!(nodes[i].state(V_COMPETENCY).as_deref(), Some("applied"));
+    }
+    nodes[1].run(&["verify"]).expect(0);
+    nodes[1].run(&["verify", "--data"]).expect(0);
+    assert_eq!(
+        nodes[0].int("SELECT COUNT(*) FROM backfill_runs WHERE state = 'running'"),
+        0,
+        "the dead run is recorded as abandoned"
+    );
+    eprintln!("galera phase 3 (node kill) {:?}", started.elapsed());
+}
+
+// ------------------------------------------------------------------------------------------- Standby
+
+fn standby_with_data(s: &Standby, db: &str) -> std::collections::BTreeSet<(i64, i64)> {
+    s.create_database(db);
+    let p = TestDb::wrap_for_seeding(&s.primary_url(db));
+    backfill::fixtures::load_schema(p.session().as_mut()).expect("load app schema");
+    seed_generated(&p, 250);
+    p.expected_competencies()
+}
+
+/// After an apply on the primary, the read-only commands work against the hot standby.
+#[test]
+fn standby_read_only_commands() {
+    let s = Standby::start();
+    let db = "bf_standby_ro";
+    let expected = standby_with_data(&s, db);
+    let primary = s.primary_url(db);
+    let standby = s.standby_url(db);
+    run_url(&primary, &["apply"]).expect(0);
+    s.wait_caught_up();
+    let st = TestDb::wrap_for_seeding(&standby);
+    assert_eq!(st.marked_competencies(), expected, "replicated");
+    for args in [
+        &["status"][..],
+        &["--format", "json", "status"],
+        &["plan"],
+        &["--format", "json", "plan"],
+        &["verify"],
+        &["verify", "--data"],
+        &["log"],
+        &["--format", "markdown", "log"],
+    ] {
+        let r = run_url(&standby, args);
+        assert_eq!(
+            r.code, 0,
+            "{args:?} on the standby\n--- stdout\n{}\n--- stderr\n{}",
+            r.stdout, r.stderr
+        );
+        r.expect(0);
+    }
+    let status = run_url(&standby, &["--format", "json", "status"]).json();
+    assert_eq!(status["migrations"][0]["state"], "applied", "{status}");
+    let plan = run_url(&standby, &["--format", "json", "plan", &v()]).json();
+    assert_eq!(plan["plans"][0]["plan"]["total"], 0, "{plan}");
+    // Writing on a standby is refused in one line.
+    let r = run_url(&standby, &["revert", &v()]);
+    assert_ne!(r.code, 0, "revert on a read-only standby: {}", r.stdout);
+    r.one_line_error(r.code);
+}
+
+/// `apply --max-replica-lag 1` on the primary waits while the standby's replay is paused (and says
+/// so), then finishes once replay resumes.
+#[test]
+fn standby_replica_lag_throttles_apply() {
+    let s = Standby::start();
+    let db = "bf_standby_lag";
+    let expected = standby_with_data(&s, db);
+    let primary = s.primary_url(db);
+    let p = TestDb::wrap_for_seeding(&primary);
+    run_url(&primary, &["status"]).expect(0);
+    s.wait_caught_up();
+    s.pause_replay();
+    // WAL the standby does not replay, and time for the lag to pass the limit.
+    p.exec("CREATE TABLE lag_marker (id INT PRIMARY KEY)");
+    p.exec("INSERT INTO lag_marker VALUES (1)");
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut runner = Watched::spawn(
+        &primary,
+        &["apply", "--max-replica-lag", "1", "--batch-size", "10"],
+        // Unthrottled, the run takes about 2.5 s: long enough to pass the limit on its own clock.
+        &[("BACKFILL_TEST_BATCH_DELAY_MS", "100")],
+    );
+    std::thread::sleep(Duration::from_secs(7));
+    let so_far = runner.stderr_so_far();
+    assert_eq!(
+        runner.exited(),
+        None,
+        "apply finished while the replica lagged (replay_lag {:?}); stderr:\n{so_far}",
+        s.replay_lag()
+    );
+    assert!(
+        so_far.to_lowercase().contains("lag"),
+        "the runner says why it waits: {so_far:?}"
+    );
+    let written = p.marked_competencies().len();
+    assert!(
+        written < expected.len(),
+        "throttled: {written} of {} rows written while the replica lagged",
+        expected.len()
+    );
+    s.resume_replay();
+    let started = Instant::now();
+    let done = runner.finish_within(Duration::from_secs(120));
+    done.expect(0);
+    eprintln!(
+        "apply finished {:?} after replay resumed",
+        started.elapsed()
+    );
+    assert_eq!(p.marked_competencies(), expected);
+    s.wait_caught_up();
+    assert_eq!(
+        TestDb::wrap_for_seeding(&s.standby_url(db)).marked_competencies(),
+        expected
+    );
+}
+
+// ------------------------------------------------------------------------------------------- Fencing
+
+const NO_LOCK: (&str, &str) = ("BACKFILL_TEST_NO_LOCK", "1");
+
+/// Checks racing runners without the lock: none panics, a failure is one `error:` line (besides the
+/// no-lock warning), at least one finishes; their exit codes.
+fn no_lock_outcomes(runs: &[Run]) -> Vec<i32> {
+    for r in runs {
+        assert!(!r.stderr.contains("panicked"), "panic: {}", r.stderr);
+        let lines: Vec<&str> = r
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.contains("BACKFILL_TEST_NO_LOCK"))
+            .collect();
+        if r.code != 0 {
+            // A runner that lost the compare-and-set stops with one clear line.
+            assert!(
+                lines.len() == 1 && lines[0].starts_with("error: "),
+                "exit {}: expected one error line, got:\n{}",
+                r.code,
+                r.stderr
+            );
+        }
+    }
+    let codes: Vec<i32> = runs.iter().map(|r| r.code).collect();
+    assert!(
+        codes.contains(&0),
+        "at least one runner finishes: {codes:?}"
+    );
+    codes
+}
+
+/// With the runner lock switched off (BACKFILL_TEST_NO_LOCK=1), 4 runners: the fenced checkpoints
+/// alone must keep every row exact, none written twice. Once all started at the same moment, once
+/// joining a run already in its batches.
+fn fencing_without_lock(kind: Kind) {
+    let t = TestDb::with_app(kind, &format!("fence_nolock_{}", kind as u8));
+    seed_generated(&t, 250);
+    let expected = t.expected_competencies();
+    assert_eq!(
+        duplicate_versions(&t),
+        vec![],
+        "the fixture has no duplicates"
+    );
+    t.run(&["status"]).expect(0);
+    let args = ["apply", "--batch-size", "5", "--lock-timeout", "60"];
+
+    // All at once.
+    let runs = race(
+        &vec![t.url.clone(); 4],
+        &args,
+        &[NO_LOCK, ("BACKFILL_TEST_BATCH_DELAY_MS", "5")],
+    );
+    let codes = no_lock_outcomes(&runs);
+    eprintln!("{kind:?}: started together without the lock, exit codes {codes:?}");
+    assert_eq!(
+        duplicate_versions(&t),
+        vec![],
+        "a competency versioned twice"
+    );
+    assert_eq!(t.marked_competencies(), expected, "rows exact");
+    t.run(&["apply"]).expect(0);
+    assert_rows_exact(&t, &expected, "after the race without a lock");
+    t.run(&["verify"]).expect(0);
+
+    // Three more join a run that is already writing batches.
+    let d = t.session().dialect();
+    t.exec(&format!(
+        "DELETE FROM competency_versions WHERE {} = '{}'",
+        d.json_text("metadata", "migration"),
+        V_COMPETENCY
+    ));
+    t.exec("DELETE FROM backfill_migrations");
+    t.exec("DELETE FROM backfill_runs");
+    // --pause-ms: between its batches the first runner holds no row lock, so a joiner can start
+    // the migration over it (without the lock nothing stops that) and both run batches.
+    let mut first_args = args.to_vec();
+    first_args.extend(["--pause-ms", "300"]);
+    let mut first = Watched::spawn(
+        &t.url,
+        &first_args,
+        &[NO_LOCK, ("BACKFILL_TEST_BATCH_DELAY_MS", "5")],
+    );
+    wait_running(&t, &mut first);
+    let mut runs = race(
+        &vec![t.url.clone(); 3],
+        &args,
+        &[NO_LOCK, ("BACKFILL_TEST_BATCH_DELAY_MS", "5")],
+    );
+    runs.insert(0, first.finish_within(Duration::from_secs(120)));
+    let codes = no_lock_outcomes(&runs);
+    let batches_by = t.rows(
+        "SELECT state, COALESCE(row_count, 0) FROM backfill_runs WHERE action = 'apply' ORDER BY started_at",
+    );
+    eprintln!(
+        "{kind:?}: joined mid-run without the lock, exit codes {codes:?}, runs {batches_by:?}"
+    );
+    for r in &runs {
+        eprintln!(
+            "  exit {}: {}",
+            r.code,
+            r.stderr.trim().replace('\n', " | ")
+        );
+    }
+    assert!(
+        t.int("SELECT COUNT(*) FROM backfill_runs WHERE action = 'apply' AND state = 'stopped' AND row_count > 0")
+            >= 1,
+        "no runner was overtaken after writing batches: the fenced checkpoint was not exercised ({batches_by:?})"
+    );
+    assert_eq!(
+        duplicate_versions(&t),
+        vec![],
+        "a competency versioned twice"
+    );
+    assert_eq!(t.marked_competencies(), expected, "rows exact");
+    t.run(&["apply"]).expect(0);
+    assert_rows_exact(&t, &expected, "after joining without a lock");
+    t.run(&["verify"]).expect(0);
+}
+
+#[test]
+fn fencing_no_lock_postgres() {
+    fencing_without_lock(Kind::Postgres);
+}
+
+#[test]
+fn fencing_no_lock_mariadb() {
+    fencing_without_lock(Kind::Mariadb);
+}
+
+#[test]
+fn fencing_no_lock_sqlite() {
+    fencing_without_lock(Kind::Sqlite);
+}
+
+// ------------------------------------------------------------------------------------ Lock identity
+
+/// While a slow `apply` runs on `t.url`, `revert --force --lock-timeout 1` on each other spelling of
+/// the same database must find the lock busy (exit 4); nothing may be deleted.
+fn lock_holds_across_spellings(t: &TestDb, spellings: &[String], refused_ok: &[String]) {
+    seed_generated(t, 250);
+    let expected = t.expected_competencies();
+    t.run(&["status"]).expect(0);
+    let v = v();
+    let mut runner = Watched::spawn(
+        &t.url,
+        &["apply", "--batch-size", "5"],
+        &[("BACKFILL_TEST_BATCH_DELAY_MS", "150")],
+    );
+    wait_running(t, &mut runner);
+    for url in spellings.iter().chain(refused_ok) {
+        let r = run_url(url, &["revert", &v, "--force", "--lock-timeout", "1"]);
+        assert!(
+            runner.exited().is_none(),
+            "the apply finished before {url} was tried: make it slower"
+        );
+        if refused_ok.contains(url) && r.code == 2 {
+            r.one_line_error(2); // refused before touching anything: as safe as busy
+            continue;
+        }
+        let line = r.one_line_error(4).to_string();
+        assert!(line.contains("lock"), "{url}: {line}");
+    }
+    let done = runner.finish_within(Duration::from_secs(120));
+    done.expect(0);
+    assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"));
+    assert_rows_exact(t, &expected, "nothing reverted under a running apply");
+}
+
+/// `bf_…` with its first letter percent-encoded (`%62f_…`).
+fn percent_encoded(db: &str) -> String {
+    let mut chars = db.chars();
+    let first = chars.next().expect("a name");
+    format!("%{:02X}{}", first as u32, chars.as_str())
+}
+
+#[test]
+fn lock_identity_mariadb_url_spellings() {
+    let t = TestDb::with_app(Kind::Mariadb, "lockid");
+    let base = "mysql://root@127.0.0.1:3306";
+    let db = t.db_name();
+    // The spellings reach the same database (checked, so the test means what it says).
+    for url in [
+        format!("{base}/{db}/"),
+        format!("{base}/{}", percent_encoded(db)),
+    ] {
+        run_url(&url, &["status"]).expect(0);
+    }
+    lock_holds_across_spellings(
+        &t,
+        &[
+            format!("{base}/{db}/"),
+            format!("{base}/{}", percent_encoded(db)),
+            format!("mariadb://root@127.0.0.1:3306/{db}"),
+            format!("mysql://root@localhost:3306/{db}"),
+        ],
+        &[format!("{base}/{db}/x")],
+    );
+}
+
+/// Lock names cut to a length must not make two long database names sharing a prefix one lock.
+#[test]
+fn lock_identity_mariadb_long_names_do_not_collide() {
+    // MariaDB allows 64 characters; `bf_my_` + 58.
+    let stem = "long_database_name_shared_prefix_for_lock_identity_abcd_";
+    let a = TestDb::with_app(Kind::Mariadb, &format!("{stem}a1"));
+    let b = TestDb::with_app(Kind::Mariadb, &format!("{stem}b2"));
+    assert_eq!(a.db_name().len(), 64, "{}", a.db_name());
+    seed_generated(&a, 250);
+    seed_generated(&b, 250);
+    let expected_b = b.expected_competencies();
+    let mut runner = Watched::spawn(
+        &a.url,
+        &["apply", "--batch-size", "5"],
+        &[("BACKFILL_TEST_BATCH_DELAY_MS", "100")],
+    );
+    wait_running(&a, &mut runner);
+    let other = b.run(&["apply", "--lock-timeout", "1"]);
+    assert!(runner.exited().is_none(), "make the first apply slower");
+    other.expect(0);
+    assert_rows_exact(&b, &expected_b, "the other database");
+    runner.finish_within(Duration::from_secs(120)).expect(0);
+}
+
+#[test]
+fn lock_identity_sqlite_symlink() {
+    let t = TestDb::with_app(Kind::Sqlite, "lockid");
+    let file = t.sqlite_path().expect("sqlite path").clone();
+    let links = TempDir::new("sqlite-links");
+    let file_link = links.path().join("linked.db");
+    std::os::unix::fs::symlink(&file, &file_link).expect("symlink the file");
+    let dir_link = links.path().join("dir");
+    std::os::unix::fs::symlink(file.parent().unwrap(), &dir_link).expect("symlink the dir");
+    let via_dir = dir_link.join(file.file_name().unwrap());
+    lock_holds_across_spellings(
+        &t,
+        &[
+            format!("sqlite://{}", file_link.display()),
+            format!("sqlite://{}", via_dir.display()),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn lock_identity_postgres_url_spellings() {
+    let t = TestDb::with_app(Kind::Postgres, "lockid");
+    let base = "postgres://postgres@127.0.0.1:5432";
+    let db = t.db_name();
+    let encoded = format!("{base}/{}", percent_encoded(db));
+    run_url(&encoded, &["status"]).expect(0);
+    let mut spellings = vec![
+        encoded,
+        format!("postgresql://postgres@127.0.0.1:5432/{db}"),
+        format!("postgres://postgres@localhost:5432/{db}"),
+    ];
+    // A trailing slash names another database for libpq-style parsers; if this one accepts it, it
+    // must be the same lock too.
+    let slash = format!("{base}/{db}/");
+    let probe = run_url(&slash, &["status"]);
+    if probe.code == 0 {
+        spellings.push(slash);
+    } else {
+        let line = probe.one_line_error(probe.code);
+        eprintln!("postgres: trailing slash refused ({}): {line}", probe.code);
+    }
+    lock_holds_across_spellings(&t, &spellings, &[]);
+}
+
+// ------------------------------------------------------------------------------------ Nothing hangs
+
+/// A TCP listener that accepts and never answers.
+fn silent_listener() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn); // never read, never written, never closed
+        }
+    });
+    port
+}
+
+fn silent_server(url: &str) {
+    // On its own, `status` gives up within a bounded time, in one line.
+    let started = Instant::now();
+    let r = Watched::spawn(url, &["status"], &[]).finish_within(Duration::from_secs(60));
+    let took = started.elapsed();
+    assert_ne!(r.code, 0, "status against a silent server: {}", r.stdout);
+    let line = r.one_line_error(r.code).to_string();
+    eprintln!("{url}: gave up after {took:?}: {line}");
+    assert!(
+        took < Duration::from_secs(20),
+        "status waited {took:?} on a server that never answers"
+    );
+    // SIGTERM while connecting ends it at once.
+    let runner = Watched::spawn(url, &["status"], &[]);
+    std::thread::sleep(Duration::from_millis(1000));
+    signal(runner.pid(), "TERM");
+    let sent = Instant::now();
+    let r = runner.finish_within(Duration::from_secs(60));
+    let took = sent.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "SIGTERM while connecting took {took:?} to end status"
+    );
+    assert_eq!(r.code, 143, "stderr: {}", r.stderr);
+}
+
+#[test]
+fn hang_silent_listener_postgres() {
+    let port = silent_listener();
+    silent_server(&format!("postgres://postgres@127.0.0.1:{port}/app"));
+}
+
+#[test]
+fn hang_silent_listener_mysql() {
+    let port = silent_listener();
+    silent_server(&format!("mysql://root@127.0.0.1:{port}/app"));
+}
+
+/// A client session holding a lock on the ledger table; killed on Drop.
+struct Holder(std::process::Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn hold(mut cmd: Command, script: &str) -> Holder {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start client");
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .expect("write to client");
+    Holder(child) // stdin stays open: the session stays
+}
+
+fn status_gives_up_on_locked_ledger(t: &TestDb) {
+    let started = Instant::now();
+    let r = Watched::spawn(&t.url, &["status", "--lock-timeout", "2"], &[])
+        .finish_within(Duration::from_secs(120));
+    let took = started.elapsed();
+    assert_ne!(
+        r.code, 0,
+        "status read a table locked exclusively: {}",
+        r.stdout
+    );
+    let line = r.one_line_error(r.code).to_string();
+    eprintln!("{:?}: status gave up after {took:?}: {line}", t.kind);
+    assert!(
+        took < Duration::from_secs(30),
+        "status waited {took:?} on a locked ledger table"
+    );
+}
+
+#[test]
+fn hang_locked_ledger_table_postgres() {
+    let t = TestDb::with_app(Kind::Postgres, "hang_locked");
+    t.run(&["apply"]).expect(0); // creates the ledger
+    let mut cmd = Command::new("psql");
+    cmd.args([
+        "-X",
+        "-q",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "postgres",
+        "-d",
+        t.db_name(),
+    ]);
+    let _holder = hold(
+        cmd,
+        "BEGIN;\nLOCK TABLE backfill_migrations IN ACCESS EXCLUSIVE MODE;\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while psql(
+        5432,
+        t.db_name(),
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+         WHERE c.relname = 'backfill_migrations' AND l.mode = 'AccessExclusiveLock' AND l.granted",
+    )
+    .as_deref()
+        != Ok("1")
+    {
+        assert!(Instant::now() < deadline, "the holder never took the lock");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    status_gives_up_on_locked_ledger(&t);
+}
+
+#[test]
+fn hang_locked_ledger_table_mariadb() {
+    let t = TestDb::with_app(Kind::Mariadb, "hang_locked");
+    t.run(&["apply"]).expect(0);
+    let mut cmd = Command::new("mariadb");
+    cmd.args(["-h", "127.0.0.1", "-u", "root", t.db_name()]);
+    let _holder = hold(
+        cmd,
+        "LOCK TABLES backfill_migrations WRITE;\nSELECT SLEEP(600);\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new("mariadb")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-u",
+                "root",
+                "-N",
+                "-B",
+                t.db_name(),
+                "-e",
+            ])
+            .arg("SHOW OPEN TABLES WHERE `Table` = 'backfill_migrations' AND In_use > 0")
+            .output()
+            .expect("mariadb");
+        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the holder never took the lock");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    status_gives_up_on_locked_ledger(&t);
+}
+
+/// SIGTERM while waiting for another runner's lock: exits 143 at once, starts nothing.
+#[test]
+fn hang_sigterm_while_waiting_for_lock() {
+    let t = TestDb::with_app(Kind::Postgres, "hang_lockwait");
+    seed_generated(&t, 250);
+    let expected = t.expected_competencies();
+    t.run(&["status"]).expect(0);
+    let mut first = Watched::spawn(
+        &t.url,
+        &["apply", "--batch-size", "10"],
+        &[("BACKFILL_TEST_BATCH_DELAY_MS", "80")],
+    );
+    wait_running(&t, &mut first);
+    let second = Watched::spawn(&t.url, &["apply", "--lock-timeout", "60"], &[]);
+    std::thread::sleep(Duration::from_millis(1000));
+    signal(second.pid(), "TERM");
+    let sent = Instant::now();
+    let r = second.finish_within(Duration::from_secs(60));
+    let took = sent.elapsed();
+    assert!(first.exited().is_none(), "make the first apply slower");
+    assert_eq!(r.code, 143, "stderr: {}", r.stderr);
+    assert!(took < Duration::from_secs(3), "TERM took {took:?}");
+    first.finish_within(Duration::from_secs(120)).expect(0);
+    assert_rows_exact(&t, &expected, "after a TERM in the lock wait");
+    assert_eq!(t.state(V_ROLE).as_deref(), Some("applied"));
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM backfill_runs WHERE state <> 'succeeded'"),
+        0,
+        "the interrupted waiter started nothing"
+    );
+}
