@@ -119,9 +119,14 @@ pub enum Command {
     },
     /// Check the ledger for CI: drift, unknown versions, failed runs, out-of-order pending (exit 3).
     Verify {
-        /// Also run each applied migration's data checks.
+        /// Also run each applied migration's data checks. What they find is data drift (the app
+        /// added eligible rows, deleted one of ours): reported, exit 0; `backfill apply VERSION`
+        /// tops it up. Ledger damage always exits 3.
         #[arg(long)]
         data: bool,
+        /// With --data: exit 3 on data drift too.
+        #[arg(long, requires = "data")]
+        strict: bool,
     },
     /// The audit trail of runs (`--format markdown` for a deploy issue).
     Log {
@@ -324,10 +329,14 @@ pub fn run(cli: &Cli) -> Result<String> {
             let done = runner::revert(s.as_mut(), *version, *scenario, *force, &opts)?;
             Ok(report::outcomes(&[done], f, ""))
         }
-        Command::Verify { data } => {
+        Command::Verify { data, strict } => {
             let (mut s, _) = connect(cli)?;
-            let problems = inspect::verify(s.as_mut(), *data, &opts)?;
-            let text = report::verify(&problems, crate::registry::all().len(), f);
+            let found = inspect::verify(s.as_mut(), *data, &opts)?;
+            let text = report::verify(&found, crate::registry::all().len(), f);
+            let mut problems = found.ledger;
+            if *strict {
+                problems.extend(found.drift);
+            }
             if problems.is_empty() {
                 Ok(text)
             } else {

@@ -173,12 +173,20 @@ pub fn outcomes(outcomes: &[Outcome], format: Format, nothing: &str) -> String {
     }
 }
 
-pub fn verify(problems: &[String], checked: usize, format: Format) -> String {
-    match format {
-        Format::Json => json_doc(json!({ "ok": problems.is_empty(), "problems": problems })),
-        _ if problems.is_empty() => format!("ok: ledger consistent ({checked} migrations known)\n"),
-        _ => problems.iter().map(|p| format!("{p}\n")).collect(),
+pub fn verify(found: &crate::inspect::Verification, checked: usize, format: Format) -> String {
+    let (ledger, drift) = (&found.ledger, &found.drift);
+    if format == Format::Json {
+        return json_doc(json!({ "ok": ledger.is_empty(), "problems": ledger, "drift": drift }));
     }
+    let mut text: String = if ledger.is_empty() {
+        format!("ok: ledger consistent ({checked} migrations known)\n")
+    } else {
+        ledger.iter().map(|p| format!("{p}\n")).collect()
+    };
+    for d in drift {
+        text.push_str(&format!("data drift: {d}\n"));
+    }
+    text
 }
 
 fn ts(t: Option<chrono::NaiveDateTime>) -> String {

@@ -169,7 +169,8 @@ fn plan_equals_apply_on_generated_data(kind: Kind) {
 fn plan_writes_nothing(kind: Kind) {
     let t = TestDb::with_app(kind, &name(kind, "readonly"));
     seed_edge_cases(&t);
-    t.run(&["status"]).expect(0);
+    // The first plan creates the ledger (status, read-only, creates nothing).
+    t.run(&["plan"]).expect(0);
     let dump = |t: &TestDb| {
         let mut all = Vec::new();
         for table in TABLES.iter().chain(&["backfill_migrations"]) {
@@ -189,7 +190,7 @@ fn plan_writes_nothing(kind: Kind) {
     assert_eq!(dump(&t), before);
     assert_eq!(
         t.int("SELECT COUNT(*) FROM backfill_runs WHERE action = 'plan'"),
-        2,
+        2 * backfill::registry::all().len() as i64,
         "plans are audited"
     );
 }
@@ -291,6 +292,156 @@ fn verify_data_catches_a_deleted_row(kind: Kind) {
     );
 }
 
+/// Keys of 0 and below: PostgreSQL and SQLite accept them (MySQL's `bigint unsigned` ids refuse
+/// negatives, and take 0 only under NO_AUTO_VALUE_ON_ZERO). The first batch must start below every key,
+/// so plan == apply, and revert walks version ids the same way.
+fn keys_at_or_below_zero(kind: Kind) {
+    let t = TestDb::with_app(kind, &name(kind, "nonpositive"));
+    let mut s = t.session();
+    let mut exec = |sql: &str| {
+        s.execute(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    };
+    let ids: &[i64] = if kind == Kind::Mariadb {
+        exec("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO')");
+        &[0, 1]
+    } else {
+        &[-5, 0, 1]
+    };
+    const TS: &str = "'2026-01-15 10:00:00'";
+    for sc in [2, 3] {
+        exec(&format!("INSERT INTO scenarios (id, organization_id, name, created_at, updated_at) VALUES ({sc}, 1, 's{sc}', {TS}, {TS})"));
+    }
+    exec(&format!("INSERT INTO capabilities (id, organization_id, name, discovered_in_scenario_id, created_at, updated_at) VALUES (1, 1, 'cap', 3, {TS}, {TS})"));
+    for (n, id) in ids.iter().enumerate() {
+        exec(&format!("INSERT INTO competencies (id, organization_id, name, description, status, created_at, updated_at) VALUES ({id}, 1, 'c{id}', 'd{id}', 'active', {TS}, {TS})"));
+        exec(&format!("INSERT INTO capability_competencies (id, scenario_id, capability_id, competency_id, created_at, updated_at) VALUES ({}, 3, 1, {id}, {TS}, {TS})", n + 1));
+        exec(&format!("INSERT INTO roles (id, organization_id, name, description, created_at, updated_at) VALUES ({id}, 1, 'r{id}', NULL, {TS}, {TS})"));
+        exec(&format!("INSERT INTO scenario_roles (id, scenario_id, role_id, created_at, updated_at) VALUES ({}, 2, {id}, {TS}, {TS})", n + 1));
+    }
+    match kind {
+        Kind::Mariadb => {
+            let refused = s.execute(&format!("INSERT INTO competencies (id, organization_id, name, status, created_at, updated_at) VALUES (-5, 1, 'neg', 'active', {TS}, {TS})"), &[]);
+            assert!(refused.is_err(), "MySQL's unsigned ids refuse -5");
+        }
+        // Version rows with ids below zero too, ours and another writer's, so revert's walk must
+        // start below them: another app writer's version of an unrelated entity at -8, and ours from
+        // -7 on (SQLite's AUTOINCREMENT continues after the larger of the table's largest id and its
+        // sqlite_sequence entry).
+        Kind::Postgres | Kind::Sqlite => {
+            for (table, fk) in [
+                ("competency_versions", "competency_id"),
+                ("role_versions", "role_id"),
+            ] {
+                s.execute(&format!("INSERT INTO {table} (id, organization_id, {fk}, name, metadata, created_at, updated_at) \
+                    VALUES (-8, 1, NULL, 'other writer', '{{\"source\":\"backfill\",\"scenario_id\":3}}', {TS}, {TS})"), &[]).expect("foreign row");
+                let next = match kind {
+                    Kind::Postgres => {
+                        format!("ALTER SEQUENCE {table}_id_seq MINVALUE -100 RESTART WITH -7")
+                    }
+                    _ => format!("UPDATE sqlite_sequence SET seq = -8 WHERE name = '{table}'"),
+                };
+                s.execute(&next, &[]).expect("next id -7");
+            }
+        }
+    }
+    drop(s);
+    let expected: BTreeSet<(i64, i64)> = ids.iter().map(|&id| (id, 3)).collect();
+    assert_eq!(t.expected_competencies(), expected);
+    let plan = t.run(&["--format", "json", "plan"]);
+    plan.expect(0);
+    let plans = plan.json()["plans"].clone();
+    for (i, version) in [V_COMPETENCY, V_ROLE].into_iter().enumerate() {
+        let p = &plans[i]["plan"];
+        assert_eq!(p["total"], ids.len(), "{version}: {p}");
+        let sampled: Vec<i64> = p["groups"][0]["samples"]
+            .as_array()
+            .expect("samples")
+            .iter()
+            .filter_map(|s| s["id"].as_i64())
+            .collect();
+        assert_eq!(sampled, ids, "{version}: samples start at the lowest key");
+    }
+    // One key per batch: every batch boundary sits on a key at or below zero.
+    t.run(&["apply", "--batch-size", "1"]).expect(0);
+    assert_eq!(t.marked_competencies(), expected);
+    let roles: BTreeSet<(i64, i64)> = ids.iter().map(|&id| (id, 2)).collect();
+    assert_eq!(t.marked("role_versions", "role_id", V_ROLE), roles);
+    assert_eq!(t.rows_applied(V_COMPETENCY), ids.len() as i64);
+    if kind != Kind::Mariadb {
+        assert!(
+            t.int("SELECT MIN(id) FROM competency_versions WHERE competency_id IS NOT NULL") <= 0,
+            "version ids at or below zero too"
+        );
+    }
+    t.run(&["verify", "--data"]).expect(0);
+    for v in [V_COMPETENCY, V_ROLE] {
+        t.run(&["revert", &v.to_string(), "--batch-size", "1"])
+            .expect(0);
+    }
+    assert!(t.marked_competencies().is_empty());
+    assert!(t.marked("role_versions", "role_id", V_ROLE).is_empty());
+    let foreign = i64::from(kind != Kind::Mariadb);
+    for table in ["competency_versions", "role_versions"] {
+        let left = t.rows(&format!("SELECT id FROM {table}"));
+        assert_eq!(
+            left.len() as i64,
+            foreign,
+            "{table}: only the other writer's row is left"
+        );
+        if foreign == 1 {
+            assert_eq!(left[0][0].as_i64(), Some(-8));
+        }
+    }
+}
+
+/// Rows another writer marked almost like ours, differing only in trailing spaces (MariaDB's PAD SPACE
+/// collations call `'backfill ' = 'backfill'` equal): never counted, listed or deleted as ours.
+fn marker_compares_exactly(kind: Kind) {
+    let t = TestDb::with_app(kind, &name(kind, "padspace"));
+    seed_edge_cases(&t);
+    let v = V_COMPETENCY.to_string();
+    t.run(&["apply", &v]).expect(0);
+    let run_id = t
+        .text(&format!(
+            "SELECT last_run_id FROM backfill_migrations WHERE version = {v}"
+        ))
+        .expect("run id");
+    // Our migration and run in scenario 5 (which `revert --scenario 5` targets), one field padded
+    // each, and edited since: revert's guard would refuse if it took them for ours.
+    let insert = |meta: &str| {
+        t.exec(&format!(
+            "INSERT INTO competency_versions (organization_id, competency_id, name, evolution_state, metadata, created_at, updated_at) \
+             VALUES (1, 5, 'look-alike', 'new_embryo', '{meta}', '2026-01-15 10:00:00', '2026-02-01 10:00:00')"
+        ))
+    };
+    insert(&format!(
+        r#"{{"source":"backfill ","scenario_id":5,"migration":{v},"run_id":"{run_id}"}}"#
+    ));
+    insert(&format!(
+        r#"{{"source":"backfill","scenario_id":5,"migration":"{v} ","run_id":"{run_id}"}}"#
+    ));
+    let lookalikes = "SELECT COUNT(*) FROM competency_versions WHERE name = 'look-alike'";
+    // Counted as ours, they would make the table disagree with the ledger's 3 rows.
+    t.run(&["verify", "--data"]).expect(0);
+    // Ours by source and migration, but not of scenario 5: `--scenario 5` neither lists nor deletes it.
+    insert(&format!(
+        r#"{{"source":"backfill","scenario_id":"5 ","migration":{v},"run_id":"{run_id}"}}"#
+    ));
+    let padded_scenario = t.int("SELECT MAX(id) FROM competency_versions");
+    t.run(&["revert", &v, "--scenario", "5"]).expect(0);
+    assert_eq!(t.int(lookalikes), 3, "a scenario revert leaves them");
+    assert_eq!(t.ledger_int(V_COMPETENCY, "rows_reverted"), 2);
+    // Ours by source and migration after all: out of the way before the full revert.
+    t.exec(&format!(
+        "DELETE FROM competency_versions WHERE id = {padded_scenario}"
+    ));
+    t.run(&["revert", &v]).expect(0);
+    assert_eq!(t.int(lookalikes), 2, "a full revert leaves them");
+    assert_eq!(t.ledger_int(V_COMPETENCY, "rows_reverted"), 3);
+    // The app's other writer's row and the look-alikes are all that is left.
+    assert_eq!(t.int("SELECT COUNT(*) FROM competency_versions"), 3);
+}
+
 on_every_dialect!(
     edge_cases_write_exact_rows,
     runbook_verification_queries,
@@ -301,4 +452,6 @@ on_every_dialect!(
     revert_one_scenario,
     revert_refuses_edited_rows,
     verify_data_catches_a_deleted_row,
+    keys_at_or_below_zero,
+    marker_compares_exactly,
 );
