@@ -46,14 +46,26 @@ pub struct Batch<'a> {
 }
 
 impl Batch<'_> {
-    /// The last integer id done, or 0 before the first batch.
-    pub fn after_id(&self) -> DbResult<i64> {
+    /// The last integer id done; `None` before the first batch, which has no lower bound. Not 0: ids
+    /// of 0 and below are valid keys (PostgreSQL and SQLite accept them, and a plan counts them), and a
+    /// cursor starting at 0 would leave them unwritten while `plan` promised them.
+    pub fn after_id(&self) -> DbResult<Option<i64>> {
         match self.after {
-            None => Ok(0),
-            Some(c) => c.id().ok_or_else(|| {
+            None => Ok(None),
+            Some(c) => c.id().map(Some).ok_or_else(|| {
                 crate::db::DbError::query(format!("ledger checkpoint `{}` is not an id; run `backfill repair VERSION --mark-failed` and revert", c.0))
             }),
         }
+    }
+
+    /// The lowest id this batch may take, inclusive: `i64::MIN` on the first batch, the cursor + 1
+    /// after it; `None` when the cursor is already the largest id there can be (nothing follows).
+    /// An inclusive bound lets SQL express "no lower bound" with the same statement and parameters.
+    pub fn first_id(&self) -> DbResult<Option<i64>> {
+        Ok(match self.after_id()? {
+            None => Some(i64::MIN),
+            Some(last) => last.checked_add(1),
+        })
     }
 }
 
@@ -133,4 +145,41 @@ pub enum Direction {
 /// Reads a row's column as an integer, for migrations.
 pub fn int(row: &[Value], i: usize) -> i64 {
     row.get(i).and_then(Value::as_i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Context {
+        Context {
+            version: 1,
+            run_id: uuid::Uuid::nil(),
+            run_date: NaiveDate::default(),
+            scenario: None,
+            ledger_rows: 0,
+        }
+    }
+
+    fn batch<'a>(ctx: &'a Context, after: Option<&'a Cursor>) -> Batch<'a> {
+        Batch {
+            ctx,
+            after,
+            size: 10,
+        }
+    }
+
+    #[test]
+    fn the_first_batch_has_no_lower_bound() {
+        let ctx = ctx();
+        let first = batch(&ctx, None);
+        assert_eq!(first.after_id().ok(), Some(None));
+        assert_eq!(first.first_id().ok(), Some(Some(i64::MIN)));
+        let negative = Cursor::from_id(-5);
+        assert_eq!(batch(&ctx, Some(&negative)).first_id().ok(), Some(Some(-4)));
+        let last = Cursor::from_id(i64::MAX);
+        assert_eq!(batch(&ctx, Some(&last)).first_id().ok(), Some(None));
+        let broken = Cursor("12x".into());
+        assert!(batch(&ctx, Some(&broken)).first_id().is_err());
+    }
 }

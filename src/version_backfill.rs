@@ -23,10 +23,10 @@ pub struct VersionBackfill {
 const MAX_LISTED: i64 = 100;
 
 impl VersionBackfill {
-    /// Entities linked to a scenario with the lowest scenario id each, optionally for ids in (lo, hi].
+    /// Entities linked to a scenario with the lowest scenario id each, optionally for ids in [lo, hi].
     fn eligible(&self, ranged: bool) -> String {
         let range = if ranged {
-            format!(" AND {0} > ? AND {0} <= ?", self.link_entity)
+            format!(" AND {0} >= ? AND {0} <= ?", self.link_entity)
         } else {
             String::new()
         };
@@ -40,13 +40,13 @@ impl VersionBackfill {
 
     /// Eligible entities that have no version yet: what apply writes, as a FROM clause whose columns
     /// are used unqualified (`id`, `organization_id`, `name`, `description`, `scenario_id`). Ranged, it
-    /// takes the range `(lo, hi]` three times (six parameters, the same pair each time): the range is
+    /// takes the range `[lo, hi]` three times (six parameters, the same pair each time): the range is
     /// repeated on every table although the joins imply it, because planners do not carry a range
     /// across a GROUP BY or into a materialized NOT EXISTS, and a batch would cost O(table).
     fn pending_from(&self, d: Dialect, ranged: bool) -> String {
         let range = |col: &str| {
             if ranged {
-                format!(" AND {col} > ? AND {col} <= ?")
+                format!(" AND {col} >= ? AND {col} <= ?")
             } else {
                 String::new()
             }
@@ -135,33 +135,41 @@ impl VersionBackfill {
         )
     }
 
-    /// Rows this migration marked (and, with a scenario, only that scenario's).
+    /// Rows this migration marked (and, with a scenario, only that scenario's). Every field is
+    /// compared exactly: see [`exact_field`].
     fn marker(&self, d: Dialect, ctx: &Context) -> (String, Vec<Value>) {
         let mut sql = format!(
             "{} = 'backfill' AND {} = '{}'",
-            d.json_text("metadata", "source"),
-            d.json_text("metadata", "migration"),
+            exact_field(d, "source"),
+            exact_field(d, "migration"),
             ctx.version
         );
         let mut params = Vec::new();
         if let Some(s) = ctx.scenario {
-            sql.push_str(&format!(
-                " AND {} = ?",
-                d.json_text("metadata", "scenario_id")
-            ));
+            sql.push_str(&format!(" AND {} = ?", exact_field(d, "scenario_id")));
             params.push(Value::Text(s.to_string()));
         }
         (sql, params)
     }
 
-    /// The last id of the next `size` ids of `table` after `after`, or `None` when there are none.
-    fn next_bound(tx: &mut dyn Tx, table: &str, after: i64, size: u64) -> DbResult<Option<i64>> {
+    /// The last id of the next `size` ids of `table` from `from` on (inclusive), or `None` when there
+    /// are none.
+    fn next_bound(tx: &mut dyn Tx, table: &str, from: i64, size: u64) -> DbResult<Option<i64>> {
         let sql = format!(
-            "SELECT MAX(id) FROM (SELECT id FROM {table} WHERE id > ? ORDER BY id LIMIT ?) t"
+            "SELECT MAX(id) FROM (SELECT id FROM {table} WHERE id >= ? ORDER BY id LIMIT ?) t"
         );
         Ok(tx
-            .query_scalar(&sql, &[Value::Int(after), Value::Int(size as i64)])?
+            .query_scalar(&sql, &[Value::Int(from), Value::Int(size as i64)])?
             .as_i64())
+    }
+
+    /// The parameters of a ranged statement: the range `[from, hi]` once per table it is repeated on.
+    fn range_params(from: i64, hi: i64) -> Vec<Value> {
+        let mut params = Vec::with_capacity(6);
+        for _ in 0..3 {
+            params.extend([Value::Int(from), Value::Int(hi)]);
+        }
+        params
     }
 
     /// Fills each group with its first `samples` pending entities by id: the same rows as a
@@ -180,16 +188,13 @@ impl VersionBackfill {
             "SELECT scenario_id, id, organization_id, name {} ORDER BY id",
             self.pending_from(tx.dialect(), true)
         );
-        let (mut after, mut span) = (0, FIRST_RANGE);
-        while short(groups) {
-            let Some(hi) = Self::next_bound(tx, self.entity, after, span)? else {
+        // From the lowest key there can be, as apply starts: ids of 0 and below are keys too.
+        let (mut from, mut span) = (Some(i64::MIN), FIRST_RANGE);
+        while let (true, Some(lo)) = (short(groups), from) {
+            let Some(hi) = Self::next_bound(tx, self.entity, lo, span)? else {
                 break;
             };
-            let mut params = Vec::with_capacity(6);
-            for _ in 0..3 {
-                params.extend([Value::Int(after), Value::Int(hi)]);
-            }
-            for row in tx.query(&sql, &params)? {
+            for row in tx.query(&sql, &Self::range_params(lo, hi))? {
                 let key = int(&row, 0);
                 if let Some(g) = groups.iter_mut().find(|g| g.key == key) {
                     if g.samples.len() < samples {
@@ -201,7 +206,7 @@ impl VersionBackfill {
                     }
                 }
             }
-            after = hi;
+            from = hi.checked_add(1);
             span = (span * 2).min(MAX_RANGE);
         }
         Ok(())
@@ -209,6 +214,19 @@ impl VersionBackfill {
 
     fn count(tx: &mut dyn Tx, sql: &str, params: &[Value]) -> DbResult<u64> {
         Ok(tx.query_scalar(sql, params)?.as_i64().unwrap_or(0).max(0) as u64)
+    }
+}
+
+/// A `metadata` field as text that compares byte for byte. MariaDB's string collations are PAD SPACE
+/// (even `utf8mb4_bin`, which JSON_UNQUOTE returns): `'backfill ' = 'backfill'` is true there, so
+/// another writer's `"source":"backfill "` would count as ours and be deleted by revert. A binary
+/// string compares its bytes, trailing spaces and case included. PostgreSQL's `text` and SQLite's
+/// default BINARY collation already compare exactly.
+fn exact_field(d: Dialect, key: &str) -> String {
+    let text = d.json_text("metadata", key);
+    match d {
+        Dialect::Mysql => format!("CAST({text} AS BINARY)"),
+        Dialect::Postgres | Dialect::Sqlite => text,
     }
 }
 
@@ -236,8 +254,10 @@ impl DataMigration for VersionBackfill {
     }
 
     fn apply(&self, tx: &mut dyn Tx, batch: &Batch) -> DbResult<Step> {
-        let after = batch.after_id()?;
-        let Some(hi) = Self::next_bound(tx, self.entity, after, batch.size)? else {
+        let Some(from) = batch.first_id()? else {
+            return Ok(Step::Done { rows: 0 });
+        };
+        let Some(hi) = Self::next_bound(tx, self.entity, from, batch.size)? else {
             return Ok(Step::Done { rows: 0 });
         };
         let sql = self.insert_sql(
@@ -248,9 +268,7 @@ impl DataMigration for VersionBackfill {
         );
         let date = Value::Text(batch.ctx.run_date.format("%Y-%m-%d").to_string());
         let mut params = vec![date];
-        for _ in 0..3 {
-            params.extend([Value::Int(after), Value::Int(hi)]);
-        }
+        params.extend(Self::range_params(from, hi));
         let rows = tx.execute(&sql, &params)?;
         Ok(Step::More {
             cursor: Cursor::from_id(hi),
@@ -259,16 +277,18 @@ impl DataMigration for VersionBackfill {
     }
 
     fn revert(&self, tx: &mut dyn Tx, batch: &Batch) -> DbResult<Step> {
-        let after = batch.after_id()?;
-        let Some(hi) = Self::next_bound(tx, self.versions, after, batch.size)? else {
+        let Some(from) = batch.first_id()? else {
+            return Ok(Step::Done { rows: 0 });
+        };
+        let Some(hi) = Self::next_bound(tx, self.versions, from, batch.size)? else {
             return Ok(Step::Done { rows: 0 });
         };
         let (marker, extra) = self.marker(tx.dialect(), batch.ctx);
         let sql = format!(
-            "DELETE FROM {} WHERE id > ? AND id <= ? AND {marker}",
+            "DELETE FROM {} WHERE id >= ? AND id <= ? AND {marker}",
             self.versions
         );
-        let mut params = vec![Value::Int(after), Value::Int(hi)];
+        let mut params = vec![Value::Int(from), Value::Int(hi)];
         params.extend(extra);
         let rows = tx.execute(&sql, &params)?;
         Ok(Step::More {
