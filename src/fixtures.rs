@@ -10,6 +10,11 @@
 //! and a few version rows another writer of the app marked `{"source":"backfill","scenario_id":N}`
 //! without a `migration` key (revert must never touch those). Names carry unicode and quotes.
 //!
+//! `roles.description` is encrypted at rest, as the app stores it (Laravel's `encrypted` cast, with
+//! `APP_KEY`): a base64 JSON payload `{"iv":…,"value":…,"mac":…,"tag":""}` (see [`laravel_payload`]).
+//! The rows another writer's backfill left in `role_versions` hold the decrypted text, as the app's own
+//! role backfill wrote it.
+//!
 //! Entities get explicit ids `1..=n`; version rows get theirs from the sequence/autoincrement. Loading
 //! is bulk multi-row `INSERT`s in one transaction.
 
@@ -292,6 +297,44 @@ const S_COMPETENCY_VERSION: u64 = 5;
 const S_ROLE: u64 = 6;
 const S_SCENARIO_ROLES: u64 = 7;
 const S_ROLE_VERSION: u64 = 8;
+/// The bytes of each role description's stand-in ciphertext: a stream of its own, so encrypting
+/// changes no other value the generator draws.
+const S_ROLE_CIPHER: u64 = 9;
+
+/// A stand-in for what Laravel's `Crypt::encryptString` (the `encrypted` cast) stores:
+/// `base64(json {"iv", "value", "mac", "tag"})` with slashes unescaped, as `Encrypter::encrypt`
+/// builds it for AES-256-CBC: a 16-byte IV, the base64 ciphertext of the PKCS#7-padded text, a
+/// hex HMAC-SHA256, and an empty tag. The bytes are random, not AES (no cipher in our dependencies):
+/// the migrations must copy the column and never decrypt it, so its shape and length are what count,
+/// and a test can tell at once whether plaintext was written where ciphertext belongs.
+fn laravel_payload(rng: &mut Rng, clear: &str) -> String {
+    let mut bytes = |n: usize| -> Vec<u8> { (0..n).map(|_| rng.below(256) as u8).collect() };
+    let iv = base64(&bytes(16));
+    let value = base64(&bytes((clear.len() / 16 + 1) * 16));
+    let mac: String = bytes(32).iter().map(|b| format!("{b:02x}")).collect();
+    let json = format!(r#"{{"iv":"{iv}","value":"{value}","mac":"{mac}","tag":""}}"#);
+    base64(json.as_bytes())
+}
+
+/// Standard base64 with padding (RFC 4648), as PHP's `base64_encode`.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 // ---------------------------------------------------------------------------------------------------
 // Words. Unicode and quotes on purpose; no backslashes (they mean different things per dialect).
@@ -590,11 +633,25 @@ impl Generator {
         (org, name, description, status)
     }
 
+    /// The role's organization, name and description in clear (what the app shows).
     fn role(&self, id: u64) -> (u64, String, Value) {
         let mut rng = Rng::new(self.seed, S_ROLE, id);
         let org = rng.below(self.orgs) + 1;
         let name = format!("{} #{id}", rng.pick(ROLE_NAMES));
         let description = Self::description(&mut rng, &name);
+        (org, name, description)
+    }
+
+    /// The role as stored in `roles`: its description encrypted (NULL stays NULL, as the cast leaves it).
+    fn stored_role(&self, id: u64) -> (u64, String, Value) {
+        let (org, name, description) = self.role(id);
+        let description = match description {
+            Value::Text(clear) => {
+                let mut rng = Rng::new(self.seed, S_ROLE_CIPHER, id);
+                Value::Text(laravel_payload(&mut rng, &clear))
+            }
+            other => other,
+        };
         (org, name, description)
     }
 
@@ -624,7 +681,7 @@ impl Generator {
         let org_of_competency = self.write_competencies(s, &mut loaded)?;
         let discovered = self.write_capabilities(s, &mut loaded)?;
         let eligible = self.write_links(s, &mut loaded, &org_of_competency, &discovered)?;
-        let counts = self.write_versions(s, &COMPETENCY_VERSIONS, &eligible, |id| {
+        let counts = self.write_versions(s, &COMPETENCY_VERSIONS, &eligible, |id, _| {
             let (org, name, description, _) = self.competency(id);
             (org, name, description)
         })?;
@@ -633,7 +690,15 @@ impl Generator {
         loaded.pending_competency_versions = counts.pending;
         loaded.roles = self.write_roles(s)?;
         let in_scenario = self.write_scenario_roles(s, &mut loaded)?;
-        let counts = self.write_versions(s, &ROLE_VERSIONS, &in_scenario, |id| self.role(id))?;
+        // The app's own role backfill decrypted the description before writing it; its users'
+        // versions keep the ciphertext.
+        let counts = self.write_versions(s, &ROLE_VERSIONS, &in_scenario, |id, existing| {
+            if existing == Existing::ForeignBackfill {
+                self.role(id)
+            } else {
+                self.stored_role(id)
+            }
+        })?;
         loaded.preexisting_role_versions = counts.rows;
         loaded.foreign_backfill_role_versions = counts.foreign;
         loaded.pending_role_versions = counts.pending;
@@ -778,7 +843,7 @@ impl Generator {
 
     fn write_roles(&self, s: &mut dyn Session) -> DbResult<u64> {
         let rows = (1..=self.roles).map(|id| {
-            let (org, name, description) = self.role(id);
+            let (org, name, description) = self.stored_role(id);
             [Self::int(id), Self::int(org), name.into(), description]
         });
         let columns = ["id", "organization_id", "name", "description"];
@@ -839,7 +904,7 @@ impl Generator {
         s: &mut dyn Session,
         of: &VersionTable,
         pending_if: &[bool],
-        entity: impl Fn(u64) -> (u64, String, Value),
+        entity: impl Fn(u64, Existing) -> (u64, String, Value),
     ) -> DbResult<VersionCounts> {
         let mut seen = (0, 0);
         let mut pending = 0;
@@ -853,7 +918,7 @@ impl Generator {
                 Existing::ForeignBackfill => seen.1 += 1,
             }
             (existing != Existing::None)
-                .then(|| self.version_row(&mut rng, of, existing, id, entity(id)))
+                .then(|| self.version_row(&mut rng, of, existing, id, entity(id, existing)))
         });
         let rows = insert_in_chunks(s, of.table, &of.columns(), &self.created, rows)?;
         Ok(VersionCounts {
@@ -1197,6 +1262,40 @@ mod tests {
             );
             let _ = std::fs::remove_file(path);
         }
+    }
+
+    #[test]
+    fn base64_matches_the_rfc_vectors() {
+        for (raw, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(raw.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn role_descriptions_are_stored_encrypted() {
+        let (mut s, path, _) = loaded("cipher", &Shape::default());
+        let rows = s
+            .query(
+                "SELECT description FROM roles WHERE description IS NOT NULL",
+                &[],
+            )
+            .expect("roles");
+        assert!(!rows.is_empty());
+        for row in rows {
+            let stored = row[0].as_str().expect("text");
+            // base64 of `{"iv":"` : what every Laravel Crypt payload starts with.
+            assert!(stored.starts_with("eyJpdiI6"), "{stored}");
+            assert!(!stored.contains(' '), "{stored}");
+        }
+        let _ = std::fs::remove_file(path);
     }
 
     #[test]

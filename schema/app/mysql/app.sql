@@ -74,6 +74,9 @@ alter table `competency_versions` add index `competency_versions_competency_id_i
 alter table `competency_versions` add constraint `competency_versions_competency_id_foreign`
     foreign key (`competency_id`) references `competencies` (`id`) on delete set null;
 
+-- `description` is encrypted at rest by the app (Laravel's `encrypted` cast, key APP_KEY): it holds
+-- Crypt's base64 JSON payload ("eyJpdiI6..."), never the text, so it is `text` however short the role's
+-- description is. The role_versions backfill copies it as it is and never writes its plaintext.
 create table `roles` (
     `id` bigint unsigned not null auto_increment primary key,
     `organization_id` bigint unsigned not null,

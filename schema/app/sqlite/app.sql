@@ -64,6 +64,9 @@ create table "competency_versions" (
 
 create index "competency_versions_competency_id_index" on "competency_versions" ("competency_id");
 
+-- `description` is encrypted at rest by the app (Laravel's `encrypted` cast, key APP_KEY): it holds
+-- Crypt's base64 JSON payload ("eyJpdiI6..."), never the text, so it is `text` however short the role's
+-- description is. The role_versions backfill copies it as it is and never writes its plaintext.
 create table "roles" (
     "id" integer primary key autoincrement not null,
     "organization_id" integer not null,
