@@ -9,35 +9,15 @@
 //! certificate names only `localhost`, so 127.0.0.1 does not match it.
 
 mod common;
+#[path = "common/own_server.rs"]
+mod own_server;
 use backfill::db::{self, Target};
 use common::{closed_port, run_url as run, seed_edge_cases, V_COMPETENCY};
+use own_server::{is_root, sh, MariaServer};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const PASSWORD: &str = "hunter2";
-
-fn sh(cmd: &mut Command) {
-    let out = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
 
 /// A CA, a second (untrusted) CA, and a server certificate signed by the first for `san`.
 fn make_certs(dir: &Path, san: &str) {
@@ -109,17 +89,6 @@ fn status(url: &str) -> Result<(), String> {
         return Ok(());
     }
     Err(r.one_line_error_hiding(r.code, PASSWORD).to_string())
-}
-
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !ready() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{what} did not start"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 // ---------------------------------------------------------------- PostgreSQL
@@ -367,111 +336,38 @@ fn postgres_sslmodes() {
 
 // ---------------------------------------------------------------- MariaDB
 
-struct MariaServer {
-    dir: PathBuf,
-    port: u16,
-    child: Child,
+/// The test's own MariaDB server with a certificate for `localhost` only (127.0.0.1 is a name the
+/// certificate does not match), and a user that must use TLS.
+fn tls_server() -> MariaServer {
+    let srv = MariaServer::start("tls-my", |dir| {
+        make_certs(dir, "DNS:localhost");
+        let d = dir.display();
+        vec![
+            format!("--ssl-ca={d}/ca.pem"),
+            format!("--ssl-cert={d}/server.pem"),
+            format!("--ssl-key={d}/server.key"),
+        ]
+    });
+    srv.sql(&format!(
+        "CREATE USER 'bf_tls'@'%' IDENTIFIED BY '{PASSWORD}' REQUIRE SSL; GRANT ALL ON *.* TO 'bf_tls'@'%'; \
+         CREATE DATABASE bf_tls_my CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
+    ));
+    srv
 }
 
-impl MariaServer {
-    fn start(name: &str) -> MariaServer {
-        let dir = std::env::temp_dir().join(format!("backfill-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        // Named `localhost` only: 127.0.0.1 is a name the certificate does not match.
-        make_certs(&dir, "DNS:localhost");
-        let data = dir.join("data");
-        let user = if is_root() { "root" } else { "" };
-        let mut install = Command::new("mariadb-install-db");
-        install
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
-        if !user.is_empty() {
-            install.arg(format!("--user={user}"));
-        }
-        sh(&mut install);
-        let port = closed_port();
-        // Its own temporary directory: the machine's main server keeps its temporary tables in /tmp.
-        let tmp = dir.join("tmp");
-        std::fs::create_dir_all(&tmp).unwrap();
-        let mut server = Command::new("mariadbd");
-        server
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--tmpdir={}", tmp.display()))
-            .arg(format!("--port={port}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--socket={}/mysqld.sock", dir.display()))
-            .arg(format!("--pid-file={}/mysqld.pid", dir.display()))
-            .arg(format!("--log-error={}/error.log", dir.display()))
-            .arg(format!("--ssl-ca={}/ca.pem", dir.display()))
-            .arg(format!("--ssl-cert={}/server.pem", dir.display()))
-            .arg(format!("--ssl-key={}/server.key", dir.display()))
-            .args([
-                "--skip-log-bin",
-                "--innodb-buffer-pool-size=16M",
-                "--skip-name-resolve",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if !user.is_empty() {
-            server.arg(format!("--user={user}"));
-        }
-        let child = server.spawn().expect("start mariadbd");
-        let srv = MariaServer { dir, port, child };
-        let sock = srv.dir.join("mysqld.sock");
-        wait_until("the test MariaDB server", || {
-            Command::new("mariadb")
-                .args(["--no-defaults", "-u", "root", "-S"])
-                .arg(&sock)
-                .args(["-e", "SELECT 1"])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false)
-        });
-        srv.sql(&format!(
-            "CREATE USER 'bf_tls'@'%' IDENTIFIED BY '{PASSWORD}' REQUIRE SSL; GRANT ALL ON *.* TO 'bf_tls'@'%'; \
-             CREATE DATABASE bf_tls_my CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
-        ));
-        srv
-    }
-
-    fn sql(&self, sql: &str) {
-        sh(Command::new("mariadb")
-            .args(["--no-defaults", "-u", "root", "-S"])
-            .arg(self.dir.join("mysqld.sock"))
-            .args(["-e", sql]));
-    }
-
-    fn url(&self, host: &str, query: &str) -> String {
-        format!(
-            "mysql://bf_tls:{PASSWORD}@{host}:{}/bf_tls_my?{query}",
-            self.port
-        )
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-}
-
-impl Drop for MariaServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
+fn tls_url(srv: &MariaServer, host: &str, query: &str) -> String {
+    format!(
+        "mysql://bf_tls:{PASSWORD}@{host}:{}/bf_tls_my?{query}",
+        srv.port
+    )
 }
 
 #[test]
 fn mysql_ssl_modes() {
-    let my = MariaServer::start("tls-my");
+    let my = tls_server();
     let ca = my.file("ca.pem");
     let other = my.file("other-ca.pem");
-    let url = |host: &str, query: &str| my.url(host, query);
+    let url = |host: &str, query: &str| tls_url(&my, host, query);
 
     // The user must use TLS: DISABLED is refused by the server, in one line.
     let err = status(&url("127.0.0.1", "ssl-mode=DISABLED")).unwrap_err();
