@@ -169,20 +169,68 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(|| Stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.without_time().with_target(false).try_init(),
     };
 }
 
-/// The command line as recorded in the audit table: secrets redacted.
+/// The command line as recorded in the audit table: secrets redacted. A `--database-url` value is
+/// redacted as the drivers parse it, so a password with a raw space or `@` is hidden whole.
 fn recorded_arguments() -> String {
-    let args: Vec<String> = std::env::args_os()
-        .skip(1)
-        .map(|a| db::url::redact(&a.to_string_lossy()))
-        .collect();
+    let mut args = Vec::new();
+    let mut url_next = false;
+    for arg in std::env::args_os().skip(1) {
+        let arg = arg.to_string_lossy();
+        let shown = if url_next {
+            db::url::redact_url(&arg)
+        } else if let Some(url) = arg.strip_prefix("--database-url=") {
+            format!("--database-url={}", db::url::redact_url(url))
+        } else {
+            db::url::redact(&arg)
+        };
+        url_next = arg == "--database-url";
+        args.push(shown);
+    }
     serde_json::to_string(&args).unwrap_or_else(|_| "[]".into())
+}
+
+/// Learns every password the invocation carries (URLs in the arguments, `DATABASE_URL`) before
+/// anything parses or prints them, so no message, log line or audit row can show one.
+fn remember_secrets() {
+    for arg in std::env::args_os().skip(1) {
+        let arg = arg.to_string_lossy();
+        if arg.contains("://") {
+            db::url::remember_secrets_of(arg.strip_prefix("--database-url=").unwrap_or(&arg));
+        }
+    }
+    if let Some(url) = std::env::var_os("DATABASE_URL") {
+        db::url::remember_secrets_of(&url.to_string_lossy());
+    }
+}
+
+/// stderr for errors, logs and the panic hook: every write is redacted, and a closed or broken
+/// stderr drops the text instead of failing (`eprintln!` panics then, and a panic while panicking
+/// aborts with 134).
+struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = db::url::redact(&String::from_utf8_lossy(buf));
+        let _ = std::io::stderr().write_all(text.as_bytes());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+/// The one error line of a failed command.
+fn error_line(message: &str) {
+    let _ = writeln!(Stderr, "error: {message}");
 }
 
 fn options(cli: &Cli) -> Options {
@@ -234,10 +282,17 @@ fn connect(cli: &Cli) -> Result<(Box<dyn Session>, String)> {
     Ok((session, target.redacted))
 }
 
-fn print(text: &str) {
+/// Writes the command's result. A reader that went away (`| head`) is not an error; any other
+/// failure (`> /dev/full`) is: the result was lost.
+fn print(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::Runtime(format!(
+            "the command finished, but its output could not be written to stdout ({e}); free space where stdout goes, or redirect it elsewhere, and run the command again to see its result"
+        ))),
+    }
 }
 
 /// Runs the parsed command; returns what to print on stdout.
@@ -340,7 +395,7 @@ pub fn run(cli: &Cli) -> Result<String> {
             if problems.is_empty() {
                 Ok(text)
             } else {
-                print(&text);
+                print(&text)?;
                 Err(Error::Inconsistent(problems))
             }
         }
@@ -414,7 +469,7 @@ fn parse() -> std::result::Result<Cli, i32> {
             Err(2)
         }
         Err(e) if e.kind() == clap::error::ErrorKind::InvalidUtf8 => {
-            eprintln!("error: {}", db::url::redact(&invalid_utf8()));
+            error_line(&invalid_utf8());
             Err(2)
         }
         Err(e) => {
@@ -451,10 +506,7 @@ fn parse() -> std::result::Result<Cli, i32> {
             } else {
                 format!(" (possible values: {})", valid.join(", "))
             };
-            eprintln!(
-                "error: {}{valid}; see `backfill --help`",
-                db::url::redact(first)
-            );
+            error_line(&format!("{first}{valid}; see `backfill --help`"));
             Err(2)
         }
     }
@@ -468,21 +520,19 @@ pub fn main() -> i32 {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        eprintln!("error: internal error, please report it: {message}");
+        let _ = writeln!(Stderr, "error: internal error, please report it: {message}");
     }));
+    remember_secrets();
     let cli = match parse() {
         Ok(cli) => cli,
         Err(code) => return code,
     };
     init_logging(cli.log_format);
     crate::signals::install();
-    match run(&cli) {
-        Ok(text) => {
-            print(&text);
-            0
-        }
+    match run(&cli).and_then(|text| print(&text)) {
+        Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {}", db::url::redact(&e.to_string()));
+            error_line(&e.to_string());
             e.exit_code()
         }
     }

@@ -67,7 +67,9 @@ impl Progress {
                 ),
                 _ => (String::new(), String::new()),
             };
-            eprintln!(
+            // Never `eprintln!`: it panics when stderr is a closed pipe.
+            let _ = writeln!(
+                std::io::stderr(),
                 "{}: {done}{rows} rows in {batches} batches, {rate:.0} rows/s{eta}",
                 self.label
             );

@@ -260,6 +260,28 @@ bad_inputs! {
         };
     missing_sqlite_file (Sqlite) => 2, ["no SQLite database"],
         |c| { let url = format!("sqlite://{}/missing.db", c.dir.display()); c.run_url(&url, &["apply"]) };
+    // Exit codes that disagreed with the README (issue 12, case 8); a read-only user on a fresh
+    // database is read_only_user_apply_postgres/_mariadb below.
+    mysql_url_double_slash (Mariadb) => 2, ["`//bf_my_bad_mysql_url_double_slash`", "not one database name"],
+        |c| { let url = c.url.replacen(":3306/", ":3306//", 1); c.run_url(&url, &["status"]) };
+    sqlite_file_not_a_database (Sqlite) => 2, ["not a database"],
+        |c| {
+            let p = c.file("notdb.db", "a text file, not an SQLite database\n".repeat(50));
+            let url = format!("sqlite://{}", p.display());
+            c.run_url(&url, &["status"])
+        };
+    sqlite_file_not_a_database_apply (Sqlite) => 2, ["not a database"],
+        |c| {
+            let p = c.file("notdb.db", "a text file, not an SQLite database\n".repeat(50));
+            let url = format!("sqlite://{}", p.display());
+            c.run_url(&url, &["apply"])
+        };
+    read_only_transactions_revert (Postgres) => 2, ["read-only"],
+        |c| {
+            c.t.run(&["apply", V]).expect(0);
+            c.t.exec(&format!("ALTER DATABASE {} SET default_transaction_read_only = on", c.t.db_name()));
+            c.run(&["revert", V])
+        };
 
     // ---- the app's .env ----
     env_file_missing (Postgres) => 2, ["does not exist", "--env-file"],
@@ -565,4 +587,221 @@ fn app_tables_missing_then_created_applies() {
     c.t.run(&["verify"]).expect(0);
     assert_eq!(c.t.marked_competencies().len(), 3);
     assert!(!saved.is_empty());
+}
+
+// ---- stdout and stderr (issue 12, case 8) ----
+
+/// Runs `backfill ARGS` against `t` with stdout going to `/dev/full`.
+fn run_into_dev_full(t: &TestDb, args: &[&str]) -> Run {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    Run::from(t.command(args).stdout(full).output().expect("run backfill"))
+}
+
+/// A result that cannot be written is an error (exit 1, one line): the output was lost.
+#[test]
+fn stdout_full_is_an_error() {
+    let t = TestDb::with_app(Kind::Sqlite, "stdout_full");
+    seed_edge_cases(&t);
+    t.run(&["apply", "202611230002"]).expect(0);
+    for args in [
+        &["--format", "json", "plan"][..],
+        &["log"],
+        &["status"],
+        &["--format", "markdown", "log"],
+    ] {
+        let run = run_into_dev_full(&t, args);
+        let line = run.one_line_error(1);
+        assert!(
+            line.contains("stdout") && line.contains("No space left"),
+            "{args:?}: {line}"
+        );
+    }
+    // verify's findings are output too.
+    t.exec("UPDATE backfill_migrations SET checksum = 'edited'");
+    run_into_dev_full(&t, &["verify"]).one_line_error(1);
+}
+
+/// A reader that went away (`| head -0`) is not an error: exit 0, nothing on stderr.
+#[test]
+fn stdout_closed_pipe_is_ok() {
+    let t = TestDb::with_app(Kind::Sqlite, "stdout_closed");
+    seed_edge_cases(&t);
+    for args in [&["--format", "json", "plan"][..], &["log"], &["status"]] {
+        let mut child = t
+            .command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take()); // as `| head -0` does
+        let run = Run::from(child.wait_with_output().expect("wait"));
+        run.expect(0);
+        assert!(run.stderr.is_empty(), "{args:?}: {}", run.stderr);
+    }
+}
+
+/// A closed stderr pipe never aborts the process (exit 134): logs, progress and the error line are
+/// dropped, the command's own exit code stands.
+#[test]
+fn stderr_closed_pipe_never_aborts() {
+    let t = TestDb::with_app(Kind::Postgres, "stderr_closed");
+    seed_edge_cases(&t);
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = t.command(args);
+        cmd.envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        drop(child.stderr.take());
+        let out = child.wait_with_output().expect("wait");
+        out.status.code().unwrap_or(-1)
+    };
+    // A log line per batch the whole run long, written to a pipe nobody reads any more.
+    assert_eq!(
+        run(&["apply", V, "--batch-size", "1"], &[("RUST_LOG", "debug")]),
+        0
+    );
+    assert_eq!(t.marked_competencies().len(), 3);
+    // A warning, then the result.
+    assert_eq!(run(&["--env-file", "/nonexistent/.env", "status"], &[]), 0);
+    // The error line itself.
+    assert_eq!(run(&["apply", "999"], &[]), 2);
+    assert_eq!(run(&["revert", V, "--scenario", "x"], &[]), 2);
+}
+
+// ---- passwords, in every output and every stored row (issue 12, case 10) ----
+
+/// The whole database (ledger and audit rows included) as text.
+fn everything(t: &TestDb) -> String {
+    dump_all(t).join("\n")
+}
+
+fn assert_hidden(what: &str, text: &str, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(
+            !text.contains(secret),
+            "{secret:?} shown in {what}:\n{text}"
+        );
+    }
+}
+
+/// Runs commands that print the target, write audit rows and fail, with `url` given as an argument
+/// (both spellings) and as DATABASE_URL, and checks that no form of the password shows anywhere.
+fn check_hidden_everywhere(t: &TestDb, url: &str, secrets: &[&str]) {
+    let runs = [
+        common::bin()
+            .args(["--database-url", url, "status"])
+            .output(),
+        common::bin()
+            .arg(format!("--database-url={url}"))
+            .args(["plan", "202611230002"])
+            .output(),
+        common::bin()
+            .args(["--database-url", url, "apply", "202611230002"])
+            .output(),
+        common::bin()
+            .env("DATABASE_URL", url)
+            .args(["apply"])
+            .output(),
+        common::bin()
+            .args(["--database-url", url, "--format", "json", "status"])
+            .output(),
+        common::bin()
+            .args(["--database-url", url, "--format", "markdown", "log"])
+            .output(),
+        common::bin()
+            .args(["--database-url", url, "revert", "999"])
+            .output(),
+        common::bin()
+            .args(["--database-url", url, "status", url])
+            .output(),
+    ];
+    for (i, out) in runs.into_iter().enumerate() {
+        let run = Run::from(out.expect("run backfill"));
+        assert_hidden(&format!("run {i} stdout"), &run.stdout, secrets);
+        assert_hidden(&format!("run {i} stderr"), &run.stderr, secrets);
+        assert!(run.code <= 2, "run {i}: {}\n{}", run.code, run.stderr);
+    }
+    let stored = everything(t);
+    assert!(
+        stored.contains("--database-url"),
+        "the audit rows were not written: {stored}"
+    );
+    assert_hidden("the database", &stored, secrets);
+}
+
+#[test]
+fn mysql_password_with_raw_space_and_at_is_hidden() {
+    let t = TestDb::with_app(Kind::Mariadb, "secret_raw");
+    seed_edge_cases(&t);
+    let user = TestUser::owner(&t, "bf_secret_raw", "pa ss@w0rd");
+    let url = format!(
+        "mysql://{}:pa ss@w0rd@127.0.0.1:3306/{}",
+        user.name,
+        t.db_name()
+    );
+    check_hidden_everywhere(&t, &url, &["pa ss", "ss@w0rd", "w0rd", "pa%20ss"]);
+    assert_eq!(
+        t.marked("role_versions", "role_id", 202611230002).len(),
+        1,
+        "the raw URL logs in"
+    );
+}
+
+#[test]
+fn mysql_password_parameter_is_hidden() {
+    let t = TestDb::with_app(Kind::Mariadb, "secret_param");
+    seed_edge_cases(&t);
+    let user = TestUser::owner(&t, "bf_secret_param", "param-s3cret");
+    let url = format!(
+        "mysql://{}@127.0.0.1:3306/{}?password=param-s3cret",
+        user.name,
+        t.db_name()
+    );
+    check_hidden_everywhere(&t, &url, &["param-s3cret"]);
+    assert_eq!(t.marked("role_versions", "role_id", 202611230002).len(), 1);
+}
+
+#[test]
+fn postgres_password_parameters_are_hidden() {
+    let t = TestDb::with_app(Kind::Postgres, "secret_param");
+    seed_edge_cases(&t);
+    // Trust authentication: the server ignores the password, the tool must still never show it.
+    let url = format!(
+        "postgres://postgres:userinfo-s3cret@127.0.0.1:5432/{}?password=query-s3cret&application_name=x",
+        t.db_name()
+    );
+    check_hidden_everywhere(&t, &url, &["userinfo-s3cret", "query-s3cret"]);
+    let status = common::run_url(&url, &["status"]);
+    assert!(
+        status.stdout.starts_with(&format!(
+            "target: postgres://postgres:***@127.0.0.1:5432/{}?password=***&application_name=x\n",
+            t.db_name()
+        )),
+        "{}",
+        status.stdout
+    );
+    // "cannot connect" names the target, redacted.
+    let down = format!(
+        "postgres://postgres@127.0.0.1:{}/{}?password=query-s3cret",
+        closed_port(),
+        t.db_name()
+    );
+    let run = common::run_url(&down, &["apply"]);
+    let line = run.one_line_error_hiding(1, "query-s3cret");
+    assert!(
+        line.contains("cannot connect") && line.contains("password=***"),
+        "{line}"
+    );
+    // sslpassword (a client key's passphrase) is refused, by name only.
+    let ssl = format!(
+        "postgres://postgres@127.0.0.1:5432/{}?sslpassword=key-s3cret",
+        t.db_name()
+    );
+    let run = common::run_url(&ssl, &["status"]);
+    let line = run.one_line_error_hiding(2, "key-s3cret");
+    assert!(line.contains("sslpassword"), "{line}");
 }

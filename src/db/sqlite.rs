@@ -33,6 +33,8 @@ fn map_err(e: rusqlite::Error) -> DbError {
     let text = e.to_string();
     let hint = if text.contains("no such table") {
         " (is DATABASE_URL the app's database, and have its schema migrations run?)"
+    } else if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+        " (the file DATABASE_URL names is not an SQLite database: check the path)"
     } else if kind == ErrorKind::Timeout {
         " (another process holds a write lock on the database file: wait for it, or raise --statement-timeout)"
     } else {

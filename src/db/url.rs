@@ -397,7 +397,7 @@ fn redact_params(token: &str) -> String {
         let key = &rest[key_start..eq];
         out.push_str(&rest[..=eq]);
         rest = &rest[eq + 1..];
-        if is_secret_key(key) {
+        if is_secret_key(key) && !rest.starts_with("***") {
             let end = rest
                 .find(['&', ';', '`', '\'', '"', ')', ','])
                 .unwrap_or(rest.len());
