@@ -3,6 +3,7 @@
 use crate::db::{self, Session};
 use crate::error::{Error, Result};
 use crate::inspect;
+use crate::planfile::{PlanOut, PlanTarget};
 use crate::report::{self, Format};
 use crate::runner::{self, Options, Selection};
 use clap::{Args, Parser, Subcommand};
@@ -265,7 +266,7 @@ fn with_batching(mut opts: Options, b: &Batching) -> Options {
 const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
 
-fn connect(cli: &Cli) -> Result<(Box<dyn Session>, String)> {
+fn connect(cli: &Cli) -> Result<(Box<dyn Session>, db::Target)> {
     if let (Some(file), Some(url)) = (&cli.env_file, &cli.database_url) {
         if !url.trim().is_empty() {
             tracing::warn!(
@@ -279,7 +280,7 @@ fn connect(cli: &Cli) -> Result<(Box<dyn Session>, String)> {
     // Every command is bounded, the read-only ones too: a lock held on the ledger or the app's
     // tables fails the command instead of hanging it. apply/revert/status set their own flags' values.
     session.set_timeouts(Some(DEFAULT_STATEMENT_TIMEOUT), Some(DEFAULT_LOCK_WAIT))?;
-    Ok((session, target.redacted))
+    Ok((session, target))
 }
 
 /// Writes the command's result. A reader that went away (`| head`) is not an error; any other
@@ -323,7 +324,7 @@ pub fn run(cli: &Cli) -> Result<String> {
                 ..opts
             };
             Ok(report::status(
-                &target,
+                &target.redacted,
                 &inspect::status(s.as_mut(), &opts)?,
                 f,
             ))
@@ -333,17 +334,16 @@ pub fn run(cli: &Cli) -> Result<String> {
             out,
             samples,
         } => {
-            if let Some(path) = out {
-                crate::planfile::check_writable(path)?;
-            }
-            let (mut s, _) = connect(cli)?;
+            // Before any planning work: a plan that cannot be saved is not worth computing.
+            let out = out.as_deref().map(PlanOut::check).transpose()?;
+            let (mut s, target) = connect(cli)?;
             let opts = Options {
                 samples: *samples as usize,
                 ..opts
             };
             let reports = runner::plan(s.as_mut(), *version, &opts)?;
-            if let Some(path) = out {
-                crate::planfile::write(path, &reports)?;
+            if let Some(out) = out {
+                out.write(&PlanTarget::of(&target, s.as_mut())?, &reports)?;
             }
             Ok(report::plans(&reports, f))
         }
@@ -362,9 +362,13 @@ pub fn run(cli: &Cli) -> Result<String> {
                 (None, Some(t)) => Selection::UpTo(*t),
                 (None, None) => Selection::Pending,
             };
-            let (mut s, _) = connect(cli)?;
+            let (mut s, target) = connect(cli)?;
             // From the first statement on, so a lock held on the ledger cannot stall us either.
             s.set_timeouts(opts.statement_timeout, Some(opts.lock_timeout))?;
+            if let (Some(file), Some(path)) = (&opts.expect_plan, expect_plan) {
+                // Before anything else: a plan of another database says nothing about this one.
+                crate::planfile::check_target(file, path, &PlanTarget::of(&target, s.as_mut())?)?;
+            }
             let done = runner::apply(s.as_mut(), selection, &opts)?;
             Ok(report::outcomes(
                 &done,

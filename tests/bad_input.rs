@@ -405,6 +405,55 @@ bad_inputs! {
         };
     plan_out_into_missing_directory (Postgres) => 2, ["cannot write plan file", "does not exist"],
         |c| c.run(&["plan", "--out", "no/such/dir/plan.json"]);
+    // Plan files name their database and are written whole (issue 12, case 7).
+    plan_out_is_a_directory (Postgres) => 2, ["cannot write plan file", "is a directory"],
+        |c| { let d = c.dir.display().to_string(); c.run(&["plan", "--out", &d]) };
+    plan_out_parent_is_a_file (Sqlite) => 2, ["cannot write plan file", "not a directory"],
+        |c| { let f = c.file("file", "x"); let p = format!("{}/plan.json", f.display()); c.run(&["plan", "--out", &p]) };
+    plan_out_read_only (Mariadb) => 2, ["cannot write plan file", "read-only"],
+        |c| {
+            use std::os::unix::fs::PermissionsExt;
+            let p = c.file("plan.json", "reviewed yesterday");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).unwrap();
+            let run = c.run(&["plan", "--out", &p.display().to_string()]);
+            assert_eq!(std::fs::read_to_string(&p).unwrap(), "reviewed yesterday");
+            run
+        };
+    plan_out_checked_before_planning (Postgres) => 2, ["cannot write plan file", "does not exist"],
+        |c| {
+            // Planning would wait for this lock; the unwritable --out must fail first, at once.
+            c.snapshot();
+            let mut holder = c.t.session();
+            holder.begin(false).unwrap();
+            holder.execute("LOCK TABLE competency_versions IN ACCESS EXCLUSIVE MODE", &[]).unwrap();
+            let started = std::time::Instant::now();
+            let run = c.run(&["plan", "--out", "no/such/dir/plan.json"]);
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "planned before checking --out");
+            holder.rollback().unwrap();
+            run
+        };
+    plan_file_without_target (Postgres) => 5, ["older backfill", "plan --out"],
+        |c| {
+            c.file("plan.json", r#"{"format":"backfill-plan/1","fingerprint":"","migrations":[]}"#);
+            c.run(&["apply", "--expect-plan", "plan.json"])
+        };
+    plan_file_of_another_server (Mariadb) => 5, ["was made on postgres", "not on this mysql", "plan --out"],
+        |c| {
+            // Same app, same data, same counts: only the database differs.
+            let pg = TestDb::with_app(Kind::Postgres, "bad_plan_other_server_pg");
+            seed_edge_cases(&pg);
+            let plan = c.dir.join("plan.json");
+            pg.run(&["plan", "--out", &plan.display().to_string()]).expect(0);
+            c.run(&["apply", "--expect-plan", &plan.display().to_string()])
+        };
+    plan_file_of_another_database (Postgres) => 5, ["was made on postgres database `bf_pg_bad_plan_other_db_twin`"],
+        |c| {
+            let twin = TestDb::with_app(Kind::Postgres, "bad_plan_other_db_twin");
+            seed_edge_cases(&twin);
+            let plan = c.dir.join("plan.json");
+            twin.run(&["plan", "--out", &plan.display().to_string()]).expect(0);
+            c.run(&["apply", "--expect-plan", &plan.display().to_string()])
+        };
 
     // ---- the ledger ----
     ledger_unknown_state (Postgres) => 3, ["unknown state `bogus`", "202611230002"],
@@ -804,4 +853,131 @@ fn postgres_password_parameters_are_hidden() {
     let run = common::run_url(&ssl, &["status"]);
     let line = run.one_line_error_hiding(2, "key-s3cret");
     assert!(line.contains("sslpassword"), "{line}");
+}
+
+// ---- plan files (issue 12, case 7) ----
+
+/// The files in `dir` other than `keep`.
+fn others_in(dir: &std::path::Path, keep: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != keep)
+        .collect()
+}
+
+/// `plan --out` replaces the file whole or not at all: a new file is renamed over the old one (a
+/// hard link to the old one keeps the old text), a plan killed or failed midway leaves the previous
+/// plan as it was, and no temporary file stays behind.
+#[test]
+fn plan_out_replaces_the_file_whole() {
+    use std::os::unix::fs::MetadataExt;
+    let t = TestDb::with_app(Kind::Postgres, "plan_atomic");
+    seed_edge_cases(&t);
+    let dir = std::env::temp_dir()
+        .join("backfill-tests")
+        .join("plan_atomic");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan = dir.join("plan.json");
+    let out = plan.display().to_string();
+    std::fs::write(&plan, "the previous plan\n").unwrap();
+    std::fs::hard_link(&plan, dir.join("old-link")).unwrap();
+    let before = std::fs::metadata(&plan).unwrap().ino();
+    t.run(&["plan", "--out", &out]).expect(0);
+    let text = std::fs::read_to_string(&plan).unwrap();
+    assert!(
+        text.contains("backfill-plan/2") && text.ends_with("}\n"),
+        "{text}"
+    );
+    assert_ne!(
+        std::fs::metadata(&plan).unwrap().ino(),
+        before,
+        "written in place"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("old-link")).unwrap(),
+        "the previous plan\n"
+    );
+    std::fs::remove_file(dir.join("old-link")).unwrap();
+    assert!(
+        others_in(&dir, "plan.json").is_empty(),
+        "{:?}",
+        others_in(&dir, "plan.json")
+    );
+
+    // kill -9 while planning (a table lock holds the plan up): the reviewed plan stays.
+    let reviewed = text;
+    let mut holder = t.session();
+    holder.begin(false).unwrap();
+    holder
+        .execute(
+            "LOCK TABLE competency_versions IN ACCESS EXCLUSIVE MODE",
+            &[],
+        )
+        .unwrap();
+    let mut child = t
+        .command(&["plan", "--out", &out])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    common::signal(child.id(), "KILL");
+    let _ = child.wait();
+    holder.rollback().unwrap();
+    drop(holder);
+    assert_eq!(std::fs::read_to_string(&plan).unwrap(), reviewed);
+    assert!(
+        others_in(&dir, "plan.json").is_empty(),
+        "{:?}",
+        others_in(&dir, "plan.json")
+    );
+
+    // A plan that fails leaves the previous one too.
+    drop_app_tables(&t);
+    let run = t.run(&["plan", "--out", &out]);
+    run.one_line_error(1);
+    assert_eq!(std::fs::read_to_string(&plan).unwrap(), reviewed);
+    assert!(
+        others_in(&dir, "plan.json").is_empty(),
+        "{:?}",
+        others_in(&dir, "plan.json")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The plan is bound to the database as the server names it, not to the URL's spelling.
+#[test]
+fn plan_file_accepts_another_spelling_of_the_same_database() {
+    let t = TestDb::with_app(Kind::Postgres, "plan_spelling");
+    seed_edge_cases(&t);
+    let dir = std::env::temp_dir()
+        .join("backfill-tests")
+        .join("plan_spelling");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan = dir.join("plan.json").display().to_string();
+    t.run(&["plan", "--out", &plan]).expect(0);
+    let text = std::fs::read_to_string(&plan).unwrap();
+    for field in [
+        "\"host\": \"127.0.0.1\"",
+        "\"port\": 5432",
+        "\"dialect\": \"postgres\"",
+    ] {
+        assert!(text.contains(field), "{field} not recorded: {text}");
+    }
+    assert!(
+        text.contains(&format!("\"database\": \"{}\"", t.db_name())),
+        "{text}"
+    );
+    let other_spelling = format!(
+        "postgresql://postgres:hunter2@127.0.0.1/{}/?application_name=deploy",
+        t.db_name()
+    );
+    let run = common::run_url(&other_spelling, &["apply", "--expect-plan", &plan]);
+    run.expect(0);
+    assert_eq!(t.marked_competencies().len(), 3);
+    let _ = std::fs::remove_dir_all(&dir);
 }

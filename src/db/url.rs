@@ -113,6 +113,12 @@ impl Target {
             )));
         }
         let database = percent_decode(name);
+        // The drivers get the one name without the trailing slash (PostgreSQL would look for `db/`).
+        let one = (path.len() > name.len() + 1).then(|| format!("/{name}"));
+        let mut parsed = parsed.clone();
+        if let Some(one) = one {
+            parsed.set_path(&one);
+        }
         let redacted = redacted_url(&parsed);
         let (tls, driver_url) = split_tls(dialect, &parsed)?;
         let url = if dialect == Dialect::Mysql && scheme.as_deref() == Some("mariadb") {
