@@ -1,50 +1,25 @@
 //! Racing runners and signals, with real processes.
 
 mod common;
-use common::{seed_generated, signal, Kind, Run, TestDb, V_COMPETENCY};
-use std::process::{Child, Stdio};
+use common::topology::{assert_one_did_the_work, finish, race, spawn_runner};
+use common::{seed_generated, signal, Kind, TestDb, V_COMPETENCY};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 fn spawn(t: &TestDb, args: &[&str], delay_ms: &str) -> Child {
-    let mut cmd = t.command(args);
-    cmd.env("BACKFILL_TEST_BATCH_DELAY_MS", delay_ms)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd.spawn().expect("spawn backfill")
-}
-
-fn finish(child: Child) -> Run {
-    Run::from(child.wait_with_output().expect("wait"))
+    spawn_runner(&t.url, args, &[("BACKFILL_TEST_BATCH_DELAY_MS", delay_ms)])
 }
 
 fn four_runners_one_does_the_work(kind: Kind) {
     let t = TestDb::with_app(kind, &format!("race_four_{}", kind as u8));
     seed_generated(&t, 250);
     let expected = t.expected_competencies();
-    let children: Vec<Child> = (0..4)
-        .map(|_| {
-            spawn(
-                &t,
-                &["apply", "--batch-size", "10", "--lock-timeout", "60"],
-                "15",
-            )
-        })
-        .collect();
-    let runs: Vec<Run> = children.into_iter().map(finish).collect();
-    for r in &runs {
-        r.expect(0);
-    }
-    let workers = runs
-        .iter()
-        .filter(|r| r.stdout.contains("applied —"))
-        .count();
-    assert_eq!(workers, 1, "exactly one runner does the work");
-    assert_eq!(
-        runs.iter()
-            .filter(|r| r.stdout.contains("nothing to apply"))
-            .count(),
-        3
+    let runs = race(
+        &vec![t.url.clone(); 4],
+        &["apply", "--batch-size", "10", "--lock-timeout", "60"],
+        &[("BACKFILL_TEST_BATCH_DELAY_MS", "15")],
     );
+    assert_one_did_the_work(&runs);
     assert_eq!(t.marked_competencies(), expected, "no duplicate, no gap");
     let apply_runs = t.int(&format!(
         "SELECT COUNT(*) FROM backfill_runs WHERE action = 'apply' AND version = {V_COMPETENCY}"
