@@ -377,7 +377,9 @@ fn redact_token(token: &str) -> String {
         return token;
     };
     let rest = &token[start + 3..];
-    let Some(at) = rest.rfind('@') else {
+    // The userinfo ends at the last `@` before the path (a password may hold a raw `@`).
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
         return token;
     };
     let creds = &rest[..at];
@@ -506,5 +508,23 @@ mod tests {
             redact("--database-url=mysql://a:b@c/d"),
             "--database-url=mysql://a:***@c/d"
         );
+        assert_eq!(
+            redact("postgres://u:pw@h/db?options=a@b&password=xyz"),
+            "postgres://u:***@h/db?options=a@b&password=***"
+        );
+        assert_eq!(redact_url("mysql://u:pa ss@w@h/db"), "mysql://u:***@h/db");
+        assert_eq!(redact_url("mysql://u:pa/ss@w@h/db"), "mysql://***@h/db");
+        assert_eq!(encode_component("ab%41c d/é"), "ab%2541c%20d%2F%C3%A9");
+        assert_eq!(
+            percent_decode("ab%2541c%20d%2F%C3%A9%zz%4"),
+            "ab%41c d/é%zz%4"
+        );
+        let t = Target::parse("mysql://u@h:3306/a%20b/").unwrap();
+        assert_eq!(
+            (t.database.as_str(), t.secret_url()),
+            ("a b", "mysql://u@h:3306/a%20b")
+        );
+        assert!(Target::parse("mysql://u@h:3306//db").is_err());
+        assert!(Target::parse("mysql://u@h:3306/db/x").is_err());
     }
 }
