@@ -5,7 +5,7 @@ use crate::db::{DbError, ErrorKind, Session};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Action};
 use crate::lock::{self, Lease};
-use crate::migration::{Batch, Context, Cursor, Step};
+use crate::migration::{Context, Cursor, Key, KeyRange};
 use crate::progress::Progress;
 use crate::registry::Registered;
 use crate::retry;
@@ -47,10 +47,22 @@ impl Hooks {
     }
 }
 
-/// What the batch loop runs: one migration, one direction, one audited run.
+/// What a run walks and what each batch does with its key range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Walk {
+    /// The migration's key, its apply step.
+    Apply,
+    /// INSERT shape: the migration's revert key, its revert step (delete what it marked).
+    DeleteMarked,
+    /// UPDATE shape: the undo journal, restoring old values (`force`: even over later edits).
+    Restore { force: bool },
+}
+
+/// What the batch loop runs: one migration, one walk, one audited run.
 pub(crate) struct Job<'a> {
     reg: &'a Registered,
     action: Action,
+    walk: Walk,
     ctx: &'a Context,
     run_id: &'a str,
     hooks: Hooks,
@@ -59,18 +71,59 @@ pub(crate) struct Job<'a> {
 impl<'a> Job<'a> {
     pub(crate) fn new(
         reg: &'a Registered,
-        action: Action,
+        walk: Walk,
         ctx: &'a Context,
         run_id: &'a str,
-    ) -> Self {
-        Job {
+    ) -> Result<Self> {
+        let job = Job {
             reg,
-            action,
+            action: if walk == Walk::Apply {
+                Action::Apply
+            } else {
+                Action::Revert
+            },
+            walk,
             ctx,
             run_id,
             hooks: Hooks::from_env(),
+        };
+        job.key()?;
+        Ok(job)
+    }
+
+    pub(crate) fn key(&self) -> Result<Key> {
+        match self.walk {
+            Walk::Apply => Ok(self.reg.migration.key()),
+            Walk::Restore { .. } => Ok(crate::kit::update::JOURNAL_KEY),
+            Walk::DeleteMarked => self.reg.migration.revert_key().ok_or_else(|| {
+                Error::Usage(format!(
+                    "V{}__{} is INSERT-shaped but names no revert key; its author must add `revert_key`",
+                    self.reg.version, self.reg.name
+                ))
+            }),
         }
     }
+
+    fn step(&self, tx: &mut dyn Session, range: KeyRange) -> crate::db::DbResult<u64> {
+        let m = self.reg.migration;
+        match self.walk {
+            Walk::Apply => m.apply(tx, self.ctx, range),
+            Walk::DeleteMarked => m.revert(tx, self.ctx, range),
+            Walk::Restore { force } => {
+                crate::kit::update::restore(tx, self.ctx.version, range, force)
+            }
+        }
+    }
+}
+
+/// What one batch did.
+enum Batched {
+    /// Wrote `rows` over keys up to `cursor`.
+    More { rows: u64, cursor: Cursor },
+    /// No keys left after the cursor.
+    Done,
+    /// The fence failed: another runner owns the migration now.
+    Overtaken,
 }
 
 /// The batch loop: each batch's writes, its checkpoint and its audit count commit together.
@@ -84,6 +137,8 @@ pub(crate) fn run_batches(
 ) -> Result<(u64, u64)> {
     let mut size = BatchSize::new(opts.batch_size, opts.batch_target);
     let (mut rows, mut batches) = (0u64, 0u64);
+    let key = job.key()?;
+    start_of(job, cursor.as_ref())?;
     loop {
         if let Some(sig) = signals::requested() {
             return Err(Error::Interrupted(sig));
@@ -92,27 +147,26 @@ pub(crate) fn run_batches(
         crate::throttle::wait_for_replicas(session, opts, progress)?;
         batches += 1;
         let started = Instant::now();
-        let step = retry::conflicts(|| one_batch(session, job, cursor.as_ref(), size.now, batches))
-            .map_err(|e| batch_error(job.reg, batches, e))?;
-        let Some(step) = step else {
-            return Err(Error::Busy(format!(
-                "V{}__{} was taken over by another runner; this one stopped and rolled back its batch {batches} (nothing written twice); `backfill status` shows who runs it",
-                job.reg.version, job.reg.name
-            )));
+        let step =
+            retry::conflicts(|| one_batch(session, job, key, cursor.as_ref(), size.now, batches))
+                .map_err(|e| batch_error(job.reg, batches, e))?;
+        let (done, next) = match step {
+            Batched::Overtaken => return Err(overtaken(job, batches)),
+            Batched::Done => {
+                batches -= 1; // the look that found nothing left wrote nothing
+                break;
+            }
+            Batched::More { rows, cursor } => (rows, cursor),
         };
         let took = started.elapsed();
         tracing::debug!(
-            "batch {batches}: {} keys, {} rows, {}ms",
+            "batch {batches}: {} keys, {done} rows, {}ms",
             size.now,
-            step.rows(),
             took.as_millis()
         );
         size.adapt(took);
-        rows += step.rows();
-        match step {
-            Step::Done { .. } => break,
-            Step::More { cursor: next, .. } => cursor = Some(next),
-        }
+        rows += done;
+        cursor = Some(next);
         progress.update(rows, batches, cursor.as_ref().and_then(Cursor::id));
         if !opts.pause.is_zero() {
             std::thread::sleep(opts.pause);
@@ -150,48 +204,74 @@ impl BatchSize {
     }
 }
 
-/// One batch transaction; `None` when the fence says another runner owns the migration now.
+fn overtaken(job: &Job, batch: u64) -> Error {
+    Error::Busy(format!(
+        "V{}__{} was taken over by another runner; this one stopped and rolled back its batch {batch} (nothing written twice); `backfill status` shows who runs it",
+        job.reg.version, job.reg.name
+    ))
+}
+
+/// The first key after the cursor; `None` when the cursor is the last key there can be. A cursor that
+/// is not a key is ledger damage (exit 3), with the fix.
+fn start_of(job: &Job, after: Option<&Cursor>) -> Result<Option<i64>> {
+    let Some(c) = after else {
+        return Ok(Some(i64::MIN));
+    };
+    let id = c.id().ok_or_else(|| {
+        let column = if job.action == Action::Revert {
+            "revert_cursor"
+        } else {
+            "apply_cursor"
+        };
+        Error::Ledger(format!(
+            "the ledger's checkpoint for V{} is damaged ({column} = `{}` is not a key); set it to the last key done, or to NULL to start over (every migration is idempotent): UPDATE backfill_migrations SET {column} = NULL WHERE version = {}",
+            job.reg.version, c.0, job.reg.version
+        ))
+    })?;
+    Ok(id.checked_add(1))
+}
+
+/// One batch transaction: the fence first, then the next key range's writes, its checkpoint and its
+/// audit count.
 fn one_batch(
     session: &mut dyn Session,
     job: &Job,
+    key: Key,
     after: Option<&Cursor>,
     size: u64,
     number: u64,
-) -> crate::db::DbResult<Option<Step>> {
+) -> crate::db::DbResult<Batched> {
+    let Ok(Some(lo)) = start_of(job, after) else {
+        return Ok(Batched::Done);
+    };
     session.begin(false)?;
     let work = (|| {
         if !ledger::claim(session, job.reg.version, job.action, job.run_id, after)? {
-            return Ok(None);
+            return Ok(Batched::Overtaken);
         }
-        let batch = Batch {
-            ctx: job.ctx,
-            after,
-            size,
+        let Some(hi) = crate::kit::bounds::next_bound(session, key, lo, size)? else {
+            return Ok(Batched::Done);
         };
-        let step = match job.action {
-            Action::Revert => job.reg.migration.revert(session, &batch)?,
-            _ => job.reg.migration.apply(session, &batch)?,
-        };
-        let next = match &step {
-            Step::More { cursor, .. } => Some(cursor),
-            Step::Done { .. } => None,
-        };
+        let rows = job.step(session, KeyRange { lo, hi })?;
+        let cursor = Cursor::from_id(hi);
         ledger::checkpoint(
             session,
             job.reg.version,
             job.action,
             job.run_id,
-            next,
-            step.rows(),
+            Some(&cursor),
+            rows,
             size,
         )?;
-        ledger::add_run_rows(session, job.run_id, step.rows())?;
+        ledger::add_run_rows(session, job.run_id, rows)?;
         job.hooks.before_commit(number)?;
-        Ok(Some(step))
+        Ok(Batched::More { rows, cursor })
     })();
     match work {
-        Ok(Some(step)) => session.commit().map(|_| Some(step)),
-        Ok(None) => session.rollback().map(|_| None),
+        Ok(Batched::More { rows, cursor }) => {
+            session.commit().map(|_| Batched::More { rows, cursor })
+        }
+        Ok(other) => session.rollback().map(|_| other),
         Err(e) => {
             let _ = session.rollback();
             Err(e)

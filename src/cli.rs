@@ -406,7 +406,7 @@ pub fn run(cli: &Cli) -> Result<String> {
         Command::Log { version, since } => {
             let since = since.as_deref().map(crate::when::parse).transpose()?;
             let (mut s, _) = connect(cli)?;
-            let runs = if crate::ledger::readable(s.as_mut())? {
+            let runs = if crate::ledger::prepare_or_read(s.as_mut())? {
                 crate::ledger::runs(s.as_mut(), *version, since)?
             } else {
                 Vec::new()

@@ -23,9 +23,10 @@ pub struct StatusLine {
     pub last_error: Option<String>,
 }
 
-/// The ledger's rows, or none when there is no ledger yet (never created by a read-only command).
+/// The ledger's rows (creating the ledger where this user may), or none on a read-only server that
+/// has no ledger yet.
 fn entries_if_any(session: &mut dyn Session) -> Result<Vec<Entry>> {
-    if ledger::readable(session)? {
+    if ledger::prepare_or_read(session)? {
         ledger::entries(session)
     } else {
         Ok(Vec::new())
@@ -162,7 +163,7 @@ fn check_data(session: &mut dyn Session, entries: &[Entry]) -> Result<Vec<String
             version: e.version,
             run_id: uuid::Uuid::nil(),
             run_date: today(),
-            scenario: None,
+            group: None,
             ledger_rows: e.live_rows(),
         };
         session.begin(true)?;

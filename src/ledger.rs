@@ -10,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The newest ledger schema version this binary knows (the highest `V<n>__` under `schema/ledger/`).
-const LEDGER_SCHEMA: i64 = 2;
+const LEDGER_SCHEMA: i64 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -65,6 +65,7 @@ pub enum Action {
     Apply,
     Revert,
     Repair,
+    Forget,
 }
 
 impl Action {
@@ -74,6 +75,7 @@ impl Action {
             Action::Apply => "apply",
             Action::Revert => "revert",
             Action::Repair => "repair",
+            Action::Forget => "forget",
         }
     }
 }
@@ -167,6 +169,23 @@ pub fn is_current(session: &mut dyn Session) -> bool {
 pub fn readable(session: &mut dyn Session) -> Result<bool> {
     check_schema(session)?;
     Ok(schema_version(session).is_some())
+}
+
+/// Creates or upgrades the ledger when it can; on a server or for a user that may not write (a hot
+/// standby, a SELECT-only CI user), goes on read-only with whatever ledger is there. For commands that
+/// only look: `status`, `verify`, `log`, `plan`. Returns whether there is a ledger to read.
+pub fn prepare_or_read(session: &mut dyn Session) -> Result<bool> {
+    if check_schema(session)? {
+        return Ok(true);
+    }
+    match session.migrate_ledger() {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_denied() => {
+            tracing::debug!("not creating the ledger (read-only here): {e}");
+            readable(session)
+        }
+        Err(_) => migrate(session).map(|_| true),
+    }
 }
 
 /// `Ok(true)`: the ledger is current; `Ok(false)`: absent or older (create or upgrade it). A ledger
@@ -489,6 +508,17 @@ pub fn set_checksum(
             ],
         )
         .map(|_| ())
+}
+
+/// Whether `backfill forget` dropped this migration's undo journal (it is irreversible since).
+pub fn forgotten(session: &mut dyn Session, version: i64) -> Result<bool> {
+    let n = session
+        .query_scalar(
+            "SELECT COUNT(*) FROM backfill_runs WHERE version = ? AND action = 'forget' AND state = 'succeeded'",
+            &[Value::Int(version)],
+        )
+        .map_err(|e| ledger_error("backfill_runs", e))?;
+    Ok(n.as_i64().unwrap_or(0) > 0)
 }
 
 /// One row of `backfill_runs`.

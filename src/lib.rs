@@ -8,6 +8,7 @@ pub mod demo;
 pub mod error;
 pub mod fixtures;
 pub mod inspect;
+pub mod kit;
 pub mod ledger;
 pub mod lock;
 pub mod migration;

@@ -1,15 +1,18 @@
 //! The data-migration API: what a module in `data_migrations/` implements.
 //!
-//! A migration is a small object: a read-only `plan`, and `apply`/`revert` that each do one batch and
-//! return where to continue. The runner owns everything else: transactions, the cursor checkpoint in the
-//! ledger (committed with each batch), locking, throttling, progress and the audit trail.
+//! A migration is a small object, as in Shopify's maintenance_tasks: the key it walks (a table's
+//! integer column), a step over one key range `[lo, hi]`, a read-only `plan`, and its shape, which
+//! says how it is undone. The runner owns everything else: the cursor and its checkpoint in the ledger
+//! (committed with each batch), the bounds of each batch, batch sizing, locking, throttling, progress,
+//! the undo journal of UPDATE-shaped migrations and the audit trail. `crate::kit` has the pieces a
+//! step usually needs (marker, exact JSON fields, samples, the journaled update).
 
 use crate::db::{DbResult, Tx, Value};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-/// Where a batch starts: a key (never an offset), so a resumed run with another batch size neither
-/// skips nor repeats rows. Opaque text in the ledger; migrations keyed by an integer id use the helpers.
+/// Where a run goes on from: the last key done (never an offset), so a resumed run with another batch
+/// size neither skips nor repeats rows. Text in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor(pub String);
 
@@ -17,121 +20,172 @@ impl Cursor {
     pub fn from_id(id: i64) -> Self {
         Cursor(id.to_string())
     }
-    /// The last id done; `None` when the cursor is not an integer (a corrupted ledger).
+    /// The last id done; `None` when the cursor is not an integer (a damaged ledger).
     pub fn id(&self) -> Option<i64> {
-        self.0.parse().ok()
+        self.0.trim().parse().ok()
     }
 }
 
-/// Everything a batch may need to know about its run.
+/// Everything a step may need to know about its run.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub version: i64,
     pub run_id: uuid::Uuid,
     /// The run's UTC start date: every row of one run shares it, even across midnight.
     pub run_date: NaiveDate,
-    /// `revert --scenario ID`: only this group.
-    pub scenario: Option<i64>,
+    /// `revert --group ID` (the migration's own word for it, e.g. `--scenario`): only this group.
+    pub group: Option<i64>,
     /// Rows the ledger says this migration wrote and has not reverted (for `check`).
     pub ledger_rows: i64,
 }
 
-/// One batch of work.
-#[derive(Debug, Clone)]
-pub struct Batch<'a> {
-    pub ctx: &'a Context,
-    /// `None` on the first batch.
-    pub after: Option<&'a Cursor>,
-    pub size: u64,
+/// An integer key the runner walks in ranges: `table.column`, unique or not (a range takes every row
+/// of its keys, so equal keys never straddle two batches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub table: &'static str,
+    pub column: &'static str,
 }
 
-impl Batch<'_> {
-    /// The last integer id done; `None` before the first batch, which has no lower bound. Not 0: ids
-    /// of 0 and below are valid keys (PostgreSQL and SQLite accept them, and a plan counts them), and a
-    /// cursor starting at 0 would leave them unwritten while `plan` promised them.
-    pub fn after_id(&self) -> DbResult<Option<i64>> {
-        match self.after {
-            None => Ok(None),
-            Some(c) => c.id().map(Some).ok_or_else(|| {
-                crate::db::DbError::query(format!("ledger checkpoint `{}` is not an id; run `backfill repair VERSION --mark-failed` and revert", c.0))
-            }),
-        }
-    }
+/// The keys of one batch, both ends included. The first batch starts at `i64::MIN`: ids of 0 and
+/// below are keys too, and `plan` counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRange {
+    pub lo: i64,
+    pub hi: i64,
+}
 
-    /// The lowest id this batch may take, inclusive: `i64::MIN` on the first batch, the cursor + 1
-    /// after it; `None` when the cursor is already the largest id there can be (nothing follows).
-    /// An inclusive bound lets SQL express "no lower bound" with the same statement and parameters.
-    pub fn first_id(&self) -> DbResult<Option<i64>> {
-        Ok(match self.after_id()? {
-            None => Some(i64::MIN),
-            Some(last) => last.checked_add(1),
-        })
+impl KeyRange {
+    /// `[lo, hi]` as parameters, `times` times (a statement that repeats the range on several tables).
+    pub fn params(&self, times: usize) -> Vec<Value> {
+        (0..times)
+            .flat_map(|_| [Value::Int(self.lo), Value::Int(self.hi)])
+            .collect()
     }
 }
 
-/// What one batch did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    /// More to do after `cursor`; `rows` were written (or deleted) by this batch.
-    More { cursor: Cursor, rows: u64 },
-    /// Nothing left; `rows` by this last batch.
-    Done { rows: u64 },
+/// How a migration is undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// It inserts rows marked with its identity (`kit::marker`); revert deletes exactly those, walking
+    /// `revert_key` with the migration's `revert` step.
+    Insert,
+    /// It changes existing rows through `kit::update`, which journals each row's old and new values in
+    /// the ledger (`backfill_undo`) in the batch's transaction; revert restores the old values and is
+    /// the runner's own work.
+    Update,
+    /// It cannot be undone; `revert` refuses (exit 2) with this reason.
+    Irreversible(&'static str),
 }
 
-impl Step {
-    pub fn rows(&self) -> u64 {
-        match self {
-            Step::More { rows, .. } | Step::Done { rows } => *rows,
-        }
-    }
+/// A migration's own grouping of its rows (the HR migrations group by scenario): how plans count and
+/// what `revert --group` (alias `--scenario`) selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grouping {
+    /// The group's column in plans, e.g. `scenario_id`.
+    pub column: &'static str,
+    /// The word for one group in reports, e.g. `scenario`.
+    pub label: &'static str,
 }
 
-/// One group of a plan (for the first migrations: one scenario).
+/// One group of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     pub key: i64,
     pub count: u64,
+    /// A few rows as the migration describes them (any fields it chooses).
     pub samples: Vec<serde_json::Value>,
 }
 
 /// What `apply` would do on the data as it is now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
-    /// The name of the grouping key, e.g. `scenario_id`.
+    /// The grouping column, e.g. `scenario_id`; empty when the migration does not group.
     pub group_by: String,
+    /// The word for one group, e.g. `scenario`.
+    #[serde(default = "default_label")]
+    pub group_label: String,
     pub total: u64,
-    /// Rows that qualify but are left alone (e.g. already versioned).
+    /// Rows that qualify but are left alone.
     pub skipped: u64,
+    /// Why they are left alone, e.g. `already versioned`.
+    #[serde(default)]
+    pub skipped_because: String,
     pub groups: Vec<Group>,
+}
+
+fn default_label() -> String {
+    "group".into()
+}
+
+impl Plan {
+    /// A plan without groups: one group, key 0, holding every row.
+    pub fn ungrouped(total: u64, skipped: u64, samples: Vec<serde_json::Value>) -> Plan {
+        Plan {
+            group_by: String::new(),
+            group_label: "all".into(),
+            total,
+            skipped,
+            skipped_because: String::new(),
+            groups: if total > 0 {
+                vec![Group {
+                    key: 0,
+                    count: total,
+                    samples,
+                }]
+            } else {
+                Vec::new()
+            },
+        }
+    }
 }
 
 /// A data migration. A module `data_migrations/V..__name.rs` exposes it as `pub static MIGRATION`.
 pub trait DataMigration: Sync {
+    /// How it is undone.
+    fn shape(&self) -> Shape;
+
+    /// The key `apply` walks.
+    fn key(&self) -> Key;
+
+    /// Its grouping of rows, if it has one.
+    fn grouping(&self) -> Option<Grouping> {
+        None
+    }
+
     /// Read-only: what `apply` would write. Runs in a read-only transaction; its counts must equal
     /// what `apply` then writes on unchanged data.
     fn plan(&self, tx: &mut dyn Tx, ctx: &Context, samples: usize) -> DbResult<Plan>;
 
-    /// Writes one batch after `batch.after`, marking every row with the migration and run.
-    fn apply(&self, tx: &mut dyn Tx, batch: &Batch) -> DbResult<Step>;
+    /// Writes the rows of one key range (marking or journaling them); returns how many.
+    fn apply(&self, tx: &mut dyn Tx, ctx: &Context, range: KeyRange) -> DbResult<u64>;
 
-    /// Deletes one batch of rows this migration marked (only those; only `ctx.scenario` if set).
-    fn revert(&self, tx: &mut dyn Tx, batch: &Batch) -> DbResult<Step>;
+    /// `Shape::Insert`: the key `revert` walks (the table it inserted into).
+    fn revert_key(&self) -> Option<Key> {
+        None
+    }
 
-    /// Ids of rows this migration wrote that were edited since (revert refuses them without `--force`).
+    /// `Shape::Insert`: deletes the rows of one key range of `revert_key` that this migration marked
+    /// (only those; only `ctx.group`'s if set); returns how many.
+    fn revert(&self, _tx: &mut dyn Tx, _ctx: &Context, _range: KeyRange) -> DbResult<u64> {
+        Ok(0)
+    }
+
+    /// `Shape::Insert`: ids of rows it wrote that were edited since (revert refuses them without
+    /// `--force`). UPDATE-shaped migrations get this from the journal.
     fn edited_rows(&self, _tx: &mut dyn Tx, _ctx: &Context) -> DbResult<Vec<i64>> {
         Ok(Vec::new())
     }
 
-    /// Post-apply assertions (`verify --data`): one line per problem found.
+    /// Post-apply assertions (`verify --data`): one line per finding.
     fn check(&self, _tx: &mut dyn Tx, _ctx: &Context) -> DbResult<Vec<String>> {
         Ok(Vec::new())
     }
 
-    /// The first and last integer key the batches will walk, for progress and ETA; `None` if unknown.
-    /// Runs before the ledger records anything, so it should also touch every table the batches use:
-    /// a missing or locked table then fails the run with the database unchanged.
-    fn key_span(&self, _tx: &mut dyn Tx, _direction: Direction) -> DbResult<Option<(i64, i64)>> {
-        Ok(None)
+    /// Touches every table the steps use, so a missing or locked table fails the run before the
+    /// ledger records anything (the runner reads the key bounds itself).
+    fn preflight(&self, _tx: &mut dyn Tx) -> DbResult<()> {
+        Ok(())
     }
 }
 
@@ -151,35 +205,18 @@ pub fn int(row: &[Value], i: usize) -> i64 {
 mod tests {
     use super::*;
 
-    fn ctx() -> Context {
-        Context {
-            version: 1,
-            run_id: uuid::Uuid::nil(),
-            run_date: NaiveDate::default(),
-            scenario: None,
-            ledger_rows: 0,
-        }
-    }
-
-    fn batch<'a>(ctx: &'a Context, after: Option<&'a Cursor>) -> Batch<'a> {
-        Batch {
-            ctx,
-            after,
-            size: 10,
-        }
+    #[test]
+    fn ranges_repeat_their_bounds() {
+        let r = KeyRange { lo: -5, hi: 9 };
+        assert_eq!(
+            r.params(2),
+            vec![Value::Int(-5), Value::Int(9), Value::Int(-5), Value::Int(9)]
+        );
     }
 
     #[test]
-    fn the_first_batch_has_no_lower_bound() {
-        let ctx = ctx();
-        let first = batch(&ctx, None);
-        assert_eq!(first.after_id().ok(), Some(None));
-        assert_eq!(first.first_id().ok(), Some(Some(i64::MIN)));
-        let negative = Cursor::from_id(-5);
-        assert_eq!(batch(&ctx, Some(&negative)).first_id().ok(), Some(Some(-4)));
-        let last = Cursor::from_id(i64::MAX);
-        assert_eq!(batch(&ctx, Some(&last)).first_id().ok(), Some(None));
-        let broken = Cursor("12x".into());
-        assert!(batch(&ctx, Some(&broken)).first_id().is_err());
+    fn cursors_are_integer_keys_or_damage() {
+        assert_eq!(Cursor::from_id(-5).id(), Some(-5));
+        assert_eq!(Cursor("12x".into()).id(), None);
     }
 }

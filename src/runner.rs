@@ -2,12 +2,12 @@
 //! The batch loop itself is in `batch`; status, verify and repair in `inspect`. No dialect-specific
 //! SQL here: that lives in `db/` and in the migrations.
 
-use crate::batch::{run_batches, Job};
+use crate::batch::{run_batches, Job, Walk};
 use crate::db::{DbError, Session};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Action, Entry, Run, Start, State};
 use crate::lock;
-use crate::migration::{Context, Cursor, Direction, Plan};
+use crate::migration::{Context, Cursor, Plan, Shape};
 use crate::progress::Progress;
 use crate::registry::{self, Registered};
 use chrono::{NaiveDate, Utc};
@@ -178,6 +178,14 @@ pub fn apply(
     opts: &Options,
 ) -> Result<Vec<Outcome>> {
     validate(selection)?;
+    if !ledger::check_schema(session)? {
+        // First run here: whatever is selected will run, so check its tables before creating the
+        // ledger; a run that cannot start leaves the database as it was.
+        let entries = Vec::new();
+        for reg in selected(&entries, selection)? {
+            preflight(session, reg)?;
+        }
+    }
     prepare_ledger(session, opts.lock_timeout)?;
     let entries = ledger::entries(session)?;
     refuse_drift(&entries)?;
@@ -267,21 +275,19 @@ fn apply_one(
         version: reg.version,
         run_id: uuid::Uuid::nil(),
         run_date,
-        scenario: None,
+        group: None,
         ledger_rows: 0,
     };
-    let run = new_run(Action::Apply, Some(reg), opts);
-    run_one(
-        session,
+    let one = OneRun {
         reg,
-        run,
+        walk: Walk::Apply,
+        run: new_run(Action::Apply, Some(reg), opts),
         ctx,
-        entry.as_ref(),
-        resume.is_none(),
+        entry: entry.as_ref(),
+        fresh: resume.is_none(),
         cursor,
-        opts,
-        lease,
-    )
+    };
+    run_one(session, one, opts, lease)
 }
 
 /// `--expect-plan`: the plan as of now must equal the reviewed one. Planning costs a full read of the
@@ -297,7 +303,7 @@ fn gate_plan(
         version: reg.version,
         run_id: uuid::Uuid::nil(),
         run_date: today(),
-        scenario: None,
+        group: None,
         ledger_rows: 0,
     };
     let plan = compute_plan(session, reg, &ctx, opts)?;
@@ -341,37 +347,65 @@ fn compute_plan(
     })
 }
 
-/// The common part of apply and revert: audit row, ledger start, batches, final state.
-#[allow(clippy::too_many_arguments)]
-fn run_one(
-    session: &mut dyn Session,
-    reg: &Registered,
+fn cannot_start(reg: &Registered, e: DbError) -> Error {
+    let message = format!("V{}__{} cannot start: {e}", reg.version, reg.name);
+    if e.is_config() {
+        Error::Usage(message)
+    } else {
+        Error::Runtime(message)
+    }
+}
+
+/// Touches the migration's tables and reads its key, so a missing or locked table fails the run
+/// before anything is written.
+fn preflight(session: &mut dyn Session, reg: &Registered) -> Result<()> {
+    reg.migration
+        .preflight(session)
+        .and_then(|_| crate::kit::bounds::span(session, reg.migration.key()).map(|_| ()))
+        .map_err(|e| cannot_start(reg, e))
+}
+
+/// One apply or revert about to run.
+struct OneRun<'a> {
+    reg: &'a Registered,
+    walk: Walk,
     run: Run,
-    mut ctx: Context,
-    entry: Option<&Entry>,
+    ctx: Context,
+    /// The ledger row as read before deciding (the start is a compare-and-set on it).
+    entry: Option<&'a Entry>,
+    /// Start over (reset this direction's cursor) rather than resume from `cursor`.
     fresh: bool,
     cursor: Option<Cursor>,
+}
+
+/// The common part of apply and revert: audit row, ledger start, batches, final state.
+fn run_one(
+    session: &mut dyn Session,
+    one: OneRun,
     opts: &Options,
     lease: &mut lock::Lease,
 ) -> Result<Outcome> {
+    let OneRun {
+        reg,
+        walk,
+        run,
+        mut ctx,
+        entry,
+        fresh,
+        cursor,
+    } = one;
     let started = Instant::now();
-    let action = if run.action == Action::Revert.as_str() {
-        Action::Revert
-    } else {
+    let action = if walk == Walk::Apply {
         Action::Apply
+    } else {
+        Action::Revert
     };
     ctx.run_id = uuid::Uuid::parse_str(&run.run_id).unwrap_or_else(|_| uuid::Uuid::now_v7());
-    // The key range is read before anything is written: it feeds the ETA, and it fails here, with the
-    // ledger untouched, when the app's tables are missing.
-    let direction = if action == Action::Revert {
-        Direction::Revert
-    } else {
-        Direction::Apply
-    };
-    let span = reg
-        .migration
-        .key_span(session, direction)
-        .map_err(|e| Error::Runtime(format!("V{}__{} cannot start: {e}", reg.version, reg.name)))?;
+    let job = Job::new(reg, walk, &ctx, &run.run_id)?;
+    // The tables are touched and the key range read before anything is written: it feeds the ETA,
+    // and it fails here, with the ledger untouched, when the app's tables are missing.
+    preflight(session, reg)?;
+    let span = crate::kit::bounds::span(session, job.key()?).map_err(|e| cannot_start(reg, e))?;
     crate::retry::conflicts(|| ledger::insert_run(session, &run)).map_err(audit_error)?;
     // We hold the lock, so any apply/revert still marked running is a process that died.
     let dead =
@@ -397,24 +431,28 @@ fn run_one(
         action,
         run_id: &run.run_id,
         fresh,
-        scenario: ctx.scenario,
+        scenario: ctx.group,
         seen: entry,
     };
     if let Err(e) = ledger::start(session, &start) {
         return Err(record_failure(session, reg.version, &run.run_id, e));
     }
-    let final_state = match (action, ctx.scenario) {
+    let final_state = match (action, ctx.group) {
         (Action::Revert, None) => State::Reverted,
         _ => State::Applied,
     };
-    let job = Job::new(reg, action, &ctx, &run.run_id);
     let label = format!("{} V{}__{}", action.as_str(), reg.version, reg.name);
     let mut progress = Progress::new(label, opts.quiet, span);
     let result = run_batches(session, &job, cursor, opts, lease, &mut progress);
     progress.finish();
     match result {
         Ok((rows, batches)) => {
-            let outcome = format!("{} {rows} rows in {batches} batches", past_tense(action));
+            let outcome = format!(
+                "{} {} in {}",
+                past_tense(walk, reg),
+                count(rows, "row"),
+                count(batches, "batch")
+            );
             let done = ledger::finish(session, reg.version, Some(&run.run_id), final_state, None)
                 .and_then(|_| {
                     crate::retry::conflicts(|| {
@@ -449,10 +487,21 @@ fn run_one(
     }
 }
 
-fn past_tense(action: Action) -> &'static str {
-    match action {
-        Action::Revert => "deleted",
-        _ => "wrote",
+fn past_tense(walk: Walk, reg: &Registered) -> &'static str {
+    match (walk, reg.migration.shape()) {
+        (Walk::Apply, Shape::Update) => "updated",
+        (Walk::Apply, _) => "wrote",
+        (Walk::DeleteMarked, _) => "deleted",
+        (Walk::Restore { .. }, _) => "restored",
+    }
+}
+
+/// "1 row", "2 rows", "1 batch", "3 batches".
+pub fn count(n: u64, noun: &str) -> String {
+    match (n, noun.ends_with(['s', 'h'])) {
+        (1, _) => format!("1 {noun}"),
+        (_, true) => format!("{n} {noun}es"),
+        _ => format!("{n} {noun}s"),
     }
 }
 
@@ -485,29 +534,48 @@ fn record_failure(session: &mut dyn Session, version: i64, run_id: &str, err: Er
     }
 }
 
-/// `revert VERSION [--scenario ID]`.
+/// `revert VERSION [--group ID]`.
 pub fn revert(
     session: &mut dyn Session,
     version: i64,
-    scenario: Option<i64>,
+    group: Option<i64>,
     force: bool,
     opts: &Options,
 ) -> Result<Outcome> {
     let reg = find(version)?;
+    let walk = revert_walk(reg, group, force)?;
     if !ledger::check_schema(session)? {
         return Err(never_applied(reg));
     }
     let mut lease = lock::acquire(session, opts.lock_timeout)?;
-    let result = revert_locked(session, reg, scenario, force, opts, &mut lease);
+    let result = revert_locked(session, reg, (walk, force), group, opts, &mut lease);
     lock::release(session, lease);
     result
+}
+
+/// How this migration is undone, or why it cannot be; checked before anything is touched.
+fn revert_walk(reg: &Registered, group: Option<i64>, force: bool) -> Result<Walk> {
+    let name = format!("V{}__{}", reg.version, reg.name);
+    match (reg.migration.shape(), reg.migration.grouping(), group) {
+        (Shape::Irreversible(why), _, _) => {
+            Err(Error::Usage(format!("{name} cannot be reverted: {why}")))
+        }
+        (_, None, Some(_)) => Err(Error::Usage(format!(
+            "{name} has no groups; revert it whole, without --group/--scenario"
+        ))),
+        (Shape::Update, _, Some(_)) => Err(Error::Usage(format!(
+            "{name} is UPDATE-shaped: its journal restores rows, not groups; revert it whole"
+        ))),
+        (Shape::Update, _, None) => Ok(Walk::Restore { force }),
+        (Shape::Insert, _, _) => Ok(Walk::DeleteMarked),
+    }
 }
 
 fn revert_locked(
     session: &mut dyn Session,
     reg: &Registered,
-    scenario: Option<i64>,
-    force: bool,
+    (walk, force): (Walk, bool),
+    group: Option<i64>,
     opts: &Options,
     lease: &mut lock::Lease,
 ) -> Result<Outcome> {
@@ -522,14 +590,20 @@ fn revert_locked(
     if drifted(&entry, reg) {
         return Err(drift_error(&entry, reg));
     }
-    if let Some(group) = scenario {
-        refuse_group_revert_of_unfinished(reg, &entry, group)?;
+    if let Some(g) = group {
+        refuse_group_revert_of_unfinished(reg, &entry, g)?;
+    }
+    if matches!(walk, Walk::Restore { .. }) && ledger::forgotten(session, v)? {
+        return Err(Error::Usage(format!(
+            "V{v}__{} cannot be reverted: its undo journal was dropped by `backfill forget {v}`",
+            reg.name
+        )));
     }
     let ctx = Context {
         version: v,
         run_id: uuid::Uuid::nil(),
         run_date: today(),
-        scenario,
+        group,
         ledger_rows: entry.live_rows(),
     };
     if !force {
@@ -537,24 +611,17 @@ fn revert_locked(
     }
     let resuming = entry.last_action == Action::Revert.as_str()
         && matches!(entry.state, State::Reverting | State::Failed)
-        && entry.revert_scenario == scenario;
-    let cursor = if resuming {
-        entry.revert_cursor.clone()
-    } else {
-        None
-    };
-    let run = new_run(Action::Revert, Some(reg), opts);
-    run_one(
-        session,
+        && entry.revert_scenario == group;
+    let one = OneRun {
         reg,
-        run,
+        walk,
+        run: new_run(Action::Revert, Some(reg), opts),
         ctx,
-        Some(&entry),
-        !resuming,
-        cursor,
-        opts,
-        lease,
-    )
+        entry: Some(&entry),
+        fresh: !resuming,
+        cursor: entry.revert_cursor.clone().filter(|_| resuming),
+    };
+    run_one(session, one, opts, lease)
 }
 
 fn never_applied(reg: &Registered) -> Error {
@@ -595,7 +662,10 @@ fn refuse_edited(
     opts: &Options,
 ) -> Result<()> {
     session.begin(true)?;
-    let edited = reg.migration.edited_rows(session, ctx);
+    let edited = match reg.migration.shape() {
+        Shape::Update => crate::kit::update::edited(session, ctx.version),
+        _ => reg.migration.edited_rows(session, ctx),
+    };
     let _ = session.rollback();
     let edited = edited?;
     if edited.is_empty() {
@@ -603,11 +673,12 @@ fn refuse_edited(
     }
     let ids: Vec<String> = edited.iter().map(i64::to_string).collect();
     let message = format!(
-        "refusing to revert V{}__{}: {} row(s) it wrote were edited after the backfill (ids: {}); review them, then rerun with --force to delete them anyway",
+        "refusing to revert V{}__{}: {} row(s) it wrote were edited after the backfill (ids: {}); review them, then rerun with --force to {} them anyway",
         reg.version,
         reg.name,
         edited.len(),
-        ids.join(", ")
+        ids.join(", "),
+        if reg.migration.shape() == Shape::Update { "restore" } else { "delete" }
     );
     Err(refuse(
         session,
@@ -636,12 +707,7 @@ pub fn plan(
         find(v)?;
     }
     // The ledger is made here for the audit row; on a read-only server (a standby) plan anyway.
-    if let Err(e) = prepare_ledger(session, opts.lock_timeout) {
-        if !ledger::readable(session)? {
-            tracing::warn!("planning without an audit row: {e}");
-        }
-    }
-    let entries = if ledger::readable(session)? {
+    let entries = if ledger::prepare_or_read(session)? {
         ledger::entries(session)?
     } else {
         Vec::new()
@@ -664,7 +730,7 @@ fn plan_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Resu
         version: reg.version,
         run_id: uuid::Uuid::nil(),
         run_date: today(),
-        scenario: None,
+        group: None,
         ledger_rows: 0,
     };
     let plan = compute_plan(session, reg, &ctx, opts)?;

@@ -3,7 +3,8 @@
 //! type does plan/apply/revert/check with set-based SQL per batch in every dialect.
 
 use crate::db::{DbResult, Dialect, Tx, Value};
-use crate::migration::{int, Batch, Context, Cursor, DataMigration, Direction, Group, Plan, Step};
+use crate::kit::marker;
+use crate::migration::{int, Context, DataMigration, Group, Grouping, Key, KeyRange, Plan, Shape};
 
 pub struct VersionBackfill {
     /// The entity table, e.g. `competencies` (columns id, organization_id, name, description).
@@ -81,13 +82,8 @@ impl VersionBackfill {
 
     /// The statement that writes the versions, without its parameters: the date, then (ranged) the
     /// id range three times. Public for the benchmark's floor, which is this statement unranged.
-    pub fn insert_sql(&self, d: Dialect, ranged: bool, version: i64, run_id: &str) -> String {
-        let metadata = d.json_object(&[
-            ("source", "'backfill'"),
-            ("scenario_id", "scenario_id"),
-            ("migration", &version.to_string()),
-            ("run_id", &format!("'{run_id}'")),
-        ]);
+    pub fn insert_sql(&self, d: Dialect, ranged: bool, ctx: &Context) -> String {
+        let metadata = marker::json(d, ctx, Some(("scenario_id", "scenario_id")));
         format!(
             "INSERT INTO {versions} (organization_id, {fk}, version_group_id, name, description, effective_from, \
              evolution_state, metadata, created_by, created_at, updated_at) \
@@ -135,81 +131,19 @@ impl VersionBackfill {
         )
     }
 
-    /// Rows this migration marked (and, with a scenario, only that scenario's). Every field is
-    /// compared exactly: see [`exact_field`].
+    /// Rows this migration marked (and, with a group, only that scenario's), compared exactly.
     fn marker(&self, d: Dialect, ctx: &Context) -> (String, Vec<Value>) {
-        let mut sql = format!(
-            "{} = 'backfill' AND {} = '{}'",
-            exact_field(d, "source"),
-            exact_field(d, "migration"),
-            ctx.version
-        );
-        let mut params = Vec::new();
-        if let Some(s) = ctx.scenario {
-            sql.push_str(&format!(" AND {} = ?", exact_field(d, "scenario_id")));
-            params.push(Value::Text(s.to_string()));
-        }
-        (sql, params)
+        marker::condition(d, "metadata", ctx, Some("scenario_id"))
     }
 
-    /// The last id of the next `size` ids of `table` from `from` on (inclusive), or `None` when there
-    /// are none.
-    fn next_bound(tx: &mut dyn Tx, table: &str, from: i64, size: u64) -> DbResult<Option<i64>> {
-        let sql = format!(
-            "SELECT MAX(id) FROM (SELECT id FROM {table} WHERE id >= ? ORDER BY id LIMIT ?) t"
-        );
-        Ok(tx
-            .query_scalar(&sql, &[Value::Int(from), Value::Int(size as i64)])?
-            .as_i64())
-    }
-
-    /// The parameters of a ranged statement: the range `[from, hi]` once per table it is repeated on.
-    fn range_params(from: i64, hi: i64) -> Vec<Value> {
-        let mut params = Vec::with_capacity(6);
-        for _ in 0..3 {
-            params.extend([Value::Int(from), Value::Int(hi)]);
-        }
-        params
-    }
-
-    /// Fills each group with its first `samples` pending entities by id: the same rows as a
-    /// `ROW_NUMBER() OVER (PARTITION BY scenario ORDER BY id)` over everything, but read with apply's
-    /// ranged query from the lowest ids up, stopping as soon as every group has its samples (usually
-    /// after the first range, instead of sorting every pending row).
+    /// Fills each group with its first `samples` pending entities by id, read with apply's ranged query.
     fn sample(&self, tx: &mut dyn Tx, groups: &mut [Group], samples: usize) -> DbResult<()> {
-        const FIRST_RANGE: u64 = 2_000;
-        const MAX_RANGE: u64 = 50_000;
-        let short = |groups: &[Group]| {
-            groups
-                .iter()
-                .any(|g| g.samples.len() < samples.min(g.count as usize))
-        };
         let sql = format!(
             "SELECT scenario_id, id, organization_id, name {} ORDER BY id",
             self.pending_from(tx.dialect(), true)
         );
-        // From the lowest key there can be, as apply starts: ids of 0 and below are keys too.
-        let (mut from, mut span) = (Some(i64::MIN), FIRST_RANGE);
-        while let (true, Some(lo)) = (short(groups), from) {
-            let Some(hi) = Self::next_bound(tx, self.entity, lo, span)? else {
-                break;
-            };
-            for row in tx.query(&sql, &Self::range_params(lo, hi))? {
-                let key = int(&row, 0);
-                if let Some(g) = groups.iter_mut().find(|g| g.key == key) {
-                    if g.samples.len() < samples {
-                        let mut it = row.into_iter().skip(1);
-                        let mut next = || it.next().unwrap_or(Value::Null).into_json();
-                        g.samples.push(
-                            serde_json::json!({ "id": next(), "organization_id": next(), "name": next() }),
-                        );
-                    }
-                }
-            }
-            from = hi.checked_add(1);
-            span = (span * 2).min(MAX_RANGE);
-        }
-        Ok(())
+        let fields = ["id", "organization_id", "name"];
+        crate::kit::samples::fill(tx, self.key(), groups, samples, &sql, 3, &fields)
     }
 
     fn count(tx: &mut dyn Tx, sql: &str, params: &[Value]) -> DbResult<u64> {
@@ -217,20 +151,32 @@ impl VersionBackfill {
     }
 }
 
-/// A `metadata` field as text that compares byte for byte. MariaDB's string collations are PAD SPACE
-/// (even `utf8mb4_bin`, which JSON_UNQUOTE returns): `'backfill ' = 'backfill'` is true there, so
-/// another writer's `"source":"backfill "` would count as ours and be deleted by revert. A binary
-/// string compares its bytes, trailing spaces and case included. PostgreSQL's `text` and SQLite's
-/// default BINARY collation already compare exactly.
-fn exact_field(d: Dialect, key: &str) -> String {
-    let text = d.json_text("metadata", key);
-    match d {
-        Dialect::Mysql => format!("CAST({text} AS BINARY)"),
-        Dialect::Postgres | Dialect::Sqlite => text,
-    }
-}
-
 impl DataMigration for VersionBackfill {
+    fn shape(&self) -> Shape {
+        Shape::Insert
+    }
+
+    fn key(&self) -> Key {
+        Key {
+            table: self.entity,
+            column: "id",
+        }
+    }
+
+    fn revert_key(&self) -> Option<Key> {
+        Some(Key {
+            table: self.versions,
+            column: "id",
+        })
+    }
+
+    fn grouping(&self) -> Option<Grouping> {
+        Some(Grouping {
+            column: "scenario_id",
+            label: "scenario",
+        })
+    }
+
     fn plan(&self, tx: &mut dyn Tx, _ctx: &Context, samples: usize) -> DbResult<Plan> {
         let counts = tx.query(&self.plan_counts_sql(tx.dialect()), &[])?;
         let skipped = counts.iter().map(|r| int(r, 2).max(0) as u64).sum();
@@ -247,54 +193,30 @@ impl DataMigration for VersionBackfill {
         let total = groups.iter().map(|g| g.count).sum();
         Ok(Plan {
             group_by: "scenario_id".into(),
+            group_label: "scenario".into(),
             total,
             skipped,
+            skipped_because: "already versioned".into(),
             groups,
         })
     }
 
-    fn apply(&self, tx: &mut dyn Tx, batch: &Batch) -> DbResult<Step> {
-        let Some(from) = batch.first_id()? else {
-            return Ok(Step::Done { rows: 0 });
-        };
-        let Some(hi) = Self::next_bound(tx, self.entity, from, batch.size)? else {
-            return Ok(Step::Done { rows: 0 });
-        };
-        let sql = self.insert_sql(
-            tx.dialect(),
-            true,
-            batch.ctx.version,
-            &batch.ctx.run_id.to_string(),
-        );
-        let date = Value::Text(batch.ctx.run_date.format("%Y-%m-%d").to_string());
-        let mut params = vec![date];
-        params.extend(Self::range_params(from, hi));
-        let rows = tx.execute(&sql, &params)?;
-        Ok(Step::More {
-            cursor: Cursor::from_id(hi),
-            rows,
-        })
+    fn apply(&self, tx: &mut dyn Tx, ctx: &Context, range: KeyRange) -> DbResult<u64> {
+        let sql = self.insert_sql(tx.dialect(), true, ctx);
+        let mut params = vec![Value::Text(ctx.run_date.format("%Y-%m-%d").to_string())];
+        params.extend(range.params(3));
+        tx.execute(&sql, &params)
     }
 
-    fn revert(&self, tx: &mut dyn Tx, batch: &Batch) -> DbResult<Step> {
-        let Some(from) = batch.first_id()? else {
-            return Ok(Step::Done { rows: 0 });
-        };
-        let Some(hi) = Self::next_bound(tx, self.versions, from, batch.size)? else {
-            return Ok(Step::Done { rows: 0 });
-        };
-        let (marker, extra) = self.marker(tx.dialect(), batch.ctx);
+    fn revert(&self, tx: &mut dyn Tx, ctx: &Context, range: KeyRange) -> DbResult<u64> {
+        let (marker, extra) = self.marker(tx.dialect(), ctx);
         let sql = format!(
             "DELETE FROM {} WHERE id >= ? AND id <= ? AND {marker}",
             self.versions
         );
-        let mut params = vec![Value::Int(from), Value::Int(hi)];
+        let mut params = range.params(1);
         params.extend(extra);
-        let rows = tx.execute(&sql, &params)?;
-        Ok(Step::More {
-            cursor: Cursor::from_id(hi),
-            rows,
-        })
+        tx.execute(&sql, &params)
     }
 
     fn edited_rows(&self, tx: &mut dyn Tx, ctx: &Context) -> DbResult<Vec<i64>> {
@@ -313,7 +235,7 @@ impl DataMigration for VersionBackfill {
         let (marker, _) = self.marker(
             tx.dialect(),
             &Context {
-                scenario: None,
+                group: None,
                 ..ctx.clone()
             },
         );
@@ -368,11 +290,7 @@ impl DataMigration for VersionBackfill {
         Ok(problems)
     }
 
-    fn key_span(&self, tx: &mut dyn Tx, direction: Direction) -> DbResult<Option<(i64, i64)>> {
-        let table = match direction {
-            Direction::Apply => self.entity,
-            Direction::Revert => self.versions,
-        };
+    fn preflight(&self, tx: &mut dyn Tx) -> DbResult<()> {
         // Reading one row of each table proves they exist and are not locked against us. One scalar
         // subquery per table: MariaDB materializes a whole UNION ALL before applying its LIMIT, which
         // read every row of the three tables (3 s per apply and per revert at 1M competencies).
@@ -380,10 +298,6 @@ impl DataMigration for VersionBackfill {
             "SELECT (SELECT 1 FROM {} LIMIT 1), (SELECT 1 FROM {} LIMIT 1), (SELECT 1 FROM {} LIMIT 1)",
             self.entity, self.versions, self.link
         );
-        tx.query(&probe, &[])?;
-        let row = tx.query(&format!("SELECT MIN(id), MAX(id) FROM {table}"), &[])?;
-        Ok(row
-            .first()
-            .and_then(|r| Some((r.first()?.as_i64()?, r.get(1)?.as_i64()?))))
+        tx.query(&probe, &[]).map(|_| ())
     }
 }

@@ -211,7 +211,11 @@ fn is_laravel_payload(s: &str) -> bool {
     let mac_ok = p["mac"]
         .as_str()
         .is_some_and(|m| m.len() == 64 && m.bytes().all(|b| b.is_ascii_hexdigit()));
-    iv.len() == 16 && !value.is_empty() && value.len().is_multiple_of(16) && mac_ok && p["tag"].is_string()
+    iv.len() == 16
+        && !value.is_empty()
+        && value.len().is_multiple_of(16)
+        && mac_ok
+        && p["tag"].is_string()
 }
 
 fn role_descriptions_stay_encrypted(kind: Kind) {

@@ -626,16 +626,23 @@ fn floor_group_by(d: Dialect) -> String {
     COMPETENCY_VERSIONS.count_by_scenario_sql(d)
 }
 
-fn floor_insert(d: Dialect, version: i64, run_id: &str) -> String {
-    COMPETENCY_VERSIONS.insert_sql(d, false, version, run_id)
+fn context(version: i64, run_id: &str) -> backfill::migration::Context {
+    backfill::migration::Context {
+        version,
+        run_id: uuid::Uuid::parse_str(run_id).unwrap_or_else(|_| uuid::Uuid::nil()),
+        run_date: chrono::Utc::now().date_naive(),
+        group: None,
+        ledger_rows: 0,
+    }
 }
 
+fn floor_insert(d: Dialect, version: i64, run_id: &str) -> String {
+    COMPETENCY_VERSIONS.insert_sql(d, false, &context(version, run_id))
+}
+
+/// The migration's own marker condition (the kit's), as revert uses it.
 fn marker(d: Dialect, version: i64) -> String {
-    format!(
-        "{} = 'backfill' AND {} = '{version}'",
-        d.json_text("metadata", "source"),
-        d.json_text("metadata", "migration")
-    )
+    backfill::kit::marker::condition(d, "metadata", &context(version, ""), None).0
 }
 
 fn floor_delete(d: Dialect, version: i64) -> String {

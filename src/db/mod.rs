@@ -93,6 +93,8 @@ pub enum ErrorKind {
     /// A deadlock, a serialization failure or a Galera certification conflict: the transaction was
     /// rolled back and running it again may succeed.
     Conflict,
+    /// SIGINT/SIGTERM arrived while we waited on the server (connecting): exit 128 + signal.
+    Interrupted,
 }
 
 /// A driver error reduced to one line. Drivers build it without the URL, so no password can leak.
@@ -132,6 +134,14 @@ impl DbError {
     }
     pub fn is_conflict(&self) -> bool {
         self.kind == ErrorKind::Conflict
+    }
+    /// The server refused a write: a read-only server or transaction (a hot standby), or a user
+    /// without the privilege.
+    pub fn is_denied(&self) -> bool {
+        let m = self.message.to_lowercase();
+        ["read-only", "read only", "readonly", "denied", "permission"]
+            .iter()
+            .any(|w| m.contains(w))
     }
 }
 
@@ -214,6 +224,24 @@ impl Dialect {
         }
     }
 
+    /// `a` and `b` differ, NULL counting as a value (NULL vs 1 differs, NULL vs NULL does not).
+    pub fn distinct(self, a: &str, b: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("({a} IS DISTINCT FROM {b})"),
+            Dialect::Mysql => format!("(NOT ({a} <=> {b}))"),
+            Dialect::Sqlite => format!("({a} IS NOT {b})"),
+        }
+    }
+
+    /// Locks the rows a SELECT reads until the transaction ends (SQLite's write transaction already
+    /// excludes every other writer).
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Postgres | Dialect::Mysql => " FOR UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
+
     /// A date parameter placeholder (`?` typed as DATE where the dialect needs it).
     pub fn date_param(self) -> &'static str {
         match self {
@@ -275,10 +303,14 @@ fn run_ledger_schema<C: refinery::Migrate>(
     conn: &mut C,
 ) -> DbResult<()> {
     runner.set_migration_table_name("backfill_schema_history");
-    runner
-        .run(conn)
-        .map(|_| ())
-        .map_err(|e| DbError::query(format!("creating the ledger tables failed: {e}")))
+    runner.run(conn).map(|_| ()).map_err(|e| {
+        let e = DbError::query(format!("creating the ledger tables failed: {e}"));
+        if e.is_denied() {
+            DbError::new(ErrorKind::Config, e.message)
+        } else {
+            e
+        }
+    })
 }
 
 /// Runs a driver's connect on a thread of its own and waits at most `limit`, polling for SIGINT and
@@ -305,7 +337,7 @@ pub(crate) fn bounded_connect<T: Send + 'static>(
         }
         if let Some(sig) = crate::signals::requested() {
             return Err(DbError::new(
-                ErrorKind::Connection,
+                ErrorKind::Interrupted,
                 format!("interrupted by signal {sig} while connecting"),
             ));
         }

@@ -85,7 +85,9 @@ impl SqliteSession {
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(map_err)?;
         // Laravel turns foreign keys on for its SQLite connections; so do we, so ON DELETE holds.
-        conn.execute_batch("PRAGMA foreign_keys = ON")
+        // Reading schema_version reads the file header: a file that is not a database fails here, at
+        // connect, as a configuration error, for every command.
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA schema_version")
             .map_err(map_err)?;
         Ok(SqliteSession { conn, path })
     }
@@ -157,6 +159,8 @@ impl Session for SqliteSession {
     }
 
     fn migrate_ledger(&mut self) -> DbResult<()> {
+        // Our own read first: a file that is not a database fails here with its proper kind.
+        self.query("SELECT COUNT(*) FROM sqlite_master", &[])?;
         super::run_ledger_schema(ledger_schema::migrations::runner(), &mut self.conn)
     }
 
