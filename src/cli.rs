@@ -105,14 +105,19 @@ pub enum Command {
         #[command(flatten)]
         batching: Batching,
     },
-    /// Delete exactly the rows one migration wrote (optionally one scenario's), in batches.
+    /// Undo exactly what one migration wrote, in batches: delete the rows it inserted, or restore the
+    /// old values of the rows it updated (from its undo journal). Refused for an irreversible one.
     Revert {
+        /// The migration to revert (one at a time, always named).
         #[arg(allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
         version: i64,
-        /// Only rows of this scenario.
-        #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
+        /// Only the rows of this group, in the migration's own grouping (`plan` names it).
+        #[arg(long, value_name = "ID", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
+        group: Option<i64>,
+        /// The same as --group, in the word of migrations that group by scenario.
+        #[arg(long, value_name = "ID", conflicts_with = "group", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
         scenario: Option<i64>,
-        /// Also delete rows edited after the backfill.
+        /// Also undo rows edited after the backfill (they are listed and refused otherwise).
         #[arg(long)]
         force: bool,
         #[command(flatten)]
@@ -139,6 +144,16 @@ pub enum Command {
     },
     /// Scaffold data_migrations/V<UTC timestamp>__NAME.rs.
     New { name: String },
+    /// Drop an UPDATE-shaped migration's undo journal once it is final: frees the space it takes in
+    /// the ledger (`status` shows it); the migration can no longer be reverted. Audited.
+    Forget {
+        /// The migration whose journal to drop.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        version: i64,
+        /// Seconds to wait for another runner's lock before exiting with code 4.
+        #[arg(long, default_value_t = 60)]
+        lock_timeout: u64,
+    },
     /// Fix the ledger after a deliberate change, with an audit row.
     Repair {
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
@@ -378,6 +393,7 @@ pub fn run(cli: &Cli) -> Result<String> {
         }
         Command::Revert {
             version,
+            group,
             scenario,
             force,
             batching,
@@ -385,7 +401,7 @@ pub fn run(cli: &Cli) -> Result<String> {
             let opts = with_batching(opts, batching);
             let (mut s, _) = connect(cli)?;
             s.set_timeouts(opts.statement_timeout, Some(opts.lock_timeout))?;
-            let done = runner::revert(s.as_mut(), *version, *scenario, *force, &opts)?;
+            let done = runner::revert(s.as_mut(), *version, group.or(*scenario), *force, &opts)?;
             Ok(report::outcomes(&[done], f, ""))
         }
         Command::Verify { data, strict } => {
@@ -430,6 +446,20 @@ pub fn run(cli: &Cli) -> Result<String> {
                 inspect::repair_mark_failed(s.as_mut(), *version, &opts)?
             };
             Ok(format!("{message}\n"))
+        }
+        Command::Forget {
+            version,
+            lock_timeout,
+        } => {
+            let opts = Options {
+                lock_timeout: Duration::from_secs(*lock_timeout),
+                ..opts
+            };
+            let (mut s, _) = connect(cli)?;
+            Ok(format!(
+                "{}\n",
+                inspect::forget(s.as_mut(), *version, &opts)?
+            ))
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct StatusLine {
     pub checksum_ok: bool,
     pub rows_applied: i64,
     pub rows_reverted: i64,
+    /// UPDATE-shaped migrations: entries in the undo journal (`backfill forget` drops them).
+    pub journal_rows: Option<i64>,
     pub updated_at: Option<String>,
     pub last_error: Option<String>,
 }
@@ -46,6 +48,7 @@ pub fn status(session: &mut dyn Session, _opts: &Options) -> Result<Vec<StatusLi
                     checksum_ok: true,
                     rows_applied: 0,
                     rows_reverted: 0,
+                    journal_rows: None,
                     updated_at: None,
                     last_error: None,
                 },
@@ -59,6 +62,16 @@ pub fn status(session: &mut dyn Session, _opts: &Options) -> Result<Vec<StatusLi
     {
         lines.push(status_line(e, false, "unknown"));
     }
+    // The journal is in ledger V3; a read-only look at an older ledger has none.
+    let sizes = crate::kit::update::sizes(session).unwrap_or_default();
+    for l in &mut lines {
+        let update_shaped = registry::find(l.version)
+            .is_some_and(|r| r.migration.shape() == crate::migration::Shape::Update);
+        let size = sizes.iter().find(|(v, _)| *v == l.version).map(|(_, n)| *n);
+        if update_shaped || size.is_some() {
+            l.journal_rows = Some(size.unwrap_or(0));
+        }
+    }
     lines.sort_by_key(|l| l.version);
     Ok(lines)
 }
@@ -71,6 +84,7 @@ fn status_line(e: &Entry, checksum_ok: bool, state: &str) -> StatusLine {
         checksum_ok,
         rows_applied: e.rows_applied,
         rows_reverted: e.rows_reverted,
+        journal_rows: None,
         updated_at: e
             .updated_at
             .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
@@ -182,19 +196,25 @@ fn check_data(session: &mut dyn Session, entries: &[Entry]) -> Result<Vec<String
 
 /// `repair VERSION --accept-checksum`: the edit was intended; record the new checksum.
 pub fn repair_checksum(session: &mut dyn Session, version: i64, opts: &Options) -> Result<String> {
-    repair(session, version, opts, |session, reg, entry| {
-        if !drifted(entry, reg) {
-            return Err(Error::Usage(format!(
-                "V{version} has no checksum drift; nothing to repair"
-            )));
-        }
-        ledger::set_checksum(session, version, reg.checksum)?;
-        Ok(format!(
-            "accepted checksum {}… for V{version} (was {}…)",
-            &reg.checksum[..12],
-            entry.checksum.get(..12).unwrap_or("")
-        ))
-    })
+    repair(
+        session,
+        version,
+        opts,
+        Action::Repair,
+        |session, reg, entry| {
+            if !drifted(entry, reg) {
+                return Err(Error::Usage(format!(
+                    "V{version} has no checksum drift; nothing to repair"
+                )));
+            }
+            ledger::set_checksum(session, version, reg.checksum)?;
+            Ok(format!(
+                "accepted checksum {}… for V{version} (was {}…)",
+                &reg.checksum[..12],
+                entry.checksum.get(..12).unwrap_or("")
+            ))
+        },
+    )
 }
 
 /// `repair VERSION --mark-failed`: a run that is recorded as in progress but is not (we hold the lock).
@@ -203,28 +223,64 @@ pub fn repair_mark_failed(
     version: i64,
     opts: &Options,
 ) -> Result<String> {
-    repair(session, version, opts, |session, _reg, entry| {
-        if !entry.state.in_progress() {
-            return Err(Error::Usage(format!(
+    repair(
+        session,
+        version,
+        opts,
+        Action::Repair,
+        |session, _reg, entry| {
+            if !entry.state.in_progress() {
+                return Err(Error::Usage(format!(
                 "V{version} is {}, not running or reverting; --mark-failed only clears an interrupted run",
                 entry.state
             )));
-        }
-        ledger::finish(
-            session,
-            version,
-            None,
-            State::Failed,
-            Some("marked failed by repair"),
-        )?;
-        Ok(format!("marked V{version} failed (was {}); `backfill apply {version}` or `backfill revert {version}` resumes", entry.state))
-    })
+            }
+            ledger::finish(
+                session,
+                version,
+                None,
+                State::Failed,
+                Some("marked failed by repair"),
+            )?;
+            Ok(format!("marked V{version} failed (was {}); `backfill apply {version}` or `backfill revert {version}` resumes", entry.state))
+        },
+    )
+}
+
+/// `forget VERSION`: drops an UPDATE-shaped migration's undo journal; it is irreversible since.
+pub fn forget(session: &mut dyn Session, version: i64, opts: &Options) -> Result<String> {
+    repair(
+        session,
+        version,
+        opts,
+        Action::Forget,
+        |session, reg, entry| {
+            if reg.migration.shape() != crate::migration::Shape::Update {
+                return Err(Error::Usage(format!(
+                "V{version}__{} keeps no undo journal (only UPDATE-shaped migrations do); nothing to forget",
+                reg.name
+            )));
+            }
+            if entry.state.in_progress() {
+                return Err(Error::Usage(format!(
+                    "V{version} is {}; finish it before forgetting its journal",
+                    entry.state
+                )));
+            }
+            let dropped = crate::kit::update::forget(session, version)?;
+            Ok(format!(
+            "dropped the undo journal of V{version}__{} ({dropped} entries); it can no longer be reverted",
+            reg.name
+        ))
+        },
+    )
 }
 
 fn repair(
     session: &mut dyn Session,
     version: i64,
     opts: &Options,
+    action: Action,
     fix: impl FnOnce(&mut dyn Session, &Registered, &Entry) -> Result<String>,
 ) -> Result<String> {
     let reg = find(version)?;
@@ -238,7 +294,7 @@ fn repair(
         let done = (|| {
             let entry = ledger::entry(session, version)?.ok_or_else(never)?;
             let outcome = fix(session, reg, &entry)?;
-            let mut run = new_run(Action::Repair, Some(reg), opts);
+            let mut run = new_run(action, Some(reg), opts);
             run.state = "succeeded".into();
             run.finished_at = Some(ledger::now());
             run.outcome = Some(outcome.clone());

@@ -274,7 +274,8 @@ pub fn check_target(file: &PlanFile, path: &Path, here: &PlanTarget) -> Result<(
 }
 
 /// Refuses when the migration about to run is not what was reviewed: other code, or other counts.
-pub fn gate(file: &PlanFile, now: &Reviewed) -> Result<()> {
+/// Refuses unless `now` equals the reviewed entry; `label` names a group in the message (`scenario`).
+pub fn gate(file: &PlanFile, now: &Reviewed, label: &str) -> Result<()> {
     let Some(seen) = file.migrations.iter().find(|m| m.version == now.version) else {
         return Err(Error::Refused(format!(
             "V{}__{} is not in the reviewed plan; run `backfill plan --out` again and review it",
@@ -301,7 +302,7 @@ pub fn gate(file: &PlanFile, now: &Reviewed) -> Result<()> {
                     seen.counts.get(&k).copied().unwrap_or(0),
                     now.counts.get(&k).copied().unwrap_or(0),
                 );
-                (a != b).then(|| format!("scenario {k}: reviewed {a}, now {b}"))
+                (a != b).then(|| format!("{label} {k}: reviewed {a}, now {b}"))
             })
             .collect();
         return Err(Error::Refused(format!(

@@ -27,25 +27,27 @@ pub fn status(target: &str, lines: &[StatusLine], format: Format) -> String {
 
 /// The `status` columns, one list for both renderers: Markdown header, text header, text width
 /// (negative: right-aligned).
-const STATUS_COLUMNS: [(&str, &str, i8); 7] = [
+const STATUS_COLUMNS: [(&str, &str, i8); 8] = [
     ("version", "VERSION", 14),
     ("name", "NAME", 28),
     ("state", "STATE", 10),
     ("rows applied", "APPLIED", -10),
     ("rows reverted", "REVERTED", -10),
+    ("undo journal", "JOURNAL", -8),
     ("checksum", "CHECKSUM", 9),
     ("updated (UTC)", "UPDATED (UTC)", 0),
 ];
 
 /// A status line's cells in [`STATUS_COLUMNS`] order; `changed` marks a changed checksum and `never`
 /// stands for a missing update time (each format has its own).
-fn status_cells(l: &StatusLine, changed: &str, never: &str) -> [String; 7] {
+fn status_cells(l: &StatusLine, changed: &str, never: &str) -> [String; 8] {
     [
         l.version.to_string(),
         l.name.clone(),
         l.state.clone(),
         l.rows_applied.to_string(),
         l.rows_reverted.to_string(),
+        l.journal_rows.map_or_else(|| "-".into(), |n| n.to_string()),
         if l.checksum_ok { "ok" } else { changed }.to_string(),
         l.updated_at.as_deref().unwrap_or(never).to_string(),
     ]
@@ -109,23 +111,35 @@ pub fn plans(reports: &[PlanReport], format: Format) -> String {
     let mut out = String::new();
     for r in reports {
         let p = &r.plan;
+        let skipped = match (p.skipped, p.skipped_because.as_str()) {
+            (0, _) => String::new(),
+            (n, "") => format!(", {n} skipped"),
+            (n, why) => format!(", {n} skipped ({why})"),
+        };
+        let state = r
+            .state
+            .as_deref()
+            .map(|s| format!(" [{s}; apply {} tops it up]", r.version))
+            .unwrap_or_default();
+        let head = format!(
+            "V{}__{}: {} to write{skipped}{state}",
+            r.version,
+            r.name,
+            crate::runner::count(p.total, "row")
+        );
         if md {
             out.push_str(&format!(
-                "### plan V{}__{}\n\n{} rows to write, {} skipped (already versioned); checksum `{}`\n\n| {} | rows | samples |\n|---|---|---|\n",
-                r.version, r.name, p.total, p.skipped, &r.checksum[..12], p.group_by
+                "### plan V{}__{}\n\n{head}; checksum `{}`\n\n| {} | rows | samples |\n|---|---|---|\n",
+                r.version,
+                r.name,
+                &r.checksum.get(..12).unwrap_or(&r.checksum),
+                p.group_label
             ));
         } else {
-            out.push_str(&format!(
-                "V{}__{}: {} rows to write, {} skipped (already versioned)\n",
-                r.version, r.name, p.total, p.skipped
-            ));
+            out.push_str(&format!("{head}\n"));
         }
         for g in &p.groups {
-            let samples: Vec<String> = g
-                .samples
-                .iter()
-                .map(|s| format!("#{} {}", s["id"], s["name"].as_str().unwrap_or("")))
-                .collect();
+            let samples: Vec<String> = g.samples.iter().map(sample).collect();
             if md {
                 out.push_str(&format!(
                     "| {} | {} | {} |\n",
@@ -135,8 +149,8 @@ pub fn plans(reports: &[PlanReport], format: Format) -> String {
                 ));
             } else {
                 out.push_str(&format!(
-                    "  {}={:<8} {:>8} rows   e.g. {}\n",
-                    p.group_by,
+                    "  {} {:<8} {:>8} rows   e.g. {}\n",
+                    p.group_label,
                     g.key,
                     g.count,
                     samples.join("; ")
@@ -148,6 +162,22 @@ pub fn plans(reports: &[PlanReport], format: Format) -> String {
     out
 }
 
+/// One sample row as the migration described it: `#id`, then its other fields as `name=value`.
+fn sample(s: &serde_json::Value) -> String {
+    let Some(fields) = s.as_object() else {
+        return s.to_string();
+    };
+    let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    fields
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "id" => format!("#{}", text(v)),
+            _ => format!("{k}={}", text(v)),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn outcomes(outcomes: &[Outcome], format: Format, nothing: &str) -> String {
     match format {
         Format::Json => json_doc(json!({ "results": outcomes })),
@@ -155,18 +185,21 @@ pub fn outcomes(outcomes: &[Outcome], format: Format, nothing: &str) -> String {
         _ => outcomes
             .iter()
             .map(|o| {
-                let verb = match o.action {
-                    crate::ledger::Action::Revert => "deleted",
-                    _ => "wrote",
-                };
+                let verb = &o.verb;
                 let note = o
                     .note
                     .as_deref()
                     .map(|n| format!(" ({n})"))
                     .unwrap_or_default();
                 format!(
-                    "V{}__{}: {} — {verb} {} rows in {} batches, {:.2}s, run {}{note}\n",
-                    o.version, o.name, o.state, o.rows, o.batches, o.seconds, o.run_id
+                    "V{}__{}: {} — {verb} {} in {}, {:.2}s, run {}{note}\n",
+                    o.version,
+                    o.name,
+                    o.state,
+                    crate::runner::count(o.rows, "row"),
+                    crate::runner::count(o.batches, "batch"),
+                    o.seconds,
+                    o.run_id
                 )
             })
             .collect(),

@@ -69,6 +69,8 @@ pub struct Outcome {
     pub action: Action,
     pub state: State,
     pub rows: u64,
+    /// What was done to the rows: wrote, updated, deleted, restored.
+    pub verb: String,
     pub batches: u64,
     pub run_id: String,
     pub seconds: f64,
@@ -308,7 +310,7 @@ fn gate_plan(
     };
     let plan = compute_plan(session, reg, &ctx, opts)?;
     let now = crate::planfile::reviewed(reg.version, reg.name, reg.checksum, &plan);
-    match crate::planfile::gate(file, &now) {
+    match crate::planfile::gate(file, &now, &plan.group_label) {
         Ok(()) => Ok(()),
         Err(refusal) => {
             let mut run = new_run(Action::Apply, Some(reg), opts);
@@ -477,6 +479,7 @@ fn run_one(
                 action,
                 state: final_state,
                 rows,
+                verb: past_tense(walk, reg).into(),
                 batches,
                 run_id: run.run_id,
                 seconds: started.elapsed().as_secs_f64(),
@@ -694,6 +697,8 @@ pub struct PlanReport {
     pub name: String,
     pub checksum: String,
     pub run_id: String,
+    /// The ledger state when it is not pending (e.g. `applied`: the plan is what a top-up writes).
+    pub state: Option<String>,
     pub plan: Plan,
 }
 
@@ -718,7 +723,13 @@ pub fn plan(
     };
     migrations
         .into_iter()
-        .map(|reg| plan_one(session, reg, opts))
+        .map(|reg| {
+            let state = entries
+                .iter()
+                .find(|e| e.version == reg.version && e.state == State::Applied)
+                .map(|e| e.state.to_string());
+            plan_one(session, reg, opts).map(|r| PlanReport { state, ..r })
+        })
         .collect()
 }
 
@@ -749,6 +760,7 @@ fn plan_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Resu
         }
     }
     Ok(PlanReport {
+        state: None,
         version: reg.version,
         name: reg.name.into(),
         checksum: reg.checksum.into(),

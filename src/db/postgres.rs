@@ -364,10 +364,13 @@ impl Session for PgSession {
 
     fn replica_lag(&mut self) -> DbResult<Option<Duration>> {
         // replay_lag alone is measured only when replay passes a point, so it does not grow while a
-        // standby is paused or stuck: compare positions instead.
+        // standby is paused or stuck: compare positions too, aging the positions after our batches.
+        // Before our first batch there is no position of ours to age, so the server's replay_lag (as
+        // last measured) counts as well: a standby already far behind is waited for at once.
         let rows = self.query(
             "SELECT CAST(pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') AS BIGINT), \
-             CAST(MIN(pg_wal_lsn_diff(replay_lsn, '0/0')) AS BIGINT), COUNT(*) FROM pg_stat_replication",
+             CAST(MIN(pg_wal_lsn_diff(replay_lsn, '0/0')) AS BIGINT), \
+             CAST(COALESCE(EXTRACT(EPOCH FROM MAX(replay_lag)) * 1000, 0) AS BIGINT) FROM pg_stat_replication",
             &[],
         )?;
         let cell = |i: usize| rows.first().and_then(|r| r.get(i)).and_then(Value::as_i64);
@@ -382,11 +385,12 @@ impl Session for PgSession {
         {
             self.wal_marks.pop_front();
         }
-        Ok(Some(
-            self.wal_marks
-                .front()
-                .map_or(Duration::ZERO, |(at, _)| at.elapsed()),
-        ))
+        let ours = self
+            .wal_marks
+            .front()
+            .map_or(Duration::ZERO, |(at, _)| at.elapsed());
+        let reported = Duration::from_millis(cell(2).unwrap_or(0).max(0) as u64);
+        Ok(Some(ours.max(reported)))
     }
 }
 
