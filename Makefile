@@ -1,13 +1,24 @@
-# The two commands that matter: `make demo` (no server needed) and `make test` (starts the servers).
+# `make demo` (no server needed), `make test` (starts the servers), `make install` / `make dist` (ship it).
 CARGO ?= cargo
 TEST_THREADS ?= 6
 SIZE ?= 100000
 BENCH_ARGS ?=
+# Where cargo puts its builds (CARGO_TARGET_DIR when set).
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+HOST := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+# The commit `backfill --version` reports: the checkout's, `-dirty` when it has uncommitted changes.
+GIT_COMMIT := $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD -- 2>/dev/null && echo $$c || echo $$c-dirty; } || echo unknown)
+DIST_NAME := backfill-$(VERSION)-$(HOST)
 
-.PHONY: demo test db lint bench
+.PHONY: demo test db lint bench install dist
 
+# The first build takes a few minutes: cargo shows its progress; later runs start in seconds.
 demo:
-	$(CARGO) run --release --quiet -- demo
+	@echo "make demo: building the release binary with cargo (the first build takes a few minutes)"
+	BACKFILL_GIT_COMMIT=$(GIT_COMMIT) $(CARGO) build --release --bin backfill
+	@echo "make demo: running $(TARGET_DIR)/release/backfill demo --keep"
+	@$(TARGET_DIR)/release/backfill demo --keep
 
 test: db
 	$(CARGO) build --all-targets
@@ -20,8 +31,25 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# `backfill` into ~/.cargo/bin (on PATH where rustup installed cargo), built from this checkout.
+install:
+	BACKFILL_GIT_COMMIT=$(GIT_COMMIT) $(CARGO) install --path . --locked --bin backfill
+
+# dist/backfill-VERSION-HOST.tar.gz (the stripped binary, its --version, README.md) and its SHA-256
+# sum: copy both to the deploy host, `sha256sum -c`, unpack, and compare `backfill --version`.
+dist:
+	BACKFILL_GIT_COMMIT=$(GIT_COMMIT) $(CARGO) build --release --locked --bin backfill
+	rm -rf dist/$(DIST_NAME) && mkdir -p dist/$(DIST_NAME)
+	cp $(TARGET_DIR)/release/backfill README.md dist/$(DIST_NAME)/
+	dist/$(DIST_NAME)/backfill --version > dist/$(DIST_NAME)/VERSION
+	tar -C dist --owner=0 --group=0 --sort=name -czf dist/$(DIST_NAME).tar.gz $(DIST_NAME)
+	cd dist && sha256sum $(DIST_NAME).tar.gz > $(DIST_NAME).tar.gz.sha256
+	@cat dist/$(DIST_NAME)/VERSION
+	@echo "binary: $$(wc -c < dist/$(DIST_NAME)/backfill) bytes"
+	@cat dist/$(DIST_NAME).tar.gz.sha256
+
 # Benchmarks (BENCHMARKS.md): backfill vs one set-based statement and vs the old per-row command, on
 # PostgreSQL and MariaDB, SIZE competencies (SIZE=1000000 for the full table). Creates and drops bf_bench.
 bench: db
 	$(CARGO) build --release --bins
-	./target/release/bench --size $(SIZE) $(BENCH_ARGS)
+	$(TARGET_DIR)/release/bench --size $(SIZE) $(BENCH_ARGS)

@@ -29,14 +29,40 @@ fn parse_name(file: &str) -> Result<(u64, String), String> {
     Ok((version, name.to_string()))
 }
 
+/// Every version has this many digits, `YYYYMMDDHHMM` (what `backfill new` writes), so that versions
+/// sort by the time they were made, as numbers and as text alike.
+const VERSION_DIGITS: usize = 12;
+
+type Found = BTreeMap<u64, (String, std::path::PathBuf)>;
+
 fn main() {
-    let dir =
+    let root =
         Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
-            .join("data_migrations");
+            .to_path_buf();
+    let found = discover(&root.join("data_migrations"), &mut Found::new());
+    // The example migrations (one per shape) are test-only: compiled in with the testkit feature,
+    // never run by a deploy's `apply` (only when named).
+    let mut examples = Found::new();
+    if std::env::var_os("CARGO_FEATURE_TESTKIT").is_some() {
+        examples = discover(&root.join("examples/data_migrations"), &mut found.clone());
+        examples.retain(|v, _| !found.contains_key(v));
+    }
+    println!("cargo:rerun-if-env-changed=CARGO_FEATURE_TESTKIT");
+    let mut modules = String::new();
+    let production = entries(&found, &mut modules);
+    let examples = entries(&examples, &mut modules);
+    let generated = format!("{modules}\n/// Every data migration compiled into this binary, in version order.\npub static MIGRATIONS: &[Registered] = &[\n{production}];\n\n/// Test-only example migrations (feature `testkit`).\npub static EXAMPLES: &[Registered] = &[\n{examples}];\n");
+    let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("registry.rs");
+    std::fs::write(&out, generated)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
+}
+
+/// The migrations in `dir`, added to `found` (which holds those seen before, for duplicates).
+fn discover(dir: &Path, found: &mut Found) -> Found {
+    let before: Vec<u64> = found.keys().copied().collect();
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut found: BTreeMap<u64, (String, std::path::PathBuf)> = BTreeMap::new();
     let entries =
-        std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
     let mut errors = Vec::new();
     for entry in entries.flatten() {
         let file = entry.file_name().to_string_lossy().into_owned();
@@ -46,6 +72,10 @@ fn main() {
         println!("cargo:rerun-if-changed={}", entry.path().display());
         match parse_name(&file) {
             Err(why) => errors.push(format!("data_migrations/{file}: {why}")),
+            Ok((version, _)) if version.to_string().len() != VERSION_DIGITS => errors.push(format!(
+                "data_migrations/{file}: version {version} has {} digits; every version has {VERSION_DIGITS} (YYYYMMDDHHMM, as `backfill new` writes them) so that versions sort by date",
+                version.to_string().len()
+            )),
             Ok((version, name)) => {
                 if let Some((other, _)) = found.get(&version) {
                     errors.push(format!("data_migrations/{file}: version {version} is already used by V{version}__{other}.rs"));
@@ -61,9 +91,17 @@ fn main() {
             errors.join("\n  ")
         );
     }
-    let mut modules = String::new();
+    found
+        .iter()
+        .filter(|(v, _)| !before.contains(v))
+        .map(|(v, e)| (*v, e.clone()))
+        .collect()
+}
+
+/// Module declarations (appended to `modules`) and registry entries for `found`.
+fn entries(found: &Found, modules: &mut String) -> String {
     let mut entries = String::new();
-    for (version, (name, path)) in &found {
+    for (version, (name, path)) in found {
         let source = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         let sum = checksum::checksum(&source);
@@ -76,8 +114,5 @@ fn main() {
             "    Registered {{ version: {version}, name: {name:?}, checksum: {sum:?}, migration: &{module}::MIGRATION }},\n"
         ));
     }
-    let generated = format!("{modules}\n/// Every data migration compiled into this binary, in version order.\npub static MIGRATIONS: &[Registered] = &[\n{entries}];\n");
-    let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("registry.rs");
-    std::fs::write(&out, generated)
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
+    entries
 }

@@ -14,28 +14,34 @@ use std::time::Duration;
 const EXIT_CODES: &str = "Exit codes: 0 ok · 1 runtime error · 2 usage/config error · 3 ledger inconsistent (verify's findings, a damaged ledger) · \
 4 lock busy · 5 refused for safety (checksum drift, plan changed, edited rows on revert) · 130/143 interrupted";
 
+/// The heading of the flags the database commands take, before or after the command's name.
+const GLOBAL: &str = "Global options (before or after the command; not for new and demo)";
+
 /// Versioned, resumable, revertible data migrations (backfills) for PostgreSQL, MySQL/MariaDB and SQLite.
 #[derive(Debug, Parser)]
 #[command(name = "backfill", version, after_help = EXIT_CODES)]
 pub struct Cli {
-    /// Database to work on: postgres://, mysql://, mariadb:// or sqlite://path. Overrides --env-file.
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    /// Database: postgres://, mysql://, mariadb://, sqlite://path or sqlite:/abs/path; wins over --env-file.
+    #[arg(long, value_name = "URL", env = "DATABASE_URL", global = true, hide_env_values = true, help_heading = GLOBAL)]
     pub database_url: Option<String>,
-    /// Read the app's Laravel .env (DB_CONNECTION, DB_HOST, DB_PORT, DB_DATABASE, DB_USERNAME, DB_PASSWORD).
-    #[arg(long, global = true, value_name = "PATH")]
+    /// The app's Laravel .env: DB_URL, or DB_CONNECTION/HOST/PORT/DATABASE/USERNAME/PASSWORD and DB_SSLMODE.
+    #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub env_file: Option<PathBuf>,
-    /// Output format of the command's result (stdout).
-    #[arg(long, value_enum, default_value = "text", global = true)]
+    /// Format of the command's result on stdout.
+    #[arg(long, value_enum, default_value = "text", global = true, help_heading = GLOBAL)]
     pub format: Format,
-    /// No progress output.
-    #[arg(long, short, global = true)]
+    /// No progress bar or progress lines on stderr from apply and revert (default: shown).
+    #[arg(long, short, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
-    /// Who runs this, for the audit trail (default: $USER).
-    #[arg(long, env = "BACKFILL_OPERATOR", global = true)]
+    /// Who runs this, for the audit trail of plan, apply, revert, repair, forget (default: $USER).
+    #[arg(long, value_name = "NAME", env = "BACKFILL_OPERATOR", global = true, help_heading = GLOBAL)]
     pub operator: Option<String>,
-    /// Log format on stderr; RUST_LOG sets the level (default warn).
-    #[arg(long, value_enum, default_value = "text", global = true)]
+    /// Format of the logs on stderr; RUST_LOG sets their level (default: warn).
+    #[arg(long, value_enum, default_value = "text", global = true, help_heading = GLOBAL)]
     pub log_format: LogFormat,
+    /// Where `database_url` came from (the flag or `DATABASE_URL`), for error messages.
+    #[arg(skip)]
+    pub url_from: crate::target::UrlFrom,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,26 +54,22 @@ pub enum LogFormat {
 
 #[derive(Debug, Args)]
 pub struct Batching {
-    /// Keys per batch; each batch is one transaction with its checkpoint. Given alone, every batch
-    /// has exactly N keys. Default: start at 5000 and resize each batch toward --batch-ms.
+    /// Keys per batch, each batch one transaction with its checkpoint (default: 5000, then adapted to --batch-ms).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch_size: Option<u64>,
-    /// Sleep between batches, to leave room for the app's own traffic.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    /// Milliseconds to sleep between batches, to leave room for the app's own traffic.
+    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub pause_ms: u64,
     /// Seconds to wait for another runner's lock before exiting with code 4.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    #[arg(long, value_name = "S", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub lock_timeout: u64,
     /// Cancel any single statement running longer than this many seconds (0: no limit).
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    #[arg(long, value_name = "S", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub statement_timeout: u64,
-    /// Resize each batch so its transaction takes about MS milliseconds (at most halved or doubled
-    /// per batch, 1..100000 keys). Default 300, unless --batch-size is given; with both, batches
-    /// start at --batch-size and adapt.
+    /// Resize each batch toward this many milliseconds per transaction (default: 300; none with --batch-size alone).
     #[arg(long, value_name = "MS", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub batch_ms: Option<u64>,
-    /// Before each batch, wait while a replica lags more than SECONDS behind our writes (PostgreSQL:
-    /// the standbys in pg_stat_replication, which needs a superuser or pg_monitor). Default: no limit.
+    /// Before each batch, wait while a replica lags more than this behind (default: no limit).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub max_replica_lag: Option<u64>,
 }
@@ -76,12 +78,13 @@ pub struct Batching {
 pub enum Command {
     /// Every migration this binary knows and its state in the ledger.
     Status {
-        #[arg(long, default_value_t = 60)]
+        /// Seconds to wait for a lock held on the ledger before giving up.
+        #[arg(long, value_name = "S", default_value_t = 60)]
         lock_timeout: u64,
     },
     /// What `apply` would write, per scenario, without writing it (read-only transaction).
     Plan {
-        /// One migration; default: every pending one.
+        /// One migration (default: every pending one).
         #[arg(allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
         version: Option<i64>,
         /// Save the reviewed plan, for `apply --expect-plan`.
@@ -105,10 +108,9 @@ pub enum Command {
         #[command(flatten)]
         batching: Batching,
     },
-    /// Undo exactly what one migration wrote, in batches: delete the rows it inserted, or restore the
-    /// old values of the rows it updated (from its undo journal). Refused for an irreversible one.
+    /// Undo exactly what one migration wrote: delete the rows it inserted, or restore those it updated.
     Revert {
-        /// The migration to revert (one at a time, always named).
+        /// The migration to revert (one at a time, always named; `status` lists them).
         #[arg(allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
         version: i64,
         /// Only the rows of this group, in the migration's own grouping (`plan` names it).
@@ -125,9 +127,7 @@ pub enum Command {
     },
     /// Check the ledger for CI: drift, unknown versions, failed runs, out-of-order pending (exit 3).
     Verify {
-        /// Also run each applied migration's data checks. What they find is data drift (the app
-        /// added eligible rows, deleted one of ours): reported, exit 0; `backfill apply VERSION`
-        /// tops it up. Ledger damage always exits 3.
+        /// Also run each applied migration's data checks; data drift is reported with exit 0 (default: ledger only).
         #[arg(long)]
         data: bool,
         /// With --data: exit 3 on data drift too.
@@ -136,26 +136,30 @@ pub enum Command {
     },
     /// The audit trail of runs (`--format markdown` for a deploy issue).
     Log {
+        /// Only this migration's runs (default: every run).
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
         version: Option<i64>,
-        /// Only runs since: 2026-11-25, "2026-11-25 10:00:00", or an age like 24h, 7d.
-        #[arg(long)]
+        /// Only runs since 2026-11-25, "2026-11-25 10:00:00" (UTC) or an age like 24h, 7d (default: all).
+        #[arg(long, value_name = "WHEN")]
         since: Option<String>,
     },
-    /// Scaffold data_migrations/V<UTC timestamp>__NAME.rs.
-    New { name: String },
-    /// Drop an UPDATE-shaped migration's undo journal once it is final: frees the space it takes in
-    /// the ledger (`status` shows it); the migration can no longer be reverted. Audited.
+    /// Scaffold data_migrations/V<UTC timestamp>__NAME.rs in the current directory.
+    New {
+        /// The migration's name, snake_case (e.g. backfill_skill_levels).
+        name: String,
+    },
+    /// Drop an UPDATE-shaped migration's undo journal once it is final; it can no longer be reverted.
     Forget {
         /// The migration whose journal to drop.
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
         version: i64,
         /// Seconds to wait for another runner's lock before exiting with code 4.
-        #[arg(long, default_value_t = 60)]
+        #[arg(long, value_name = "S", default_value_t = 60)]
         lock_timeout: u64,
     },
     /// Fix the ledger after a deliberate change, with an audit row.
     Repair {
+        /// The migration whose ledger row to fix.
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
         version: i64,
         /// The migration's source was edited on purpose: record the new checksum.
@@ -168,12 +172,19 @@ pub enum Command {
         /// A run is recorded as running but its process is gone: mark it failed so it can be resumed.
         #[arg(long)]
         mark_failed: bool,
-        #[arg(long, default_value_t = 60)]
+        /// Seconds to wait for another runner's lock before exiting with code 4.
+        #[arg(long, value_name = "S", default_value_t = 60)]
         lock_timeout: u64,
     },
-    /// Show the whole flow on a generated SQLite database; no server needed.
+    /// Load generated app data (the HR app's tables and rows) into an empty database, to try backfill.
+    SampleData {
+        /// Competencies to generate; the other tables scale with it.
+        #[arg(long, value_name = "N", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        size: u64,
+    },
+    /// Tell the story on a throwaway SQLite database, running this binary step by step; no server needed.
     Demo {
-        /// Keep the database file instead of deleting it.
+        /// Keep the demo's folder (database and plan file) and print commands to try on it.
         #[arg(long)]
         keep: bool,
     },
@@ -244,6 +255,20 @@ impl Write for Stderr {
     }
 }
 
+/// The error line's text: after a signal, exactly what was committed; database hints naming where
+/// the setting came from.
+fn failure(e: &Error) -> String {
+    if let (Error::Interrupted(sig), Some(done)) = (e, crate::progress::interrupted()) {
+        let name = match *sig {
+            2 => "SIGINT".to_string(),
+            15 => "SIGTERM".to_string(),
+            n => format!("signal {n}"),
+        };
+        return format!("interrupted by {name}: {done}; rerun the same command to resume");
+    }
+    crate::target::attribute(&e.to_string())
+}
+
 /// The one error line of a failed command.
 fn error_line(message: &str) {
     let _ = writeln!(Stderr, "error: {message}");
@@ -290,7 +315,11 @@ fn connect(cli: &Cli) -> Result<(Box<dyn Session>, db::Target)> {
             );
         }
     }
-    let target = crate::target::resolve(cli.database_url.as_deref(), cli.env_file.as_deref())?;
+    let target = crate::target::resolve(
+        cli.database_url.as_deref(),
+        cli.url_from,
+        cli.env_file.as_deref(),
+    )?;
     let mut session = db::connect(&target)?;
     // Every command is bounded, the read-only ones too: a lock held on the ledger or the app's
     // tables fails the command instead of hanging it. apply/revert/status set their own flags' values.
@@ -324,10 +353,22 @@ pub fn run(cli: &Cli) -> Result<String> {
     let f = cli.format;
     match &cli.command {
         Command::New { name } => {
-            let path = crate::scaffold::create(std::path::Path::new("data_migrations"), name)?;
-            Ok(format!("created {}\n", path.display()))
+            let paths = crate::scaffold::create(std::path::Path::new("data_migrations"), name)?;
+            Ok(paths
+                .iter()
+                .map(|p| format!("created {}\n", p.display()))
+                .collect())
         }
-        Command::Demo { keep } => crate::demo::run(*keep, f),
+        Command::Demo { keep } => crate::demo::run(*keep),
+        Command::SampleData { size } => {
+            let target = crate::target::resolve(
+                cli.database_url.as_deref(),
+                cli.url_from,
+                cli.env_file.as_deref(),
+            )?;
+            let loaded = crate::fixtures::load_sample(&target, *size)?;
+            Ok(report::sample_data(&target.redacted, &loaded, f))
+        }
         Command::Status { lock_timeout } => {
             let (mut s, target) = connect(cli)?;
             s.set_timeouts(
@@ -485,10 +526,137 @@ fn invalid_utf8() -> String {
     "invalid UTF-8 in the arguments or the environment; backfill takes UTF-8 text".into()
 }
 
+/// The git commit this binary was built from: `BACKFILL_GIT_COMMIT` at build time (`make dist` and
+/// `make install` set it), else "unknown".
+pub const GIT_COMMIT: &str = match option_env!("BACKFILL_GIT_COMMIT") {
+    Some(commit) => commit,
+    None => "unknown",
+};
+
+/// `backfill --version`: the version, the commit, and every embedded migration with its checksum,
+/// so a deploy can check it runs the binary (and the migrations) it reviewed.
+pub fn long_version() -> String {
+    let all = crate::registry::all();
+    let width = all
+        .iter()
+        .map(|m| format!("V{}__{}", m.version, m.name).len())
+        .max()
+        .unwrap_or(0);
+    let mut text = format!(
+        "{}\ncommit {GIT_COMMIT}\nmigrations ({}; SHA-256 of each source file):\n",
+        env!("CARGO_PKG_VERSION"),
+        all.len()
+    );
+    for m in all {
+        let name = format!("V{}__{}", m.version, m.name);
+        text.push_str(&format!("  {name:<width$}  {}\n", m.checksum));
+    }
+    text.trim_end().to_string()
+}
+
+/// The global flags that mean something to each command, named at the foot of its help.
+const APPLIES: &[(&str, &str)] = &[
+    ("status", "--database-url, --env-file, --format, --log-format"),
+    ("plan", "--database-url, --env-file, --format, --operator, --log-format"),
+    ("apply", "--database-url, --env-file, --format, --quiet, --operator, --log-format"),
+    ("revert", "--database-url, --env-file, --format, --quiet, --operator, --log-format"),
+    ("verify", "--database-url, --env-file, --format, --log-format"),
+    ("log", "--database-url, --env-file, --format, --log-format"),
+    ("forget", "--database-url, --env-file, --operator, --log-format"),
+    ("repair", "--database-url, --env-file, --operator, --log-format"),
+    ("sample-data", "--database-url, --env-file, --format, --log-format"),
+];
+
+/// The command line as clap builds it from [`Cli`], plus what derive cannot say. The global flags
+/// are described once, in `backfill --help`: each command's help only names those that apply to it
+/// (none for `new` and `demo`), though they are accepted before or after any command's name. And
+/// `--version` tells the build.
+pub fn command() -> clap::Command {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let globals: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .cloned()
+        .collect();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for name in names {
+        let globals = globals.clone();
+        let applies = APPLIES.iter().find(|(n, _)| *n == name).map(|(_, a)| *a);
+        cmd = cmd.mut_subcommand(name, move |mut sc| {
+            // A hidden copy of each global flag: clap then leaves the subcommand its own.
+            for arg in globals {
+                sc = sc.arg(arg.hide(true));
+            }
+            match applies {
+                Some(flags) => sc.after_help(format!(
+                    "Global options ({flags}): see `backfill --help`."
+                )),
+                None => sc,
+            }
+        });
+    }
+    let version = format!("{} (commit {GIT_COMMIT})", env!("CARGO_PKG_VERSION"));
+    cmd.version(leak(version)).long_version(leak(long_version()))
+}
+
+/// clap keeps version texts as `&'static str`; these two are made once per process.
+fn leak(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
+
+/// `new` and `demo` open no database of the operator's: refuse a database given to them on the
+/// command line instead of ignoring it (`DATABASE_URL` in the environment is fine).
+fn refuse_database_flags(matches: &clap::ArgMatches) -> std::result::Result<(), String> {
+    let Some((name, sub)) = matches.subcommand() else {
+        return Ok(());
+    };
+    if !matches!(name, "new" | "demo") {
+        return Ok(());
+    }
+    for (id, flag) in [("database_url", "--database-url"), ("env_file", "--env-file")] {
+        let given = [matches, sub]
+            .iter()
+            .any(|m| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine));
+        if given {
+            let instead = if name == "demo" {
+                "the demo makes its own SQLite database; `backfill sample-data` loads the same data into yours"
+            } else {
+                "it only writes a file under data_migrations/"
+            };
+            return Err(format!("{flag} does not apply to `{name}`: {instead}"));
+        }
+    }
+    Ok(())
+}
+
+fn from_matches(matches: &clap::ArgMatches) -> std::result::Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let mut cli = Cli::from_arg_matches(matches)?;
+    let from_env = [Some(matches), matches.subcommand().map(|(_, m)| m)]
+        .into_iter()
+        .flatten()
+        .any(|m| m.value_source("database_url") == Some(clap::parser::ValueSource::EnvVariable));
+    if from_env {
+        cli.url_from = crate::target::UrlFrom::Environment;
+    }
+    Ok(cli)
+}
+
 /// Parses arguments; clap's own errors become one line and exit 2.
 fn parse() -> std::result::Result<Cli, i32> {
-    match Cli::try_parse() {
-        Ok(cli) => Ok(cli),
+    let parsed = command().try_get_matches().and_then(|m| {
+        if let Err(message) = refuse_database_flags(&m) {
+            error_line(&message);
+            return Ok(None);
+        }
+        from_matches(&m).map(Some)
+    });
+    match parsed {
+        Ok(Some(cli)) => Ok(cli),
+        Ok(None) => Err(2),
         Err(e)
             if matches!(
                 e.kind(),
@@ -566,7 +734,7 @@ pub fn main() -> i32 {
     match run(&cli).and_then(|text| print(&text)) {
         Ok(()) => 0,
         Err(e) => {
-            error_line(&e.to_string());
+            error_line(&failure(&e));
             e.exit_code()
         }
     }

@@ -400,6 +400,11 @@ impl Vars {
         (self.external)(name).or_else(|| self.file.get(name).cloned())
     }
 
+    /// Whether the process environment sets `name` (it wins over the file, as in Laravel).
+    pub fn from_environment(&self, name: &str) -> bool {
+        (self.external)(name).is_some()
+    }
+
     /// `env(name)`: `None` for unset and for `null`/`(null)`; `true`/`false`/`empty` as PHP turns
     /// them into strings ("1", "", ""); one pair of matching surrounding quotes stripped.
     pub fn env(&self, name: &str) -> Option<String> {

@@ -199,6 +199,68 @@ pub fn generate(session: &mut dyn Session, shape: &Shape) -> Result<Loaded> {
     Ok(loaded)
 }
 
+/// `backfill sample-data`: the app's tables (when the database has none of them) and [`generate`]'s
+/// rows for `competencies`, into a database without app rows. A database that has app rows is
+/// refused (exit 5), so nobody seeds production by mistake; one with only some of the tables is a
+/// configuration error (exit 2). SQLite: a missing file is created (its folder must exist), the one
+/// command that makes a database file.
+pub fn load_sample(target: &crate::db::Target, competencies: u64) -> Result<Loaded> {
+    if let Some(path) = target.sqlite_path.as_deref().filter(|p| !p.exists()) {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| {
+                Error::Usage(format!(
+                    "cannot create the SQLite database {}: {e}; check that its folder exists",
+                    path.display()
+                ))
+            })?;
+    }
+    let mut session = crate::db::connect(target)?;
+    let s = session.as_mut();
+    let present: Vec<&str> = TABLES
+        .into_iter()
+        .filter(|t| s.query(&format!("SELECT 1 FROM {t} WHERE 1 = 0"), &[]).is_ok())
+        .collect();
+    let mut filled = Vec::new();
+    for table in &present {
+        let n = s
+            .query_scalar(&format!("SELECT COUNT(*) FROM {table}"), &[])?
+            .as_i64()
+            .unwrap_or(0);
+        if n > 0 {
+            filled.push(format!("{table}: {n}"));
+        }
+    }
+    if !filled.is_empty() {
+        return Err(Error::Refused(format!(
+            "refusing to load sample data into {}: it already has app rows ({}); sample-data only fills an empty database",
+            target.redacted,
+            filled.join(", ")
+        )));
+    }
+    match present.len() {
+        0 => load_schema(s)?,
+        n if n == TABLES.len() => {}
+        _ => {
+            let missing: Vec<&str> = TABLES.into_iter().filter(|t| !present.contains(t)).collect();
+            return Err(Error::Usage(format!(
+                "{} has some of the app's tables but not {}; sample-data needs all of them (empty) or none",
+                target.redacted,
+                missing.join(", ")
+            )));
+        }
+    }
+    generate(
+        s,
+        &Shape {
+            competencies,
+            ..Shape::default()
+        },
+    )
+}
+
 /// PostgreSQL: inside the load's transaction, skip the per-row foreign-key triggers when we may (the
 /// rows are consistent by construction). Needs a superuser (or SET privilege on
 /// `session_replication_role`); without it the load just runs with every check, more slowly.

@@ -58,9 +58,13 @@ pub fn status(session: &mut dyn Session, _opts: &Options) -> Result<Vec<StatusLi
         .collect();
     for e in entries
         .iter()
-        .filter(|e| registry::find(e.version).is_none())
+        .filter(|e| !registry::all().iter().any(|r| r.version == e.version))
     {
-        lines.push(status_line(e, false, "unknown"));
+        // An example migration run by name is listed as it stands; anything else is unknown here.
+        match registry::find(e.version) {
+            Some(reg) => lines.push(status_line(e, !drifted(e, reg), e.state.as_str())),
+            None => lines.push(status_line(e, false, "unknown")),
+        }
     }
     // The journal is in ledger V3; a read-only look at an older ledger has none.
     let sizes = crate::kit::update::sizes(session).unwrap_or_default();
@@ -139,9 +143,12 @@ pub fn verify(session: &mut dyn Session, data: bool, _opts: &Options) -> Result<
             _ => {}
         }
     }
+    // Deployed migrations only: an example run by name says nothing about the deploy order.
     let newest_applied = entries
         .iter()
-        .filter(|e| e.state == State::Applied)
+        .filter(|e| {
+            e.state == State::Applied && registry::all().iter().any(|r| r.version == e.version)
+        })
         .map(|e| e.version)
         .max();
     for reg in registry::all() {

@@ -21,6 +21,8 @@ pub mod runner;
 pub mod scaffold;
 pub mod signals;
 pub mod target;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod throttle;
 pub mod version_backfill;
 pub mod when;

@@ -23,10 +23,19 @@ pub mod generated {
     include!(concat!(env!("OUT_DIR"), "/registry.rs"));
 }
 
+/// The production migrations: what `status` lists and a deploy's `apply` runs.
 pub fn all() -> &'static [Registered] {
     generated::MIGRATIONS
 }
 
+/// The example migrations (`examples/data_migrations/`, feature `testkit`): run only when named.
+pub fn examples() -> &'static [Registered] {
+    generated::EXAMPLES
+}
+
 pub fn find(version: i64) -> Option<&'static Registered> {
-    all().iter().find(|m| m.version == version)
+    all()
+        .iter()
+        .chain(examples())
+        .find(|m| m.version == version)
 }

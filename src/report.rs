@@ -13,8 +13,52 @@ pub enum Format {
     Markdown,
 }
 
+/// One JSON document, ending with a newline like every other output.
 fn json_doc(value: serde_json::Value) -> String {
-    serde_json::to_string_pretty(&value).unwrap_or_else(|_| "{}".into())
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_else(|_| "{}".into());
+    text.push('\n');
+    text
+}
+
+/// `sample-data`: what was loaded, and what the two first migrations will find to do.
+pub fn sample_data(target: &str, l: &crate::fixtures::Loaded, format: Format) -> String {
+    if format == Format::Json {
+        return json_doc(json!({
+            "target": target,
+            "loaded": {
+                "competencies": l.competencies,
+                "capabilities": l.capabilities,
+                "capability_competencies": l.links,
+                "scenarios": l.scenarios,
+                "roles": l.roles,
+                "scenario_roles": l.scenario_roles,
+                "competency_versions": l.preexisting_versions,
+                "role_versions": l.preexisting_role_versions,
+            },
+            "pending": {
+                "competency_versions": l.pending_competency_versions,
+                "role_versions": l.pending_role_versions,
+            },
+        }));
+    }
+    let n = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let versions = |c: u64, r: u64| {
+        format!(
+            "{}, {}",
+            n(c, "competency version", "competency versions"),
+            n(r, "role version", "role versions")
+        )
+    };
+    format!(
+        "loaded sample data into {target}\n  {} in {} ({}), {}, {}\n  already there: {}\n  the backfills will write: {}\n",
+        n(l.competencies, "competency", "competencies"),
+        n(l.capabilities, "capability", "capabilities"),
+        n(l.links, "link", "links"),
+        n(l.scenarios, "scenario", "scenarios"),
+        n(l.roles, "role", "roles"),
+        versions(l.preexisting_versions, l.preexisting_role_versions),
+        versions(l.pending_competency_versions, l.pending_role_versions),
+    )
 }
 
 pub fn status(target: &str, lines: &[StatusLine], format: Format) -> String {
@@ -25,17 +69,17 @@ pub fn status(target: &str, lines: &[StatusLine], format: Format) -> String {
     }
 }
 
-/// The `status` columns, one list for both renderers: Markdown header, text header, text width
-/// (negative: right-aligned).
+/// The `status` columns, one list for both renderers: Markdown header, text header, text alignment
+/// (negative: right-aligned; the text widths follow the content).
 const STATUS_COLUMNS: [(&str, &str, i8); 8] = [
-    ("version", "VERSION", 14),
-    ("name", "NAME", 28),
-    ("state", "STATE", 10),
-    ("rows applied", "APPLIED", -10),
-    ("rows reverted", "REVERTED", -10),
-    ("undo journal", "JOURNAL", -8),
-    ("checksum", "CHECKSUM", 9),
-    ("updated (UTC)", "UPDATED (UTC)", 0),
+    ("version", "VERSION", 1),
+    ("name", "NAME", 1),
+    ("state", "STATE", 1),
+    ("rows applied", "APPLIED", -1),
+    ("rows reverted", "REVERTED", -1),
+    ("undo journal", "JOURNAL", -1),
+    ("checksum", "CHECKSUM", 1),
+    ("updated (UTC)", "UPDATED (UTC)", 1),
 ];
 
 /// A status line's cells in [`STATUS_COLUMNS`] order; `changed` marks a changed checksum and `never`
@@ -71,33 +115,49 @@ fn markdown_row(cells: &[impl AsRef<str>]) -> String {
     format!("| {} |\n", cells.join(" | "))
 }
 
+/// The text table: each column as wide as its widest cell, two spaces apart; the undo journal's
+/// column only when a migration keeps one (UPDATE-shaped).
 fn status_text(target: &str, lines: &[StatusLine]) -> String {
-    let headers = STATUS_COLUMNS.map(|(_, text, _)| text);
-    let mut out = format!("target: {target}\n{}", text_row(&headers));
-    for l in lines {
-        out.push_str(&text_row(&status_cells(l, "CHANGED", "-")));
+    let journal = lines.iter().any(|l| l.journal_rows.is_some());
+    let shown: Vec<usize> = (0..STATUS_COLUMNS.len())
+        .filter(|&i| journal || STATUS_COLUMNS[i].1 != "JOURNAL")
+        .collect();
+    let headers = STATUS_COLUMNS.map(|(_, text, _)| text.to_string());
+    let rows: Vec<[String; 8]> = lines
+        .iter()
+        .map(|l| status_cells(l, "CHANGED", "-"))
+        .collect();
+    let widths: Vec<usize> = (0..STATUS_COLUMNS.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([headers[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let row = |cells: &[String; 8]| {
+        let padded: Vec<String> = shown
+            .iter()
+            .map(|&i| {
+                let (cell, w) = (&cells[i], widths[i]);
+                if STATUS_COLUMNS[i].2 < 0 {
+                    format!("{cell:>w$}")
+                } else {
+                    format!("{cell:<w$}")
+                }
+            })
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    let mut out = format!("target: {target}\n{}", row(&headers));
+    for (l, cells) in lines.iter().zip(&rows) {
+        out.push_str(&row(cells));
         if let Some(e) = &l.last_error {
-            out.push_str(&format!("{:<14} last error: {e}\n", ""));
+            out.push_str(&format!("{:<w$}  last error: {e}\n", "", w = widths[0]));
         }
     }
     out
-}
-
-/// Cells padded to the widths of [`STATUS_COLUMNS`].
-fn text_row(cells: &[impl AsRef<str>]) -> String {
-    let padded: Vec<String> = STATUS_COLUMNS
-        .iter()
-        .zip(cells)
-        .map(|(&(_, _, width), cell)| {
-            let (cell, w) = (cell.as_ref(), usize::from(width.unsigned_abs()));
-            if width < 0 {
-                format!("{cell:>w$}")
-            } else {
-                format!("{cell:<w$}")
-            }
-        })
-        .collect();
-    format!("{}\n", padded.join(" "))
 }
 
 pub fn plans(reports: &[PlanReport], format: Format) -> String {
@@ -138,6 +198,11 @@ pub fn plans(reports: &[PlanReport], format: Format) -> String {
         } else {
             out.push_str(&format!("{head}\n"));
         }
+        if !md && p.groups.iter().all(|g| g.samples.is_empty()) {
+            out.push_str(&packed_groups(&p.group_label, &p.groups));
+            out.push('\n');
+            continue;
+        }
         for g in &p.groups {
             let samples: Vec<String> = g.samples.iter().map(sample).collect();
             if md {
@@ -148,16 +213,49 @@ pub fn plans(reports: &[PlanReport], format: Format) -> String {
                     samples.join("; ").replace('|', "\\|")
                 ));
             } else {
+                let eg = if samples.is_empty() {
+                    String::new()
+                } else {
+                    format!("   e.g. {}", samples.join("; "))
+                };
                 out.push_str(&format!(
-                    "  {} {:<8} {:>8} rows   e.g. {}\n",
+                    "  {} {:<8} {:>10}{eg}\n",
                     p.group_label,
                     g.key,
-                    g.count,
-                    samples.join("; ")
+                    crate::runner::count(g.count, "row"),
                 ));
             }
         }
         out.push('\n');
+    }
+    out
+}
+
+/// Groups without samples as a grid within 80 columns, each group's key over its count:
+/// ```text
+///   scenario     4   7   9  12
+///   rows         5   2  15   3
+/// ```
+fn packed_groups(label: &str, groups: &[crate::migration::Group]) -> String {
+    let head = label.len().max("rows".len());
+    let cells: Vec<(String, String)> = groups
+        .iter()
+        .map(|g| (g.key.to_string(), g.count.to_string()))
+        .collect();
+    let mut out = String::new();
+    let mut at = 0;
+    while at < cells.len() {
+        let (mut keys, mut counts) = (format!("  {label:<head$}"), format!("  {:<head$}", "rows"));
+        while let Some((k, c)) = cells.get(at) {
+            let w = k.len().max(c.len()) + 1;
+            if keys.len() + w > 80 && at > 0 && keys.len() > head + 2 {
+                break;
+            }
+            keys.push_str(&format!(" {k:>w$}", w = w - 1));
+            counts.push_str(&format!(" {c:>w$}", w = w - 1));
+            at += 1;
+        }
+        out.push_str(&format!("{keys}\n{counts}\n"));
     }
     out
 }
@@ -192,7 +290,7 @@ pub fn outcomes(outcomes: &[Outcome], format: Format, nothing: &str) -> String {
                     .map(|n| format!(" ({n})"))
                     .unwrap_or_default();
                 format!(
-                    "V{}__{}: {} — {verb} {} in {}, {:.2}s, run {}{note}\n",
+                    "V{}__{}: {} — {verb} {} in {}, {:.2}s\n  run {}{note}\n",
                     o.version,
                     o.name,
                     o.state,
@@ -300,16 +398,21 @@ pub fn log(runs: &[Run], format: Format) -> String {
             }
             out
         }
+        // One line per run that fits 80 columns, then its run id and outcome (or error) indented.
         Format::Text => runs
             .iter()
             .map(|r| {
                 format!(
-                    "{} {:<7} V{} {:<11} rows={} {} by {}@{} run {}{}\n",
+                    "{} {:<6} V{} {:<11} {:>10} {:>6}  {}@{}\n    run {}{}\n",
                     ts(r.started_at),
                     r.action,
                     r.version.map(|v| v.to_string()).unwrap_or_default(),
                     r.state,
-                    r.row_count,
+                    if r.action == "plan" {
+                        String::new()
+                    } else {
+                        crate::runner::count(r.row_count.max(0) as u64, "row")
+                    },
                     duration(r),
                     r.operator,
                     r.host,

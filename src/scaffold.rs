@@ -1,47 +1,42 @@
-//! `backfill new NAME`: a new data-migration module from a template that compiles.
+//! `backfill new NAME`: a new data-migration module, and its test, from templates that compile and
+//! change nothing until written.
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
-const TEMPLATE: &str = r#"//! __NAME__: say what this backfill writes, for which rows, and why.
+const TEMPLATE: &str = r#"//! __NAME__: say what this backfill changes, for which rows, and why.
 //!
-//! How the runner calls this module:
-//! - `plan` runs in a read-only transaction and must count exactly what `apply` will write.
-//! - `apply` is called batch by batch, each batch in its own transaction committed together with the
-//!   checkpoint: handle the keys after `batch.after_id()` (at most `batch.size` of them) with set-based
-//!   SQL, and return `Step::More { cursor, rows }` with the last key handled, or `Step::Done` when none
-//!   are left. A crash resumes from the last committed cursor, so never use offsets.
-//! - Mark every row you write with `{"source":"backfill","migration":<ctx.version>,"run_id":...}` so
-//!   that `revert` can delete exactly those rows, in batches, and only those.
-//! - Never open a transaction, never touch the ledger, never take locks: the runner does all of that.
-//! See `src/version_backfill.rs` for a complete example.
+//! Made by `backfill new`. As scaffolded it changes nothing (each value is set to itself), so it is
+//! safe to build, deploy and test before you write it. Pick a shape (README, "Writing a migration"):
+//! - UPDATE-shaped (this template): the table, its integer key, the columns and the SQL of their new
+//!   values over the row `t`; the runner walks the key in batches, journals old values and revert
+//!   restores them exactly.
+//! - INSERT-shaped: implement `DataMigration` with `Shape::Insert`, marking rows with
+//!   `kit::marker::json` (see `src/version_backfill.rs`).
+//! - Irreversible: `Shape::Irreversible("why")` (see `examples/data_migrations/`).
+//!
+//! Its test is `tests/__TEST__`: plan == apply, idempotent, verify clean, exact revert, on every dialect.
 
-use crate::db::{DbError, DbResult, Tx};
-use crate::migration::{Batch, Context, DataMigration, Plan, Step};
+use crate::kit::update::UpdateBackfill;
 
-pub struct Backfill;
+pub static MIGRATION: UpdateBackfill = UpdateBackfill {
+    table: "competencies",
+    key: "id",
+    columns: &["description"],
+    // The value each column should have, over the row `t`. As scaffolded: its current value.
+    values: &["t.description"],
+    // Only rows matching this condition over `t`; `None`: every row.
+    only: None,
+};
+"#;
 
-pub static MIGRATION: Backfill = Backfill;
+const TEST_TEMPLATE: &str = r#"//! V__VERSION____NAME__ on PostgreSQL, MariaDB and SQLite: plan == apply, a second apply writes
+//! nothing, verify finds nothing, revert restores the app's tables exactly.
 
-fn unwritten() -> DbError {
-    DbError::query("data_migrations/__FILE__ is a scaffold: write plan, apply and revert before running it")
-}
-
-impl DataMigration for Backfill {
-    /// Counts per group of what `apply` would write on the data as it is now.
-    fn plan(&self, _tx: &mut dyn Tx, _ctx: &Context, _samples: usize) -> DbResult<Plan> {
-        Err(unwritten())
-    }
-
-    /// Writes one batch of rows after `batch.after_id()`.
-    fn apply(&self, _tx: &mut dyn Tx, _batch: &Batch) -> DbResult<Step> {
-        Err(unwritten())
-    }
-
-    /// Deletes one batch of the rows this migration marked (only those of `ctx.scenario` when set).
-    fn revert(&self, _tx: &mut dyn Tx, _batch: &Batch) -> DbResult<Step> {
-        Err(unwritten())
-    }
+#[test]
+fn plan_apply_revert_on_every_dialect() {
+    // Seed what your migration needs on top of (or instead of) the generated sample.
+    backfill::testkit::exercise(__VERSION__, backfill::testkit::sample_data);
 }
 "#;
 
@@ -54,8 +49,9 @@ fn valid_name(name: &str) -> bool {
         && !name.contains("__")
 }
 
-/// Writes `dir/V<UTC yyyymmddHHMM><nn>__<name>.rs` and returns its path.
-pub fn create(dir: &Path, name: &str) -> Result<PathBuf> {
+/// Writes `dir/V<UTC yyyymmddHHMM>__<name>.rs` (the next free minute if this one is taken) and its test
+/// `tests/migration_v<version>_<name>.rs` beside `dir`; returns the paths written.
+pub fn create(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
     if !valid_name(name) {
         return Err(Error::Usage(format!(
             "`{name}` is not a valid migration name; use snake_case: lowercase letters, digits and single underscores, starting with a letter"
@@ -80,19 +76,35 @@ pub fn create(dir: &Path, name: &str) -> Result<PathBuf> {
             "a migration named `{name}` already exists: {clash}; pick another name"
         )));
     }
-    let minute = chrono::Utc::now().format("%Y%m%d%H%M").to_string();
-    let version = (1..100)
-        .map(|n| format!("{minute}{n:02}"))
+    let now = chrono::Utc::now();
+    let version = (0..1440)
+        .map(|m| {
+            (now + chrono::Duration::minutes(m))
+                .format("%Y%m%d%H%M")
+                .to_string()
+        })
         .find(|v| !existing.iter().any(|f| f.starts_with(&format!("V{v}__"))))
-        .ok_or_else(|| {
-            Error::Usage("99 migrations created this minute already; wait a minute".into())
-        })?;
+        .ok_or_else(|| Error::Usage("no free version in the next 24 hours".into()))?;
     let file = format!("V{version}__{name}.rs");
-    let path = dir.join(&file);
-    let text = TEMPLATE
-        .replace("__NAME__", name)
-        .replace("__FILE__", &file);
-    std::fs::write(&path, text)
+    let test = format!("migration_v{version}_{name}.rs");
+    let mut written = vec![write(
+        &dir.join(&file),
+        &TEMPLATE
+            .replace("__NAME__", name)
+            .replace("__TEST__", &test),
+    )?];
+    let tests = dir.parent().unwrap_or(Path::new(".")).join("tests");
+    if tests.is_dir() {
+        let text = TEST_TEMPLATE
+            .replace("__VERSION__", &version)
+            .replace("__NAME__", name);
+        written.push(write(&tests.join(&test), &text)?);
+    }
+    Ok(written)
+}
+
+fn write(path: &Path, text: &str) -> Result<PathBuf> {
+    std::fs::write(path, text)
         .map_err(|e| Error::Runtime(format!("cannot write {}: {e}", path.display())))?;
-    Ok(path)
+    Ok(path.to_path_buf())
 }

@@ -1,17 +1,91 @@
 //! Which database to work on: `--database-url` > `DATABASE_URL` > `--env-file` (Laravel's `.env`).
+//! Errors about the database name where its setting came from (the flag, the environment, a line of
+//! the `.env`), so the operator fixes the right place.
 
 use crate::db::Target;
 use crate::error::{Error, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 // Beside this file, not in src/target/: .gitignore's `target/` would hide that directory.
 #[path = "dotenv.rs"]
 pub mod dotenv;
 
+/// Where a database URL given as a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UrlFrom {
+    /// `--database-url`.
+    #[default]
+    Flag,
+    /// The `DATABASE_URL` environment variable.
+    Environment,
+}
+
+/// Where this process's database setting came from, e.g. `--database-url` or `DB_DATABASE in
+/// /srv/app/.env` (set by [`resolve`], read by [`attribute`]).
+static ORIGIN: Mutex<Option<String>> = Mutex::new(None);
+
+fn set_origin(origin: String) {
+    if let Ok(mut o) = ORIGIN.lock() {
+        *o = Some(origin);
+    }
+}
+
+/// Where the database setting of this process came from, once [`resolve`] ran.
+pub fn origin() -> Option<String> {
+    ORIGIN.lock().ok().and_then(|o| o.clone())
+}
+
+/// A database error's text with its hint naming the real origin of the setting: the drivers say
+/// `DATABASE_URL`, which is right only when the URL came from that variable.
+pub fn attribute(text: &str) -> String {
+    let Some(origin) = origin() else {
+        return text.to_string();
+    };
+    if origin == "DATABASE_URL" {
+        return text.to_string();
+    }
+    text.replace(
+        "check the path in DATABASE_URL",
+        &format!("check the path in {origin}"),
+    )
+    .replace("the file DATABASE_URL names", &format!("the file {origin} names"))
+    .replace("is DATABASE_URL the app's database", &format!("is {origin} the app's database"))
+}
+
+/// `sqlite:/abs/path.db` and `sqlite:rel.db` (one colon, as SQLAlchemy and some PHP configs write
+/// it) as `sqlite:///abs/path.db` and `sqlite://rel.db`; other URLs as given.
+pub fn normalize(url: &str) -> String {
+    let url = url.trim();
+    match url.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("sqlite:") && !url[7..].starts_with("//") => {
+            format!("sqlite://{}", &url[7..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Parses a URL whose origin is `origin`; a malformed one is named by where it came from.
+fn parse_from(url: &str, origin: &str) -> Result<Target> {
+    set_origin(origin.to_string());
+    Target::parse(&normalize(url)).map_err(|e| {
+        let e = Error::from(e);
+        let text = format!("{e} (the URL came from {origin})");
+        match e {
+            Error::Usage(_) => Error::Usage(text),
+            _ => Error::Runtime(text),
+        }
+    })
+}
+
 /// Resolves the target from the flag/env value or the app's env file.
-pub fn resolve(url: Option<&str>, env_file: Option<&Path>) -> Result<Target> {
+pub fn resolve(url: Option<&str>, from: UrlFrom, env_file: Option<&Path>) -> Result<Target> {
     if let Some(url) = url.filter(|u| !u.trim().is_empty()) {
-        return Ok(Target::parse(url)?);
+        let origin = match from {
+            UrlFrom::Flag => "--database-url",
+            UrlFrom::Environment => "DATABASE_URL",
+        };
+        return parse_from(url, origin);
     }
     match env_file {
         Some(path) => from_env_file(path),
@@ -69,15 +143,22 @@ fn one_line(e: &dyn std::fmt::Display) -> String {
 
 /// Builds a URL from Laravel's `DB_*` settings (or uses `DB_URL`/`DATABASE_URL` when the file sets one).
 /// Every part goes into the URL percent-encoded, so the driver gets the value exactly as written
-/// (`ab%41c` stays `ab%41c`).
+/// (`ab%41c` stays `ab%41c`). A relative SQLite `DB_DATABASE` is a path from the app's folder, the
+/// `.env`'s own, as Laravel resolves it from the app's base path.
 pub fn from_env_file(path: &Path) -> Result<Target> {
     let vars = read_env_file(path)?;
-    if let Some(url) = vars
-        .env("DATABASE_URL")
-        .filter(|u| !u.is_empty())
-        .or_else(|| vars.env("DB_URL").filter(|u| !u.is_empty()))
-    {
-        return Ok(Target::parse(&url)?);
+    // Where a variable came from: the file, or the process environment that wins over it.
+    let origin = |name: &str| {
+        if vars.from_environment(name) {
+            format!("the environment variable {name} (it wins over {})", path.display())
+        } else {
+            format!("{name} in {}", path.display())
+        }
+    };
+    for name in ["DATABASE_URL", "DB_URL"] {
+        if let Some(url) = vars.env(name).filter(|u| !u.is_empty()) {
+            return parse_from(&url, &origin(name));
+        }
     }
     let get = |k: &str| vars.env(k).unwrap_or_default();
     let connection = get("DB_CONNECTION");
@@ -92,11 +173,13 @@ pub fn from_env_file(path: &Path) -> Result<Target> {
                     path.display()
                 )));
             }
-            let target = Target::parse(&format!("sqlite://{file}"))?;
-            if !Path::new(&file).is_file() {
+            let file = sqlite_file(path, &file);
+            let target = parse_from(&format!("sqlite://{}", file.display()), &origin("DB_DATABASE"))?;
+            if !file.is_file() {
                 return Err(Error::Usage(format!(
-                    "no SQLite database at {file}; check DB_DATABASE in {}",
-                    path.display()
+                    "no SQLite database at {}; check {}",
+                    file.display(),
+                    origin("DB_DATABASE")
                 )));
             }
             return Ok(target);
@@ -109,6 +192,7 @@ pub fn from_env_file(path: &Path) -> Result<Target> {
             )))
         }
     };
+    set_origin(format!("the DB_* settings of {}", path.display()));
     let host = Some(get("DB_HOST"))
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "127.0.0.1".into());
@@ -151,4 +235,37 @@ pub fn from_env_file(path: &Path) -> Result<Target> {
         _ => {}
     }
     Ok(Target::parse(url.as_str())?)
+}
+
+/// The SQLite file a `.env` names: an absolute path as is, a relative one from the `.env`'s folder.
+fn sqlite_file(env_file: &Path, file: &str) -> PathBuf {
+    let file = Path::new(file);
+    if file.is_absolute() {
+        return file.to_path_buf();
+    }
+    let dir = env_file.parent().filter(|d| !d.as_os_str().is_empty());
+    dir.map_or_else(|| file.to_path_buf(), |d| d.join(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_colon_sqlite_urls() {
+        assert_eq!(normalize("sqlite:/tmp/a.db"), "sqlite:///tmp/a.db");
+        assert_eq!(normalize("SQLite:/tmp/a.db"), "sqlite:///tmp/a.db");
+        assert_eq!(normalize("sqlite:a.db"), "sqlite://a.db");
+        assert_eq!(normalize("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+        assert_eq!(normalize("sqlite://a.db"), "sqlite://a.db");
+        assert_eq!(normalize("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn relative_sqlite_from_the_env_files_folder() {
+        let env = Path::new("/srv/app/.env");
+        assert_eq!(sqlite_file(env, "database/app.sqlite"), Path::new("/srv/app/database/app.sqlite"));
+        assert_eq!(sqlite_file(env, "/data/app.sqlite"), Path::new("/data/app.sqlite"));
+        assert_eq!(sqlite_file(Path::new(".env"), "app.sqlite"), Path::new("app.sqlite"));
+    }
 }

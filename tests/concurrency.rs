@@ -61,7 +61,11 @@ fn signal_stops_cleanly(kind: Kind, sig: &str, code: i32) {
     seed_generated(&t, 250);
     let expected = t.expected_competencies();
     let child = spawn(&t, &["apply", "--batch-size", "10"], "40");
-    std::thread::sleep(Duration::from_millis(500));
+    // Signal once a batch has committed (a loaded machine may take a while to start the run).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while t.marked_competencies().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     signal(child.id(), sig);
     let out = finish(child);
     let line = out.one_line_error(code).to_string();

@@ -4,6 +4,7 @@
 //! only the runner may do: transactions, the runner lock and the ledger's schema. SQL is written with
 //! `?` placeholders everywhere; the PostgreSQL driver numbers them.
 
+pub mod admin;
 mod mysql;
 mod postgres;
 mod sqlite;

@@ -1,0 +1,108 @@
+//! Creating and dropping whole databases on a server: for the test suite, the testkit, the benchmark
+//! and sample data. Never used by apply/revert.
+
+use super::{connect, DbError, DbResult, Dialect, ErrorKind, Target};
+use std::path::PathBuf;
+
+/// A database name we create: plain identifier characters only (it is spliced into DDL).
+fn checked(name: &str) -> DbResult<&str> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(name)
+    } else {
+        Err(DbError::new(
+            ErrorKind::Config,
+            format!("`{name}` is not a usable database name (letters, digits, _; at most 63)"),
+        ))
+    }
+}
+
+/// The admin URL of a server kind, overridable for other machines.
+pub fn admin_url(dialect: Dialect) -> String {
+    let (var, default) = match dialect {
+        Dialect::Postgres => (
+            "BACKFILL_TEST_POSTGRES",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        ),
+        Dialect::Mysql => ("BACKFILL_TEST_MYSQL", "mysql://root@127.0.0.1:3306/mysql"),
+        Dialect::Sqlite => ("BACKFILL_TEST_SQLITE_DIR", ""),
+    };
+    std::env::var(var).unwrap_or_else(|_| default.to_string())
+}
+
+/// A database of its own, created empty and dropped on Drop, also when a test panics.
+pub struct Scratch {
+    pub dialect: Dialect,
+    pub name: String,
+    pub url: String,
+    sqlite_path: Option<PathBuf>,
+}
+
+impl Scratch {
+    /// Creates (or recreates) database `name` on the server of `dialect`; a file for SQLite.
+    pub fn create(dialect: Dialect, name: &str) -> DbResult<Scratch> {
+        let name = checked(name)?.to_lowercase();
+        if dialect == Dialect::Sqlite {
+            let dir = match admin_url(dialect) {
+                d if d.is_empty() => std::env::temp_dir().join("backfill-tests"),
+                d => PathBuf::from(d),
+            };
+            let fail = |e: std::io::Error| {
+                DbError::new(ErrorKind::Config, format!("{}: {e}", dir.display()))
+            };
+            std::fs::create_dir_all(&dir).map_err(fail)?;
+            let path = dir.join(format!("{name}.db"));
+            let _ = std::fs::remove_file(&path);
+            std::fs::File::create(&path).map_err(fail)?;
+            return Ok(Scratch {
+                dialect,
+                url: format!("sqlite://{}", path.display()),
+                name,
+                sqlite_path: Some(path),
+            });
+        }
+        let admin = admin_url(dialect);
+        let mut a = connect(&Target::parse(&admin)?)?;
+        drop_sql(dialect, &name)
+            .iter()
+            .try_for_each(|sql| a.execute(sql, &[]).map(|_| ()))?;
+        let create = match dialect {
+            Dialect::Mysql => {
+                format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            }
+            _ => format!("CREATE DATABASE {name}"),
+        };
+        a.execute(&create, &[])?;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        Ok(Scratch {
+            dialect,
+            url: format!("{base}/{name}"),
+            name,
+            sqlite_path: None,
+        })
+    }
+}
+
+fn drop_sql(dialect: Dialect, name: &str) -> Vec<String> {
+    match dialect {
+        Dialect::Postgres => vec![format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")],
+        Dialect::Mysql => vec![format!("DROP DATABASE IF EXISTS {name}")],
+        Dialect::Sqlite => Vec::new(),
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(p) = &self.sqlite_path {
+            let _ = std::fs::remove_file(p);
+            return;
+        }
+        if let Ok(mut a) = Target::parse(&admin_url(self.dialect)).and_then(|t| connect(&t)) {
+            for sql in drop_sql(self.dialect, &self.name) {
+                let _ = a.execute(&sql, &[]);
+            }
+        }
+    }
+}
