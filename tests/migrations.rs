@@ -226,6 +226,14 @@ fn revert_one_scenario(kind: Kind) {
         Some("applied"),
         "a one-scenario revert leaves the rest applied"
     );
+    // The deploy log says which scenario was reverted.
+    let log = t.run(&["--format", "markdown", "log", &v]);
+    log.expect(0);
+    assert!(
+        log.stdout.contains("deleted 2 rows of scenario 5"),
+        "{}",
+        log.stdout
+    );
     // The ledger agrees with the table; the data check reports the gap the operator made.
     // Data drift, not ledger damage: reported, and an error only under --strict.
     let drift = "data drift: V202611230001__competency_versions: competency_versions: 2 eligible competencies still have no version";
