@@ -35,13 +35,17 @@ impl UpdateBackfill {
             .zip(&new)
             .map(|(o, n)| d.distinct(o, n))
             .collect();
+        // Aliased: MySQL refuses a derived table (the plan's count) with two columns of one name,
+        // as `t.description, (t.description)` would be.
+        let select: Vec<String> = std::iter::once(format!("t.{} AS k", self.key))
+            .chain(old.iter().enumerate().map(|(i, o)| format!("{o} AS o{i}")))
+            .chain(new.iter().enumerate().map(|(i, n)| format!("{n} AS n{i}")))
+            .collect();
         let mut sql = format!(
-            "SELECT t.{key}, {old}, {new} FROM {table} t WHERE ({differs})",
-            key = self.key,
-            old = old.join(", "),
-            new = new.join(", "),
-            table = self.table,
-            differs = differs.join(" OR "),
+            "SELECT {} FROM {} t WHERE ({})",
+            select.join(", "),
+            self.table,
+            differs.join(" OR "),
         );
         if let Some(only) = self.only {
             sql.push_str(&format!(" AND ({only})"));
