@@ -1,6 +1,7 @@
 //! The batch loop: each batch's writes, its checkpoint and its audit count commit in one transaction,
 //! so a run stopped anywhere resumes from the last committed batch with no duplicate and no gap.
 
+use crate::db::Value;
 use crate::db::{DbError, ErrorKind, Session};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Action};
@@ -11,6 +12,8 @@ use crate::registry::Registered;
 use crate::retry;
 use crate::runner::Options;
 use crate::signals;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Test hooks, read from the environment: they let the test suite fail or kill a run at an exact batch.
@@ -324,5 +327,482 @@ mod tests {
         let mut s = BatchSize::new(1, Some(Duration::from_millis(300)));
         s.adapt(Duration::from_secs(5));
         assert_eq!(s.now, BatchSize::MIN);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Parallel runs (`--jobs N`): workers on disjoint key ranges (chunks), each with its own connection.
+
+/// Chunks per worker: more chunks than workers, so a worker that finishes a sparse chunk early takes
+/// another instead of idling while the others still have dense ones.
+const CHUNKS_PER_JOB: usize = 4;
+
+/// How often the coordinator looks at the workers, renews the lease and redraws the progress.
+const TICK: Duration = Duration::from_millis(50);
+
+/// How often the coordinator reads replica lag for the whole run (`--max-replica-lag`).
+const LAG_EVERY: Duration = Duration::from_millis(500);
+
+/// The chunk bounds of a new parallel run over `key`, from `from` on: `n` ranges with about the same
+/// number of keys each (NTILE over the key, one pass, so they follow the key distribution, gaps and
+/// all), contiguous, the first from `from` and the last to the largest key there can be (keys added
+/// later are in a chunk too). At least one range, also on an empty table.
+pub(crate) fn chunk_bounds(
+    session: &mut dyn Session,
+    key: Key,
+    from: i64,
+    n: usize,
+) -> crate::db::DbResult<Vec<(i64, i64)>> {
+    let sql = format!(
+        "SELECT MAX(k) FROM (SELECT {c} AS k, NTILE({n}) OVER (ORDER BY {c}) AS tile FROM {t} WHERE {c} >= ?) x \
+         GROUP BY tile ORDER BY tile",
+        c = key.column,
+        t = key.table,
+        n = n.max(1)
+    );
+    let tops: Vec<i64> = session
+        .query(&sql, &[Value::Int(from)])?
+        .iter()
+        .filter_map(|r| r.first().and_then(Value::as_i64))
+        .collect();
+    Ok(contiguous(from, &tops))
+}
+
+/// Ranges `[from, t0], [t0 + 1, t1], …, [t(n-2) + 1, i64::MAX]` from the tiles' largest keys: the last
+/// tile's top is dropped so that the last range is open-ended. Equal keys never straddle two ranges.
+fn contiguous(from: i64, tops: &[i64]) -> Vec<(i64, i64)> {
+    let mut ranges = Vec::new();
+    let mut lo = from;
+    for &top in tops.iter().take(tops.len().saturating_sub(1)) {
+        if top < lo {
+            continue; // a tile of keys equal to the previous one's top
+        }
+        ranges.push((lo, top));
+        match top.checked_add(1) {
+            Some(next) => lo = next,
+            None => return ranges,
+        }
+    }
+    ranges.push((lo, i64::MAX));
+    ranges
+}
+
+/// The last key of the next `size` keys in `[from, to]`, and how many keys that is (fewer than
+/// `size`: the range holds no more keys).
+fn bound_within(
+    tx: &mut dyn Session,
+    key: Key,
+    from: i64,
+    to: i64,
+    size: u64,
+) -> crate::db::DbResult<(Option<i64>, u64)> {
+    let sql = format!(
+        "SELECT MAX(k), COUNT(*) FROM (SELECT {c} AS k FROM {t} WHERE {c} >= ? AND {c} <= ? ORDER BY {c} LIMIT ?) b",
+        c = key.column,
+        t = key.table
+    );
+    let rows = tx.query(
+        &sql,
+        &[
+            Value::Int(from),
+            Value::Int(to),
+            Value::Int(size.max(1) as i64),
+        ],
+    )?;
+    let row = rows.first();
+    let top = row.and_then(|r| r.first()).and_then(Value::as_i64);
+    let n = row
+        .and_then(|r| r.get(1))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    Ok((top, n.max(0) as u64))
+}
+
+/// What one batch in a chunk did.
+enum ChunkStep {
+    /// Wrote `rows` over keys up to `cursor`; `done`: the chunk is finished.
+    More { rows: u64, cursor: i64, done: bool },
+    /// No key left in the chunk; it is marked done.
+    Done,
+    /// The fence failed: another run owns the chunk now.
+    Overtaken,
+}
+
+/// One batch transaction in a chunk: the fence on the chunk row first, then the next key range's
+/// writes and the chunk's checkpoint. When fewer keys than `size` are left, the batch takes the rest
+/// of the chunk and finishes it, so no batch is spent only on finding the chunk empty.
+fn chunk_batch(
+    session: &mut dyn Session,
+    job: &Job,
+    key: Key,
+    chunk: &ledger::Chunk,
+    after: Option<i64>,
+    size: u64,
+    number: u64,
+) -> crate::db::DbResult<ChunkStep> {
+    let (version, action, run) = (job.reg.version, job.action, job.run_id);
+    let lo = match after {
+        None => Some(chunk.lo),
+        Some(c) if c >= chunk.hi => None,
+        Some(c) => Some(c + 1),
+    };
+    session.begin(false)?;
+    let work = (|| {
+        if !ledger::fence_chunk(session, version, action, chunk.number, run, after)? {
+            return Ok(ChunkStep::Overtaken);
+        }
+        let (top, found) = match lo {
+            Some(lo) => bound_within(session, key, lo, chunk.hi, size)?,
+            None => (None, 0),
+        };
+        let (Some(lo), Some(top)) = (lo, top) else {
+            ledger::checkpoint_chunk(session, version, action, chunk.number, run, None, 0, true)?;
+            return Ok(ChunkStep::Done);
+        };
+        let hi = if found < size.max(1) { chunk.hi } else { top };
+        let rows = job.step(session, KeyRange { lo, hi })?;
+        let done = hi >= chunk.hi;
+        ledger::checkpoint_chunk(
+            session,
+            version,
+            action,
+            chunk.number,
+            run,
+            Some(hi),
+            rows,
+            done,
+        )?;
+        job.hooks.before_commit(number)?;
+        Ok(ChunkStep::More {
+            rows,
+            cursor: hi,
+            done,
+        })
+    })();
+    match work {
+        Ok(step @ (ChunkStep::More { .. } | ChunkStep::Done)) => session.commit().map(|_| step),
+        Ok(other) => session.rollback().map(|_| other),
+        Err(e) => {
+            let _ = session.rollback();
+            Err(e)
+        }
+    }
+}
+
+/// What the workers and the coordinator of one parallel run share.
+struct Shared {
+    /// Set on the first error (or signal): every worker stops after its current batch.
+    stop: AtomicBool,
+    /// Replica lag is over `--max-replica-lag`: no worker starts a batch.
+    held: AtomicBool,
+    rows: AtomicU64,
+    batches: AtomicU64,
+    /// Batch numbers across the workers, for the test hooks ("the Nth batch of the run").
+    numbered: AtomicU64,
+    /// Keys of the span covered by committed batches, for the progress fraction.
+    keys_done: AtomicU64,
+    span: Option<(i64, i64)>,
+    error: Mutex<Option<Error>>,
+}
+
+impl Shared {
+    fn fail(&self, e: Error) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Ok(mut first) = self.error.lock() {
+            first.get_or_insert(e);
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Keys of `[lo, hi]` inside the span (what the progress fraction counts).
+    fn width(&self, lo: i64, hi: i64) -> u64 {
+        let Some((first, last)) = self.span else {
+            return 0;
+        };
+        let (lo, hi) = (i128::from(lo.max(first)), i128::from(hi.min(last)));
+        u64::try_from((hi - lo + 1).max(0)).unwrap_or(u64::MAX)
+    }
+
+    /// The progress bar's cursor: the span's first key plus the keys done.
+    fn position(&self) -> Option<i64> {
+        let (first, _) = self.span?;
+        let done = i64::try_from(self.keys_done.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+        Some(first.saturating_add(done).saturating_sub(1))
+    }
+}
+
+/// Which loop a run uses, decided once it owns the migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Engine {
+    /// The plain batch loop on the command's session.
+    Single,
+    /// Workers on chunks (new ones, or those an earlier parallel run left).
+    Parallel,
+}
+
+/// Settles the chunks of a run that has just started (`ledger::start`): it takes over the chunks an
+/// earlier parallel run of the same action left (a resume), or, with more than one worker, records
+/// new ones over the keys after `after`. A runner that took the migration over meanwhile is exit 4.
+pub(crate) fn prepare(
+    session: &mut dyn Session,
+    job: &Job,
+    fresh: bool,
+    after: Option<&Cursor>,
+    workers: usize,
+) -> Result<Engine> {
+    let (version, action, run) = (job.reg.version, job.action, job.run_id);
+    // The bounds are read before the transaction (one pass over the key): only when no chunks wait
+    // to be resumed, which the transaction checks again.
+    let left = retry::conflicts(|| ledger::chunks(session, version, action))
+        .map_err(|e| chunk_error(job, e))?;
+    let ranges = if workers > 1 && (fresh || left.is_empty()) {
+        let key = job.key()?;
+        let from = start_of(job, after)?.unwrap_or(i64::MAX);
+        let n = workers * CHUNKS_PER_JOB;
+        Some(
+            retry::conflicts(|| chunk_bounds(session, key, from, n))
+                .map_err(|e| batch_error(job.reg, 0, e))?,
+        )
+    } else {
+        None
+    };
+    let prepared = retry::conflicts(|| {
+        ledger::prepare_chunks(session, version, action, run, fresh, ranges.as_deref())
+    })
+    .map_err(|e| chunk_error(job, e))?;
+    match prepared {
+        ledger::Prepared::Overtaken => Err(overtaken(job, 0)),
+        ledger::Prepared::TookOver | ledger::Prepared::Created => Ok(Engine::Parallel),
+        ledger::Prepared::Single => Ok(Engine::Single),
+    }
+}
+
+fn chunk_error(job: &Job, e: DbError) -> Error {
+    Error::Runtime(format!(
+        "V{}__{} could not record its chunks in the ledger: {e}; rerun to resume",
+        job.reg.version, job.reg.name
+    ))
+}
+
+/// A parallel run over the chunks `prepare` settled: `jobs` workers, each on its own session from
+/// `connect`, take chunks and run fenced batches in them; this thread (on the command's session)
+/// renews the lease, reads replica lag for the whole run and draws the one progress bar. On success
+/// the chunks are folded into the ledger. Returns the rows and batches of this run.
+pub(crate) fn run_parallel(
+    session: &mut dyn Session,
+    job: &Job,
+    jobs: usize,
+    connect: &crate::runner::Connector,
+    opts: &Options,
+    lease: &mut Lease,
+    progress: &mut Progress,
+) -> Result<(u64, u64)> {
+    let (version, action, run) = (job.reg.version, job.action, job.run_id);
+    let key = job.key()?;
+    let span = crate::kit::bounds::span(session, key).ok().flatten();
+    let shared = Shared {
+        stop: AtomicBool::new(false),
+        held: AtomicBool::new(false),
+        rows: AtomicU64::new(0),
+        batches: AtomicU64::new(0),
+        numbered: AtomicU64::new(0),
+        keys_done: AtomicU64::new(0),
+        span,
+        error: Mutex::new(None),
+    };
+    // What earlier runs already did counts toward the fraction of keys done.
+    let resumed = ledger::chunks(session, version, action).map_err(|e| chunk_error(job, e))?;
+    let done_before: u64 = resumed
+        .iter()
+        .map(|c| match (c.is_done(), c.cursor) {
+            (true, _) => shared.width(c.lo, c.hi),
+            (false, Some(cursor)) => shared.width(c.lo, cursor),
+            (false, None) => 0,
+        })
+        .sum();
+    shared.keys_done.store(done_before, Ordering::Relaxed);
+    let mut lag = ReplicaGate::new(opts);
+    lag.check(session, &shared, progress);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs.max(1))
+            .map(|_| {
+                let shared = &shared;
+                scope.spawn(move || {
+                    let result = connect
+                        .open()
+                        .map_err(|e| {
+                            Error::Runtime(format!(
+                                "a worker of V{version}__{} could not connect: {e}",
+                                job.reg.name
+                            ))
+                        })
+                        .and_then(|mut s| worker(s.as_mut(), job, key, opts, shared));
+                    if let Err(e) = result {
+                        shared.fail(e);
+                    }
+                })
+            })
+            .collect();
+        while workers.iter().any(|w| !w.is_finished()) {
+            if !shared.stopping() {
+                if let Some(sig) = signals::requested() {
+                    shared.fail(Error::Interrupted(sig));
+                } else if let Err(e) = lock::renew(session, lease) {
+                    shared.fail(e);
+                } else {
+                    lag.check(session, &shared, progress);
+                }
+            }
+            progress.update(
+                shared.rows.load(Ordering::Relaxed),
+                shared.batches.load(Ordering::Relaxed),
+                shared.position(),
+            );
+            std::thread::sleep(TICK);
+        }
+        for w in workers {
+            if w.join().is_err() {
+                shared.fail(Error::Runtime(format!(
+                    "a worker of V{version}__{} stopped unexpectedly; rerun to resume from the last committed batches",
+                    job.reg.name
+                )));
+            }
+        }
+    });
+    let (rows, batches) = (
+        shared.rows.load(Ordering::SeqCst),
+        shared.batches.load(Ordering::SeqCst),
+    );
+    progress.update(rows, batches, shared.position());
+    let failed = shared.error.lock().ok().and_then(|mut e| e.take());
+    if let Some(e) = failed {
+        // Its rows go to its audit row now; its chunks stay for the run that resumes them.
+        if let Err(settle) =
+            retry::conflicts(|| ledger::settle_run_rows(session, version, action, run))
+        {
+            tracing::debug!("could not count this run's rows in its audit row yet: {settle}");
+        }
+        return Err(e);
+    }
+    match retry::conflicts(|| ledger::fold_chunks(session, version, action, Some(run)))
+        .map_err(|e| chunk_error(job, e))?
+    {
+        Some(_) => Ok((rows, batches)),
+        None => Err(overtaken(job, batches)),
+    }
+}
+
+/// One worker: takes pending chunks of its run until none is left, running fenced batches in each.
+fn worker(
+    session: &mut dyn Session,
+    job: &Job,
+    key: Key,
+    opts: &Options,
+    shared: &Shared,
+) -> Result<()> {
+    let (version, action, run) = (job.reg.version, job.action, job.run_id);
+    let mut size = BatchSize::new(opts.batch_size, opts.batch_target);
+    while !shared.stopping() {
+        let chunk = retry::conflicts(|| ledger::claim_chunk(session, version, action, run))
+            .map_err(|e| batch_error(job.reg, shared.numbered.load(Ordering::SeqCst), e))?;
+        let Some(chunk) = chunk else {
+            return Ok(());
+        };
+        let mut cursor = chunk.cursor;
+        loop {
+            if let Some(sig) = signals::requested() {
+                return Err(Error::Interrupted(sig));
+            }
+            while shared.held.load(Ordering::SeqCst) && !shared.stopping() {
+                std::thread::sleep(TICK);
+            }
+            if shared.stopping() {
+                return Ok(());
+            }
+            let number = shared.numbered.fetch_add(1, Ordering::SeqCst) + 1;
+            let started = Instant::now();
+            let step = retry::conflicts(|| {
+                chunk_batch(session, job, key, &chunk, cursor, size.now, number)
+            })
+            .map_err(|e| batch_error(job.reg, number, e))?;
+            let (rows, next, done) = match step {
+                ChunkStep::Overtaken => return Err(overtaken(job, number)),
+                ChunkStep::Done => break,
+                ChunkStep::More { rows, cursor, done } => (rows, cursor, done),
+            };
+            let took = started.elapsed();
+            let lo = cursor.map_or(chunk.lo, |c| c.saturating_add(1));
+            // After the commit: the test suite reads these lines to prove that no key range was
+            // written by two workers or two runs.
+            tracing::debug!(
+                "chunk {} batch {number}: keys {lo}..={next} committed, {rows} rows, {} keys asked, {}ms",
+                chunk.number,
+                size.now,
+                took.as_millis()
+            );
+            size.adapt(took);
+            shared
+                .keys_done
+                .fetch_add(shared.width(lo, next), Ordering::Relaxed);
+            shared.rows.fetch_add(rows, Ordering::SeqCst);
+            shared.batches.fetch_add(1, Ordering::SeqCst);
+            cursor = Some(next);
+            if done {
+                break;
+            }
+            if !opts.pause.is_zero() {
+                std::thread::sleep(opts.pause);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--max-replica-lag` for a parallel run: the coordinator reads the lag for the whole run (one
+/// query, not one per worker) and holds every worker before its next batch while it is too high.
+struct ReplicaGate {
+    limit: Option<Duration>,
+    last: Option<Instant>,
+}
+
+impl ReplicaGate {
+    fn new(opts: &Options) -> Self {
+        ReplicaGate {
+            limit: opts.max_replica_lag,
+            last: None,
+        }
+    }
+
+    fn check(&mut self, session: &mut dyn Session, shared: &Shared, progress: &mut Progress) {
+        let Some(limit) = self.limit else { return };
+        if self.last.is_some_and(|t| t.elapsed() < LAG_EVERY) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        match crate::throttle::lag_over(session, limit) {
+            Ok(Some(lag)) => {
+                if !shared.held.swap(true, Ordering::SeqCst) {
+                    tracing::info!(
+                        "replica lag {:.1}s is over --max-replica-lag {}s: waiting",
+                        lag.as_secs_f64(),
+                        limit.as_secs()
+                    );
+                }
+                progress.note(&format!(
+                    "waiting: replica lag {:.0}s > {}s",
+                    lag.as_secs_f64(),
+                    limit.as_secs()
+                ));
+            }
+            Ok(None) => {
+                if shared.held.swap(false, Ordering::SeqCst) {
+                    tracing::info!("replicas caught up: going on");
+                }
+            }
+            Err(e) => shared.fail(e),
+        }
     }
 }

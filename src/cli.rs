@@ -72,6 +72,10 @@ pub struct Batching {
     /// Before each batch, wait while a replica lags more than this behind (default: no limit).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub max_replica_lag: Option<u64>,
+    /// Workers, each with its own connection, on disjoint key ranges (default 1; SQLite runs as 1:
+    /// one writer at a time). README: when more jobs help and when they hurt.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub jobs: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,6 +301,7 @@ fn with_batching(mut opts: Options, b: &Batching) -> Options {
     };
     opts.pause = Duration::from_millis(b.pause_ms);
     opts.max_replica_lag = b.max_replica_lag.map(Duration::from_secs);
+    opts.jobs = b.jobs as usize;
     opts.lock_timeout = Duration::from_secs(b.lock_timeout);
     opts.statement_timeout =
         (b.statement_timeout > 0).then(|| Duration::from_secs(b.statement_timeout));
@@ -325,6 +330,17 @@ fn connect(cli: &Cli) -> Result<(Box<dyn Session>, db::Target)> {
     // tables fails the command instead of hanging it. apply/revert/status set their own flags' values.
     session.set_timeouts(Some(DEFAULT_STATEMENT_TIMEOUT), Some(DEFAULT_LOCK_WAIT))?;
     Ok((session, target))
+}
+
+/// One more connection to the command's database, with its timeouts, for each worker of `--jobs N`.
+fn connector(target: &db::Target, opts: &Options) -> runner::Connector {
+    let (target, statement, lock_wait) =
+        (target.clone(), opts.statement_timeout, opts.lock_timeout);
+    runner::Connector::new(move || {
+        let mut s = db::connect(&target)?;
+        s.set_timeouts(statement, Some(lock_wait))?;
+        Ok(s)
+    })
 }
 
 /// Writes the command's result. A reader that went away (`| head`) is not an error; any other
@@ -421,6 +437,7 @@ pub fn run(cli: &Cli) -> Result<String> {
             let (mut s, target) = connect(cli)?;
             // From the first statement on, so a lock held on the ledger cannot stall us either.
             s.set_timeouts(opts.statement_timeout, Some(opts.lock_timeout))?;
+            opts.connect = Some(connector(&target, &opts));
             if let (Some(file), Some(path)) = (&opts.expect_plan, expect_plan) {
                 // Before anything else: a plan of another database says nothing about this one.
                 crate::planfile::check_target(file, path, &PlanTarget::of(&target, s.as_mut())?)?;
@@ -439,9 +456,10 @@ pub fn run(cli: &Cli) -> Result<String> {
             force,
             batching,
         } => {
-            let opts = with_batching(opts, batching);
-            let (mut s, _) = connect(cli)?;
+            let mut opts = with_batching(opts, batching);
+            let (mut s, target) = connect(cli)?;
             s.set_timeouts(opts.statement_timeout, Some(opts.lock_timeout))?;
+            opts.connect = Some(connector(&target, &opts));
             let done = runner::revert(s.as_mut(), *version, group.or(*scenario), *force, &opts)?;
             Ok(report::outcomes(&[done], f, ""))
         }

@@ -2,7 +2,7 @@
 //! The batch loop itself is in `batch`; status, verify and repair in `inspect`. No dialect-specific
 //! SQL here: that lives in `db/` and in the migrations.
 
-use crate::batch::{run_batches, Job, Walk};
+use crate::batch::{prepare, run_batches, run_parallel, Engine, Job, Walk};
 use crate::db::{DbError, Session};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Action, Entry, Run, Start, State};
@@ -41,6 +41,38 @@ pub struct Options {
     pub expect_plan: Option<crate::planfile::PlanFile>,
     /// `--max-replica-lag`: wait between batches while a replica lags more than this.
     pub max_replica_lag: Option<Duration>,
+    /// `--jobs N`: workers, each with its own connection, on disjoint key ranges (chunks). 1: the
+    /// plain batch loop on the command's own session. SQLite always runs as 1 (one writer at a time).
+    pub jobs: usize,
+    /// Opens one more session to the same database, for each worker of a parallel run; `None`: runs
+    /// use only the session they are given (as 1 job).
+    pub connect: Option<Connector>,
+}
+
+/// Opens another session to the command's database, with the command's timeouts (one per worker of
+/// `--jobs N`). The CLI builds it from the resolved target; the session is opened and used on the
+/// worker's own thread, so it never crosses threads.
+#[derive(Clone)]
+pub struct Connector(
+    std::sync::Arc<dyn Fn() -> crate::db::DbResult<Box<dyn Session>> + Send + Sync>,
+);
+
+impl Connector {
+    pub fn new(
+        open: impl Fn() -> crate::db::DbResult<Box<dyn Session>> + Send + Sync + 'static,
+    ) -> Self {
+        Connector(std::sync::Arc::new(open))
+    }
+
+    pub fn open(&self) -> crate::db::DbResult<Box<dyn Session>> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Connector")
+    }
 }
 
 impl Default for Options {
@@ -57,6 +89,8 @@ impl Default for Options {
             batch_target: Some(DEFAULT_BATCH_TARGET),
             expect_plan: None,
             max_replica_lag: None,
+            jobs: 1,
+            connect: None,
         }
     }
 }
@@ -426,6 +460,7 @@ fn run_one(
         _ if dead > 0 => Some("a previous runner died before its first batch".into()),
         _ => None,
     };
+    let workers = workers(session, opts);
     let start = Start {
         version: reg.version,
         name: reg.name,
@@ -445,12 +480,37 @@ fn run_one(
     };
     let label = format!("{} V{}__{}", action.as_str(), reg.version, reg.name);
     let mut progress = Progress::new(label, opts.quiet, span);
-    let result = run_batches(session, &job, cursor, opts, lease, &mut progress);
+    let engine = match prepare(session, &job, fresh, cursor.as_ref(), workers) {
+        Ok(engine) => engine,
+        Err(e) => return Err(record_failure(session, reg.version, &run.run_id, e)),
+    };
+    let parallel = engine == Engine::Parallel;
+    let result = match (&opts.connect, engine) {
+        (_, Engine::Single) => run_batches(session, &job, cursor, opts, lease, &mut progress),
+        (Some(connect), Engine::Parallel) => {
+            run_parallel(session, &job, workers, connect, opts, lease, &mut progress)
+        }
+        (None, Engine::Parallel) => Err(Error::Usage(format!(
+            "V{}__{} was left mid-way by a parallel run (--jobs); resume it with the backfill command, which opens a connection per job",
+            reg.version, reg.name
+        ))),
+    };
     progress.finish();
     match result {
         Ok((rows, batches)) => {
+            let jobs = if parallel {
+                format!(", {}", count(workers as u64, "job"))
+            } else {
+                String::new()
+            };
+            // A one-group revert says which group, in the migration's word, for the deploy log.
+            let of_group = match (ctx.group, reg.migration.grouping()) {
+                (Some(g), Some(grouping)) => format!(" of {} {g}", grouping.label),
+                (Some(g), None) => format!(" of group {g}"),
+                _ => String::new(),
+            };
             let outcome = format!(
-                "{} {} in {}",
+                "{} {}{of_group} in {}{jobs}",
                 past_tense(walk, reg),
                 count(rows, "row"),
                 count(batches, "batch")
@@ -488,6 +548,29 @@ fn run_one(
         }
         Err(err) => Err(record_failure(session, reg.version, &run.run_id, err)),
     }
+}
+
+/// How many workers a run gets: `--jobs`, except on SQLite (one writer at a time: more connections
+/// would only queue for the file's write lock) and for callers that give no way to open connections.
+fn workers(session: &mut dyn Session, opts: &Options) -> usize {
+    if opts.jobs <= 1 {
+        return 1;
+    }
+    if session.dialect() == crate::db::Dialect::Sqlite {
+        tracing::info!(
+            "SQLite has one writer at a time: --jobs {} runs as 1",
+            opts.jobs
+        );
+        return 1;
+    }
+    if opts.connect.is_none() {
+        tracing::warn!(
+            "--jobs {} needs a connection per job, and this caller gives none: running as 1",
+            opts.jobs
+        );
+        return 1;
+    }
+    opts.jobs
 }
 
 fn past_tense(walk: Walk, reg: &Registered) -> &'static str {

@@ -52,3 +52,12 @@ pub fn wait_for_replicas(
         std::thread::sleep(POLL);
     }
 }
+
+/// One look at replica lag for a parallel run's coordinator: `Some(lag)` when a replica is further
+/// behind than `limit`. The coordinator holds every worker meanwhile, instead of each worker polling.
+pub fn lag_over(session: &mut dyn Session, limit: Duration) -> Result<Option<Duration>> {
+    let lag = session
+        .replica_lag()
+        .map_err(|e| Error::Runtime(format!("reading replica lag failed: {e}")))?;
+    Ok(lag.filter(|lag| *lag > limit))
+}

@@ -1,7 +1,7 @@
 //! Racing runners and signals, with real processes.
 
 mod common;
-use common::topology::{assert_one_did_the_work, finish, race, spawn_runner};
+use common::topology::{assert_one_did_the_work, duplicate_versions, finish, race, spawn_runner};
 use common::{seed_generated, signal, Kind, TestDb, V_COMPETENCY};
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -128,10 +128,202 @@ fn second_signal_aborts(kind: Kind) {
     assert_eq!(t.marked_competencies(), expected);
 }
 
+/// Every key range a parallel run committed, from its debug log (`keys LO..=HI committed, N rows`).
+fn committed_ranges(stderr: &str) -> Vec<(i64, i64, i64)> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split_once(": keys ")?.1;
+            let (range, rest) = rest.split_once(" committed, ")?;
+            let (lo, hi) = range.split_once("..=")?;
+            let rows = rest.split_once(" rows")?.0;
+            Some((lo.parse().ok()?, hi.parse().ok()?, rows.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Four parallel runners (two jobs each) race with the lock off: fencing alone (the chunk row's owner
+/// and cursor) must keep every committed key range to one worker of one run, and the rows exact.
+fn four_parallel_runners_without_the_lock_share_no_key_range(kind: Kind) {
+    let t = TestDb::with_app(kind, &format!("race_jobs_nolock_{}", kind as u8));
+    seed_generated(&t, 250);
+    t.run(&["status"]).expect(0);
+    let expected = t.expected_competencies();
+    let v = V_COMPETENCY.to_string();
+    // Started 150 ms apart, so each later runner finds the migration running and takes over the
+    // chunks of the one before, while that one's workers are mid-batch.
+    let children: Vec<Child> = (0..4)
+        .map(|i| {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(150));
+            }
+            spawn_runner(
+                &t.url,
+                &[
+                    "apply",
+                    &v,
+                    "--jobs",
+                    "2",
+                    "--batch-size",
+                    "5",
+                    "--lock-timeout",
+                    "60",
+                ],
+                &[
+                    ("BACKFILL_TEST_NO_LOCK", "1"),
+                    ("BACKFILL_TEST_BATCH_DELAY_MS", "15"),
+                    ("RUST_LOG", "backfill=debug"),
+                ],
+            )
+        })
+        .collect();
+    let runs: Vec<_> = children.into_iter().map(finish).collect();
+    for r in &runs {
+        assert!(
+            r.code == 0 || r.code == 4,
+            "a racing runner ends done or overtaken (exit 4):\n{}",
+            r.stderr
+        );
+    }
+    let per_run: Vec<(i32, usize)> = runs
+        .iter()
+        .map(|r| (r.code, committed_ranges(&r.stderr).len()))
+        .collect();
+    // Shown with --nocapture: (exit code, batches committed) per runner, how much they overlapped.
+    println!("racing runners: {per_run:?}");
+    assert!(
+        per_run.iter().filter(|(_, batches)| *batches > 0).count() >= 2,
+        "a later runner took chunks over from an earlier one: {per_run:?}"
+    );
+    let mut ranges: Vec<(i64, i64, i64)> = runs
+        .iter()
+        .flat_map(|r| committed_ranges(&r.stderr))
+        .collect();
+    assert!(
+        !ranges.is_empty(),
+        "the runners logged their committed ranges: {:#?}",
+        runs.iter().map(|r| &r.stderr).collect::<Vec<_>>()
+    );
+    ranges.sort();
+    for w in ranges.windows(2) {
+        assert!(
+            w[0].1 < w[1].0,
+            "key ranges {:?} and {:?} were both committed: a chunk was done twice",
+            w[0],
+            w[1]
+        );
+    }
+    let logged: i64 = ranges.iter().map(|r| r.2).sum();
+    assert_eq!(
+        logged,
+        expected.len() as i64,
+        "rows of the committed batches"
+    );
+    assert_eq!(t.marked_competencies(), expected, "no duplicate, no gap");
+    assert_eq!(duplicate_versions(&t), vec![]);
+    // The last runner standing may have been overtaken itself: one more run finishes the migration.
+    t.run(&["apply", &v, "--jobs", "2"]).expect(0);
+    assert_eq!(t.marked_competencies(), expected);
+    assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"));
+    assert_eq!(t.rows_applied(V_COMPETENCY), expected.len() as i64);
+    let audited = t.int(&format!(
+        "SELECT COALESCE(SUM(row_count), 0) FROM backfill_runs WHERE action = 'apply' AND version = {V_COMPETENCY}"
+    ));
+    assert_eq!(
+        audited,
+        expected.len() as i64,
+        "each row counted by the run that wrote it"
+    );
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM backfill_chunks"),
+        0,
+        "chunks folded"
+    );
+}
+
+/// SIGTERM stops every worker of a parallel run after its batch: exit 143, the run recorded
+/// interrupted with the rows it wrote, the chunks kept; a rerun with another --jobs finishes exactly.
+fn sigterm_stops_a_parallel_run_cleanly(kind: Kind) {
+    let t = TestDb::with_app(kind, &format!("signal_jobs_{}", kind as u8));
+    seed_generated(&t, 250);
+    let expected = t.expected_competencies();
+    let child = spawn(&t, &["apply", "--jobs", "2", "--batch-size", "10"], "40");
+    // Signal once a batch has committed (a loaded machine may take a while to start the run).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while t.marked_competencies().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(child.id(), "TERM");
+    let out = finish(child);
+    let line = out.one_line_error(143).to_string();
+    assert!(line.contains("interrupted"), "{line}");
+    assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("failed"));
+    let written = t.marked_competencies();
+    assert!(
+        !written.is_empty() && written.len() < expected.len(),
+        "stopped mid-run: {}",
+        written.len()
+    );
+    assert_eq!(
+        t.int("SELECT row_count FROM backfill_runs WHERE state = 'interrupted'"),
+        written.len() as i64,
+        "the interrupted run's audit row counts its committed batches"
+    );
+    if kind != Kind::Sqlite {
+        assert!(
+            t.int("SELECT COUNT(*) FROM backfill_chunks") > 0,
+            "chunks kept"
+        );
+    }
+    let status = t.run(&["--format", "json", "status"]);
+    status.expect(0);
+    let rows = status.json()["migrations"]
+        .as_array()
+        .and_then(|m| {
+            m.iter()
+                .find(|m| m["version"].as_i64() == Some(V_COMPETENCY))
+        })
+        .and_then(|m| m["rows_applied"].as_i64());
+    assert_eq!(
+        rows,
+        Some(written.len() as i64),
+        "status counts the chunks' rows"
+    );
+    t.run(&["apply", "--jobs", "3", "--batch-size", "13"])
+        .expect(0);
+    assert_eq!(t.marked_competencies(), expected);
+    assert_eq!(t.rows_applied(V_COMPETENCY), expected.len() as i64);
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM backfill_chunks"),
+        0,
+        "chunks folded"
+    );
+}
+
+mod parallel {
+    mod postgres {
+        #[test]
+        fn four_parallel_runners_without_the_lock_share_no_key_range() {
+            super::super::four_parallel_runners_without_the_lock_share_no_key_range(
+                super::super::Kind::Postgres,
+            )
+        }
+    }
+    mod mariadb {
+        #[test]
+        fn four_parallel_runners_without_the_lock_share_no_key_range() {
+            super::super::four_parallel_runners_without_the_lock_share_no_key_range(
+                super::super::Kind::Mariadb,
+            )
+        }
+    }
+}
+
 on_every_dialect!(
     four_runners_one_does_the_work,
     waiting_runner_times_out_with_exit_4,
     sigterm_stops_cleanly,
     sigint_stops_cleanly,
     second_signal_aborts,
+    sigterm_stops_a_parallel_run_cleanly,
 );

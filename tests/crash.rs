@@ -22,7 +22,39 @@ fn kill_during_revert(kind: Kind) {
     Trials::on(&t, TRIALS).kill_during_revert();
 }
 
+/// The same trials with `--jobs 2`: kill -9 while two workers write in their chunks (or between
+/// chunk creation and the first batch), then a parallel rerun that takes the chunks over.
+fn kill_during_parallel_apply(kind: Kind) {
+    let t = TestDb::with_app(kind, &format!("crash_apply_jobs_{}", kind as u8));
+    seed_generated(&t, 250);
+    Trials::on(&t, TRIALS).kill_during_apply_with(&["--jobs", "2"]);
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM backfill_chunks"),
+        0,
+        "chunks folded"
+    );
+}
+
+fn kill_during_parallel_revert(kind: Kind) {
+    let t = TestDb::with_app(kind, &format!("crash_revert_jobs_{}", kind as u8));
+    seed_generated(&t, 250);
+    Trials::on(&t, TRIALS).kill_during_revert_with(&["--jobs", "2"]);
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM backfill_chunks"),
+        0,
+        "chunks folded"
+    );
+}
+
 mod postgres {
+    #[test]
+    fn kill_during_parallel_apply() {
+        super::kill_during_parallel_apply(super::Kind::Postgres)
+    }
+    #[test]
+    fn kill_during_parallel_revert() {
+        super::kill_during_parallel_revert(super::Kind::Postgres)
+    }
     #[test]
     fn kill_during_apply() {
         super::kill_during_apply(super::Kind::Postgres)
@@ -34,6 +66,14 @@ mod postgres {
 }
 
 mod mariadb {
+    #[test]
+    fn kill_during_parallel_apply() {
+        super::kill_during_parallel_apply(super::Kind::Mariadb)
+    }
+    #[test]
+    fn kill_during_parallel_revert() {
+        super::kill_during_parallel_revert(super::Kind::Mariadb)
+    }
     #[test]
     fn kill_during_apply() {
         super::kill_during_apply(super::Kind::Mariadb)

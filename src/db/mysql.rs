@@ -56,8 +56,11 @@ fn map_err(e: mysql::Error) -> DbError {
                 // Server shutting down, connection killed, server gone away, lost connection; a
                 // Galera node that left the primary component ("WSREP has not yet prepared node").
                 1053 | 1927 | 2006 | 2013 | 1047 => (ErrorKind::Connection, ""),
-                // Deadlock, and Galera's certification failure, which reports as a deadlock.
-                1213 | 1180 => (ErrorKind::Conflict, ""),
+                // Deadlock, and Galera's certification failure, which reports as a deadlock. 1467:
+                // InnoDB chose an `INSERT … SELECT` waiting for the table's AUTO-INC lock as the
+                // deadlock victim (two batches, each holding gap locks the other's insert needs) and
+                // rolled it back; it reports that as a failed auto-increment read, not as 1213.
+                1213 | 1180 | 1467 => (ErrorKind::Conflict, ""),
                 1290 | 1792 => (
                     ErrorKind::Config,
                     " (the server or this transaction is read-only: connect to the primary, or as a user that may write)",

@@ -1088,6 +1088,11 @@ impl<'a> Trials<'a> {
     /// kill -9 during `apply`, then a rerun: exactly the rows of an uninterrupted run, every time, with
     /// ledger and audit counts that add up. Returns how many attempts were cut mid-run.
     pub fn kill_during_apply(&self) -> usize {
+        self.kill_during_apply_with(&[])
+    }
+
+    /// [`Trials::kill_during_apply`] with `extra` arguments (e.g. `--jobs 2`) on every attempt and rerun.
+    pub fn kill_during_apply_with(&self, extra: &[&str]) -> usize {
         let t = self.check;
         let v = V_COMPETENCY.to_string();
         // Start over: remove this migration's rows and its ledger history.
@@ -1114,20 +1119,20 @@ impl<'a> Trials<'a> {
             if trial > 0 {
                 reset();
             }
-            interrupted_attempt(attempt_on, &mut rng, &["apply", &v], trial);
+            let attempt: Vec<&str> = ["apply", v.as_str()].iter().chain(extra).copied().collect();
+            interrupted_attempt(attempt_on, &mut rng, &attempt, trial);
             (self.settle)();
             let finished = t.state(V_COMPETENCY).as_deref() == Some("applied");
             if !finished {
                 interrupted += 1;
             }
-            let rerun = rerun_on.run(&[
-                "apply",
-                &v,
-                "--batch-size",
-                &rng.range(3, 40).to_string(),
-                "--lock-timeout",
-                "120",
-            ]);
+            let size = rng.range(3, 40).to_string();
+            let rerun: Vec<&str> = ["apply", &v, "--batch-size", &size, "--lock-timeout", "120"]
+                .iter()
+                .chain(extra)
+                .copied()
+                .collect();
+            let rerun = rerun_on.run(&rerun);
             rerun.expect(0);
             (self.settle)();
             let ctx = format!("seed {seed} trial {trial}");
@@ -1180,6 +1185,11 @@ impl<'a> Trials<'a> {
 
     /// kill -9 during `revert`, then a rerun: every marked row gone, nobody else's row touched.
     pub fn kill_during_revert(&self) -> usize {
+        self.kill_during_revert_with(&[])
+    }
+
+    /// [`Trials::kill_during_revert`] with `extra` arguments (e.g. `--jobs 2`) on every attempt and rerun.
+    pub fn kill_during_revert_with(&self, extra: &[&str]) -> usize {
         let t = self.check;
         // Everyone else's rows (the migration may have been applied before).
         let before = t.int("SELECT COUNT(*) FROM competency_versions")
@@ -1206,20 +1216,23 @@ impl<'a> Trials<'a> {
             assert!(written > 0);
             t.exec("DELETE FROM backfill_runs");
             (self.settle)();
-            interrupted_attempt(attempt_on, &mut rng, &["revert", &v], trial);
+            let attempt: Vec<&str> = ["revert", v.as_str()]
+                .iter()
+                .chain(extra)
+                .copied()
+                .collect();
+            interrupted_attempt(attempt_on, &mut rng, &attempt, trial);
             (self.settle)();
             if t.state(V_COMPETENCY).as_deref() != Some("reverted") {
                 interrupted += 1;
-                rerun_on
-                    .run(&[
-                        "revert",
-                        &v,
-                        "--batch-size",
-                        &rng.range(3, 40).to_string(),
-                        "--lock-timeout",
-                        "120",
-                    ])
-                    .expect(0);
+                let size = rng.range(3, 40).to_string();
+                let rerun: Vec<&str> =
+                    ["revert", &v, "--batch-size", &size, "--lock-timeout", "120"]
+                        .iter()
+                        .chain(extra)
+                        .copied()
+                        .collect();
+                rerun_on.run(&rerun).expect(0);
                 (self.settle)();
             }
             let ctx = format!("seed {seed} trial {trial}");
