@@ -302,7 +302,7 @@ fn repair(
             let entry = ledger::entry(session, version)?.ok_or_else(never)?;
             let outcome = fix(session, reg, &entry)?;
             let mut run = new_run(action, Some(reg), opts);
-            run.state = "succeeded".into();
+            run.state = ledger::RunState::Succeeded;
             run.finished_at = Some(ledger::now());
             run.outcome = Some(outcome.clone());
             ledger::insert_run(session, &run).map_err(audit_error)?;

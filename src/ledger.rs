@@ -68,6 +68,83 @@ pub enum Action {
     Forget,
 }
 
+/// What a run ended as (or is): the `state` column of `backfill_runs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Running,
+    Succeeded,
+    Failed,
+    /// Refused for safety (exit 5) before writing anything.
+    Refused,
+    /// Its process died; the next runner recorded it so.
+    Abandoned,
+    /// Stopped by SIGINT/SIGTERM after its last committed batch.
+    Interrupted,
+    /// Overtaken by another runner (fencing); its open batch rolled back.
+    Stopped,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Refused => "refused",
+            RunState::Abandoned => "abandoned",
+            RunState::Interrupted => "interrupted",
+            RunState::Stopped => "stopped",
+        }
+    }
+}
+
+impl FromStr for RunState {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [
+            RunState::Running,
+            RunState::Succeeded,
+            RunState::Failed,
+            RunState::Refused,
+            RunState::Abandoned,
+            RunState::Interrupted,
+            RunState::Stopped,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .ok_or_else(|| s.to_string())
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [
+            Action::Plan,
+            Action::Apply,
+            Action::Revert,
+            Action::Repair,
+            Action::Forget,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+        .ok_or_else(|| s.to_string())
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -86,7 +163,7 @@ pub struct Entry {
     pub name: String,
     pub checksum: String,
     pub state: State,
-    pub last_action: String,
+    pub last_action: Action,
     pub apply_cursor: Option<Cursor>,
     pub revert_cursor: Option<Cursor>,
     pub revert_scenario: Option<i64>,
@@ -245,7 +322,7 @@ fn parse_entry(row: &[Value]) -> Result<Entry> {
         name: text(&row[1]).unwrap_or_default(),
         checksum: text(&row[2]).unwrap_or_default(),
         state,
-        last_action: text(&row[4]).unwrap_or_default(),
+        last_action: parsed(version, "last_action", text(&row[4]).unwrap_or_default())?,
         apply_cursor: text(&row[5]).map(Cursor),
         revert_cursor: text(&row[6]).map(Cursor),
         revert_scenario: row[7].as_i64(),
@@ -258,6 +335,15 @@ fn parse_entry(row: &[Value]) -> Result<Entry> {
         updated_at: timestamp(&row[14]),
         last_run_id: text(&row[15]),
         last_error: text(&row[16]),
+    })
+}
+
+/// A ledger column's text as its enum; anything else is damage (exit 3) with the fix.
+fn parsed<T: FromStr<Err = String>>(version: i64, column: &str, raw: String) -> Result<T> {
+    raw.parse().map_err(|bad| {
+        Error::Ledger(format!(
+            "the ledger row for version {version} has `{bad}` in {column}, which this backfill does not know; it was edited by hand or written by another version: fix it by hand, then run `backfill verify`"
+        ))
     })
 }
 
@@ -538,8 +624,8 @@ pub fn forgotten(session: &mut dyn Session, version: i64) -> Result<bool> {
 pub struct Run {
     pub run_id: String,
     pub version: Option<i64>,
-    pub action: String,
-    pub state: String,
+    pub action: Action,
+    pub state: RunState,
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
     pub operator: String,
@@ -595,7 +681,7 @@ pub fn add_run_rows(session: &mut dyn Session, run_id: &str, rows: u64) -> crate
 pub fn finish_run(
     session: &mut dyn Session,
     run_id: &str,
-    state: &str,
+    state: RunState,
     outcome: Option<&str>,
     error: Option<&str>,
     plan_summary: Option<&str>,
@@ -605,7 +691,7 @@ pub fn finish_run(
             "UPDATE backfill_runs SET state = ?, finished_at = ?, outcome = ?, error_message = ?, \
              plan_summary = COALESCE(?, plan_summary) WHERE run_id = ?",
             &[
-                state.into(),
+                state.as_str().into(),
                 Value::Timestamp(now()),
                 outcome.into(),
                 error.into(),
@@ -658,26 +744,29 @@ pub fn runs(
     let rows = session
         .query(&sql, &params)
         .map_err(|e| ledger_error("backfill_runs", e))?;
-    Ok(rows
-        .iter()
-        .map(|r| Run {
-            run_id: text(&r[0]).unwrap_or_default(),
-            version: r[1].as_i64(),
-            action: text(&r[2]).unwrap_or_default(),
-            state: text(&r[3]).unwrap_or_default(),
-            started_at: timestamp(&r[4]),
-            finished_at: timestamp(&r[5]),
-            operator: text(&r[6]).unwrap_or_default(),
-            host: text(&r[7]).unwrap_or_default(),
-            tool_version: text(&r[8]).unwrap_or_default(),
-            checksum: text(&r[9]),
-            arguments: text(&r[10]).unwrap_or_default(),
-            plan_summary: text(&r[11]),
-            row_count: int(&r[12]),
-            outcome: text(&r[13]),
-            error: text(&r[14]),
+    rows.iter()
+        .map(|r| {
+            let version = r[1].as_i64();
+            let at = version.unwrap_or(0);
+            Ok(Run {
+                run_id: text(&r[0]).unwrap_or_default(),
+                version,
+                action: parsed(at, "backfill_runs.action", text(&r[2]).unwrap_or_default())?,
+                state: parsed(at, "backfill_runs.state", text(&r[3]).unwrap_or_default())?,
+                started_at: timestamp(&r[4]),
+                finished_at: timestamp(&r[5]),
+                operator: text(&r[6]).unwrap_or_default(),
+                host: text(&r[7]).unwrap_or_default(),
+                tool_version: text(&r[8]).unwrap_or_default(),
+                checksum: text(&r[9]),
+                arguments: text(&r[10]).unwrap_or_default(),
+                plan_summary: text(&r[11]),
+                row_count: int(&r[12]),
+                outcome: text(&r[13]),
+                error: text(&r[14]),
+            })
         })
-        .collect())
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -355,12 +355,12 @@ fn plans_for(runs: &[Run]) -> Vec<Option<&str>> {
         .map(|r| {
             let key = (r.version, r.checksum.as_deref());
             if let Some(own) = r.plan_summary.as_deref() {
-                if r.action == "plan" {
+                if r.action == crate::ledger::Action::Plan {
                     latest.insert(key, own);
                 }
                 return Some(own);
             }
-            (r.action == "apply")
+            (r.action == crate::ledger::Action::Apply)
                 .then(|| latest.get(&key).copied())
                 .flatten()
         })
@@ -408,7 +408,7 @@ pub fn log(runs: &[Run], format: Format) -> String {
                     r.action,
                     r.version.map(|v| v.to_string()).unwrap_or_default(),
                     r.state,
-                    if r.action == "plan" {
+                    if r.action == crate::ledger::Action::Plan {
                         String::new()
                     } else {
                         crate::runner::count(r.row_count.max(0) as u64, "row")

@@ -5,7 +5,7 @@
 use crate::batch::{prepare, run_batches, run_parallel, Engine, Job, Walk};
 use crate::db::{DbError, Session};
 use crate::error::{Error, Result};
-use crate::ledger::{self, Action, Entry, Run, Start, State};
+use crate::ledger::{self, Action, Entry, Run, RunState, Start, State};
 use crate::lock;
 use crate::migration::{Context, Cursor, Plan, Shape};
 use crate::progress::Progress;
@@ -180,8 +180,7 @@ fn is_pending(entry: Option<&Entry>) -> bool {
     match entry {
         None => true,
         Some(e) => {
-            e.last_action == Action::Apply.as_str()
-                && matches!(e.state, State::Running | State::Failed)
+            e.last_action == Action::Apply && matches!(e.state, State::Running | State::Failed)
         }
     }
 }
@@ -269,8 +268,8 @@ pub(crate) fn new_run(action: Action, reg: Option<&Registered>, opts: &Options) 
     Run {
         run_id: uuid::Uuid::now_v7().to_string(),
         version: reg.map(|r| r.version),
-        action: action.as_str().into(),
-        state: "running".into(),
+        action,
+        state: RunState::Running,
         started_at: Some(ledger::now()),
         finished_at: None,
         operator: opts.operator.clone(),
@@ -356,7 +355,7 @@ fn gate_plan(
 
 /// Records a refused run in the audit table and returns the refusal.
 fn refuse(session: &mut dyn Session, mut run: Run, refusal: Error) -> Error {
-    run.state = "refused".into();
+    run.state = RunState::Refused;
     run.finished_at = Some(ledger::now());
     run.error = Some(refusal.to_string());
     match ledger::insert_run(session, &run) {
@@ -521,7 +520,7 @@ fn run_one(
                         ledger::finish_run(
                             session,
                             &run.run_id,
-                            "succeeded",
+                            RunState::Succeeded,
                             Some(&outcome),
                             None,
                             None,
@@ -596,10 +595,10 @@ pub fn count(n: u64, noun: &str) -> String {
 fn record_failure(session: &mut dyn Session, version: i64, run_id: &str, err: Error) -> Error {
     let message = err.to_string();
     let (run_state, state) = match err {
-        Error::Interrupted(_) => ("interrupted", State::Failed),
+        Error::Interrupted(_) => (RunState::Interrupted, State::Failed),
         // Overtaken or raced: the migration is another run's now; only our audit row is ours.
-        Error::Busy(_) => ("stopped", State::Running),
-        _ => ("failed", State::Failed),
+        Error::Busy(_) => (RunState::Stopped, State::Running),
+        _ => (RunState::Failed, State::Failed),
     };
     let recorded = if state == State::Failed {
         ledger::finish(session, version, Some(run_id), state, Some(&message))
@@ -695,7 +694,7 @@ fn revert_locked(
     if !force {
         refuse_edited(session, reg, &ctx, opts)?;
     }
-    let resuming = entry.last_action == Action::Revert.as_str()
+    let resuming = entry.last_action == Action::Revert
         && matches!(entry.state, State::Reverting | State::Failed)
         && entry.revert_scenario == group;
     let one = OneRun {
@@ -720,13 +719,13 @@ fn never_applied(reg: &Registered) -> Error {
 /// A one-group revert is for a completed apply. On unfinished work (a failed or killed apply, an
 /// interrupted full revert) it would end `applied` and hide that work from deploys and `verify`.
 fn refuse_group_revert_of_unfinished(reg: &Registered, entry: &Entry, group: i64) -> Result<()> {
-    let resuming_this = entry.last_action == Action::Revert.as_str()
+    let resuming_this = entry.last_action == Action::Revert
         && entry.revert_scenario == Some(group)
         && matches!(entry.state, State::Failed | State::Reverting);
     if entry.state == State::Applied || resuming_this {
         return Ok(());
     }
-    let finish = if entry.last_action == Action::Revert.as_str() {
+    let finish = if entry.last_action == Action::Revert {
         format!(
             "finish the full revert first: `backfill revert {}`",
             reg.version
@@ -834,7 +833,7 @@ fn plan_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Resu
         if let Err(e) = ledger::finish_run(
             session,
             &run.run_id,
-            "succeeded",
+            RunState::Succeeded,
             Some(&outcome),
             None,
             Some(&summary),
