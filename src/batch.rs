@@ -181,7 +181,7 @@ pub(crate) fn run_batches(
 /// How many keys the next batch takes. With a target (`--batch-ms`, the default) each batch is
 /// resized toward the target from the last one's duration, at most halved or doubled per step:
 /// the right size depends on the table, the server and its load, which a fixed number cannot know
-/// (the benchmark's sweep at 1M rows: 20,000 keys take 0.24 s on PostgreSQL, 0.52 s on MariaDB). Without a
+/// (BENCHMARKS.md, the sweep of sizes: the same key count takes twice as long on one server as on the other). Without a
 /// target (`--batch-size` alone) every batch has the given size. The size only bounds the next key
 /// range; the cursor is always the last key written, so a resize never skips or repeats a key.
 struct BatchSize {

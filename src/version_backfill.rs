@@ -293,7 +293,7 @@ impl DataMigration for VersionBackfill {
     fn preflight(&self, tx: &mut dyn Tx) -> DbResult<()> {
         // Reading one row of each table proves they exist and are not locked against us. One scalar
         // subquery per table: MariaDB materializes a whole UNION ALL before applying its LIMIT, which
-        // read every row of the three tables (3 s per apply and per revert at 1M competencies).
+        // read every row of the three tables, seconds per apply and per revert (BENCHMARKS.md).
         let probe = format!(
             "SELECT (SELECT 1 FROM {} LIMIT 1), (SELECT 1 FROM {} LIMIT 1), (SELECT 1 FROM {} LIMIT 1)",
             self.entity, self.versions, self.link

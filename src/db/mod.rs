@@ -176,7 +176,7 @@ impl Dialect {
             Dialect::Postgres => "gen_random_uuid()",
             // MariaDB's UUID() is v1; build a v4 from 120 random bits (30 hex digits) by inserting
             // the dashes, the version digit and the variant digit (its 2 free bits from RAND()).
-            // One RANDOM_BYTES call per row: six of them cost ~5 µs a row, a fifth of an apply.
+            // One RANDOM_BYTES call per row: six of them cost a measurable share of an apply (BENCHMARKS.md).
             Dialect::Mysql => "LOWER(INSERT(INSERT(INSERT(INSERT(HEX(RANDOM_BYTES(15)), 19, 0, '-'), 16, 0, CONCAT('-', ELT(1 + FLOOR(RAND() * 4), '8', '9', 'a', 'b'))), 13, 0, '-4'), 9, 0, '-'))",
             Dialect::Sqlite => "(lower(hex(randomblob(4)))||'-'||lower(hex(randomblob(2)))||'-4'||substr(lower(hex(randomblob(2))),2)||'-'||substr('89ab',1+(abs(random())%4),1)||substr(lower(hex(randomblob(2))),2)||'-'||lower(hex(randomblob(6))))",
         }
