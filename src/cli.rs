@@ -91,7 +91,7 @@ pub enum Command {
         /// One migration (default: every pending one).
         #[arg(allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
         version: Option<i64>,
-        /// Save the reviewed plan, for `apply --expect-plan`.
+        /// Save the plan to review, for `apply --expect-plan` (default: not saved).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         /// Sample rows shown per scenario.
@@ -100,13 +100,13 @@ pub enum Command {
     },
     /// Run pending migrations in version order (safe on every deploy, from several hosts at once).
     Apply {
-        /// Only this migration (also re-applies one that an operator reverted).
+        /// Only this migration, even one an operator reverted (default: every pending one).
         #[arg(allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..), conflicts_with = "to")]
         version: Option<i64>,
-        /// Pending migrations up to and including this version.
+        /// Pending migrations up to and including this version (default: every pending one).
         #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
         to: Option<i64>,
-        /// Refuse (exit 5) unless the plan now equals this reviewed plan file.
+        /// Refuse (exit 5) unless the plan now equals this reviewed plan file (default: no check).
         #[arg(long, value_name = "FILE")]
         expect_plan: Option<PathBuf>,
         #[command(flatten)]
@@ -117,10 +117,10 @@ pub enum Command {
         /// The migration to revert (one at a time, always named; `status` lists them).
         #[arg(allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
         version: i64,
-        /// Only the rows of this group, in the migration's own grouping (`plan` names it).
+        /// Only the rows of this group, in the migration's own grouping (default: every group).
         #[arg(long, value_name = "ID", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
         group: Option<i64>,
-        /// The same as --group, in the word of migrations that group by scenario.
+        /// The same as --group, for migrations that group by scenario (default: every scenario).
         #[arg(long, value_name = "ID", conflicts_with = "group", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
         scenario: Option<i64>,
         /// Also undo rows edited after the backfill (they are listed and refused otherwise).

@@ -106,10 +106,12 @@ impl Demo {
     /// Runs `backfill ARGS`, showing the command line.
     fn run(&self, args: &[&str]) -> Result<Ran> {
         self.out.line(&format!("$ backfill {}", args.join(" ")))?;
-        let output = self
-            .command(args)
-            .output()
-            .map_err(|e| Error::Runtime(format!("the demo could not run {}: {e}", self.exe.display())))?;
+        let output = self.command(args).output().map_err(|e| {
+            Error::Runtime(format!(
+                "the demo could not run {}: {e}",
+                self.exe.display()
+            ))
+        })?;
         Ok(Ran {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -172,7 +174,10 @@ pub fn run(keep: bool) -> Result<String> {
         .map_err(|e| Error::Runtime(format!("the demo cannot find its own binary: {e}")))?;
     let dir = std::env::temp_dir().join(format!("backfill-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| {
-        Error::Runtime(format!("cannot create the demo folder {}: {e}", dir.display()))
+        Error::Runtime(format!(
+            "cannot create the demo folder {}: {e}",
+            dir.display()
+        ))
     })?;
     let db = dir.join("app.db");
     let mut demo = Demo {
@@ -220,22 +225,30 @@ fn tell(d: &mut Demo) -> Result<()> {
         d.dir.join("app.db").display()
     ))?;
     d.out.line("")?;
-    d.out.line("The app plans a workforce in scenarios (what-if plans). The two migrations")?;
-    d.out.line("compiled into this binary give a first version row to each competency linked")?;
-    d.out.line("to a capability discovered in a scenario, and to each role a scenario uses:")?;
+    d.out
+        .line("The app plans a workforce in scenarios (what-if plans). The two migrations")?;
+    d.out
+        .line("compiled into this binary give a first version row to each competency linked")?;
+    d.out
+        .line("to a capability discovered in a scenario, and to each role a scenario uses:")?;
     for (m, what) in [(first, "competency_versions"), (second, "role_versions")] {
         d.out.line(&format!(
             "  {:<36} one {what} row each",
             format!("V{}__{}", m.version, m.name)
         ))?;
     }
-    d.out.line("Each new row records its (lowest) scenario: a revert can undo one scenario.")?;
+    d.out
+        .line("Each new row records its (lowest) scenario: a revert can undo one scenario.")?;
 
     d.step("Load sample data: the app's tables and 300 competencies.")?;
     d.show(&["sample-data", "--size", "300"], |_| true)?;
 
     d.step("Plan: what apply would write per scenario, read-only, saved for review.")?;
-    show_plan(d, &["plan", "--samples", "0", "--out", "plan.json"], Some(first.version))?;
+    show_plan(
+        d,
+        &["plan", "--samples", "0", "--out", "plan.json"],
+        Some(first.version),
+    )?;
 
     let mut s = d.session()?;
     let moved = move_the_data(s.as_mut())?;
@@ -249,7 +262,8 @@ fn tell(d: &mut Demo) -> Result<()> {
     for line in ran.stderr.lines().filter(|l| !l.is_empty()) {
         d.out.output(line)?;
     }
-    d.out.line("(exit 5: refused, nothing written: the data is not what was reviewed)")?;
+    d.out
+        .line("(exit 5: refused, nothing written: the data is not what was reviewed)")?;
 
     d.step("Review again; apply in batches of 20 keys, and kill -9 it mid-way.")?;
     show_plan(d, &["plan", "--samples", "0", "--out", "plan.json"], None)?;
@@ -288,11 +302,13 @@ fn tell(d: &mut Demo) -> Result<()> {
     d.step(&format!(
         "Revert one scenario: delete only the {count} rows written for scenario {scenario}."
     ))?;
-    d.show(&["revert", &v1, "--scenario", &scenario.to_string()], |_| true)?;
+    d.show(
+        &["revert", &v1, "--scenario", &scenario.to_string()],
+        |_| true,
+    )?;
     let left = int(s.as_mut(), &format!("SELECT COUNT(*) {marked}"))?;
-    d.out.line(&format!(
-        "check: {left} rows of the other scenarios remain"
-    ))?;
+    d.out
+        .line(&format!("check: {left} rows of the other scenarios remain"))?;
 
     d.step("The audit trail: each plan, apply and revert, who ran it, what it did.")?;
     d.show(&["log", &v1], |_| true)?;
@@ -384,12 +400,18 @@ fn killed_apply(d: &Demo, s: &mut dyn Session, version: i64) -> Result<()> {
     );
     let started = Instant::now();
     let seen = loop {
-        if let Some(status) = child.try_wait().map_err(|e| Error::Runtime(e.to_string()))? {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| Error::Runtime(e.to_string()))?
+        {
             return Err(Error::Runtime(format!(
                 "the demo's apply ended ({status}) before it could be killed"
             )));
         }
-        let row = s.query(&ledger, &[]).ok().and_then(|r| r.into_iter().next());
+        let row = s
+            .query(&ledger, &[])
+            .ok()
+            .and_then(|r| r.into_iter().next());
         if let Some(row) = row.filter(|r| r[0].as_i64().unwrap_or(0) >= 3) {
             let _ = child.kill();
             let _ = child.wait();
@@ -398,7 +420,9 @@ fn killed_apply(d: &Demo, s: &mut dyn Session, version: i64) -> Result<()> {
         if started.elapsed() > Duration::from_secs(60) {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(Error::Runtime("the demo's apply made no progress in 60 s".into()));
+            return Err(Error::Runtime(
+                "the demo's apply made no progress in 60 s".into(),
+            ));
         }
         std::thread::sleep(Duration::from_millis(10));
     };

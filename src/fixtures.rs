@@ -221,7 +221,10 @@ pub fn load_sample(target: &crate::db::Target, competencies: u64) -> Result<Load
     let s = session.as_mut();
     let present: Vec<&str> = TABLES
         .into_iter()
-        .filter(|t| s.query(&format!("SELECT 1 FROM {t} WHERE 1 = 0"), &[]).is_ok())
+        .filter(|t| {
+            s.query(&format!("SELECT 1 FROM {t} WHERE 1 = 0"), &[])
+                .is_ok()
+        })
         .collect();
     let mut filled = Vec::new();
     for table in &present {
@@ -244,7 +247,10 @@ pub fn load_sample(target: &crate::db::Target, competencies: u64) -> Result<Load
         0 => load_schema(s)?,
         n if n == TABLES.len() => {}
         _ => {
-            let missing: Vec<&str> = TABLES.into_iter().filter(|t| !present.contains(t)).collect();
+            let missing: Vec<&str> = TABLES
+                .into_iter()
+                .filter(|t| !present.contains(t))
+                .collect();
             return Err(Error::Usage(format!(
                 "{} has some of the app's tables but not {}; sample-data needs all of them (empty) or none",
                 target.redacted,

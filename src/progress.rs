@@ -116,7 +116,8 @@ impl Progress {
         }
         if self.lines && self.last_line.elapsed() >= LINE_EVERY {
             self.last_line = Instant::now();
-            let done = fraction.map_or_else(String::new, |f| format!("{:.0}% of keys, ", f * 100.0));
+            let done =
+                fraction.map_or_else(String::new, |f| format!("{:.0}% of keys, ", f * 100.0));
             let eta = eta.map_or_else(String::new, |d| format!(", ETA {}", human(d)));
             // Never `eprintln!`: it panics when stderr is a closed pipe.
             let _ = writeln!(

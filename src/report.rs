@@ -290,7 +290,7 @@ pub fn outcomes(outcomes: &[Outcome], format: Format, nothing: &str) -> String {
                     .map(|n| format!(" ({n})"))
                     .unwrap_or_default();
                 format!(
-                    "V{}__{}: {} — {verb} {} in {}, {:.2}s\n  run {}{note}\n",
+                    "V{}__{}: {} — {verb} {} in {}\n  {:.2}s, run {}{note}\n",
                     o.version,
                     o.name,
                     o.state,

@@ -49,8 +49,14 @@ pub fn attribute(text: &str) -> String {
         "check the path in DATABASE_URL",
         &format!("check the path in {origin}"),
     )
-    .replace("the file DATABASE_URL names", &format!("the file {origin} names"))
-    .replace("is DATABASE_URL the app's database", &format!("is {origin} the app's database"))
+    .replace(
+        "the file DATABASE_URL names",
+        &format!("the file {origin} names"),
+    )
+    .replace(
+        "is DATABASE_URL the app's database",
+        &format!("is {origin} the app's database"),
+    )
 }
 
 /// `sqlite:/abs/path.db` and `sqlite:rel.db` (one colon, as SQLAlchemy and some PHP configs write
@@ -150,7 +156,10 @@ pub fn from_env_file(path: &Path) -> Result<Target> {
     // Where a variable came from: the file, or the process environment that wins over it.
     let origin = |name: &str| {
         if vars.from_environment(name) {
-            format!("the environment variable {name} (it wins over {})", path.display())
+            format!(
+                "the environment variable {name} (it wins over {})",
+                path.display()
+            )
         } else {
             format!("{name} in {}", path.display())
         }
@@ -264,8 +273,17 @@ mod tests {
     #[test]
     fn relative_sqlite_from_the_env_files_folder() {
         let env = Path::new("/srv/app/.env");
-        assert_eq!(sqlite_file(env, "database/app.sqlite"), Path::new("/srv/app/database/app.sqlite"));
-        assert_eq!(sqlite_file(env, "/data/app.sqlite"), Path::new("/data/app.sqlite"));
-        assert_eq!(sqlite_file(Path::new(".env"), "app.sqlite"), Path::new("app.sqlite"));
+        assert_eq!(
+            sqlite_file(env, "database/app.sqlite"),
+            Path::new("/srv/app/database/app.sqlite")
+        );
+        assert_eq!(
+            sqlite_file(env, "/data/app.sqlite"),
+            Path::new("/data/app.sqlite")
+        );
+        assert_eq!(
+            sqlite_file(Path::new(".env"), "app.sqlite"),
+            Path::new("app.sqlite")
+        );
     }
 }
