@@ -438,7 +438,7 @@ fn killed_apply(d: &Demo, s: &mut dyn Session, version: i64) -> Result<()> {
     );
     let marked = int(s, &sql)?;
     d.out.line(&format!(
-        "killed (SIGKILL) after {} batches: the ledger says {}, {} rows; the table holds {marked}",
+        "killed -9 after {} batches: the ledger says {}, {} rows; the table has {marked}",
         text(&row[0]),
         text(&row[2]),
         text(&row[1]),

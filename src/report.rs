@@ -405,9 +405,9 @@ pub fn log(runs: &[Run], format: Format) -> String {
                 format!(
                     "{} {:<6} V{} {:<11} {:>10} {:>6}  {}@{}\n    run {}{}\n",
                     ts(r.started_at),
-                    r.action,
+                    r.action.to_string(),
                     r.version.map(|v| v.to_string()).unwrap_or_default(),
-                    r.state,
+                    r.state.to_string(),
                     if r.action == crate::ledger::Action::Plan {
                         String::new()
                     } else {

@@ -80,7 +80,7 @@ fn demo_tells_the_story_in_two_screens() {
         "$ backfill apply --expect-plan plan.json\n",
         "(exit 5: refused, nothing written",
         "$ backfill apply --expect-plan plan.json --batch-size 20 --pause-ms 150",
-        "killed (SIGKILL) after ",
+        "killed -9 after ",
         "(resumed after a runner died",
         "$ backfill verify --data",
         &format!("$ backfill revert {V_COMPETENCY} --scenario "),
@@ -111,6 +111,13 @@ fn demo_tells_the_story_in_two_screens() {
         nums.len() == 3 && nums.iter().all(|n| *n == nums[0]),
         "{check}"
     );
+    // The audit trail's columns line up (the action and state are padded).
+    let starts: std::collections::BTreeSet<Option<usize>> = out
+        .lines()
+        .filter(|l| l.starts_with("20") && l.contains(" V"))
+        .map(|l| l.find(" V"))
+        .collect();
+    assert_eq!(starts.len(), 1, "{out}");
     // About two screens of 80 columns.
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines.len() <= 90, "{} lines:\n{out}", lines.len());
