@@ -601,3 +601,141 @@ fn log_pairs_an_apply_with_the_plan_before_it() {
         "README still says so"
     );
 }
+
+// ---- shipping ----
+
+/// The shipped binary has no debug info and no symbol table; `make dist` (run by
+/// `make_dist_ships_a_stripped_binary_and_its_sum`) builds it with this profile.
+#[test]
+fn release_profile_ships_no_debug_info() {
+    let manifest = toml_lite::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+    assert_eq!(
+        manifest.get("profile.release", "debug").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        manifest.get("profile.release", "strip").as_deref(),
+        Some("true")
+    );
+}
+
+/// A few lines of TOML as `section -> key -> raw value`; enough for Cargo.toml's profile.
+mod toml_lite {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    pub struct Doc(HashMap<(String, String), String>);
+
+    pub fn read(path: impl AsRef<Path>) -> Doc {
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut section = String::new();
+        let mut map = HashMap::new();
+        for line in text.lines().map(str::trim) {
+            if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = s.to_string();
+            } else if let Some((k, v)) = line.split_once('=') {
+                if !line.starts_with('#') {
+                    map.insert(
+                        (section.clone(), k.trim().to_string()),
+                        v.trim().to_string(),
+                    );
+                }
+            }
+        }
+        Doc(map)
+    }
+
+    impl Doc {
+        pub fn get(&self, section: &str, key: &str) -> Option<String> {
+            self.0.get(&(section.to_string(), key.to_string())).cloned()
+        }
+    }
+}
+
+/// `make dist` builds a release (minutes from cold): run with `cargo test --test first_run --
+/// --ignored`. The tarball's sum checks, its binary is stripped, and `--version` is its VERSION file.
+#[test]
+#[ignore]
+fn make_dist_ships_a_stripped_binary_and_its_sum() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let made = std::process::Command::new("make")
+        .arg("dist")
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let dist = root.join("dist");
+    let sum = std::fs::read_dir(&dist)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz.sha256"))
+        .expect("a .sha256 file");
+    let check = std::process::Command::new("sha256sum")
+        .arg("-c")
+        .arg(sum.file_name().unwrap())
+        .current_dir(&dist)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let unpacked = dir("bf_dist");
+    let tarball = sum
+        .to_string_lossy()
+        .trim_end_matches(".sha256")
+        .to_string();
+    let untar = std::process::Command::new("tar")
+        .args(["-xzf", &tarball, "-C"])
+        .arg(&unpacked)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    let folder = std::fs::read_dir(&unpacked)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let binary = std::fs::read(folder.join("backfill")).unwrap();
+    let sections = elf_sections(&binary);
+    assert!(sections.iter().any(|s| s == ".text"), "{sections:?}");
+    assert!(
+        !sections
+            .iter()
+            .any(|s| s.starts_with(".debug") || s == ".symtab"),
+        "not stripped: {sections:?}"
+    );
+    let version = std::process::Command::new(folder.join("backfill"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout),
+        std::fs::read_to_string(folder.join("VERSION")).unwrap()
+    );
+    let _ = std::fs::remove_dir_all(&unpacked);
+}
+
+/// The section names of a 64-bit little-endian ELF file.
+fn elf_sections(elf: &[u8]) -> Vec<String> {
+    let u16_at = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]) as usize;
+    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) as usize;
+    let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap()) as usize;
+    assert_eq!(&elf[..4], b"\x7fELF");
+    let (shoff, size, count, names) = (u64_at(0x28), u16_at(0x3A), u16_at(0x3C), u16_at(0x3E));
+    let header = |i: usize| shoff + i * size;
+    let strtab = u64_at(header(names) + 0x18);
+    (0..count)
+        .map(|i| {
+            let start = strtab + u32_at(header(i));
+            let end = start + elf[start..].iter().position(|b| *b == 0).unwrap();
+            String::from_utf8_lossy(&elf[start..end]).into_owned()
+        })
+        .collect()
+}
