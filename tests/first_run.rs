@@ -404,6 +404,16 @@ fn errors_name_where_the_database_came_from() {
     );
     let line = env.one_line_error(2).to_string();
     assert!(line.contains("check the path in DATABASE_URL"), "{line}");
+    std::fs::write(&missing, "not a database, just text\n".repeat(100)).unwrap();
+    let not_db = Run::from(
+        bin()
+            .args(["status", "--database-url", &url])
+            .output()
+            .unwrap(),
+    );
+    let line = not_db.one_line_error(2).to_string();
+    assert!(line.contains("the file --database-url names"), "{line}");
+    std::fs::remove_file(&missing).unwrap();
     let bad = Run::from(
         bin()
             .env("DATABASE_URL", "db.internal/app")
