@@ -44,6 +44,10 @@ dist:
 	dist/$(DIST_NAME)/backfill --version > dist/$(DIST_NAME)/VERSION
 	tar -C dist --owner=0 --group=0 --sort=name -czf dist/$(DIST_NAME).tar.gz $(DIST_NAME)
 	cd dist && sha256sum $(DIST_NAME).tar.gz > $(DIST_NAME).tar.gz.sha256
+	@# Check what ships, as a deploy host would: the sum, no debug info or symbols, the version.
+	cd dist && sha256sum -c $(DIST_NAME).tar.gz.sha256
+	@if readelf -S dist/$(DIST_NAME)/backfill | grep -Eq '\.debug|\.symtab'; then echo "dist: the binary has debug info or symbols" >&2; exit 1; fi
+	@dist/$(DIST_NAME)/backfill --version | cmp -s - dist/$(DIST_NAME)/VERSION || { echo "dist: --version differs from VERSION" >&2; exit 1; }
 	@cat dist/$(DIST_NAME)/VERSION
 	@echo "binary: $$(wc -c < dist/$(DIST_NAME)/backfill) bytes"
 	@cat dist/$(DIST_NAME).tar.gz.sha256

@@ -48,6 +48,7 @@ fn main() {
         examples.retain(|v, _| !found.contains_key(v));
     }
     println!("cargo:rerun-if-env-changed=CARGO_FEATURE_TESTKIT");
+    git_commit(&root);
     let mut modules = String::new();
     let production = entries(&found, &mut modules);
     let examples = entries(&examples, &mut modules);
@@ -115,4 +116,34 @@ fn entries(found: &Found, modules: &mut String) -> String {
         ));
     }
     entries
+}
+
+/// `backfill --version` names the commit it was built from (`-dirty` with uncommitted changes), so a
+/// deploy can check it runs the binary it reviewed. The Makefile's value wins; no git: `unknown`.
+fn git_commit(root: &Path) {
+    println!("cargo:rerun-if-env-changed=BACKFILL_GIT_COMMIT");
+    let git = root.join(".git");
+    if git.is_dir() {
+        println!("cargo:rerun-if-changed={}", git.join("HEAD").display());
+        println!("cargo:rerun-if-changed={}", git.join("index").display());
+    }
+    if std::env::var_os("BACKFILL_GIT_COMMIT").is_some() {
+        return;
+    }
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+    };
+    let Some(head) = run(&["rev-parse", "--short=12", "HEAD"]) else {
+        return;
+    };
+    let mut commit = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    if run(&["diff", "--quiet", "HEAD", "--"]).is_none() {
+        commit.push_str("-dirty");
+    }
+    println!("cargo:rustc-env=BACKFILL_GIT_COMMIT={commit}");
 }

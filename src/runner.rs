@@ -829,7 +829,7 @@ fn plan_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Resu
     let plan = compute_plan(session, reg, &ctx, opts)?;
     if audited {
         let summary = serde_json::to_string(&plan).unwrap_or_default();
-        let outcome = format!("would write {} rows", plan.total);
+        let outcome = format!("would write {}", count(plan.total, "row"));
         if let Err(e) = ledger::finish_run(
             session,
             &run.run_id,
