@@ -299,6 +299,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn first_chunks_split_the_key_range_evenly_and_end_open() {
+        assert_eq!(
+            first_chunks(i64::MIN, Some((1, 100)), 2),
+            vec![(i64::MIN, 50), (51, i64::MAX)]
+        );
+        assert_eq!(
+            first_chunks(60, Some((1, 100)), 2),
+            vec![(60, 79), (80, i64::MAX)],
+            "a resumed run splits the keys after its cursor"
+        );
+        assert_eq!(first_chunks(i64::MIN, None, 4), vec![(i64::MIN, i64::MAX)]);
+        assert_eq!(
+            first_chunks(i64::MIN, Some((5, 5)), 4),
+            vec![(i64::MIN, i64::MAX)],
+            "one key: one chunk; idle workers split it if it is worth it"
+        );
+        assert_eq!(first_chunks(200, Some((1, 100)), 2), vec![(200, i64::MAX)]);
+        let many = first_chunks(i64::MIN, Some((i64::MIN + 1, i64::MAX - 1)), 3);
+        assert_eq!(many.len(), 3, "the whole i64 range does not overflow");
+        for w in many.windows(2) {
+            assert_eq!(w[0].1 + 1, w[1].0, "contiguous");
+        }
+    }
+
+    #[test]
     fn fixed_size_never_changes() {
         let mut s = BatchSize::new(700, None);
         s.adapt(Duration::from_secs(30));
@@ -333,55 +358,34 @@ mod tests {
 // ---------------------------------------------------------------------------------------------------
 // Parallel runs (`--jobs N`): workers on disjoint key ranges (chunks), each with its own connection.
 
-/// Chunks per worker: more chunks than workers, so a worker that finishes a sparse chunk early takes
-/// another instead of idling while the others still have dense ones.
-const CHUNKS_PER_JOB: usize = 4;
-
 /// How often the coordinator looks at the workers, renews the lease and redraws the progress.
 const TICK: Duration = Duration::from_millis(50);
 
 /// How often the coordinator reads replica lag for the whole run (`--max-replica-lag`).
 const LAG_EVERY: Duration = Duration::from_millis(500);
 
-/// The chunk bounds of a new parallel run over `key`, from `from` on: `n` ranges with about the same
-/// number of keys each (NTILE over the key, one pass, so they follow the key distribution, gaps and
-/// all), contiguous, the first from `from` and the last to the largest key there can be (keys added
-/// later are in a chunk too). At least one range, also on an empty table.
-pub(crate) fn chunk_bounds(
-    session: &mut dyn Session,
-    key: Key,
-    from: i64,
-    n: usize,
-) -> crate::db::DbResult<Vec<(i64, i64)>> {
-    let sql = format!(
-        "SELECT MAX(k) FROM (SELECT {c} AS k, NTILE({n}) OVER (ORDER BY {c}) AS tile FROM {t} WHERE {c} >= ?) x \
-         GROUP BY tile ORDER BY tile",
-        c = key.column,
-        t = key.table,
-        n = n.max(1)
-    );
-    let tops: Vec<i64> = session
-        .query(&sql, &[Value::Int(from)])?
-        .iter()
-        .filter_map(|r| r.first().and_then(Value::as_i64))
-        .collect();
-    Ok(contiguous(from, &tops))
-}
-
-/// Ranges `[from, t0], [t0 + 1, t1], …, [t(n-2) + 1, i64::MAX]` from the tiles' largest keys: the last
-/// tile's top is dropped so that the last range is open-ended. Equal keys never straddle two ranges.
-fn contiguous(from: i64, tops: &[i64]) -> Vec<(i64, i64)> {
+/// The first chunks of a parallel run over the keys from `from` on: one per worker, of equal width
+/// between `from` (or the first key, when `from` is below it) and the last key, the last one open to
+/// the largest key there can be (keys added later are in a chunk too). No pass over the keys: the
+/// key distribution is followed as the run goes, by splitting (`steal`): a worker that finds no
+/// pending chunk splits the upper part off the chunk with the most keys left, so a sparse range
+/// never leaves a job idle while another still has a dense one.
+pub(crate) fn first_chunks(from: i64, span: Option<(i64, i64)>, jobs: usize) -> Vec<(i64, i64)> {
+    let Some((first, last)) = span.filter(|(_, last)| *last >= from) else {
+        return vec![(from, i64::MAX)];
+    };
+    let base = i128::from(from.max(first));
+    let width = i128::from(last) - base + 1;
+    let n = i128::try_from(jobs.max(1)).unwrap_or(1).min(width.max(1));
     let mut ranges = Vec::new();
     let mut lo = from;
-    for &top in tops.iter().take(tops.len().saturating_sub(1)) {
+    for i in 1..n {
+        let top = i64::try_from(base + width * i / n - 1).unwrap_or(i64::MAX);
         if top < lo {
-            continue; // a tile of keys equal to the previous one's top
+            continue;
         }
         ranges.push((lo, top));
-        match top.checked_add(1) {
-            Some(next) => lo = next,
-            None => return ranges,
-        }
+        lo = top + 1;
     }
     ranges.push((lo, i64::MAX));
     ranges
@@ -428,9 +432,11 @@ enum ChunkStep {
     Overtaken,
 }
 
-/// One batch transaction in a chunk: the fence on the chunk row first, then the next key range's
-/// writes and the chunk's checkpoint. When fewer keys than `size` are left, the batch takes the rest
-/// of the chunk and finishes it, so no batch is spent only on finding the chunk empty.
+/// One batch transaction in a chunk: the fence on the chunk row first (which also reads the chunk's
+/// last key: a split may have lowered it), then the next key range's writes and the chunk's
+/// checkpoint. When fewer keys than `size` are left, the batch takes the rest of the chunk and
+/// finishes it, so no batch is spent only on finding the chunk empty.
+#[allow(clippy::too_many_arguments)]
 fn chunk_batch(
     session: &mut dyn Session,
     job: &Job,
@@ -438,41 +444,46 @@ fn chunk_batch(
     chunk: &ledger::Chunk,
     after: Option<i64>,
     size: u64,
-    number: u64,
+    number: &mut Option<u64>,
+    numbered: &AtomicU64,
 ) -> crate::db::DbResult<ChunkStep> {
     let (version, action, run) = (job.reg.version, job.action, job.run_id);
-    let lo = match after {
-        None => Some(chunk.lo),
-        Some(c) if c >= chunk.hi => None,
-        Some(c) => Some(c + 1),
-    };
     session.begin(false)?;
     let work = (|| {
-        if !ledger::fence_chunk(session, version, action, chunk.number, run, after)? {
+        let Some(last) = ledger::fence_chunk(session, version, action, chunk.lo, run, after)?
+        else {
             return Ok(ChunkStep::Overtaken);
-        }
+        };
+        let lo = match after {
+            None => Some(chunk.lo),
+            Some(c) if c >= last => None,
+            Some(c) => Some(c + 1),
+        };
         let (top, found) = match lo {
-            Some(lo) => bound_within(session, key, lo, chunk.hi, size)?,
+            Some(lo) => bound_within(session, key, lo, last, size)?,
             None => (None, 0),
         };
         let (Some(lo), Some(top)) = (lo, top) else {
-            ledger::checkpoint_chunk(session, version, action, chunk.number, run, None, 0, true)?;
+            ledger::checkpoint_chunk(session, version, action, chunk.lo, run, None, 0, true)?;
             return Ok(ChunkStep::Done);
         };
-        let hi = if found < size.max(1) { chunk.hi } else { top };
+        let hi = if found < size.max(1) { last } else { top };
         let rows = job.step(session, KeyRange { lo, hi })?;
-        let done = hi >= chunk.hi;
+        let done = hi >= last;
         ledger::checkpoint_chunk(
             session,
             version,
             action,
-            chunk.number,
+            chunk.lo,
             run,
             Some(hi),
             rows,
             done,
         )?;
-        job.hooks.before_commit(number)?;
+        // Numbered across the workers when it writes (a look that finds the chunk empty is no
+        // batch), once for all its attempts: the test hooks stop "the Nth batch of the run".
+        let n = *number.get_or_insert_with(|| numbered.fetch_add(1, Ordering::SeqCst) + 1);
+        job.hooks.before_commit(n)?;
         Ok(ChunkStep::More {
             rows,
             cursor: hi,
@@ -554,18 +565,16 @@ pub(crate) fn prepare(
     workers: usize,
 ) -> Result<Engine> {
     let (version, action, run) = (job.reg.version, job.action, job.run_id);
-    // The bounds are read before the transaction (one pass over the key): only when no chunks wait
-    // to be resumed, which the transaction checks again.
+    // The first and last key are read before the transaction: only when no chunks wait to be
+    // resumed, which the transaction checks again.
     let left = retry::conflicts(|| ledger::chunks(session, version, action))
         .map_err(|e| chunk_error(job, e))?;
     let ranges = if workers > 1 && (fresh || left.is_empty()) {
         let key = job.key()?;
         let from = start_of(job, after)?.unwrap_or(i64::MAX);
-        let n = workers * CHUNKS_PER_JOB;
-        Some(
-            retry::conflicts(|| chunk_bounds(session, key, from, n))
-                .map_err(|e| batch_error(job.reg, 0, e))?,
-        )
+        let span = retry::conflicts(|| crate::kit::bounds::span(session, key))
+            .map_err(|e| batch_error(job.reg, 0, e))?;
+        Some(first_chunks(from, span, workers))
     } else {
         None
     };
@@ -628,7 +637,7 @@ pub(crate) fn run_parallel(
     lag.check(session, &shared, progress);
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..jobs.max(1))
-            .map(|_| {
+            .map(|w| {
                 let shared = &shared;
                 scope.spawn(move || {
                     let result = connect
@@ -639,7 +648,7 @@ pub(crate) fn run_parallel(
                                 job.reg.name
                             ))
                         })
-                        .and_then(|mut s| worker(s.as_mut(), job, key, opts, shared));
+                        .and_then(|mut s| worker(w, s.as_mut(), job, key, opts, shared));
                     if let Err(e) = result {
                         shared.fail(e);
                     }
@@ -695,8 +704,10 @@ pub(crate) fn run_parallel(
     }
 }
 
-/// One worker: takes pending chunks of its run until none is left, running fenced batches in each.
+/// One worker: takes pending chunks of its run, then splits busy ones, until no work is left, running
+/// fenced batches in each.
 fn worker(
+    w: usize,
     session: &mut dyn Session,
     job: &Job,
     key: Key,
@@ -707,6 +718,10 @@ fn worker(
     let mut size = BatchSize::new(opts.batch_size, opts.batch_target);
     while !shared.stopping() {
         let chunk = retry::conflicts(|| ledger::claim_chunk(session, version, action, run))
+            .and_then(|c| match c {
+                Some(c) => Ok(Some(c)),
+                None => steal(session, job, key, shared, size.now),
+            })
             .map_err(|e| batch_error(job.reg, shared.numbered.load(Ordering::SeqCst), e))?;
         let Some(chunk) = chunk else {
             return Ok(());
@@ -722,12 +737,26 @@ fn worker(
             if shared.stopping() {
                 return Ok(());
             }
-            let number = shared.numbered.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut numbered = None;
             let started = Instant::now();
             let step = retry::conflicts(|| {
-                chunk_batch(session, job, key, &chunk, cursor, size.now, number)
+                let n = &mut numbered;
+                chunk_batch(
+                    session,
+                    job,
+                    key,
+                    &chunk,
+                    cursor,
+                    size.now,
+                    n,
+                    &shared.numbered,
+                )
             })
-            .map_err(|e| batch_error(job.reg, number, e))?;
+            .map_err(|e| {
+                let n = numbered.unwrap_or_else(|| shared.numbered.load(Ordering::SeqCst) + 1);
+                batch_error(job.reg, n, e)
+            })?;
+            let number = numbered.unwrap_or_else(|| shared.numbered.load(Ordering::SeqCst));
             let (rows, next, done) = match step {
                 ChunkStep::Overtaken => return Err(overtaken(job, number)),
                 ChunkStep::Done => break,
@@ -738,8 +767,8 @@ fn worker(
             // After the commit: the test suite reads these lines to prove that no key range was
             // written by two workers or two runs.
             tracing::debug!(
-                "chunk {} batch {number}: keys {lo}..={next} committed, {rows} rows, {} keys asked, {}ms",
-                chunk.number,
+                "worker {w} chunk {} batch {number}: keys {lo}..={next} committed, {rows} rows, {} keys asked, {}ms",
+                chunk.lo,
                 size.now,
                 took.as_millis()
             );
@@ -759,6 +788,86 @@ fn worker(
         }
     }
     Ok(())
+}
+
+/// A worker with no pending chunk left takes the upper half of the running chunk (of its run) with
+/// the widest range of keys left, split at a key, so it never idles while another worker still has
+/// much to do. Chunks with fewer than two batches' worth of key values left are not split: their
+/// worker finishes them sooner than a split would pay. `None`: nothing worth splitting.
+fn steal(
+    session: &mut dyn Session,
+    job: &Job,
+    key: Key,
+    shared: &Shared,
+    size: u64,
+) -> crate::db::DbResult<Option<ledger::Chunk>> {
+    let (version, action, run) = (job.reg.version, job.action, job.run_id);
+    let Some((_, last_key)) = shared.span else {
+        return Ok(None);
+    };
+    let min_width = i128::from(size.max(1)) * 2;
+    for _ in 0..8 {
+        if shared.stopping() {
+            return Ok(None);
+        }
+        // The keys left in each chunk, as a range of key values (the open-ended last chunk ends at
+        // the last key the run started with).
+        let widest = ledger::running_chunks(session, version, action, run)?
+            .into_iter()
+            .map(|c| {
+                let from = c.cursor.map_or(c.lo, |k| k.saturating_add(1));
+                let to = c.hi.min(last_key);
+                (i128::from(to) - i128::from(from) + 1, from, to, c)
+            })
+            .filter(|(width, ..)| *width >= min_width)
+            .max_by_key(|(width, ..)| *width);
+        let Some((_, from, to, chunk)) = widest else {
+            return Ok(None);
+        };
+        let Some(at) = split_point(session, key, (from, to), chunk.hi, min_width)? else {
+            return Ok(None);
+        };
+        if let Some(mine) =
+            ledger::split_chunk(session, version, action, run, (chunk.lo, chunk.hi), at)?
+        {
+            tracing::debug!(
+                "split chunk {} at {at}: keys {at}..={} are this worker's now",
+                chunk.lo,
+                chunk.hi
+            );
+            return Ok(Some(mine));
+        }
+        // Its worker committed past the split point meanwhile: look again.
+    }
+    Ok(None)
+}
+
+/// Where to split the keys left `[from, to]` of a chunk that ends at `hi`: the first key of the upper
+/// half of the values; when the upper half holds no key, of the upper half of the lower half, and so
+/// on (one index probe each), while the range is still worth splitting. `None`: no split point.
+fn split_point(
+    session: &mut dyn Session,
+    key: Key,
+    (from, mut to): (i64, i64),
+    hi: i64,
+    min_width: i128,
+) -> crate::db::DbResult<Option<i64>> {
+    let probe = format!(
+        "SELECT MIN({c}) FROM {t} WHERE {c} >= ? AND {c} <= ?",
+        c = key.column,
+        t = key.table
+    );
+    while i128::from(to) - i128::from(from) + 1 >= min_width {
+        let mid = i64::try_from((i128::from(from) + i128::from(to)) / 2 + 1).unwrap_or(to);
+        let found = session
+            .query_scalar(&probe, &[Value::Int(mid), Value::Int(hi)])?
+            .as_i64();
+        if found.is_some() {
+            return Ok(found);
+        }
+        to = mid - 1;
+    }
+    Ok(None)
 }
 
 /// `--max-replica-lag` for a parallel run: the coordinator reads the lag for the whole run (one

@@ -779,13 +779,12 @@ pub fn runs(
 // next fence), and the finished run folds the chunks' counts into `backfill_migrations` and into the
 // audit rows of the runs that wrote them, then deletes them, in one transaction.
 
-/// One key range of a parallel run.
+/// One key range of a parallel run, named by its first key (chunks never overlap).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
-    pub number: i64,
     /// First key of the range (inclusive).
     pub lo: i64,
-    /// Last key of the range (inclusive).
+    /// Last key of the range (inclusive); a split lowers it, so a worker reads it in each batch.
     pub hi: i64,
     /// The last key done in this chunk; `None` before its first batch.
     pub cursor: Option<i64>,
@@ -805,17 +804,16 @@ const CHUNK_PENDING: &str = "pending";
 const CHUNK_RUNNING: &str = "running";
 const CHUNK_DONE: &str = "done";
 
-const CHUNK_COLUMNS: &str = "chunk_no, lo_key, hi_key, cursor_key, state, row_count, batches";
+const CHUNK_COLUMNS: &str = "lo_key, hi_key, cursor_key, state, row_count, batches";
 
 fn parse_chunk(r: &[Value]) -> Chunk {
     Chunk {
-        number: int(&r[0]),
-        lo: int(&r[1]),
-        hi: int(&r[2]),
-        cursor: r[3].as_i64(),
-        state: text(&r[4]).unwrap_or_default(),
-        rows: int(&r[5]),
-        batches: int(&r[6]),
+        lo: int(&r[0]),
+        hi: int(&r[1]),
+        cursor: r[2].as_i64(),
+        state: text(&r[3]).unwrap_or_default(),
+        rows: int(&r[4]),
+        batches: int(&r[5]),
     }
 }
 
@@ -826,7 +824,7 @@ pub fn chunks(
     action: Action,
 ) -> crate::db::DbResult<Vec<Chunk>> {
     let sql = format!(
-        "SELECT {CHUNK_COLUMNS} FROM backfill_chunks WHERE version = ? AND action = ? ORDER BY chunk_no"
+        "SELECT {CHUNK_COLUMNS} FROM backfill_chunks WHERE version = ? AND action = ? ORDER BY lo_key"
     );
     let rows = session.query(&sql, &[Value::Int(version), action.as_str().into()])?;
     Ok(rows.iter().map(|r| parse_chunk(r)).collect())
@@ -904,7 +902,7 @@ pub fn prepare_chunks(
         fold_locked(s, version, other, None)?;
         let lock = s.dialect().for_update();
         let left = s.query(
-            &format!("SELECT chunk_no FROM backfill_chunks WHERE version = ? AND action = ?{lock}"),
+            &format!("SELECT lo_key FROM backfill_chunks WHERE version = ? AND action = ?{lock}"),
             &[Value::Int(version), action.as_str().into()],
         )?;
         if !left.is_empty() {
@@ -924,23 +922,22 @@ pub fn prepare_chunks(
         let Some(ranges) = ranges.filter(|r| !r.is_empty()) else {
             return Ok(Some(Prepared::Single));
         };
-        // A few hundred rows at most (jobs × chunks per job): one statement.
+        // One row per job: one statement.
         let mut sql = String::from(
-            "INSERT INTO backfill_chunks (version, action, chunk_no, lo_key, hi_key, cursor_key, state, owner_run, \
+            "INSERT INTO backfill_chunks (version, action, lo_key, hi_key, cursor_key, state, owner_run, \
              row_count, owner_rows, batches) VALUES ",
         );
-        let mut params = Vec::with_capacity(ranges.len() * 6);
+        let mut params = Vec::with_capacity(ranges.len() * 5);
         for (i, (lo, hi)) in ranges.iter().enumerate() {
             if i > 0 {
                 sql.push_str(", ");
             }
             sql.push_str(&format!(
-                "(?, ?, ?, ?, ?, NULL, '{CHUNK_PENDING}', ?, 0, 0, 0)"
+                "(?, ?, ?, ?, NULL, '{CHUNK_PENDING}', ?, 0, 0, 0)"
             ));
             params.extend([
                 Value::Int(version),
                 action.as_str().into(),
-                Value::Int(i as i64),
                 Value::Int(*lo),
                 Value::Int(*hi),
                 run_id.into(),
@@ -1025,10 +1022,10 @@ pub fn claim_chunk(
 ) -> crate::db::DbResult<Option<Chunk>> {
     let pick = format!(
         "SELECT {CHUNK_COLUMNS} FROM backfill_chunks WHERE version = ? AND action = ? AND owner_run = ? \
-         AND state = '{CHUNK_PENDING}' ORDER BY chunk_no LIMIT 1"
+         AND state = '{CHUNK_PENDING}' ORDER BY lo_key LIMIT 1"
     );
     let take = format!(
-        "UPDATE backfill_chunks SET state = '{CHUNK_RUNNING}' WHERE version = ? AND action = ? AND chunk_no = ? \
+        "UPDATE backfill_chunks SET state = '{CHUNK_RUNNING}' WHERE version = ? AND action = ? AND lo_key = ? \
          AND owner_run = ? AND state = '{CHUNK_PENDING}'"
     );
     loop {
@@ -1042,7 +1039,7 @@ pub fn claim_chunk(
         let params = [
             Value::Int(version),
             action.as_str().into(),
-            Value::Int(chunk.number),
+            Value::Int(chunk.lo),
             run_id.into(),
         ];
         if session.execute(&take, &params)? == 1 {
@@ -1054,24 +1051,26 @@ pub fn claim_chunk(
 }
 
 /// The fence of a batch in a chunk: the first statement of its transaction. A compare-and-set on
-/// (chunk, owning run, the cursor the batch starts from) that locks the chunk row. `false`: the run
-/// was taken over (or the chunk moved on); the batch must roll back.
+/// (chunk, owning run, the cursor the batch starts from) that locks the chunk row, then the chunk's
+/// last key as it is now (another worker of the run may have split the upper part off, which it
+/// can only do while no batch holds the row). `None`: the run was taken over (or the chunk moved
+/// on); the batch must roll back.
 pub fn fence_chunk(
     session: &mut dyn Session,
     version: i64,
     action: Action,
-    chunk: i64,
+    lo: i64,
     run_id: &str,
     from: Option<i64>,
-) -> crate::db::DbResult<bool> {
+) -> crate::db::DbResult<Option<i64>> {
     let mut sql = format!(
-        "UPDATE backfill_chunks SET batches = batches WHERE version = ? AND action = ? AND chunk_no = ? \
+        "UPDATE backfill_chunks SET batches = batches WHERE version = ? AND action = ? AND lo_key = ? \
          AND owner_run = ? AND state = '{CHUNK_RUNNING}'"
     );
     let mut params = vec![
         Value::Int(version),
         action.as_str().into(),
-        Value::Int(chunk),
+        Value::Int(lo),
         run_id.into(),
     ];
     match from {
@@ -1081,7 +1080,15 @@ pub fn fence_chunk(
         }
         None => sql.push_str(" AND cursor_key IS NULL"),
     }
-    Ok(session.execute(&sql, &params)? == 1)
+    if session.execute(&sql, &params)? != 1 {
+        return Ok(None);
+    }
+    Ok(session
+        .query_scalar(
+            "SELECT hi_key FROM backfill_chunks WHERE version = ? AND action = ? AND lo_key = ?",
+            &[Value::Int(version), action.as_str().into(), Value::Int(lo)],
+        )?
+        .as_i64())
 }
 
 /// A batch's checkpoint in its chunk (inside the batch transaction, after `fence_chunk`): the last key
@@ -1092,7 +1099,7 @@ pub fn checkpoint_chunk(
     session: &mut dyn Session,
     version: i64,
     action: Action,
-    chunk: i64,
+    lo: i64,
     run_id: &str,
     cursor: Option<i64>,
     rows: u64,
@@ -1105,7 +1112,7 @@ pub fn checkpoint_chunk(
     };
     let sql = format!(
         "UPDATE backfill_chunks SET {set_cursor}row_count = row_count + ?, owner_rows = owner_rows + ?, \
-         state = '{state}'{counted} WHERE version = ? AND action = ? AND chunk_no = ? AND owner_run = ?"
+         state = '{state}'{counted} WHERE version = ? AND action = ? AND lo_key = ? AND owner_run = ?"
     );
     let mut params = Vec::new();
     if let Some(c) = cursor {
@@ -1116,10 +1123,88 @@ pub fn checkpoint_chunk(
         Value::Int(rows as i64),
         Value::Int(version),
         action.as_str().into(),
-        Value::Int(chunk),
+        Value::Int(lo),
         run_id.into(),
     ]);
     session.execute(&sql, &params).map(|_| ())
+}
+
+/// Splits the upper part `[at, hi]` off this run's running chunk that starts at `lo` and ends at
+/// `hi`, as a new running chunk for the calling worker: a compare-and-set on the chunk's last key and
+/// on its cursor being below `at`, so a batch of its worker is never cut (the row is locked while a
+/// batch runs, and a batch that committed past `at` makes the split fail). `None`: the chunk moved
+/// on; look again.
+pub fn split_chunk(
+    session: &mut dyn Session,
+    version: i64,
+    action: Action,
+    run_id: &str,
+    (lo, hi): (i64, i64),
+    at: i64,
+) -> crate::db::DbResult<Option<Chunk>> {
+    if at <= lo || at > hi {
+        return Ok(None);
+    }
+    in_transaction(session, |s| {
+        let shrunk = s.execute(
+            &format!(
+                "UPDATE backfill_chunks SET hi_key = ? WHERE version = ? AND action = ? AND lo_key = ? \
+                 AND owner_run = ? AND state = '{CHUNK_RUNNING}' AND hi_key = ? \
+                 AND (cursor_key IS NULL OR cursor_key < ?)"
+            ),
+            &[
+                Value::Int(at - 1),
+                Value::Int(version),
+                action.as_str().into(),
+                Value::Int(lo),
+                run_id.into(),
+                Value::Int(hi),
+                Value::Int(at),
+            ],
+        )?;
+        if shrunk != 1 {
+            return Ok(None);
+        }
+        s.execute(
+            &format!(
+                "INSERT INTO backfill_chunks (version, action, lo_key, hi_key, cursor_key, state, owner_run, \
+                 row_count, owner_rows, batches) VALUES (?, ?, ?, ?, NULL, '{CHUNK_RUNNING}', ?, 0, 0, 0)"
+            ),
+            &[
+                Value::Int(version),
+                action.as_str().into(),
+                Value::Int(at),
+                Value::Int(hi),
+                run_id.into(),
+            ],
+        )?;
+        Ok(Some(Chunk {
+            lo: at,
+            hi,
+            cursor: None,
+            state: CHUNK_RUNNING.into(),
+            rows: 0,
+            batches: 0,
+        }))
+    })
+}
+
+/// This run's running chunks, for a worker that found none pending and looks for one to split.
+pub fn running_chunks(
+    session: &mut dyn Session,
+    version: i64,
+    action: Action,
+    run_id: &str,
+) -> crate::db::DbResult<Vec<Chunk>> {
+    let sql = format!(
+        "SELECT {CHUNK_COLUMNS} FROM backfill_chunks WHERE version = ? AND action = ? AND owner_run = ? \
+         AND state = '{CHUNK_RUNNING}' ORDER BY lo_key"
+    );
+    let rows = session.query(
+        &sql,
+        &[Value::Int(version), action.as_str().into(), run_id.into()],
+    )?;
+    Ok(rows.iter().map(|r| parse_chunk(r)).collect())
 }
 
 /// What folding a parallel run's chunks into the ledger found.

@@ -279,6 +279,73 @@ fn unfinished_parallel_revert_is_counted_by_the_next_apply(kind: Kind) {
     t.run(&["verify", "--data", "--strict"]).expect(0);
 }
 
+/// The workers' `(worker, rows)` of every committed batch, from the debug log.
+fn batches_by_worker(stderr: &str) -> Vec<(String, i64)> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let worker = l.split_once("worker ")?.1.split_once(' ')?.0.to_string();
+            let rows = l
+                .split_once(" committed, ")?
+                .1
+                .split_once(" rows")?
+                .0
+                .parse()
+                .ok()?;
+            Some((worker, rows))
+        })
+        .collect()
+}
+
+/// Sparse keys: one competency far above the others puts every other key in the first of two
+/// equal-width chunks. The second worker finishes its near-empty chunk at once and then splits the
+/// first one, so both write rows, and the rows are those of one job.
+fn sparse_keys_leave_no_job_idle(kind: Kind) {
+    let t = TestDb::with_app(kind, &format!("jobs_sparse_{}", kind as u8));
+    seed_generated(&t, 400);
+    let far = 1_000_000_000_000_i64;
+    let ts = "'2026-01-15 10:00:00'";
+    t.exec(&format!(
+        "INSERT INTO competencies (id, organization_id, name, description, status, created_at, updated_at) \
+         VALUES ({far}, 1, 'far away', NULL, 'active', {ts}, {ts})"
+    ));
+    let (cap, scenario) = {
+        let r = t.rows(
+            "SELECT id, discovered_in_scenario_id FROM capabilities WHERE discovered_in_scenario_id IS NOT NULL ORDER BY id LIMIT 1",
+        );
+        (r[0][0].as_i64().unwrap_or(0), r[0][1].as_i64().unwrap_or(0))
+    };
+    t.exec(&format!(
+        "INSERT INTO capability_competencies (scenario_id, capability_id, competency_id, required_level, created_at, updated_at) \
+         VALUES ({scenario}, {cap}, {far}, 3, {ts}, {ts})"
+    ));
+    let expected = t.expected_competencies();
+    let v = V_COMPETENCY.to_string();
+    let out = t.run_env(
+        &["apply", &v, "--jobs", "2", "--batch-size", "10"],
+        &[
+            ("RUST_LOG", "backfill=debug"),
+            ("BACKFILL_TEST_BATCH_DELAY_MS", "10"),
+        ],
+    );
+    out.expect(0);
+    assert!(
+        out.stderr.contains("split chunk"),
+        "the idle worker split the busy chunk:\n{}",
+        out.stderr
+    );
+    let mut writers: Vec<String> = batches_by_worker(&out.stderr)
+        .into_iter()
+        .filter(|(_, rows)| *rows > 0)
+        .map(|(w, _)| w)
+        .collect();
+    writers.sort();
+    writers.dedup();
+    assert_eq!(writers.len(), 2, "both workers wrote rows:\n{}", out.stderr);
+    assert_eq!(t.marked_competencies(), expected, "no duplicate, no gap");
+    assert_eq!(t.rows_applied(V_COMPETENCY), expected.len() as i64);
+}
+
 /// `--help` of apply and revert documents --jobs, and that SQLite runs it as 1.
 fn help_documents_jobs(_kind: Kind) {
     for command in ["apply", "revert"] {
@@ -301,6 +368,17 @@ on_every_dialect!(
     parallel_apply_resumes_with_any_jobs,
     unfinished_parallel_revert_is_counted_by_the_next_apply,
 );
+
+mod sparse {
+    #[test]
+    fn postgres() {
+        super::sparse_keys_leave_no_job_idle(super::Kind::Postgres)
+    }
+    #[test]
+    fn mariadb() {
+        super::sparse_keys_leave_no_job_idle(super::Kind::Mariadb)
+    }
+}
 
 #[test]
 fn help_says_sqlite_runs_as_one_job() {
