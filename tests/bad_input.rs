@@ -519,7 +519,7 @@ bad_inputs! {
             holder.execute("UNLOCK TABLES", &[]).unwrap();
             run
         };
-    ledger_table_locked (Mariadb) => 1, ["backfill_migrations", "Lock wait timeout", "SHOW PROCESSLIST"],
+    ledger_table_locked (Mariadb) => 1, ["backfill_migrations", "SHOW PROCESSLIST", "--statement-timeout"],
         |c| {
             c.snapshot();
             let mut holder = c.t.session();
