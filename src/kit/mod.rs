@@ -1,4 +1,4 @@
-//! The author's kit: what a migration's steps usually need, public so that shipped migrations, the
+//! The author's kit: the migration API ([`migration`]) and what a migration's steps usually need, public so that shipped migrations, the
 //! benchmark and the tests use one copy of each.
 //!
 //! - [`bounds`]: the key ranges the runner walks (also for sampling).
@@ -8,5 +8,9 @@
 
 pub mod bounds;
 pub mod marker;
+pub mod migration;
 pub mod samples;
 pub mod update;
+/// "One version row per entity that appears in a scenario": the INSERT shape both shipped
+/// migrations use.
+pub mod version_backfill;

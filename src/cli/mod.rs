@@ -1,12 +1,19 @@
 //! The command line: clap-derive definitions, and dispatch to the library.
 
+pub mod demo;
+pub mod report;
+pub mod scaffold;
+/// Where the database is: `--database-url`, `DATABASE_URL`, or the app's `.env`.
+pub mod target;
+pub mod when;
+
 use crate::db::{self, Session};
 use crate::error::{Error, Result};
 use crate::inspect;
 use crate::planfile::{PlanOut, PlanTarget};
-use crate::report::{self, Format};
 use crate::runner::{self, Options, Selection};
 use clap::{Args, Parser, Subcommand};
+use report::Format;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -574,15 +581,39 @@ pub fn long_version() -> String {
 
 /// The global flags that mean something to each command, named at the foot of its help.
 const APPLIES: &[(&str, &str)] = &[
-    ("status", "--database-url, --env-file, --format, --log-format"),
-    ("plan", "--database-url, --env-file, --format, --operator, --log-format"),
-    ("apply", "--database-url, --env-file, --format, --quiet, --operator, --log-format"),
-    ("revert", "--database-url, --env-file, --format, --quiet, --operator, --log-format"),
-    ("verify", "--database-url, --env-file, --format, --log-format"),
+    (
+        "status",
+        "--database-url, --env-file, --format, --log-format",
+    ),
+    (
+        "plan",
+        "--database-url, --env-file, --format, --operator, --log-format",
+    ),
+    (
+        "apply",
+        "--database-url, --env-file, --format, --quiet, --operator, --log-format",
+    ),
+    (
+        "revert",
+        "--database-url, --env-file, --format, --quiet, --operator, --log-format",
+    ),
+    (
+        "verify",
+        "--database-url, --env-file, --format, --log-format",
+    ),
     ("log", "--database-url, --env-file, --format, --log-format"),
-    ("forget", "--database-url, --env-file, --operator, --log-format"),
-    ("repair", "--database-url, --env-file, --operator, --log-format"),
-    ("sample-data", "--database-url, --env-file, --format, --log-format"),
+    (
+        "forget",
+        "--database-url, --env-file, --operator, --log-format",
+    ),
+    (
+        "repair",
+        "--database-url, --env-file, --operator, --log-format",
+    ),
+    (
+        "sample-data",
+        "--database-url, --env-file, --format, --log-format",
+    ),
 ];
 
 /// The command line as clap builds it from [`Cli`], plus what derive cannot say. The global flags
@@ -609,15 +640,16 @@ pub fn command() -> clap::Command {
                 sc = sc.arg(arg.hide(true));
             }
             match applies {
-                Some(flags) => sc.after_help(format!(
-                    "Global options ({flags}): see `backfill --help`."
-                )),
+                Some(flags) => {
+                    sc.after_help(format!("Global options ({flags}): see `backfill --help`."))
+                }
                 None => sc,
             }
         });
     }
     let version = format!("{} (commit {GIT_COMMIT})", env!("CARGO_PKG_VERSION"));
-    cmd.version(leak(version)).long_version(leak(long_version()))
+    cmd.version(leak(version))
+        .long_version(leak(long_version()))
 }
 
 /// clap keeps version texts as `&'static str`; these two are made once per process.
@@ -634,7 +666,10 @@ fn refuse_database_flags(matches: &clap::ArgMatches) -> std::result::Result<(), 
     if !matches!(name, "new" | "demo") {
         return Ok(());
     }
-    for (id, flag) in [("database_url", "--database-url"), ("env_file", "--env-file")] {
+    for (id, flag) in [
+        ("database_url", "--database-url"),
+        ("env_file", "--env-file"),
+    ] {
         let given = [matches, sub]
             .iter()
             .any(|m| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine));

@@ -4,8 +4,8 @@
 
 use crate::db::Session;
 use crate::error::{Error, Result};
+use crate::options::Options;
 use crate::progress::Progress;
-use crate::runner::Options;
 use std::time::Duration;
 
 const POLL: Duration = Duration::from_millis(500);

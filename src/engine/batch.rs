@@ -7,10 +7,10 @@ use crate::error::{Error, Result};
 use crate::ledger::{self, Action};
 use crate::lock::{self, Lease};
 use crate::migration::{Context, Cursor, Key, KeyRange};
+use crate::options::Options;
 use crate::progress::Progress;
 use crate::registry::Registered;
 use crate::retry;
-use crate::runner::Options;
 use crate::signals;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -604,7 +604,7 @@ pub(crate) fn run_parallel(
     session: &mut dyn Session,
     job: &Job,
     jobs: usize,
-    connect: &crate::runner::Connector,
+    connect: &crate::options::Connector,
     opts: &Options,
     lease: &mut Lease,
     progress: &mut Progress,

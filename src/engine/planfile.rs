@@ -7,7 +7,6 @@
 use crate::db::{Dialect, Identity, Session, Target};
 use crate::error::{Error, Result};
 use crate::migration::Plan;
-use crate::runner::PlanReport;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -56,6 +55,18 @@ impl PlanTarget {
             self.server.database, self.server.server
         )
     }
+}
+
+/// One migration's plan, as `plan` reports it (and `--out` writes it).
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    pub version: i64,
+    pub name: String,
+    pub checksum: String,
+    pub run_id: String,
+    /// The ledger state when it is not pending (e.g. `applied`: the plan is what a top-up writes).
+    pub state: Option<String>,
+    pub plan: Plan,
 }
 
 /// What a reviewer approved for one migration: its code and its counts per group.

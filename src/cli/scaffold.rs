@@ -12,7 +12,7 @@ const TEMPLATE: &str = r#"//! __NAME__: say what this backfill changes, for whic
 //!   values over the row `t`; the runner walks the key in batches, journals old values and revert
 //!   restores them exactly.
 //! - INSERT-shaped: implement `DataMigration` with `Shape::Insert`, marking rows with
-//!   `kit::marker::json` (see `src/version_backfill.rs`).
+//!   `kit::marker::json` (see `src/kit/version_backfill.rs`).
 //! - Irreversible: `Shape::Irreversible("why")` (see `examples/data_migrations/`).
 //!
 //! Its test is `tests/__TEST__`: plan == apply, idempotent, verify clean, exact revert, on every dialect.

@@ -8,92 +8,13 @@ use crate::error::{Error, Result};
 use crate::ledger::{self, Action, Entry, Run, RunState, Start, State};
 use crate::lock;
 use crate::migration::{Context, Cursor, Plan, Shape};
+pub use crate::options::{Connector, Options};
+pub use crate::planfile::PlanReport;
 use crate::progress::Progress;
 use crate::registry::{self, Registered};
 use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 use std::time::{Duration, Instant};
-
-/// The first batch's size when `--batch-size` is not given: a size that stays well under a second
-/// per batch on both servers in the benchmark's sweep (BENCHMARKS.md).
-const DEFAULT_BATCH_SIZE: u64 = 5_000;
-
-/// How long a batch transaction should take when `--batch-size` is not given: long enough that the
-/// per-batch fixed costs (commit, checkpoint, re-reading the join's small side) stay near a tenth of
-/// the work, short enough that no transaction holds its locks for long (BENCHMARKS.md).
-const DEFAULT_BATCH_TARGET: Duration = Duration::from_millis(300);
-
-/// How a command runs; filled from the CLI.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub batch_size: u64,
-    pub pause: Duration,
-    pub lock_timeout: Duration,
-    pub statement_timeout: Option<Duration>,
-    pub operator: String,
-    /// The command line, secrets redacted, as JSON text for the audit table.
-    pub arguments: String,
-    pub quiet: bool,
-    pub samples: usize,
-    /// Resize every batch toward this duration, starting from `batch_size`; `None`: fixed size.
-    pub batch_target: Option<Duration>,
-    /// `apply --expect-plan`: refuse unless the plan now equals the reviewed one.
-    pub expect_plan: Option<crate::planfile::PlanFile>,
-    /// `--max-replica-lag`: wait between batches while a replica lags more than this.
-    pub max_replica_lag: Option<Duration>,
-    /// `--jobs N`: workers, each with its own connection, on disjoint key ranges (chunks). 1: the
-    /// plain batch loop on the command's own session. SQLite always runs as 1 (one writer at a time).
-    pub jobs: usize,
-    /// Opens one more session to the same database, for each worker of a parallel run; `None`: runs
-    /// use only the session they are given (as 1 job).
-    pub connect: Option<Connector>,
-}
-
-/// Opens another session to the command's database, with the command's timeouts (one per worker of
-/// `--jobs N`). The CLI builds it from the resolved target; the session is opened and used on the
-/// worker's own thread, so it never crosses threads.
-#[derive(Clone)]
-pub struct Connector(
-    std::sync::Arc<dyn Fn() -> crate::db::DbResult<Box<dyn Session>> + Send + Sync>,
-);
-
-impl Connector {
-    pub fn new(
-        open: impl Fn() -> crate::db::DbResult<Box<dyn Session>> + Send + Sync + 'static,
-    ) -> Self {
-        Connector(std::sync::Arc::new(open))
-    }
-
-    pub fn open(&self) -> crate::db::DbResult<Box<dyn Session>> {
-        (self.0)()
-    }
-}
-
-impl std::fmt::Debug for Connector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Connector")
-    }
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            batch_size: DEFAULT_BATCH_SIZE,
-            pause: Duration::ZERO,
-            lock_timeout: Duration::from_secs(60),
-            statement_timeout: None,
-            operator: "unknown".into(),
-            arguments: "[]".into(),
-            quiet: true,
-            samples: 5,
-            batch_target: Some(DEFAULT_BATCH_TARGET),
-            expect_plan: None,
-            max_replica_lag: None,
-            jobs: 1,
-            connect: None,
-        }
-    }
-}
 
 /// What one apply or revert of one migration did.
 #[derive(Debug, Clone, Serialize)]
@@ -770,18 +691,6 @@ fn refuse_edited(
         new_run(Action::Revert, Some(reg), opts),
         Error::Refused(message),
     ))
-}
-
-/// One migration's plan, as reported.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlanReport {
-    pub version: i64,
-    pub name: String,
-    pub checksum: String,
-    pub run_id: String,
-    /// The ledger state when it is not pending (e.g. `applied`: the plan is what a top-up writes).
-    pub state: Option<String>,
-    pub plan: Plan,
 }
 
 /// `plan [VERSION]`: read-only; the pending migrations by default.
