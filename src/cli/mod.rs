@@ -67,9 +67,8 @@ pub struct Batching {
     /// Milliseconds to sleep between batches, to leave room for the app's own traffic.
     #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub pause_ms: u64,
-    /// Seconds to wait for another runner's lock before exiting with code 4.
-    #[arg(long, value_name = "S", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
-    pub lock_timeout: u64,
+    #[command(flatten)]
+    pub lock: LockWait,
     /// Cancel any single statement running longer than this many seconds (0: no limit).
     #[arg(long, value_name = "S", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub statement_timeout: u64,
@@ -85,13 +84,27 @@ pub struct Batching {
     pub jobs: u64,
 }
 
+/// The one `--lock-timeout` of every command that touches the ledger.
+#[derive(Debug, Args)]
+pub struct LockWait {
+    /// Seconds to wait for another runner's lock, or a lock held on the ledger, before giving up
+    /// (exit 4 for the runner lock).
+    #[arg(long, value_name = "S", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub lock_timeout: u64,
+}
+
+impl LockWait {
+    fn duration(&self) -> Duration {
+        Duration::from_secs(self.lock_timeout)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Every migration this binary knows and its state in the ledger.
     Status {
-        /// Seconds to wait for a lock held on the ledger before giving up.
-        #[arg(long, value_name = "S", default_value_t = 60)]
-        lock_timeout: u64,
+        #[command(flatten)]
+        lock: LockWait,
     },
     /// What `apply` would write, per scenario, without writing it (read-only transaction).
     Plan {
@@ -164,9 +177,8 @@ pub enum Command {
         /// The migration whose journal to drop.
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
         version: i64,
-        /// Seconds to wait for another runner's lock before exiting with code 4.
-        #[arg(long, value_name = "S", default_value_t = 60)]
-        lock_timeout: u64,
+        #[command(flatten)]
+        lock: LockWait,
     },
     /// Fix the ledger after a deliberate change, with an audit row.
     Repair {
@@ -183,9 +195,8 @@ pub enum Command {
         /// A run is recorded as running but its process is gone: mark it failed so it can be resumed.
         #[arg(long)]
         mark_failed: bool,
-        /// Seconds to wait for another runner's lock before exiting with code 4.
-        #[arg(long, value_name = "S", default_value_t = 60)]
-        lock_timeout: u64,
+        #[command(flatten)]
+        lock: LockWait,
     },
     /// Load generated app data (the HR app's tables and rows) into an empty database, to try backfill.
     SampleData {
@@ -309,7 +320,7 @@ fn with_batching(mut opts: Options, b: &Batching) -> Options {
     opts.pause = Duration::from_millis(b.pause_ms);
     opts.max_replica_lag = b.max_replica_lag.map(Duration::from_secs);
     opts.jobs = b.jobs as usize;
-    opts.lock_timeout = Duration::from_secs(b.lock_timeout);
+    opts.lock_timeout = b.lock.duration();
     opts.statement_timeout =
         (b.statement_timeout > 0).then(|| Duration::from_secs(b.statement_timeout));
     opts
@@ -392,14 +403,11 @@ pub fn run(cli: &Cli) -> Result<String> {
             let loaded = crate::fixtures::load_sample(&target, *size)?;
             Ok(report::sample_data(&target.redacted, &loaded, f))
         }
-        Command::Status { lock_timeout } => {
+        Command::Status { lock } => {
             let (mut s, target) = connect(cli)?;
-            s.set_timeouts(
-                Some(DEFAULT_STATEMENT_TIMEOUT),
-                Some(Duration::from_secs(*lock_timeout)),
-            )?;
+            s.set_timeouts(Some(DEFAULT_STATEMENT_TIMEOUT), Some(lock.duration()))?;
             let opts = Options {
-                lock_timeout: Duration::from_secs(*lock_timeout),
+                lock_timeout: lock.duration(),
                 ..opts
             };
             Ok(report::status(
@@ -498,11 +506,11 @@ pub fn run(cli: &Cli) -> Result<String> {
         Command::Repair {
             version,
             accept_checksum,
-            lock_timeout,
+            lock,
             ..
         } => {
             let opts = Options {
-                lock_timeout: Duration::from_secs(*lock_timeout),
+                lock_timeout: lock.duration(),
                 ..opts
             };
             let (mut s, _) = connect(cli)?;
@@ -513,12 +521,9 @@ pub fn run(cli: &Cli) -> Result<String> {
             };
             Ok(format!("{message}\n"))
         }
-        Command::Forget {
-            version,
-            lock_timeout,
-        } => {
+        Command::Forget { version, lock } => {
             let opts = Options {
-                lock_timeout: Duration::from_secs(*lock_timeout),
+                lock_timeout: lock.duration(),
                 ..opts
             };
             let (mut s, _) = connect(cli)?;
