@@ -55,5 +55,5 @@ dist:
 # Benchmarks (BENCHMARKS.md): backfill vs one set-based statement and vs the old per-row command, on
 # PostgreSQL and MariaDB, SIZE competencies (SIZE=1000000 for the full table). Creates and drops bf_bench.
 bench: db
-	$(CARGO) build --release --bins
+	$(CARGO) build --release --features bench --bins
 	$(TARGET_DIR)/release/bench --size $(SIZE) $(BENCH_ARGS)

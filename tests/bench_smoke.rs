@@ -1,30 +1,38 @@
-//! The benchmark harness runs end to end at a tiny size and prints its tables. Timings are never
-//! asserted: they depend on the machine and on whatever else the database servers are doing.
+//! The benchmark harness runs end to end at a tiny size and prints its tables and plots. Timings are
+//! never asserted: they depend on the machine and on whatever else the database servers are doing.
 
 use std::process::Command;
 
 #[test]
 fn bench_runs_at_a_tiny_size_and_prints_the_table() {
     let name = format!("bf_bench_smoke_{}", std::process::id());
+    let plots = std::env::temp_dir().join(format!("{name}_plots"));
+    let _ = std::fs::remove_dir_all(&plots);
     let out = Command::new(env!("CARGO_BIN_EXE_bench"))
         .args([
             "--binary",
             env!("CARGO_BIN_EXE_backfill"),
             "--dialects",
-            "sqlite",
+            "sqlite,postgres",
             "--db-name",
             &name,
-            "--size",
+            "--sizes",
             "300",
             "--runs",
             "2",
+            "--jobs",
+            "2",
             "--sweep",
             "50,5000",
+            "--sweep-ms",
+            "300",
             "--noop-runs",
             "2",
             "--old-way-rows",
             "20",
+            "--plots",
         ])
+        .arg(&plots)
         .env_remove("DATABASE_URL")
         .output()
         .expect("run the bench binary");
@@ -37,23 +45,54 @@ fn bench_runs_at_a_tiny_size_and_prints_the_table() {
     );
     for expected in [
         "## SQLite",
+        "## PostgreSQL",
+        "| single statement | time | rows/s | / best |",
+        "**(best)**",
+        "per-entity subquery",
+        "grouped derived table joined to competencies",
         "| figure | backfill | reference | ratio | target | met |",
-        "/ one INSERT…SELECT |",
+        "(1 job) / best single statement |",
+        "--jobs 2` / best single statement |",
+        "--jobs 2` / one DELETE by marker |",
         "/ one GROUP BY count |",
-        "/ one DELETE by marker |",
         "vs the old way",
-        "longest batch transaction, apply at the default batching",
-        "peak RSS of `backfill`",
+        "longest batch transaction at the default batching",
+        "peak RSS of `backfill`: apply / apply --jobs 2 / revert / revert --jobs 2",
         "no-op `apply`",
         "| batch size | batches | apply wall |",
         "| 50 |",
         "| 5000 |",
+        "## How cost grows",
+        "| PostgreSQL | 300 |",
     ] {
         assert!(
             stdout.contains(expected),
             "missing `{expected}` in:\n{stdout}\n--- stderr\n{stderr}"
         );
     }
+    // SQLite runs --jobs as 1; PostgreSQL runs two workers, each of which wrote.
+    let pg = stdout
+        .split("## PostgreSQL")
+        .nth(1)
+        .unwrap_or_default()
+        .split("## ")
+        .next()
+        .unwrap_or_default();
+    assert!(
+        pg.contains("`apply --jobs 2` (first run): 2 worker(s) wrote batches"),
+        "PostgreSQL ran the parallel apply on two workers:\n{pg}"
+    );
+    for file in [
+        "rows-per-second.svg",
+        "batches-postgresql.svg",
+        "batches-sqlite.svg",
+    ] {
+        let svg = std::fs::read_to_string(plots.join(file))
+            .unwrap_or_else(|e| panic!("plot {file} not written: {e}\n{stdout}"));
+        assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{file}");
+        assert!(svg.contains("apply"), "{file} has its series labels");
+    }
+    let _ = std::fs::remove_dir_all(&plots);
     let db = std::env::temp_dir().join(format!("{name}.db"));
     assert!(!db.exists(), "the bench left {} behind", db.display());
 }

@@ -1,18 +1,22 @@
-//! `bench`: measures `backfill` against the floor (one set-based statement doing the same work) and
-//! against the app's original per-row command, on data from `backfill::fixtures`. See BENCHMARKS.md.
+//! `bench`: measures `backfill` against the fastest single statement doing the same work and against
+//! the app's original per-row command, on data from `backfill::fixtures`. See BENCHMARKS.md.
 //!
-//! For each dialect it creates its own database (`bf_bench` by default), loads the app's tables and
-//! `--size` competencies, and then, `--runs` times, in alternating order so that neither side always
-//! runs on a warmer cache:
+//! For each size (`--sizes`) and dialect it creates its own database (`bf_bench` by default), loads
+//! the app's tables and the competencies, and then, `--runs` times, in alternating order so that
+//! neither side always runs on a warmer cache:
 //! - `backfill plan V` (the release binary, as a process) vs one `GROUP BY` count;
-//! - `backfill apply V` vs one `INSERT … SELECT` in one transaction, and `backfill revert V` vs one
-//!   `DELETE` by marker, each on the same pending data;
-//! - an in-process apply and revert at the default batch size through a session wrapper that times
-//!   every batch transaction (BEGIN to COMMIT), for the longest batch;
+//! - every single-statement form of the apply it knows for the dialect (the migration's own, the
+//!   grouped derived table, the per-entity subquery, an anti-join, `DISTINCT ON`), each one
+//!   `INSERT … SELECT` in one transaction followed by one `DELETE` by marker: the fastest is "the best
+//!   single statement";
+//! - `backfill apply V` and `backfill revert V` with 1 job and with `--jobs N`, as processes, their
+//!   batch durations read from their own debug log (one line per committed batch);
 //! - the old way (the app's original command, emulated statement by statement) on a subset.
 //!
-//! Then a batch-size sweep (in process), and the no-op `apply` wall time. It prints markdown tables on
-//! stdout and its progress on stderr, and drops its databases (unless `--keep`).
+//! Then an optional batch-size sweep (in process), and the no-op `apply` wall time. It prints markdown
+//! tables on stdout (per dialect, then the growth table across sizes), writes SVG plots (rows/s against
+//! size; batch durations over a run), logs progress on stderr, and drops its databases (unless
+//! `--keep`).
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use backfill::db::{self, DbResult, Dialect, Row, Session, Target, Tx, Value};
@@ -86,6 +90,23 @@ struct Args {
     /// Keep the benchmark databases afterwards.
     #[arg(long)]
     keep: bool,
+    /// Sizes to measure one after the other (comma-separated), for the growth table and plot;
+    /// default: --size.
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<u64>,
+    /// Workers of the parallel figures (`apply --jobs N`, `revert --jobs N`).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(2..=64))]
+    jobs: u64,
+    /// Runs that also measure the old way (the first ones; it takes long and varies little).
+    #[arg(long, default_value_t = 1)]
+    old_way_runs: usize,
+    /// Directory for the SVG plots (rows/s against size; batch durations over a run) and the
+    /// figures they are drawn from (`growth.json`).
+    #[arg(long, default_value = "bench-plots")]
+    plots: PathBuf,
+    /// Measure nothing: draw the plots again from a `growth.json` an earlier run saved.
+    #[arg(long, value_name = "FILE")]
+    replot: Option<PathBuf>,
     /// Only create and load the databases, keep them, measure nothing (for EXPLAIN by hand).
     #[arg(long)]
     load_only: bool,
@@ -107,6 +128,17 @@ fn run(args: &Args) -> Result<()> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
+    if let Some(file) = &args.replot {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let growth: Vec<GrowthPoint> =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+        print!("{}", growth_table(&growth, args.jobs));
+        for path in plots::write(&args.plots, &growth, args.jobs)? {
+            println!("plot: {}", path.display());
+        }
+        return Ok(());
+    }
     let binary = match &args.binary {
         Some(b) => b.clone(),
         None => std::env::current_exe()?
@@ -125,31 +157,51 @@ fn run(args: &Args) -> Result<()> {
         .find(|r| r.name == MIGRATION)
         .ok_or_else(|| anyhow!("this build has no {MIGRATION} migration"))?;
     let machine = machine();
+    let sizes = if args.sizes.is_empty() {
+        vec![args.size]
+    } else {
+        args.sizes.clone()
+    };
+    let shown: Vec<String> = sizes.iter().map(u64::to_string).collect();
     let mut out = String::new();
     out.push_str(&format!(
-        "# backfill bench: {} competencies (seed {}), {} run(s), default batching: {}\n\n",
-        args.size,
+        "# backfill bench: {} competencies (seed {}), {} run(s), default batching: {}, parallel: --jobs {}\n\n",
+        shown.join(", "),
         args.seed,
         args.runs,
-        default_batching()
+        default_batching(),
+        args.jobs
     ));
     out.push_str(&format!("machine: {machine}\n"));
     out.push_str(&format!("binary: {}\n", binary.display()));
     out.push_str(&format!(
-        "reproduce: make bench SIZE={}  (or: target/release/bench --size {} --runs {} --dialects {})\n",
-        args.size,
-        args.size,
+        "reproduce: target/release/bench --sizes {} --runs {} --dialects {}  (make bench SIZE=N for one size)\n",
+        shown.join(","),
         args.runs,
         args.dialects.join(",")
     ));
-    for name in &args.dialects {
-        let kind = Kind::parse(name)?;
-        let bench = Bench::new(args, kind, &binary, reg)?;
-        let report = bench.run()?;
-        out.push('\n');
-        out.push_str(&report);
-        // Print as we go: a long run should not lose a finished dialect to a later failure.
-        print!("{}", std::mem::take(&mut out));
+    let mut growth = Vec::new();
+    for &size in &sizes {
+        for name in &args.dialects {
+            let kind = Kind::parse(name)?;
+            let bench = Bench::new(args, size, kind, &binary, reg)?;
+            let (report, point) = bench.run()?;
+            out.push('\n');
+            out.push_str(&report);
+            growth.extend(point);
+            // Print as we go: a long run should not lose a finished dialect to a later failure.
+            print!("{}", std::mem::take(&mut out));
+        }
+    }
+    if !growth.is_empty() {
+        print!("\n{}", growth_table(&growth, args.jobs));
+        let written = plots::write(&args.plots, &growth, args.jobs)?;
+        let saved = args.plots.join("growth.json");
+        std::fs::write(&saved, serde_json::to_string_pretty(&growth)?)
+            .with_context(|| format!("writing {}", saved.display()))?;
+        for path in written {
+            println!("plot: {}", path.display());
+        }
     }
     Ok(())
 }
@@ -270,7 +322,7 @@ fn yes(ok: bool) -> &'static str {
 // ---------------------------------------------------------------------------------------------------
 // Databases
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Kind {
     Postgres,
     Mariadb,
@@ -517,6 +569,7 @@ struct Proc {
     /// Peak resident set size in KiB, when it could be measured.
     max_rss_kb: Option<f64>,
     stdout: String,
+    stderr: String,
 }
 
 fn time_tool() -> Option<&'static Path> {
@@ -526,7 +579,7 @@ fn time_tool() -> Option<&'static Path> {
 
 /// Runs `backfill ARGS` with DATABASE_URL set; wall time around spawn..exit, peak RSS via
 /// `/usr/bin/time -f %M` when present, else by polling VmHWM in /proc.
-fn backfill(binary: &Path, url: &str, args: &[&str]) -> Result<Proc> {
+fn backfill(binary: &Path, url: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Proc> {
     let rss_file = std::env::temp_dir().join(format!("bf-bench-rss-{}", std::process::id()));
     let mut cmd = match time_tool() {
         Some(time) => {
@@ -543,6 +596,7 @@ fn backfill(binary: &Path, url: &str, args: &[&str]) -> Result<Proc> {
         .env_remove("BACKFILL_TEST_FAIL_AT_BATCH")
         .env_remove("BACKFILL_TEST_ABORT_AT_BATCH")
         .env_remove("BACKFILL_TEST_BATCH_DELAY_MS")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -602,6 +656,7 @@ fn backfill(binary: &Path, url: &str, args: &[&str]) -> Result<Proc> {
         wall,
         max_rss_kb,
         stdout,
+        stderr,
     })
 }
 
@@ -636,8 +691,93 @@ fn context(version: i64, run_id: &str) -> backfill::migration::Context {
     }
 }
 
-fn floor_insert(d: Dialect, version: i64, run_id: &str) -> String {
-    COMPETENCY_VERSIONS.insert_sql(d, false, &context(version, run_id))
+/// One way to write every pending version in a single `INSERT … SELECT`.
+struct Form {
+    label: &'static str,
+    sql: String,
+}
+
+/// Every single-statement form of the apply this harness knows for the dialect, the migration's own
+/// first (its SQL, unranged). Each writes exactly the migration's rows, with the same expressions
+/// (UUID, marker, date, times); they differ only in how the lowest scenario per competency and the
+/// "no version yet" test are computed. The fastest one is the reference for `apply`.
+fn single_statements(d: Dialect, version: i64, run_id: &str) -> Vec<Form> {
+    let ctx = context(version, run_id);
+    let m = &COMPETENCY_VERSIONS;
+    let (entity, link, le, ls, versions, fk) = (
+        m.entity,
+        m.link,
+        m.link_entity,
+        m.link_scenario,
+        m.versions,
+        m.fk,
+    );
+    let insert = |from: String| {
+        format!(
+            "INSERT INTO {versions} (organization_id, {fk}, version_group_id, name, description, effective_from, \
+             evolution_state, metadata, created_by, created_at, updated_at) \
+             SELECT organization_id, id, {uuid}, name, description, {date}, 'new_embryo', {metadata}, NULL, {now}, {now} \
+             {from} ORDER BY id",
+            uuid = d.uuid_v4(),
+            date = d.date_param(),
+            now = d.utc_now(),
+            metadata = backfill::kit::marker::json(d, &ctx, Some(("scenario_id", "scenario_id"))),
+        )
+    };
+    let grouped = format!(
+        "(SELECT {le} AS entity_id, MIN({ls}) AS scenario_id FROM {link} WHERE {ls} IS NOT NULL GROUP BY {le}) s"
+    );
+    let not_versioned = format!("NOT EXISTS (SELECT 1 FROM {versions} v WHERE v.{fk} = e.id)");
+    let grouped_join = insert(format!(
+        "FROM {grouped} JOIN {entity} e ON e.id = s.entity_id WHERE {not_versioned}"
+    ));
+    let per_entity = insert(format!(
+        "FROM (SELECT e.id, e.organization_id, e.name, e.description, \
+         (SELECT MIN({ls}) FROM {link} WHERE {le} = e.id) AS scenario_id \
+         FROM {entity} e WHERE {not_versioned}) p WHERE p.scenario_id IS NOT NULL"
+    ));
+    let anti_join = insert(format!(
+        "FROM {grouped} JOIN {entity} e ON e.id = s.entity_id \
+         LEFT JOIN (SELECT {fk} AS versioned FROM {versions} WHERE {fk} IS NOT NULL) v ON v.versioned = e.id \
+         WHERE v.versioned IS NULL"
+    ));
+    let own = COMPETENCY_VERSIONS.insert_sql(d, false, &ctx);
+    // The migration's own statement is one of the shapes below (src/version_backfill.rs): the
+    // per-entity subquery on MariaDB, the grouped join elsewhere. It is listed once, as itself.
+    let mut forms = vec![Form {
+        label: match d {
+            Dialect::Mysql => "per-entity subquery (the migration's own statement, unranged)",
+            _ => "grouped derived table joined to competencies (the migration's own statement, unranged)",
+        },
+        sql: own,
+    }];
+    match d {
+        Dialect::Mysql => forms.push(Form {
+            label: "grouped derived table joined to competencies",
+            sql: grouped_join,
+        }),
+        _ => forms.push(Form {
+            label: "per-entity subquery",
+            sql: per_entity,
+        }),
+    }
+    forms.push(Form {
+        label: "grouped derived table, anti-join (LEFT JOIN … IS NULL) instead of NOT EXISTS",
+        sql: anti_join,
+    });
+    if d == Dialect::Postgres {
+        let distinct_on = format!(
+            "(SELECT DISTINCT ON ({le}) {le} AS entity_id, {ls} AS scenario_id FROM {link} \
+             WHERE {ls} IS NOT NULL ORDER BY {le}, {ls}) s"
+        );
+        forms.push(Form {
+            label: "DISTINCT ON (lowest scenario first) joined to competencies",
+            sql: insert(format!(
+                "FROM {distinct_on} JOIN {entity} e ON e.id = s.entity_id WHERE {not_versioned}"
+            )),
+        });
+    }
+    forms
 }
 
 /// The migration's own marker condition (the kit's), as revert uses it.
@@ -677,6 +817,8 @@ fn today() -> String {
 
 struct Bench<'a> {
     args: &'a Args,
+    /// Competencies generated.
+    size: u64,
     kind: Kind,
     binary: &'a Path,
     reg: &'static Registered,
@@ -692,13 +834,29 @@ struct Bench<'a> {
 struct Figures {
     plan: Samples,
     group_by: Samples,
-    apply: Samples,
-    insert_select: Samples,
-    revert: Samples,
+    /// Every single-statement form of the apply, in `single_statements` order.
+    forms: Vec<(String, Samples)>,
     delete: Samples,
+    apply: Samples,
+    revert: Samples,
+    apply_jobs: Samples,
+    revert_jobs: Samples,
     apply_rows: u64,
-    /// Per run: the median batch transaction of the in-process apply at the default batching.
+    /// Per run: the longest batch transaction of each process run, from its debug log.
+    longest_apply: Samples,
+    longest_revert: Samples,
+    longest_apply_jobs: Samples,
+    longest_revert_jobs: Samples,
+    /// Per run: the median batch of `apply` (1 job), and how many batches it took.
     median_batch: Samples,
+    batches: u64,
+    /// Over all runs: batches of `apply --jobs N` / `revert --jobs N`, and the attempts that
+    /// conflicts (deadlocks between the workers) rolled back and retried.
+    jobs_batches: u64,
+    jobs_retries: u64,
+    /// The batches of the first run's `apply` and `apply --jobs N`, for the plot.
+    timeline_apply: Vec<BatchEvent>,
+    timeline_jobs: Vec<BatchEvent>,
     old_way_rate: Samples,
     old_way_rows: u64,
     old_way_capabilities: u64,
@@ -706,13 +864,92 @@ struct Figures {
     old_way_load: f64,
     rss_apply: Samples,
     rss_revert: Samples,
+    rss_apply_jobs: Samples,
+    rss_revert_jobs: Samples,
     rss_plan: Samples,
     rss_noop: Samples,
     noop: Samples,
-    /// The in-process runs at the default batching, as a row of the sweep table.
-    default_batching: SweepPoint,
     /// Steps that failed (e.g. a shared server restarted under us) and were redone from a clean state.
     retried: Vec<String>,
+}
+
+/// One committed batch of a `backfill` process, from its debug log: when it ended (seconds since the
+/// first batch began), how long it took, and which worker ran it (0 with one job).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+struct BatchEvent {
+    end: f64,
+    secs: f64,
+    worker: usize,
+    /// 1, or more when deadlocks or certification conflicts rolled earlier attempts back.
+    attempts: u32,
+}
+
+/// The batches a `backfill --log-format json` process logged at debug level (`batch N: …, Tms` with
+/// one job, `worker W chunk C batch N: …, Tms` with several).
+fn batch_events(stderr: &str) -> Vec<BatchEvent> {
+    let mut raw = Vec::new();
+    for line in stderr.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(msg), Some(at)) = (v["fields"]["message"].as_str(), v["timestamp"].as_str())
+        else {
+            continue;
+        };
+        let worker = match msg.strip_prefix("worker ") {
+            Some(rest) => rest.split(' ').next().and_then(|w| w.parse().ok()),
+            None => msg.starts_with("batch ").then_some(0),
+        };
+        let ms = msg
+            .rsplit(", ")
+            .next()
+            .and_then(|t| t.strip_suffix("ms"))
+            .and_then(|t| t.parse::<f64>().ok());
+        let at = chrono::DateTime::parse_from_rfc3339(at).ok();
+        let attempts = msg
+            .split(", ")
+            .find_map(|part| part.strip_suffix(" attempts"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        if let (Some(worker), Some(ms), Some(at)) = (worker, ms, at) {
+            raw.push((at, ms / 1000.0, worker, attempts));
+        }
+    }
+    let micros = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(0) as f64 / 1e6;
+    let Some(first) = raw
+        .iter()
+        .map(|(at, secs, ..)| *at - chrono::TimeDelta::microseconds((secs * 1e6) as i64))
+        .min()
+    else {
+        return Vec::new();
+    };
+    raw.into_iter()
+        .map(|(at, secs, worker, attempts)| BatchEvent {
+            end: micros(at - first),
+            secs,
+            worker,
+            attempts,
+        })
+        .collect()
+}
+
+/// One dialect at one size, for the growth table and the plots (also saved as `growth.json` beside
+/// the plots, which `--replot` draws again).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct GrowthPoint {
+    kind: Kind,
+    size: u64,
+    rows: u64,
+    /// Medians, seconds: the best single statement, `apply`, `apply --jobs N`.
+    statement: f64,
+    apply: f64,
+    jobs: f64,
+    /// The longest batch transaction of `apply` and `apply --jobs N` (seconds), and the highest peak
+    /// RSS of any `backfill` process (KiB).
+    longest: f64,
+    rss_kb: f64,
+    timeline_apply: Vec<BatchEvent>,
+    timeline_jobs: Vec<BatchEvent>,
 }
 
 #[derive(Default, Clone)]
@@ -744,6 +981,7 @@ fn log(msg: impl AsRef<str>) {
 impl<'a> Bench<'a> {
     fn new(
         args: &'a Args,
+        size: u64,
         kind: Kind,
         binary: &'a Path,
         reg: &'static Registered,
@@ -753,6 +991,7 @@ impl<'a> Bench<'a> {
         let d = s.dialect();
         Ok(Bench {
             args,
+            size,
             kind,
             binary,
             reg,
@@ -840,22 +1079,22 @@ impl<'a> Bench<'a> {
     fn run_backfill(&mut self, args: &[&str]) -> Result<Proc> {
         let mut full = vec!["--quiet"];
         full.extend_from_slice(args);
-        backfill(self.binary, &self.db.url, &full)
+        backfill(self.binary, &self.db.url, &full, &[])
     }
 
-    fn run(mut self) -> Result<String> {
+    fn run(mut self) -> Result<(String, Option<GrowthPoint>)> {
         let label = self.kind.label();
         let server = self.server_version();
         log(format!(
             "{label}: loading {} competencies into {}",
-            self.args.size, self.db.url
+            self.size, self.db.url
         ));
         let t = Instant::now();
         fixtures::load_schema(self.s.as_mut()).map_err(|e| anyhow!("{e}"))?;
         let loaded = fixtures::generate(
             self.s.as_mut(),
             &Shape {
-                competencies: self.args.size,
+                competencies: self.size,
                 seed: self.args.seed,
             },
         )
@@ -883,12 +1122,13 @@ impl<'a> Bench<'a> {
         }
         if self.args.load_only {
             self.run_backfill(&["status"])?;
-            return Ok(format!(
+            let report = format!(
                 "## {label}: loaded {} ({} pending rows) in {}\n",
                 self.db.url,
                 loaded.pending_competency_versions,
                 secs(load_secs)
-            ));
+            );
+            return Ok((report, None));
         }
         // The ledger tables exist before anything is timed (a real database has them after its first
         // deploy); this also warms the caches for every side alike.
@@ -899,10 +1139,6 @@ impl<'a> Bench<'a> {
         let expected = loaded.pending_competency_versions;
         let mut f = Figures {
             apply_rows: expected,
-            default_batching: SweepPoint {
-                label: format!("default: {}", default_batching()),
-                ..SweepPoint::default()
-            },
             ..Figures::default()
         };
         for r in 0..self.args.runs {
@@ -915,7 +1151,10 @@ impl<'a> Bench<'a> {
         } else {
             let sizes = self.args.sweep.iter().map(|&n| Batching::Fixed(n));
             let targets = self.args.sweep_ms.iter().map(|&ms| Batching::Toward(ms));
-            sizes.chain(targets).collect()
+            std::iter::once(Batching::Default)
+                .chain(sizes)
+                .chain(targets)
+                .collect()
         };
         for batching in points {
             let mut p = SweepPoint {
@@ -931,27 +1170,41 @@ impl<'a> Bench<'a> {
             sweep.push(p);
         }
         self.retrying(&mut f, &format!("{label}: no-op apply"), |b, f| b.noop(f))?;
-        Ok(self.report(&server, &loaded, load_secs, &f, &sweep))
+        let report = self.report(&server, &loaded, load_secs, &f, &sweep);
+        let rss = [&f.rss_apply, &f.rss_apply_jobs, &f.rss_revert_jobs]
+            .iter()
+            .map(|s| s.max())
+            .filter(|x| !x.is_nan())
+            .fold(0.0, f64::max);
+        let point = GrowthPoint {
+            kind: self.kind,
+            size: self.size,
+            rows: expected,
+            statement: best_form(&f).map_or(f64::NAN, |(_, s)| s.median()),
+            apply: f.apply.median(),
+            jobs: f.apply_jobs.median(),
+            longest: f.longest_apply.max().max(f.longest_apply_jobs.max()),
+            rss_kb: rss,
+            timeline_apply: f.timeline_apply.clone(),
+            timeline_jobs: f.timeline_jobs.clone(),
+        };
+        Ok((report, Some(point)))
     }
 
     /// One repetition of every paired measurement, in alternating order.
     fn one_run(&mut self, f: &mut Figures, r: usize, expected: u64) -> Result<()> {
         self.plan_pair(f, r % 2 == 1)?;
         if r.is_multiple_of(2) {
-            self.floor_pair(f, expected)?;
-            self.backfill_pair(f, expected)?;
+            self.forms_pair(f, expected)?;
+            self.backfill_pair(f, r, expected)?;
         } else {
-            self.backfill_pair(f, expected)?;
-            self.floor_pair(f, expected)?;
+            self.backfill_pair(f, r, expected)?;
+            self.forms_pair(f, expected)?;
         }
-        let (apply, revert) = self.in_process(Batching::Default, expected)?;
-        f.default_batching.add(&apply, &revert);
-        let mut all = Samples::default();
-        for b in &apply.batches {
-            all.push(b.as_secs_f64());
+        if r < self.args.old_way_runs {
+            self.old_way(f)?;
         }
-        f.median_batch.push(all.median());
-        self.old_way(f)
+        Ok(())
     }
 
     /// Runs `step`; if it fails (the servers are shared, and some test suites restart them), puts
@@ -1077,62 +1330,150 @@ impl<'a> Bench<'a> {
         Ok(())
     }
 
-    /// One INSERT … SELECT, then one DELETE by marker, each in one transaction.
-    fn floor_pair(&mut self, f: &mut Figures, expected: u64) -> Result<()> {
+    /// Every single-statement form: one INSERT … SELECT, then one DELETE by marker, each in one
+    /// transaction.
+    fn forms_pair(&mut self, f: &mut Figures, expected: u64) -> Result<()> {
         let run_id = uuid::Uuid::now_v7().to_string();
-        let sql = floor_insert(self.d, self.reg.version, &run_id);
-        self.settle()?;
-        let t = Instant::now();
-        self.s.begin(false).map_err(|e| anyhow!("{e}"))?;
-        let rows = self
-            .s
-            .execute(&sql, &[Value::Text(today())])
-            .map_err(|e| anyhow!("{sql}: {e}"))?;
-        self.s.commit().map_err(|e| anyhow!("{e}"))?;
-        f.insert_select.push(t.elapsed().as_secs_f64());
-        if rows != expected {
-            bail!("INSERT … SELECT wrote {rows} rows, expected {expected}");
+        let forms = single_statements(self.d, self.reg.version, &run_id);
+        if f.forms.len() != forms.len() {
+            f.forms = forms
+                .iter()
+                .map(|form| (form.label.to_string(), Samples::default()))
+                .collect();
         }
-        self.settle()?;
-        let sql = floor_delete(self.d, self.reg.version);
-        let t = Instant::now();
-        self.s.begin(false).map_err(|e| anyhow!("{e}"))?;
-        let rows = self
-            .s
-            .execute(&sql, &[])
-            .map_err(|e| anyhow!("{sql}: {e}"))?;
-        self.s.commit().map_err(|e| anyhow!("{e}"))?;
-        f.delete.push(t.elapsed().as_secs_f64());
-        if rows != expected {
-            bail!("DELETE deleted {rows} rows, expected {expected}");
+        for (i, form) in forms.iter().enumerate() {
+            self.settle()?;
+            let t = Instant::now();
+            self.s.begin(false).map_err(|e| anyhow!("{e}"))?;
+            let rows = self
+                .s
+                .execute(&form.sql, &[Value::Text(today())])
+                .map_err(|e| anyhow!("{}: {}: {e}", form.label, form.sql))?;
+            self.s.commit().map_err(|e| anyhow!("{e}"))?;
+            f.forms[i].1.push(t.elapsed().as_secs_f64());
+            if rows != expected {
+                bail!(
+                    "single statement `{}` wrote {rows} rows, expected {expected}",
+                    form.label
+                );
+            }
+            self.settle()?;
+            let sql = floor_delete(self.d, self.reg.version);
+            let t = Instant::now();
+            self.s.begin(false).map_err(|e| anyhow!("{e}"))?;
+            let rows = self
+                .s
+                .execute(&sql, &[])
+                .map_err(|e| anyhow!("{sql}: {e}"))?;
+            self.s.commit().map_err(|e| anyhow!("{e}"))?;
+            f.delete.push(t.elapsed().as_secs_f64());
+            if rows != expected {
+                bail!("DELETE deleted {rows} rows, expected {expected}");
+            }
         }
         Ok(())
     }
 
-    /// `backfill apply V`, then `backfill revert V`, as processes.
-    fn backfill_pair(&mut self, f: &mut Figures, expected: u64) -> Result<()> {
+    /// `backfill apply V` then `backfill revert V`, as processes, with 1 job and with `--jobs N` (in
+    /// alternating order), each logging its batches (debug, JSON) for the longest batch and the plot.
+    fn backfill_pair(&mut self, f: &mut Figures, r: usize, expected: u64) -> Result<()> {
         let version = self.version_text.clone();
-        self.settle()?;
-        let p = self.run_backfill(&["apply", &version])?;
-        f.apply.push(p.wall);
-        if let Some(kb) = p.max_rss_kb {
-            f.rss_apply.push(kb);
-        }
-        let marked = self.marked()?;
-        if marked as u64 != expected {
-            bail!("backfill apply wrote {marked} rows, expected {expected}");
-        }
-        self.settle()?;
-        let p = self.run_backfill(&["revert", &version])?;
-        f.revert.push(p.wall);
-        if let Some(kb) = p.max_rss_kb {
-            f.rss_revert.push(kb);
-        }
-        let left = self.marked()?;
-        if left != 0 {
-            bail!("backfill revert left {left} rows");
+        let jobs = self.args.jobs.to_string();
+        let order: [bool; 2] = if r.is_multiple_of(2) {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for parallel in order {
+            let mut apply = vec!["apply", version.as_str()];
+            let mut revert = vec!["revert", version.as_str()];
+            if parallel {
+                apply.extend(["--jobs", jobs.as_str()]);
+                revert.extend(["--jobs", jobs.as_str()]);
+            }
+            self.settle()?;
+            let p = self.run_logged(&apply)?;
+            let events = batch_events(&p.stderr);
+            let longest = events.iter().map(|e| e.secs).fold(0.0, f64::max);
+            if parallel {
+                f.jobs_batches += events.len() as u64;
+                f.jobs_retries += events
+                    .iter()
+                    .map(|e| u64::from(e.attempts - 1))
+                    .sum::<u64>();
+            }
+            if parallel {
+                f.apply_jobs.push(p.wall);
+                f.longest_apply_jobs.push(longest);
+                if let Some(kb) = p.max_rss_kb {
+                    f.rss_apply_jobs.push(kb);
+                }
+                if r == 0 {
+                    f.timeline_jobs = events;
+                }
+            } else {
+                f.apply.push(p.wall);
+                f.longest_apply.push(longest);
+                if let Some(kb) = p.max_rss_kb {
+                    f.rss_apply.push(kb);
+                }
+                let mut all = Samples::default();
+                events.iter().for_each(|e| all.push(e.secs));
+                f.median_batch.push(all.median());
+                f.batches = events.len() as u64;
+                if r == 0 {
+                    f.timeline_apply = events;
+                }
+            }
+            let marked = self.marked()?;
+            if marked as u64 != expected {
+                bail!(
+                    "backfill {} wrote {marked} rows, expected {expected}",
+                    apply.join(" ")
+                );
+            }
+            self.settle()?;
+            let p = self.run_logged(&revert)?;
+            let events = batch_events(&p.stderr);
+            let longest = events.iter().map(|e| e.secs).fold(0.0, f64::max);
+            if parallel {
+                f.jobs_batches += events.len() as u64;
+                f.jobs_retries += events
+                    .iter()
+                    .map(|e| u64::from(e.attempts - 1))
+                    .sum::<u64>();
+            }
+            if parallel {
+                f.revert_jobs.push(p.wall);
+                f.longest_revert_jobs.push(longest);
+                if let Some(kb) = p.max_rss_kb {
+                    f.rss_revert_jobs.push(kb);
+                }
+            } else {
+                f.revert.push(p.wall);
+                f.longest_revert.push(longest);
+                if let Some(kb) = p.max_rss_kb {
+                    f.rss_revert.push(kb);
+                }
+            }
+            let left = self.marked()?;
+            if left != 0 {
+                bail!("backfill {} left {left} rows", revert.join(" "));
+            }
         }
         Ok(())
+    }
+
+    /// `backfill ARGS` with its batches logged (debug level, JSON lines on stderr, one per batch).
+    fn run_logged(&mut self, args: &[&str]) -> Result<Proc> {
+        let mut full = vec!["--quiet", "--log-format", "json"];
+        full.extend_from_slice(args);
+        backfill(
+            self.binary,
+            &self.db.url,
+            &full,
+            &[("RUST_LOG", "backfill=debug")],
+        )
     }
 
     /// The runner in this process, through the timing session: apply then revert.
@@ -1326,14 +1667,14 @@ impl<'a> Bench<'a> {
     ) -> String {
         let v = self.reg.version;
         let rows = f.apply_rows;
+        let jobs = self.args.jobs;
         let paired = |a: &Samples, b: &Samples| -> Samples {
             Samples(a.0.iter().zip(&b.0).map(|(x, y)| x / y).collect())
         };
-        let rel = |a: &Samples, b: &Samples| -> (f64, Samples) {
-            (a.median() / b.median(), paired(a, b))
-        };
-        let ratio_cell = |(r, pairs): (f64, Samples)| -> String {
-            if pairs.0.len() < 2 {
+        let cell = |a: &Samples, b: &Samples| -> (f64, String) {
+            let r = a.median() / b.median();
+            let pairs = paired(a, b);
+            let shown = if pairs.0.len() < 2 {
                 ratio(r)
             } else {
                 format!(
@@ -1342,7 +1683,8 @@ impl<'a> Bench<'a> {
                     ratio(pairs.min()),
                     ratio(pairs.max())
                 )
-            }
+            };
+            (r, shown)
         };
         let mut o = String::new();
         o.push_str(&format!("## {} — {server}\n\n", self.kind.label()));
@@ -1357,71 +1699,123 @@ impl<'a> Bench<'a> {
             loaded.preexisting_versions,
             secs(load_secs)
         ));
+        let Some((best_label, best)) = best_form(f) else {
+            return o;
+        };
+        o.push_str(&format!(
+            "Single statements (each one `INSERT … SELECT` of all {rows} rows in one transaction):\n\n"
+        ));
+        o.push_str("| single statement | time | rows/s | / best |\n|---|---|---|---|\n");
+        for (label, t) in &f.forms {
+            let mark = if label == best_label {
+                " **(best)**"
+            } else {
+                ""
+            };
+            o.push_str(&format!(
+                "| {label}{mark} | {} | {} | {} |\n",
+                t.show(secs),
+                rate(rows as f64 / t.median()),
+                ratio(t.median() / best.median())
+            ));
+        }
+        o.push_str(&format!(
+            "| one `DELETE` by marker (the revert's reference) | {} | {} | |\n\n",
+            f.delete.show(secs),
+            rate(rows as f64 / f.delete.median())
+        ));
         o.push_str("| figure | backfill | reference | ratio | target | met |\n");
         o.push_str("|---|---|---|---|---|---|\n");
-        let (apply_r, apply_pairs) = rel(&f.apply, &f.insert_select);
+        let mut row = |what: String, a: &Samples, b: &Samples, target: f64| {
+            let (r, shown) = cell(a, b);
+            o.push_str(&format!(
+                "| {what} | {} | {} | {shown} | ≤ {target}× | {} |\n",
+                a.show(secs),
+                b.show(secs),
+                yes(r <= target)
+            ));
+        };
+        row(
+            format!("`apply {v}` (1 job) / best single statement"),
+            &f.apply,
+            best,
+            1.2,
+        );
+        row(
+            format!("`apply {v} --jobs {jobs}` / best single statement"),
+            &f.apply_jobs,
+            best,
+            0.8,
+        );
+        row(
+            format!("`revert {v} --jobs {jobs}` / one DELETE by marker"),
+            &f.revert_jobs,
+            &f.delete,
+            1.0,
+        );
+        row(
+            format!("`revert {v}` (1 job) / one DELETE by marker"),
+            &f.revert,
+            &f.delete,
+            1.5,
+        );
+        row(
+            format!("`plan {v}` / one GROUP BY count"),
+            &f.plan,
+            &f.group_by,
+            1.2,
+        );
+        if !f.old_way_rate.0.is_empty() {
+            let apply_rate = Samples(f.apply.0.iter().map(|w| rows as f64 / w).collect());
+            let speedup = apply_rate.median() / f.old_way_rate.median();
+            o.push_str(&format!(
+                "| `apply` rows/s vs the old way (projected from a subset: {} rows from {} capabilities in {}, of which {} loading the capabilities, counted once) | {} | {} | {} faster | ≥ 30× | {} |\n",
+                f.old_way_rows,
+                f.old_way_capabilities,
+                secs(f.old_way_seconds),
+                secs(f.old_way_load),
+                apply_rate.show(rate),
+                f.old_way_rate.show(rate),
+                ratio(speedup),
+                yes(speedup >= 30.0)
+            ));
+        }
+        let longest = [
+            &f.longest_apply,
+            &f.longest_apply_jobs,
+            &f.longest_revert,
+            &f.longest_revert_jobs,
+        ]
+        .iter()
+        .map(|s| s.max())
+        .fold(0.0, f64::max);
         o.push_str(&format!(
-            "| `apply {v}` ({rows} rows) / one INSERT…SELECT | {} | {} | {} | ≤ 1.2× | {} |\n",
-            f.apply.show(secs),
-            f.insert_select.show(secs),
-            ratio_cell((apply_r, apply_pairs)),
-            yes(apply_r <= 1.2)
-        ));
-        let (plan_r, plan_pairs) = rel(&f.plan, &f.group_by);
-        o.push_str(&format!(
-            "| `plan {v}` / one GROUP BY count | {} | {} | {} | ≤ 1.2× | {} |\n",
-            f.plan.show(secs),
-            f.group_by.show(secs),
-            ratio_cell((plan_r, plan_pairs)),
-            yes(plan_r <= 1.2)
-        ));
-        let (rev_r, rev_pairs) = rel(&f.revert, &f.delete);
-        o.push_str(&format!(
-            "| `revert {v}` / one DELETE by marker | {} | {} | {} | ≤ 1.5× | {} |\n",
-            f.revert.show(secs),
-            f.delete.show(secs),
-            ratio_cell((rev_r, rev_pairs)),
-            yes(rev_r <= 1.5)
-        ));
-        let apply_rate = Samples(f.apply.0.iter().map(|w| rows as f64 / w).collect());
-        let speedup = apply_rate.median() / f.old_way_rate.median();
-        o.push_str(&format!(
-            "| `apply` rows/s vs the old way (projected from a subset: {} rows from {} capabilities in {}, of which {} loading the capabilities, counted once) | {} | {} | {} faster | ≥ 30× | {} |\n",
-            f.old_way_rows,
-            f.old_way_capabilities,
-            secs(f.old_way_seconds),
-            secs(f.old_way_load),
-            apply_rate.show(rate),
-            f.old_way_rate.show(rate),
-            ratio(speedup),
-            yes(speedup >= 30.0)
-        ));
-        let d = &f.default_batching;
-        let longest = d.longest_apply.max();
-        o.push_str(&format!(
-            "| longest batch transaction, apply at the default batching, {} ({} batches; median batch {}) | {} | | | < 1 s | {} |\n",
+            "| longest batch transaction at the default batching ({}): apply / apply --jobs {jobs} / revert / revert --jobs {jobs} (apply: {} batches, median {}) | {} / {} / {} / {} | | | < 1 s | {} |\n",
             default_batching(),
-            d.batches,
+            f.batches,
             secs(f.median_batch.median()),
-            d.longest_apply.show(secs),
+            secs(f.longest_apply.max()),
+            secs(f.longest_apply_jobs.max()),
+            secs(f.longest_revert.max()),
+            secs(f.longest_revert_jobs.max()),
             yes(longest < 1.0)
         ));
-        o.push_str(&format!(
-            "| longest batch transaction, revert at the default batching | {} | | | < 1 s | {} |\n",
-            d.longest_revert.show(secs),
-            yes(d.longest_revert.max() < 1.0)
-        ));
-        let rss_max = [&f.rss_apply, &f.rss_revert, &f.rss_plan, &f.rss_noop]
+        let rss = [
+            &f.rss_apply,
+            &f.rss_apply_jobs,
+            &f.rss_revert,
+            &f.rss_revert_jobs,
+            &f.rss_plan,
+            &f.rss_noop,
+        ];
+        let rss_max = rss
             .iter()
             .map(|s| s.max())
             .filter(|x| !x.is_nan())
             .fold(f64::NAN, f64::max);
         o.push_str(&format!(
-            "| peak RSS of `backfill`: apply / revert / plan / no-op | {} / {} / {} / {} | | | < 64 MiB | {} |\n",
-            mib(f.rss_apply.max()),
-            mib(f.rss_revert.max()),
-            mib(f.rss_plan.max()),
-            mib(f.rss_noop.max()),
+            "| peak RSS of `backfill`: apply / apply --jobs {jobs} / revert / revert --jobs {jobs} / plan / no-op | {} | | | < 64 MiB | {} |\n",
+            rss.iter().map(|s| mib(s.max())).collect::<Vec<_>>().join(" / "),
             yes(rss_max < 64.0 * 1024.0)
         ));
         o.push_str(&format!(
@@ -1430,32 +1824,46 @@ impl<'a> Bench<'a> {
             f.noop.show(secs),
             yes(f.noop.median() < 0.1)
         ));
-        let floor_rate = rows as f64 / f.insert_select.median();
         o.push_str(&format!(
-            "\nValues are median (min–max) over the runs; ratios are of the medians, with the range of the per-run ratios. \
-             For scale, the floor (one INSERT…SELECT) writes {} ({} the old way's rate).\n",
-            rate(floor_rate),
-            ratio(floor_rate / f.old_way_rate.median())
+            "\nValues are median (min–max) over the runs; ratios are of the medians, with the range of the per-run ratios \
+             (each run measures both sides). The best single statement is `{best_label}` ({}).\n",
+            rate(rows as f64 / best.median())
+        ));
+        let mut per_worker = std::collections::BTreeMap::new();
+        for e in &f.timeline_jobs {
+            *per_worker.entry(e.worker).or_insert(0u64) += 1;
+        }
+        let counts: Vec<String> = per_worker.values().map(u64::to_string).collect();
+        o.push_str(&format!(
+            "`apply --jobs {jobs}` (first run): {} worker(s) wrote batches ({} batches each). Over every \
+             `--jobs {jobs}` run: {} batches, {} attempts rolled back by a conflict between the workers and retried. \
+             Batch times are each committed transaction's (BEGIN to COMMIT), from the processes' own debug log.\n",
+            per_worker.len(),
+            counts.join(", "),
+            f.jobs_batches,
+            f.jobs_retries
         ));
         for r in &f.retried {
             o.push_str(&format!(
                 "\nretried from a clean state after an error (shared server): {r}\n"
             ));
         }
+        if sweep.is_empty() {
+            return o;
+        }
         o.push_str(&format!(
-            "\nbatch-size sweep (in process, {} run(s) each, the default batching {} run(s); walls include the ledger and lock work):\n\n",
+            "\nbatch-size sweep (in process, 1 job, {} run(s) each; walls include the ledger and lock work):\n\n",
             self.args.sweep_runs.max(1),
-            f.default_batching.apply.0.len()
         ));
-        o.push_str("| batch size | batches | apply wall | apply / INSERT…SELECT | longest apply batch | revert wall | revert / DELETE | longest revert batch |\n");
+        o.push_str("| batch size | batches | apply wall | apply / best single statement | longest apply batch | revert wall | revert / DELETE | longest revert batch |\n");
         o.push_str("|---|---|---|---|---|---|---|---|\n");
-        for p in std::iter::once(&f.default_batching).chain(sweep) {
+        for p in sweep {
             o.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 p.label,
                 p.batches,
                 p.apply.show(secs),
-                ratio(p.apply.median() / f.insert_select.median()),
+                ratio(p.apply.median() / best.median()),
                 secs(p.longest_apply.max()),
                 p.revert.show(secs),
                 ratio(p.revert.median() / f.delete.median()),
@@ -1463,6 +1871,274 @@ impl<'a> Bench<'a> {
             ));
         }
         o
+    }
+}
+
+/// The fastest single statement (lowest median): the reference for `apply`.
+fn best_form(f: &Figures) -> Option<(&str, &Samples)> {
+    f.forms
+        .iter()
+        .filter(|(_, s)| !s.0.is_empty())
+        .min_by(|a, b| a.1.median().total_cmp(&b.1.median()))
+        .map(|(label, s)| (label.as_str(), s))
+}
+
+/// How cost grows with size: rows/s of the best single statement, `apply` and `apply --jobs N`, the
+/// longest batch and the peak RSS, per dialect and size.
+fn growth_table(points: &[GrowthPoint], jobs: u64) -> String {
+    let mut o = String::from("## How cost grows\n\n");
+    o.push_str(&format!(
+        "| dialect | competencies | rows written | best single statement | apply (1 job) | apply --jobs {jobs} | longest batch | peak RSS |\n"
+    ));
+    o.push_str("|---|---|---|---|---|---|---|---|\n");
+    for p in points {
+        let r = p.rows as f64;
+        o.push_str(&format!(
+            "| {} | {} | {} | {} ({}) | {} ({}) | {} ({}) | {} | {} |\n",
+            p.kind.label(),
+            p.size,
+            p.rows,
+            rate(r / p.statement),
+            secs(p.statement),
+            rate(r / p.apply),
+            secs(p.apply),
+            rate(r / p.jobs),
+            secs(p.jobs),
+            secs(p.longest),
+            mib(p.rss_kb)
+        ));
+    }
+    o
+}
+
+/// The SVG plots, drawn by the harness itself (plotters, SVG backend only).
+mod plots {
+    use super::{GrowthPoint, Kind};
+    use anyhow::{anyhow, Context as _, Result};
+    use plotters::prelude::*;
+    use std::path::{Path, PathBuf};
+
+    const STYLES: [RGBColor; 3] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+    ];
+
+    /// A line of the growth plot: its name, which time it plots, its marker.
+    type Series = (&'static str, fn(&GrowthPoint) -> f64, Mark);
+
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Mark {
+        Cross,
+        Circle,
+        Triangle,
+    }
+
+    fn err(e: impl std::fmt::Debug) -> anyhow::Error {
+        anyhow!("drawing a plot: {e:?}")
+    }
+
+    /// Writes `rows-per-second.svg` (rows/s against size, per dialect: the best single statement,
+    /// `apply`, `apply --jobs N`) and `batches-<dialect>.svg` (the batch durations of `apply` and
+    /// `apply --jobs N` over one run at the largest size); returns their paths.
+    pub fn write(dir: &Path, points: &[GrowthPoint], jobs: u64) -> Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut written = vec![rows_per_second(dir, points, jobs)?];
+        let mut kinds: Vec<Kind> = Vec::new();
+        for p in points {
+            if !kinds.contains(&p.kind) {
+                kinds.push(p.kind);
+            }
+        }
+        for kind in kinds {
+            let largest = points
+                .iter()
+                .filter(|p| p.kind == kind)
+                .max_by_key(|p| p.size);
+            // A point read back without its batches (`--replot` of hand-kept figures) has no
+            // timeline to draw.
+            if let Some(p) = largest.filter(|p| !p.timeline_apply.is_empty()) {
+                written.push(batches(dir, p, jobs)?);
+            }
+        }
+        Ok(written)
+    }
+
+    fn rows_per_second(dir: &Path, points: &[GrowthPoint], jobs: u64) -> Result<PathBuf> {
+        let path = dir.join("rows-per-second.svg");
+        let root = SVGBackend::new(&path, (900, 520)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let min = points.iter().map(|p| p.size).min().unwrap_or(1).max(1) as f64;
+        let max = points.iter().map(|p| p.size).max().unwrap_or(1).max(1) as f64;
+        let top = points
+            .iter()
+            .flat_map(|p| [p.statement, p.apply, p.jobs].map(|t| p.rows as f64 / t))
+            .filter(|r| r.is_finite())
+            .fold(1.0, f64::max);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "rows written per second against size (higher is better)",
+                ("sans-serif", 20),
+            )
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d((min * 0.8..max * 1.25).log_scale(), 0.0..top * 1.15)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("competencies")
+            .y_desc("rows/s")
+            .x_label_formatter(&|x| format!("{:.0}k", x / 1000.0))
+            .y_label_formatter(&|y| format!("{:.0}k", y / 1000.0))
+            .draw()
+            .map_err(err)?;
+        let mut kinds: Vec<Kind> = Vec::new();
+        for p in points {
+            if !kinds.contains(&p.kind) {
+                kinds.push(p.kind);
+            }
+        }
+        for (k, kind) in kinds.iter().enumerate() {
+            let color = STYLES[k % STYLES.len()];
+            let mine: Vec<&GrowthPoint> = points.iter().filter(|p| p.kind == *kind).collect();
+            let series: [Series; 3] = [
+                ("best single statement", |p| p.statement, Mark::Cross),
+                ("apply, 1 job", |p| p.apply, Mark::Circle),
+                ("apply --jobs N", |p| p.jobs, Mark::Triangle),
+            ];
+            for (name, time, mark) in series {
+                let data: Vec<(f64, f64)> = mine
+                    .iter()
+                    .map(|p| (p.size as f64, p.rows as f64 / time(p)))
+                    .filter(|(_, r)| r.is_finite())
+                    .collect();
+                let label = format!("{}: {}", kind.label(), name.replace('N', &jobs.to_string()));
+                let line = color.stroke_width(if mark == Mark::Triangle { 3 } else { 1 });
+                let drawn = if mark == Mark::Cross {
+                    chart.draw_series(DashedLineSeries::new(data.clone(), 6, 4, line))
+                } else {
+                    chart.draw_series(LineSeries::new(data.clone(), line))
+                };
+                drawn
+                    .map_err(err)?
+                    .label(label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], line));
+                for &(x, y) in &data {
+                    match mark {
+                        Mark::Cross => chart
+                            .draw_series(std::iter::once(Cross::new(
+                                (x, y),
+                                5,
+                                color.stroke_width(2),
+                            )))
+                            .map(|_| ()),
+                        Mark::Circle => chart
+                            .draw_series(std::iter::once(Circle::new((x, y), 4, color.filled())))
+                            .map(|_| ()),
+                        Mark::Triangle => chart
+                            .draw_series(std::iter::once(TriangleMarker::new(
+                                (x, y),
+                                6,
+                                color.filled(),
+                            )))
+                            .map(|_| ()),
+                    }
+                    .map_err(err)?;
+                }
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+        Ok(path.clone())
+    }
+
+    fn batches(dir: &Path, p: &GrowthPoint, jobs: u64) -> Result<PathBuf> {
+        let name = p.kind.label().to_lowercase();
+        let path = dir.join(format!("batches-{name}.svg"));
+        let root = SVGBackend::new(&path, (900, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let all = p.timeline_apply.iter().chain(&p.timeline_jobs);
+        let right = all.clone().map(|e| e.end).fold(1.0, f64::max);
+        // Up to at least the 1 s limit, drawn as a line.
+        let top = all.map(|e| e.secs * 1000.0).fold(1000.0, f64::max);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!(
+                    "{}: every batch transaction of one apply, {} competencies (one dot each)",
+                    p.kind.label(),
+                    p.size
+                ),
+                ("sans-serif", 20),
+            )
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..right * 1.02, 0.0..top * 1.15)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds into the run (batch end)")
+            .y_desc("batch duration, ms")
+            .draw()
+            .map_err(err)?;
+        let runs = [
+            ("apply, 1 job".to_string(), &p.timeline_apply),
+            (format!("apply --jobs {jobs}"), &p.timeline_jobs),
+        ];
+        for (i, (label, events)) in runs.iter().enumerate() {
+            let color = STYLES[i % STYLES.len()];
+            let mut workers: Vec<usize> = events.iter().map(|e| e.worker).collect();
+            workers.sort_unstable();
+            workers.dedup();
+            for (n, w) in workers.iter().enumerate() {
+                let data: Vec<(f64, f64)> = events
+                    .iter()
+                    .filter(|e| e.worker == *w)
+                    .map(|e| (e.end, e.secs * 1000.0))
+                    .collect();
+                let series = chart
+                    .draw_series(LineSeries::new(data.clone(), color.stroke_width(1)))
+                    .map_err(err)?;
+                if n == 0 {
+                    series
+                        .label(label.clone())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                }
+                chart
+                    .draw_series(
+                        data.iter()
+                            .map(|&(x, y)| Circle::new((x, y), 2, color.filled())),
+                    )
+                    .map_err(err)?;
+            }
+        }
+        let limit = BLACK.mix(0.4);
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, 1000.0), (right * 1.02, 1000.0)],
+                6,
+                4,
+                limit.into(),
+            ))
+            .map_err(err)?
+            .label("the 1 s limit for one batch")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], limit));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+        Ok(path.clone())
     }
 }
 

@@ -149,9 +149,8 @@ pub(crate) fn run_batches(
         lock::renew(session, lease)?;
         crate::throttle::wait_for_replicas(session, opts, progress)?;
         batches += 1;
-        let started = Instant::now();
-        let step =
-            retry::conflicts(|| one_batch(session, job, key, cursor.as_ref(), size.now, batches))
+        let (step, took, tries) =
+            attempts(|| one_batch(session, job, key, cursor.as_ref(), size.now, batches))
                 .map_err(|e| batch_error(job.reg, batches, e))?;
         let (done, next) = match step {
             Batched::Overtaken => return Err(overtaken(job, batches)),
@@ -161,10 +160,10 @@ pub(crate) fn run_batches(
             }
             Batched::More { rows, cursor } => (rows, cursor),
         };
-        let took = started.elapsed();
         tracing::debug!(
-            "batch {batches}: {} keys, {done} rows, {}ms",
+            "batch {batches}: {} keys, {done} rows{}, {}ms",
             size.now,
+            retried(tries),
             took.as_millis()
         );
         size.adapt(took);
@@ -176,6 +175,32 @@ pub(crate) fn run_batches(
         }
     }
     Ok((rows, batches))
+}
+
+/// One batch with its conflict retries (`retry::conflicts`). The duration is the committed attempt's
+/// transaction, BEGIN to COMMIT: what the server held locks for, what the batch size adapts to (the
+/// attempts a conflict rolled back, and the back-off between them, are not the batch's size at fault).
+fn attempts<T>(
+    mut work: impl FnMut() -> crate::db::DbResult<T>,
+) -> crate::db::DbResult<(T, Duration, u32)> {
+    let (mut tries, mut last) = (0u32, Duration::ZERO);
+    let out = retry::conflicts(|| {
+        tries += 1;
+        let started = Instant::now();
+        let result = work();
+        last = started.elapsed();
+        result
+    })?;
+    Ok((out, last, tries))
+}
+
+/// ", 3 attempts" in a batch's debug line when conflicts made it retry.
+fn retried(tries: u32) -> String {
+    if tries > 1 {
+        format!(", {tries} attempts")
+    } else {
+        String::new()
+    }
 }
 
 /// How many keys the next batch takes. With a target (`--batch-ms`, the default) each batch is
@@ -635,11 +660,17 @@ pub(crate) fn run_parallel(
     shared.keys_done.store(done_before, Ordering::Relaxed);
     let mut lag = ReplicaGate::new(opts);
     lag.check(session, &shared, progress);
+    // Workers wake the coordinator when they end, so the run ends when its last batch does.
+    let coordinator = std::thread::current();
+    let live = AtomicU64::new(jobs.max(1) as u64);
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..jobs.max(1))
             .map(|w| {
                 let shared = &shared;
+                let (coordinator, live) = (coordinator.clone(), &live);
                 scope.spawn(move || {
+                    // Counted out even if the worker panics, so the coordinator never waits on it.
+                    let _ended = Ended(live, coordinator);
                     let result = connect
                         .open()
                         .map_err(|e| {
@@ -655,7 +686,7 @@ pub(crate) fn run_parallel(
                 })
             })
             .collect();
-        while workers.iter().any(|w| !w.is_finished()) {
+        while live.load(Ordering::SeqCst) > 0 {
             if !shared.stopping() {
                 if let Some(sig) = signals::requested() {
                     shared.fail(Error::Interrupted(sig));
@@ -670,7 +701,7 @@ pub(crate) fn run_parallel(
                 shared.batches.load(Ordering::Relaxed),
                 shared.position(),
             );
-            std::thread::sleep(TICK);
+            std::thread::park_timeout(TICK);
         }
         for w in workers {
             if w.join().is_err() {
@@ -701,6 +732,16 @@ pub(crate) fn run_parallel(
     {
         Some(_) => Ok((rows, batches)),
         None => Err(overtaken(job, batches)),
+    }
+}
+
+/// A worker's end: one fewer live worker, and the coordinator woken to see it.
+struct Ended<'a>(&'a AtomicU64, std::thread::Thread);
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.1.unpark();
     }
 }
 
@@ -738,8 +779,7 @@ fn worker(
                 return Ok(());
             }
             let mut numbered = None;
-            let started = Instant::now();
-            let step = retry::conflicts(|| {
+            let (step, took, tries) = attempts(|| {
                 let n = &mut numbered;
                 chunk_batch(
                     session,
@@ -762,14 +802,14 @@ fn worker(
                 ChunkStep::Done => break,
                 ChunkStep::More { rows, cursor, done } => (rows, cursor, done),
             };
-            let took = started.elapsed();
             let lo = cursor.map_or(chunk.lo, |c| c.saturating_add(1));
             // After the commit: the test suite reads these lines to prove that no key range was
             // written by two workers or two runs.
             tracing::debug!(
-                "worker {w} chunk {} batch {number}: keys {lo}..={next} committed, {rows} rows, {} keys asked, {}ms",
+                "worker {w} chunk {} batch {number}: keys {lo}..={next} committed, {rows} rows, {} keys asked{}, {}ms",
                 chunk.lo,
                 size.now,
+                retried(tries),
                 took.as_millis()
             );
             size.adapt(took);
