@@ -767,6 +767,10 @@ fn worker(
         let Some(chunk) = chunk else {
             return Ok(());
         };
+        // Each chunk starts from the first size again: a size grown on a sparse chunk (few rows per
+        // key) would make the first batch of a dense one many times the target (measured: 100,000
+        // keys, 1.9 s, on MariaDB at 1M).
+        size = BatchSize::new(opts.batch_size, opts.batch_target);
         let mut cursor = chunk.cursor;
         loop {
             if let Some(sig) = signals::requested() {
