@@ -48,6 +48,12 @@ fn main() {
         examples.retain(|v, _| !found.contains_key(v));
     }
     println!("cargo:rerun-if-env-changed=CARGO_FEATURE_TESTKIT");
+    // refinery's embed_migrations! tracks only the ledger files that already exist: a new
+    // schema/ledger/<dialect>/V<n>__*.sql must rebuild the drivers too.
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("schema/ledger").display()
+    );
     git_commit(&root);
     let mut modules = String::new();
     let production = entries(&found, &mut modules);

@@ -147,7 +147,7 @@ pub(crate) fn run_batches(
             return Err(Error::Interrupted(sig));
         }
         lock::renew(session, lease)?;
-        crate::throttle::wait_for_replicas(session, opts, progress)?;
+        crate::throttle::wait_for_replicas(session, opts, lease, progress)?;
         batches += 1;
         let (step, took, tries) =
             attempts(|| one_batch(session, job, key, cursor.as_ref(), size.now, batches))

@@ -13,6 +13,7 @@ const POLL: Duration = Duration::from_millis(500);
 pub fn wait_for_replicas(
     session: &mut dyn Session,
     opts: &Options,
+    lease: &mut crate::lock::Lease,
     progress: &mut Progress,
 ) -> Result<()> {
     let Some(limit) = opts.max_replica_lag else {
@@ -49,6 +50,8 @@ pub fn wait_for_replicas(
         if let Some(sig) = crate::signals::requested() {
             return Err(Error::Interrupted(sig));
         }
+        // A long wait must not cost the lease: it expires after a minute without renewal.
+        crate::lock::renew(session, lease)?;
         std::thread::sleep(POLL);
     }
 }
