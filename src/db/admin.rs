@@ -4,17 +4,19 @@
 use super::{connect, DbError, DbResult, Dialect, ErrorKind, Target};
 use std::path::PathBuf;
 
-/// A database name we create: plain identifier characters only (it is spliced into DDL).
-fn checked(name: &str) -> DbResult<&str> {
+/// A database name we create: plain identifier characters only (it is spliced into DDL), within the
+/// server's limit (PostgreSQL 63 bytes, MySQL/MariaDB 64).
+fn checked(dialect: Dialect, name: &str) -> DbResult<&str> {
+    let max = if dialect == Dialect::Postgres { 63 } else { 64 };
     let ok = !name.is_empty()
-        && name.len() <= 63
+        && name.len() <= max
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ok {
         Ok(name)
     } else {
         Err(DbError::new(
             ErrorKind::Config,
-            format!("`{name}` is not a usable database name (letters, digits, _; at most 63)"),
+            format!("`{name}` is not a usable database name (letters, digits, _; at most {max})"),
         ))
     }
 }
@@ -43,7 +45,7 @@ pub struct Scratch {
 impl Scratch {
     /// Creates (or recreates) database `name` on the server of `dialect`; a file for SQLite.
     pub fn create(dialect: Dialect, name: &str) -> DbResult<Scratch> {
-        let name = checked(name)?.to_lowercase();
+        let name = checked(dialect, name)?.to_lowercase();
         if dialect == Dialect::Sqlite {
             let dir = match admin_url(dialect) {
                 d if d.is_empty() => std::env::temp_dir().join("backfill-tests"),
@@ -82,6 +84,11 @@ impl Scratch {
             name,
             sqlite_path: None,
         })
+    }
+
+    /// The SQLite file, for SQLite.
+    pub fn sqlite_path(&self) -> Option<&PathBuf> {
+        self.sqlite_path.as_ref()
     }
 }
 

@@ -22,12 +22,14 @@ pub enum Kind {
 pub const V_COMPETENCY: i64 = 202611230001;
 pub const V_ROLE: i64 = 202611230002;
 
-/// A fresh, empty database that is dropped when the test ends.
+/// A fresh, empty database that is dropped when the test ends, even when it fails (the library's
+/// `db::admin::Scratch`, which the testkit uses too).
 pub struct TestDb {
     pub kind: Kind,
     pub url: String,
     name: String,
-    sqlite_path: Option<PathBuf>,
+    /// `None` for a database the test does not own (`wrap_for_seeding`): nothing to drop.
+    db: Option<backfill::db::admin::Scratch>,
 }
 
 fn admin(kind: Kind) -> Box<dyn Session> {
@@ -42,61 +44,20 @@ fn admin(kind: Kind) -> Box<dyn Session> {
 
 impl TestDb {
     pub fn new(kind: Kind, test: &str) -> TestDb {
-        let name = format!(
-            "bf_{}_{test}",
-            match kind {
-                Kind::Postgres => "pg",
-                Kind::Mariadb => "my",
-                Kind::Sqlite => "lite",
-            }
-        )
-        .to_lowercase();
-        match kind {
-            Kind::Sqlite => {
-                let dir = std::env::temp_dir().join("backfill-tests");
-                std::fs::create_dir_all(&dir).expect("temp dir");
-                let path = dir.join(format!("{name}.db"));
-                let _ = std::fs::remove_file(&path);
-                std::fs::File::create(&path).expect("create sqlite file");
-                let url = format!("sqlite://{}", path.display());
-                TestDb {
-                    kind,
-                    url,
-                    name,
-                    sqlite_path: Some(path),
-                }
-            }
-            Kind::Postgres => {
-                let mut a = admin(kind);
-                a.execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[])
-                    .expect("drop");
-                a.execute(&format!("CREATE DATABASE {name}"), &[])
-                    .expect("create");
-                TestDb {
-                    kind,
-                    url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
-                    name,
-                    sqlite_path: None,
-                }
-            }
-            Kind::Mariadb => {
-                let mut a = admin(kind);
-                a.execute(&format!("DROP DATABASE IF EXISTS {name}"), &[])
-                    .expect("drop");
-                a.execute(
-                    &format!(
-                        "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                    ),
-                    &[],
-                )
-                .expect("create");
-                TestDb {
-                    kind,
-                    url: format!("mysql://root@127.0.0.1:3306/{name}"),
-                    name,
-                    sqlite_path: None,
-                }
-            }
+        let (tag, dialect) = match kind {
+            Kind::Postgres => ("pg", db::Dialect::Postgres),
+            Kind::Mariadb => ("my", db::Dialect::Mysql),
+            Kind::Sqlite => ("lite", db::Dialect::Sqlite),
+        };
+        let name = format!("bf_{tag}_{test}").to_lowercase();
+        let db = backfill::db::admin::Scratch::create(dialect, &name).unwrap_or_else(|e| {
+            panic!("cannot create {name}: {e} (the test database servers must be running: make test starts them)")
+        });
+        TestDb {
+            kind,
+            url: db.url.clone(),
+            name,
+            db: Some(db),
         }
     }
 
@@ -112,7 +73,7 @@ impl TestDb {
     }
 
     pub fn sqlite_path(&self) -> Option<&PathBuf> {
-        self.sqlite_path.as_ref()
+        self.db.as_ref().and_then(|d| d.sqlite_path())
     }
 
     pub fn exec(&self, sql: &str) {
@@ -260,30 +221,6 @@ fn lowest_per_entity(links: &[Vec<Value>], versioned: &BTreeSet<i64>) -> BTreeSe
         *e = (*e).min(scenario);
     }
     lowest.into_iter().collect()
-}
-
-impl Drop for TestDb {
-    /// Drops the database even when the test failed: nothing is left behind (the failure message
-    /// carries the evidence).
-    fn drop(&mut self) {
-        match self.kind {
-            Kind::Sqlite => {
-                if let Some(p) = &self.sqlite_path {
-                    let _ = std::fs::remove_file(p);
-                }
-            }
-            Kind::Postgres => {
-                let _ = admin(self.kind).execute(
-                    &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-                    &[],
-                );
-            }
-            Kind::Mariadb => {
-                let _ = admin(self.kind)
-                    .execute(&format!("DROP DATABASE IF EXISTS {}", self.name), &[]);
-            }
-        }
-    }
 }
 
 /// Runs the built binary against `url`, a database no `TestDb` stands for.
@@ -692,7 +629,7 @@ impl TestDb {
             kind,
             url: url.to_string(),
             name: String::new(),
-            sqlite_path: None,
+            db: None,
         }))
     }
 }
