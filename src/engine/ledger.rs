@@ -588,7 +588,37 @@ pub fn finish(
     if let Some(run) = run_id {
         same(&mut sql, &mut params, "last_run_id", Some(run));
     }
-    crate::retry::conflicts(|| session.execute(&sql, &params)).map(|_| ())
+    session.execute(&sql, &params).map(|_| ())
+}
+
+/// How a run ended, for [`conclude`].
+pub struct Ending<'a> {
+    /// The migration's new state; `None` leaves the ledger row alone (it is another run's now).
+    pub state: Option<State>,
+    pub run_state: RunState,
+    pub outcome: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+/// Records the end of a run: the migration's state and the run's audit row in one transaction (and
+/// retried whole on a conflict), so no kill between them leaves an applied migration whose run still
+/// says `running`.
+pub fn conclude(
+    session: &mut dyn Session,
+    version: i64,
+    run_id: &str,
+    end: &Ending,
+) -> crate::db::DbResult<()> {
+    crate::retry::conflicts(|| {
+        in_transaction(session, |s| {
+            if let Some(state) = end.state {
+                finish(s, version, Some(run_id), state, end.error)?;
+            }
+            finish_run(s, run_id, end.run_state, end.outcome, end.error, None)?;
+            Ok(Some(()))
+        })
+    })
+    .map(|_| ())
 }
 
 pub fn set_checksum(

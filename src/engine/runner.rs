@@ -435,19 +435,13 @@ fn run_one(
                 count(rows, "row"),
                 count(batches, "batch")
             );
-            let done = ledger::finish(session, reg.version, Some(&run.run_id), final_state, None)
-                .and_then(|_| {
-                    crate::retry::conflicts(|| {
-                        ledger::finish_run(
-                            session,
-                            &run.run_id,
-                            RunState::Succeeded,
-                            Some(&outcome),
-                            None,
-                            None,
-                        )
-                    })
-                });
+            let end = ledger::Ending {
+                state: Some(final_state),
+                run_state: RunState::Succeeded,
+                outcome: Some(&outcome),
+                error: None,
+            };
+            let done = ledger::conclude(session, reg.version, &run.run_id, &end);
             done.map_err(|e| {
                 Error::Runtime(format!(
                     "the work is done but recording it failed: {e}; rerun to record it"
@@ -516,21 +510,18 @@ pub fn count(n: u64, noun: &str) -> String {
 fn record_failure(session: &mut dyn Session, version: i64, run_id: &str, err: Error) -> Error {
     let message = err.to_string();
     let (run_state, state) = match err {
-        Error::Interrupted(_) => (RunState::Interrupted, State::Failed),
+        Error::Interrupted(_) => (RunState::Interrupted, Some(State::Failed)),
         // Overtaken or raced: the migration is another run's now; only our audit row is ours.
-        Error::Busy(_) => (RunState::Stopped, State::Running),
-        _ => (RunState::Failed, State::Failed),
+        Error::Busy(_) => (RunState::Stopped, None),
+        _ => (RunState::Failed, Some(State::Failed)),
     };
-    let recorded = if state == State::Failed {
-        ledger::finish(session, version, Some(run_id), state, Some(&message))
-    } else {
-        Ok(())
+    let end = ledger::Ending {
+        state,
+        run_state,
+        outcome: None,
+        error: Some(&message),
     };
-    let recorded = recorded.and_then(|_| {
-        crate::retry::conflicts(|| {
-            ledger::finish_run(session, run_id, run_state, None, Some(&message), None)
-        })
-    });
+    let recorded = ledger::conclude(session, version, run_id, &end);
     match (recorded, err) {
         (Ok(()), err) => err,
         (Err(_), Error::Runtime(m)) => Error::Runtime(format!(
