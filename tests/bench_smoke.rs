@@ -70,7 +70,9 @@ fn bench_runs_at_a_tiny_size_and_prints_the_table() {
             "missing `{expected}` in:\n{stdout}\n--- stderr\n{stderr}"
         );
     }
-    // SQLite runs --jobs as 1; PostgreSQL runs two workers, each of which wrote.
+    // SQLite runs --jobs as 1; PostgreSQL runs the parallel path. At 300 keys one worker may take
+    // every chunk before the other has connected, so this checks 1 or 2 writers; tests/jobs.rs
+    // proves that both workers write where there is enough work to share.
     let pg = stdout
         .split("## PostgreSQL")
         .nth(1)
@@ -78,9 +80,13 @@ fn bench_runs_at_a_tiny_size_and_prints_the_table() {
         .split("## ")
         .next()
         .unwrap_or_default();
+    let writers: Option<u32> = pg
+        .split_once("`apply --jobs 2` (first run): ")
+        .and_then(|(_, rest)| rest.split_once(" worker(s) wrote batches"))
+        .and_then(|(n, _)| n.parse().ok());
     assert!(
-        pg.contains("`apply --jobs 2` (first run): 2 worker(s) wrote batches"),
-        "PostgreSQL ran the parallel apply on two workers:\n{pg}"
+        matches!(writers, Some(1 | 2)),
+        "PostgreSQL ran the parallel apply (1 or 2 workers wrote), got {writers:?}:\n{pg}"
     );
     for file in [
         "rows-per-second.svg",

@@ -78,6 +78,12 @@ pub struct Batching {
     /// Before each batch, wait while a replica lags more than this behind (default: no limit).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub max_replica_lag: Option<u64>,
+    /// A replica to watch for --max-replica-lag, besides those a PostgreSQL primary reports itself:
+    /// a MySQL/MariaDB replica (its Seconds_Behind_Master), another Galera node or a PostgreSQL
+    /// standby (how far it is behind our writes). Repeatable. The user needs to read replication
+    /// status there (REPLICATION CLIENT / SLAVE MONITOR on MySQL/MariaDB).
+    #[arg(long, value_name = "URL", requires = "max_replica_lag")]
+    pub replica_url: Vec<String>,
     /// Workers, each with its own connection, on disjoint key ranges (default 1; SQLite runs as 1:
     /// one writer at a time). README: when more jobs help and when they hurt.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
@@ -227,6 +233,15 @@ fn init_logging(format: LogFormat) {
 
 /// The command line as recorded in the audit table: secrets redacted. A `--database-url` value is
 /// redacted as the drivers parse it, so a password with a raw space or `@` is hidden whole.
+/// The flags whose value is a URL (and may hold a password).
+const URL_FLAGS: [&str; 2] = ["--database-url", "--replica-url"];
+
+/// `--database-url=URL` and the like: the flag and the URL.
+fn url_flag(arg: &str) -> Option<(&str, &str)> {
+    let (flag, url) = arg.split_once('=')?;
+    URL_FLAGS.contains(&flag).then_some((flag, url))
+}
+
 fn recorded_arguments() -> String {
     let mut args = Vec::new();
     let mut url_next = false;
@@ -234,12 +249,12 @@ fn recorded_arguments() -> String {
         let arg = arg.to_string_lossy();
         let shown = if url_next {
             db::url::redact_url(&arg)
-        } else if let Some(url) = arg.strip_prefix("--database-url=") {
-            format!("--database-url={}", db::url::redact_url(url))
+        } else if let Some((flag, url)) = url_flag(&arg) {
+            format!("{flag}={}", db::url::redact_url(url))
         } else {
             db::url::redact(&arg)
         };
-        url_next = arg == "--database-url";
+        url_next = URL_FLAGS.contains(&arg.as_ref());
         args.push(shown);
     }
     serde_json::to_string(&args).unwrap_or_else(|_| "[]".into())
@@ -251,7 +266,7 @@ fn remember_secrets() {
     for arg in std::env::args_os().skip(1) {
         let arg = arg.to_string_lossy();
         if arg.contains("://") {
-            db::url::remember_secrets_of(arg.strip_prefix("--database-url=").unwrap_or(&arg));
+            db::url::remember_secrets_of(url_flag(&arg).map_or(arg.as_ref(), |(_, url)| url));
         }
     }
     if let Some(url) = std::env::var_os("DATABASE_URL") {
@@ -310,7 +325,7 @@ fn options(cli: &Cli) -> Options {
 }
 
 /// `opts` carries the defaults (`Options::default()`): a flag left out keeps its default.
-fn with_batching(mut opts: Options, b: &Batching) -> Options {
+fn with_batching(mut opts: Options, b: &Batching) -> Result<Options> {
     opts.batch_size = b.batch_size.unwrap_or(opts.batch_size);
     opts.batch_target = match (b.batch_size, b.batch_ms) {
         (_, Some(ms)) => Some(Duration::from_millis(ms)),
@@ -323,7 +338,25 @@ fn with_batching(mut opts: Options, b: &Batching) -> Options {
     opts.lock_timeout = b.lock.duration();
     opts.statement_timeout =
         (b.statement_timeout > 0).then(|| Duration::from_secs(b.statement_timeout));
-    opts
+    opts.replicas = b
+        .replica_url
+        .iter()
+        .map(|url| replica(url))
+        .collect::<Result<_>>()?;
+    Ok(opts)
+}
+
+/// A `--replica-url`, named by host and port in messages (never with its password).
+fn replica(url: &str) -> Result<runner::Replica> {
+    let target = db::Target::parse(url).map_err(|e| Error::Usage(format!("--replica-url: {e}")))?;
+    let name = match (&target.host, target.port) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        _ => target.redacted.clone(),
+    };
+    Ok(runner::Replica {
+        name,
+        connect: runner::Connector::new(move || db::connect(&target)),
+    })
 }
 
 const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -440,7 +473,7 @@ pub fn run(cli: &Cli) -> Result<String> {
             expect_plan,
             batching,
         } => {
-            let mut opts = with_batching(opts, batching);
+            let mut opts = with_batching(opts, batching)?;
             if let Some(path) = expect_plan {
                 opts.expect_plan = Some(crate::planfile::read(path)?);
             }
@@ -471,7 +504,7 @@ pub fn run(cli: &Cli) -> Result<String> {
             force,
             batching,
         } => {
-            let mut opts = with_batching(opts, batching);
+            let mut opts = with_batching(opts, batching)?;
             let (mut s, target) = connect(cli)?;
             s.set_timeouts(opts.statement_timeout, Some(opts.lock_timeout))?;
             opts.connect = Some(connector(&target, &opts));

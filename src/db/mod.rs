@@ -296,6 +296,29 @@ pub trait Session: Tx {
     fn replica_lag(&mut self) -> DbResult<Option<Duration>> {
         Ok(None)
     }
+    /// Where this server's writes are now, comparable with what its replicas report as
+    /// [`ReplicaState::Applied`] (a WAL position, a Galera seqno); `None` when it has no such
+    /// position.
+    fn write_position(&mut self) -> DbResult<Option<i64>> {
+        Ok(None)
+    }
+    /// How far behind this server is, read on the server itself (a `--replica-url`).
+    fn replica_state(&mut self) -> DbResult<ReplicaState> {
+        Ok(ReplicaState::NotAReplica)
+    }
+}
+
+/// What a replica (`--replica-url`) says of itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaState {
+    /// The server's own figure (MySQL/MariaDB `Seconds_Behind_Master`).
+    Behind(Duration),
+    /// It applies nothing now; why, in a few words.
+    Stopped(String),
+    /// The position it has applied, comparable with its primary's `write_position`.
+    Applied(i64),
+    /// Neither a replica nor a cluster node.
+    NotAReplica,
 }
 
 /// Runs a dialect's embedded ledger migrations with our history table name.

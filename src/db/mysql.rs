@@ -16,6 +16,10 @@ pub struct MySession {
     conn: Conn,
     redacted: String,
     mariadb: bool,
+    /// Since when Galera's flow control has been pausing the cluster, as this session saw it.
+    flow_control_since: Option<std::time::Instant>,
+    /// Whether the server is a Galera node (`wsrep_on`), once asked.
+    galera: Option<bool>,
 }
 
 fn map_err(e: mysql::Error) -> DbError {
@@ -217,6 +221,8 @@ impl MySession {
             conn,
             redacted: target.redacted.clone(),
             mariadb: false,
+            flow_control_since: None,
+            galera: None,
         };
         let version = session.query_scalar("SELECT VERSION()", &[])?;
         session.mariadb = version.as_str().is_some_and(|v| v.contains("MariaDB"));
@@ -327,5 +333,113 @@ impl Session for MySession {
 
     fn describe(&self) -> String {
         self.redacted.clone()
+    }
+
+    fn replica_lag(&mut self) -> DbResult<Option<Duration>> {
+        // A Galera node that falls behind makes the whole cluster pause (flow control): how long
+        // that has lasted is how long the cluster has been behind our writes.
+        let active = self.wsrep_status("WSREP_FLOW_CONTROL_ACTIVE")?;
+        let Some(active) = active else {
+            return Ok(None); // not a Galera node
+        };
+        let paused = matches!(active.to_ascii_lowercase().as_str(), "true" | "on" | "1");
+        self.flow_control_since = match (paused, self.flow_control_since) {
+            (false, _) => None,
+            (true, None) => Some(std::time::Instant::now()),
+            (true, since) => since,
+        };
+        Ok(Some(
+            self.flow_control_since
+                .map_or(Duration::ZERO, |t| t.elapsed()),
+        ))
+    }
+
+    fn write_position(&mut self) -> DbResult<Option<i64>> {
+        Ok(self
+            .wsrep_status("WSREP_LAST_COMMITTED")?
+            .and_then(|s| s.parse().ok()))
+    }
+
+    fn replica_state(&mut self) -> DbResult<super::ReplicaState> {
+        if let Some(state) = self.async_replica_state()? {
+            return Ok(state);
+        }
+        let Some(ready) = self.wsrep_status("WSREP_READY")? else {
+            return Ok(super::ReplicaState::NotAReplica);
+        };
+        if !ready.eq_ignore_ascii_case("ON") {
+            let state = self
+                .wsrep_status("WSREP_LOCAL_STATE_COMMENT")?
+                .unwrap_or_default();
+            return Ok(super::ReplicaState::Stopped(format!(
+                "the Galera node is not ready ({state})"
+            )));
+        }
+        Ok(match self.write_position()? {
+            Some(seqno) => super::ReplicaState::Applied(seqno),
+            None => super::ReplicaState::Stopped("the Galera node reports no seqno".into()),
+        })
+    }
+}
+
+impl MySession {
+    /// A `wsrep_*` status variable; `None` on a server that is not a Galera node (MariaDB has them
+    /// all, with wsrep off).
+    fn wsrep_status(&mut self, name: &str) -> DbResult<Option<String>> {
+        if self.galera.is_none() {
+            let on = self.query_scalar(
+                "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME = 'WSREP_ON'",
+                &[],
+            )?;
+            self.galera = Some(on.as_str().is_some_and(|v| v.eq_ignore_ascii_case("ON")));
+        }
+        if self.galera == Some(false) {
+            return Ok(None);
+        }
+        let value = self.query_scalar(
+            "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = ?",
+            &[name.into()],
+        )?;
+        Ok(value.as_str().map(str::to_string))
+    }
+
+    /// `SHOW REPLICA STATUS` (`SHOW SLAVE STATUS` before MariaDB 10.5 and MySQL 8.0.22); `None` when
+    /// this server replicates from no primary.
+    fn async_replica_state(&mut self) -> DbResult<Option<super::ReplicaState>> {
+        let rows: Vec<mysql::Row> = match self.conn.query("SHOW REPLICA STATUS") {
+            Ok(rows) => rows,
+            Err(mysql::Error::MySqlError(e)) if e.code == 1064 => {
+                self.conn.query("SHOW SLAVE STATUS").map_err(map_err)?
+            }
+            Err(e) => return Err(map_err(e)),
+        };
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let sql = status_column(row, &["Slave_SQL_Running", "Replica_SQL_Running"]);
+        let io = status_column(row, &["Slave_IO_Running", "Replica_IO_Running"]);
+        let behind = status_column(row, &["Seconds_Behind_Master", "Seconds_Behind_Source"]);
+        let state = match (sql.as_deref(), behind.and_then(|s| s.parse::<u64>().ok())) {
+            (Some("Yes"), Some(s)) => super::ReplicaState::Behind(Duration::from_secs(s)),
+            (Some("Yes"), None) => super::ReplicaState::Stopped(format!(
+                "it is not connected to its primary (IO thread: {})",
+                io.unwrap_or_default()
+            )),
+            _ => super::ReplicaState::Stopped("its SQL thread is stopped".into()),
+        };
+        Ok(Some(state))
+    }
+}
+
+/// A `SHOW … STATUS` column by the first of its names this server uses, as text.
+fn status_column(row: &mysql::Row, names: &[&str]) -> Option<String> {
+    let at = row
+        .columns_ref()
+        .iter()
+        .position(|c| names.contains(&c.name_str().as_ref()))?;
+    match row.as_ref(at)? {
+        mysql::Value::NULL => None,
+        mysql::Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        v => Some(v.as_sql(true).trim_matches('\'').to_string()),
     }
 }

@@ -392,6 +392,30 @@ impl Session for PgSession {
         let reported = Duration::from_millis(cell(2).unwrap_or(0).max(0) as u64);
         Ok(Some(ours.max(reported)))
     }
+
+    fn write_position(&mut self) -> DbResult<Option<i64>> {
+        let at = self.query_scalar(
+            "SELECT CASE WHEN pg_is_in_recovery() THEN NULL \
+             ELSE CAST(pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') AS BIGINT) END",
+            &[],
+        )?;
+        Ok(at.as_i64())
+    }
+
+    fn replica_state(&mut self) -> DbResult<super::ReplicaState> {
+        let rows = self.query(
+            "SELECT CASE WHEN pg_is_in_recovery() THEN 1 ELSE 0 END, \
+             CAST(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0') AS BIGINT)",
+            &[],
+        )?;
+        let row = rows.first();
+        let standby = row.and_then(|r| r.first()).and_then(Value::as_i64) == Some(1);
+        Ok(match row.and_then(|r| r.get(1)).and_then(Value::as_i64) {
+            _ if !standby => super::ReplicaState::NotAReplica,
+            Some(replayed) => super::ReplicaState::Applied(replayed),
+            None => super::ReplicaState::Stopped("the standby has replayed no WAL".into()),
+        })
+    }
 }
 
 /// refinery's own PostgreSQL driver reads its history table with a named prepared statement, which

@@ -129,13 +129,19 @@ enum Batched {
     Overtaken,
 }
 
+/// What a run holds while it writes: the lease, and the replicas it watches.
+pub(crate) struct Held {
+    pub lease: Lease,
+    pub gauge: crate::throttle::Gauge,
+}
+
 /// The batch loop: each batch's writes, its checkpoint and its audit count commit together.
 pub(crate) fn run_batches(
     session: &mut dyn Session,
     job: &Job,
     mut cursor: Option<Cursor>,
     opts: &Options,
-    lease: &mut Lease,
+    held: &mut Held,
     progress: &mut Progress,
 ) -> Result<(u64, u64)> {
     let mut size = BatchSize::new(opts.batch_size, opts.batch_target);
@@ -146,8 +152,8 @@ pub(crate) fn run_batches(
         if let Some(sig) = signals::requested() {
             return Err(Error::Interrupted(sig));
         }
-        lock::renew(session, lease)?;
-        crate::throttle::wait_for_replicas(session, opts, lease, progress)?;
+        lock::renew(session, &mut held.lease)?;
+        crate::throttle::wait_for_replicas(session, &mut held.gauge, &mut held.lease, progress)?;
         batches += 1;
         let (step, took, tries) =
             attempts(|| one_batch(session, job, key, cursor.as_ref(), size.now, batches))
@@ -631,7 +637,7 @@ pub(crate) fn run_parallel(
     jobs: usize,
     connect: &crate::options::Connector,
     opts: &Options,
-    lease: &mut Lease,
+    held: &mut Held,
     progress: &mut Progress,
 ) -> Result<(u64, u64)> {
     let (version, action, run) = (job.reg.version, job.action, job.run_id);
@@ -658,7 +664,8 @@ pub(crate) fn run_parallel(
         })
         .sum();
     shared.keys_done.store(done_before, Ordering::Relaxed);
-    let mut lag = ReplicaGate::new(opts);
+    let Held { lease, gauge } = held;
+    let mut lag = ReplicaGate::new(gauge);
     lag.check(session, &shared, progress);
     // Workers wake the coordinator when they end, so the run ends when its last batch does.
     let coordinator = std::thread::current();
@@ -915,40 +922,31 @@ fn split_point(
 }
 
 /// `--max-replica-lag` for a parallel run: the coordinator reads the lag for the whole run (one
-/// query, not one per worker) and holds every worker before its next batch while it is too high.
-struct ReplicaGate {
-    limit: Option<Duration>,
+/// look, not one per worker) and holds every worker before its next batch while it is too high.
+struct ReplicaGate<'g> {
+    gauge: &'g mut crate::throttle::Gauge,
     last: Option<Instant>,
 }
 
-impl ReplicaGate {
-    fn new(opts: &Options) -> Self {
-        ReplicaGate {
-            limit: opts.max_replica_lag,
-            last: None,
-        }
+impl<'g> ReplicaGate<'g> {
+    fn new(gauge: &'g mut crate::throttle::Gauge) -> Self {
+        ReplicaGate { gauge, last: None }
     }
 
     fn check(&mut self, session: &mut dyn Session, shared: &Shared, progress: &mut Progress) {
-        let Some(limit) = self.limit else { return };
+        let Some(limit) = self.gauge.limit() else {
+            return;
+        };
         if self.last.is_some_and(|t| t.elapsed() < LAG_EVERY) {
             return;
         }
         self.last = Some(Instant::now());
-        match crate::throttle::lag_over(session, limit) {
-            Ok(Some(lag)) => {
+        match self.gauge.over(session) {
+            Ok(Some(lagging)) => {
                 if !shared.held.swap(true, Ordering::SeqCst) {
-                    tracing::info!(
-                        "replica lag {:.1}s is over --max-replica-lag {}s: waiting",
-                        lag.as_secs_f64(),
-                        limit.as_secs()
-                    );
+                    tracing::info!("{}", lagging.long(limit));
                 }
-                progress.note(&format!(
-                    "waiting: replica lag {:.0}s > {}s",
-                    lag.as_secs_f64(),
-                    limit.as_secs()
-                ));
+                progress.note(&lagging.short(limit));
             }
             Ok(None) => {
                 if shared.held.swap(false, Ordering::SeqCst) {

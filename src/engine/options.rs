@@ -32,6 +32,8 @@ pub struct Options {
     pub expect_plan: Option<crate::planfile::PlanFile>,
     /// `--max-replica-lag`: wait between batches while a replica lags more than this.
     pub max_replica_lag: Option<Duration>,
+    /// `--replica-url`: replicas to watch besides those the primary reports itself.
+    pub replicas: Vec<Replica>,
     /// `--jobs N`: workers, each with its own connection, on disjoint key ranges (chunks). 1: the
     /// plain batch loop on the command's own session. SQLite always runs as 1 (one writer at a time).
     pub jobs: usize,
@@ -66,6 +68,13 @@ impl std::fmt::Debug for Connector {
     }
 }
 
+/// A `--replica-url`: its password-free name, for messages, and how to connect to it.
+#[derive(Clone, Debug)]
+pub struct Replica {
+    pub name: String,
+    pub connect: Connector,
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -80,6 +89,7 @@ impl Default for Options {
             batch_target: Some(DEFAULT_BATCH_TARGET),
             expect_plan: None,
             max_replica_lag: None,
+            replicas: Vec::new(),
             jobs: 1,
             connect: None,
         }

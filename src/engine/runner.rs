@@ -2,16 +2,17 @@
 //! The batch loop itself is in `batch`; status, verify and repair in `inspect`. No dialect-specific
 //! SQL here: that lives in `db/` and in the migrations.
 
-use crate::batch::{prepare, run_batches, run_parallel, Engine, Job, Walk};
+use crate::batch::{prepare, run_batches, run_parallel, Engine, Held, Job, Walk};
 use crate::db::{DbError, Session};
 use crate::error::{Error, Result};
 use crate::ledger::{self, Action, Entry, Run, RunState, Start, State};
 use crate::lock;
 use crate::migration::{Context, Cursor, Plan, Shape};
-pub use crate::options::{Connector, Options};
+pub use crate::options::{Connector, Options, Replica};
 pub use crate::planfile::PlanReport;
 use crate::progress::Progress;
 use crate::registry::{self, Registered};
+use crate::throttle::Gauge;
 use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -134,6 +135,8 @@ pub fn apply(
     opts: &Options,
 ) -> Result<Vec<Outcome>> {
     validate(selection)?;
+    // Replicas are checked before the ledger is created: a wrong --replica-url changes nothing.
+    let gauge = Gauge::open(opts, session)?;
     if !ledger::check_schema(session)? {
         // First run here: whatever is selected will run, so check its tables before creating the
         // ledger; a run that cannot start leaves the database as it was.
@@ -148,9 +151,10 @@ pub fn apply(
     if selected(&entries, selection)?.is_empty() {
         return Ok(Vec::new());
     }
-    let mut lease = lock::acquire(session, opts.lock_timeout)?;
-    let result = apply_locked(session, selection, opts, &mut lease);
-    lock::release(session, lease);
+    let lease = lock::acquire(session, opts.lock_timeout)?;
+    let mut held = Held { lease, gauge };
+    let result = apply_locked(session, selection, opts, &mut held);
+    lock::release(session, held.lease);
     result
 }
 
@@ -158,7 +162,7 @@ fn apply_locked(
     session: &mut dyn Session,
     selection: Selection,
     opts: &Options,
-    lease: &mut lock::Lease,
+    held: &mut Held,
 ) -> Result<Vec<Outcome>> {
     // Look again: the runner we waited for may have done it all.
     let entries = ledger::entries(session)?;
@@ -176,7 +180,7 @@ fn apply_locked(
         if let Some(sig) = crate::signals::requested() {
             return Err(Error::Interrupted(sig));
         }
-        outcomes.push(apply_one(session, reg, opts, lease)?);
+        outcomes.push(apply_one(session, reg, opts, held)?);
     }
     Ok(outcomes)
 }
@@ -218,7 +222,7 @@ fn apply_one(
     session: &mut dyn Session,
     reg: &Registered,
     opts: &Options,
-    lease: &mut lock::Lease,
+    held: &mut Held,
 ) -> Result<Outcome> {
     let entry = ledger::entry(session, reg.version)?;
     let resume = entry.as_ref().filter(|e| is_pending(Some(e)));
@@ -243,7 +247,7 @@ fn apply_one(
         fresh: resume.is_none(),
         cursor,
     };
-    run_one(session, one, opts, lease)
+    run_one(session, one, opts, held)
 }
 
 /// `--expect-plan`: the plan as of now must equal the reviewed one. Planning costs a full read of the
@@ -339,7 +343,7 @@ fn run_one(
     session: &mut dyn Session,
     one: OneRun,
     opts: &Options,
-    lease: &mut lock::Lease,
+    held: &mut Held,
 ) -> Result<Outcome> {
     let OneRun {
         reg,
@@ -406,9 +410,9 @@ fn run_one(
     };
     let parallel = engine == Engine::Parallel;
     let result = match (&opts.connect, engine) {
-        (_, Engine::Single) => run_batches(session, &job, cursor, opts, lease, &mut progress),
+        (_, Engine::Single) => run_batches(session, &job, cursor, opts, held, &mut progress),
         (Some(connect), Engine::Parallel) => {
-            run_parallel(session, &job, workers, connect, opts, lease, &mut progress)
+            run_parallel(session, &job, workers, connect, opts, held, &mut progress)
         }
         (None, Engine::Parallel) => Err(Error::Usage(format!(
             "V{}__{} was left mid-way by a parallel run (--jobs); resume it with the backfill command, which opens a connection per job",
@@ -544,9 +548,11 @@ pub fn revert(
     if !ledger::check_schema(session)? {
         return Err(never_applied(reg));
     }
-    let mut lease = lock::acquire(session, opts.lock_timeout)?;
-    let result = revert_locked(session, reg, (walk, force), group, opts, &mut lease);
-    lock::release(session, lease);
+    let gauge = Gauge::open(opts, session)?;
+    let lease = lock::acquire(session, opts.lock_timeout)?;
+    let mut held = Held { lease, gauge };
+    let result = revert_locked(session, reg, (walk, force), group, opts, &mut held);
+    lock::release(session, held.lease);
     result
 }
 
@@ -574,7 +580,7 @@ fn revert_locked(
     (walk, force): (Walk, bool),
     group: Option<i64>,
     opts: &Options,
-    lease: &mut lock::Lease,
+    held: &mut Held,
 ) -> Result<Outcome> {
     let v = reg.version;
     let entry = ledger::entry(session, v)?.ok_or_else(|| never_applied(reg))?;
@@ -618,7 +624,7 @@ fn revert_locked(
         fresh: !resuming,
         cursor: entry.revert_cursor.clone().filter(|_| resuming),
     };
-    run_one(session, one, opts, lease)
+    run_one(session, one, opts, held)
 }
 
 fn never_applied(reg: &Registered) -> Error {

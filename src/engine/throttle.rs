@@ -1,52 +1,259 @@
 //! `--max-replica-lag`: between batches, wait while a replica is further behind than allowed (as
 //! gh-ost's and pt-online-schema-change's `--max-lag`), so a backfill never leaves the app's read
 //! replicas serving stale data for long.
+//!
+//! Where the lag comes from: the primary itself (`pg_stat_replication`; Galera's flow control), and
+//! each `--replica-url` (a MySQL/MariaDB replica's own `Seconds_Behind_Master`; for a Galera node or a
+//! PostgreSQL standby, the age of the oldest of our writes it has not applied yet).
 
-use crate::db::Session;
+use crate::db::{ReplicaState, Session};
 use crate::error::{Error, Result};
-use crate::options::Options;
+use crate::options::{Options, Replica};
 use crate::progress::Progress;
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(500);
+/// A replica must answer its lag query within this; one that does not counts as lagging.
+const REPLICA_STATEMENT_LIMIT: Duration = Duration::from_secs(5);
 
+/// A replica too far behind, or not applying at all.
+#[derive(Debug, Clone)]
+pub struct Lagging {
+    /// Which: the primary's replicas, or a `--replica-url` (password-free).
+    pub who: String,
+    /// `None`: it applies nothing now (stopped, unreachable), for the reason in `why`.
+    pub lag: Option<Duration>,
+    pub why: String,
+}
+
+impl Lagging {
+    /// For the progress line.
+    pub fn short(&self, limit: Duration) -> String {
+        match self.lag {
+            Some(lag) => format!(
+                "waiting: {} lag {:.0}s > {}s",
+                self.who,
+                lag.as_secs_f64(),
+                limit.as_secs()
+            ),
+            None => format!("waiting: {} {}", self.who, self.why),
+        }
+    }
+
+    /// For the log, once when a wait starts.
+    pub fn long(&self, limit: Duration) -> String {
+        match self.lag {
+            Some(lag) => format!(
+                "{} lag {:.1}s is over --max-replica-lag {}s: waiting",
+                self.who,
+                lag.as_secs_f64(),
+                limit.as_secs()
+            ),
+            None => format!(
+                "{}: {}; waiting until it replicates again (--max-replica-lag {}s)",
+                self.who,
+                self.why,
+                limit.as_secs()
+            ),
+        }
+    }
+}
+
+struct Watched {
+    replica: Replica,
+    session: Option<Box<dyn Session>>,
+}
+
+/// Reads the lag for one run: `None` limit means no throttling at all.
+pub struct Gauge {
+    limit: Option<Duration>,
+    replicas: Vec<Watched>,
+    /// The primary's write position before each look, oldest first, while some replica that
+    /// reports positions has not applied it.
+    marks: VecDeque<(Instant, i64)>,
+}
+
+impl Gauge {
+    /// Connects to every `--replica-url` and checks it is a replica, before anything is written.
+    pub fn open(opts: &Options, primary: &mut dyn Session) -> Result<Gauge> {
+        let mut gauge = Gauge {
+            limit: opts.max_replica_lag,
+            replicas: Vec::new(),
+            marks: VecDeque::new(),
+        };
+        for replica in &opts.replicas {
+            let mut session = open(replica)?;
+            if session.dialect() != primary.dialect() {
+                return Err(Error::Usage(format!(
+                    "--replica-url {} is a {:?} database and this one is {:?}: give a replica of this database",
+                    replica.name,
+                    session.dialect(),
+                    primary.dialect()
+                )));
+            }
+            let state = session
+                .replica_state()
+                .map_err(|e| replica_error(replica, "reading its replication state failed", e))?;
+            if state == ReplicaState::NotAReplica {
+                return Err(Error::Usage(format!(
+                    "--replica-url {} is not a replica (no replica status, not a Galera node, not in recovery); give the URL of one of the primary's replicas",
+                    replica.name
+                )));
+            }
+            if matches!(state, ReplicaState::Applied(_)) && primary.write_position()?.is_none() {
+                return Err(Error::Usage(format!(
+                    "--replica-url {} reports positions this database has none of: is it a replica of this database?",
+                    replica.name
+                )));
+            }
+            gauge.replicas.push(Watched {
+                replica: replica.clone(),
+                session: Some(session),
+            });
+        }
+        Ok(gauge)
+    }
+
+    pub fn limit(&self) -> Option<Duration> {
+        self.limit
+    }
+
+    /// One look: the worst replica past the limit, if any.
+    pub fn over(&mut self, primary: &mut dyn Session) -> Result<Option<Lagging>> {
+        let Some(limit) = self.limit else {
+            return Ok(None);
+        };
+        let over = |lagging: &Lagging| lagging.lag.is_none_or(|lag| lag > limit);
+        let mut found: Vec<Lagging> = primary
+            .replica_lag()
+            .map_err(|e| Error::Runtime(format!("reading replica lag failed: {e}")))?
+            .map(|lag| Lagging {
+                who: "replica".into(),
+                lag: Some(lag),
+                why: String::new(),
+            })
+            .into_iter()
+            .filter(over)
+            .collect();
+        if !self.replicas.is_empty() {
+            if let Some(at) = primary.write_position()? {
+                self.marks.push_back((Instant::now(), at));
+            }
+        }
+        let mut slowest_applied: Option<i64> = None;
+        for watched in &mut self.replicas {
+            let reading = watched.look(&self.marks);
+            if let Some(applied) = reading.applied {
+                slowest_applied = Some(slowest_applied.map_or(applied, |s| s.min(applied)));
+            }
+            found.extend(reading.lagging.filter(over));
+        }
+        // Positions every replica has applied are no one's lag any more.
+        while self
+            .marks
+            .front()
+            .is_some_and(|(_, at)| slowest_applied.is_some_and(|s| *at <= s))
+        {
+            self.marks.pop_front();
+        }
+        // The worst first: one that applies nothing, then the longest lag.
+        Ok(found
+            .into_iter()
+            .max_by_key(|l| l.lag.unwrap_or(Duration::MAX)))
+    }
+}
+
+/// What one look at a replica found.
+struct Reading {
+    lagging: Option<Lagging>,
+    /// The position it has applied, when it reports one.
+    applied: Option<i64>,
+}
+
+impl Watched {
+    fn look(&mut self, marks: &VecDeque<(Instant, i64)>) -> Reading {
+        let name = self.replica.name.clone();
+        let stopped = |why: String| Reading {
+            lagging: Some(Lagging {
+                who: format!("replica {name}"),
+                lag: None,
+                why,
+            }),
+            applied: None,
+        };
+        // A replica that went away is waited for, and reconnected to on the next look.
+        let mut session = match self.session.take() {
+            Some(s) => s,
+            None => match open(&self.replica) {
+                Ok(s) => s,
+                Err(e) => return stopped(format!("is unreachable ({e})")),
+            },
+        };
+        let state = match session.replica_state() {
+            Ok(state) => state,
+            Err(e) => return stopped(format!("did not answer ({e})")),
+        };
+        self.session = Some(session);
+        let behind = |lag: Duration| Lagging {
+            who: format!("replica {name}"),
+            lag: Some(lag),
+            why: String::new(),
+        };
+        match state {
+            ReplicaState::Behind(lag) => Reading {
+                lagging: Some(behind(lag)),
+                applied: None,
+            },
+            ReplicaState::Applied(at) => {
+                let oldest = marks.iter().find(|(_, mark)| *mark > at);
+                Reading {
+                    lagging: Some(behind(oldest.map_or(Duration::ZERO, |(t, _)| t.elapsed()))),
+                    applied: Some(at),
+                }
+            }
+            ReplicaState::Stopped(why) => stopped(why),
+            ReplicaState::NotAReplica => stopped("is no longer a replica".into()),
+        }
+    }
+}
+
+fn open(replica: &Replica) -> Result<Box<dyn Session>> {
+    let mut session = replica
+        .connect
+        .open()
+        .map_err(|e| replica_error(replica, "connecting failed", e))?;
+    session
+        .set_timeouts(Some(REPLICA_STATEMENT_LIMIT), Some(REPLICA_STATEMENT_LIMIT))
+        .map_err(|e| replica_error(replica, "setting its timeouts failed", e))?;
+    Ok(session)
+}
+
+fn replica_error(replica: &Replica, what: &str, e: crate::db::DbError) -> Error {
+    Error::Runtime(format!(
+        "--replica-url {}: {what}: {e}; check the URL and that this user may read replication status there",
+        replica.name
+    ))
+}
+
+/// The single-job batch loop's wait: returns once no replica lags past the limit. Renews the lease
+/// meanwhile, and stops on SIGINT/SIGTERM.
 pub fn wait_for_replicas(
     session: &mut dyn Session,
-    opts: &Options,
+    gauge: &mut Gauge,
     lease: &mut crate::lock::Lease,
     progress: &mut Progress,
 ) -> Result<()> {
-    let Some(limit) = opts.max_replica_lag else {
+    let Some(limit) = gauge.limit else {
         return Ok(());
     };
     let mut waiting = false;
-    loop {
-        let lag = session
-            .replica_lag()
-            .map_err(|e| Error::Runtime(format!("reading replica lag failed: {e}")))?;
-        match lag {
-            Some(lag) if lag > limit => {
-                if !waiting {
-                    tracing::info!(
-                        "replica lag {:.1}s is over --max-replica-lag {}s: waiting",
-                        lag.as_secs_f64(),
-                        limit.as_secs()
-                    );
-                }
-                progress.note(&format!(
-                    "waiting: replica lag {:.0}s > {}s",
-                    lag.as_secs_f64(),
-                    limit.as_secs()
-                ));
-                waiting = true;
-            }
-            _ => {
-                if waiting {
-                    tracing::info!("replicas caught up: going on");
-                }
-                return Ok(());
-            }
+    while let Some(lagging) = gauge.over(session)? {
+        if !waiting {
+            tracing::info!("{}", lagging.long(limit));
         }
+        progress.note(&lagging.short(limit));
+        waiting = true;
         if let Some(sig) = crate::signals::requested() {
             return Err(Error::Interrupted(sig));
         }
@@ -54,13 +261,8 @@ pub fn wait_for_replicas(
         crate::lock::renew(session, lease)?;
         std::thread::sleep(POLL);
     }
-}
-
-/// One look at replica lag for a parallel run's coordinator: `Some(lag)` when a replica is further
-/// behind than `limit`. The coordinator holds every worker meanwhile, instead of each worker polling.
-pub fn lag_over(session: &mut dyn Session, limit: Duration) -> Result<Option<Duration>> {
-    let lag = session
-        .replica_lag()
-        .map_err(|e| Error::Runtime(format!("reading replica lag failed: {e}")))?;
-    Ok(lag.filter(|lag| *lag > limit))
+    if waiting {
+        tracing::info!("replicas caught up: going on");
+    }
+    Ok(())
 }
