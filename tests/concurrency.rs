@@ -55,17 +55,22 @@ fn waiting_runner_times_out_with_exit_4(kind: Kind) {
     assert_eq!(t.marked_competencies(), expected);
 }
 
+/// Returns once the runner has committed a batch: a loaded machine may take a while to start a run.
+fn wait_for_a_batch(t: &TestDb) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.marked_competencies().is_empty() {
+        assert!(Instant::now() < deadline, "no batch committed within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// First signal: finish and commit the batch, record `interrupted`, exit 128+signal; rerun resumes.
 fn signal_stops_cleanly(kind: Kind, sig: &str, code: i32) {
     let t = TestDb::with_app(kind, &format!("signal_{sig}_{}", kind as u8));
     seed_generated(&t, 250);
     let expected = t.expected_competencies();
     let child = spawn(&t, &["apply", "--batch-size", "10"], "40");
-    // Signal once a batch has committed (a loaded machine may take a while to start the run).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while t.marked_competencies().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_a_batch(&t);
     signal(child.id(), sig);
     let out = finish(child);
     let line = out.one_line_error(code).to_string();
@@ -107,7 +112,9 @@ fn second_signal_aborts(kind: Kind) {
     seed_generated(&t, 250);
     let expected = t.expected_competencies();
     let child = spawn(&t, &["apply", "--batch-size", "10"], "300");
-    std::thread::sleep(Duration::from_millis(800));
+    // Into the batch after the first committed one (each batch holds its transaction 300 ms).
+    wait_for_a_batch(&t);
+    std::thread::sleep(Duration::from_millis(100));
     signal(child.id(), "TERM");
     std::thread::sleep(Duration::from_millis(50));
     signal(child.id(), "TERM");
