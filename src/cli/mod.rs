@@ -78,10 +78,11 @@ pub struct Batching {
     /// Before each batch, wait while a replica lags more than this behind (default: no limit).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub max_replica_lag: Option<u64>,
-    /// A replica to watch for --max-replica-lag, besides those a PostgreSQL primary reports itself:
-    /// a MySQL/MariaDB replica (its Seconds_Behind_Master), another Galera node or a PostgreSQL
-    /// standby (how far it is behind our writes). Repeatable. The user needs to read replication
-    /// status there (REPLICATION CLIENT / SLAVE MONITOR on MySQL/MariaDB).
+    /// A replica to watch for --max-replica-lag, repeatable (default: only the replicas a PostgreSQL primary reports itself).
+    ///
+    /// A MySQL/MariaDB replica (its Seconds_Behind_Master; stopped replication waits), another Galera
+    /// node or a PostgreSQL standby (how far it is behind our writes). The user needs to read
+    /// replication status there (REPLICATION CLIENT / SLAVE MONITOR on MySQL/MariaDB).
     #[arg(long, value_name = "URL", requires = "max_replica_lag")]
     pub replica_url: Vec<String>,
     /// Workers, each with its own connection, on disjoint key ranges (default 1; SQLite runs as 1:
