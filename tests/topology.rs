@@ -4,14 +4,16 @@
 //!
 //! Each test starts what it needs (tests/common/topology.rs) on free 127.0.0.1 ports in temp dirs and
 //! stops it by pid, even when it fails; its databases are its own. Filter by prefix: `pgbouncer_`,
-//! `galera_`, `standby_`, `fencing_`, `lock_identity_`, `hang_`.
+//! `galera_`, `standby_`, `mariadb_replica_`, `replica_url_`, `fencing_`, `lock_identity_`, `hang_`.
 
 mod common;
 use common::topology::{
-    assert_one_did_the_work, duplicate_versions, psql, race, Galera, PgBouncer, Standby, TempDir,
-    Trials, Watched,
+    assert_one_did_the_work, duplicate_versions, psql, race, Galera, MariaReplication,
+    MariaSession, PgBouncer, Standby, TempDir, Trials, Watched,
 };
-use common::{run_url, seed_generated, signal, Kind, Run, TestDb, V_COMPETENCY, V_ROLE};
+use common::{
+    closed_port, dump_all, run_url, seed_generated, signal, Kind, Run, TestDb, V_COMPETENCY, V_ROLE,
+};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -420,6 +422,334 @@ fn standby_replica_lag_throttles_apply() {
         TestDb::wrap_for_seeding(&s.standby_url(db)).marked_competencies(),
         expected
     );
+}
+
+// ------------------------------------------------------------------------------------- --replica-url
+
+/// How long a throttled runner is watched before it is checked: unthrottled, 25 batches 100 ms
+/// apart take about 2.5 s.
+const THROTTLED_FOR: Duration = Duration::from_secs(7);
+const BATCH_DELAY_100: (&str, &str) = ("BACKFILL_TEST_BATCH_DELAY_MS", "100");
+
+/// The runner is still running after [`THROTTLED_FOR`], has said why on stderr, and (per
+/// `unfinished`, read on the primary) has not done all its work. `premise` explains the lag.
+fn assert_held_back(runner: &mut Watched, unfinished: impl Fn() -> bool, premise: &str) {
+    std::thread::sleep(THROTTLED_FOR);
+    let so_far = runner.stderr_so_far();
+    assert_eq!(
+        runner.exited(),
+        None,
+        "the run finished while the replica lagged ({premise}); stderr:\n{so_far}"
+    );
+    let lower = so_far.to_lowercase();
+    assert!(
+        lower.contains("lag") || lower.contains("replica"),
+        "the runner says why it waits ({premise}): {so_far:?}"
+    );
+    assert!(
+        unfinished(),
+        "throttled: the run did all its work while the replica lagged ({premise})"
+    );
+}
+
+/// A MariaDB primary and async replica: `apply --replica-url` waits while the replica's SQL thread is
+/// stopped (`Seconds_Behind_Master` NULL) and finishes once it runs again; then `revert
+/// --replica-url` waits while the replica's SQL thread is held up by a lock (`Seconds_Behind_Master`
+/// a growing number) and finishes once the lock is released. Rows exact on both servers.
+#[test]
+fn mariadb_replica_lag_throttles_apply() {
+    let r = MariaReplication::start();
+    let db = "bf_mariarepl_lag";
+    r.create_database(db);
+    let primary = r.primary_url(db);
+    let replica_url = r.replica_url(db);
+    let p = TestDb::wrap_for_seeding(&primary);
+    backfill::fixtures::load_schema(p.session().as_mut()).expect("load app schema");
+    seed_generated(&p, 250);
+    let expected = p.expected_competencies();
+    assert!(expected.len() > 100, "{}", expected.len());
+    run_url(&primary, &["status"]).expect(0); // the ledger, replicated before the lag starts
+    r.wait_caught_up();
+    let replica = TestDb::wrap_for_seeding(&replica_url);
+    assert_eq!(
+        replica.expected_competencies(),
+        expected,
+        "the seeded data reached the replica"
+    );
+    assert_eq!(
+        r.slave_status("Seconds_Behind_Master").as_deref(),
+        Some("0")
+    );
+
+    // Phase 1: apply, the replica's SQL thread stopped.
+    r.stop_sql_thread();
+    assert_eq!(
+        r.slave_status("Seconds_Behind_Master").as_deref(),
+        Some("NULL"),
+        "{:?}",
+        r.slave_status_all()
+    );
+    let v = v();
+    let mut runner = Watched::spawn(
+        &primary,
+        &[
+            "apply",
+            "--max-replica-lag",
+            "1",
+            "--replica-url",
+            &replica_url,
+            "--batch-size",
+            "10",
+        ],
+        &[BATCH_DELAY_100],
+    );
+    assert_held_back(
+        &mut runner,
+        || p.marked_competencies().len() < expected.len(),
+        "SQL thread stopped, Seconds_Behind_Master NULL",
+    );
+    eprintln!(
+        "apply held back with {} of {} rows written",
+        p.marked_competencies().len(),
+        expected.len()
+    );
+    assert_eq!(
+        replica.marked_competencies().len(),
+        0,
+        "the stopped replica applied nothing"
+    );
+    r.start_sql_thread();
+    let started = Instant::now();
+    let done = runner.finish_within(Duration::from_secs(120));
+    done.expect(0);
+    eprintln!(
+        "apply finished {:?} after the SQL thread started",
+        started.elapsed()
+    );
+    assert_rows_exact(&p, &expected, "apply, read on the primary");
+    assert_eq!(p.state(V_COMPETENCY).as_deref(), Some("applied"));
+    r.wait_caught_up();
+    assert_rows_exact(&replica, &expected, "apply, read on the replica");
+    assert_eq!(replica.state(V_COMPETENCY).as_deref(), Some("applied"));
+
+    // Phase 2: revert, the replica's SQL thread blocked by a read lock on the replica (it runs, so
+    // Seconds_Behind_Master is a number, growing with the age of the event it waits on).
+    let lock = MariaSession::hold(r.replica_port, "FLUSH TABLES WITH READ LOCK");
+    p.exec("CREATE TABLE lag_marker (id INT PRIMARY KEY)");
+    p.exec("INSERT INTO lag_marker VALUES (1)");
+    std::thread::sleep(Duration::from_secs(3));
+    let behind = r.slave_status("Seconds_Behind_Master");
+    assert!(
+        behind
+            .as_deref()
+            .and_then(|s| s.parse::<u64>().ok())
+            .is_some_and(|s| s >= 2),
+        "the blocked replica is seconds behind: {behind:?} {:?}",
+        r.slave_status_all()
+    );
+    let mut runner = Watched::spawn(
+        &primary,
+        &[
+            "revert",
+            &v,
+            "--max-replica-lag",
+            "1",
+            "--replica-url",
+            &replica_url,
+            "--batch-size",
+            "10",
+        ],
+        &[BATCH_DELAY_100],
+    );
+    assert_held_back(
+        &mut runner,
+        || !p.marked_competencies().is_empty(),
+        &format!("SQL thread blocked, Seconds_Behind_Master {behind:?}"),
+    );
+    eprintln!(
+        "revert held back with {} of {} rows left",
+        p.marked_competencies().len(),
+        expected.len()
+    );
+    lock.finish_with("UNLOCK TABLES");
+    let started = Instant::now();
+    runner.finish_within(Duration::from_secs(120)).expect(0);
+    eprintln!("revert finished {:?} after the unlock", started.elapsed());
+    assert!(p.marked_competencies().is_empty(), "revert left rows");
+    assert_eq!(p.state(V_COMPETENCY).as_deref(), Some("reverted"));
+    r.wait_caught_up();
+    assert!(
+        replica.marked_competencies().is_empty(),
+        "the replica still has reverted rows"
+    );
+    assert_eq!(replica.state(V_COMPETENCY).as_deref(), Some("reverted"));
+}
+
+/// A 3-node Galera cluster, the runner on node 0 and `--replica-url` node 1: while a session on
+/// node 1 holds `FLUSH TABLES WITH READ LOCK` (node 1 desyncs and stops applying; flow control does
+/// not hold node 0 back), the runner waits; `UNLOCK TABLES` lets it finish.
+#[test]
+fn galera_replica_url_throttles_apply() {
+    let g = Galera::start(3);
+    let db = "bf_galera_replica";
+    g.exec(
+        0,
+        &format!("CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"),
+    );
+    let n0 = TestDb::wrap_for_seeding(&g.url(0, db));
+    let n1 = TestDb::wrap_for_seeding(&g.url(1, db));
+    backfill::fixtures::load_schema(n0.session().as_mut()).expect("load app schema");
+    seed_generated(&n0, 250);
+    n0.run(&["status"]).expect(0);
+    g.settle();
+    let expected = n0.expected_competencies();
+    assert!(expected.len() > 100, "{}", expected.len());
+
+    let lock = MariaSession::hold(g.port(1), "FLUSH TABLES WITH READ LOCK");
+    let state = g.status(1, "wsrep_local_state_comment");
+    assert_eq!(
+        state.as_deref(),
+        Some("Donor/Desynced"),
+        "FTWRL desyncs node 1"
+    );
+    let committed = |i: usize| -> i64 {
+        g.status(i, "wsrep_last_committed")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("wsrep_last_committed of node {i}"))
+    };
+    let (n0_before, n1_before) = (committed(0), committed(1));
+    let replica_url = g.url(1, db);
+    let mut runner = Watched::spawn(
+        &g.url(0, db),
+        &[
+            "apply",
+            "--max-replica-lag",
+            "1",
+            "--replica-url",
+            &replica_url,
+            "--batch-size",
+            "10",
+        ],
+        &[BATCH_DELAY_100],
+    );
+    assert_held_back(
+        &mut runner,
+        || n0.marked_competencies().len() < expected.len(),
+        "node 1 under FLUSH TABLES WITH READ LOCK",
+    );
+    let (n0_after, n1_after) = (committed(0), committed(1));
+    eprintln!(
+        "apply held back with {} of {} rows written; wsrep_last_committed node 0 {n0_before} -> \
+         {n0_after}, node 1 {n1_before} -> {n1_after}",
+        n0.marked_competencies().len(),
+        expected.len()
+    );
+    assert!(n0_after > n0_before, "the runner committed on node 0");
+    assert_eq!(
+        n1_after, n1_before,
+        "node 1 applied nothing under the read lock"
+    );
+    lock.finish_with("UNLOCK TABLES");
+    let started = Instant::now();
+    runner.finish_within(Duration::from_secs(120)).expect(0);
+    eprintln!("apply finished {:?} after the unlock", started.elapsed());
+    g.settle();
+    for (i, n) in [&n0, &n1].into_iter().enumerate() {
+        assert_rows_exact(n, &expected, &format!("read on node {i}"));
+        assert_eq!(n.state(V_COMPETENCY).as_deref(), Some("applied"));
+    }
+    assert_eq!(
+        g.status(1, "wsrep_local_state_comment").as_deref(),
+        Some("Synced")
+    );
+}
+
+/// `--replica-url` without `--max-replica-lag` is a usage error; an unreachable replica fails the
+/// command in one line naming it (never its password) before anything is written.
+#[test]
+fn replica_url_bad_input() {
+    let t = TestDb::with_app(Kind::Mariadb, "replica_url_bad");
+    seed_generated(&t, 250);
+    t.run(&["status"]).expect(0);
+    let v = v();
+    // A reachable server: only the missing limit is wrong.
+    let reachable = t.url.clone();
+    let port = closed_port();
+    let secret = "Repl1caPassw0rd";
+    let unreachable = format!(
+        "mysql://bf_replica:{secret}@127.0.0.1:{port}/{}",
+        t.db_name()
+    );
+    let nothing_written = |before: &[String], ctx: &str| {
+        assert!(dump_all(&t) == before, "{ctx}: something was written");
+    };
+
+    let before = dump_all(&t);
+    for args in [
+        vec!["apply", "--replica-url", &reachable],
+        vec![
+            "apply",
+            &v,
+            "--replica-url",
+            &reachable,
+            "--batch-size",
+            "10",
+        ],
+        vec!["revert", &v, "--replica-url", &reachable],
+    ] {
+        let r = t.run(&args);
+        let line = r.one_line_error(2);
+        eprintln!("{args:?}: {line}");
+        assert!(
+            line.contains("--max-replica-lag") && !line.contains("unexpected argument"),
+            "{args:?}: the usage error names what is missing: {line}"
+        );
+        nothing_written(&before, &format!("{args:?}"));
+    }
+
+    let r = t.run(&[
+        "apply",
+        "--max-replica-lag",
+        "1",
+        "--replica-url",
+        &unreachable,
+    ]);
+    assert_ne!(r.code, 0, "apply with an unreachable replica: {}", r.stdout);
+    let line = r.one_line_error_hiding(r.code, secret).to_string();
+    eprintln!("apply, unreachable replica: exit {} {line}", r.code);
+    assert!(
+        line.contains(&format!("127.0.0.1:{port}")),
+        "the error names the replica: {line}"
+    );
+    nothing_written(&before, "apply with an unreachable replica");
+    assert!(t.marked_competencies().is_empty());
+
+    // Revert: applied first (no replica), then nothing may be deleted.
+    t.run(&["apply", &v]).expect(0);
+    let applied = t.marked_competencies();
+    assert!(!applied.is_empty());
+    let before = dump_all(&t);
+    let r = t.run(&[
+        "revert",
+        &v,
+        "--max-replica-lag",
+        "1",
+        "--replica-url",
+        &unreachable,
+    ]);
+    assert_ne!(
+        r.code, 0,
+        "revert with an unreachable replica: {}",
+        r.stdout
+    );
+    let line = r.one_line_error_hiding(r.code, secret).to_string();
+    eprintln!("revert, unreachable replica: exit {} {line}", r.code);
+    assert!(
+        line.contains(&format!("127.0.0.1:{port}")),
+        "the error names the replica: {line}"
+    );
+    nothing_written(&before, "revert with an unreachable replica");
+    assert_eq!(t.marked_competencies(), applied);
 }
 
 // ------------------------------------------------------------------------------------------- Fencing

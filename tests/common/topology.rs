@@ -3,6 +3,7 @@
 //! - [`PgBouncer`]: transaction (or session) pooling in front of the shared PostgreSQL at :5432.
 //! - [`Galera`]: a multi-writer MariaDB Galera cluster of `mariadbd` nodes (rsync SST).
 //! - [`Standby`]: a throwaway PostgreSQL primary and a hot standby made with `pg_basebackup -R`.
+//! - [`MariaReplication`]: a throwaway MariaDB primary (binlog) and an asynchronous replica of it.
 //!
 //! Start-up times measured on the 2-core test machine (Debian 12, MariaDB 10.11, PostgreSQL 15,
 //! PgBouncer 1.18), other tests running beside them: PgBouncer 0.1-0.3 s; Galera, 3 nodes installed
@@ -559,18 +560,7 @@ impl Galera {
     }
 
     pub fn try_exec(&self, i: usize, sql: &str) -> Result<String, String> {
-        let out = Command::new("mariadb")
-            .args(["--no-defaults", "--protocol=TCP", "-h", "127.0.0.1", "-u"])
-            .args(["root", "-P", &self.nodes[i].port.to_string()])
-            .args(["--connect-timeout=5", "-N", "-B", "-e", sql])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("mariadb: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-        }
+        maria_sql(self.nodes[i].port, sql)
     }
 
     /// SIGKILLs node `i` (the others keep a primary component), and the SST helpers it started.
@@ -869,6 +859,358 @@ impl Drop for Standby {
         }
         self.stop("standby");
         self.stop("primary");
+    }
+}
+
+// ------------------------------------------------------------------------------- MariaDB replication
+
+/// A MariaDB primary (`--log-bin`, ROW, server id 1) and an asynchronous replica of it (server id 2,
+/// `MASTER_USE_GTID=slave_pos`), two throwaway `mariadbd` on free ports in one temp dir. Root has no
+/// password over TCP from 127.0.0.1 on both (as `mariadb-install-db` makes it); the replica connects
+/// as root too. Both stopped by pid on Drop.
+pub struct MariaReplication {
+    pub primary_port: u16,
+    pub replica_port: u16,
+    primary: Option<Child>,
+    replica: Option<Child>,
+    dir: TempDir,
+}
+
+impl MariaReplication {
+    pub fn start() -> MariaReplication {
+        let started = Instant::now();
+        let dir = TempDir::new("mariarepl");
+        let ports = free_ports(2);
+        let installs: Vec<_> = ["primary", "replica"]
+            .iter()
+            .map(|name| {
+                let data = dir.path().join(name).join("data");
+                std::fs::create_dir_all(dir.path().join(name).join("tmp")).unwrap();
+                std::thread::spawn(move || {
+                    let mut c = Command::new("mariadb-install-db");
+                    c.arg("--no-defaults")
+                        .arg(format!("--datadir={}", data.display()))
+                        .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
+                    if is_root() {
+                        c.arg("--user=root");
+                    }
+                    sh(&mut c);
+                })
+            })
+            .collect();
+        for h in installs {
+            h.join().expect("mariadb-install-db");
+        }
+        let mut r = MariaReplication {
+            primary_port: ports[0],
+            replica_port: ports[1],
+            primary: None,
+            replica: None,
+            dir,
+        };
+        r.primary = Some(r.spawn_server(
+            "primary",
+            ports[0],
+            &[
+                "--server-id=1",
+                "--log-bin=primary-bin",
+                "--binlog-format=ROW",
+                "--sync-binlog=0",
+            ],
+        ));
+        r.replica = Some(r.spawn_server(
+            "replica",
+            ports[1],
+            &[
+                "--server-id=2",
+                "--skip-log-bin",
+                "--relay-log=replica-relay-bin",
+                "--skip-slave-start",
+            ],
+        ));
+        for (name, port) in [("primary", ports[0]), ("replica", ports[1])] {
+            wait_for(
+                &format!("the MariaDB {name} on port {port}"),
+                Duration::from_secs(60),
+                || maria_sql(port, "SELECT 1").is_ok(),
+                || r.log_tail(name),
+            );
+        }
+        r.replica_sql(&format!(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='root', \
+             MASTER_PASSWORD='', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos; START SLAVE",
+            ports[0]
+        ));
+        wait_for(
+            "the replica's IO and SQL threads running",
+            Duration::from_secs(30),
+            || {
+                r.slave_status("Slave_IO_Running").as_deref() == Some("Yes")
+                    && r.slave_status("Slave_SQL_Running").as_deref() == Some("Yes")
+            },
+            || format!("{:?}\n{}", r.slave_status_all(), r.log_tail("replica")),
+        );
+        eprintln!(
+            "mariadb primary :{} and replica :{} replicating in {:?}",
+            ports[0],
+            ports[1],
+            started.elapsed()
+        );
+        r
+    }
+
+    fn spawn_server(&self, name: &str, port: u16, extra: &[&str]) -> Child {
+        let d = self.dir.path().join(name);
+        let mut cmd = Command::new("mariadbd");
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
+            .arg(format!("--port={port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--socket={}", d.join("mysqld.sock").display()))
+            .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
+            .arg(format!("--log-error={}", d.join("error.log").display()))
+            .args([
+                "--innodb-buffer-pool-size=32M",
+                "--innodb-flush-log-at-trx-commit=2",
+                "--skip-name-resolve",
+                "--max-connections=100",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if is_root() {
+            cmd.arg("--user=root");
+        }
+        cmd.spawn().expect("start mariadbd")
+    }
+
+    /// `mysql://root@127.0.0.1:PORT/db` of the primary.
+    pub fn primary_url(&self, db: &str) -> String {
+        format!("mysql://root@127.0.0.1:{}/{db}", self.primary_port)
+    }
+
+    /// `mysql://root@127.0.0.1:PORT/db` of the replica.
+    pub fn replica_url(&self, db: &str) -> String {
+        format!("mysql://root@127.0.0.1:{}/{db}", self.replica_port)
+    }
+
+    /// SQL on the primary as root; its tab-separated output. Panics on error.
+    pub fn primary_sql(&self, sql: &str) -> String {
+        maria_sql(self.primary_port, sql).unwrap_or_else(|e| panic!("primary: {sql}: {e}"))
+    }
+
+    /// SQL on the replica as root; its tab-separated output. Panics on error.
+    pub fn replica_sql(&self, sql: &str) -> String {
+        maria_sql(self.replica_port, sql).unwrap_or_else(|e| panic!("replica: {sql}: {e}"))
+    }
+
+    /// Creates database `db` on the primary (it reaches the replica through the binlog).
+    pub fn create_database(&self, db: &str) {
+        self.primary_sql(&format!(
+            "CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        ));
+    }
+
+    /// `STOP SLAVE SQL_THREAD`: the replica keeps receiving the binlog but applies nothing, and
+    /// `Seconds_Behind_Master` is NULL.
+    pub fn stop_sql_thread(&self) {
+        self.replica_sql("STOP SLAVE SQL_THREAD");
+        wait_for(
+            "the replica's SQL thread stopped",
+            Duration::from_secs(30),
+            || self.slave_status("Slave_SQL_Running").as_deref() == Some("No"),
+            || format!("{:?}", self.slave_status_all()),
+        );
+    }
+
+    pub fn start_sql_thread(&self) {
+        self.replica_sql("START SLAVE SQL_THREAD");
+    }
+
+    /// Waits until the replica has applied everything the primary wrote before this call.
+    pub fn wait_caught_up(&self) {
+        let pos = self.primary_sql("SELECT @@gtid_binlog_pos");
+        let waited = self.replica_sql(&format!("SELECT MASTER_GTID_WAIT('{pos}', 60)"));
+        assert_eq!(
+            waited,
+            "0",
+            "the replica did not reach the primary's GTID {pos} in 60 s: {:?}\n{}",
+            self.slave_status_all(),
+            self.log_tail("replica")
+        );
+    }
+
+    /// Every `SHOW SLAVE STATUS` field of the replica, in order; empty when it is no replica.
+    pub fn slave_status_all(&self) -> Vec<(String, String)> {
+        // Vertical output, with the field names (`-N` would drop them).
+        let out = Command::new("mariadb")
+            .args([
+                "--no-defaults",
+                "--protocol=TCP",
+                "-h",
+                "127.0.0.1",
+                "-u",
+                "root",
+            ])
+            .args(["-P", &self.replica_port.to_string(), "--connect-timeout=5"])
+            .args(["-e", "SHOW SLAVE STATUS\\G"])
+            .stdin(Stdio::null())
+            .output();
+        let Ok(out) = out else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.trim().split_once(':')?;
+                Some((k.trim().to_string(), v.trim().to_string()))
+            })
+            .collect()
+    }
+
+    /// One `SHOW SLAVE STATUS` field (`Seconds_Behind_Master`, `Slave_SQL_Running`, …).
+    pub fn slave_status(&self, field: &str) -> Option<String> {
+        self.slave_status_all()
+            .into_iter()
+            .find(|(k, _)| k == field)
+            .map(|(_, v)| v)
+    }
+
+    /// The tail of `primary`'s or `replica`'s error log.
+    pub fn log_tail(&self, name: &str) -> String {
+        tail(&self.dir.path().join(name).join("error.log"), 20)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for MariaReplication {
+    fn drop(&mut self) {
+        for (name, child) in [
+            ("replica", self.replica.take()),
+            ("primary", self.primary.take()),
+        ] {
+            if std::thread::panicking() {
+                eprintln!("--- {name} error.log (tail)\n{}", self.log_tail(name));
+            }
+            if let Some(mut c) = child {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// One statement (or several, `;`-separated) on 127.0.0.1:`port` as root with the `mariadb` client;
+/// its tab-separated output without a header, or the error.
+pub fn maria_sql(port: u16, sql: &str) -> Result<String, String> {
+    let out = Command::new("mariadb")
+        .args(["--no-defaults", "--protocol=TCP", "-h", "127.0.0.1", "-u"])
+        .args(["root", "-P", &port.to_string()])
+        .args(["--connect-timeout=5", "-N", "-B", "-e", sql])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("mariadb: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// A `mariadb` client session on 127.0.0.1:`port` as root that stays open (its stdin is kept), so
+/// what it holds stays held: `FLUSH TABLES WITH READ LOCK` until [`MariaSession::send`] of
+/// `UNLOCK TABLES` or the end of the session. Killed on Drop.
+pub struct MariaSession {
+    port: u16,
+    child: Option<Child>,
+    ready: String,
+}
+
+impl MariaSession {
+    /// Opens a session and runs `sql` in it; returns once `sql` has completed (the session then takes
+    /// a named lock that another connection sees).
+    pub fn hold(port: u16, sql: &str) -> MariaSession {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let child = Command::new("mariadb")
+            .args(["--no-defaults", "--protocol=TCP", "-h", "127.0.0.1", "-u"])
+            .args(["root", "-P", &port.to_string(), "-N", "-B"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mariadb client");
+        let mut s = MariaSession {
+            port,
+            child: Some(child),
+            ready: format!("bf_session_{}_{n}", std::process::id()),
+        };
+        // Statements run in order: once the named lock is taken, `sql` has completed.
+        s.send(&format!("{sql};\nDO GET_LOCK('{}', 0)", s.ready));
+        let probe = format!("SELECT IS_USED_LOCK('{}') IS NOT NULL", s.ready);
+        let mut exited = None;
+        wait_for(
+            &format!("`{sql}` on port {port}"),
+            Duration::from_secs(60),
+            || {
+                if let Ok(Some(status)) = s.child.as_mut().unwrap().try_wait() {
+                    exited = Some(status);
+                    return true;
+                }
+                maria_sql(port, &probe).as_deref() == Ok("1")
+            },
+            String::new,
+        );
+        if let Some(status) = exited {
+            let out = s.child.take().unwrap().wait_with_output().expect("wait");
+            panic!(
+                "the session running `{sql}` on port {port} ended ({status}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        s
+    }
+
+    /// Runs more statements in the session (`;` added); does not wait for them.
+    pub fn send(&mut self, sql: &str) {
+        use std::io::Write;
+        let stdin = self
+            .child
+            .as_mut()
+            .and_then(|c| c.stdin.as_mut())
+            .expect("session open");
+        writeln!(stdin, "{sql};").expect("write to the mariadb client");
+        stdin.flush().expect("flush");
+    }
+
+    /// Runs `sql` in the session, then ends it; panics if any statement of the session failed.
+    pub fn finish_with(mut self, sql: &str) {
+        self.send(sql);
+        let mut child = self.child.take().expect("session open");
+        drop(child.stdin.take());
+        let out = child
+            .wait_with_output()
+            .expect("wait for the mariadb client");
+        assert!(
+            out.status.success(),
+            "the session on port {} failed: {}",
+            self.port,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for MariaSession {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
