@@ -336,7 +336,21 @@ fn standby_read_only_commands() {
     let expected = standby_with_data(&s, db);
     let primary = s.primary_url(db);
     let standby = s.standby_url(db);
-    run_url(&primary, &["apply"]).expect(0);
+    // --replica-url must name a replica: the primary itself is refused before anything is written.
+    let r = run_url(
+        &primary,
+        &["apply", "--max-replica-lag", "5", "--replica-url", &primary],
+    );
+    assert!(
+        r.one_line_error(2).contains("not a replica"),
+        "{}",
+        r.stderr
+    );
+    run_url(
+        &primary,
+        &["apply", "--max-replica-lag", "5", "--replica-url", &standby],
+    )
+    .expect(0);
     s.wait_caught_up();
     let st = TestDb::wrap_for_seeding(&standby);
     assert_eq!(st.marked_competencies(), expected, "replicated");
@@ -422,6 +436,54 @@ fn standby_replica_lag_throttles_apply() {
         TestDb::wrap_for_seeding(&s.standby_url(db)).marked_competencies(),
         expected
     );
+    standby_replica_url_throttles_revert(&s, db);
+}
+
+/// `revert --replica-url` to the standby, run as a user that cannot see `pg_stat_replication`'s
+/// positions (no `pg_monitor`): the standby's own replayed position is then the only lag source, and
+/// the runner waits while replay is paused, naming the standby.
+fn standby_replica_url_throttles_revert(s: &Standby, db: &str) {
+    let p = TestDb::wrap_for_seeding(&s.primary_url(db));
+    p.exec("CREATE ROLE bf_app LOGIN");
+    p.exec("GRANT ALL ON ALL TABLES IN SCHEMA public TO bf_app");
+    p.exec("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO bf_app");
+    let app_url = format!("postgres://bf_app@127.0.0.1:{}/{db}", s.primary_port);
+    s.wait_caught_up();
+    s.pause_replay();
+    p.exec("INSERT INTO lag_marker VALUES (2)");
+    let standby = format!("127.0.0.1:{}", s.standby_port);
+    let mut runner = Watched::spawn(
+        &app_url,
+        &[
+            "revert",
+            &v(),
+            "--max-replica-lag",
+            "1",
+            "--replica-url",
+            &s.standby_url(db),
+            "--batch-size",
+            "10",
+        ],
+        &[("BACKFILL_TEST_BATCH_DELAY_MS", "100")],
+    );
+    std::thread::sleep(Duration::from_secs(7));
+    let so_far = runner.stderr_so_far();
+    assert_eq!(
+        runner.exited(),
+        None,
+        "revert finished while replay was paused:\n{so_far}"
+    );
+    assert!(
+        so_far.contains(&format!("replica {standby}")),
+        "the runner names the standby it waits for: {so_far:?}"
+    );
+    assert!(
+        !p.marked_competencies().is_empty(),
+        "throttled: revert deleted every row"
+    );
+    s.resume_replay();
+    runner.finish_within(Duration::from_secs(120)).expect(0);
+    assert!(p.marked_competencies().is_empty(), "revert left rows");
 }
 
 // ------------------------------------------------------------------------------------- --replica-url
@@ -430,6 +492,7 @@ fn standby_replica_lag_throttles_apply() {
 /// apart take about 2.5 s.
 const THROTTLED_FOR: Duration = Duration::from_secs(7);
 const BATCH_DELAY_100: (&str, &str) = ("BACKFILL_TEST_BATCH_DELAY_MS", "100");
+const LAG_SECRET: &str = "Lag-Secret-9";
 
 /// The runner is still running after [`THROTTLED_FOR`], has said why on stderr, and (per
 /// `unfinished`, read on the primary) has not done all its work. `premise` explains the lag.
@@ -469,6 +532,17 @@ fn mariadb_replica_lag_throttles_apply() {
     let expected = p.expected_competencies();
     assert!(expected.len() > 100, "{}", expected.len());
     run_url(&primary, &["status"]).expect(0); // the ledger, replicated before the lag starts
+                                              // The replica is watched as a user that may only read replication status (and the database
+                                              // it names), with a password that must never reach the audit table.
+    r.primary_sql(&format!(
+        "CREATE USER 'bf_lag'@'127.0.0.1' IDENTIFIED BY '{LAG_SECRET}'; \
+         GRANT SLAVE MONITOR ON *.* TO 'bf_lag'@'127.0.0.1'; \
+         GRANT SELECT ON {db}.* TO 'bf_lag'@'127.0.0.1'"
+    ));
+    let watch_url = format!(
+        "mysql://bf_lag:{LAG_SECRET}@127.0.0.1:{}/{db}",
+        r.replica_port
+    );
     r.wait_caught_up();
     let replica = TestDb::wrap_for_seeding(&replica_url);
     assert_eq!(
@@ -497,7 +571,7 @@ fn mariadb_replica_lag_throttles_apply() {
             "--max-replica-lag",
             "1",
             "--replica-url",
-            &replica_url,
+            &watch_url,
             "--batch-size",
             "10",
         ],
@@ -528,6 +602,13 @@ fn mariadb_replica_lag_throttles_apply() {
     );
     assert_rows_exact(&p, &expected, "apply, read on the primary");
     assert_eq!(p.state(V_COMPETENCY).as_deref(), Some("applied"));
+    let audited = p
+        .text("SELECT arguments FROM backfill_runs WHERE action = 'apply'")
+        .unwrap_or_default();
+    assert!(
+        audited.contains("--replica-url") && !audited.contains(LAG_SECRET),
+        "the audit row records --replica-url, its password redacted: {audited}"
+    );
     r.wait_caught_up();
     assert_rows_exact(&replica, &expected, "apply, read on the replica");
     assert_eq!(replica.state(V_COMPETENCY).as_deref(), Some("applied"));
