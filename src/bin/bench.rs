@@ -19,6 +19,7 @@
 //! `--keep`).
 
 use anyhow::{anyhow, bail, Context as _, Result};
+use backfill::db::admin::Scratch;
 use backfill::db::{self, DbResult, Dialect, Row, Session, Target, Tx, Value};
 use backfill::fixtures::{self, Loaded, Shape};
 use backfill::registry::{self, Registered};
@@ -367,94 +368,30 @@ fn prepare_per_statement(d: Dialect, url: &str) -> String {
 }
 
 /// The benchmark's own database: created fresh, dropped on drop (unless kept).
+/// The bench's own database (`--db-name`), dropped at the end unless `--keep` / `--load-only`.
 struct BenchDb {
-    kind: Kind,
     url: String,
-    admin: String,
-    name: String,
-    path: Option<PathBuf>,
-    keep: bool,
+    _scratch: Scratch,
 }
 
 impl BenchDb {
     fn create(args: &Args, kind: Kind) -> Result<BenchDb> {
-        let name = args.db_name.clone();
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            bail!("--db-name must be letters, digits and underscores");
-        }
-        let (admin, url, path) = match kind {
-            Kind::Sqlite => {
-                let path = std::env::temp_dir().join(format!("{name}.db"));
-                let _ = std::fs::remove_file(&path);
-                std::fs::File::create(&path)
-                    .with_context(|| format!("creating {}", path.display()))?;
-                let url = format!("sqlite://{}", path.display());
-                (String::new(), url, Some(path))
-            }
-            Kind::Postgres | Kind::Mariadb => {
-                let admin = if kind == Kind::Postgres {
-                    &args.pg_admin
-                } else {
-                    &args.mariadb_admin
-                };
-                let mut url = url::Url::parse(admin).context("admin URL")?;
-                url.set_path(&format!("/{name}"));
-                let mut a = connect(admin)
-                    .context("connecting to the database server (make db starts it)")?;
-                let (drop, create) = if kind == Kind::Postgres {
-                    (
-                        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                        format!("CREATE DATABASE {name}"),
-                    )
-                } else {
-                    (
-                        format!("DROP DATABASE IF EXISTS {name}"),
-                        format!(
-                            "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                        ),
-                    )
-                };
-                a.execute(&drop, &[]).map_err(|e| anyhow!("{drop}: {e}"))?;
-                a.execute(&create, &[])
-                    .map_err(|e| anyhow!("{create}: {e}"))?;
-                (admin.clone(), url.to_string(), None)
-            }
+        let (dialect, admin) = match kind {
+            Kind::Sqlite => (Dialect::Sqlite, std::env::temp_dir().display().to_string()),
+            Kind::Postgres => (Dialect::Postgres, args.pg_admin.clone()),
+            Kind::Mariadb => (Dialect::Mysql, args.mariadb_admin.clone()),
         };
+        let mut scratch = Scratch::create_at(dialect, &admin, &args.db_name).map_err(|e| {
+            anyhow!("creating the bench database (--db-name; `make db` starts the servers): {e}")
+        })?;
+        scratch.keep = args.keep || args.load_only;
+        if scratch.keep {
+            eprintln!("bench: keeping {}", scratch.url);
+        }
         Ok(BenchDb {
-            kind,
-            url,
-            admin,
-            name,
-            path,
-            keep: args.keep || args.load_only,
+            url: scratch.url.clone(),
+            _scratch: scratch,
         })
-    }
-}
-
-impl Drop for BenchDb {
-    fn drop(&mut self) {
-        if self.keep {
-            eprintln!("bench: kept {}", self.url);
-            return;
-        }
-        match self.kind {
-            Kind::Sqlite => {
-                if let Some(p) = &self.path {
-                    let _ = std::fs::remove_file(p);
-                    let _ = std::fs::remove_file(format!("{}.backfill-lock", p.display()));
-                }
-            }
-            Kind::Postgres | Kind::Mariadb => {
-                let sql = if self.kind == Kind::Postgres {
-                    format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)
-                } else {
-                    format!("DROP DATABASE IF EXISTS {}", self.name)
-                };
-                if let Ok(mut a) = connect(&self.admin) {
-                    let _ = a.execute(&sql, &[]);
-                }
-            }
-        }
     }
 }
 
@@ -742,7 +679,7 @@ fn single_statements(d: Dialect, version: i64, run_id: &str) -> Vec<Form> {
          WHERE v.versioned IS NULL"
     ));
     let own = COMPETENCY_VERSIONS.insert_sql(d, false, &ctx);
-    // The migration's own statement is one of the shapes below (src/version_backfill.rs): the
+    // The migration's own statement is one of the shapes below (src/kit/version_backfill.rs): the
     // per-entity subquery on MariaDB, the grouped join elsewhere. It is listed once, as itself.
     let mut forms = vec![Form {
         label: match d {

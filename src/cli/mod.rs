@@ -530,11 +530,9 @@ pub fn run(cli: &Cli) -> Result<String> {
         Command::Log { version, since } => {
             let since = since.as_deref().map(crate::when::parse).transpose()?;
             let (mut s, _) = connect(cli)?;
-            let runs = if crate::ledger::prepare_or_read(s.as_mut())? {
-                crate::ledger::runs(s.as_mut(), *version, since)?
-            } else {
-                Vec::new()
-            };
+            let runs = crate::ledger::read_if_any(s.as_mut(), |s| {
+                crate::ledger::runs(s, *version, since)
+            })?;
             Ok(report::log(&runs, f))
         }
         Command::Repair {

@@ -39,16 +39,26 @@ pub struct Scratch {
     pub dialect: Dialect,
     pub name: String,
     pub url: String,
+    /// Left in place on Drop (the bench's `--keep`).
+    pub keep: bool,
+    admin: String,
     sqlite_path: Option<PathBuf>,
 }
 
 impl Scratch {
     /// Creates (or recreates) database `name` on the server of `dialect`; a file for SQLite.
     pub fn create(dialect: Dialect, name: &str) -> DbResult<Scratch> {
+        Self::create_at(dialect, &admin_url(dialect), name)
+    }
+
+    /// [`Scratch::create`] through the server's `admin` URL (for SQLite: the folder; empty, the
+    /// default).
+    pub fn create_at(dialect: Dialect, admin: &str, name: &str) -> DbResult<Scratch> {
         let name = checked(dialect, name)?.to_lowercase();
+        let admin = admin.to_string();
         if dialect == Dialect::Sqlite {
-            let dir = match admin_url(dialect) {
-                d if d.is_empty() => std::env::temp_dir().join("backfill-tests"),
+            let dir = match admin.as_str() {
+                "" => std::env::temp_dir().join("backfill-tests"),
                 d => PathBuf::from(d),
             };
             let fail = |e: std::io::Error| {
@@ -62,10 +72,11 @@ impl Scratch {
                 dialect,
                 url: format!("sqlite://{}", path.display()),
                 name,
+                keep: false,
+                admin,
                 sqlite_path: Some(path),
             });
         }
-        let admin = admin_url(dialect);
         let mut a = connect(&Target::parse(&admin)?)?;
         drop_sql(dialect, &name)
             .iter()
@@ -82,6 +93,8 @@ impl Scratch {
             dialect,
             url: format!("{base}/{name}"),
             name,
+            keep: false,
+            admin,
             sqlite_path: None,
         })
     }
@@ -102,11 +115,14 @@ fn drop_sql(dialect: Dialect, name: &str) -> Vec<String> {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
         if let Some(p) = &self.sqlite_path {
             let _ = std::fs::remove_file(p);
             return;
         }
-        if let Ok(mut a) = Target::parse(&admin_url(self.dialect)).and_then(|t| connect(&t)) {
+        if let Ok(mut a) = Target::parse(&self.admin).and_then(|t| connect(&t)) {
             for sql in drop_sql(self.dialect, &self.name) {
                 let _ = a.execute(&sql, &[]);
             }

@@ -27,16 +27,8 @@ pub struct StatusLine {
 
 /// The ledger's rows (creating the ledger where this user may), or none on a read-only server that
 /// has no ledger yet.
-fn entries_if_any(session: &mut dyn Session) -> Result<Vec<Entry>> {
-    if ledger::prepare_or_read(session)? {
-        ledger::entries(session)
-    } else {
-        Ok(Vec::new())
-    }
-}
-
 pub fn status(session: &mut dyn Session, _opts: &Options) -> Result<Vec<StatusLine>> {
-    let entries = entries_if_any(session)?;
+    let entries = ledger::read_if_any(session, ledger::entries)?;
     let mut lines: Vec<StatusLine> = registry::all()
         .iter()
         .map(
@@ -108,7 +100,7 @@ pub struct Verification {
 
 /// `verify [--data]`.
 pub fn verify(session: &mut dyn Session, data: bool, _opts: &Options) -> Result<Verification> {
-    let entries = match entries_if_any(session) {
+    let entries = match ledger::read_if_any(session, ledger::entries) {
         Err(Error::Ledger(problem)) => {
             return Ok(Verification {
                 ledger: vec![problem],

@@ -265,6 +265,19 @@ pub fn prepare_or_read(session: &mut dyn Session) -> Result<bool> {
     }
 }
 
+/// For commands that only look: [`prepare_or_read`], then `read` the ledger if there is one; with
+/// none (a standby before any run), what an empty ledger holds.
+pub fn read_if_any<T: Default>(
+    session: &mut dyn Session,
+    read: impl FnOnce(&mut dyn Session) -> Result<T>,
+) -> Result<T> {
+    if prepare_or_read(session)? {
+        read(session)
+    } else {
+        Ok(T::default())
+    }
+}
+
 /// `Ok(true)`: the ledger is current; `Ok(false)`: absent or older (create or upgrade it). A ledger
 /// written by a newer backfill is refused (exit 3): this binary would misread it.
 pub fn check_schema(session: &mut dyn Session) -> Result<bool> {

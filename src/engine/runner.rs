@@ -700,11 +700,7 @@ pub fn plan(
         find(v)?;
     }
     // The ledger is made here for the audit row; on a read-only server (a standby) plan anyway.
-    let entries = if ledger::prepare_or_read(session)? {
-        ledger::entries(session)?
-    } else {
-        Vec::new()
-    };
+    let entries = ledger::read_if_any(session, ledger::entries)?;
     let migrations = match version {
         Some(v) => vec![find(v)?],
         None => selected(&entries, Selection::Pending)?,
