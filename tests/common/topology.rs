@@ -361,6 +361,50 @@ struct Node {
     child: Option<Child>,
 }
 
+/// `mariadb-install-db` into each of `datas` at once (each takes a few seconds); one that fails
+/// (seen now and then with several at a time) is retried alone from an empty directory.
+fn install_system_tables(datas: Vec<PathBuf>, user: Option<&'static str>) {
+    let install = move |data: PathBuf| -> Result<(), String> {
+        let mut c = Command::new("mariadb-install-db");
+        c.arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            .stdin(Stdio::null());
+        if let Some(user) = user {
+            c.arg(format!("--user={user}"));
+        }
+        let out = c.output().map_err(|e| format!("mariadb-install-db: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "mariadb-install-db --datadir={} failed ({}):\n{}{}",
+            data.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    };
+    let runs: Vec<_> = datas
+        .iter()
+        .cloned()
+        .map(|data| std::thread::spawn(move || install(data)))
+        .collect();
+    let results: Vec<_> = runs
+        .into_iter()
+        .map(|h| h.join().expect("mariadb-install-db thread"))
+        .collect();
+    for (data, result) in datas.into_iter().zip(results) {
+        if let Err(first) = result {
+            eprintln!("{first}\nretrying");
+            let _ = std::fs::remove_dir_all(&data);
+            if let Err(again) = install(data) {
+                panic!("{again}");
+            }
+        }
+    }
+}
+
 /// A MariaDB Galera cluster of `n` multi-writer nodes on 127.0.0.1, run as `mysql`; rsync SST.
 /// Every node is SIGKILLed and the temp dir removed on Drop.
 pub struct Galera {
@@ -425,48 +469,10 @@ impl Galera {
             });
         }
         // The system tables, every node at once (each takes a few seconds).
-        let install = |data: PathBuf| -> Result<(), String> {
-            let out = Command::new("mariadb-install-db")
-                .arg("--no-defaults")
-                .arg("--user=mysql")
-                .arg(format!("--datadir={}", data.display()))
-                .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| format!("mariadb-install-db: {e}"))?;
-            if out.status.success() {
-                return Ok(());
-            }
-            Err(format!(
-                "mariadb-install-db --datadir={} failed ({}):\n{}{}",
-                data.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        };
-        let installs: Vec<_> = nodes
-            .iter()
-            .map(|node| {
-                let data = node.dir.join("data");
-                std::thread::spawn(move || install(data))
-            })
-            .collect();
-        let results: Vec<_> = installs
-            .into_iter()
-            .map(|h| h.join().expect("mariadb-install-db thread"))
-            .collect();
-        for (node, result) in nodes.iter().zip(results) {
-            if let Err(first) = result {
-                // Seen once with three at a time: retry alone, from an empty directory.
-                eprintln!("{first}\nretrying");
-                let data = node.dir.join("data");
-                let _ = std::fs::remove_dir_all(&data);
-                if let Err(again) = install(data) {
-                    panic!("{again}");
-                }
-            }
-        }
+        install_system_tables(
+            nodes.iter().map(|node| node.dir.join("data")).collect(),
+            Some("mysql"),
+        );
         chown(dir.path(), "mysql:mysql");
         let mut cluster = Galera { nodes, dir };
         for i in 0..n {
@@ -881,26 +887,14 @@ impl MariaReplication {
         let started = Instant::now();
         let dir = TempDir::new("mariarepl");
         let ports = free_ports(2);
-        let installs: Vec<_> = ["primary", "replica"]
+        let datas: Vec<PathBuf> = ["primary", "replica"]
             .iter()
             .map(|name| {
-                let data = dir.path().join(name).join("data");
                 std::fs::create_dir_all(dir.path().join(name).join("tmp")).unwrap();
-                std::thread::spawn(move || {
-                    let mut c = Command::new("mariadb-install-db");
-                    c.arg("--no-defaults")
-                        .arg(format!("--datadir={}", data.display()))
-                        .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
-                    if is_root() {
-                        c.arg("--user=root");
-                    }
-                    sh(&mut c);
-                })
+                dir.path().join(name).join("data")
             })
             .collect();
-        for h in installs {
-            h.join().expect("mariadb-install-db");
-        }
+        install_system_tables(datas, is_root().then_some("root"));
         let mut r = MariaReplication {
             primary_port: ports[0],
             replica_port: ports[1],
