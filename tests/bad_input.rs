@@ -972,6 +972,30 @@ fn plan_file_accepts_another_spelling_of_the_same_database() {
         text.contains(&format!("\"database\": \"{}\"", t.db_name())),
         "{text}"
     );
+    // Over the Unix socket, the same server: the same identity (the cluster's system identifier,
+    // not the address, which the server reports only over TCP).
+    let socket = format!(
+        "postgresql://postgres@%2Fvar%2Frun%2Fpostgresql/{}",
+        t.db_name()
+    );
+    let by_socket = dir.join("by-socket.json").display().to_string();
+    common::run_url(&socket, &["plan", "--out", &by_socket]).expect(0);
+    let server = |path: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(path).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["target"]["server"].clone()
+    };
+    assert_eq!(
+        server(&by_socket),
+        server(&plan),
+        "the same server, however reached"
+    );
+    assert!(
+        server(&plan)["server"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("cluster ")),
+        "{}",
+        server(&plan)
+    );
     let other_spelling = format!(
         "postgresql://postgres:hunter2@127.0.0.1/{}/?application_name=deploy",
         t.db_name()

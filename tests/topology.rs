@@ -452,20 +452,7 @@ fn standby_replica_url_throttles_revert(s: &Standby, db: &str) {
     s.pause_replay();
     p.exec("INSERT INTO lag_marker VALUES (2)");
     let standby = format!("127.0.0.1:{}", s.standby_port);
-    let mut runner = Watched::spawn(
-        &app_url,
-        &[
-            "revert",
-            &v(),
-            "--max-replica-lag",
-            "1",
-            "--replica-url",
-            &s.standby_url(db),
-            "--batch-size",
-            "10",
-        ],
-        &[("BACKFILL_TEST_BATCH_DELAY_MS", "100")],
-    );
+    let mut runner = spawn_throttled(&app_url, &["revert", &v()], &s.standby_url(db));
     std::thread::sleep(Duration::from_secs(7));
     let so_far = runner.stderr_so_far();
     assert_eq!(
@@ -493,6 +480,20 @@ fn standby_replica_url_throttles_revert(s: &Standby, db: &str) {
 const THROTTLED_FOR: Duration = Duration::from_secs(7);
 const BATCH_DELAY_100: (&str, &str) = ("BACKFILL_TEST_BATCH_DELAY_MS", "100");
 const LAG_SECRET: &str = "Lag-Secret-9";
+
+/// `args` plus `--max-replica-lag 1 --replica-url REPLICA --batch-size 10`, each batch held 100 ms.
+fn spawn_throttled(url: &str, args: &[&str], replica: &str) -> Watched {
+    let mut all = args.to_vec();
+    all.extend([
+        "--max-replica-lag",
+        "1",
+        "--replica-url",
+        replica,
+        "--batch-size",
+        "10",
+    ]);
+    Watched::spawn(url, &all, &[BATCH_DELAY_100])
+}
 
 /// The runner is still running after [`THROTTLED_FOR`], has said why on stderr, and (per
 /// `unfinished`, read on the primary) has not done all its work. `premise` explains the lag.
@@ -564,19 +565,7 @@ fn mariadb_replica_lag_throttles_apply() {
         r.slave_status_all()
     );
     let v = v();
-    let mut runner = Watched::spawn(
-        &primary,
-        &[
-            "apply",
-            "--max-replica-lag",
-            "1",
-            "--replica-url",
-            &watch_url,
-            "--batch-size",
-            "10",
-        ],
-        &[BATCH_DELAY_100],
-    );
+    let mut runner = spawn_throttled(&primary, &["apply"], &watch_url);
     assert_held_back(
         &mut runner,
         || p.marked_competencies().len() < expected.len(),
@@ -628,20 +617,7 @@ fn mariadb_replica_lag_throttles_apply() {
         "the blocked replica is seconds behind: {behind:?} {:?}",
         r.slave_status_all()
     );
-    let mut runner = Watched::spawn(
-        &primary,
-        &[
-            "revert",
-            &v,
-            "--max-replica-lag",
-            "1",
-            "--replica-url",
-            &replica_url,
-            "--batch-size",
-            "10",
-        ],
-        &[BATCH_DELAY_100],
-    );
+    let mut runner = spawn_throttled(&primary, &["revert", &v], &replica_url);
     assert_held_back(
         &mut runner,
         || !p.marked_competencies().is_empty(),
@@ -700,19 +676,7 @@ fn galera_replica_url_throttles_apply() {
     };
     let (n0_before, n1_before) = (committed(0), committed(1));
     let replica_url = g.url(1, db);
-    let mut runner = Watched::spawn(
-        &g.url(0, db),
-        &[
-            "apply",
-            "--max-replica-lag",
-            "1",
-            "--replica-url",
-            &replica_url,
-            "--batch-size",
-            "10",
-        ],
-        &[BATCH_DELAY_100],
-    );
+    let mut runner = spawn_throttled(&g.url(0, db), &["apply"], &replica_url);
     assert_held_back(
         &mut runner,
         || n0.marked_competencies().len() < expected.len(),

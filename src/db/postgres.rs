@@ -316,12 +316,21 @@ impl Session for PgSession {
     }
 
     fn identity(&mut self) -> DbResult<Identity> {
-        // Through PgBouncer, inet_server_addr() is the server PgBouncer reached, not PgBouncer.
+        // The cluster's system identifier names it however it is reached (127.0.0.1, ::1, a Unix
+        // socket, PgBouncer). Where a user may not read it, the address the server reports
+        // (through PgBouncer, the server PgBouncer reached).
+        let cluster = self
+            .query_scalar(
+                "SELECT 'cluster ' || CAST(system_identifier AS TEXT) FROM pg_control_system()",
+                &[],
+            )
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string));
         let row = self.query(
-            "SELECT current_database(), COALESCE(host(inet_server_addr()), 'local') || ':' || \
-             COALESCE(CAST(inet_server_port() AS TEXT), '') || '/' || \
+            "SELECT current_database(), COALESCE(?, COALESCE(host(inet_server_addr()), 'local') || ':' || \
+             COALESCE(CAST(inet_server_port() AS TEXT), '')) || '/' || \
              CAST((SELECT oid FROM pg_database WHERE datname = current_database()) AS TEXT)",
-            &[],
+            &[cluster.into()],
         )?;
         let cell = |i: usize| {
             row.first()
