@@ -562,6 +562,42 @@ fn one_row_is_one_row() {
     );
 }
 
+/// `status` fits 80 columns after a deploy: the reverted-rows column only once rows were reverted,
+/// times to the minute; JSON keeps every field.
+#[test]
+fn status_fits_80_columns() {
+    let t = TestDb::with_app(Kind::Sqlite, "status_width");
+    t.run(&["sample-data", "--size", "100"]).expect(0);
+    t.run(&["apply"]).expect(0);
+    let widest = |text: &str| text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    let status = t.run(&["status"]);
+    status.expect(0);
+    assert!(widest(&status.stdout) <= 80, "{}", status.stdout);
+    assert!(!status.stdout.contains("REVERTED"), "{}", status.stdout);
+    let json = t.run(&["--format", "json", "status"]).json();
+    assert_eq!(json["migrations"][0]["rows_reverted"], 0, "{json}");
+    let updated = json["migrations"][0]["updated_at"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(updated.len(), 19, "JSON keeps the seconds: {json}");
+    assert!(status.stdout.contains(&updated[..16]), "{}", status.stdout);
+    assert!(
+        !status.stdout.contains(&updated),
+        "to the minute: {}",
+        status.stdout
+    );
+    let scenario = t.int(
+        "SELECT MIN(json_extract(metadata, '$.scenario_id')) FROM competency_versions \
+         WHERE json_extract(metadata, '$.migration') = 202611230001",
+    );
+    let v = V_COMPETENCY.to_string();
+    t.run(&["revert", &v, "--scenario", &scenario.to_string()])
+        .expect(0);
+    let status = t.run(&["status"]);
+    assert!(status.stdout.contains("REVERTED"), "{}", status.stdout);
+}
+
 #[test]
 fn no_lock_file_beside_a_sqlite_database() {
     let t = TestDb::with_app(Kind::Sqlite, "no_lock_file");

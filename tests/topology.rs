@@ -822,9 +822,10 @@ fn no_lock_outcomes(runs: &[Run]) -> Vec<i32> {
         }
     }
     let codes: Vec<i32> = runs.iter().map(|r| r.code).collect();
+    let stderrs: Vec<&str> = runs.iter().map(|r| r.stderr.as_str()).collect();
     assert!(
         codes.contains(&0),
-        "at least one runner finishes: {codes:?}"
+        "at least one runner finishes: {codes:?}\n{stderrs:#?}"
     );
     codes
 }

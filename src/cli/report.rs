@@ -115,17 +115,30 @@ fn markdown_row(cells: &[impl AsRef<str>]) -> String {
     format!("| {} |\n", cells.join(" | "))
 }
 
-/// The text table: each column as wide as its widest cell, two spaces apart; the undo journal's
-/// column only when a migration keeps one (UPDATE-shaped).
+/// The text table, to fit 80 columns: each column as wide as its widest cell, two spaces apart;
+/// the undo journal's column only when a migration keeps one (UPDATE-shaped), the reverted rows
+/// only when some were, times to the minute. JSON and Markdown keep every column and the seconds.
 fn status_text(target: &str, lines: &[StatusLine]) -> String {
     let journal = lines.iter().any(|l| l.journal_rows.is_some());
+    let reverted = lines.iter().any(|l| l.rows_reverted > 0);
     let shown: Vec<usize> = (0..STATUS_COLUMNS.len())
-        .filter(|&i| journal || STATUS_COLUMNS[i].1 != "JOURNAL")
+        .filter(|&i| match STATUS_COLUMNS[i].1 {
+            "JOURNAL" => journal,
+            "REVERTED" => reverted,
+            _ => true,
+        })
         .collect();
     let headers = STATUS_COLUMNS.map(|(_, text, _)| text.to_string());
     let rows: Vec<[String; 8]> = lines
         .iter()
-        .map(|l| status_cells(l, "CHANGED", "-"))
+        .map(|l| {
+            let mut cells = status_cells(l, "CHANGED", "-");
+            // "YYYY-MM-DD HH:MM:SS" to the minute.
+            if let Some(minute) = cells[7].get(..16) {
+                cells[7] = minute.to_string();
+            }
+            cells
+        })
         .collect();
     let widths: Vec<usize> = (0..STATUS_COLUMNS.len())
         .map(|i| {

@@ -37,26 +37,13 @@ pub fn origin() -> Option<String> {
 }
 
 /// A database error's text with its hint naming the real origin of the setting: the drivers say
-/// `DATABASE_URL`, which is right only when the URL came from that variable.
+/// "the database URL" ([`crate::db::URL_WORDS`]); the operator fixes `--database-url`,
+/// `DATABASE_URL` or a line of the `.env`.
 pub fn attribute(text: &str) -> String {
-    let Some(origin) = origin() else {
-        return text.to_string();
-    };
-    if origin == "DATABASE_URL" {
-        return text.to_string();
+    match origin() {
+        Some(origin) => text.replace(crate::db::URL_WORDS, &origin),
+        None => text.to_string(),
     }
-    text.replace(
-        "check the path in DATABASE_URL",
-        &format!("check the path in {origin}"),
-    )
-    .replace(
-        "the file DATABASE_URL names",
-        &format!("the file {origin} names"),
-    )
-    .replace(
-        "is DATABASE_URL the app's database",
-        &format!("is {origin} the app's database"),
-    )
 }
 
 /// `sqlite:/abs/path.db` and `sqlite:rel.db` (one colon, as SQLAlchemy and some PHP configs write

@@ -98,6 +98,10 @@ pub enum ErrorKind {
     Interrupted,
 }
 
+/// How driver hints name the URL's setting; the CLI puts where it came from in its place
+/// (`--database-url`, `DATABASE_URL`, the `.env`, `--replica-url`).
+pub const URL_WORDS: &str = "the database URL";
+
 /// A driver error reduced to one line. Drivers build it without the URL, so no password can leak.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]

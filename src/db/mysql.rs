@@ -34,7 +34,7 @@ fn map_err(e: mysql::Error) -> DbError {
         return DbError::new(
             ErrorKind::Config,
             format!(
-                "mysql: TLS handshake failed: {reason} (check ssl-mode/ssl-ca in DATABASE_URL)"
+                "mysql: TLS handshake failed: {reason} (check ssl-mode/ssl-ca in the database URL)"
             ),
         );
     }
@@ -43,11 +43,11 @@ fn map_err(e: mysql::Error) -> DbError {
             let (kind, hint) = match m.code {
                 1045 | 1044 => (
                     ErrorKind::Config,
-                    " (check the user and password in DATABASE_URL)",
+                    " (check the user and password in the database URL)",
                 ),
                 1049 => (
                     ErrorKind::Config,
-                    " (create the database or fix its name in DATABASE_URL)",
+                    " (create the database or fix its name in the database URL)",
                 ),
                 1142 | 1143 | 1227 | 1370 => (
                     ErrorKind::Config,
@@ -55,7 +55,7 @@ fn map_err(e: mysql::Error) -> DbError {
                 ),
                 1146 => (
                     ErrorKind::Query,
-                    " (is DATABASE_URL the app's database, and have its schema migrations run?)",
+                    " (is the database URL the app's database, and have its schema migrations run?)",
                 ),
                 // Server shutting down, connection killed, server gone away, lost connection; a
                 // Galera node that left the primary component ("WSREP has not yet prepared node").
@@ -94,7 +94,7 @@ fn map_err(e: mysql::Error) -> DbError {
         }
         mysql::Error::TlsError(t) => DbError::new(
             ErrorKind::Config,
-            format!("mysql: TLS handshake failed: {t} (check ssl-mode/ssl-ca in DATABASE_URL)"),
+            format!("mysql: TLS handshake failed: {t} (check ssl-mode/ssl-ca in the database URL)"),
         ),
         other => DbError::query(format!("mysql: {other}")),
     }

@@ -63,11 +63,11 @@ fn map_err(e: postgres::Error) -> DbError {
             _ => ErrorKind::Query,
         };
         let hint = match code {
-            "28P01" | "28000" => " (check the user and password in DATABASE_URL)",
-            "3D000" => " (create the database or fix its name in DATABASE_URL)",
+            "28P01" | "28000" => " (check the user and password in the database URL)",
+            "3D000" => " (create the database or fix its name in the database URL)",
             "42501" => " (this user lacks a privilege backfill needs here: grant it, or connect as the app's migration user)",
             "25006" => " (the server or this user's default transaction is read-only: connect to the primary, or as a user that may write)",
-            "42P01" => " (is DATABASE_URL the app's database, and have its schema migrations run?)",
+            "42P01" => " (is the database URL the app's database, and have its schema migrations run?)",
             "57014" | "55P03" => " (another session may hold a lock on a table it needs, or the batch is too big: check pg_stat_activity for blockers, then rerun, raise --statement-timeout or lower --batch-size)",
             _ => "",
         };
@@ -82,7 +82,7 @@ fn map_err(e: postgres::Error) -> DbError {
         ErrorKind::Query
     };
     let hint = if kind == ErrorKind::Config {
-        " (check sslmode/sslrootcert in DATABASE_URL)"
+        " (check sslmode/sslrootcert in the database URL)"
     } else {
         ""
     };

@@ -32,9 +32,9 @@ fn map_err(e: rusqlite::Error) -> DbError {
     };
     let text = e.to_string();
     let hint = if text.contains("no such table") {
-        " (is DATABASE_URL the app's database, and have its schema migrations run?)"
+        " (is the database URL the app's database, and have its schema migrations run?)"
     } else if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
-        " (the file DATABASE_URL names is not an SQLite database: check the path)"
+        " (the file the database URL names is not an SQLite database: check the path)"
     } else if kind == ErrorKind::Timeout {
         " (another process holds a write lock on the database file: wait for it, or raise --statement-timeout)"
     } else {
@@ -75,7 +75,7 @@ impl SqliteSession {
             return Err(DbError::new(
                 ErrorKind::Config,
                 format!(
-                    "no SQLite database at {}; check the path in DATABASE_URL",
+                    "no SQLite database at {}; check the path in the database URL",
                     path.display()
                 ),
             ));

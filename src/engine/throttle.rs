@@ -230,6 +230,7 @@ fn open(replica: &Replica) -> Result<Box<dyn Session>> {
 }
 
 fn replica_error(replica: &Replica, what: &str, e: crate::db::DbError) -> Error {
+    let e = e.message.replace(crate::db::URL_WORDS, "--replica-url");
     Error::Runtime(format!(
         "--replica-url {}: {what}: {e}; check the URL and that this user may read replication status there",
         replica.name
