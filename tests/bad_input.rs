@@ -362,8 +362,13 @@ bad_inputs! {
         |c| c.run(&["log", "--since", "yesterday"]);
     since_out_of_range (Postgres) => 2, ["--since", "99999999d"],
         |c| c.run(&["log", "--since", "99999999d"]);
-    operator_too_long (Postgres) => 2, ["--operator", "255"],
+    operator_too_long (Postgres) => 2, ["from --operator", "255"],
         |c| { let who = "x".repeat(300); c.run(&["--operator", &who, "apply"]) };
+    operator_too_long_from_env (Postgres) => 2, ["from BACKFILL_OPERATOR", "255"],
+        |c| {
+            let (url, who) = (c.url.clone(), OsString::from("x".repeat(300)));
+            c.exec(&os(&["apply"]), Some(OsStr::new(&url)), &[("BACKFILL_OPERATOR", &who)])
+        };
     repair_without_mode (Postgres) => 2, ["required", "--accept-checksum"],
         |c| c.run(&["repair", V]);
 

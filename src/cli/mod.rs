@@ -312,6 +312,19 @@ fn error_line(message: &str) {
     let _ = writeln!(Stderr, "error: {message}");
 }
 
+/// Where the operator name came from: the flag, its environment variable, or `$USER`.
+fn operator_source(cli: &Cli) -> &'static str {
+    let flag = std::env::args_os().any(|a| {
+        let a = a.to_string_lossy();
+        a == "--operator" || a.starts_with("--operator=")
+    });
+    match (&cli.operator, flag) {
+        (Some(_), true) => "--operator",
+        (Some(_), false) => "BACKFILL_OPERATOR",
+        (None, _) => "USER",
+    }
+}
+
 fn options(cli: &Cli) -> Options {
     Options {
         operator: cli
@@ -413,10 +426,10 @@ pub fn run(cli: &Cli) -> Result<String> {
     let opts = options(cli);
     // The audit table's operator_name column holds 255 characters.
     if opts.operator.chars().count() > 255 {
-        return Err(Error::Usage(
-            "--operator (or BACKFILL_OPERATOR/USER) is longer than 255 characters; shorten it"
-                .into(),
-        ));
+        return Err(Error::Usage(format!(
+            "the operator name from {} is longer than 255 characters; shorten it",
+            operator_source(cli)
+        )));
     }
     let f = cli.format;
     match &cli.command {
