@@ -3,6 +3,7 @@
 mod common;
 use common::topology::{assert_one_did_the_work, duplicate_versions, finish, race, spawn_runner};
 use common::{seed_generated, signal, Kind, TestDb, V_COMPETENCY};
+use std::collections::BTreeSet;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,17 @@ fn wait_for_a_batch(t: &TestDb) {
     }
 }
 
+/// The rows a stopped run left: some, not all.
+fn stopped_mid_run(t: &TestDb, expected: &BTreeSet<(i64, i64)>) -> BTreeSet<(i64, i64)> {
+    let written = t.marked_competencies();
+    assert!(
+        !written.is_empty() && written.len() < expected.len(),
+        "stopped mid-run: {}",
+        written.len()
+    );
+    written
+}
+
 /// First signal: finish and commit the batch, record `interrupted`, exit 128+signal; rerun resumes.
 fn signal_stops_cleanly(kind: Kind, sig: &str, code: i32) {
     let t = TestDb::with_app(kind, &format!("signal_{sig}_{}", kind as u8));
@@ -83,12 +95,7 @@ fn signal_stops_cleanly(kind: Kind, sig: &str, code: i32) {
         t.int("SELECT COUNT(*) FROM backfill_runs WHERE state = 'interrupted'"),
         1
     );
-    let written = t.marked_competencies();
-    assert!(
-        !written.is_empty() && written.len() < expected.len(),
-        "stopped mid-run: {}",
-        written.len()
-    );
+    let written = stopped_mid_run(&t, &expected);
     assert_eq!(
         t.rows_applied(V_COMPETENCY),
         written.len() as i64,
@@ -255,22 +262,13 @@ fn sigterm_stops_a_parallel_run_cleanly(kind: Kind) {
     seed_generated(&t, 250);
     let expected = t.expected_competencies();
     let child = spawn(&t, &["apply", "--jobs", "2", "--batch-size", "10"], "40");
-    // Signal once a batch has committed (a loaded machine may take a while to start the run).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while t.marked_competencies().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_a_batch(&t);
     signal(child.id(), "TERM");
     let out = finish(child);
     let line = out.one_line_error(143).to_string();
     assert!(line.contains("interrupted"), "{line}");
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("failed"));
-    let written = t.marked_competencies();
-    assert!(
-        !written.is_empty() && written.len() < expected.len(),
-        "stopped mid-run: {}",
-        written.len()
-    );
+    let written = stopped_mid_run(&t, &expected);
     assert_eq!(
         t.int("SELECT row_count FROM backfill_runs WHERE state = 'interrupted'"),
         written.len() as i64,

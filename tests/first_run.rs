@@ -382,6 +382,19 @@ fn every_argument_has_a_one_line_description_with_its_default() {
 
 // ---- where a value came from ----
 
+/// `status --env-file FILE`'s one error line (exit 2).
+fn status_with_env_file(file: &Path) -> String {
+    let out = Run::from(
+        bin()
+            .arg("--env-file")
+            .arg(file)
+            .arg("status")
+            .output()
+            .unwrap(),
+    );
+    out.one_line_error(2).to_string()
+}
+
 #[test]
 fn errors_name_where_the_database_came_from() {
     let d = dir("bf_origin");
@@ -426,15 +439,7 @@ fn errors_name_where_the_database_came_from() {
 
     let env_file = d.join(".env");
     std::fs::write(&env_file, "DB_URL=db.internal/app\n").unwrap();
-    let from_file = Run::from(
-        bin()
-            .arg("--env-file")
-            .arg(&env_file)
-            .arg("status")
-            .output()
-            .unwrap(),
-    );
-    let line = from_file.one_line_error(2).to_string();
+    let line = status_with_env_file(&env_file);
     assert!(
         line.contains(&format!("came from DB_URL in {}", env_file.display())),
         "{line}"
@@ -444,15 +449,7 @@ fn errors_name_where_the_database_came_from() {
         "DB_CONNECTION=sqlite\nDB_DATABASE=database/app.sqlite\n",
     )
     .unwrap();
-    let from_file = Run::from(
-        bin()
-            .arg("--env-file")
-            .arg(&env_file)
-            .arg("status")
-            .output()
-            .unwrap(),
-    );
-    let line = from_file.one_line_error(2).to_string();
+    let line = status_with_env_file(&env_file);
     assert!(
         line.contains(&format!("check DB_DATABASE in {}", env_file.display())),
         "{line}"

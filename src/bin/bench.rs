@@ -1328,17 +1328,7 @@ impl<'a> Bench<'a> {
                 apply.extend(["--jobs", jobs.as_str()]);
                 revert.extend(["--jobs", jobs.as_str()]);
             }
-            self.settle()?;
-            let p = self.run_logged(&apply)?;
-            let events = batch_events(&p.stderr);
-            let longest = events.iter().map(|e| e.secs).fold(0.0, f64::max);
-            if parallel {
-                f.jobs_batches += events.len() as u64;
-                f.jobs_retries += events
-                    .iter()
-                    .map(|e| u64::from(e.attempts - 1))
-                    .sum::<u64>();
-            }
+            let (p, events, longest) = self.run_batches(&apply, parallel, f)?;
             if parallel {
                 f.apply_jobs.push(p.wall);
                 f.longest_apply_jobs.push(longest);
@@ -1369,17 +1359,7 @@ impl<'a> Bench<'a> {
                     apply.join(" ")
                 );
             }
-            self.settle()?;
-            let p = self.run_logged(&revert)?;
-            let events = batch_events(&p.stderr);
-            let longest = events.iter().map(|e| e.secs).fold(0.0, f64::max);
-            if parallel {
-                f.jobs_batches += events.len() as u64;
-                f.jobs_retries += events
-                    .iter()
-                    .map(|e| u64::from(e.attempts - 1))
-                    .sum::<u64>();
-            }
+            let (p, _, longest) = self.run_batches(&revert, parallel, f)?;
             if parallel {
                 f.revert_jobs.push(p.wall);
                 f.longest_revert_jobs.push(longest);
@@ -1402,6 +1382,29 @@ impl<'a> Bench<'a> {
     }
 
     /// `backfill ARGS` with its batches logged (debug level, JSON lines on stderr, one per batch).
+    /// One apply or revert as a process, after the server settles: the process, its batches (from
+    /// its debug log) and the longest one; a parallel run's batches and conflict retries are added
+    /// to the `--jobs` totals.
+    fn run_batches(
+        &mut self,
+        args: &[&str],
+        parallel: bool,
+        f: &mut Figures,
+    ) -> Result<(Proc, Vec<BatchEvent>, f64)> {
+        self.settle()?;
+        let p = self.run_logged(args)?;
+        let events = batch_events(&p.stderr);
+        let longest = events.iter().map(|e| e.secs).fold(0.0, f64::max);
+        if parallel {
+            f.jobs_batches += events.len() as u64;
+            f.jobs_retries += events
+                .iter()
+                .map(|e| u64::from(e.attempts - 1))
+                .sum::<u64>();
+        }
+        Ok((p, events, longest))
+    }
+
     fn run_logged(&mut self, args: &[&str]) -> Result<Proc> {
         let mut full = vec!["--quiet", "--log-format", "json"];
         full.extend_from_slice(args);

@@ -259,14 +259,7 @@ fn gate_plan(
     file: &crate::planfile::PlanFile,
     opts: &Options,
 ) -> Result<()> {
-    let ctx = Context {
-        version: reg.version,
-        run_id: uuid::Uuid::nil(),
-        run_date: today(),
-        group: None,
-        ledger_rows: 0,
-    };
-    let plan = compute_plan(session, reg, &ctx, opts)?;
+    let plan = compute_plan(session, reg, opts)?;
     let now = crate::planfile::reviewed(reg.version, reg.name, reg.checksum, &plan);
     match crate::planfile::gate(file, &now, &plan.group_label) {
         Ok(()) => Ok(()),
@@ -290,14 +283,16 @@ fn refuse(session: &mut dyn Session, mut run: Run, refusal: Error) -> Error {
 }
 
 /// The plan as of now, in a read-only transaction.
-fn compute_plan(
-    session: &mut dyn Session,
-    reg: &Registered,
-    ctx: &Context,
-    opts: &Options,
-) -> Result<Plan> {
+fn compute_plan(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Result<Plan> {
+    let ctx = Context {
+        version: reg.version,
+        run_id: uuid::Uuid::nil(),
+        run_date: today(),
+        group: None,
+        ledger_rows: 0,
+    };
     session.begin(true)?;
-    let plan = reg.migration.plan(session, ctx, opts.samples);
+    let plan = reg.migration.plan(session, &ctx, opts.samples);
     let _ = session.rollback();
     plan.map_err(|e| {
         Error::Runtime(format!(
@@ -721,14 +716,7 @@ fn plan_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Resu
     let run = new_run(Action::Plan, Some(reg), opts);
     // The audit row is best effort: a read-only user may still plan.
     let audited = ledger::insert_run(session, &run).is_ok();
-    let ctx = Context {
-        version: reg.version,
-        run_id: uuid::Uuid::nil(),
-        run_date: today(),
-        group: None,
-        ledger_rows: 0,
-    };
-    let plan = compute_plan(session, reg, &ctx, opts)?;
+    let plan = compute_plan(session, reg, opts)?;
     if audited {
         let summary = serde_json::to_string(&plan).unwrap_or_default();
         let outcome = format!("would write {}", count(plan.total, "row"));

@@ -28,6 +28,22 @@ pub struct Lagging {
 }
 
 impl Lagging {
+    fn behind(who: String, lag: Duration) -> Lagging {
+        Lagging {
+            who,
+            lag: Some(lag),
+            why: String::new(),
+        }
+    }
+
+    fn stopped(who: String, why: String) -> Lagging {
+        Lagging {
+            who,
+            lag: None,
+            why,
+        }
+    }
+
     /// For the progress line.
     pub fn short(&self, limit: Duration) -> String {
         match self.lag {
@@ -128,11 +144,7 @@ impl Gauge {
         let mut found: Vec<Lagging> = primary
             .replica_lag()
             .map_err(|e| Error::Runtime(format!("reading replica lag failed: {e}")))?
-            .map(|lag| Lagging {
-                who: "replica".into(),
-                lag: Some(lag),
-                why: String::new(),
-            })
+            .map(|lag| Lagging::behind("replica".into(), lag))
             .into_iter()
             .filter(over)
             .collect();
@@ -173,13 +185,9 @@ struct Reading {
 
 impl Watched {
     fn look(&mut self, marks: &VecDeque<(Instant, i64)>) -> Reading {
-        let name = self.replica.name.clone();
+        let who = format!("replica {}", self.replica.name);
         let stopped = |why: String| Reading {
-            lagging: Some(Lagging {
-                who: format!("replica {name}"),
-                lag: None,
-                why,
-            }),
+            lagging: Some(Lagging::stopped(who.clone(), why)),
             applied: None,
         };
         // A replica that went away is waited for, and reconnected to on the next look.
@@ -195,11 +203,7 @@ impl Watched {
             Err(e) => return stopped(format!("did not answer ({e})")),
         };
         self.session = Some(session);
-        let behind = |lag: Duration| Lagging {
-            who: format!("replica {name}"),
-            lag: Some(lag),
-            why: String::new(),
-        };
+        let behind = |lag: Duration| Lagging::behind(who.clone(), lag);
         match state {
             ReplicaState::Behind(lag) => Reading {
                 lagging: Some(behind(lag)),
