@@ -76,7 +76,7 @@ fn mysql_env_with_quoted_password_connects() {
     .unwrap();
     let run = status(&env, &[], &["status"]);
     run.expect(0);
-    let target = format!("mysql://bf_env_my:***@127.0.0.1:3306/{}", t.db_name());
+    let target = format!("mysql://{}:***@127.0.0.1:3306/{}", user.name, t.db_name());
     assert!(
         run.stdout.starts_with(&format!("target: {target}\n")),
         "{}",

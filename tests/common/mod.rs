@@ -42,6 +42,18 @@ fn admin(kind: Kind) -> Box<dyn Session> {
         .expect("the test database server must be running (make test starts it)")
 }
 
+/// `BF_TEST_SUITE` (letters and digits, optional): a tag in every database and user name a test
+/// creates, so two suites from two worktrees can run against the same servers at once.
+pub fn suite() -> String {
+    std::env::var("BF_TEST_SUITE")
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect::<String>()
+        .to_lowercase()
+}
+
 impl TestDb {
     pub fn new(kind: Kind, test: &str) -> TestDb {
         let (tag, dialect) = match kind {
@@ -49,7 +61,7 @@ impl TestDb {
             Kind::Mariadb => ("my", db::Dialect::Mysql),
             Kind::Sqlite => ("lite", db::Dialect::Sqlite),
         };
-        let name = format!("bf_{tag}_{test}").to_lowercase();
+        let name = format!("bf_{tag}{}_{test}", suite()).to_lowercase();
         let db = backfill::db::admin::Scratch::create(dialect, &name).unwrap_or_else(|e| {
             panic!("cannot create {name}: {e} (the test database servers must be running: make test starts them)")
         });
@@ -479,6 +491,7 @@ impl TestUser {
     /// A user with `password` that may only read (SELECT) the test database `t`.
     pub fn read_only(t: &TestDb, name: &str, password: &str) -> TestUser {
         let user = TestUser::create(t, name, password);
+        let name = &user.name;
         match t.kind {
             Kind::Postgres => {
                 t.exec(&format!(
@@ -501,6 +514,7 @@ impl TestUser {
     /// A user with `password` and every privilege on the test database `t`.
     pub fn owner(t: &TestDb, name: &str, password: &str) -> TestUser {
         let user = TestUser::create(t, name, password);
+        let name = &user.name;
         match t.kind {
             Kind::Postgres => {
                 t.exec(&format!(
@@ -519,6 +533,7 @@ impl TestUser {
     }
 
     fn create(t: &TestDb, name: &str, password: &str) -> TestUser {
+        let name = &format!("{name}{}", suite());
         let kind = t.kind;
         let mut a = admin(kind);
         match kind {
