@@ -452,6 +452,16 @@ fn standby_replica_url_throttles_revert(s: &Standby, db: &str) {
     s.pause_replay();
     p.exec("INSERT INTO lag_marker VALUES (2)");
     let standby = format!("127.0.0.1:{}", s.standby_port);
+    // Without --replica-url this user's lag source would be pg_stat_replication, whose positions it
+    // cannot see: refused, nothing reverted (it used to run unthrottled).
+    let before = p.marked_competencies();
+    let r = run_url(&app_url, &["revert", &v(), "--max-replica-lag", "1"]);
+    let line = r.one_line_error(2);
+    assert!(
+        line.contains("pg_monitor") && line.contains("--replica-url"),
+        "{line}"
+    );
+    assert_eq!(p.marked_competencies(), before, "a refused revert wrote");
     let mut runner = spawn_throttled(&app_url, &["revert", &v()], &s.standby_url(db));
     std::thread::sleep(Duration::from_secs(7));
     let so_far = runner.stderr_so_far();

@@ -300,6 +300,11 @@ pub trait Session: Tx {
     fn replica_lag(&mut self) -> DbResult<Option<Duration>> {
         Ok(None)
     }
+    /// How many of this server's replicas [`Session::replica_lag`] cannot see the positions of (a
+    /// PostgreSQL user without `pg_monitor`): their lag would read as none.
+    fn hidden_replicas(&mut self) -> DbResult<i64> {
+        Ok(0)
+    }
     /// Where this server's writes are now, comparable with what its replicas report as
     /// [`ReplicaState::Applied`] (a WAL position, a Galera seqno); `None` when it has no such
     /// position.

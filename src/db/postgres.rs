@@ -402,6 +402,15 @@ impl Session for PgSession {
         Ok(Some(ours.max(reported)))
     }
 
+    fn hidden_replicas(&mut self) -> DbResult<i64> {
+        // Without pg_read_all_stats (pg_monitor has it) every column but the pid is NULL.
+        let n = self.query_scalar(
+            "SELECT count(*) FROM pg_stat_replication WHERE state IS NULL",
+            &[],
+        )?;
+        Ok(n.as_i64().unwrap_or(0))
+    }
+
     fn write_position(&mut self) -> DbResult<Option<i64>> {
         let at = self.query_scalar(
             "SELECT CASE WHEN pg_is_in_recovery() THEN NULL \

@@ -98,6 +98,9 @@ impl Gauge {
             replicas: Vec::new(),
             marks: VecDeque::new(),
         };
+        if gauge.limit.is_some() && opts.replicas.is_empty() {
+            refuse_hidden_replicas(primary)?;
+        }
         for replica in &opts.replicas {
             let mut session = open(replica)?;
             if session.dialect() != primary.dialect() {
@@ -220,6 +223,19 @@ impl Watched {
             ReplicaState::NotAReplica => stopped("is no longer a replica".into()),
         }
     }
+}
+
+/// A lag nobody can read must not pass for no lag: the run would never wait.
+fn refuse_hidden_replicas(primary: &mut dyn Session) -> Result<()> {
+    let hidden = primary
+        .hidden_replicas()
+        .map_err(|e| Error::Runtime(format!("reading the replicas' positions failed: {e}")))?;
+    if hidden > 0 {
+        return Err(Error::Usage(format!(
+            "--max-replica-lag cannot read the lag: this user may not see the positions of the {hidden} replica(s) in pg_stat_replication; grant it pg_monitor (GRANT pg_monitor TO the user), or name each standby with --replica-url"
+        )));
+    }
+    Ok(())
 }
 
 fn open(replica: &Replica) -> Result<Box<dyn Session>> {
