@@ -166,7 +166,7 @@ fn without_a_terminal_one_line_every_few_seconds() {
     seed_generated(&t, 500);
     let started = Instant::now();
     let out = Run::from(
-        t.command(&["apply", "--batch-size", "10"])
+        t.command(&["apply", &V_COMPETENCY.to_string(), "--batch-size", "10"])
             .env("BACKFILL_TEST_BATCH_DELAY_MS", "220")
             .output()
             .unwrap(),
@@ -194,7 +194,13 @@ fn without_a_terminal_one_line_every_few_seconds() {
     seed_generated(&quiet, 100);
     let q = Run::from(
         quiet
-            .command(&["apply", "--batch-size", "10", "--quiet"])
+            .command(&[
+                "apply",
+                &V_COMPETENCY.to_string(),
+                "--batch-size",
+                "10",
+                "--quiet",
+            ])
             .env("BACKFILL_TEST_BATCH_DELAY_MS", "600")
             .output()
             .unwrap(),

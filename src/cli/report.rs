@@ -110,16 +110,30 @@ fn status_markdown(target: &str, lines: &[StatusLine]) -> String {
     out
 }
 
+/// Where the name sits in [`STATUS_COLUMNS`], and how narrow the text table may make it.
+const NAME: usize = 1;
+const MIN_NAME: usize = 10;
+
+/// `cell` within `width` characters, its end replaced by `…` when it is longer.
+fn cut(cell: &str, width: usize) -> String {
+    if cell.chars().count() <= width {
+        return cell.to_string();
+    }
+    let kept: String = cell.chars().take(width.saturating_sub(1)).collect();
+    format!("{kept}…")
+}
+
 fn markdown_row(cells: &[impl AsRef<str>]) -> String {
     let cells: Vec<&str> = cells.iter().map(AsRef::as_ref).collect();
     format!("| {} |\n", cells.join(" | "))
 }
 
 /// The text table, to fit 80 columns: each column as wide as its widest cell, two spaces apart;
-/// the undo journal's column only when a migration keeps one (UPDATE-shaped), the reverted rows
-/// only when some were, times to the minute. JSON and Markdown keep every column and the seconds.
+/// the undo journal's column only when a journal holds rows, the reverted rows only when some were,
+/// times to the minute, and names cut short with `…` when the table would still be wider (the
+/// version is what commands take). JSON and Markdown keep every column, whole names and the seconds.
 fn status_text(target: &str, lines: &[StatusLine]) -> String {
-    let journal = lines.iter().any(|l| l.journal_rows.is_some());
+    let journal = lines.iter().any(|l| l.journal_rows.unwrap_or(0) > 0);
     let reverted = lines.iter().any(|l| l.rows_reverted > 0);
     let shown: Vec<usize> = (0..STATUS_COLUMNS.len())
         .filter(|&i| match STATUS_COLUMNS[i].1 {
@@ -140,7 +154,7 @@ fn status_text(target: &str, lines: &[StatusLine]) -> String {
             cells
         })
         .collect();
-    let widths: Vec<usize> = (0..STATUS_COLUMNS.len())
+    let mut widths: Vec<usize> = (0..STATUS_COLUMNS.len())
         .map(|i| {
             rows.iter()
                 .map(|r| r[i].chars().count())
@@ -149,11 +163,16 @@ fn status_text(target: &str, lines: &[StatusLine]) -> String {
                 .unwrap_or(0)
         })
         .collect();
+    let total = shown.iter().map(|&i| widths[i] + 2).sum::<usize>() - 2;
+    widths[NAME] -= total
+        .saturating_sub(80)
+        .min(widths[NAME].saturating_sub(MIN_NAME));
     let row = |cells: &[String; 8]| {
         let padded: Vec<String> = shown
             .iter()
             .map(|&i| {
-                let (cell, w) = (&cells[i], widths[i]);
+                let w = widths[i];
+                let cell = &cut(&cells[i], w);
                 if STATUS_COLUMNS[i].2 < 0 {
                     format!("{cell:>w$}")
                 } else {
@@ -438,5 +457,48 @@ pub fn log(runs: &[Run], format: Format) -> String {
                 )
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(version: i64, name: &str, journal: Option<i64>) -> StatusLine {
+        StatusLine {
+            version,
+            name: name.into(),
+            state: "applied".into(),
+            checksum_ok: true,
+            rows_applied: 1234567,
+            rows_reverted: 0,
+            journal_rows: journal,
+            updated_at: Some("2026-12-06 13:43:10".into()),
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn a_long_name_is_cut_to_fit_80_columns_and_kept_whole_in_json() {
+        let long = "fill_scenario_generation_scenario_ids_from_source_generations";
+        let lines = [
+            line(202611230001, "competency_versions", Some(12)),
+            line(202612061343, long, Some(0)),
+        ];
+        let text = status("sqlite:///x.db", &lines, Format::Text);
+        let widest = text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+        assert!(widest <= 80, "{text}");
+        assert!(
+            text.contains("JOURNAL") && text.contains("fill_scen") && !text.contains(long),
+            "{text}"
+        );
+        assert!(status("x", &lines, Format::Json).contains(long));
+    }
+
+    #[test]
+    fn an_empty_journal_takes_no_column() {
+        let lines = [line(202612061343, "ci_canary", Some(0))];
+        let text = status("sqlite:///x.db", &lines, Format::Text);
+        assert!(!text.contains("JOURNAL"), "{text}");
     }
 }
