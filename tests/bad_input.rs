@@ -232,7 +232,7 @@ bad_inputs! {
     wrong_password (Mariadb) => 2, ["Access denied", "using password: YES"],
         |c| {
             // The user's real password is another one; the URL still says hunter2.
-            let user = c.t.db_name().to_string();
+            let user = c.user.as_ref().expect("the case's user").name.clone();
             common::admin_exec(Kind::Mariadb, &format!("ALTER USER '{user}'@'%' IDENTIFIED BY 'correct-horse'"));
             c.run(&["apply"])
         };
@@ -262,7 +262,7 @@ bad_inputs! {
         |c| { let url = format!("sqlite://{}/missing.db", c.dir.display()); c.run_url(&url, &["apply"]) };
     // Exit codes that disagreed with the README (issue 12, case 8); a read-only user on a fresh
     // database is read_only_user_apply_postgres/_mariadb below.
-    mysql_url_double_slash (Mariadb) => 2, ["`//bf_my_bad_mysql_url_double_slash`", "not one database name"],
+    mysql_url_double_slash (Mariadb) => 2, [format!("`//{}`", c.t.db_name()).as_str(), "not one database name"],
         |c| { let url = c.url.replacen(":3306/", ":3306//", 1); c.run_url(&url, &["status"]) };
     sqlite_file_not_a_database (Sqlite) => 2, ["not a database"],
         |c| {
@@ -451,7 +451,7 @@ bad_inputs! {
             pg.run(&["plan", "--out", &plan.display().to_string()]).expect(0);
             c.run(&["apply", "--expect-plan", &plan.display().to_string()])
         };
-    plan_file_of_another_database (Postgres) => 5, ["was made on postgres database `bf_pg_bad_plan_other_db_twin`"],
+    plan_file_of_another_database (Postgres) => 5, [format!("was made on postgres database `bf_pg{}_bad_plan_other_db_twin`", common::suite()).as_str()],
         |c| {
             let twin = TestDb::with_app(Kind::Postgres, "bad_plan_other_db_twin");
             seed_edge_cases(&twin);
