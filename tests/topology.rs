@@ -483,6 +483,95 @@ fn standby_replica_url_throttles_revert(s: &Standby, db: &str) {
     assert!(p.marked_competencies().is_empty(), "revert left rows");
 }
 
+/// libpq's multi-host URL over a primary and its standby: `read-write` and `primary` reach the primary
+/// whichever host comes first, `any` the first host, and a standby-only list is refused in one line.
+/// Then the failover: the primary stopped hard mid `apply --jobs 2`, the standby promoted, the same URL
+/// run again: it reaches the promoted standby and finishes; rows exact, ledger, `verify` and `log` true.
+#[test]
+fn standby_failover_pair_url() {
+    let s = Standby::start();
+    let db = "bf_failover";
+    let expected = standby_with_data(&s, db);
+    let pair = s.pair_url(db, "read-write");
+    let reversed = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/{db}",
+        s.standby_port, s.primary_port
+    );
+    // The standby first: read-write and primary skip it, any takes it (status works read-only there).
+    for attrs in ["read-write", "primary"] {
+        let url = format!("{reversed}?target_session_attrs={attrs}");
+        let r = run_url(
+            &url,
+            &[
+                "apply",
+                &v(),
+                "--batch-size",
+                "1000000",
+                "--lock-timeout",
+                "5",
+            ],
+        );
+        assert_eq!(r.code, 0, "{attrs}: {}", r.stderr);
+        run_url(&url, &["revert", &v()]).expect(0);
+    }
+    let only_standby = format!(
+        "postgres://postgres@127.0.0.1:{}/{db}?target_session_attrs=read-write",
+        s.standby_port
+    );
+    let line = run_url(&only_standby, &["status"])
+        .one_line_error(1)
+        .to_string();
+    assert!(
+        line.contains("is a standby") && line.contains("read-write"),
+        "{line}"
+    );
+    // any: the first host that answers, here the standby, which refuses the write.
+    let r = run_url(
+        &format!("{reversed}?target_session_attrs=any"),
+        &["apply", &v()],
+    );
+    let line = r.one_line_error(r.code);
+    assert!(line.contains("read-only"), "{line}");
+
+    let p = TestDb::wrap_for_seeding(&s.primary_url(db));
+    let mut runner = Watched::spawn(
+        &pair,
+        &["apply", &v(), "--jobs", "2", "--batch-size", "5"],
+        &[("BACKFILL_TEST_BATCH_DELAY_MS", "200")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while p.marked_competencies().is_empty() {
+        assert_eq!(runner.exited(), None, "{}", runner.stderr_so_far());
+        assert!(Instant::now() < deadline, "no batch committed within 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.fail_over();
+    let died = runner.finish_within(Duration::from_secs(60));
+    assert_eq!(died.code, 1, "the run whose primary died: {}", died.stderr);
+    eprintln!("the run whose primary died said: {}", died.stderr.trim());
+    let again = run_url(&pair, &["apply", &v(), "--lock-timeout", "90"]);
+    assert_eq!(again.code, 0, "rerun after failover: {}", again.stderr);
+    let promoted = TestDb::wrap_for_seeding(&s.standby_url(db));
+    assert_rows_exact(&promoted, &expected, "after failover");
+    assert_eq!(promoted.state(V_COMPETENCY).as_deref(), Some("applied"));
+    run_url(&pair, &["verify"]).expect(0);
+    let log = run_url(&pair, &["--format", "json", "log", &v()]).json();
+    let runs = log["runs"].as_array().cloned().unwrap_or_default();
+    let last_revert = runs.iter().rposition(|r| r["action"] == "revert");
+    let since: Vec<_> = runs[last_revert.map_or(0, |i| i + 1)..].to_vec();
+    assert_eq!(
+        since.last().map(|r| r["state"].clone()),
+        Some("succeeded".into()),
+        "log: the rerun succeeded: {log}"
+    );
+    let written: i64 = since.iter().filter_map(|r| r["row_count"].as_i64()).sum();
+    assert_eq!(
+        written,
+        expected.len() as i64,
+        "log: the interrupted run and the rerun wrote every row once: {log}"
+    );
+}
+
 // ------------------------------------------------------------------------------------- --replica-url
 
 /// How long a throttled runner is watched before it is checked: unthrottled, 25 batches 100 ms

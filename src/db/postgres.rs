@@ -1,6 +1,6 @@
 //! PostgreSQL driver (sync `postgres` crate).
 
-use super::url::TlsMode;
+use super::url::{SessionAttrs, TlsMode};
 use super::{
     number_placeholders, DbError, DbResult, Dialect, ErrorKind, Identity, Row, Session, Target, Tx,
     Value,
@@ -90,8 +90,69 @@ fn map_err(e: postgres::Error) -> DbError {
 }
 
 impl PgSession {
+    /// Connects to the first host of the URL that answers and has the `target_session_attrs` asked
+    /// for, in the URL's order, as libpq does.
     pub fn connect(target: &Target) -> DbResult<Self> {
-        let mut config = postgres::Config::from_str(target.secret_url()).map_err(|e| {
+        let urls = target.secret_urls();
+        let mut refused = Vec::new();
+        let mut kind = ErrorKind::Connection;
+        for (place, url) in &urls {
+            let found = Self::connect_one(target, url).and_then(|mut s| {
+                let unfit = s.unfit(target.session_attrs)?;
+                Ok((s, unfit))
+            });
+            match found {
+                Ok((s, None)) => return Ok(s),
+                Ok((_, Some(why))) => refused.push(format!("{place} {why}")),
+                Err(e) if urls.len() == 1 || e.kind == ErrorKind::Interrupted => {
+                    return Err(DbError::connecting(target, e))
+                }
+                Err(e) => {
+                    // A wrong password or database name is wrong on every host.
+                    kind = e.kind;
+                    refused.push(format!("{place}: {}", e.message));
+                }
+            }
+        }
+        let wanted = match target.session_attrs {
+            SessionAttrs::ReadWrite => " accepts writes (target_session_attrs=read-write)",
+            SessionAttrs::Primary => " is a primary (target_session_attrs=primary)",
+            SessionAttrs::Any => " answers",
+        };
+        Err(DbError::new(
+            if kind == ErrorKind::Config {
+                kind
+            } else {
+                ErrorKind::Connection
+            },
+            format!(
+                "cannot connect to {}: no host{wanted}: {}",
+                target.redacted,
+                refused.join("; ")
+            ),
+        ))
+    }
+
+    /// Why this server is not one `attrs` accepts (`None`: it is).
+    fn unfit(&mut self, attrs: SessionAttrs) -> DbResult<Option<&'static str>> {
+        if attrs == SessionAttrs::Any {
+            return Ok(None);
+        }
+        let row = self.query(
+            "SELECT CAST(pg_is_in_recovery() AS INT), current_setting('default_transaction_read_only')",
+            &[],
+        )?;
+        let cell = |i: usize| row.first().and_then(|r| r.get(i)).cloned();
+        if cell(0).and_then(|v| v.as_i64()) == Some(1) {
+            return Ok(Some("is a standby (in recovery)"));
+        }
+        let read_only = cell(1).and_then(|v| v.as_str().map(|v| v == "on")) == Some(true);
+        Ok((attrs == SessionAttrs::ReadWrite && read_only)
+            .then_some("is read-only (default_transaction_read_only = on)"))
+    }
+
+    fn connect_one(target: &Target, url: &str) -> DbResult<Self> {
+        let mut config = postgres::Config::from_str(url).map_err(|e| {
             DbError::new(
                 ErrorKind::Config,
                 format!("malformed postgres URL: {}", with_causes(&e)),
@@ -122,8 +183,8 @@ impl PgSession {
         });
         let client = match connected {
             Ok(Ok(client)) => client,
-            Ok(Err(e)) => return Err(DbError::connecting(target, map_err(e))),
-            Err(e) => return Err(DbError::connecting(target, e)),
+            Ok(Err(e)) => return Err(map_err(e)),
+            Err(e) => return Err(e),
         };
         Ok(PgSession {
             client,

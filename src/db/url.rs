@@ -35,6 +35,17 @@ pub struct Tls {
     pub roots: Option<RootCerts>,
 }
 
+/// Which server of a multi-host URL a session may use: libpq's `target_session_attrs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionAttrs {
+    /// The first server that answers.
+    Any,
+    /// One that accepts writes by default: not in recovery, `default_transaction_read_only` off.
+    ReadWrite,
+    /// One not in recovery (hot standby), whatever its default read-only setting.
+    Primary,
+}
+
 /// Where to connect. `url` may hold a password: never print it, print `redacted`.
 #[derive(Clone)]
 pub struct Target {
@@ -52,6 +63,11 @@ pub struct Target {
     pub host: Option<String>,
     /// The port, the dialect's default when the URL gives none (servers only).
     pub port: Option<u16>,
+    /// PostgreSQL: every host of a libpq multi-host URL (`h1:5432,h2:5432`), tried in order; the
+    /// first is `host`/`port`.
+    pub hosts: Vec<(String, u16)>,
+    /// PostgreSQL: `target_session_attrs` (default `any`).
+    pub session_attrs: SessionAttrs,
 }
 
 impl std::fmt::Debug for Target {
@@ -86,6 +102,8 @@ impl Target {
         if dialect == Dialect::Sqlite {
             return Self::parse_sqlite(raw);
         }
+        let (one_host, more_hosts) = split_hosts(raw, dialect)?;
+        let raw = one_host.as_str();
         let parsed = ::url::Url::parse(raw).map_err(|e| {
             config_error(format!(
                 "malformed database URL ({e}); expected e.g. {}://user:password@host:port/database",
@@ -119,7 +137,8 @@ impl Target {
         if let Some(one) = one {
             parsed.set_path(&one);
         }
-        let redacted = redacted_url(&parsed);
+        let redacted = with_host_list(&redacted_url(&parsed), more_hosts.as_deref());
+        let (session_attrs, parsed) = split_session_attrs(dialect, &parsed)?;
         let (tls, driver_url) = split_tls(dialect, &parsed)?;
         let url = if dialect == Dialect::Mysql && scheme.as_deref() == Some("mariadb") {
             format!("mysql{}", &driver_url["mariadb".len()..])
@@ -131,6 +150,13 @@ impl Target {
         } else {
             3306
         };
+        let hosts = match more_hosts {
+            Some(list) => host_list(&list, default_port)?,
+            None => vec![(
+                parsed.host_str().unwrap_or_default().to_string(),
+                parsed.port().unwrap_or(default_port),
+            )],
+        };
         Ok(Target {
             dialect,
             url,
@@ -138,8 +164,10 @@ impl Target {
             tls,
             sqlite_path: None,
             database,
-            host: parsed.host_str().map(str::to_string),
-            port: Some(parsed.port().unwrap_or(default_port)),
+            host: Some(hosts[0].0.clone()),
+            port: Some(hosts[0].1),
+            hosts,
+            session_attrs,
         })
     }
 
@@ -162,6 +190,8 @@ impl Target {
             sqlite_path: Some(path),
             host: None,
             port: None,
+            hosts: Vec::new(),
+            session_attrs: SessionAttrs::Any,
         })
     }
 
@@ -169,6 +199,142 @@ impl Target {
     pub(crate) fn secret_url(&self) -> &str {
         &self.url
     }
+
+    /// One driver URL (with its secret) per host of a multi-host URL, in the URL's order.
+    pub(crate) fn secret_urls(&self) -> Vec<(String, String)> {
+        if self.hosts.len() < 2 {
+            return vec![(self.place(0), self.url.clone())];
+        }
+        let Ok(first) = ::url::Url::parse(&self.url) else {
+            return vec![(self.place(0), self.url.clone())];
+        };
+        (0..self.hosts.len())
+            .map(|i| {
+                let mut url = first.clone();
+                let (host, port) = &self.hosts[i];
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                let _ = url.set_host(Some(&host));
+                let _ = url.set_port(Some(*port));
+                (self.place(i), url.to_string())
+            })
+            .collect()
+    }
+
+    /// `host:port` of the i-th host, for messages.
+    fn place(&self, i: usize) -> String {
+        match self.hosts.get(i) {
+            Some((h, p)) => format!("{h}:{p}"),
+            None => self.redacted.clone(),
+        }
+    }
+}
+
+/// A libpq multi-host URL (`postgres://u@h1:5432,h2:5433/db`): the URL with its first host only, for
+/// the URL parser, and the whole host list as written.
+fn split_hosts(raw: &str, dialect: Dialect) -> DbResult<(String, Option<String>)> {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return Ok((raw.to_string(), None));
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let start = authority.rfind('@').map_or(0, |at| at + 1);
+    let list = &authority[start..];
+    if !list.contains(',') {
+        return Ok((raw.to_string(), None));
+    }
+    if dialect != Dialect::Postgres {
+        return Err(config_error(format!(
+            "malformed database URL: `{list}` names several hosts, which only postgres:// URLs may do; give one host"
+        )));
+    }
+    let first = list.split(',').next().unwrap_or_default();
+    let one = format!("{scheme}://{}{first}{}", &authority[..start], &rest[end..]);
+    Ok((one, Some(list.to_string())))
+}
+
+/// `h1:5432,[::1]:5433,h3` as (host, port) pairs; a host without a port gets the default.
+fn host_list(list: &str, default_port: u16) -> DbResult<Vec<(String, u16)>> {
+    list.split(',')
+        .map(|item| {
+            let (host, port) = match item.rsplit_once(':') {
+                Some((h, p)) if !p.contains(']') => (h, Some(p)),
+                _ => (item, None),
+            };
+            if host.is_empty() {
+                return Err(config_error(format!(
+                    "malformed database URL: an empty host in `{list}`; write host:port,host:port"
+                )));
+            }
+            let port = match port {
+                None => default_port,
+                Some(p) => p.parse().map_err(|_| {
+                    config_error(format!(
+                        "malformed database URL: `{item}` in `{list}` has an invalid port"
+                    ))
+                })?,
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            Ok((host.to_string(), port))
+        })
+        .collect()
+}
+
+/// The redacted one-host URL with the whole host list back in place of its host.
+fn with_host_list(redacted: &str, list: Option<&str>) -> String {
+    let Some(list) = list else {
+        return redacted.to_string();
+    };
+    let Some((scheme, rest)) = redacted.split_once("://") else {
+        return redacted.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let start = rest[..end].rfind('@').map_or(0, |at| at + 1);
+    format!("{scheme}://{}{list}{}", &rest[..start], &rest[end..])
+}
+
+/// Takes libpq's `target_session_attrs` out of the query: backfill picks the host itself.
+fn split_session_attrs(
+    dialect: Dialect,
+    parsed: &::url::Url,
+) -> DbResult<(SessionAttrs, ::url::Url)> {
+    let key = "target_session_attrs";
+    if dialect != Dialect::Postgres || !parsed.query_pairs().any(|(k, _)| k == key) {
+        return Ok((SessionAttrs::Any, parsed.clone()));
+    }
+    let mut attrs = SessionAttrs::Any;
+    let mut rest = Vec::new();
+    for (k, v) in parsed.query_pairs() {
+        if k != key {
+            rest.push((k.into_owned(), v.into_owned()));
+            continue;
+        }
+        attrs = match v.as_ref() {
+            "any" => SessionAttrs::Any,
+            "read-write" => SessionAttrs::ReadWrite,
+            "primary" => SessionAttrs::Primary,
+            "read-only" | "standby" | "prefer-standby" => {
+                return Err(config_error(format!(
+                    "`{key}={v}` is not supported: backfill writes to the primary; use read-write, primary or any"
+                )))
+            }
+            other => {
+                return Err(config_error(format!(
+                    "unknown `{key}={other}`; expected read-write, primary or any"
+                )))
+            }
+        };
+    }
+    let mut url = parsed.clone();
+    if rest.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(rest);
+    }
+    Ok((attrs, url))
 }
 
 /// Takes the TLS parameters out of the URL's query: PostgreSQL's `sslmode`/`sslrootcert` (as libpq
@@ -486,6 +652,53 @@ mod tests {
         assert!(Target::parse("mysql://u@h/db?ssl-mode=verify-full").is_err());
         assert!(Target::parse("postgres://u@h/db?sslcert=/c.pem").is_err());
         assert!(Target::parse("postgres://u@h/db?sslrootcert=").is_err());
+    }
+
+    #[test]
+    fn multi_host_urls() {
+        let t = Target::parse(
+            "postgres://u:pw@h1:5432,[::1]:5433,h3/db?target_session_attrs=read-write&sslmode=disable",
+        )
+        .unwrap();
+        assert_eq!(
+            t.hosts,
+            vec![
+                ("h1".to_string(), 5432),
+                ("::1".to_string(), 5433),
+                ("h3".to_string(), 5432)
+            ]
+        );
+        assert_eq!(t.session_attrs, SessionAttrs::ReadWrite);
+        assert_eq!(
+            t.redacted,
+            "postgres://u:***@h1:5432,[::1]:5433,h3/db?target_session_attrs=read-write&sslmode=disable"
+        );
+        let urls: Vec<String> = t.secret_urls().into_iter().map(|(_, u)| u).collect();
+        assert_eq!(
+            urls,
+            [
+                "postgres://u:pw@h1:5432/db",
+                "postgres://u:pw@[::1]:5433/db",
+                "postgres://u:pw@h3:5432/db"
+            ]
+        );
+        let t = Target::parse("postgresql://u@a:1,b:2/db?target_session_attrs=primary").unwrap();
+        assert_eq!(t.session_attrs, SessionAttrs::Primary);
+        assert_eq!((t.host.as_deref(), t.port), (Some("a"), Some(1)));
+        assert_eq!(
+            Target::parse("postgres://u@a/db").unwrap().session_attrs,
+            SessionAttrs::Any
+        );
+        for bad in [
+            "postgres://u@a:1,b:x/db",
+            "postgres://u@a:1,,b/db",
+            "postgres://u@a/db?target_session_attrs=standby",
+            "postgres://u@a/db?target_session_attrs=bogus",
+            "mysql://u@a:1,b:2/db",
+        ] {
+            let e = Target::parse(bad).err().unwrap();
+            assert!(e.is_config(), "{bad}: {e}");
+        }
     }
 
     #[test]

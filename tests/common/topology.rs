@@ -828,6 +828,34 @@ impl Standby {
         .unwrap_or_default()
     }
 
+    /// Failover: the primary stopped hard (as `pg_ctl stop -m immediate`), the standby promoted;
+    /// returns once the promoted standby accepts writes.
+    pub fn fail_over(&self) {
+        self.stop("primary");
+        let standby = self.dir.path().join("standby");
+        self.run_pg(
+            "pg_ctl",
+            &["-D", standby.to_str().unwrap(), "-w", "-t", "60", "promote"],
+        );
+        wait_for(
+            "the promoted standby accepting writes",
+            Duration::from_secs(30),
+            || {
+                self.standby_sql("postgres", "SELECT pg_is_in_recovery()")
+                    .is_ok_and(|s| s == "f")
+            },
+            || tail(&self.dir.path().join("standby.log"), 20),
+        );
+    }
+
+    /// `postgres://postgres@PRIMARY,STANDBY/db?target_session_attrs=ATTRS`: libpq's form for a pair.
+    pub fn pair_url(&self, db: &str, attrs: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/{db}?target_session_attrs={attrs}",
+            self.primary_port, self.standby_port
+        )
+    }
+
     fn stop(&self, name: &str) {
         let pidfile = self.dir.path().join(name).join("postmaster.pid");
         let pid = std::fs::read_to_string(pidfile)
