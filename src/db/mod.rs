@@ -230,11 +230,114 @@ impl Dialect {
     }
 
     /// `a` and `b` differ, NULL counting as a value (NULL vs 1 differs, NULL vs NULL does not).
+    /// Text compares as bytes, whatever the column's collation: a case-only change or a trimmed
+    /// trailing space is a change. PostgreSQL compares the text forms (a json column has no `=`);
+    /// callers give `b` already cast to `a`'s type, so equal values of one type print alike.
     pub fn distinct(self, a: &str, b: &str) -> String {
         match self {
-            Dialect::Postgres => format!("({a} IS DISTINCT FROM {b})"),
-            Dialect::Mysql => format!("(NOT ({a} <=> {b}))"),
-            Dialect::Sqlite => format!("({a} IS NOT {b})"),
+            Dialect::Postgres => {
+                format!("(CAST({a} AS TEXT) IS DISTINCT FROM CAST({b} AS TEXT))")
+            }
+            // Bytes for character strings only (`COLLATION` is `binary` for numbers, dates and
+            // blobs): a DECIMAL(10,4) holding 1.2300 equals a computed 1.23.
+            Dialect::Mysql => format!(
+                "(NOT ({a} <=> {b}) OR (COLLATION({a}) <> 'binary' AND NOT (CAST({a} AS BINARY) <=> CAST({b} AS BINARY))))"
+            ),
+            Dialect::Sqlite => format!("({a} IS NOT ({b}) COLLATE BINARY)"),
+        }
+    }
+
+    /// A value as text that names it exactly, for the undo journal: every digit of a decimal,
+    /// microseconds and zone of a timestamp, blob bytes, and (SQLite) its storage class.
+    /// [`Dialect::from_exact`] turns it back into the same value.
+    pub fn exact_text(self, expr: &str) -> String {
+        match self {
+            // The type's own output function; its input function reads it back in the same
+            // session settings (a timestamptz carries its offset).
+            Dialect::Postgres => format!("CAST({expr} AS TEXT)"),
+            // Hex of the value's bytes as the server prints it: blobs and any character set.
+            Dialect::Mysql => format!("HEX(CAST({expr} AS BINARY))"),
+            Dialect::Sqlite => format!(
+                "(CASE typeof({expr}) WHEN 'integer' THEN 'i' || ({expr}) WHEN 'real' THEN 'r' || printf('%!.17g', {expr}) \
+                 WHEN 'text' THEN 't' || ({expr}) WHEN 'blob' THEN 'b' || hex({expr}) END)"
+            ),
+        }
+    }
+
+    /// The SQL that turns one [`Dialect::exact_text`] parameter back into its value, and how many
+    /// times that parameter must be passed (SQLite reads it once per storage class).
+    pub fn from_exact(self) -> (&'static str, usize) {
+        match self {
+            // An untyped parameter takes the column's type and its input function.
+            Dialect::Postgres => ("?", 1),
+            Dialect::Mysql => ("UNHEX(?)", 1),
+            Dialect::Sqlite => (
+                "(CASE substr(?, 1, 1) WHEN 'i' THEN CAST(substr(?, 2) AS INTEGER) WHEN 'r' THEN CAST(substr(?, 2) AS REAL) \
+                 WHEN 't' THEN substr(?, 2) WHEN 'b' THEN unhex(substr(?, 2)) END)",
+                5,
+            ),
+        }
+    }
+
+    /// An UPDATE of one row (parameter: its key) setting `columns` to `values`, expressions over the
+    /// row `t` as it was before the statement. The values never leave the server, so nothing is lost
+    /// on the way, whatever the type.
+    pub fn update_row(self, table: &str, key: &str, columns: &[&str], values: &[&str]) -> String {
+        match self {
+            // MySQL assigns left to right (a later expression would see an earlier column's new
+            // value): every value comes from a derived table of the row as it was.
+            Dialect::Mysql => {
+                let news: Vec<String> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| format!("({v}) AS n{i}"))
+                    .collect();
+                let sets: Vec<String> = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("t.{c} = s.n{i}"))
+                    .collect();
+                format!(
+                    "UPDATE {table} t JOIN (SELECT t.{key} AS k, {} FROM {table} t WHERE t.{key} = ?) s \
+                     ON t.{key} = s.k SET {}",
+                    news.join(", "),
+                    sets.join(", ")
+                )
+            }
+            Dialect::Postgres | Dialect::Sqlite => {
+                let sets: Vec<String> = columns
+                    .iter()
+                    .zip(values)
+                    .map(|(c, v)| format!("{c} = ({v})"))
+                    .collect();
+                format!(
+                    "UPDATE {table} AS t SET {} WHERE t.{key} = ?",
+                    sets.join(", ")
+                )
+            }
+        }
+    }
+
+    /// A value as a reader would want to see it in a plan (the exact text, where the journal's
+    /// form is not readable).
+    pub fn readable_text(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("CAST({expr} AS TEXT)"),
+            Dialect::Mysql => format!("CAST({expr} AS CHAR)"),
+            Dialect::Sqlite => expr.to_string(),
+        }
+    }
+
+    /// The declared type of each column of a table (one parameter: the table's name), as `(name,
+    /// type)` rows, where an expression must be cast to its column's type to compare as stored
+    /// (PostgreSQL: `numeric(10,2)`); `None` where comparing as is already does.
+    pub fn column_types_sql(self) -> Option<&'static str> {
+        match self {
+            Dialect::Postgres => Some(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute \
+                 WHERE attrelid = CAST(CAST(? AS TEXT) AS regclass) AND attnum > 0 AND NOT attisdropped",
+            ),
+            Dialect::Mysql | Dialect::Sqlite => None,
         }
     }
 

@@ -5,8 +5,10 @@
 //! - [`marker`]: the identity an INSERT-shaped migration writes into each row, and the exact test for it.
 //! - [`samples`]: a few rows per group for `plan`, read with the step's own ranged query.
 //! - [`update`]: the UPDATE shape: a journaled, exactly revertible update of existing rows.
+//! - [`journal`]: its undo journal, in exact text, and the rule for rows the app changed since.
 
 pub mod bounds;
+pub mod journal;
 pub mod marker;
 pub mod migration;
 pub mod samples;

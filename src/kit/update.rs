@@ -1,15 +1,16 @@
 //! The UPDATE shape: set columns of existing rows to computed values, exactly revertibly.
 //!
-//! Each batch reads its rows' old and new values (locking the rows), journals both in the ledger's
-//! `backfill_undo` in the same transaction, then writes the new values. One journal entry per row and
-//! migration: a top-up updates the entry's new values and keeps the first old ones, so revert always
-//! restores what was there before the migration. Revert is the runner's: it walks the journal,
-//! refuses rows whose current values are no longer what we wrote (someone edited them) unless
-//! `--force`, restores the old values and drops the entries. Values travel as JSON: integers, text,
-//! floats, dates and times (as text) restore exactly.
+//! Each batch reads its rows' old and new values (locking the rows), writes the new values, reads back
+//! what the columns now hold, and journals both in the ledger's `backfill_undo` in the same
+//! transaction (`kit::journal`). Values never pass through a float or a driver's idea of a type: they
+//! cross as the dialect's exact text ([`Dialect::exact_text`]), so a 30-digit decimal, NaN, a
+//! timestamp's microseconds and zone, or a blob come back as they were.
 
 use crate::db::{DbError, DbResult, Dialect, Tx, Value};
 use crate::migration::{Context, DataMigration, Key, KeyRange, Plan, Shape};
+use std::collections::HashMap;
+
+pub use super::journal::{edited, forget, journal, restore, sizes, Change, JOURNAL_KEY};
 
 /// An UPDATE-shaped migration described by its table and SQL: see `examples/`.
 pub struct UpdateBackfill {
@@ -26,21 +27,52 @@ pub struct UpdateBackfill {
 }
 
 impl UpdateBackfill {
-    /// Rows in `[lo, hi]` (or all) whose value would change: key, old values, new values.
-    fn changing(&self, d: Dialect, ranged: bool, lock: bool) -> String {
+    /// Each new value as its column will hold it. Where the dialect needs it (PostgreSQL), cast to
+    /// the column's declared type, so `round(x, 2)` into a `numeric(10,4)` holding 1.2300 is no
+    /// change, and the plan shows what will be stored.
+    fn targets(&self, tx: &mut dyn Tx) -> DbResult<Vec<String>> {
+        let values = self.values.iter().map(|v| format!("({v})"));
+        let Some(sql) = tx.dialect().column_types_sql() else {
+            return Ok(values.collect());
+        };
+        let types: HashMap<String, String> = tx
+            .query(sql, &[self.table.into()])?
+            .into_iter()
+            .filter_map(|r| Some((r.first()?.as_str()?.into(), r.get(1)?.as_str()?.into())))
+            .collect();
+        self.columns
+            .iter()
+            .zip(values)
+            .map(|(c, v)| match types.get(*c) {
+                Some(ty) => Ok(format!("CAST({v} AS {ty})")),
+                None => Err(DbError::query(format!(
+                    "{} has no column {c}; fix the migration's columns",
+                    self.table
+                ))),
+            })
+            .collect()
+    }
+
+    /// Rows whose value would change: key, old values (and for a plan, new values).
+    fn changing(&self, d: Dialect, targets: &[String], purpose: Purpose) -> String {
         let old: Vec<String> = self.columns.iter().map(|c| format!("t.{c}")).collect();
-        let new: Vec<String> = self.values.iter().map(|v| format!("({v})")).collect();
         let differs: Vec<String> = old
             .iter()
-            .zip(&new)
+            .zip(targets)
             .map(|(o, n)| d.distinct(o, n))
             .collect();
-        // Aliased: MySQL refuses a derived table (the plan's count) with two columns of one name,
-        // as `t.description, (t.description)` would be.
-        let select: Vec<String> = std::iter::once(format!("t.{} AS k", self.key))
-            .chain(old.iter().enumerate().map(|(i, o)| format!("{o} AS o{i}")))
-            .chain(new.iter().enumerate().map(|(i, n)| format!("{n} AS n{i}")))
-            .collect();
+        // Aliased: MySQL refuses a derived table (the plan's count) with two columns of one name.
+        let mut select = vec![format!("t.{} AS k", self.key)];
+        if purpose == Purpose::Apply {
+            select.extend(
+                old.iter()
+                    .enumerate()
+                    .map(|(i, o)| format!("{} AS o{i}", d.exact_text(o))),
+            );
+        } else {
+            let readable = old.iter().chain(targets).map(|v| d.readable_text(v));
+            select.extend(readable.enumerate().map(|(i, v)| format!("{v} AS v{i}")));
+        }
         let mut sql = format!(
             "SELECT {} FROM {} t WHERE ({})",
             select.join(", "),
@@ -50,15 +82,72 @@ impl UpdateBackfill {
         if let Some(only) = self.only {
             sql.push_str(&format!(" AND ({only})"));
         }
-        if ranged {
+        if purpose != Purpose::Count {
             sql.push_str(&format!(" AND t.{0} >= ? AND t.{0} <= ?", self.key));
         }
         sql.push_str(&format!(" ORDER BY t.{}", self.key));
-        if lock {
+        if purpose == Purpose::Apply {
             sql.push_str(d.for_update());
         }
         sql
     }
+
+    /// Sets each changed row's columns to their values, computed on the server.
+    fn write(&self, tx: &mut dyn Tx, changes: &[Change]) -> DbResult<()> {
+        let update = tx
+            .dialect()
+            .update_row(self.table, self.key, self.columns, self.values);
+        for c in changes {
+            tx.execute(&update, &[Value::Int(c.key)])?;
+        }
+        Ok(())
+    }
+
+    /// What the rows of `range` hold now, as exact text, by key.
+    fn stored(&self, tx: &mut dyn Tx, range: KeyRange) -> DbResult<HashMap<i64, Vec<Value>>> {
+        let d = tx.dialect();
+        let columns: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| d.exact_text(&format!("t.{c}")))
+            .collect();
+        let sql = format!(
+            "SELECT t.{k}, {} FROM {} t WHERE t.{k} >= ? AND t.{k} <= ?",
+            columns.join(", "),
+            self.table,
+            k = self.key
+        );
+        Ok(split(tx.query(&sql, &range.params(1))?)
+            .into_iter()
+            .map(|c| (c.key, c.old))
+            .collect())
+    }
+}
+
+/// What a query of the changing rows is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// The plan's count: every row, shown readably.
+    Count,
+    /// The plan's samples: a key range, old and new values shown readably.
+    Sample,
+    /// A batch: a key range, rows locked, old values in exact text.
+    Apply,
+}
+
+/// Rows of `key, values…` as changes holding those values as old ones.
+fn split(rows: Vec<Vec<Value>>) -> Vec<Change> {
+    rows.into_iter()
+        .map(|row| {
+            let mut it = row.into_iter();
+            let key = it.next().and_then(|v| v.as_i64()).unwrap_or(0);
+            Change {
+                key,
+                old: it.collect(),
+                new: Vec::new(),
+            }
+        })
+        .collect()
 }
 
 impl DataMigration for UpdateBackfill {
@@ -74,48 +163,41 @@ impl DataMigration for UpdateBackfill {
     }
 
     fn plan(&self, tx: &mut dyn Tx, _ctx: &Context, samples: usize) -> DbResult<Plan> {
+        let d = tx.dialect();
+        let targets = self.targets(tx)?;
         let count = format!(
             "SELECT COUNT(*) FROM ({}) c",
-            self.changing(tx.dialect(), false, false)
+            self.changing(d, &targets, Purpose::Count)
         );
         let total = tx.query_scalar(&count, &[])?.as_i64().unwrap_or(0).max(0) as u64;
         let mut plan = Plan::ungrouped(total, 0, Vec::new());
         let fields = sample_fields(self.key, self.columns);
         let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
-        let mut sql = self.changing(tx.dialect(), true, false);
+        let sql = self.changing(d, &targets, Purpose::Sample);
         // The sampler wants the group first: one group, 0.
-        sql = format!("SELECT 0, s.* FROM ({sql}) s");
+        let sql = format!("SELECT 0, s.* FROM ({sql}) s");
         crate::kit::samples::fill(tx, self.key(), &mut plan.groups, samples, &sql, 1, &fields)?;
         Ok(plan)
     }
 
     fn apply(&self, tx: &mut dyn Tx, ctx: &Context, range: KeyRange) -> DbResult<u64> {
-        let sql = self.changing(tx.dialect(), true, true);
-        let rows = tx.query(&sql, &range.params(1))?;
-        let n = self.columns.len();
-        let changes: Vec<Change> = rows
-            .into_iter()
-            .map(|row| {
-                let mut it = row.into_iter();
-                let key = it.next().and_then(|v| v.as_i64()).unwrap_or(0);
-                let old: Vec<Value> = it.by_ref().take(n).collect();
-                let new: Vec<Value> = it.collect();
-                Change { key, old, new }
-            })
-            .collect();
-        journal(tx, ctx, self.table, self.key, self.columns, range, &changes)?;
-        let sets: Vec<String> = self.columns.iter().map(|c| format!("{c} = ?")).collect();
-        let update = format!(
-            "UPDATE {} SET {} WHERE {} = ?",
-            self.table,
-            sets.join(", "),
-            self.key
-        );
-        for c in &changes {
-            let mut params = c.new.clone();
-            params.push(Value::Int(c.key));
-            tx.execute(&update, &params)?;
+        let d = tx.dialect();
+        let targets = self.targets(tx)?;
+        let sql = self.changing(d, &targets, Purpose::Apply);
+        let mut changes = split(tx.query(&sql, &range.params(1))?);
+        if changes.is_empty() {
+            return Ok(0);
         }
+        self.write(tx, &changes)?;
+        // What the columns hold, not what the expressions gave: the column's type has the last
+        // word (a decimal's scale, a padded CHAR, a non-deterministic expression).
+        let mut stored = self.stored(tx, range)?;
+        for c in &mut changes {
+            if let Some(now) = stored.remove(&c.key) {
+                c.new = now;
+            }
+        }
+        journal(tx, ctx, self.table, self.key, self.columns, range, &changes)?;
         Ok(changes.len() as u64)
     }
 }
@@ -126,264 +208,4 @@ fn sample_fields(key: &str, columns: &[&str]) -> Vec<String> {
     fields.extend(columns.iter().map(|c| format!("old_{c}")));
     fields.extend(columns.iter().map(|c| format!("new_{c}")));
     fields
-}
-
-/// One row's change.
-pub struct Change {
-    pub key: i64,
-    pub old: Vec<Value>,
-    pub new: Vec<Value>,
-}
-
-fn as_object(columns: &[&str], values: &[Value]) -> String {
-    crate::kit::samples::object(columns, values.iter().cloned()).to_string()
-}
-
-/// Journals `changes` of `table` (keys within `range`) in the batch's transaction: a new entry per
-/// row, or, for a row this migration changed before (a top-up), its new values only.
-pub fn journal(
-    tx: &mut dyn Tx,
-    ctx: &Context,
-    table: &str,
-    key_column: &str,
-    columns: &[&str],
-    range: KeyRange,
-    changes: &[Change],
-) -> DbResult<()> {
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let known: std::collections::HashSet<i64> = tx
-        .query(
-            "SELECT row_key FROM backfill_undo WHERE version = ? AND table_name = ? AND row_key >= ? AND row_key <= ?",
-            &[Value::Int(ctx.version), table.into(), Value::Int(range.lo), Value::Int(range.hi)],
-        )?
-        .iter()
-        .filter_map(|r| r.first().and_then(Value::as_i64))
-        .collect();
-    let run = ctx.run_id.to_string();
-    for c in changes {
-        let new = as_object(columns, &c.new);
-        if known.contains(&c.key) {
-            tx.execute(
-                "UPDATE backfill_undo SET new_values = ?, run_id = ? WHERE version = ? AND table_name = ? AND row_key = ?",
-                &[new.into(), run.as_str().into(), Value::Int(ctx.version), table.into(), Value::Int(c.key)],
-            )?;
-        } else {
-            tx.execute(
-                "INSERT INTO backfill_undo (version, run_id, table_name, key_column, row_key, old_values, new_values) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-                &[
-                    Value::Int(ctx.version),
-                    run.as_str().into(),
-                    table.into(),
-                    key_column.into(),
-                    Value::Int(c.key),
-                    as_object(columns, &c.old).into(),
-                    new.into(),
-                ],
-            )?;
-        }
-    }
-    Ok(())
-}
-
-/// The journal, as the runner walks it on revert.
-pub const JOURNAL_KEY: Key = Key {
-    table: "backfill_undo",
-    column: "id",
-};
-
-/// How many rows can be listed in a refusal.
-const MAX_LISTED: usize = 100;
-
-struct Entry {
-    id: i64,
-    table: String,
-    key_column: String,
-    key: i64,
-    old: serde_json::Map<String, serde_json::Value>,
-    new: serde_json::Map<String, serde_json::Value>,
-}
-
-fn damaged(what: &str) -> DbError {
-    DbError::query(format!(
-        "the undo journal (backfill_undo) has a damaged entry: {what}; it was edited by hand; restore it from a backup"
-    ))
-}
-
-/// Journal entries may only name plain identifiers: they become SQL.
-fn identifier(name: &str) -> DbResult<&str> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok {
-        Ok(name)
-    } else {
-        Err(damaged(&format!("`{name}` is not a table or column name")))
-    }
-}
-
-fn entries(tx: &mut dyn Tx, version: i64, range: KeyRange) -> DbResult<Vec<Entry>> {
-    let rows = tx.query(
-        "SELECT id, table_name, key_column, row_key, old_values, new_values FROM backfill_undo \
-         WHERE version = ? AND id >= ? AND id <= ? ORDER BY id",
-        &[
-            Value::Int(version),
-            Value::Int(range.lo),
-            Value::Int(range.hi),
-        ],
-    )?;
-    rows.into_iter()
-        .map(|r| {
-            let text = |i: usize| r.get(i).and_then(Value::as_str).unwrap_or_default();
-            let object = |i: usize| match serde_json::from_str(text(i)) {
-                Ok(serde_json::Value::Object(m)) => Ok(m),
-                _ => Err(damaged("old or new values are not a JSON object")),
-            };
-            Ok(Entry {
-                id: r.first().and_then(Value::as_i64).unwrap_or(0),
-                table: identifier(text(1))?.to_string(),
-                key_column: identifier(text(2))?.to_string(),
-                key: r.get(3).and_then(Value::as_i64).unwrap_or(0),
-                old: object(4)?,
-                new: object(5)?,
-            })
-        })
-        .collect()
-}
-
-/// The row's current values of the entry's columns; `None` when the row is gone.
-fn current(
-    tx: &mut dyn Tx,
-    e: &Entry,
-    lock: bool,
-) -> DbResult<Option<serde_json::Map<String, serde_json::Value>>> {
-    let columns: Vec<&str> = e
-        .new
-        .keys()
-        .map(|c| identifier(c))
-        .collect::<DbResult<_>>()?;
-    let sql = format!(
-        "SELECT {} FROM {} WHERE {} = ?{}",
-        columns.join(", "),
-        e.table,
-        e.key_column,
-        if lock { tx.dialect().for_update() } else { "" }
-    );
-    let row = tx.query(&sql, &[Value::Int(e.key)])?.into_iter().next();
-    Ok(row.map(|r| {
-        columns
-            .iter()
-            .map(|c| c.to_string())
-            .zip(r.into_iter().map(Value::into_json))
-            .collect()
-    }))
-}
-
-/// Equal as the journal stores them: numbers compare by value (an integer column read back as a
-/// float, or the other way, is the same value).
-fn same(
-    a: &serde_json::Map<String, serde_json::Value>,
-    b: &serde_json::Map<String, serde_json::Value>,
-) -> bool {
-    a.len() == b.len()
-        && a.iter().all(|(k, v)| match (v, b.get(k)) {
-            (serde_json::Value::Number(x), Some(serde_json::Value::Number(y))) => {
-                x.as_f64() == y.as_f64()
-            }
-            (x, Some(y)) => x == y,
-            (_, None) => false,
-        })
-}
-
-fn to_value(v: &serde_json::Value) -> Value {
-    match v {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Int(i64::from(*b)),
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .map_or(Value::Float(n.as_f64().unwrap_or(0.0)), Value::Int),
-        serde_json::Value::String(s) => Value::Text(s.clone()),
-        other => Value::Text(other.to_string()),
-    }
-}
-
-/// Keys of rows this migration changed that were edited since (their values are no longer ours), up to
-/// a listable number, read through the journal in chunks.
-pub fn edited(tx: &mut dyn Tx, version: i64) -> DbResult<Vec<i64>> {
-    let mut found = Vec::new();
-    let mut from = i64::MIN;
-    while let Some(hi) = crate::kit::bounds::next_bound(tx, JOURNAL_KEY, from, 1_000)? {
-        for e in entries(tx, version, KeyRange { lo: from, hi })? {
-            if current(tx, &e, false)?.is_some_and(|now| !same(&now, &e.new)) {
-                found.push(e.key);
-                if found.len() >= MAX_LISTED {
-                    return Ok(found);
-                }
-            }
-        }
-        let Some(next) = hi.checked_add(1) else { break };
-        from = next;
-    }
-    Ok(found)
-}
-
-/// Restores the old values of the journal entries in `range` and drops them; returns how many rows
-/// were restored. A row edited since (values not ours) fails the batch unless `force`; a row deleted
-/// since has nothing to restore and only its entry goes.
-pub fn restore(tx: &mut dyn Tx, version: i64, range: KeyRange, force: bool) -> DbResult<u64> {
-    let mut restored = 0;
-    for e in entries(tx, version, range)? {
-        if let Some(now) = current(tx, &e, true)? {
-            if !force && !same(&now, &e.new) {
-                return Err(DbError::query(format!(
-                    "{} row {} was edited after this migration changed it; review it, then rerun with --force to restore its old values anyway",
-                    e.table, e.key
-                )));
-            }
-            let sets: Vec<String> = e
-                .old
-                .keys()
-                .map(|c| identifier(c).map(|c| format!("{c} = ?")))
-                .collect::<DbResult<_>>()?;
-            let mut params: Vec<Value> = e.old.values().map(to_value).collect();
-            params.push(Value::Int(e.key));
-            tx.execute(
-                &format!(
-                    "UPDATE {} SET {} WHERE {} = ?",
-                    e.table,
-                    sets.join(", "),
-                    e.key_column
-                ),
-                &params,
-            )?;
-            restored += 1;
-        }
-        tx.execute(
-            "DELETE FROM backfill_undo WHERE id = ?",
-            &[Value::Int(e.id)],
-        )?;
-    }
-    Ok(restored)
-}
-
-/// Journal entries per migration, for `status`.
-pub fn sizes(tx: &mut dyn Tx) -> DbResult<Vec<(i64, i64)>> {
-    Ok(tx
-        .query(
-            "SELECT version, COUNT(*) FROM backfill_undo GROUP BY version",
-            &[],
-        )?
-        .iter()
-        .map(|r| (crate::migration::int(r, 0), crate::migration::int(r, 1)))
-        .collect())
-}
-
-/// `backfill forget VERSION`: drops a migration's journal; it cannot be reverted afterwards.
-pub fn forget(tx: &mut dyn Tx, version: i64) -> DbResult<u64> {
-    tx.execute(
-        "DELETE FROM backfill_undo WHERE version = ?",
-        &[Value::Int(version)],
-    )
 }

@@ -1,0 +1,371 @@
+//! The undo journal of UPDATE-shaped migrations (`backfill_undo`): one entry per changed row and
+//! migration, holding the values the row had before we wrote it and what it held right after.
+//!
+//! Values are the dialect's exact text ([`Dialect::exact_text`], `value_format = 'text'`). Entries
+//! an older backfill wrote hold driver values as JSON (`'json'`) and are restored the old way.
+//!
+//! A row the app changed after our write is no longer ours:
+//! - revert refuses it (its values are not what we wrote) unless `--force`;
+//! - a top-up that writes it again takes the app's value of each column it had changed as that
+//!   column's old value, so revert then restores what the app wrote, never what was there before.
+
+use crate::db::{DbError, DbResult, Dialect, Tx, Value};
+use crate::migration::{Context, Key, KeyRange};
+use serde_json::{Map, Value as Json};
+use std::collections::HashMap;
+
+/// One row's change: its values before and after (exact text or NULL, column by column).
+pub struct Change {
+    pub key: i64,
+    pub old: Vec<Value>,
+    pub new: Vec<Value>,
+}
+
+/// The journal, as the runner walks it on revert.
+pub const JOURNAL_KEY: Key = Key {
+    table: "backfill_undo",
+    column: "id",
+};
+
+/// How many rows can be listed in a refusal.
+const MAX_LISTED: usize = 100;
+
+/// Entries in exact text; anything else is an older backfill's driver values.
+const EXACT: &str = "text";
+
+struct Entry {
+    id: i64,
+    table: String,
+    key_column: String,
+    key: i64,
+    exact: bool,
+    old: Map<String, Json>,
+    new: Map<String, Json>,
+}
+
+fn damaged(what: &str) -> DbError {
+    DbError::query(format!(
+        "the undo journal (backfill_undo) has a damaged entry: {what}; it was edited by hand; restore it from a backup"
+    ))
+}
+
+/// Journal entries may only name plain identifiers: they become SQL.
+fn identifier(name: &str) -> DbResult<&str> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(name)
+    } else {
+        Err(damaged(&format!("`{name}` is not a table or column name")))
+    }
+}
+
+fn object(columns: &[&str], values: &[Value]) -> Map<String, Json> {
+    columns
+        .iter()
+        .map(|c| c.to_string())
+        .zip(values.iter().cloned().map(Value::into_json))
+        .collect()
+}
+
+fn parse_object(text: &str) -> DbResult<Map<String, Json>> {
+    match serde_json::from_str(text) {
+        Ok(Json::Object(m)) => Ok(m),
+        _ => Err(damaged("old or new values are not a JSON object")),
+    }
+}
+
+/// Reads entries: `filter` is a condition with its parameters after `version`.
+fn read_entries(
+    tx: &mut dyn Tx,
+    version: i64,
+    filter: &str,
+    params: &[Value],
+) -> DbResult<Vec<Entry>> {
+    let sql = format!(
+        "SELECT id, table_name, key_column, row_key, old_values, new_values, value_format \
+         FROM backfill_undo WHERE version = ? AND {filter} ORDER BY id"
+    );
+    let mut all = vec![Value::Int(version)];
+    all.extend_from_slice(params);
+    tx.query(&sql, &all)?
+        .into_iter()
+        .map(|r| {
+            let text = |i: usize| r.get(i).and_then(Value::as_str).unwrap_or_default();
+            Ok(Entry {
+                id: r.first().and_then(Value::as_i64).unwrap_or(0),
+                table: identifier(text(1))?.to_string(),
+                key_column: identifier(text(2))?.to_string(),
+                key: r.get(3).and_then(Value::as_i64).unwrap_or(0),
+                exact: text(6) == EXACT,
+                old: parse_object(text(4))?,
+                new: parse_object(text(5))?,
+            })
+        })
+        .collect()
+}
+
+/// Journals `changes` of `table` (keys within `range`) in the batch's transaction: a new entry per
+/// row, or, for a row this migration changed before (a top-up), its new values, and as old values
+/// the app's for each column the app changed since our write.
+pub fn journal(
+    tx: &mut dyn Tx,
+    ctx: &Context,
+    table: &str,
+    key_column: &str,
+    columns: &[&str],
+    range: KeyRange,
+    changes: &[Change],
+) -> DbResult<()> {
+    let known: HashMap<i64, Entry> = read_entries(
+        tx,
+        ctx.version,
+        "table_name = ? AND row_key >= ? AND row_key <= ?",
+        &[table.into(), Value::Int(range.lo), Value::Int(range.hi)],
+    )?
+    .into_iter()
+    .map(|e| (e.key, e))
+    .collect();
+    let run = ctx.run_id.to_string();
+    let mut again = 0;
+    for c in changes {
+        let new = object(columns, &c.new);
+        let old = object(columns, &c.old);
+        match known.get(&c.key) {
+            Some(e) => {
+                tx.execute(
+                    "UPDATE backfill_undo SET old_values = ?, new_values = ?, run_id = ? WHERE id = ?",
+                    &[
+                        Json::Object(merged_old(e, old)?).to_string().into(),
+                        Json::Object(new).to_string().into(),
+                        run.as_str().into(),
+                        Value::Int(e.id),
+                    ],
+                )?;
+                again += 1;
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO backfill_undo (version, run_id, table_name, key_column, row_key, old_values, new_values, value_format) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    &[
+                        Value::Int(ctx.version),
+                        run.as_str().into(),
+                        table.into(),
+                        key_column.into(),
+                        Value::Int(c.key),
+                        Json::Object(old).to_string().into(),
+                        Json::Object(new).to_string().into(),
+                        EXACT.into(),
+                    ],
+                )?;
+            }
+        }
+    }
+    uncount(tx, ctx.version, again)
+}
+
+/// A row written again is still one row in place: the batch's checkpoint counts it as written by
+/// this run, so the migration's total takes it back (rows applied minus reverted stays the number of
+/// rows holding our values, one journal entry each).
+fn uncount(tx: &mut dyn Tx, version: i64, again: i64) -> DbResult<()> {
+    if again == 0 {
+        return Ok(());
+    }
+    tx.execute(
+        "UPDATE backfill_migrations SET rows_applied = rows_applied - ? WHERE version = ?",
+        &[Value::Int(again), Value::Int(version)],
+    )?;
+    Ok(())
+}
+
+/// An entry's old values after the row is written again: a column still holding our value keeps
+/// its value from before the migration; a column the app changed since takes the app's value.
+fn merged_old(e: &Entry, now: Map<String, Json>) -> DbResult<Map<String, Json>> {
+    if !e.exact {
+        return Err(DbError::query(format!(
+            "{} row {} was journaled by an older backfill, whose journal is not exact; revert the migration with this backfill, then apply it again",
+            e.table, e.key
+        )));
+    }
+    Ok(now
+        .into_iter()
+        .map(|(column, current)| {
+            let ours = e.new.get(&column) == Some(&current);
+            match e.old.get(&column) {
+                Some(before) if ours => (column, before.clone()),
+                _ => (column, current),
+            }
+        })
+        .collect())
+}
+
+/// The row's current values of the entry's columns, as the entry holds them; `None` when the row is
+/// gone.
+fn current(tx: &mut dyn Tx, e: &Entry, lock: bool) -> DbResult<Option<Map<String, Json>>> {
+    let d = tx.dialect();
+    let columns: Vec<&str> = e
+        .new
+        .keys()
+        .map(|c| identifier(c))
+        .collect::<DbResult<_>>()?;
+    let shown: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            if e.exact {
+                d.exact_text(c)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {} = ?{}",
+        shown.join(", "),
+        e.table,
+        e.key_column,
+        if lock { d.for_update() } else { "" }
+    );
+    let row = tx.query(&sql, &[Value::Int(e.key)])?.into_iter().next();
+    Ok(row.map(|r| {
+        columns
+            .iter()
+            .map(|c| c.to_string())
+            .zip(r.into_iter().map(Value::into_json))
+            .collect()
+    }))
+}
+
+/// Whether the row still holds what we wrote. Exact entries compare text for text; an older
+/// backfill's compare numbers by value (an integer column read back as a float is the same value).
+fn ours(e: &Entry, now: &Map<String, Json>) -> bool {
+    if e.exact {
+        return *now == e.new;
+    }
+    now.len() == e.new.len()
+        && now.iter().all(|(k, v)| match (v, e.new.get(k)) {
+            (Json::Number(x), Some(Json::Number(y))) => x.as_f64() == y.as_f64(),
+            (x, Some(y)) => x == y,
+            (_, None) => false,
+        })
+}
+
+/// An older backfill's journal value as a parameter.
+fn legacy_value(v: &Json) -> Value {
+    match v {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Int(i64::from(*b)),
+        Json::Number(n) => n
+            .as_i64()
+            .map_or(Value::Float(n.as_f64().unwrap_or(0.0)), Value::Int),
+        Json::String(s) => Value::Text(s.clone()),
+        other => Value::Text(other.to_string()),
+    }
+}
+
+/// Keys of rows this migration changed that were edited since (their values are no longer ours), up to
+/// a listable number, read through the journal in chunks.
+pub fn edited(tx: &mut dyn Tx, version: i64) -> DbResult<Vec<i64>> {
+    let mut found = Vec::new();
+    let mut from = i64::MIN;
+    while let Some(hi) = crate::kit::bounds::next_bound(tx, JOURNAL_KEY, from, 1_000)? {
+        for e in entries(tx, version, KeyRange { lo: from, hi })? {
+            if current(tx, &e, false)?.is_some_and(|now| !ours(&e, &now)) {
+                found.push(e.key);
+                if found.len() >= MAX_LISTED {
+                    return Ok(found);
+                }
+            }
+        }
+        let Some(next) = hi.checked_add(1) else { break };
+        from = next;
+    }
+    Ok(found)
+}
+
+fn entries(tx: &mut dyn Tx, version: i64, range: KeyRange) -> DbResult<Vec<Entry>> {
+    read_entries(
+        tx,
+        version,
+        "id >= ? AND id <= ?",
+        &[Value::Int(range.lo), Value::Int(range.hi)],
+    )
+}
+
+/// Puts the entry's old values back into its row.
+fn put_back(tx: &mut dyn Tx, e: &Entry) -> DbResult<()> {
+    let d: Dialect = tx.dialect();
+    let (from, uses) = if e.exact { d.from_exact() } else { ("?", 1) };
+    let sets: Vec<String> = e
+        .old
+        .keys()
+        .map(|c| identifier(c).map(|c| format!("{c} = {from}")))
+        .collect::<DbResult<_>>()?;
+    let mut params: Vec<Value> = e
+        .old
+        .values()
+        .map(|v| match (e.exact, v) {
+            (true, Json::String(s)) => Ok(Value::Text(s.clone())),
+            (true, Json::Null) => Ok(Value::Null),
+            (true, _) => Err(damaged("an exact value is neither text nor null")),
+            (false, v) => Ok(legacy_value(v)),
+        })
+        .collect::<DbResult<Vec<_>>>()?
+        .into_iter()
+        .flat_map(|v| std::iter::repeat_n(v, uses))
+        .collect();
+    params.push(Value::Int(e.key));
+    let sql = format!(
+        "UPDATE {} SET {} WHERE {} = ?",
+        e.table,
+        sets.join(", "),
+        e.key_column
+    );
+    tx.execute(&sql, &params)?;
+    Ok(())
+}
+
+/// Restores the old values of the journal entries in `range` and drops them; returns how many rows
+/// were restored. A row edited since (values not ours) fails the batch unless `force`; a row deleted
+/// since has nothing to restore and only its entry goes.
+pub fn restore(tx: &mut dyn Tx, version: i64, range: KeyRange, force: bool) -> DbResult<u64> {
+    let mut restored = 0;
+    for e in entries(tx, version, range)? {
+        if let Some(now) = current(tx, &e, true)? {
+            if !force && !ours(&e, &now) {
+                return Err(DbError::query(format!(
+                    "{} row {} was edited after this migration changed it; review it, then rerun with --force to restore its old values anyway",
+                    e.table, e.key
+                )));
+            }
+            put_back(tx, &e)?;
+            restored += 1;
+        }
+        tx.execute(
+            "DELETE FROM backfill_undo WHERE id = ?",
+            &[Value::Int(e.id)],
+        )?;
+    }
+    Ok(restored)
+}
+
+/// Journal entries per migration, for `status`.
+pub fn sizes(tx: &mut dyn Tx) -> DbResult<Vec<(i64, i64)>> {
+    Ok(tx
+        .query(
+            "SELECT version, COUNT(*) FROM backfill_undo GROUP BY version",
+            &[],
+        )?
+        .iter()
+        .map(|r| (crate::migration::int(r, 0), crate::migration::int(r, 1)))
+        .collect())
+}
+
+/// `backfill forget VERSION`: drops a migration's journal; it cannot be reverted afterwards.
+pub fn forget(tx: &mut dyn Tx, version: i64) -> DbResult<u64> {
+    tx.execute(
+        "DELETE FROM backfill_undo WHERE version = ?",
+        &[Value::Int(version)],
+    )
+}
