@@ -235,9 +235,10 @@ impl Dialect {
     /// callers give `b` already cast to `a`'s type, so equal values of one type print alike.
     pub fn distinct(self, a: &str, b: &str) -> String {
         match self {
-            Dialect::Postgres => {
-                format!("(CAST({a} AS TEXT) IS DISTINCT FROM CAST({b} AS TEXT))")
-            }
+            // "C": a nondeterministic (case-insensitive) collation would call 'A' and 'a' equal.
+            Dialect::Postgres => format!(
+                "(CAST({a} AS TEXT) COLLATE \"C\" IS DISTINCT FROM CAST({b} AS TEXT) COLLATE \"C\")"
+            ),
             // Bytes for character strings only (`COLLATION` is `binary` for numbers, dates and
             // blobs): a DECIMAL(10,4) holding 1.2300 equals a computed 1.23.
             Dialect::Mysql => format!(
