@@ -29,6 +29,8 @@ db:
 
 lint:
 	$(CARGO) fmt --check
+	@# cargo fmt cannot see the migrations the build script includes by path.
+	rustfmt --check --edition 2021 data_migrations/*.rs examples/data_migrations/*.rs
 	$(CARGO) clippy --all-targets -- -D warnings
 
 # `backfill` into ~/.cargo/bin (on PATH where rustup installed cargo), built from this checkout.

@@ -76,6 +76,15 @@ fn discover(dir: &Path, found: &mut Found) -> Found {
         if file.starts_with('.') || file == "README.md" {
             continue;
         }
+        // An editor's backup (`V….rs.bak`, `V….rs~`) is not a migration: say so once, build on.
+        if !file.ends_with(".rs") {
+            println!(
+                "cargo:warning={}/{file}: not a .rs file, ignored",
+                dir.file_name()
+                    .map_or_else(String::new, |d| d.to_string_lossy().into_owned())
+            );
+            continue;
+        }
         println!("cargo:rerun-if-changed={}", entry.path().display());
         match parse_name(&file) {
             Err(why) => errors.push(format!("data_migrations/{file}: {why}")),

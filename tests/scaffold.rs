@@ -46,6 +46,8 @@ fn new_writes_a_migration_and_its_test_with_twelve_digit_versions() {
         let text =
             std::fs::read_to_string(&test).unwrap_or_else(|e| panic!("{}: {e}", test.display()));
         assert!(text.contains(&format!("exercise({version},")), "{text}");
+        let stem = file.trim_end_matches(".rs");
+        assert!(text.starts_with(&format!("//! {stem} on")), "{text}");
         let source = std::fs::read_to_string(entry_path(&dir, &file)).expect("read");
         assert!(
             source.contains("UpdateBackfill") && source.contains("t.description"),
@@ -75,5 +77,41 @@ fn new_refuses_bad_names_and_duplicates() {
     scaffold_in(&dir, "once").expect(0);
     let line = scaffold_in(&dir, "once").one_line_error(2).to_string();
     assert!(line.contains("already exists"), "{line}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A migration's checksum covers its text, so formatting it after it was applied is drift: every
+/// migration here, and what `new` writes, is already as rustfmt leaves it (cargo fmt cannot see
+/// `data_migrations/`, which the build script includes by path).
+#[test]
+fn migrations_and_the_scaffold_are_rustfmt_clean() {
+    let dir = project("rustfmt");
+    scaffold_in(&dir, "fill_levels").expect(0);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for d in [
+        root.join("data_migrations"),
+        root.join("examples/data_migrations"),
+        dir.join("data_migrations"),
+        dir.join("tests"),
+    ] {
+        for entry in std::fs::read_dir(&d).expect("list") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 4, "{files:?}");
+    let out = std::process::Command::new("rustfmt")
+        .args(["--check", "--edition", "2021"])
+        .args(&files)
+        .output()
+        .expect("rustfmt comes with the Rust toolchain");
+    assert!(
+        out.status.success(),
+        "run `rustfmt --edition 2021` on these before they are applied:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -18,7 +18,10 @@ impl DataMigration for TrimRoleNames {
     }
 
     fn key(&self) -> Key {
-        Key { table: "roles", column: "id" }
+        Key {
+            table: "roles",
+            column: "id",
+        }
     }
 
     fn plan(&self, tx: &mut dyn Tx, _ctx: &Context, _samples: usize) -> DbResult<Plan> {
@@ -28,7 +31,8 @@ impl DataMigration for TrimRoleNames {
     }
 
     fn apply(&self, tx: &mut dyn Tx, _ctx: &Context, range: KeyRange) -> DbResult<u64> {
-        let sql = format!("UPDATE roles SET name = TRIM(name) WHERE id >= ? AND id <= ? AND {UNTRIMMED}");
+        let sql =
+            format!("UPDATE roles SET name = TRIM(name) WHERE id >= ? AND id <= ? AND {UNTRIMMED}");
         tx.execute(&sql, &range.params(1))
     }
 }

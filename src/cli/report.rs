@@ -230,6 +230,16 @@ pub fn plans(reports: &[PlanReport], format: Format) -> String {
         } else {
             out.push_str(&format!("{head}\n"));
         }
+        // An ungrouped plan's one group is every row: its key (0) and the total said twice mislead.
+        let ungrouped = p.group_by.is_empty();
+        if !md && ungrouped {
+            for g in p.groups.iter().filter(|g| !g.samples.is_empty()) {
+                let samples: Vec<String> = g.samples.iter().map(sample).collect();
+                out.push_str(&format!("  e.g. {}\n", samples.join("; ")));
+            }
+            out.push('\n');
+            continue;
+        }
         if !md && p.groups.iter().all(|g| g.samples.is_empty()) {
             out.push_str(&packed_groups(&p.group_label, &p.groups));
             out.push('\n');
@@ -238,9 +248,13 @@ pub fn plans(reports: &[PlanReport], format: Format) -> String {
         for g in &p.groups {
             let samples: Vec<String> = g.samples.iter().map(sample).collect();
             if md {
+                let key = if ungrouped {
+                    "all".to_string()
+                } else {
+                    g.key.to_string()
+                };
                 out.push_str(&format!(
-                    "| {} | {} | {} |\n",
-                    g.key,
+                    "| {key} | {} | {} |\n",
                     g.count,
                     samples.join("; ").replace('|', "\\|")
                 ));
@@ -493,6 +507,27 @@ mod tests {
             "{text}"
         );
         assert!(status("x", &lines, Format::Json).contains(long));
+    }
+
+    #[test]
+    fn an_ungrouped_plan_shows_its_samples_not_a_group_zero() {
+        let sample = serde_json::json!({"id": 7});
+        let report = PlanReport {
+            version: 202612061343,
+            name: "fill_levels".into(),
+            checksum: "ab".repeat(32),
+            run_id: String::new(),
+            state: None,
+            plan: crate::migration::Plan::ungrouped(28, 0, vec![sample]),
+        };
+        let text = plans(std::slice::from_ref(&report), Format::Text);
+        assert!(
+            text.starts_with("V202612061343__fill_levels: 28 rows to write\n"),
+            "{text}"
+        );
+        assert!(text.contains("e.g.") && !text.contains("all 0"), "{text}");
+        let md = plans(&[report], Format::Markdown);
+        assert!(md.contains("| all | 28 |"), "{md}");
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub static MIGRATION: UpdateBackfill = UpdateBackfill {
 };
 "#;
 
-const TEST_TEMPLATE: &str = r#"//! V__VERSION____NAME__ on PostgreSQL, MariaDB and SQLite: plan == apply, a second apply writes
+const TEST_TEMPLATE: &str = r#"//! __FILE__ on PostgreSQL, MariaDB and SQLite: plan == apply, a second apply writes
 //! nothing, verify finds nothing, revert restores the app's tables exactly.
 
 #[test]
@@ -95,9 +95,10 @@ pub fn create(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
     )?];
     let tests = dir.parent().unwrap_or(Path::new(".")).join("tests");
     if tests.is_dir() {
+        // The file's stem first: `V__VERSION____NAME__` would lose the `__` between the two.
         let text = TEST_TEMPLATE
-            .replace("__VERSION__", &version)
-            .replace("__NAME__", name);
+            .replace("__FILE__", file.trim_end_matches(".rs"))
+            .replace("__VERSION__", &version);
         written.push(write(&tests.join(&test), &text)?);
     }
     Ok(written)
