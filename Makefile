@@ -22,7 +22,7 @@ demo:
 
 test: db
 	$(CARGO) build --all-targets
-	$(CARGO) test --all-targets -- --test-threads=$(TEST_THREADS)
+	$(CARGO) test --all-targets --no-fail-fast -- --test-threads=$(TEST_THREADS)
 
 db:
 	./scripts/db-up.sh
