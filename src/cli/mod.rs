@@ -87,6 +87,10 @@ pub struct Batching {
     pub replica_url: Vec<String>,
     /// Workers, each with its own connection, on disjoint key ranges (default 1; SQLite runs as 1:
     /// one writer at a time). README: when more jobs help and when they hurt.
+    ///
+    /// A run holds N + 1 connections (one per job and the coordinator's; each --replica-url adds one
+    /// there). On MySQL/MariaDB, with fewer connections left under max_connections, it runs with as
+    /// many jobs as fit and says so.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub jobs: u64,
 }

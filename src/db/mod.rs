@@ -415,10 +415,27 @@ pub trait Session: Tx {
     fn write_position(&mut self) -> DbResult<Option<i64>> {
         Ok(None)
     }
+    /// Why this server's replicas would not get exactly the rows a migration writes here, as one
+    /// line naming the setting to change; `None` when they would.
+    fn replication_hazard(&mut self) -> DbResult<Option<String>> {
+        Ok(None)
+    }
+    /// How many more connections the server (and this user) accepts now; `None` when it cannot say.
+    fn connection_room(&mut self) -> DbResult<Option<ConnectionRoom>> {
+        Ok(None)
+    }
     /// How far behind this server is, read on the server itself (a `--replica-url`).
     fn replica_state(&mut self) -> DbResult<ReplicaState> {
         Ok(ReplicaState::NotAReplica)
     }
+}
+
+/// The connections a server has left for us, and the limit that leaves no more (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRoom {
+    pub free: u64,
+    /// `max_connections=10, 7 in use`, as the server names it.
+    pub limit: String,
 }
 
 /// What a replica (`--replica-url`) says of itself.

@@ -65,6 +65,10 @@ fn map_err(e: mysql::Error) -> DbError {
                 // deadlock victim (two batches, each holding gap locks the other's insert needs) and
                 // rolled it back; it reports that as a failed auto-increment read, not as 1213.
                 1213 | 1180 | 1467 => (ErrorKind::Conflict, ""),
+                1040 | 1203 => (
+                    ErrorKind::Connection,
+                    " (the server has no connection left: lower --jobs, or raise max_connections / the user's max_user_connections)",
+                ),
                 1290 | 1792 => (
                     ErrorKind::Config,
                     " (the server or this transaction is read-only: connect to the primary, or as a user that may write)",
@@ -168,13 +172,11 @@ fn ssl_opts(tls: &Tls) -> Option<SslOpts> {
 }
 
 fn open(opts: OptsBuilder, target: &Target) -> DbResult<Conn> {
-    // The driver moves a loopback connection to the server's Unix socket when it can, and a socket
-    // carries no TLS: when the URL demands TLS, stay on TCP.
-    let opts = if matches!(target.tls.mode, TlsMode::Prefer | TlsMode::Disable) {
-        opts
-    } else {
-        opts.prefer_socket(false)
-    };
+    // The driver would move a loopback connection to the server's Unix socket, holding two server
+    // connections while it does (a run's connection budget counts one per session: with
+    // max_connections=10, 9 workers connecting at once failed with "Too many connections"), and a
+    // socket carries no TLS. Stay on the address the URL names.
+    let opts = opts.prefer_socket(false);
     if let Some(RootCerts::File(path)) = &target.tls.roots {
         if !path.is_file() {
             return Err(DbError::new(
@@ -215,6 +217,18 @@ impl MySession {
             // An UPDATE counts the rows it matched, as on PostgreSQL and SQLite: a compare-and-set
             // that rewrites a value with itself still says it matched.
             .additional_capabilities(mysql::consts::CapabilityFlags::CLIENT_FOUND_ROWS);
+        let first = Self::open_session(opts.clone(), target)?;
+        let session = pin_node(first, target, || Self::open_session(opts.clone(), target))?;
+        // No `SET time_zone`: the session keeps the server's default zone, the one the app (Laravel,
+        // no timezone in its database config) writes in. The app's `timestamp` columns are converted
+        // through the session zone, so only in that zone does a UTC wall-clock string written here
+        // (`UTC_TIMESTAMP()`, zone-independent) read back as the app's own do, and only then does
+        // revert's `updated_at > created_at` guard compare like with like. The ledger is unaffected:
+        // its columns are DATETIME(6) (never converted) and it binds its UTC times from Rust.
+        Ok(session)
+    }
+
+    fn open_session(opts: OptsBuilder, target: &Target) -> DbResult<Self> {
         let owned = target.clone();
         let conn = super::bounded_connect(Duration::from_secs(15), move || open(opts, &owned))??;
         let mut session = MySession {
@@ -224,16 +238,89 @@ impl MySession {
             flow_control_since: None,
             galera: None,
         };
+        // The server's default (`autocommit=0`) or an `init_connect` may leave every statement
+        // inside an implicit transaction that never ends: ledger reads would see an old snapshot
+        // forever, row locks would stay held, and `START TRANSACTION READ ONLY` would fail (1568).
+        // Each transaction here is explicit, so the session autocommits between them.
+        session
+            .conn
+            .query_drop("SET SESSION autocommit = 1")
+            .map_err(|e| DbError::connecting(target, map_err(e)))?;
         let version = session.query_scalar("SELECT VERSION()", &[])?;
         session.mariadb = version.as_str().is_some_and(|v| v.contains("MariaDB"));
-        // No `SET time_zone`: the session keeps the server's default zone, the one the app (Laravel,
-        // no timezone in its database config) writes in. The app's `timestamp` columns are converted
-        // through the session zone, so only in that zone does a UTC wall-clock string written here
-        // (`UTC_TIMESTAMP()`, zone-independent) read back as the app's own do, and only then does
-        // revert's `updated_at > created_at` guard compare like with like. The ledger is unaffected:
-        // its columns are DATETIME(6) (never converted) and it binds its UTC times from Rust.
         Ok(session)
     }
+
+    /// The Galera node this session reached (`wsrep_gcomm_uuid`, with its `wsrep_node_name` for
+    /// messages); `None` off Galera.
+    fn galera_node(&mut self) -> DbResult<Option<(String, String)>> {
+        if !self.mariadb {
+            return Ok(None);
+        }
+        let Some(uuid) = self.wsrep_status("WSREP_GCOMM_UUID")? else {
+            return Ok(None);
+        };
+        let name = self.query_scalar("SELECT @@wsrep_node_name", &[])?;
+        Ok(Some((uuid, name.as_str().unwrap_or_default().to_string())))
+    }
+}
+
+/// The Galera node each database URL's sessions are pinned to in this process.
+static PINNED: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps every session of this process to one URL on one Galera node. Behind a load balancer
+/// (HAProxy round-robin) a run's connections would land on different nodes: a worker would read
+/// the chunks the coordinator just wrote before its node applied them (a false takeover, a ledger
+/// table that does not exist yet there), and the workers' writes would conflict at certification
+/// (1213) instead of waiting on row locks. A session that lands elsewhere is replaced by a new
+/// connection, a few times round the cluster; when the pinned node is no longer reachable through
+/// this URL (it left the cluster), the run moves to the node reached now.
+fn pin_node(
+    mut session: MySession,
+    target: &Target,
+    reopen: impl Fn() -> DbResult<MySession>,
+) -> DbResult<MySession> {
+    let Some((node, _)) = session.galera_node()? else {
+        return Ok(session);
+    };
+    let key = target.secret_url().to_string();
+    let pinned = |node: &str| {
+        let mut pins = PINNED.lock().unwrap_or_else(|p| p.into_inner());
+        match pins.iter().find(|(k, _)| *k == key) {
+            Some((_, n)) => n == node,
+            None => {
+                pins.push((key.clone(), node.to_string()));
+                true
+            }
+        }
+    };
+    if pinned(&node) {
+        return Ok(session);
+    }
+    let size = session
+        .wsrep_status("WSREP_CLUSTER_SIZE")?
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(3);
+    drop(session);
+    let mut elsewhere = None;
+    for _ in 0..2 * size.max(1) {
+        let mut again = reopen()?;
+        match again.galera_node()? {
+            Some(n) if !pinned(&n.0) => elsewhere = Some((again, n)),
+            _ => return Ok(again),
+        }
+    }
+    let Some((session, (node, name))) = elsewhere else {
+        return reopen();
+    };
+    tracing::warn!(
+        "the Galera node this run started on is not reachable through {} any more: going on on node {name}",
+        target.redacted
+    );
+    let mut pins = PINNED.lock().unwrap_or_else(|p| p.into_inner());
+    pins.retain(|(k, _)| *k != key);
+    pins.push((key, node));
+    Ok(session)
 }
 
 impl Tx for MySession {
@@ -358,6 +445,57 @@ impl Session for MySession {
         Ok(self
             .wsrep_status("WSREP_LAST_COMMITTED")?
             .and_then(|s| s.parse().ok()))
+    }
+
+    fn replication_hazard(&mut self) -> DbResult<Option<String>> {
+        // Only what this session would log counts: its own binlog_format and sql_log_bin.
+        let row = self.query(
+            "SELECT @@log_bin, @@SESSION.sql_log_bin, @@SESSION.binlog_format",
+            &[],
+        )?;
+        let cell = |i| {
+            row.first()
+                .and_then(|r| r.get(i))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let logged = cell(0).as_i64() == Some(1) && cell(1).as_i64() == Some(1);
+        let format = cell(2).as_str().unwrap_or_default().to_ascii_uppercase();
+        Ok((logged && format == "STATEMENT").then(|| {
+            "the server logs statements for its replicas (binlog_format=STATEMENT), and a migration's rows take random values (UUID, RAND()) that a replica would replay differently; set binlog_format to MIXED or ROW (SET GLOBAL binlog_format = 'MIXED', or in the server's config), then rerun".to_string()
+        }))
+    }
+
+    fn connection_room(&mut self) -> DbResult<Option<super::ConnectionRoom>> {
+        let row = self.query(
+            "SELECT @@max_connections, \
+             (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'THREADS_CONNECTED'), \
+             @@SESSION.max_user_connections, \
+             (SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = SUBSTRING_INDEX(CURRENT_USER(), '@', 1))",
+            &[],
+        )?;
+        let cell = |i| row.first().and_then(|r| r.get(i)).and_then(Value::as_i64);
+        let (Some(max), Some(used)) = (cell(0), cell(1)) else {
+            return Ok(None);
+        };
+        // One is left for whoever else connects meanwhile (a closing connection of ours, the app).
+        let server = super::ConnectionRoom {
+            free: u64::try_from(max - used - 1).unwrap_or(0),
+            limit: format!("max_connections={max}, {used} in use, 1 left for others"),
+        };
+        // The user's own cap (0: none); PROCESSLIST shows this user's connections to every user.
+        let room = match (cell(2), cell(3)) {
+            (Some(cap), Some(mine)) if cap > 0 && cap - mine < max - used => {
+                super::ConnectionRoom {
+                    free: u64::try_from(cap - mine - 1).unwrap_or(0),
+                    limit: format!(
+                        "max_user_connections={cap}, {mine} in use by this user, 1 left for others"
+                    ),
+                }
+            }
+            _ => server,
+        };
+        Ok(Some(room))
     }
 
     fn replica_state(&mut self) -> DbResult<super::ReplicaState> {

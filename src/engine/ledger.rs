@@ -10,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The newest ledger schema version this binary knows (the highest `V<n>__` under `schema/ledger/`).
-const LEDGER_SCHEMA: i64 = 5;
+const LEDGER_SCHEMA: i64 = 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -135,6 +135,9 @@ pub fn apply(
     opts: &Options,
 ) -> Result<Vec<Outcome>> {
     validate(selection)?;
+    if let Some(hazard) = session.replication_hazard()? {
+        return Err(Error::Usage(hazard));
+    }
     // Replicas are checked before the ledger is created: a wrong --replica-url changes nothing.
     let gauge = Gauge::open(opts, session)?;
     if !ledger::check_schema(session)? {
@@ -483,7 +486,31 @@ fn workers(session: &mut dyn Session, opts: &Options) -> usize {
         );
         return 1;
     }
-    opts.jobs
+    within_connections(session, opts.jobs)
+}
+
+/// `jobs` workers, or as many as the server has connections left for (each worker opens one; the
+/// coordinator's is already open), with a warning.
+fn within_connections(session: &mut dyn Session, jobs: usize) -> usize {
+    let room = match session.connection_room() {
+        Ok(Some(room)) => room,
+        Ok(None) => return jobs,
+        Err(e) => {
+            tracing::debug!("could not read the server's connection limit: {e}");
+            return jobs;
+        }
+    };
+    let free = usize::try_from(room.free).unwrap_or(usize::MAX);
+    if free >= jobs {
+        return jobs;
+    }
+    let fewer = free.max(1);
+    tracing::warn!(
+        "--jobs {jobs} needs {jobs} more connections and the server has room for {free} ({}): running {}",
+        room.limit,
+        if fewer == 1 { "as 1 job on this connection".to_string() } else { format!("--jobs {fewer}") }
+    );
+    fewer
 }
 
 fn past_tense(walk: Walk, reg: &Registered) -> &'static str {

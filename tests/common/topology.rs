@@ -4,6 +4,7 @@
 //! - [`Galera`]: a multi-writer MariaDB Galera cluster of `mariadbd` nodes (rsync SST).
 //! - [`Standby`]: a throwaway PostgreSQL primary and a hot standby made with `pg_basebackup -R`.
 //! - [`MariaReplication`]: a throwaway MariaDB primary (binlog) and an asynchronous replica of it.
+//! - [`HaProxy`]: HAProxy round-robin in front of a [`Galera`] cluster.
 //!
 //! Start-up times measured on the 2-core test machine (Debian 12, MariaDB 10.11, PostgreSQL 15,
 //! PgBouncer 1.18), other tests running beside them: PgBouncer 0.1-0.3 s; Galera, 3 nodes installed
@@ -619,6 +620,83 @@ impl Drop for Galera {
                 );
             }
             self.kill_node(i);
+        }
+    }
+}
+
+// -------------------------------------------------------------------------------------------- HAProxy
+
+/// Debian's HAProxy in TCP mode in front of every node of a [`Galera`] cluster, `balance roundrobin`
+/// (each new connection goes to the next node), run in the foreground as a child and stopped by its
+/// pid on Drop. No health checks: each would be an aborted handshake to MariaDB, and 100 of them
+/// (`max_connect_errors`) block 127.0.0.1 there.
+pub struct HaProxy {
+    pub port: u16,
+    child: Option<Child>,
+    log: PathBuf,
+    dir: TempDir,
+}
+
+impl HaProxy {
+    pub fn round_robin(g: &Galera) -> HaProxy {
+        let dir = TempDir::new("haproxy");
+        let port = free_ports(1)[0];
+        let servers: String = (0..g.len())
+            .map(|i| format!("    server n{i} 127.0.0.1:{}\n", g.port(i)))
+            .collect();
+        let cfg = dir.path().join("haproxy.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 1h\n    timeout server 1h\n\n\
+                 listen galera\n    bind 127.0.0.1:{port}\n    balance roundrobin\n{servers}"
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("haproxy.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start haproxy (apt-get install haproxy)");
+        let proxy = HaProxy {
+            port,
+            child: Some(child),
+            log,
+            dir,
+        };
+        wait_for(
+            "haproxy",
+            Duration::from_secs(20),
+            || maria_sql(port, "SELECT 1").is_ok(),
+            || tail(&proxy.log, 20),
+        );
+        proxy
+    }
+
+    /// `mysql://root@127.0.0.1:PORT/db`, through the proxy.
+    pub fn url(&self, db: &str) -> String {
+        format!("mysql://root@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for HaProxy {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            if std::thread::panicking() {
+                eprintln!("--- haproxy log (tail)\n{}", tail(&self.log, 20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 }
