@@ -107,30 +107,41 @@ fn autocommit_off(srv: &MariaServer) {
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"));
     assert_eq!(t.rows_applied(V_COMPETENCY), expected.len() as i64);
     t.run(&["verify"]).expect(0);
-    // The first SIGTERM to a parallel run: stops after the batches in flight, exit 143.
+    // The first SIGTERM, to a parallel run and to a single one, each pausing 20 s between batches:
+    // it stops within seconds (the pause wakes up), exit 143; a rerun finishes.
     let roles = t.int("SELECT COUNT(DISTINCT role_id) FROM scenario_roles");
     assert!(roles > 20, "fixture too small: {roles} roles");
     let expected_roles = t.expected_roles();
-    let mut run = Watched::spawn(
-        &t.url,
-        &[
-            "apply",
-            &V_ROLE.to_string(),
-            "--jobs",
-            "2",
-            "--batch-size",
-            "5",
-            "--pause-ms",
-            "300",
-        ],
-        &[],
-    );
+    for jobs in ["2", "1"] {
+        stops_on_first_signal(&t, jobs);
+    }
+    t.run(&["apply", &V_ROLE.to_string(), "--jobs", "2"])
+        .expect(0);
+    assert_eq!(t.marked("role_versions", "role_id", V_ROLE), expected_roles);
+}
+
+/// `apply V_ROLE --jobs N --pause-ms 20000`, SIGTERM once a batch more than before has committed.
+fn stops_on_first_signal(t: &TestDb, jobs: &str) {
+    let written = || {
+        t.int(&format!(
+            "SELECT COUNT(*) FROM role_versions WHERE {} = '{V_ROLE}'",
+            mig_json()
+        ))
+    };
+    let before = written();
+    let args = [
+        "apply",
+        &V_ROLE.to_string(),
+        "--jobs",
+        jobs,
+        "--batch-size",
+        "3",
+        "--pause-ms",
+        "20000",
+    ];
+    let mut run = Watched::spawn(&t.url, &args, &[]);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while t.int(&format!(
-        "SELECT COUNT(*) FROM role_versions WHERE {} = '{V_ROLE}'",
-        mig_json()
-    )) == 0
-    {
+    while written() == before {
         assert!(
             run.exited().is_none(),
             "ended early: {}",
@@ -145,11 +156,11 @@ fn autocommit_off(srv: &MariaServer) {
     }
     signal(run.pid(), "TERM");
     let signalled = Instant::now();
-    let out = run.finish_within(Duration::from_secs(20));
+    let out = run.finish_within(Duration::from_secs(60));
+    let took = signalled.elapsed();
     eprintln!(
-        "SIGTERM: exit {} after {:?}: {}",
+        "SIGTERM to --jobs {jobs}: exit {} after {took:?}: {}",
         out.code,
-        signalled.elapsed(),
         out.stderr.trim()
     );
     out.expect(143);
@@ -158,9 +169,10 @@ fn autocommit_off(srv: &MariaServer) {
         "{}",
         out.stderr
     );
-    t.run(&["apply", &V_ROLE.to_string(), "--jobs", "2"])
-        .expect(0);
-    assert_eq!(t.marked("role_versions", "role_id", V_ROLE), expected_roles);
+    assert!(
+        took < Duration::from_secs(5),
+        "the first SIGTERM took {took:?} (a 20 s pause)"
+    );
 }
 
 fn mig_json() -> String {

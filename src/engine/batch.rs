@@ -177,7 +177,7 @@ pub(crate) fn run_batches(
         cursor = Some(next);
         progress.update(rows, batches, cursor.as_ref().and_then(Cursor::id));
         if !opts.pause.is_zero() {
-            std::thread::sleep(opts.pause);
+            signals::pause(opts.pause);
         }
     }
     Ok((rows, batches))
@@ -834,7 +834,7 @@ fn worker(
                 break;
             }
             if !opts.pause.is_zero() {
-                std::thread::sleep(opts.pause);
+                signals::pause(opts.pause);
             }
         }
     }

@@ -26,3 +26,16 @@ pub fn requested() -> Option<i32> {
         sig => Some(sig),
     }
 }
+
+/// Sleeps for `d` (`--pause-ms` between batches), waking early when a signal asks us to stop: a
+/// long pause must not hold back the first SIGINT/SIGTERM.
+pub fn pause(d: std::time::Duration) {
+    let until = std::time::Instant::now() + d;
+    while requested().is_none() {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(std::time::Duration::from_millis(50)));
+    }
+}
