@@ -280,13 +280,21 @@ impl Dialect {
         }
     }
 
-    /// An UPDATE of one row (parameter: its key) setting `columns` to `values`, expressions over the
-    /// row `t` as it was before the statement. The values never leave the server, so nothing is lost
-    /// on the way, whatever the type.
-    pub fn update_row(self, table: &str, key: &str, columns: &[&str], values: &[&str]) -> String {
+    /// An UPDATE of the rows whose keys are the `keys` parameters, setting `columns` to `values`,
+    /// expressions over the row `t` as it was before the statement. The values never leave the
+    /// server, so nothing is lost on the way, whatever the type.
+    pub fn update_rows(
+        self,
+        table: &str,
+        key: &str,
+        columns: &[&str],
+        values: &[&str],
+        keys: usize,
+    ) -> String {
+        let list = vec!["?"; keys].join(", ");
         match self {
             // MySQL assigns left to right (a later expression would see an earlier column's new
-            // value): every value comes from a derived table of the row as it was.
+            // value): every value comes from a derived table of the rows as they were.
             Dialect::Mysql => {
                 let news: Vec<String> = values
                     .iter()
@@ -299,7 +307,7 @@ impl Dialect {
                     .map(|(i, c)| format!("t.{c} = s.n{i}"))
                     .collect();
                 format!(
-                    "UPDATE {table} t JOIN (SELECT t.{key} AS k, {} FROM {table} t WHERE t.{key} = ?) s \
+                    "UPDATE {table} t JOIN (SELECT t.{key} AS k, {} FROM {table} t WHERE t.{key} IN ({list})) s \
                      ON t.{key} = s.k SET {}",
                     news.join(", "),
                     sets.join(", ")
@@ -312,7 +320,7 @@ impl Dialect {
                     .map(|(c, v)| format!("{c} = ({v})"))
                     .collect();
                 format!(
-                    "UPDATE {table} AS t SET {} WHERE t.{key} = ?",
+                    "UPDATE {table} AS t SET {} WHERE t.{key} IN ({list})",
                     sets.join(", ")
                 )
             }

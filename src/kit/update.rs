@@ -92,13 +92,15 @@ impl UpdateBackfill {
         sql
     }
 
-    /// Sets each changed row's columns to their values, computed on the server.
+    /// Sets the changed rows' columns to their values, computed on the server, a few hundred keys
+    /// per statement.
     fn write(&self, tx: &mut dyn Tx, changes: &[Change]) -> DbResult<()> {
-        let update = tx
-            .dialect()
-            .update_row(self.table, self.key, self.columns, self.values);
-        for c in changes {
-            tx.execute(&update, &[Value::Int(c.key)])?;
+        const KEYS_PER_STATEMENT: usize = 500;
+        let d = tx.dialect();
+        for part in changes.chunks(KEYS_PER_STATEMENT) {
+            let sql = d.update_rows(self.table, self.key, self.columns, self.values, part.len());
+            let keys: Vec<Value> = part.iter().map(|c| Value::Int(c.key)).collect();
+            tx.execute(&sql, &keys)?;
         }
         Ok(())
     }
