@@ -39,11 +39,30 @@ impl VersionBackfill {
         )
     }
 
+    /// The lowest scenario of the entity `e`, reached from `e.id` through the link's index:
+    /// `SELECT MIN(scenario) AS scenario_id …`, with `range` (a condition on the link's entity column,
+    /// or nothing) appended.
+    fn lowest_scenario(&self, range: &str) -> String {
+        format!(
+            "SELECT MIN({s}) AS scenario_id FROM {link} WHERE {le} = e.id{range}",
+            s = self.link_scenario,
+            link = self.link,
+            le = self.link_entity,
+        )
+    }
+
     /// Eligible entities that have no version yet: what apply writes, as a FROM clause whose columns
     /// are used unqualified (`id`, `organization_id`, `name`, `description`, `scenario_id`). Ranged, it
     /// takes the range `[lo, hi]` three times (six parameters, the same pair each time): the range is
     /// repeated on every table although the joins imply it, because planners do not carry a range
     /// across a GROUP BY or into a materialized NOT EXISTS, and a batch would cost O(table).
+    ///
+    /// Ranged (one batch), every dialect walks the range's entities and reaches their links and the
+    /// links' tables by index, so a batch costs O(batch) at any table size. PostgreSQL needs the
+    /// per-entity form for that too: given the grouped form, it hashes the whole joined table
+    /// (`capabilities`) for every batch, because at any size it costs a full scan below thousands of
+    /// index probes (BENCHMARKS.md, "O(batch)"). Unranged (one statement over everything), that
+    /// hash is the fastest plan, so the grouped form stays.
     fn pending_from(&self, d: Dialect, ranged: bool) -> String {
         let range = |col: &str| {
             if ranged {
@@ -58,18 +77,22 @@ impl VersionBackfill {
             range(&format!("v.{fk}"))
         );
         match d {
+            // LATERAL, not a scalar subquery in the select list: PostgreSQL would run that once for
+            // the value and again for the `IS NOT NULL` filter.
+            Dialect::Postgres if ranged => format!(
+                "FROM {entity} e CROSS JOIN LATERAL ({lowest}) s \
+                 WHERE s.scenario_id IS NOT NULL AND {not_versioned}{entity_range}",
+                lowest = self.lowest_scenario(&range(self.link_entity)),
+                entity_range = range("e.id"),
+            ),
             // MariaDB has no hash join: its best plan walks each entity's links by index, and for a
             // grouped derived table over a large share of the table its optimizer switches to
             // scanning every link of every scenario. A lowest-scenario subquery per entity keeps the
             // per-entity walk at every batch size (and as one statement it is faster too).
             Dialect::Mysql => format!(
-                "FROM (SELECT e.id, e.organization_id, e.name, e.description, \
-                 (SELECT MIN({s}) FROM {link} WHERE {le} = e.id{link_range}) AS scenario_id \
+                "FROM (SELECT e.id, e.organization_id, e.name, e.description, ({lowest}) AS scenario_id \
                  FROM {entity} e WHERE {not_versioned}{entity_range}) p WHERE p.scenario_id IS NOT NULL",
-                s = self.link_scenario,
-                link = self.link,
-                le = self.link_entity,
-                link_range = range(self.link_entity),
+                lowest = self.lowest_scenario(&range(self.link_entity)),
                 entity_range = range("e.id"),
             ),
             _ => format!(
@@ -105,13 +128,10 @@ impl VersionBackfill {
         let (entity, versions, fk) = (self.entity, self.versions, self.fk);
         match d {
             Dialect::Mysql => format!(
-                "SELECT scenario_id, SUM(1 - versioned), SUM(versioned) FROM (SELECT \
-                 (SELECT MIN({s}) FROM {link} WHERE {le} = e.id) AS scenario_id, \
+                "SELECT scenario_id, SUM(1 - versioned), SUM(versioned) FROM (SELECT ({lowest}) AS scenario_id, \
                  EXISTS (SELECT 1 FROM {versions} v WHERE v.{fk} = e.id) AS versioned FROM {entity} e) p \
                  WHERE scenario_id IS NOT NULL GROUP BY scenario_id ORDER BY scenario_id",
-                s = self.link_scenario,
-                link = self.link,
-                le = self.link_entity,
+                lowest = self.lowest_scenario(""),
             ),
             _ => format!(
                 "SELECT s.scenario_id, SUM(CASE WHEN e.id IS NOT NULL AND v.entity_id IS NULL THEN 1 ELSE 0 END), \
