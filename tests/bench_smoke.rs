@@ -30,6 +30,8 @@ fn bench_runs_at_a_tiny_size_and_prints_the_table() {
             "2",
             "--old-way-rows",
             "20",
+            "--fixed-batch",
+            "50",
             "--plots",
         ])
         .arg(&plots)
@@ -64,6 +66,12 @@ fn bench_runs_at_a_tiny_size_and_prints_the_table() {
         "| 5000 |",
         "## How cost grows",
         "| PostgreSQL | 300 |",
+        "load average (1 min, every 2 s while measuring): ",
+        " cores: ",
+        // 300 competencies in batches of 50 keys: six batches each way, each one logged and timed.
+        "fixed batches (`--batch-size 50`, 1 job): apply 6 batches, median ",
+        "median batch at a fixed size | load (1 min) |",
+        " (50 keys) | ",
     ] {
         assert!(
             stdout.contains(expected),

@@ -111,6 +111,10 @@ struct Args {
     /// Only create and load the databases, keep them, measure nothing (for EXPLAIN by hand).
     #[arg(long)]
     load_only: bool,
+    /// Also run `apply` and `revert` with `--batch-size N` (every batch N keys) and report their
+    /// median batch: at a fixed size, a batch that costs O(batch) takes as long at any table size.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    fixed_batch: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -211,7 +215,7 @@ fn run(args: &Args) -> Result<()> {
 // Machine and statistics
 
 fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = cores();
     let mem_kb = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -236,6 +240,82 @@ fn machine() -> String {
     format!(
         "{cores} cores ({cpu}), {:.1} GiB memory, Linux {kernel}",
         mem_kb / 1024.0 / 1024.0
+    )
+}
+
+/// The machine's 1-minute load average, sampled in the background while one dialect is measured:
+/// on a shared machine other work takes CPU from one side of a ratio or the other, and a figure
+/// must say so in its own table, not in a note beside it.
+struct LoadWatch {
+    samples: std::sync::Arc<std::sync::Mutex<Samples>>,
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl LoadWatch {
+    const EVERY: Duration = Duration::from_secs(2);
+
+    fn start() -> LoadWatch {
+        let samples = std::sync::Arc::new(std::sync::Mutex::new(Samples::default()));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let shared = samples.clone();
+        let thread = std::thread::spawn(move || loop {
+            if let (Some(load), Ok(mut s)) = (load_1min(), shared.lock()) {
+                s.push(load);
+            }
+            if stopped.recv_timeout(Self::EVERY) != Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            {
+                return;
+            }
+        });
+        LoadWatch {
+            samples,
+            stop,
+            thread,
+        }
+    }
+
+    fn finish(self) -> Samples {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+        self.samples.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// The first field of `/proc/loadavg`; `None` where there is none (not Linux).
+fn load_1min() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Busy: more runnable work than cores over the run (median 1-minute load above the core count).
+/// The bench itself keeps about one core busy (two with `--jobs 2`), so an idle machine stays below.
+fn busy(load: f64) -> bool {
+    load > cores() as f64
+}
+
+/// `median (min–max) on N cores`, and a flag when the machine was busy.
+fn show_load(load: &Samples) -> String {
+    if load.0.is_empty() {
+        return "not measured (no /proc/loadavg)".into();
+    }
+    let flag = if busy(load.median()) {
+        ": **busy machine** (more runnable work than cores: other work shared the CPU; the absolute times are inflated and a ratio may be skewed where a burst hit one side only)"
+    } else {
+        ": idle enough (below the core count)"
+    };
+    format!(
+        "{} on {} cores{flag}",
+        load.show(|l| format!("{l:.1}")),
+        cores()
     )
 }
 
@@ -808,6 +888,11 @@ struct Figures {
     noop: Samples,
     /// Steps that failed (e.g. a shared server restarted under us) and were redone from a clean state.
     retried: Vec<String>,
+    /// The 1-minute load average while measuring.
+    load: Samples,
+    /// `--fixed-batch N`: every committed batch of one `apply` and one `revert` at N keys (seconds).
+    fixed_apply: Samples,
+    fixed_revert: Samples,
 }
 
 /// One committed batch of a `backfill` process, from its debug log: when it ended (seconds since the
@@ -887,6 +972,12 @@ struct GrowthPoint {
     rss_kb: f64,
     timeline_apply: Vec<BatchEvent>,
     timeline_jobs: Vec<BatchEvent>,
+    /// The median 1-minute load average while measuring (absent from runs before it was recorded).
+    #[serde(default)]
+    load: Option<f64>,
+    /// `--fixed-batch N`: N and the median apply batch at N keys (seconds).
+    #[serde(default)]
+    fixed: Option<(u64, f64)>,
 }
 
 #[derive(Default, Clone)]
@@ -1072,6 +1163,7 @@ impl<'a> Bench<'a> {
         self.run_backfill(&["status"])?;
         self.warm()?;
         self.baseline_id = self.count("SELECT COALESCE(MAX(id), 0) FROM competency_versions")?;
+        let watch = LoadWatch::start();
 
         let expected = loaded.pending_competency_versions;
         let mut f = Figures {
@@ -1107,6 +1199,11 @@ impl<'a> Bench<'a> {
             sweep.push(p);
         }
         self.retrying(&mut f, &format!("{label}: no-op apply"), |b, f| b.noop(f))?;
+        if let Some(n) = self.args.fixed_batch {
+            let what = format!("{label}: apply and revert at --batch-size {n}");
+            self.retrying(&mut f, &what, |b, f| b.fixed_batch(f, n, expected))?;
+        }
+        f.load = watch.finish();
         let report = self.report(&server, &loaded, load_secs, &f, &sweep);
         let rss = [&f.rss_apply, &f.rss_apply_jobs, &f.rss_revert_jobs]
             .iter()
@@ -1124,6 +1221,8 @@ impl<'a> Bench<'a> {
             rss_kb: rss,
             timeline_apply: f.timeline_apply.clone(),
             timeline_jobs: f.timeline_jobs.clone(),
+            load: (!f.load.0.is_empty()).then(|| f.load.median()),
+            fixed: self.args.fixed_batch.map(|n| (n, f.fixed_apply.median())),
         };
         Ok((report, Some(point)))
     }
@@ -1416,6 +1515,28 @@ impl<'a> Bench<'a> {
         )
     }
 
+    /// `apply` then `revert` as processes with every batch `n` keys: their batches' durations.
+    fn fixed_batch(&mut self, f: &mut Figures, n: u64, expected: u64) -> Result<()> {
+        let (version, size) = (self.version_text.clone(), n.to_string());
+        let apply = ["apply", version.as_str(), "--batch-size", size.as_str()];
+        let (_, events, _) = self.run_batches(&apply, false, f)?;
+        f.fixed_apply = Samples(events.iter().map(|e| e.secs).collect());
+        let marked = self.marked()?;
+        if marked as u64 != expected {
+            bail!(
+                "backfill {} wrote {marked} rows, expected {expected}",
+                apply.join(" ")
+            );
+        }
+        let revert = ["revert", version.as_str(), "--batch-size", size.as_str()];
+        let (_, events, _) = self.run_batches(&revert, false, f)?;
+        f.fixed_revert = Samples(events.iter().map(|e| e.secs).collect());
+        match self.marked()? {
+            0 => Ok(()),
+            left => bail!("backfill {} left {left} rows", revert.join(" ")),
+        }
+    }
+
     /// The runner in this process, through the timing session: apply then revert.
     fn in_process(&mut self, batching: Batching, expected: u64) -> Result<(InProcess, InProcess)> {
         let defaults = Options::default();
@@ -1639,6 +1760,23 @@ impl<'a> Bench<'a> {
             loaded.preexisting_versions,
             secs(load_secs)
         ));
+        o.push_str(&format!(
+            "load average (1 min, every {} s while measuring): {}\n\n",
+            LoadWatch::EVERY.as_secs(),
+            show_load(&f.load)
+        ));
+        if let Some(n) = self.args.fixed_batch {
+            o.push_str(&format!(
+                "fixed batches (`--batch-size {n}`, 1 job): apply {} batches, median {} (min–max {}–{}); \
+                 revert {} batches, median {}\n\n",
+                f.fixed_apply.0.len(),
+                secs(f.fixed_apply.median()),
+                secs(f.fixed_apply.min()),
+                secs(f.fixed_apply.max()),
+                f.fixed_revert.0.len(),
+                secs(f.fixed_revert.median()),
+            ));
+        }
         let Some((best_label, best)) = best_form(f) else {
             return o;
         };
@@ -1828,13 +1966,20 @@ fn best_form(f: &Figures) -> Option<(&str, &Samples)> {
 fn growth_table(points: &[GrowthPoint], jobs: u64) -> String {
     let mut o = String::from("## How cost grows\n\n");
     o.push_str(&format!(
-        "| dialect | competencies | rows written | best single statement | apply (1 job) | apply --jobs {jobs} | longest batch | peak RSS |\n"
+        "| dialect | competencies | rows written | best single statement | apply (1 job) | apply --jobs {jobs} | longest batch | peak RSS | median batch at a fixed size | load (1 min) |\n"
     ));
-    o.push_str("|---|---|---|---|---|---|---|---|\n");
+    o.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     for p in points {
         let r = p.rows as f64;
+        let fixed = p.fixed.map_or("–".into(), |(n, median)| {
+            format!("{} ({n} keys)", secs(median))
+        });
+        let load = p.load.map_or("–".into(), |l| {
+            let flag = if busy(l) { " **busy**" } else { "" };
+            format!("{l:.1}{flag}")
+        });
         o.push_str(&format!(
-            "| {} | {} | {} | {} ({}) | {} ({}) | {} ({}) | {} | {} |\n",
+            "| {} | {} | {} | {} ({}) | {} ({}) | {} ({}) | {} | {} | {fixed} | {load} |\n",
             p.kind.label(),
             p.size,
             p.rows,
