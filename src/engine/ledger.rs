@@ -285,8 +285,55 @@ pub fn check_schema(session: &mut dyn Session) -> Result<bool> {
         Some(v) if v > LEDGER_SCHEMA => Err(Error::Ledger(format!(
             "the ledger schema is V{v}, newer than this binary knows (V{LEDGER_SCHEMA}): a newer backfill wrote it; run that version (or newer) of backfill"
         ))),
-        Some(v) => Ok(v == LEDGER_SCHEMA),
-        None => Ok(false),
+        Some(LEDGER_SCHEMA) => check_tables(session).map(|()| true),
+        Some(_) | None => Ok(false),
+    }
+}
+
+/// Every table a current ledger has. Refinery's history says they were made; a hand may have dropped
+/// one since, and every command would then fail on it with an error that rerunning cannot fix.
+const TABLES: [&str; 5] = [
+    "backfill_migrations",
+    "backfill_runs",
+    "backfill_lease",
+    "backfill_undo",
+    "backfill_chunks",
+];
+
+/// Recreates what is missing: the ledger's statements are all idempotent, so a forgotten history makes
+/// the next command run them again and keep every row that is still there.
+const RECREATE: &str = "restore it from a backup, or run `DELETE FROM backfill_schema_history` and then any backfill command, which recreates what is missing (empty) and keeps the rest";
+
+/// A current ledger must have all its tables and the lease row; without that row no runner could ever
+/// take the lock, and every runner would wait and report a busy lock forever.
+fn check_tables(session: &mut dyn Session) -> Result<()> {
+    let probes = TABLES.map(|t| format!("SELECT 1 FROM {t} WHERE 1 = 0"));
+    let lease = format!(
+        "SELECT COUNT(*) FROM backfill_lease WHERE name = 'runner' AND NOT EXISTS ({})",
+        probes.join(" UNION ALL ")
+    );
+    match session.query_scalar(&lease, &[]) {
+        Ok(n) if n.as_i64() == Some(0) => Err(Error::Ledger(
+            "the ledger's lock row is missing from backfill_lease (deleted by hand?), so no runner could ever take the lock; restore it: INSERT INTO backfill_lease (name) VALUES ('runner')".into(),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind == crate::db::ErrorKind::Query => Err(missing_table(session, e)),
+        Err(e) => Err(ledger_error("backfill_lease", e)),
+    }
+}
+
+/// Names the first ledger table that cannot be read.
+fn missing_table(session: &mut dyn Session, e: crate::db::DbError) -> Error {
+    let missing = TABLES.into_iter().find(|t| {
+        session
+            .query(&format!("SELECT 1 FROM {t} WHERE 1 = 0"), &[])
+            .is_err()
+    });
+    match missing {
+        Some(t) => Error::Ledger(format!(
+            "the ledger table {t} is missing (dropped by hand?); {RECREATE}"
+        )),
+        None => ledger_error("backfill_lease", e),
     }
 }
 
