@@ -25,8 +25,9 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
     /// Stopped by a signal after committing the current batch. Exit 128 + signal.
+    /// (Also before any batch ran, waiting for the lock: the message claims no committed batch.)
     #[error(
-        "interrupted by signal {0}; the last batch was committed, rerun the same command to resume"
+        "interrupted by signal {0}; what it committed stays, rerun the same command to resume"
     )]
     Interrupted(i32),
 }
@@ -40,6 +41,18 @@ impl Error {
             Error::Busy(_) => 4,
             Error::Refused(_) => 5,
             Error::Interrupted(sig) => 128 + sig,
+        }
+    }
+}
+
+impl Error {
+    /// `message` about a failed database call, with the exit code its kind decides: the operator's
+    /// to fix (a wrong password, a missing privilege: exit 2), or a runtime failure (exit 1).
+    pub fn from_db(e: &DbError, message: String) -> Error {
+        if e.is_config() {
+            Error::Usage(message)
+        } else {
+            Error::Runtime(message)
         }
     }
 }

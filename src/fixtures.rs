@@ -81,9 +81,8 @@ pub fn load_schema(session: &mut dyn Session) -> Result<()> {
         Ok(())
     })
     .map_err(|e| {
-        Error::Runtime(format!(
-            "creating the app tables (schema/app/{name}/app.sql) failed: {e}"
-        ))
+        let message = format!("creating the app tables (schema/app/{name}/app.sql) failed: {e}");
+        Error::from_db(&e, message)
     })
 }
 
@@ -134,7 +133,8 @@ pub struct Loaded {
 /// transaction. The same shape always writes the same rows.
 pub fn generate(session: &mut dyn Session, shape: &Shape) -> Result<Loaded> {
     let dialect = session.dialect();
-    let failed = |e: DbError| Error::Runtime(format!("loading the demo data failed: {e}"));
+    // A read-only role may not load: exit 2, as the README says.
+    let failed = |e: DbError| Error::from_db(&e, format!("loading the demo data failed: {e}"));
     // MySQL: the rows are consistent by construction, so skip per-row FK and unique checks (as
     // mysqldump does). Session settings: put back what was there, whatever happens.
     let saved = if dialect == Dialect::Mysql {

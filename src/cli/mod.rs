@@ -402,12 +402,16 @@ fn connect(cli: &Cli) -> Result<(Box<dyn Session>, db::Target)> {
 }
 
 /// One more connection to the command's database, with its timeouts, for each worker of `--jobs N`.
+/// A worker waits on its siblings' chunk rows for as long as one of their batches may run (the
+/// statement timeout), never less: `--lock-timeout` is how long to wait for another runner, and 0
+/// (do not wait) would fail every run on its own workers' row locks.
 fn connector(target: &db::Target, opts: &Options) -> runner::Connector {
-    let (target, statement, lock_wait) =
-        (target.clone(), opts.statement_timeout, opts.lock_timeout);
+    let statement = opts.statement_timeout;
+    let lock_wait = statement.map(|t| t.max(opts.lock_timeout));
+    let target = target.clone();
     runner::Connector::new(move || {
         let mut s = db::connect(&target)?;
-        s.set_timeouts(statement, Some(lock_wait))?;
+        s.set_timeouts(statement, lock_wait)?;
         Ok(s)
     })
 }

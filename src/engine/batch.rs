@@ -159,7 +159,7 @@ pub(crate) fn run_batches(
             attempts(|| one_batch(session, job, key, cursor.as_ref(), size.now, batches))
                 .map_err(|e| batch_error(job.reg, batches, e))?;
         let (done, next) = match step {
-            Batched::Overtaken => return Err(overtaken(job, batches)),
+            Batched::Overtaken => return Err(overtaken(job, Some(batches))),
             Batched::Done => {
                 batches -= 1; // the look that found nothing left wrote nothing
                 break;
@@ -238,9 +238,16 @@ impl BatchSize {
     }
 }
 
-fn overtaken(job: &Job, batch: u64) -> Error {
+/// `open`: the number of the batch whose transaction the fence rolled back, when this run had numbered
+/// it; a parallel run learns it was overtaken at a fence before numbering, or at its end, and then
+/// names no batch rather than one that committed.
+fn overtaken(job: &Job, open: Option<u64>) -> Error {
+    let stopped = match open {
+        Some(n) => format!("stopped and rolled back its batch {n}"),
+        None => "stopped before writing another batch".into(),
+    };
     Error::Busy(format!(
-        "V{}__{} was taken over by another runner; this one stopped and rolled back its batch {batch} (nothing written twice); `backfill status` shows who runs it",
+        "V{}__{} was taken over by another runner; this one {stopped} (its committed batches stay, nothing is written twice); `backfill status` shows who runs it",
         job.reg.version, job.reg.name
     ))
 }
@@ -445,7 +452,9 @@ fn bound_within(
         ],
     )?;
     let row = rows.first();
-    let top = row.and_then(|r| r.first()).and_then(Value::as_i64);
+    let top = row
+        .and_then(|r| r.first())
+        .map_or(Ok(None), |v| crate::kit::bounds::walked(key, v))?;
     let n = row
         .and_then(|r| r.get(1))
         .and_then(Value::as_i64)
@@ -614,8 +623,12 @@ pub(crate) fn prepare(
     })
     .map_err(|e| chunk_error(job, e))?;
     match prepared {
-        ledger::Prepared::Overtaken => Err(overtaken(job, 0)),
-        ledger::Prepared::TookOver | ledger::Prepared::Created => Ok(Engine::Parallel),
+        ledger::Prepared::Overtaken => Err(overtaken(job, None)),
+        ledger::Prepared::TookOver => {
+            ledger::chunk_gap(session, version, action)?;
+            Ok(Engine::Parallel)
+        }
+        ledger::Prepared::Created => Ok(Engine::Parallel),
         ledger::Prepared::Single => Ok(Engine::Single),
     }
 }
@@ -734,11 +747,13 @@ pub(crate) fn run_parallel(
         }
         return Err(e);
     }
+    // Every chunk is done: a hole among them (a row deleted meanwhile) must not end `applied`.
+    ledger::chunk_gap(session, version, action)?;
     match retry::conflicts(|| ledger::fold_chunks(session, version, action, Some(run)))
         .map_err(|e| chunk_error(job, e))?
     {
         Some(_) => Ok((rows, batches)),
-        None => Err(overtaken(job, batches)),
+        None => Err(overtaken(job, None)),
     }
 }
 
@@ -809,7 +824,7 @@ fn worker(
             })?;
             let number = numbered.unwrap_or_else(|| shared.numbered.load(Ordering::SeqCst));
             let (rows, next, done) = match step {
-                ChunkStep::Overtaken => return Err(overtaken(job, number)),
+                ChunkStep::Overtaken => return Err(overtaken(job, numbered)),
                 ChunkStep::Done => break,
                 ChunkStep::More { rows, cursor, done } => (rows, cursor, done),
             };

@@ -297,11 +297,10 @@ fn compute_plan(session: &mut dyn Session, reg: &Registered, opts: &Options) -> 
     session.begin(true)?;
     let plan = reg.migration.plan(session, &ctx, opts.samples);
     let _ = session.rollback();
+    // A missing privilege is the operator's to grant (exit 2), as for every other command.
     plan.map_err(|e| {
-        Error::Runtime(format!(
-            "planning V{}__{} failed: {e}",
-            reg.version, reg.name
-        ))
+        let message = format!("planning V{}__{} failed: {e}", reg.version, reg.name);
+        Error::from_db(&e, message)
     })
 }
 
@@ -366,9 +365,15 @@ fn run_one(
     let span = crate::kit::bounds::span(session, job.key()?).map_err(|e| cannot_start(reg, e))?;
     crate::retry::conflicts(|| ledger::insert_run(session, &run)).map_err(audit_error)?;
     // We hold the lock, so any apply/revert still marked running is a process that died.
-    let dead =
-        crate::retry::conflicts(|| ledger::abandon_dead_runs(session, reg.version, &run.run_id))
-            .map_err(audit_error)?;
+    let dead = match crate::retry::conflicts(|| {
+        ledger::abandon_dead_runs(session, reg.version, &run.run_id)
+    }) {
+        Ok(n) => n,
+        Err(e) => {
+            let err = audit_error(e);
+            return Err(record_failure(session, opts, reg.version, &run.run_id, err));
+        }
+    };
     let note = match entry {
         Some(e) if e.state.in_progress() => {
             tracing::info!(
@@ -394,7 +399,7 @@ fn run_one(
         seen: entry,
     };
     if let Err(e) = ledger::start(session, &start) {
-        return Err(record_failure(session, reg.version, &run.run_id, e));
+        return Err(record_failure(session, opts, reg.version, &run.run_id, e));
     }
     let final_state = match (action, ctx.group) {
         (Action::Revert, None) => State::Reverted,
@@ -404,7 +409,7 @@ fn run_one(
     let mut progress = Progress::new(label, opts.quiet, span);
     let engine = match prepare(session, &job, fresh, cursor.as_ref(), workers) {
         Ok(engine) => engine,
-        Err(e) => return Err(record_failure(session, reg.version, &run.run_id, e)),
+        Err(e) => return Err(record_failure(session, opts, reg.version, &run.run_id, e)),
     };
     let parallel = engine == Engine::Parallel;
     let result = match (&opts.connect, engine) {
@@ -462,7 +467,7 @@ fn run_one(
                 note,
             })
         }
-        Err(err) => Err(record_failure(session, reg.version, &run.run_id, err)),
+        Err(err) => Err(record_failure(session, opts, reg.version, &run.run_id, err)),
     }
 }
 
@@ -531,9 +536,16 @@ pub fn count(n: u64, noun: &str) -> String {
     }
 }
 
-/// Best effort: if the connection is gone, the next runner finds the `running` row and recovers; the
-/// returned error says so instead of a second line on stderr.
-fn record_failure(session: &mut dyn Session, version: i64, run_id: &str, err: Error) -> Error {
+/// Records how the run failed whenever the database still answers (see [`record_end`]). When it does
+/// not, the next runner finds the `running` row and recovers; the returned error says so instead of a
+/// second line on stderr.
+fn record_failure(
+    session: &mut dyn Session,
+    opts: &Options,
+    version: i64,
+    run_id: &str,
+    err: Error,
+) -> Error {
     let message = err.to_string();
     let (run_state, state) = match err {
         Error::Interrupted(_) => (RunState::Interrupted, Some(State::Failed)),
@@ -547,7 +559,7 @@ fn record_failure(session: &mut dyn Session, version: i64, run_id: &str, err: Er
         outcome: None,
         error: Some(&message),
     };
-    let recorded = ledger::conclude(session, version, run_id, &end);
+    let recorded = record_end(session, opts.connect.as_ref(), version, run_id, &end);
     match (recorded, err) {
         (Ok(()), err) => err,
         (Err(_), Error::Runtime(m)) => Error::Runtime(format!(
@@ -555,6 +567,40 @@ fn record_failure(session: &mut dyn Session, version: i64, run_id: &str, err: Er
         )),
         (Err(_), err) => err,
     }
+}
+
+/// Records a failed run's end. On this connection if it answers, else on a new one (the old one was
+/// lost, a pooler restarted). When the migration's row stays locked (a stalled runner's batch holds
+/// it), the audit row alone still says how the run ended and why: the migration's `running` row is
+/// then recovered by the next runner, without passing this run off as a process that died.
+fn record_end(
+    session: &mut dyn Session,
+    connect: Option<&crate::options::Connector>,
+    version: i64,
+    run_id: &str,
+    end: &ledger::Ending,
+) -> crate::db::DbResult<()> {
+    let mut reopened;
+    let s: &mut dyn Session = match ledger::conclude(session, version, run_id, end) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind == crate::db::ErrorKind::Connection => {
+            match connect.map(crate::options::Connector::open) {
+                Some(Ok(fresh)) => {
+                    reopened = fresh;
+                    reopened.as_mut()
+                }
+                _ => return Err(e),
+            }
+        }
+        Err(e) => {
+            tracing::debug!("recording the end with the migration's row failed: {e}");
+            session
+        }
+    };
+    ledger::conclude(s, version, run_id, end).or_else(|e| {
+        tracing::debug!("recording the end failed ({e}); recording the audit row alone");
+        ledger::finish_run(s, run_id, end.run_state, end.outcome, end.error, None)
+    })
 }
 
 /// `revert VERSION [--group ID]`.
@@ -743,7 +789,11 @@ fn plan_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Resu
     let run = new_run(Action::Plan, Some(reg), opts);
     // The audit row is best effort: a read-only user may still plan.
     let audited = ledger::insert_run(session, &run).is_ok();
-    let plan = compute_plan(session, reg, opts)?;
+    let plan = match compute_plan(session, reg, opts) {
+        Ok(plan) => plan,
+        Err(e) if audited => return Err(record_plan_failure(session, &run.run_id, e)),
+        Err(e) => return Err(e),
+    };
     if audited {
         let summary = serde_json::to_string(&plan).unwrap_or_default();
         let outcome = format!("would write {}", count(plan.total, "row"));
@@ -766,4 +816,21 @@ fn plan_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Resu
         run_id: run.run_id,
         plan,
     })
+}
+
+/// A plan that failed says so in its audit row, rather than staying `running` forever.
+fn record_plan_failure(session: &mut dyn Session, run_id: &str, err: Error) -> Error {
+    let message = err.to_string();
+    let failed = ledger::finish_run(
+        session,
+        run_id,
+        RunState::Failed,
+        None,
+        Some(&message),
+        None,
+    );
+    if let Err(e) = failed {
+        tracing::warn!("could not record the failed plan in the audit table: {e}");
+    }
+    err
 }

@@ -250,11 +250,15 @@ fn open(replica: &Replica) -> Result<Box<dyn Session>> {
 }
 
 fn replica_error(replica: &Replica, what: &str, e: crate::db::DbError) -> Error {
-    let e = e.message.replace(crate::db::URL_WORDS, "--replica-url");
-    Error::Runtime(format!(
-        "--replica-url {}: {what}: {e}; check the URL and that this user may read replication status there",
-        replica.name
-    ))
+    let text = e.message.replace(crate::db::URL_WORDS, "--replica-url");
+    // A wrong password or a missing privilege is the operator's to fix, as on --database-url (exit 2).
+    Error::from_db(
+        &e,
+        format!(
+            "--replica-url {}: {what}: {text}; check the URL and that this user may read replication status there",
+            replica.name
+        ),
+    )
 }
 
 /// The single-job batch loop's wait: returns once no replica lags past the limit. Renews the lease

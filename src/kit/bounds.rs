@@ -1,6 +1,6 @@
 //! Key ranges: the runner's keyset iteration, public for steps that sample or scan the same way.
 
-use crate::db::{DbResult, Tx, Value};
+use crate::db::{DbError, DbResult, ErrorKind, Tx, Value};
 use crate::migration::Key;
 
 /// The last key of the next `size` keys of `key` from `from` on (inclusive), or `None` when there are
@@ -11,9 +11,8 @@ pub fn next_bound(tx: &mut dyn Tx, key: Key, from: i64, size: u64) -> DbResult<O
         c = key.column,
         t = key.table
     );
-    Ok(tx
-        .query_scalar(&sql, &[Value::Int(from), Value::Int(size.max(1) as i64)])?
-        .as_i64())
+    let top = tx.query_scalar(&sql, &[Value::Int(from), Value::Int(size.max(1) as i64)])?;
+    walked(key, &top)
 }
 
 /// The first and last key, for progress and the ETA; `None` on an empty table.
@@ -26,7 +25,29 @@ pub fn span(tx: &mut dyn Tx, key: Key) -> DbResult<Option<(i64, i64)>> {
         ),
         &[],
     )?;
-    Ok(row
-        .first()
-        .and_then(|r| Some((r.first()?.as_i64()?, r.get(1)?.as_i64()?))))
+    let Some(r) = row.first() else {
+        return Ok(None);
+    };
+    let lowest = r.first().map_or(Ok(None), |v| walked(key, v))?;
+    let highest = r.get(1).map_or(Ok(None), |v| walked(key, v))?;
+    Ok(lowest.zip(highest))
+}
+
+/// A key as the runner walks it: a signed 64-bit integer. A key outside that range (a MySQL
+/// `BIGINT UNSIGNED` above 9223372036854775807 arrives rounded through a float) is refused before
+/// anything is written: walked as i64 it would be skipped or rounded, and its row silently missed.
+pub fn walked(key: Key, v: &Value) -> DbResult<Option<i64>> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Int(i) => Ok(Some(*i)),
+        Value::Text(s) if s.trim().parse::<i64>().is_ok() => Ok(s.trim().parse().ok()),
+        _ => Err(DbError::new(
+            ErrorKind::Config,
+            format!(
+                "{t}.{c} holds a key outside the signed 64-bit range backfill walks (above 9223372036854775807 or not an integer); refusing to run rather than skip those rows: renumber them at or below 9223372036854775807",
+                t = key.table,
+                c = key.column
+            ),
+        )),
+    }
 }
