@@ -59,7 +59,8 @@ fn missing_lease_row_is_named(kind: Kind) {
 }
 
 /// The audit table dropped by hand: not exit 1 "rerun to resume" forever: exit 3 naming the table and
-/// the fix; the fix recreates it (empty) and keeps the rest of the ledger.
+/// the statements that recreate it (empty); run as given, they restore a ledger that works again with
+/// every other row kept.
 fn missing_runs_table_is_named(kind: Kind) {
     let t = seeded(kind, "runs", 40);
     t.run(&["apply", &v(), "--batch-size", "10"]).expect(0);
@@ -70,7 +71,18 @@ fn missing_runs_table_is_named(kind: Kind) {
         !t.has_table("backfill_runs"),
         "nothing recreated it unasked"
     );
-    t.exec("DELETE FROM backfill_schema_history");
+    let line = t.run(&["status"]).one_line_error(3).to_string();
+    let fix = line
+        .split("recreate it empty: ")
+        .nth(1)
+        .expect("the statements that recreate it");
+    assert!(
+        fix.starts_with("CREATE TABLE IF NOT EXISTS backfill_runs"),
+        "{line}"
+    );
+    for statement in fix.split(';').filter(|s| !s.trim().is_empty()) {
+        t.exec(statement);
+    }
     t.run(&["verify"]).expect(0);
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"));
     assert_eq!(t.marked_competencies(), marked);
@@ -79,6 +91,30 @@ fn missing_runs_table_is_named(kind: Kind) {
     assert_eq!(
         t.int("SELECT COUNT(*) FROM backfill_runs WHERE action = 'revert'"),
         1
+    );
+}
+
+/// The undo journal dropped by hand: its statements include the column a later ledger version added.
+fn missing_undo_table_is_recreated_whole(kind: Kind) {
+    let t = seeded(kind, "undo", 10);
+    t.run(&["status"]).expect(0);
+    t.exec("DROP TABLE backfill_undo");
+    let line = t.run(&["verify"]);
+    line.expect(3);
+    let fix = line
+        .stdout
+        .split("recreate it empty: ")
+        .nth(1)
+        .and_then(|f| f.lines().next())
+        .unwrap_or_default()
+        .to_string();
+    for statement in fix.split(';').filter(|s| !s.trim().is_empty()) {
+        t.exec(statement);
+    }
+    t.run(&["verify"]).expect(0);
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM backfill_undo WHERE value_format = 'text'"),
+        0
     );
 }
 
@@ -215,6 +251,7 @@ fn lock_timeout_zero_with_jobs(kind: Kind) {
 on_every_dialect!(
     missing_lease_row_is_named,
     missing_runs_table_is_named,
+    missing_undo_table_is_recreated_whole,
     failed_plan_records_why,
     signal_while_waiting_claims_no_batch,
 );
@@ -284,13 +321,24 @@ const HUGE: &str = "9223372036854775900";
 
 /// A competency keyed above i64::MAX: `apply` (single and `--jobs 2`) refuses with exit 2 before
 /// writing anything, naming the key, where it used to write all but that row and say `applied`.
-fn apply_refuses_keys_above_i64(t: &TestDb) {
+fn add_huge_competency(t: &TestDb) {
     t.exec(&format!(
         "INSERT INTO competencies (id, organization_id, name, status, created_at, updated_at) VALUES ({HUGE}, 1, 'huge id', 'active', '2026-01-15 10:00:00', '2026-01-15 10:00:00')"
     ));
     t.exec(&format!(
         "INSERT INTO capability_competencies (scenario_id, capability_id, competency_id, created_at, updated_at) SELECT c.discovered_in_scenario_id, c.id, {HUGE}, '2026-01-15 10:00:00', '2026-01-15 10:00:00' FROM capabilities c WHERE c.discovered_in_scenario_id IS NOT NULL ORDER BY c.id LIMIT 1"
     ));
+}
+
+fn remove_huge_competency(t: &TestDb) {
+    t.exec(&format!(
+        "DELETE FROM capability_competencies WHERE competency_id = {HUGE}"
+    ));
+    t.exec(&format!("DELETE FROM competencies WHERE id = {HUGE}"));
+}
+
+fn apply_refuses_keys_above_i64(t: &TestDb) {
+    add_huge_competency(t);
     let before = common::dump_all(t);
     for jobs in ["1", "2"] {
         let line = t
@@ -311,6 +359,31 @@ fn apply_refuses_keys_above_i64(t: &TestDb) {
         "DELETE FROM capability_competencies WHERE competency_id = {HUGE}"
     ));
     t.exec(&format!("DELETE FROM competencies WHERE id = {HUGE}"));
+}
+
+/// A competency keyed above i64::MAX added while `apply` runs (one job, then two): the run stops with
+/// exit 2 naming the key, and never ends `applied` with that row skipped.
+fn apply_stops_at_a_key_above_i64(t: &TestDb, jobs: &str) {
+    let args = [
+        "apply",
+        &v(),
+        "--jobs",
+        jobs,
+        "--batch-size",
+        "5",
+        "--pause-ms",
+        "100",
+    ];
+    let run = Logged::spawn(t, &args, &[]);
+    wait_until("the run wrote nothing", || {
+        !t.marked_competencies().is_empty()
+    });
+    add_huge_competency(t);
+    let (code, stderr) = run.finish();
+    assert_eq!(code, Some(2), "--jobs {jobs}: {stderr}");
+    assert!(stderr.contains("competencies.id"), "{stderr}");
+    assert_ne!(t.state(V_COMPETENCY).as_deref(), Some("applied"));
+    remove_huge_competency(t);
 }
 
 /// A version row keyed above i64::MAX (the app's AUTO_INCREMENT went there) among the marked rows:
@@ -597,6 +670,17 @@ mod servers {
         t.run(&["apply", &v()]).expect(0);
         assert_eq!(t.marked_competencies(), expected);
         revert_refuses_keys_above_i64(&t);
+    }
+    #[test]
+    fn keys_above_i64_added_mid_run_mariadb() {
+        let t = seeded(Kind::Mariadb, "hugemid", 300);
+        let expected = t.expected_competencies();
+        for jobs in ["1", "2"] {
+            apply_stops_at_a_key_above_i64(&t, jobs);
+            t.run(&["apply", &v()]).expect(0);
+            assert_eq!(t.marked_competencies(), expected, "--jobs {jobs}");
+            t.run(&["revert", &v()]).expect(0);
+        }
     }
     #[test]
     fn plan_without_select_postgres() {

@@ -563,6 +563,9 @@ impl Session for Timed {
     fn migrate_ledger(&mut self) -> DbResult<()> {
         self.inner.migrate_ledger()
     }
+    fn ledger_ddl(&self, table: &str) -> String {
+        self.inner.ledger_ddl(table)
+    }
     fn set_timeouts(
         &mut self,
         statement: Option<Duration>,

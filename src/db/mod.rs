@@ -397,6 +397,8 @@ pub trait Session: Tx {
     fn identity(&mut self) -> DbResult<Identity>;
     /// Creates or upgrades the ledger tables (refinery, history table `backfill_schema_history`).
     fn migrate_ledger(&mut self) -> DbResult<()>;
+    /// The ledger schema's statements that make `table` (see [`ledger_statements`]).
+    fn ledger_ddl(&self, table: &str) -> String;
     /// Caps how long one statement may run, and how long it may wait for a row or table lock
     /// (`lock_wait`); `None` removes a cap. Holds for every later statement of the session, through
     /// a transaction-pooling PgBouncer too.
@@ -460,6 +462,34 @@ pub enum ReplicaState {
 }
 
 /// Runs a dialect's embedded ledger migrations with our history table name.
+/// The statements of the ledger schema that make `table` (its CREATE, index, rows, later columns),
+/// in version order, as one line: what recreates it empty when it was dropped by hand. Refinery's
+/// history cannot run them again (a later version only adds a column, and versions run once).
+fn ledger_statements(runner: refinery::Runner, table: &str) -> String {
+    let names = |stmt: &str| {
+        stmt.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|word| word == table)
+    };
+    let statements: Vec<String> = runner
+        .get_migrations()
+        .iter()
+        .filter_map(|m| m.sql())
+        .flat_map(|sql| {
+            let code: Vec<&str> = sql
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect();
+            code.join(" ")
+                .split(';')
+                .map(|stmt| stmt.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect::<Vec<_>>()
+        })
+        .filter(|stmt| names(stmt))
+        .map(|stmt| format!("{stmt};"))
+        .collect();
+    statements.join(" ")
+}
+
 fn run_ledger_schema<C: refinery::Migrate>(
     mut runner: refinery::Runner,
     conn: &mut C,

@@ -407,6 +407,10 @@ impl Session for PgSession {
         })
     }
 
+    fn ledger_ddl(&self, table: &str) -> String {
+        super::ledger_statements(ledger_schema::migrations::runner(), table)
+    }
+
     fn migrate_ledger(&mut self) -> DbResult<()> {
         super::run_ledger_schema(
             ledger_schema::migrations::runner(),

@@ -158,6 +158,10 @@ impl Session for SqliteSession {
         })
     }
 
+    fn ledger_ddl(&self, table: &str) -> String {
+        super::ledger_statements(ledger_schema::migrations::runner(), table)
+    }
+
     fn migrate_ledger(&mut self) -> DbResult<()> {
         // Our own read first: a file that is not a database fails here with its proper kind.
         self.query("SELECT COUNT(*) FROM sqlite_master", &[])?;

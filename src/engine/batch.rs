@@ -328,6 +328,8 @@ fn batch_error(reg: &Registered, batch: u64, e: DbError) -> Error {
     match e.kind {
         ErrorKind::Conflict => Error::Runtime(format!("{what}; it kept conflicting with other writers (deadlock or certification) after {} attempts: rerun when the load is lower", retry::ATTEMPTS)),
         ErrorKind::Connection => Error::Runtime(format!("{what}; the database connection was lost, rerun to resume from the last committed batch")),
+        // A missing privilege, a read-only server, a key the walk cannot hold: the operator's (exit 2).
+        ErrorKind::Config => Error::Usage(format!("{what}; fix the cause and rerun to resume from the last committed batch")),
         _ => Error::Runtime(format!("{what}; fix the cause and rerun to resume from the last committed batch")),
     }
 }
@@ -747,8 +749,10 @@ pub(crate) fn run_parallel(
         }
         return Err(e);
     }
-    // Every chunk is done: a hole among them (a row deleted meanwhile) must not end `applied`.
+    // Every chunk is done: a hole among them (a row deleted meanwhile) must not end `applied`, nor
+    // may a key the chunks cannot hold (added above i64::MAX meanwhile), which no chunk walked.
     ledger::chunk_gap(session, version, action)?;
+    crate::kit::bounds::span(session, key).map_err(|e| batch_error(job.reg, batches, e))?;
     match retry::conflicts(|| ledger::fold_chunks(session, version, action, Some(run)))
         .map_err(|e| chunk_error(job, e))?
     {

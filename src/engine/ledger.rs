@@ -300,10 +300,6 @@ const TABLES: [&str; 5] = [
     "backfill_chunks",
 ];
 
-/// Recreates what is missing: the ledger's statements are all idempotent, so a forgotten history makes
-/// the next command run them again and keep every row that is still there.
-const RECREATE: &str = "restore it from a backup, or run `DELETE FROM backfill_schema_history` and then any backfill command, which recreates what is missing (empty) and keeps the rest";
-
 /// A current ledger must have all its tables and the lease row; without that row no runner could ever
 /// take the lock, and every runner would wait and report a busy lock forever.
 fn check_tables(session: &mut dyn Session) -> Result<()> {
@@ -335,7 +331,8 @@ fn missing_table(session: &mut dyn Session, e: crate::db::DbError) -> Error {
     });
     match missing {
         Some(t) => Error::Ledger(format!(
-            "the ledger table {t} is missing (dropped by hand?); {RECREATE}"
+            "the ledger table {t} is missing (dropped by hand?); restore it from a backup, or recreate it empty: {}",
+            session.ledger_ddl(t)
         )),
         None => ledger_error("backfill_lease", e),
     }
