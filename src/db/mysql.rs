@@ -41,7 +41,9 @@ fn map_err(e: mysql::Error) -> DbError {
     match e {
         mysql::Error::MySqlError(ref m) => {
             let (kind, hint) = match m.code {
-                1045 | 1044 => (
+                // 1698: MariaDB answers a user it does not know with one of two denials, at random
+                // (it fakes an authentication so that names cannot be probed).
+                1045 | 1044 | 1698 => (
                     ErrorKind::Config,
                     " (check the user and password in the database URL)",
                 ),
