@@ -283,6 +283,42 @@ fn app_edit_survives_top_up(kind: Kind) {
     assert_eq!(email_rows(&t)[0], row("ALICE@New.Example", "n1"));
 }
 
+/// Journal entries an older backfill wrote (driver values as JSON, `value_format` 'json') are restored
+/// the old way; a top-up that would write such a row again stops with one line and writes nothing.
+fn older_journal_entries(kind: Kind) {
+    let t = TestDb::new(kind, "exact_legacy");
+    create_emails(&t);
+    t.run(&["apply", V_EMAILS]).expect(0);
+    for (key, email, old_note, new_note) in [
+        (1, "Alice@Example.COM", "n1", "n1"),
+        (2, "bob@example.com", "n2 ", "n2"),
+    ] {
+        let lower = email.to_lowercase();
+        t.exec(&format!(
+            "UPDATE backfill_undo SET value_format = 'json', \
+             old_values = '{{\"email\":\"{email}\",\"note\":\"{old_note}\"}}', \
+             new_values = '{{\"email\":\"{lower}\",\"note\":\"{new_note}\"}}' WHERE row_key = {key}"
+        ));
+    }
+    t.exec("UPDATE exact_emails SET email = 'Eve@Example.COM' WHERE id = 1");
+    let before = email_rows(&t);
+    let line = t.run(&["apply", V_EMAILS]).one_line_error(1).to_string();
+    assert!(
+        line.contains("older backfill") && line.contains("revert"),
+        "{line}"
+    );
+    assert_eq!(email_rows(&t), before, "the refused top-up wrote nothing");
+    t.run(&["revert", V_EMAILS, "--force"]).expect(0);
+    assert_eq!(
+        email_rows(&t),
+        vec![
+            row("Alice@Example.COM", "n1"),
+            row("bob@example.com", "n2 "),
+            row("carol@example.com", "n3")
+        ]
+    );
+}
+
 /// What each `exact_emails` row must hold, and what the journal must keep for it, as the rules say.
 #[derive(Default)]
 struct Oracle {
@@ -453,4 +489,5 @@ on_every_dialect!(
     case_and_trailing_space_are_changes,
     app_edit_survives_top_up,
     random_sequences_match_the_oracle,
+    older_journal_entries,
 );
