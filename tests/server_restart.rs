@@ -1,58 +1,20 @@
 //! The database server restarts mid-run: `backfill` exits 1 with one clear line, the next run resumes
-//! and finishes exactly. These tests restart the shared local servers, so they run one at a time in
-//! their own test binary (cargo runs test binaries one after another).
+//! and finishes exactly. Each test restarts a throwaway server of its own (tests/common/topology.rs),
+//! never the shared ones other suites and benchmarks are connected to.
 
 mod common;
-use common::{seed_generated, Kind, Run, TestDb, V_COMPETENCY};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use common::topology::{MariaServer, PgServer};
+use common::{seed_generated, Run, TestDb, V_COMPETENCY};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-const MARIADB_PID: &str = "/run/mysqld/mysqld.pid";
+const DB: &str = "bf_restart";
 
-fn sh(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", cmd])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn wait_until(what: &str, check: &str) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !sh(check) {
-        assert!(Instant::now() < deadline, "{what} did not come back");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn restart(kind: Kind) {
-    match kind {
-        Kind::Postgres => {
-            assert!(sh("pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | sort -V | tail -1) main restart -m fast"));
-            wait_until(
-                "PostgreSQL",
-                "psql -h 127.0.0.1 -U postgres -tAc 'SELECT 1'",
-            );
-        }
-        _ => {
-            let pid = std::fs::read_to_string(MARIADB_PID).expect("MariaDB pid file");
-            assert!(sh("mariadb-admin -h 127.0.0.1 -u root shutdown"));
-            // The process must be gone, or start-stop-daemon --oknodo sees it and starts nothing.
-            wait_until("MariaDB to exit", &format!("! kill -0 {}", pid.trim()));
-            assert!(sh(&format!(
-                "start-stop-daemon --start --oknodo --background --pidfile {MARIADB_PID} --exec /usr/sbin/mariadbd"
-            )));
-            wait_until("MariaDB", "mariadb -h 127.0.0.1 -u root -e 'SELECT 1'");
-        }
-    }
-}
-
-fn restart_mid_run(kind: Kind) {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let t = TestDb::with_app(kind, &format!("restart_{}", kind as u8));
+/// Loads the app's tables and generated data into `url`, runs `apply` slowly, calls `restart` once
+/// the run has committed a batch, then checks the cut and the exact resume.
+fn restart_mid_run(url: &str, restart: impl FnOnce()) {
+    let t = TestDb::wrap_for_seeding(url);
+    backfill::fixtures::load_schema(t.session().as_mut()).expect("load app schema");
     seed_generated(&t, 250);
     let expected = t.expected_competencies();
     t.run(&["status"]).expect(0);
@@ -62,12 +24,12 @@ fn restart_mid_run(kind: Kind) {
         .stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while t.int("SELECT COUNT(*) FROM backfill_runs WHERE action = 'apply'") == 0 {
-        assert!(Instant::now() < deadline, "the run never started");
+    // Restarted once a batch is committed, so the rerun has a checkpoint to resume from.
+    while t.marked_competencies().is_empty() {
+        assert!(Instant::now() < deadline, "the run never wrote a batch");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(300));
-    restart(kind);
+    restart();
     let out = Run::from(child.wait_with_output().expect("wait"));
     let line = out.one_line_error(1).to_string();
     assert!(
@@ -85,16 +47,23 @@ fn restart_mid_run(kind: Kind) {
     assert!(again.stdout.contains("resumed"), "{}", again.stdout);
     assert_eq!(t.marked_competencies(), expected);
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"));
-    let audited = t.int("SELECT SUM(row_count) FROM backfill_runs WHERE action = 'apply' AND version = 202611230001");
+    let audited = t.int(&format!(
+        "SELECT SUM(row_count) FROM backfill_runs WHERE action = 'apply' AND version = {V_COMPETENCY}"
+    ));
     assert_eq!(audited, t.rows_applied(V_COMPETENCY));
 }
 
 #[test]
 fn postgres_restart_mid_run() {
-    restart_mid_run(Kind::Postgres);
+    let server = PgServer::start();
+    server.create_database(DB);
+    restart_mid_run(&server.url(DB), || server.restart());
 }
 
 #[test]
 fn mariadb_restart_mid_run() {
-    restart_mid_run(Kind::Mariadb);
+    let mut server = MariaServer::start();
+    server.create_database(DB);
+    let url = server.url(DB);
+    restart_mid_run(&url, || server.restart());
 }

@@ -701,6 +701,136 @@ impl Drop for HaProxy {
     }
 }
 
+// ---------------------------------------------------------------------------------- PostgreSQL server
+
+/// The newest PostgreSQL server binaries installed (`/usr/lib/postgresql/<version>/bin`).
+fn pg_bin() -> PathBuf {
+    let version = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries under /usr/lib/postgresql")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .max_by_key(|v| v.parse::<u32>().unwrap_or(0))
+        .expect("a PostgreSQL version");
+    PathBuf::from(format!("/usr/lib/postgresql/{version}/bin"))
+}
+
+/// `initdb` into `data` (its parent owned by `postgres`): trust authentication, listening on
+/// 127.0.0.1:`port` only, its socket in the parent directory, ready to be a replication primary.
+fn pg_initdb(bin: &Path, data: &Path, port: u16) {
+    let parent = data.parent().expect("data dir has a parent");
+    let data_s = data.to_str().expect("utf-8 path");
+    sh(&mut as_postgres(
+        bin.join("initdb"),
+        &["-D", data_s, "-U", "postgres", "--auth=trust", "--no-sync"],
+    ));
+    let conf = format!(
+        "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
+         wal_level = replica\nmax_wal_senders = 5\nhot_standby = on\n\
+         wal_receiver_status_interval = 1s\nfsync = off\nshared_buffers = 16MB\nmax_connections = 40\n",
+        parent.display()
+    );
+    append(&data.join("postgresql.conf"), &conf);
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all all trust\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n",
+    )
+    .unwrap();
+}
+
+/// `pg_ctl -D data -l <parent>/<data's name>.log ARGS`; panics with the server log's tail on failure.
+fn pg_ctl(bin: &Path, data: &Path, args: &[&str]) {
+    let parent = data.parent().expect("data dir has a parent");
+    let log = parent.join(format!(
+        "{}.log",
+        data.file_name().unwrap().to_string_lossy()
+    ));
+    let mut all = vec!["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = as_postgres(bin.join("pg_ctl"), &all)
+        .stdin(Stdio::null())
+        .output()
+        .expect("pg_ctl");
+    assert!(
+        out.status.success(),
+        "pg_ctl {args:?} {} failed: {}\n--- log (tail)\n{}",
+        data.display(),
+        String::from_utf8_lossy(&out.stderr),
+        tail(&log, 30)
+    );
+}
+
+/// Stops the postmaster of `data` by the pid in its `postmaster.pid`, if it runs.
+fn stop_postmaster(data: &Path) {
+    let pid = std::fs::read_to_string(data.join("postmaster.pid"))
+        .ok()
+        .and_then(|s| s.lines().next()?.trim().parse::<u32>().ok());
+    if let Some(pid) = pid {
+        // SIGQUIT: immediate shutdown (the postmaster takes its children down).
+        stop_pid(pid, "QUIT", Duration::from_secs(10));
+    }
+}
+
+/// One throwaway PostgreSQL server (initdb, run as `postgres`, trust authentication) on a free
+/// 127.0.0.1 port in a temp dir: a test may restart it, which the shared server must never be.
+/// Stopped by pid on Drop.
+pub struct PgServer {
+    pub port: u16,
+    bin: PathBuf,
+    dir: TempDir,
+}
+
+impl PgServer {
+    pub fn start() -> PgServer {
+        let dir = TempDir::new("pg");
+        chown(dir.path(), "postgres:postgres");
+        let s = PgServer {
+            port: free_ports(1)[0],
+            bin: pg_bin(),
+            dir,
+        };
+        pg_initdb(&s.bin, &s.data(), s.port);
+        pg_ctl(&s.bin, &s.data(), &["-w", "-t", "60", "start"]);
+        s
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `pg_ctl restart -m fast`: every connection is terminated; returns once it accepts them again.
+    pub fn restart(&self) {
+        pg_ctl(
+            &self.bin,
+            &self.data(),
+            &["-w", "-t", "60", "-m", "fast", "restart"],
+        );
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub fn sql(&self, db: &str, sql: &str) -> Result<String, String> {
+        psql(self.port, db, sql)
+    }
+
+    pub fn create_database(&self, db: &str) {
+        self.sql("postgres", &format!("CREATE DATABASE {db}"))
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {db}: {e}"));
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- data.log (tail)\n{}",
+                tail(&self.dir.path().join("data.log"), 15)
+            );
+        }
+        stop_postmaster(&self.data());
+    }
+}
+
 // -------------------------------------------------------------------------------------------- Standby
 
 /// A throwaway PostgreSQL primary (initdb) and a hot standby of it (`pg_basebackup -R`), both run as
@@ -715,48 +845,19 @@ pub struct Standby {
 impl Standby {
     pub fn start() -> Standby {
         let started = Instant::now();
-        let version = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL server binaries under /usr/lib/postgresql")
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .max_by_key(|v| v.parse::<u32>().unwrap_or(0))
-            .expect("a PostgreSQL version");
-        let bin = PathBuf::from(format!("/usr/lib/postgresql/{version}/bin"));
         let dir = TempDir::new("standby");
         chown(dir.path(), "postgres:postgres");
         let ports = free_ports(2);
         let cluster = Standby {
             primary_port: ports[0],
             standby_port: ports[1],
-            bin,
+            bin: pg_bin(),
             dir,
         };
         let d = cluster.dir.path().to_path_buf();
         let primary = d.join("primary");
         let standby = d.join("standby");
-        cluster.run_pg(
-            "initdb",
-            &[
-                "-D",
-                primary.to_str().unwrap(),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-            ],
-        );
-        let conf = format!(
-            "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
-             wal_level = replica\nmax_wal_senders = 5\nhot_standby = on\n\
-             wal_receiver_status_interval = 1s\nfsync = off\nshared_buffers = 16MB\nmax_connections = 40\n",
-            cluster.primary_port,
-            d.display()
-        );
-        append(&primary.join("postgresql.conf"), &conf);
-        std::fs::write(
-            primary.join("pg_hba.conf"),
-            "local all all trust\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n",
-        )
-        .unwrap();
+        pg_initdb(&cluster.bin, &primary, cluster.primary_port);
         cluster.pg_ctl_start(&primary);
         cluster.run_pg(
             "pg_basebackup",
@@ -808,33 +909,7 @@ impl Standby {
     }
 
     fn pg_ctl_start(&self, data: &Path) {
-        let log = self.dir.path().join(format!(
-            "{}.log",
-            data.file_name().unwrap().to_string_lossy()
-        ));
-        let out = as_postgres(
-            self.bin.join("pg_ctl"),
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        )
-        .stdin(Stdio::null())
-        .output()
-        .expect("pg_ctl");
-        assert!(
-            out.status.success(),
-            "pg_ctl start {} failed: {}\n--- log (tail)\n{}",
-            data.display(),
-            String::from_utf8_lossy(&out.stderr),
-            tail(&log, 30)
-        );
+        pg_ctl(&self.bin, data, &["-w", "-t", "60", "start"]);
     }
 
     pub fn primary_url(&self, db: &str) -> String {
@@ -935,14 +1010,7 @@ impl Standby {
     }
 
     fn stop(&self, name: &str) {
-        let pidfile = self.dir.path().join(name).join("postmaster.pid");
-        let pid = std::fs::read_to_string(pidfile)
-            .ok()
-            .and_then(|s| s.lines().next()?.trim().parse::<u32>().ok());
-        if let Some(pid) = pid {
-            // SIGQUIT: immediate shutdown (the postmaster takes its children down).
-            stop_pid(pid, "QUIT", Duration::from_secs(10));
-        }
+        stop_postmaster(&self.dir.path().join(name));
     }
 
     pub fn dir(&self) -> &Path {
@@ -1060,30 +1128,12 @@ impl MariaReplication {
     }
 
     fn spawn_server(&self, name: &str, port: u16, extra: &[&str]) -> Child {
-        let d = self.dir.path().join(name);
-        let mut cmd = Command::new("mariadbd");
-        cmd.arg("--no-defaults")
-            .arg(format!("--datadir={}", d.join("data").display()))
-            .arg(format!("--tmpdir={}", d.join("tmp").display()))
-            .arg(format!("--port={port}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--socket={}", d.join("mysqld.sock").display()))
-            .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
-            .arg(format!("--log-error={}", d.join("error.log").display()))
-            .args([
-                "--innodb-buffer-pool-size=32M",
-                "--innodb-flush-log-at-trx-commit=2",
-                "--skip-name-resolve",
-                "--max-connections=100",
-            ])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if is_root() {
-            cmd.arg("--user=root");
-        }
-        cmd.spawn().expect("start mariadbd")
+        spawn_mariadbd(
+            &self.dir.path().join(name),
+            port,
+            is_root().then_some("root"),
+            extra,
+        )
     }
 
     /// `mysql://root@127.0.0.1:PORT/db` of the primary.
@@ -1108,9 +1158,7 @@ impl MariaReplication {
 
     /// Creates database `db` on the primary (it reaches the replica through the binlog).
     pub fn create_database(&self, db: &str) {
-        self.primary_sql(&format!(
-            "CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-        ));
+        maria_create_database(self.primary_port, db);
     }
 
     /// `STOP SLAVE SQL_THREAD`: the replica keeps receiving the binlog but applies nothing, and
@@ -1201,6 +1249,116 @@ impl Drop for MariaReplication {
                 let _ = c.kill();
                 let _ = c.wait();
             }
+        }
+    }
+}
+
+/// `mariadbd` on 127.0.0.1:`port` with its data (`d/data`, installed), tmpdir, socket, pid file and
+/// error log in `d`, run as `user` when we are root; `extra` options last.
+fn spawn_mariadbd(d: &Path, port: u16, user: Option<&str>, extra: &[&str]) -> Child {
+    let mut cmd = Command::new("mariadbd");
+    cmd.arg("--no-defaults")
+        .arg(format!("--datadir={}", d.join("data").display()))
+        .arg(format!("--tmpdir={}", d.join("tmp").display()))
+        .arg(format!("--port={port}"))
+        .arg("--bind-address=127.0.0.1")
+        .arg(format!("--socket={}", d.join("mysqld.sock").display()))
+        .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
+        .arg(format!("--log-error={}", d.join("error.log").display()))
+        .args([
+            "--innodb-buffer-pool-size=32M",
+            "--innodb-flush-log-at-trx-commit=2",
+            "--skip-name-resolve",
+            "--max-connections=100",
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(user) = user.filter(|_| is_root()) {
+        cmd.arg(format!("--user={user}"));
+    }
+    cmd.spawn().expect("start mariadbd")
+}
+
+/// `CREATE DATABASE db` in utf8mb4 on 127.0.0.1:`port` as root.
+fn maria_create_database(port: u16, db: &str) {
+    let sql = format!("CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci");
+    maria_sql(port, &sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+// ------------------------------------------------------------------------------------ MariaDB server
+
+/// One throwaway `mariadbd` (mariadb-install-db, run as `mysql`) on a free 127.0.0.1 port in a temp
+/// dir: a test may shut it down and start it again, which the shared server must never be. Root
+/// has no password over TCP. Killed by pid on Drop.
+pub struct MariaServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: TempDir,
+}
+
+impl MariaServer {
+    pub fn start() -> MariaServer {
+        let dir = TempDir::new("mariadb");
+        std::fs::create_dir_all(dir.path().join("tmp")).expect("server tmpdir");
+        install_system_tables(vec![dir.path().join("data")], Some("mysql"));
+        chown(dir.path(), "mysql:mysql");
+        let mut s = MariaServer {
+            port: free_ports(1)[0],
+            child: None,
+            dir,
+        };
+        s.launch();
+        s
+    }
+
+    fn launch(&mut self) {
+        self.child = Some(spawn_mariadbd(
+            self.dir.path(),
+            self.port,
+            Some("mysql"),
+            &[],
+        ));
+        wait_for(
+            &format!("the MariaDB server on port {}", self.port),
+            Duration::from_secs(60),
+            || maria_sql(self.port, "SELECT 1").is_ok(),
+            || self.log_tail(),
+        );
+    }
+
+    /// A clean `SHUTDOWN` (every connection is cut), then the same `mariadbd` on the same port and
+    /// datadir again; returns once it accepts connections.
+    pub fn restart(&mut self) {
+        maria_sql(self.port, "SHUTDOWN").unwrap_or_else(|e| panic!("SHUTDOWN: {e}"));
+        if let Some(mut old) = self.child.take() {
+            let _ = old.wait();
+        }
+        self.launch();
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("mysql://root@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub fn create_database(&self, db: &str) {
+        maria_create_database(self.port, db);
+    }
+
+    pub fn log_tail(&self) -> String {
+        tail(&self.dir.path().join("error.log"), 20)
+    }
+}
+
+impl Drop for MariaServer {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- error.log (tail)\n{}", self.log_tail());
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 }
