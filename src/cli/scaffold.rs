@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 const TEMPLATE: &str = r#"//! __NAME__: say what this backfill changes, for which rows, and why.
 //!
 //! Made by `backfill new`. As scaffolded it changes nothing (each value is set to itself), so it is
-//! safe to build, deploy and test before you write it. Pick a shape (README, "Writing a migration"):
+//! safe to build and deploy; its test fails until it changes rows of the seed. Pick a shape (README,
+//! "Writing a migration"):
 //! - UPDATE-shaped (this template): the table, its integer key, the columns and the SQL of their new
 //!   values over the row `t`; the runner walks the key in batches, journals old values and revert
 //!   restores them exactly.

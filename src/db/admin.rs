@@ -1,7 +1,7 @@
 //! Creating and dropping whole databases on a server: for the test suite, the testkit, the benchmark
 //! and sample data. Never used by apply/revert.
 
-use super::{connect, DbError, DbResult, Dialect, ErrorKind, Target};
+use super::{connect, DbError, DbResult, Dialect, ErrorKind, Row, Session, Target};
 use std::path::PathBuf;
 
 /// A database name we create: plain identifier characters only (it is spliced into DDL), within the
@@ -128,4 +128,37 @@ impl Drop for Scratch {
             }
         }
     }
+}
+
+/// One table: its columns and every row, ordered by the first column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableRows {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Row>,
+}
+
+/// Every base table of the session's schema (database) with its columns and rows, in name order: two
+/// dumps are equal exactly when nothing was written, rows or the shape of a table.
+pub fn dump(session: &mut dyn Session) -> DbResult<Vec<TableRows>> {
+    let dialect = session.dialect();
+    let names = session.query(dialect.tables_sql(), &[])?;
+    let mut tables = Vec::new();
+    for name in names
+        .iter()
+        .filter_map(|r| r.first()?.as_str().map(String::from))
+    {
+        let columns = session
+            .query(&dialect.columns_sql(&name), &[])?
+            .iter()
+            .filter_map(|r| r.first()?.as_str().map(String::from))
+            .collect();
+        let rows = session.query(&format!("SELECT * FROM {name} ORDER BY 1"), &[])?;
+        tables.push(TableRows {
+            name,
+            columns,
+            rows,
+        });
+    }
+    Ok(tables)
 }

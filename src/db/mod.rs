@@ -174,6 +174,25 @@ pub enum Dialect {
 
 /// SQL fragments that differ between dialects, so migrations can stay dialect-neutral.
 impl Dialect {
+    /// The names of the base tables in the session's schema (database), in name order.
+    pub fn tables_sql(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1",
+            Dialect::Mysql => "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY 1",
+            Dialect::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1",
+        }
+    }
+
+    /// The column names of `table` (a name [`Dialect::tables_sql`] returned), in table order.
+    pub fn columns_sql(self, table: &str) -> String {
+        let table = table.replace('\'', "''");
+        match self {
+            Dialect::Postgres => format!("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = '{table}' ORDER BY ordinal_position"),
+            Dialect::Mysql => format!("SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{table}' ORDER BY ordinal_position"),
+            Dialect::Sqlite => format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"),
+        }
+    }
+
     /// A fresh random UUID v4 per row, as text.
     pub fn uuid_v4(self) -> &'static str {
         match self {

@@ -444,31 +444,11 @@ pub fn signal(pid: u32, sig: &str) {
 /// Every table of the test database with its columns and all its rows, in a stable order: two dumps
 /// are equal exactly when nothing was written (rows, or the shape of a table).
 pub fn dump_all(t: &TestDb) -> Vec<String> {
-    let tables_sql = match t.kind {
-        Kind::Postgres => "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1".to_string(),
-        Kind::Mariadb => "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1".to_string(),
-        Kind::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1".to_string(),
-    };
-    let mut session = t.session();
-    let tables: Vec<String> = session
-        .query(&tables_sql, &[])
-        .expect("list tables")
-        .into_iter()
-        .filter_map(|r| r[0].as_str().map(String::from))
-        .collect();
+    let tables = backfill::db::admin::dump(t.session().as_mut()).expect("dump every table");
     let mut out = Vec::new();
     for table in tables {
-        let columns_sql = match t.kind {
-            Kind::Postgres => format!("SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = '{table}' ORDER BY ordinal_position"),
-            Kind::Mariadb => format!("SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{table}' ORDER BY ordinal_position"),
-            Kind::Sqlite => format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"),
-        };
-        let columns = session.query(&columns_sql, &[]).expect("list columns");
-        out.push(format!("{table} {columns:?}"));
-        let rows = session
-            .query(&format!("SELECT * FROM {table} ORDER BY 1"), &[])
-            .unwrap_or_else(|e| panic!("dump {table}: {e}"));
-        out.extend(rows.iter().map(|r| format!("  {r:?}")));
+        out.push(format!("{} {:?}", table.name, table.columns));
+        out.extend(table.rows.iter().map(|r| format!("  {r:?}")));
     }
     out
 }
