@@ -62,19 +62,21 @@ impl MariaServer {
         let extra = prepare(&dir);
         let data = dir.join("data");
         let user = if is_root() { "root" } else { "" };
+        // Its own temporary directory, from the install on: a starting mariadbd deletes every `#sql*`
+        // file in its tmpdir, and the machine's main server keeps its temporary tables in /tmp.
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).expect("server tmpdir");
         let mut install = Command::new("mariadb-install-db");
         install
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
         if !user.is_empty() {
             install.arg(format!("--user={user}"));
         }
         sh(&mut install);
         let port = crate::common::closed_port();
-        // Its own temporary directory: the machine's main server keeps its temporary tables in /tmp.
-        let tmp = dir.join("tmp");
-        std::fs::create_dir_all(&tmp).expect("server tmpdir");
         let mut server = Command::new("mariadbd");
         server
             .arg("--no-defaults")

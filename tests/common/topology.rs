@@ -366,13 +366,24 @@ struct Node {
 /// (seen now and then with several at a time) is retried alone from an empty directory.
 fn install_system_tables(datas: Vec<PathBuf>, user: Option<&'static str>) {
     let install = move |data: PathBuf| -> Result<(), String> {
+        // A tmpdir of its own: a starting mariadbd deletes every `#sql*` file in its tmpdir, and the
+        // machine's shared server (and other installs) keep their temporary tables in /tmp.
+        let tmp = data.with_file_name("install-tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
         let mut c = Command::new("mariadb-install-db");
         c.arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
             .stdin(Stdio::null());
         if let Some(user) = user {
             c.arg(format!("--user={user}"));
+            let owned = Command::new("chown")
+                .args([&format!("{user}:{user}"), &tmp.display().to_string()])
+                .status();
+            if !owned.is_ok_and(|s| s.success()) {
+                return Err(format!("chown {user} {}", tmp.display()));
+            }
         }
         let out = c.output().map_err(|e| format!("mariadb-install-db: {e}"))?;
         if out.status.success() {
