@@ -40,7 +40,7 @@ impl Case {
     fn new(kind: Kind, name: &str) -> Case {
         let t = TestDb::with_app(kind, &format!("bad_{name}"));
         seed_edge_cases(&t);
-        t.run(&["status"]).expect(0);
+        t.create_ledger();
         let dir = std::env::temp_dir()
             .join("backfill-tests")
             .join(t.db_name());
@@ -582,7 +582,7 @@ fn env_file_chmod_000() {
 fn least_privilege(kind: Kind) {
     let t = TestDb::with_app(kind, &format!("ro_{}", kind as u8));
     seed_edge_cases(&t);
-    t.run(&["status"]).expect(0); // a privileged user creates the ledger
+    t.create_ledger(); // a privileged user's first run creates the ledger
     let ro = TestUser::read_only(&t, &format!("bf_ro_{}", kind as u8), PASSWORD);
     let as_ro = |args: &[&str]| {
         let run = common::Run::from(

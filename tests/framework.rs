@@ -21,7 +21,15 @@ fn ledger_created_from_nothing(kind: Kind) {
         .collect();
     assert_eq!(states.len(), backfill::registry::all().len());
     assert!(states.iter().all(|s| *s == "pending"), "{states:?}");
-    // The first command creates the ledger, at the schema version this binary knows.
+    // A look creates no ledger (issue 19); the first write does, at the schema version this binary
+    // knows.
+    assert!(
+        t.session()
+            .query_scalar("SELECT COUNT(*) FROM backfill_schema_history", &[])
+            .is_err(),
+        "status created a ledger"
+    );
+    t.create_ledger();
     assert_eq!(t.int("SELECT COUNT(*) FROM backfill_migrations"), 0);
     let schema = t.int("SELECT MAX(version) FROM backfill_schema_history");
     assert!(schema >= 2, "ledger schema V{schema}");

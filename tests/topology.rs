@@ -203,6 +203,244 @@ fn pgbouncer_kill9_trials() {
     eprintln!("pgbouncer: {cut} apply and {cut_revert} revert attempts cut mid-run");
 }
 
+/// The app holds PgBouncer's only server connection for the database (`BEGIN; SELECT pg_sleep(60)`
+/// through the bouncer); returns once the server shows it running.
+fn hold_the_pool(bouncer: &PgBouncer, t: &TestDb) -> Holder {
+    let mut cmd = Command::new("psql");
+    cmd.args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres"])
+        .args(["-p", &bouncer.port.to_string(), "-d", t.db_name()]);
+    let holder = hold(cmd, "BEGIN;\nSELECT pg_sleep(60);\n");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.int("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'SELECT pg_sleep(60)%'") == 0
+    {
+        assert!(Instant::now() < deadline, "the app never held the pool");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    holder
+}
+
+/// A full pool (issue 19 item 4): the app holds PgBouncer's only server connection. The run says it
+/// waits for a server connection from the pooler; gives up at our --statement-timeout (with
+/// --lock-timeout 3 --jobs 4); stops within a second or two of SIGTERM; and when the pooler gives up
+/// first (query_wait_timeout = 8), its own reason is the error. Nothing is written. Then
+/// `pool_mode = statement`: exit 2 naming the pooling mode, which cannot run transactions.
+#[test]
+fn pgbouncer_full_pool_and_statement_mode() {
+    let bouncer = PgBouncer::start_with("transaction", 1, "query_wait_timeout = 8\n");
+    let t = TestDb::with_app(Kind::Postgres, "pgb_full_pool");
+    seed_generated(&t, 100);
+    let url = bouncer.url(t.db_name());
+    let before = dump_all(&t);
+    let _app = hold_the_pool(&bouncer, &t);
+
+    let started = Instant::now();
+    let args = [
+        "apply",
+        "--jobs",
+        "4",
+        "--lock-timeout",
+        "3",
+        "--statement-timeout",
+        "5",
+    ];
+    let r = Watched::spawn(&url, &args, &[]).finish_within(Duration::from_secs(60));
+    let took = started.elapsed();
+    eprintln!(
+        "full pool, --statement-timeout 5: exit {} after {took:?}\n{}",
+        r.code, r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("waiting for a server connection from the pooler"),
+        "the run says what it waits for: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("within 5s (--statement-timeout)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(took < Duration::from_secs(15), "gave up after {took:?}");
+
+    let mut runner = Watched::spawn(&url, &["apply"], &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !runner
+        .stderr_so_far()
+        .contains("waiting for a server connection")
+    {
+        assert_eq!(runner.exited(), None, "{}", runner.stderr_so_far());
+        assert!(
+            Instant::now() < deadline,
+            "no waiting line: {}",
+            runner.stderr_so_far()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let signalled = Instant::now();
+    signal(runner.pid(), "TERM");
+    let r = runner.finish_within(Duration::from_secs(30));
+    let took = signalled.elapsed();
+    eprintln!("full pool, SIGTERM: exit {} after {took:?}", r.code);
+    assert_eq!(r.code, 143, "{}", r.stderr);
+    assert!(
+        took < Duration::from_secs(2),
+        "SIGTERM honoured after {took:?}"
+    );
+
+    let r = Watched::spawn(&url, &["apply", "--statement-timeout", "60"], &[])
+        .finish_within(Duration::from_secs(60));
+    eprintln!(
+        "full pool, the pooler gives up: exit {}\n{}",
+        r.code, r.stderr
+    );
+    assert!(
+        r.stderr.contains("query_wait_timeout"),
+        "the pooler's reason: {}",
+        r.stderr
+    );
+    assert_ne!(r.code, 0);
+    assert_eq!(dump_all(&t), before, "a run that never got a server wrote");
+    drop(_app);
+
+    let statement = PgBouncer::start_with("statement", 4, "");
+    let url = statement.url(t.db_name());
+    for args in [&["status"][..], &["apply"]] {
+        let r = run_url(&url, args);
+        let line = r.one_line_error(2);
+        assert!(
+            line.contains("pool_mode = statement") && line.contains("transaction"),
+            "{args:?}: {line}"
+        );
+    }
+    assert_eq!(
+        dump_all(&t),
+        before,
+        "statement pooling: something was written"
+    );
+}
+
+/// The app's tables in schema `app` (issue 19 item 5). Reached with `options=-csearch_path=app`,
+/// `--schema app` or the `.env`'s DB_SEARCH_PATH/DB_SCHEMA, every command works there, through a
+/// transaction-pooling PgBouncer too (which drops `options`); a look creates no ledger and says so.
+/// Reached without it (schema `public`, empty): no command creates a ledger there; each says where
+/// the ledger is, exit 2.
+#[test]
+fn pgbouncer_search_path_schema() {
+    let t = TestDb::new(Kind::Postgres, "search_path");
+    t.exec("CREATE SCHEMA app");
+    let in_app = format!("{}?options=-csearch_path%3Dapp", t.url);
+    let app = TestDb::wrap_for_seeding(&in_app);
+    backfill::fixtures::load_schema(app.session().as_mut()).expect("load app schema in app");
+    seed_generated(&app, 60);
+    let expected = app.expected_competencies();
+    let ledgers = |schema: &str| {
+        t.int(&format!(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = '{schema}' AND tablename LIKE 'backfill%'"
+        ))
+    };
+    let db = t.db_name().to_string();
+
+    // A look before any run: nothing created, and it says so.
+    let r = run_url(&in_app, &["status"]);
+    r.expect(0);
+    eprintln!("status before any run:\n{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(&format!("no ledger in schema app of database {db}")),
+        "{}",
+        r.stdout
+    );
+    for args in [&["plan"][..], &["verify"], &["log"]] {
+        run_url(&in_app, args).expect(0);
+    }
+    assert_eq!(
+        (ledgers("app"), ledgers("public")),
+        (0, 0),
+        "a look created a ledger"
+    );
+    // Without the search_path, public has none of the app's tables: apply creates nothing there.
+    let r = run_url(&t.url, &["apply"]);
+    let line = r.one_line_error(2);
+    eprintln!("apply in the empty public schema: {line}");
+    assert!(
+        line.contains("none of the app's tables are there"),
+        "{line}"
+    );
+    assert_eq!(ledgers("public"), 0, "apply created a ledger in public");
+
+    run_url(&in_app, &["apply", &v()]).expect(0);
+    assert!(ledgers("app") > 0 && ledgers("public") == 0);
+    assert_eq!(app.marked_competencies(), expected);
+
+    // Without the search_path: every command names where the ledger is, creates nothing.
+    for args in [
+        &["status"][..],
+        &["verify"],
+        &["log"],
+        &["plan"],
+        &["apply"],
+    ] {
+        let r = run_url(&t.url, args);
+        let line = r.one_line_error(2);
+        eprintln!("{args:?} without the search_path: {line}");
+        assert!(
+            line.contains(&format!("no ledger in schema public of database {db}"))
+                && line.contains("schema app has one")
+                && line.contains("--schema app"),
+            "{args:?}: {line}"
+        );
+    }
+    assert_eq!(ledgers("public"), 0, "a command created a ledger in public");
+
+    let status = run_url(&t.url, &["--schema", "app", "status"]);
+    status.expect(0);
+    eprintln!("status --schema app:\n{}", status.stdout);
+    assert!(
+        status
+            .stdout
+            .lines()
+            .next()
+            .unwrap_or("")
+            .ends_with("(schema app)"),
+        "{}",
+        status.stdout
+    );
+    assert!(status.stdout.contains("applied"), "{}", status.stdout);
+    let dir = TempDir::new("search-path-env");
+    for (key, value) in [("DB_SEARCH_PATH", "app, public"), ("DB_SCHEMA", "app")] {
+        let env = dir.path().join(format!("{key}.env"));
+        std::fs::write(
+            &env,
+            format!(
+                "DB_CONNECTION=pgsql\nDB_HOST=127.0.0.1\nDB_PORT=5432\nDB_DATABASE={db}\nDB_USERNAME=postgres\n{key}=\"{value}\"\n"
+            ),
+        )
+        .unwrap();
+        let r = Run::from(
+            common::bin()
+                .env_remove("DATABASE_URL")
+                .args(["--env-file", env.to_str().unwrap(), "verify"])
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(r.code, 0, "{key}={value}: {}", r.stderr);
+    }
+
+    // Through transaction pooling, which drops `options`: SET LOCAL in every transaction.
+    let bouncer = PgBouncer::start();
+    let pooled = format!("{}?options=-csearch_path%3Dapp", bouncer.url(&db));
+    run_url(&pooled, &["verify"]).expect(0);
+    run_url(&pooled, &["revert", &v()]).expect(0);
+    assert!(
+        app.marked_competencies().is_empty(),
+        "revert through the pooler"
+    );
+    run_url(&bouncer.url(&db), &["--schema", "app", "apply", &v()]).expect(0);
+    assert_eq!(app.marked_competencies(), expected);
+    assert_eq!(ledgers("public"), 0);
+}
+
 // -------------------------------------------------------------------------------------------- Galera
 
 /// One 3-node cluster, several phases: 4 runners racing across the nodes on a fresh database; kill -9

@@ -34,6 +34,10 @@ pub struct Cli {
     /// The app's Laravel .env: DB_URL, or DB_CONNECTION/HOST/PORT/DATABASE/USERNAME/PASSWORD and DB_SSLMODE.
     #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub env_file: Option<PathBuf>,
+    /// PostgreSQL: the schema of the app's tables, where the ledger lives too (default: the URL's
+    /// search_path, DB_SEARCH_PATH/DB_SCHEMA in the .env, else the user's own search_path).
+    #[arg(long, value_name = "NAME", global = true, help_heading = GLOBAL)]
+    pub schema: Option<String>,
     /// Format of the command's result on stdout.
     #[arg(long, value_enum, default_value = "text", global = true, help_heading = GLOBAL)]
     pub format: Format,
@@ -389,16 +393,36 @@ fn connect(cli: &Cli) -> Result<(Box<dyn Session>, db::Target)> {
             );
         }
     }
-    let target = crate::target::resolve(
-        cli.database_url.as_deref(),
-        cli.url_from,
-        cli.env_file.as_deref(),
-    )?;
+    let target = resolve(cli)?;
     let mut session = db::connect(&target)?;
     // Every command is bounded, the read-only ones too: a lock held on the ledger or the app's
     // tables fails the command instead of hanging it. apply/revert/status set their own flags' values.
     session.set_timeouts(Some(DEFAULT_STATEMENT_TIMEOUT), Some(DEFAULT_LOCK_WAIT))?;
     Ok((session, target))
+}
+
+/// The command's target, with `--schema` in place of any other search_path.
+fn resolve(cli: &Cli) -> Result<db::Target> {
+    let mut target = crate::target::resolve(
+        cli.database_url.as_deref(),
+        cli.url_from,
+        cli.env_file.as_deref(),
+    )?;
+    if let Some(schema) = &cli.schema {
+        if target.dialect != db::Dialect::Postgres {
+            return Err(Error::Usage(
+                "--schema is for PostgreSQL; a MySQL/MariaDB or SQLite database is one schema: name it in the URL".into(),
+            ));
+        }
+        if schema.trim().is_empty() {
+            return Err(Error::Usage(
+                "--schema names no schema; give the schema of the app's tables".into(),
+            ));
+        }
+        // One name, exactly as written (quoted: `App` stays `App`).
+        target.search_path = Some(format!("\"{}\"", schema.replace('"', "\"\"")));
+    }
+    Ok(target)
 }
 
 /// One more connection to the command's database, with its timeouts, for each worker of `--jobs N`.
@@ -450,11 +474,7 @@ pub fn run(cli: &Cli) -> Result<String> {
         }
         Command::Demo { keep } => crate::demo::run(*keep),
         Command::SampleData { size } => {
-            let target = crate::target::resolve(
-                cli.database_url.as_deref(),
-                cli.url_from,
-                cli.env_file.as_deref(),
-            )?;
+            let target = resolve(cli)?;
             let loaded = crate::fixtures::load_sample(&target, *size)?;
             Ok(report::sample_data(&target.redacted, &loaded, f))
         }
@@ -465,11 +485,17 @@ pub fn run(cli: &Cli) -> Result<String> {
                 lock_timeout: lock.duration(),
                 ..opts
             };
-            Ok(report::status(
-                &target.redacted,
-                &inspect::status(s.as_mut(), &opts)?,
-                f,
-            ))
+            let lines = inspect::status(s.as_mut(), &opts)?;
+            let shown = match s.ledger_place()?.and_then(|p| p.schema) {
+                Some(schema) => format!("{} (schema {schema})", target.redacted),
+                None => target.redacted.clone(),
+            };
+            let mut out = report::status(&shown, &lines, f);
+            if let (Format::Text, Some(note)) = (f, crate::ledger::no_ledger_note(s.as_mut())?) {
+                out.push_str(&note);
+                out.push('\n');
+            }
+            Ok(out)
         }
         Command::Plan {
             version,

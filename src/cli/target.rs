@@ -224,6 +224,23 @@ pub fn from_env_file(path: &Path) -> Result<Target> {
             url.query_pairs_mut()
                 .append_pair("sslmode", &get("DB_SSLMODE"));
         }
+        _ => {}
+    }
+    // The schema the app's tables are in: Laravel's `search_path` (older: `schema`) setting, as
+    // config/database.php reads it from DB_SEARCH_PATH or DB_SCHEMA.
+    let schema = Some(get("DB_SEARCH_PATH"))
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| get("DB_SCHEMA"));
+    let schema = schema
+        .split(',')
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(",");
+    match scheme {
+        "postgres" if !schema.is_empty() => {
+            url.query_pairs_mut()
+                .append_pair("options", &format!("-csearch_path={schema}"));
+        }
         "mysql" if !get("MYSQL_ATTR_SSL_CA").is_empty() => {
             url.query_pairs_mut()
                 .append_pair("ssl-ca", &get("MYSQL_ATTR_SSL_CA"));

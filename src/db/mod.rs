@@ -14,7 +14,7 @@ pub mod url;
 use chrono::{NaiveDate, NaiveDateTime};
 use std::time::Duration;
 
-pub use self::url::{RootCerts, Target, Tls, TlsMode};
+pub use self::url::{RootCerts, SessionAttrs, Target, Tls, TlsMode};
 
 /// A value crossing the driver boundary, in either direction.
 #[derive(Debug, Clone, PartialEq)]
@@ -433,6 +433,11 @@ pub trait Session: Tx {
     fn replica_lag(&mut self) -> DbResult<Option<Duration>> {
         Ok(None)
     }
+    /// PostgreSQL: where this session's ledger is, or would be created (`None` where a database is
+    /// one schema: MySQL/MariaDB, SQLite).
+    fn ledger_place(&mut self) -> DbResult<Option<LedgerPlace>> {
+        Ok(None)
+    }
     /// How many of this server's replicas [`Session::replica_lag`] cannot see the positions of (a
     /// PostgreSQL user without `pg_monitor`): their lag would read as none.
     fn hidden_replicas(&mut self) -> DbResult<i64> {
@@ -465,6 +470,32 @@ pub struct ConnectionRoom {
     pub free: u64,
     /// `max_connections=10, 7 in use`, as the server names it.
     pub limit: String,
+}
+
+/// The schema a PostgreSQL session works in (the first schema of its `search_path` that exists),
+/// how many of the app's tables are there, and which schemas of the database hold a ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerPlace {
+    pub database: String,
+    /// `None`: no schema of the search_path exists.
+    pub schema: Option<String>,
+    /// Tables in `schema` other than the ledger's own.
+    pub tables: i64,
+    /// The other schemas of this database with a ledger (`backfill_schema_history`).
+    pub ledgers: Vec<String>,
+}
+
+impl LedgerPlace {
+    /// `schema app of database talent`.
+    pub fn describe(&self) -> String {
+        match &self.schema {
+            Some(schema) => format!("schema {schema} of database {}", self.database),
+            None => format!(
+                "database {} (no schema of the search_path exists)",
+                self.database
+            ),
+        }
+    }
 }
 
 /// What a replica (`--replica-url`) says of itself.

@@ -1,4 +1,5 @@
-//! PostgreSQL driver (sync `postgres` crate).
+//! PostgreSQL driver (`tokio-postgres`, each request driven to its end on the session's own
+//! single-threaded runtime).
 
 use super::url::{SessionAttrs, TlsMode};
 use super::{
@@ -7,13 +8,13 @@ use super::{
 };
 use bytes::BytesMut;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use postgres::config::SslMode;
-use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{Format, FromSql, IsNull, ToSql, Type};
-use postgres::{Client, NoTls};
 use std::error::Error as StdError;
+use std::future::Future;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{Client, NoTls};
 
 mod ledger_schema {
     refinery::embed_migrations!("schema/ledger/postgres");
@@ -25,15 +26,138 @@ mod ledger_schema {
 /// its parameters as untyped text, in one round trip: the server infers every parameter's type from
 /// the SQL, exactly as for a prepared statement, and parses the text with that type's input function.
 pub struct PgSession {
+    io: Io,
     client: Client,
-    redacted: String,
-    /// `SET LOCAL` lines that start every transaction (timeouts): a plain `SET` would stay on
-    /// whichever pooled server connection ran it.
+    /// `SET LOCAL` lines that start every transaction (search_path, timeouts): a plain `SET` would
+    /// stay on whichever pooled server connection ran it.
     locals: String,
+    /// `SET LOCAL search_path = …;` for the target's schemas, or empty.
+    search_path: String,
     in_tx: bool,
     /// (when, WAL position) after our batches, for replica lag: how long ago the oldest write that a
     /// replica has not replayed was made.
     wal_marks: std::collections::VecDeque<(std::time::Instant, i64)>,
+}
+
+/// How requests wait. The driver's own blocking client checks its connection before the request, so
+/// a pooler's last words (PgBouncer's `query_wait_timeout`, "transaction blocks not allowed in
+/// statement pooling mode") were lost as "connection closed", and a request waiting in a full pool
+/// could not be given up: here each request is polled itself, on a runtime of the session's own.
+struct Io {
+    rt: tokio::runtime::Runtime,
+    redacted: String,
+    /// How long a transaction may wait to start: the statement timeout.
+    start_limit: Option<Duration>,
+    /// Set once a wait was given up: the connection may still sit in a pooler's queue, so nothing
+    /// more is sent on it.
+    abandoned: Option<DbError>,
+    /// The server's or pooler's last words (a FATAL error) before it closed the connection: what a
+    /// later "connection closed" really means, when a caller took the first error as "no ledger".
+    fatal: Option<DbError>,
+}
+
+/// How often a waiting request looks at the signals and the clock.
+const TICK: Duration = Duration::from_millis(100);
+/// A signal gives up a transaction's start that has waited this long.
+const SIGNAL_AFTER: Duration = Duration::from_millis(500);
+/// After this long without a server for a new transaction, the run says it is waiting for one.
+const POOL_NOTE: Duration = Duration::from_secs(3);
+
+impl Io {
+    /// Drives one request to its end. One that starts a transaction (or runs outside one) may wait in
+    /// a pooler's queue for a server connection (PgBouncer's pool full), where the server's own
+    /// timeouts cannot act: it says so after a few seconds, gives up at the statement timeout, and
+    /// on SIGINT/SIGTERM. Inside a transaction the server's timeouts bound it, and a signal lets the
+    /// batch finish.
+    fn wait<T>(
+        &mut self,
+        starting: bool,
+        request: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> DbResult<T> {
+        if let Some(e) = &self.abandoned {
+            return Err(e.clone());
+        }
+        let (limit, redacted) = (self.start_limit, self.redacted.as_str());
+        let outcome = self.rt.block_on(async {
+            let mut request = std::pin::pin!(request);
+            let started = Instant::now();
+            let mut noted = false;
+            loop {
+                match tokio::time::timeout(TICK, request.as_mut()).await {
+                    Ok(done) => return Ok(done),
+                    Err(_) if !starting => continue,
+                    Err(_) => {}
+                }
+                let waited = started.elapsed();
+                if let Some(e) = given_up(waited, limit, redacted) {
+                    return Err(e);
+                }
+                if !noted && waited >= POOL_NOTE {
+                    noted = true;
+                    tracing::warn!(
+                        "no answer from {redacted} for {}s: waiting for a server connection from the pooler (its pool is full) or for a busy server; giving up after {}",
+                        waited.as_secs(),
+                        limit.map_or("the pooler's own timeout".into(), |l| format!("{}s (--statement-timeout)", l.as_secs()))
+                    );
+                }
+            }
+        });
+        match outcome {
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(e)) => Err(self.closed_by(e)),
+            Err(e) => {
+                self.abandoned = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Io {
+    fn closed_by(&mut self, e: tokio_postgres::Error) -> DbError {
+        let fatal = e
+            .as_db_error()
+            .is_some_and(|db| matches!(db.severity(), "FATAL" | "PANIC"));
+        let closed = e.is_closed();
+        let mapped = map_err(e);
+        if fatal {
+            self.fatal = Some(mapped.clone());
+        }
+        match &self.fatal {
+            Some(last_words) if closed => last_words.clone(),
+            _ => mapped,
+        }
+    }
+}
+
+/// Why a request waiting to start is given up, if it is: a signal, or the statement timeout.
+fn given_up(waited: Duration, limit: Option<Duration>, redacted: &str) -> Option<DbError> {
+    // A transaction that starts at once is let be: the runner records how the run ended with it.
+    if let Some(sig) = crate::signals::requested().filter(|_| waited >= SIGNAL_AFTER) {
+        return Some(DbError::new(
+            ErrorKind::Interrupted,
+            format!("interrupted by signal {sig} while waiting for a server connection"),
+        ));
+    }
+    let limit = limit.filter(|l| waited >= *l)?;
+    Some(DbError::new(
+        ErrorKind::Timeout,
+        format!(
+            "postgres: no server connection from {redacted} within {}s (--statement-timeout): a pooler in front of the server (PgBouncer) has no free server connection for this database; retry when the app's load drops, or raise the pool's size (default_pool_size)",
+            limit.as_secs()
+        ),
+    ))
+}
+
+/// What PgBouncer's own errors mean for a run.
+fn pooler_hint(message: &str) -> &'static str {
+    if message.contains("statement pooling mode") {
+        " (the pooler runs pool_mode = statement, which cannot run transactions, and every batch is one: connect through a pool in pool_mode = transaction or session, or to the server directly)"
+    } else if message.contains("query_wait_timeout") {
+        " (the pooler gave up waiting for a free server connection: its pool for this database is full; retry when the app's load drops, or raise default_pool_size)"
+    } else {
+        ""
+    }
 }
 
 /// An error with its causes: `postgres::Error` prints only its kind ("error connecting to server").
@@ -51,7 +175,7 @@ fn with_causes(e: &dyn StdError) -> String {
     text
 }
 
-fn map_err(e: postgres::Error) -> DbError {
+fn map_err(e: tokio_postgres::Error) -> DbError {
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
         let kind = match code {
@@ -69,7 +193,12 @@ fn map_err(e: postgres::Error) -> DbError {
             "25006" => " (the server or this user's default transaction is read-only: connect to the primary, or as a user that may write)",
             "42P01" => " (is the database URL the app's database, and have its schema migrations run?)",
             "57014" | "55P03" => " (another session may hold a lock on a table it needs, or the batch is too big: check pg_stat_activity for blockers, then rerun, raise --statement-timeout or lower --batch-size)",
-            _ => "",
+            _ => pooler_hint(db.message()),
+        };
+        let kind = if db.message().contains("statement pooling mode") {
+            ErrorKind::Config
+        } else {
+            kind
         };
         return DbError::new(kind, format!("postgres: {}{hint}", db.message()));
     }
@@ -152,7 +281,7 @@ impl PgSession {
     }
 
     fn connect_one(target: &Target, url: &str) -> DbResult<Self> {
-        let mut config = postgres::Config::from_str(url).map_err(|e| {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
             DbError::new(
                 ErrorKind::Config,
                 format!("malformed postgres URL: {}", with_causes(&e)),
@@ -166,7 +295,7 @@ impl PgSession {
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30))
             .tcp_user_timeout(Duration::from_secs(60));
-        config.application_name(&format!("backfill pid {}", std::process::id()));
+        config.application_name(format!("backfill pid {}", std::process::id()));
         let tls = super::tls::pg_client_config(&target.tls)?;
         let mode = match (&tls, target.tls.mode) {
             (None, _) => SslMode::Disable,
@@ -177,19 +306,40 @@ impl PgSession {
         // The driver bounds the TCP connect only; a listener that accepts and never answers would
         // hold the startup handshake forever. Connect on a thread and stop waiting, on time or on
         // SIGINT/SIGTERM.
-        let connected = super::bounded_connect(CONNECT_LIMIT, move || match tls {
-            None => config.connect(NoTls),
-            Some(tls) => config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls)),
+        let connected = super::bounded_connect(CONNECT_LIMIT, move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| DbError::new(ErrorKind::Connection, format!("postgres: {e}")))?;
+            // The connection runs as a task of the runtime, whenever a request is driven on it.
+            let client = match tls {
+                None => rt
+                    .block_on(config.connect(NoTls))
+                    .map(|(client, connection)| {
+                        rt.spawn(connection);
+                        client
+                    }),
+                Some(tls) => rt
+                    .block_on(config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls)))
+                    .map(|(client, connection)| {
+                        rt.spawn(connection);
+                        client
+                    }),
+            };
+            client.map(|c| (rt, c)).map_err(map_err)
         });
-        let client = match connected {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => return Err(map_err(e)),
-            Err(e) => return Err(e),
-        };
+        let (rt, client) = connected??;
         Ok(PgSession {
+            io: Io {
+                rt,
+                redacted: target.redacted.clone(),
+                start_limit: None,
+                abandoned: None,
+                fatal: None,
+            },
             client,
-            redacted: target.redacted.clone(),
-            locals: String::new(),
+            locals: search_path_sql(target.search_path.as_deref()),
+            search_path: search_path_sql(target.search_path.as_deref()),
             in_tx: false,
             wal_marks: std::collections::VecDeque::new(),
         })
@@ -201,7 +351,7 @@ impl PgSession {
         &mut self,
         sql: &str,
         params: &[Value],
-        read: impl FnOnce(postgres::RowIter<'_>) -> Result<T, postgres::Error>,
+        read: impl FnOnce(Vec<tokio_postgres::Row>, u64) -> DbResult<T>,
     ) -> DbResult<T> {
         let wrap = !self.in_tx && !self.locals.is_empty();
         if wrap {
@@ -209,11 +359,22 @@ impl PgSession {
         }
         let typed: Vec<(PgParam, Type)> =
             params.iter().map(|v| (PgParam(v), Type::UNKNOWN)).collect();
+        let sql = number_placeholders(sql);
+        let client = &self.client;
+        let request = async move {
+            use futures_util::TryStreamExt;
+            let stream = client.query_typed_raw(&sql, typed).await?;
+            let mut stream = std::pin::pin!(stream);
+            let mut rows = Vec::new();
+            while let Some(row) = stream.try_next().await? {
+                rows.push(row);
+            }
+            Ok((rows, stream.rows_affected().unwrap_or(0)))
+        };
         let result = self
-            .client
-            .query_typed_raw(&number_placeholders(sql), typed)
-            .and_then(read)
-            .map_err(map_err);
+            .io
+            .wait(!self.in_tx, request)
+            .and_then(|(rows, affected)| read(rows, affected));
         if wrap {
             match &result {
                 Ok(_) => self.commit()?,
@@ -224,6 +385,34 @@ impl PgSession {
         }
         result
     }
+}
+
+impl PgSession {
+    /// Statements in the simple query protocol, no rows back.
+    fn batch(&mut self, sql: &str) -> DbResult<()> {
+        self.io.wait(!self.in_tx, self.client.batch_execute(sql))
+    }
+}
+
+/// `SET LOCAL search_path = "app", "public";` for a search_path as the URL, the `.env` or `--schema`
+/// give it: each name quoted (an unquoted one lowercased, as the server reads it).
+fn search_path_sql(path: Option<&str>) -> String {
+    let Some(path) = path else {
+        return String::new();
+    };
+    let names: Vec<String> = path
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            let inner = n.strip_prefix('"').and_then(|n| n.strip_suffix('"'));
+            match inner {
+                Some(i) if !i.replace("\"\"", "").contains('"') => n.to_string(),
+                _ => format!("\"{}\"", n.to_lowercase().replace('"', "\"\"")),
+            }
+        })
+        .collect();
+    format!("SET LOCAL search_path = {};", names.join(", "))
 }
 
 /// How long connecting (TCP, TLS and the startup handshake) may take.
@@ -334,14 +523,11 @@ impl Tx for PgSession {
     }
 
     fn execute(&mut self, sql: &str, params: &[Value]) -> DbResult<u64> {
-        self.run(sql, params, |mut rows| {
-            while rows.next()?.is_some() {}
-            Ok(rows.rows_affected().unwrap_or(0))
-        })
+        self.run(sql, params, |_, affected| Ok(affected))
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> DbResult<Vec<Row>> {
-        let rows = self.run(sql, params, |rows| rows.collect::<Vec<_>>())?;
+        let rows = self.run(sql, params, |rows, _| Ok(rows))?;
         rows.iter()
             .map(|row| {
                 (0..row.len())
@@ -359,21 +545,21 @@ impl Session for PgSession {
         } else {
             "BEGIN"
         };
-        self.client
-            .batch_execute(&format!("{begin};{}", self.locals))
-            .map_err(map_err)?;
+        self.batch(&format!("{begin};{}", self.locals))?;
         self.in_tx = true;
         Ok(())
     }
 
     fn commit(&mut self) -> DbResult<()> {
+        let done = self.batch("COMMIT");
         self.in_tx = false;
-        self.client.batch_execute("COMMIT").map_err(map_err)
+        done
     }
 
     fn rollback(&mut self) -> DbResult<()> {
+        let done = self.batch("ROLLBACK");
         self.in_tx = false;
-        self.client.batch_execute("ROLLBACK").map_err(map_err)
+        done
     }
 
     fn identity(&mut self) -> DbResult<Identity> {
@@ -414,7 +600,7 @@ impl Session for PgSession {
     fn migrate_ledger(&mut self) -> DbResult<()> {
         super::run_ledger_schema(
             ledger_schema::migrations::runner(),
-            &mut SimpleProtocol(&mut self.client),
+            &mut SimpleProtocol(self),
         )
     }
 
@@ -423,9 +609,11 @@ impl Session for PgSession {
         statement: Option<Duration>,
         lock_wait: Option<Duration>,
     ) -> DbResult<()> {
+        self.io.start_limit = statement;
         let ms = |t: Option<Duration>| t.map_or(0, |t| t.as_millis().max(1));
         self.locals = format!(
-            "SET LOCAL statement_timeout = {};SET LOCAL lock_timeout = {}",
+            "{}SET LOCAL statement_timeout = {};SET LOCAL lock_timeout = {}",
+            self.search_path,
             ms(statement),
             ms(lock_wait)
         );
@@ -433,7 +621,7 @@ impl Session for PgSession {
     }
 
     fn describe(&self) -> String {
-        self.redacted.clone()
+        self.io.redacted.clone()
     }
 
     fn replica_lag(&mut self) -> DbResult<Option<Duration>> {
@@ -465,6 +653,29 @@ impl Session for PgSession {
             .map_or(Duration::ZERO, |(at, _)| at.elapsed());
         let reported = Duration::from_millis(cell(2).unwrap_or(0).max(0) as u64);
         Ok(Some(ours.max(reported)))
+    }
+
+    fn ledger_place(&mut self) -> DbResult<Option<super::LedgerPlace>> {
+        let row = self.query(
+            "SELECT current_database(), current_schema(), \
+             (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+              WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname NOT LIKE 'backfill%'), \
+             (SELECT string_agg(n.nspname, ',' ORDER BY n.nspname) FROM pg_class c \
+              JOIN pg_namespace n ON n.oid = c.relnamespace \
+              WHERE c.relname = 'backfill_schema_history' AND c.relkind IN ('r', 'p') \
+              AND n.nspname IS DISTINCT FROM current_schema())",
+            &[],
+        )?;
+        let cell = |i: usize| row.first().and_then(|r| r.get(i)).cloned();
+        let text = |i: usize| cell(i).and_then(|v| v.as_str().map(str::to_string));
+        Ok(Some(super::LedgerPlace {
+            database: text(0).unwrap_or_default(),
+            schema: text(1),
+            tables: cell(2).and_then(|v| v.as_i64()).unwrap_or(0),
+            ledgers: text(3)
+                .map(|l| l.split(',').map(str::to_string).collect())
+                .unwrap_or_default(),
+        }))
     }
 
     fn hidden_replicas(&mut self) -> DbResult<i64> {
@@ -502,30 +713,39 @@ impl Session for PgSession {
 }
 
 /// refinery's own PostgreSQL driver reads its history table with a named prepared statement, which
-/// fails through a transaction-pooling PgBouncer; this one uses only the simple query protocol.
-struct SimpleProtocol<'a>(&'a mut Client);
+/// fails through a transaction-pooling PgBouncer; this one uses only the simple query protocol, each
+/// statement in a transaction that starts with the session's `SET LOCAL`s.
+struct SimpleProtocol<'a>(&'a mut PgSession);
 
 impl refinery_core::traits::sync::Transaction for SimpleProtocol<'_> {
     type Error = DbError;
 
     fn execute<'a, T: Iterator<Item = &'a str>>(&mut self, queries: T) -> DbResult<usize> {
-        let mut tx = self.0.transaction().map_err(map_err)?;
+        let session = &mut *self.0;
+        session.begin(false)?;
         let mut count = 0;
         for query in queries {
-            tx.batch_execute(query).map_err(map_err)?;
+            if let Err(e) = session.batch(query) {
+                let _ = session.rollback();
+                return Err(e);
+            }
             count += 1;
         }
-        tx.commit().map_err(map_err)?;
+        session.commit()?;
         Ok(count)
     }
 }
 
 impl refinery_core::traits::sync::Query<Vec<refinery::Migration>> for SimpleProtocol<'_> {
     fn query(&mut self, query: &str) -> DbResult<Vec<refinery::Migration>> {
-        use postgres::SimpleQueryMessage;
+        use tokio_postgres::SimpleQueryMessage;
+        let session = &mut *self.0;
+        session.begin(true)?;
+        let messages = session.io.wait(false, session.client.simple_query(query));
+        let _ = session.rollback();
         let bad = |what: &str| DbError::query(format!("backfill_schema_history has a bad {what}"));
         let mut applied = Vec::new();
-        for message in self.0.simple_query(query).map_err(map_err)? {
+        for message in messages? {
             let SimpleQueryMessage::Row(row) = message else {
                 continue;
             };

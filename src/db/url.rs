@@ -68,6 +68,10 @@ pub struct Target {
     pub hosts: Vec<(String, u16)>,
     /// PostgreSQL: `target_session_attrs` (default `any`).
     pub session_attrs: SessionAttrs,
+    /// PostgreSQL: the schemas to work in, as `search_path` takes them (`app` or `app, public`),
+    /// from `--schema`, the URL's `options=-csearch_path=…` or the `.env`; `None`: the role's own.
+    /// Set in every transaction (`SET LOCAL`), so it holds through a pooler that drops `options`.
+    pub search_path: Option<String>,
 }
 
 impl std::fmt::Debug for Target {
@@ -139,6 +143,7 @@ impl Target {
         }
         let redacted = with_host_list(&redacted_url(&parsed), more_hosts.as_deref());
         let (session_attrs, parsed) = split_session_attrs(dialect, &parsed)?;
+        let (search_path, parsed) = split_search_path(dialect, &parsed)?;
         let (tls, driver_url) = split_tls(dialect, &parsed)?;
         let url = if dialect == Dialect::Mysql && scheme.as_deref() == Some("mariadb") {
             format!("mysql{}", &driver_url["mariadb".len()..])
@@ -168,6 +173,7 @@ impl Target {
             port: Some(hosts[0].1),
             hosts,
             session_attrs,
+            search_path,
         })
     }
 
@@ -192,6 +198,7 @@ impl Target {
             port: None,
             hosts: Vec::new(),
             session_attrs: SessionAttrs::Any,
+            search_path: None,
         })
     }
 
@@ -294,6 +301,56 @@ fn with_host_list(redacted: &str, list: Option<&str>) -> String {
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let start = rest[..end].rfind('@').map_or(0, |at| at + 1);
     format!("{scheme}://{}{list}{}", &rest[..start], &rest[end..])
+}
+
+/// Takes `search_path` out of libpq's `options` (`-c search_path=app`, `-csearch_path=app`,
+/// `--search_path=app`); the other options stay for the server.
+fn split_search_path(
+    dialect: Dialect,
+    parsed: &::url::Url,
+) -> DbResult<(Option<String>, ::url::Url)> {
+    if dialect != Dialect::Postgres || !parsed.query_pairs().any(|(k, _)| k == "options") {
+        return Ok((None, parsed.clone()));
+    }
+    let mut search_path = None;
+    let mut pairs = Vec::new();
+    for (k, v) in parsed.query_pairs() {
+        if k != "options" {
+            pairs.push((k.into_owned(), v.into_owned()));
+            continue;
+        }
+        let mut kept = Vec::new();
+        let mut words = v.split_whitespace();
+        while let Some(word) = words.next() {
+            let setting = match word {
+                "-c" => words.next().unwrap_or_default(),
+                w => w
+                    .strip_prefix("-c")
+                    .or_else(|| w.strip_prefix("--"))
+                    .unwrap_or(w),
+            };
+            match setting.split_once('=') {
+                Some(("search_path", value)) => search_path = Some(value.to_string()),
+                _ if word == "-c" => kept.push(format!("-c {setting}")),
+                _ => kept.push(word.to_string()),
+            }
+        }
+        if !kept.is_empty() {
+            pairs.push((k.into_owned(), kept.join(" ")));
+        }
+    }
+    if search_path.as_deref().is_some_and(|p| p.trim().is_empty()) {
+        return Err(config_error(
+            "`search_path=` in the URL's options names no schema; give one, e.g. options=-csearch_path%3Dapp",
+        ));
+    }
+    let mut url = parsed.clone();
+    if pairs.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    Ok((search_path, url))
 }
 
 /// Takes libpq's `target_session_attrs` out of the query: backfill picks the host itself.
@@ -699,6 +756,27 @@ mod tests {
             let e = Target::parse(bad).err().unwrap();
             assert!(e.is_config(), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn search_path_in_options() {
+        let t = Target::parse("postgres://u@h/db?options=-csearch_path%3Dapp").unwrap();
+        assert_eq!(t.search_path.as_deref(), Some("app"));
+        assert_eq!(t.secret_url(), "postgres://u@h/db");
+        let t = Target::parse(
+            "postgres://u@h/db?options=-c%20search_path%3Dapp,public%20-c%20work_mem%3D8MB",
+        )
+        .unwrap();
+        assert_eq!(t.search_path.as_deref(), Some("app,public"));
+        assert_eq!(
+            t.secret_url(),
+            "postgres://u@h/db?options=-c+work_mem%3D8MB"
+        );
+        assert_eq!(
+            Target::parse("postgres://u@h/db").unwrap().search_path,
+            None
+        );
+        assert!(Target::parse("postgres://u@h/db?options=-csearch_path%3D").is_err());
     }
 
     #[test]

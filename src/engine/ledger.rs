@@ -1,7 +1,7 @@
 //! The ledger: `backfill_migrations` (one row per version ever started) and `backfill_runs` (append-only
 //! audit). Portable SQL only; the schema itself comes from `schema/ledger/<dialect>/` via refinery.
 
-use crate::db::{Session, Value};
+use crate::db::{ErrorKind, Session, Value};
 use crate::error::{Error, Result};
 use crate::migration::Cursor;
 use chrono::{NaiveDateTime, Utc};
@@ -228,32 +228,39 @@ fn ledger_error(what: &str, e: crate::db::DbError) -> Error {
     }
 }
 
-/// The ledger schema version in the database; `None` when there is no ledger yet.
-fn schema_version(session: &mut dyn Session) -> Option<i64> {
-    session
-        .query_scalar("SELECT MAX(version) FROM backfill_schema_history", &[])
-        .ok()
-        .and_then(|v| v.as_i64())
+/// The ledger schema version in the database; `None` when there is no ledger yet. A lost connection
+/// or a refusal (a pooler that cannot run transactions) is an error, not "no ledger".
+fn schema_version(session: &mut dyn Session) -> Result<Option<i64>> {
+    match session.query_scalar("SELECT MAX(version) FROM backfill_schema_history", &[]) {
+        Ok(v) => Ok(v.as_i64()),
+        Err(e) if matches!(e.kind, ErrorKind::Query | ErrorKind::Timeout) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// True when the ledger tables exist at the schema version this binary expects.
 pub fn is_current(session: &mut dyn Session) -> bool {
-    schema_version(session) == Some(LEDGER_SCHEMA)
+    schema_version(session).is_ok_and(|v| v == Some(LEDGER_SCHEMA))
 }
 
 /// Whether there is a ledger to read (read-only commands never create one: they must work on a hot
 /// standby, and a refused or read-only look changes nothing).
 pub fn readable(session: &mut dyn Session) -> Result<bool> {
     check_schema(session)?;
-    Ok(schema_version(session).is_some())
+    Ok(schema_version(session)?.is_some())
 }
 
-/// Creates or upgrades the ledger when it can; on a server or for a user that may not write (a hot
-/// standby, a SELECT-only CI user), goes on read-only with whatever ledger is there. For commands that
-/// only look: `status`, `verify`, `log`, `plan`. Returns whether there is a ledger to read.
+/// For commands that only look: `status`, `verify`, `log`, `plan`. They never create a ledger (a
+/// look must not leave an empty one where the app's tables are not, and must work on a hot standby);
+/// they upgrade an older one when they can, and go on read-only with it where they may not write (a
+/// standby, a SELECT-only CI user). Returns whether there is a ledger to read.
 pub fn prepare_or_read(session: &mut dyn Session) -> Result<bool> {
     if check_schema(session)? {
         return Ok(true);
+    }
+    if schema_version(session)?.is_none() {
+        check_place(session, false)?;
+        return Ok(false);
     }
     match session.migrate_ledger() {
         Ok(()) => Ok(true),
@@ -278,10 +285,43 @@ pub fn read_if_any<T: Default>(
     }
 }
 
+/// Where there is no ledger, refuses a schema that is not the app's (PostgreSQL): another schema of
+/// this database holds the ledger (the connection's search_path misses the app's schema), or, to
+/// create one (`creating`), this schema has none of the app's tables.
+pub fn check_place(session: &mut dyn Session, creating: bool) -> Result<()> {
+    let Some(place) = session.ledger_place()? else {
+        return Ok(());
+    };
+    let here = place.describe();
+    let how = "pass --schema, or set the search_path in the database URL (options=-csearch_path%3DSCHEMA) or DB_SEARCH_PATH in the .env";
+    if let Some(other) = place.ledgers.first() {
+        return Err(Error::Usage(format!(
+            "no ledger in {here}, but schema {other} has one: the app's tables are there; {}",
+            how.replace("--schema", &format!("--schema {other}"))
+        )));
+    }
+    if creating && place.tables == 0 {
+        return Err(Error::Usage(format!(
+            "no ledger in {here}, and none of the app's tables are there: backfill keeps its ledger beside them; {how} with the app's schema"
+        )));
+    }
+    Ok(())
+}
+
+/// A line for a look at a database without a ledger (`None` where a database is one schema).
+pub fn no_ledger_note(session: &mut dyn Session) -> Result<Option<String>> {
+    if schema_version(session)?.is_some() {
+        return Ok(None);
+    }
+    Ok(session
+        .ledger_place()?
+        .map(|p| format!("no ledger in {}: nothing has run here yet", p.describe())))
+}
+
 /// `Ok(true)`: the ledger is current; `Ok(false)`: absent or older (create or upgrade it). A ledger
 /// written by a newer backfill is refused (exit 3): this binary would misread it.
 pub fn check_schema(session: &mut dyn Session) -> Result<bool> {
-    match schema_version(session) {
+    match schema_version(session)? {
         Some(v) if v > LEDGER_SCHEMA => Err(Error::Ledger(format!(
             "the ledger schema is V{v}, newer than this binary knows (V{LEDGER_SCHEMA}): a newer backfill wrote it; run that version (or newer) of backfill"
         ))),
@@ -343,6 +383,9 @@ fn missing_table(session: &mut dyn Session, e: crate::db::DbError) -> Error {
 /// loses the race on refinery's history table (a duplicate key, a certification conflict, PostgreSQL's
 /// catalog unique index) finds the schema current when it looks again.
 pub fn migrate(session: &mut dyn Session) -> Result<()> {
+    if schema_version(session)?.is_none() {
+        check_place(session, true)?;
+    }
     let mut n = 1;
     loop {
         match session.migrate_ledger() {
@@ -1448,7 +1491,7 @@ fn fold_locked(
 /// Adds the rows and batches of unfinished parallel runs (still in their chunks) to the entries, so
 /// `status` and `verify` count what is already written. Nothing on a ledger older than V4.
 fn add_chunk_progress(session: &mut dyn Session, entries: &mut [Entry]) -> Result<()> {
-    if entries.is_empty() || schema_version(session).is_none_or(|v| v < 4) {
+    if entries.is_empty() || schema_version(session)?.is_none_or(|v| v < 4) {
         return Ok(());
     }
     let rows = session

@@ -143,6 +143,7 @@ pub fn apply(
     if !ledger::check_schema(session)? {
         // First run here: whatever is selected will run, so check its tables before creating the
         // ledger; a run that cannot start leaves the database as it was.
+        ledger::check_place(session, true)?;
         let entries = Vec::new();
         for reg in selected(&entries, selection)? {
             preflight(session, reg)?;

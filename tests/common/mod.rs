@@ -80,6 +80,11 @@ impl TestDb {
         t
     }
 
+    /// Creates the ledger as the first write would (looks create none).
+    pub fn create_ledger(&self) {
+        backfill::ledger::migrate(self.session().as_mut()).expect("create the ledger");
+    }
+
     pub fn session(&self) -> Box<dyn Session> {
         db::connect(&Target::parse(&self.url).expect("url")).expect("connect to test database")
     }

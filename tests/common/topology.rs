@@ -219,15 +219,16 @@ pub struct PgBouncer {
 impl PgBouncer {
     /// Transaction pooling (`pool_mode = transaction`), 4 server connections per database.
     pub fn start() -> PgBouncer {
-        PgBouncer::start_with("transaction")
+        PgBouncer::start_with("transaction", 4, "")
     }
 
     /// Session pooling: a client keeps its server connection until it disconnects.
     pub fn start_session() -> PgBouncer {
-        PgBouncer::start_with("session")
+        PgBouncer::start_with("session", 4, "")
     }
 
-    fn start_with(pool_mode: &str) -> PgBouncer {
+    /// `pool_mode`, `default_pool_size = pool_size`, and `settings` (more `key = value` lines).
+    pub fn start_with(pool_mode: &str, pool_size: u32, settings: &str) -> PgBouncer {
         let started = Instant::now();
         let dir = TempDir::new(&format!("pgbouncer-{pool_mode}"));
         let d = dir.path();
@@ -242,7 +243,7 @@ impl PgBouncer {
                 "[databases]\n* = host=127.0.0.1 port=5432\n\n[pgbouncer]\n\
                  listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
                  auth_type = trust\nauth_file = {users}\n\
-                 pool_mode = {pool_mode}\ndefault_pool_size = 4\nmax_client_conn = 200\n\
+                 pool_mode = {pool_mode}\ndefault_pool_size = {pool_size}\nmax_client_conn = 200\n{settings}\
                  ignore_startup_parameters = extra_float_digits,options,statement_timeout,application_name\n\
                  logfile = {log}\npidfile = {pid}\n",
                 users = d.join("userlist.txt").display(),
