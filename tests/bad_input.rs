@@ -832,7 +832,7 @@ fn postgres_password_parameters_are_hidden() {
     let status = common::run_url(&url, &["status"]);
     assert!(
         status.stdout.starts_with(&format!(
-            "target: postgres://postgres:***@127.0.0.1:5432/{}?password=***&application_name=x\n",
+            "target: postgres://postgres:***@127.0.0.1:5432/{}?password=***&application_name=x (schema public)\n",
             t.db_name()
         )),
         "{}",

@@ -31,7 +31,7 @@ fn four_runners_one_does_the_work(kind: Kind) {
 fn waiting_runner_times_out_with_exit_4(kind: Kind) {
     let t = TestDb::with_app(kind, &format!("race_timeout_{}", kind as u8));
     seed_generated(&t, 250);
-    t.run(&["status"]).expect(0);
+    t.create_ledger();
     let expected = t.expected_competencies();
     let first = spawn(&t, &["apply", "--batch-size", "10"], "80");
     // Wait until the first runner holds the lock (its migration is running).
@@ -161,7 +161,7 @@ fn committed_ranges(stderr: &str) -> Vec<(i64, i64, i64)> {
 fn four_parallel_runners_without_the_lock_share_no_key_range(kind: Kind) {
     let t = TestDb::with_app(kind, &format!("race_jobs_nolock_{}", kind as u8));
     seed_generated(&t, 250);
-    t.run(&["status"]).expect(0);
+    t.create_ledger();
     let expected = t.expected_competencies();
     let v = V_COMPETENCY.to_string();
     // Started 150 ms apart, so each later runner finds the migration running and takes over the

@@ -132,7 +132,7 @@ fn checksum_drift_blocks_until_repair(kind: Kind) {
 
 fn unknown_version_in_ledger_fails_verify(kind: Kind) {
     let t = TestDb::with_app(kind, &name(kind, "unknown"));
-    t.run(&["plan"]).expect(0);
+    t.create_ledger();
     t.exec(
         "INSERT INTO backfill_migrations (version, name, checksum, state, last_action, rows_applied, rows_reverted, batches, started_at, updated_at) \
          VALUES (199901010001, 'ghost', 'abc', 'applied', 'apply', 0, 0, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
@@ -154,7 +154,7 @@ fn unknown_version_in_ledger_fails_verify(kind: Kind) {
 fn held_lock_makes_apply_exit_4(kind: Kind) {
     let t = TestDb::with_app(kind, &name(kind, "lock"));
     seed_edge_cases(&t);
-    t.run(&["plan"]).expect(0);
+    t.create_ledger();
     let mut holder = t.session();
     let lease = backfill::lock::acquire(holder.as_mut(), std::time::Duration::from_secs(5))
         .expect("the test could not take the lock");

@@ -171,6 +171,7 @@ fn plan_writes_nothing(kind: Kind) {
     seed_edge_cases(&t);
     // Looks create no ledger: the first run's would.
     t.create_ledger();
+    t.run(&["plan"]).expect(0);
     let dump = |t: &TestDb| {
         let mut all = Vec::new();
         for table in TABLES.iter().chain(&["backfill_migrations"]) {

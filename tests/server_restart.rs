@@ -17,7 +17,7 @@ fn restart_mid_run(url: &str, restart: impl FnOnce()) {
     backfill::fixtures::load_schema(t.session().as_mut()).expect("load app schema");
     seed_generated(&t, 250);
     let expected = t.expected_competencies();
-    t.run(&["status"]).expect(0);
+    t.create_ledger();
     let mut cmd = t.command(&["apply", "--batch-size", "10"]);
     cmd.env("BACKFILL_TEST_BATCH_DELAY_MS", "60")
         .stdout(Stdio::piped())

@@ -629,7 +629,7 @@ fn standby_replica_lag_throttles_apply() {
     let expected = standby_with_data(&s, db);
     let primary = s.primary_url(db);
     let p = TestDb::wrap_for_seeding(&primary);
-    run_url(&primary, &["status"]).expect(0);
+    p.create_ledger();
     s.wait_caught_up();
     s.pause_replay();
     // WAL the standby does not replay, and time for the lag to pass the limit.
@@ -869,7 +869,7 @@ fn mariadb_replica_lag_throttles_apply() {
     seed_generated(&p, 250);
     let expected = p.expected_competencies();
     assert!(expected.len() > 100, "{}", expected.len());
-    run_url(&primary, &["status"]).expect(0); // the ledger, replicated before the lag starts
+    p.create_ledger(); // the ledger, replicated before the lag starts
                                               // The replica is watched as a user that may only read replication status (and the database
                                               // it names), with a password that must never reach the audit table.
     r.primary_sql(&format!(
@@ -994,7 +994,7 @@ fn galera_replica_url_throttles_apply() {
     let n1 = TestDb::wrap_for_seeding(&g.url(1, db));
     backfill::fixtures::load_schema(n0.session().as_mut()).expect("load app schema");
     seed_generated(&n0, 250);
-    n0.run(&["status"]).expect(0);
+    n0.create_ledger();
     g.settle();
     let expected = n0.expected_competencies();
     assert!(expected.len() > 100, "{}", expected.len());
@@ -1153,7 +1153,7 @@ fn galera_haproxy_round_robin() {
 fn replica_url_bad_input() {
     let t = TestDb::with_app(Kind::Mariadb, "replica_url_bad");
     seed_generated(&t, 250);
-    t.run(&["status"]).expect(0);
+    t.create_ledger();
     let v = v();
     // A reachable server: only the missing limit is wrong.
     let reachable = t.url.clone();
@@ -1280,7 +1280,7 @@ fn fencing_without_lock(kind: Kind) {
         vec![],
         "the fixture has no duplicates"
     );
-    t.run(&["status"]).expect(0);
+    t.create_ledger();
     let args = ["apply", "--batch-size", "5", "--lock-timeout", "60"];
 
     // All at once.
@@ -1395,7 +1395,7 @@ fn fencing_no_lock_sqlite() {
 fn lock_holds_across_spellings(t: &TestDb, spellings: &[String], refused_ok: &[String]) {
     seed_generated(t, 250);
     let expected = t.expected_competencies();
-    t.run(&["status"]).expect(0);
+    t.create_ledger();
     let v = v();
     let mut runner = Watched::spawn(
         &t.url,
@@ -1697,7 +1697,7 @@ fn hang_sigterm_while_waiting_for_lock() {
     let t = TestDb::with_app(Kind::Postgres, "hang_lockwait");
     seed_generated(&t, 250);
     let expected = t.expected_competencies();
-    t.run(&["status"]).expect(0);
+    t.create_ledger();
     let mut first = Watched::spawn(
         &t.url,
         &["apply", "--batch-size", "10"],
