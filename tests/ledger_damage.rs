@@ -97,7 +97,7 @@ fn missing_runs_table_is_named(kind: Kind) {
 /// The undo journal dropped by hand: its statements include the column a later ledger version added.
 fn missing_undo_table_is_recreated_whole(kind: Kind) {
     let t = seeded(kind, "undo", 10);
-    t.run(&["status"]).expect(0);
+    t.create_ledger();
     t.exec("DROP TABLE backfill_undo");
     let line = t.run(&["verify"]);
     line.expect(3);
@@ -186,7 +186,7 @@ fn unfinished_runs(t: &TestDb, action: &str) -> i64 {
 /// audit row before the process exits, instead of staying `running` forever.
 fn failed_plan_records_why(kind: Kind) {
     let t = seeded(kind, "plan", 30);
-    t.run(&["status"]).expect(0);
+    t.create_ledger();
     t.exec("ALTER TABLE capabilities RENAME TO capabilities_gone");
     let run = t.run(&["plan", &v()]);
     assert_ne!(run.code, 0, "{}", run.stdout);
@@ -541,7 +541,7 @@ fn counters_after_killed_parallel_revert(kind: Kind) {
 /// last batch was committed.
 fn signal_while_waiting_claims_no_batch(kind: Kind) {
     let t = seeded(kind, "sigwait", 20);
-    t.run(&["status"]).expect(0);
+    t.create_ledger();
     t.exec("UPDATE backfill_lease SET owner_id = 'another-runner', host = 'another-host', pid = 1, acquired_at = 0, heartbeat_at = 0, expires_at = 99999999999 WHERE name = 'runner'");
     let run = Logged::spawn(
         &t,

@@ -870,8 +870,8 @@ fn mariadb_replica_lag_throttles_apply() {
     let expected = p.expected_competencies();
     assert!(expected.len() > 100, "{}", expected.len());
     p.create_ledger(); // the ledger, replicated before the lag starts
-                                              // The replica is watched as a user that may only read replication status (and the database
-                                              // it names), with a password that must never reach the audit table.
+                       // The replica is watched as a user that may only read replication status (and the database
+                       // it names), with a password that must never reach the audit table.
     r.primary_sql(&format!(
         "CREATE USER 'bf_lag'@'127.0.0.1' IDENTIFIED BY '{LAG_SECRET}'; \
          GRANT SLAVE MONITOR ON *.* TO 'bf_lag'@'127.0.0.1'; \
