@@ -13,12 +13,13 @@ wait_for() { # name, command...
   exit 1
 }
 
-# The topology tests (tests/topology.rs) start their own PgBouncer and 3-node Galera cluster: install what
-# they need from Debian's packages when it is missing (apt-get update once, and only then).
+# The topology tests (tests/topology.rs) start their own PgBouncer, 3-node Galera cluster and HAProxy in
+# front of it: install what they need from Debian's packages when it is missing (apt-get update once, and only then).
 missing=()
 command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
 [ -e /usr/lib/galera/libgalera_smm.so ] || missing+=(galera-4)
 command -v rsync >/dev/null 2>&1 || missing+=(rsync)
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
