@@ -267,6 +267,9 @@ impl MySession {
     }
 }
 
+/// How many connections per cluster node a session may open to land on its run's pinned node.
+const PIN_TRIES_PER_NODE: usize = 10;
+
 /// The Galera node each database URL's sessions are pinned to in this process.
 static PINNED: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
 
@@ -275,7 +278,7 @@ static PINNED: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(V
 /// the chunks the coordinator just wrote before its node applied them (a false takeover, a ledger
 /// table that does not exist yet there), and the workers' writes would conflict at certification
 /// (1213) instead of waiting on row locks. A session that lands elsewhere is replaced by a new
-/// connection, a few times round the cluster; when the pinned node is no longer reachable through
+/// connection, several times round the cluster; when the pinned node is no longer reachable through
 /// this URL (it left the cluster), the run moves to the node reached now.
 fn pin_node(
     mut session: MySession,
@@ -305,7 +308,12 @@ fn pin_node(
         .unwrap_or(3);
     drop(session);
     let mut elsewhere = None;
-    for _ in 0..2 * size.max(1) {
+    // Many tries, each after a random pause: the balancer's rotation is shared with every other
+    // connecting client, and runners that reconnect in step can miss one node every time (two
+    // racing `--jobs 4` runs missed it 6 times in a row here).
+    for _ in 0..PIN_TRIES_PER_NODE * size.max(1) {
+        let jitter = uuid::Uuid::new_v4().as_u128() % 20;
+        std::thread::sleep(std::time::Duration::from_millis(1 + jitter as u64));
         let mut again = reopen()?;
         match again.galera_node()? {
             Some(n) if !pinned(&n.0) => elsewhere = Some((again, n)),
