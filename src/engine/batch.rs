@@ -685,23 +685,36 @@ pub(crate) fn run_parallel(
     // Workers wake the coordinator when they end, so the run ends when its last batch does.
     let coordinator = std::thread::current();
     let live = AtomicU64::new(jobs.max(1) as u64);
+    let connected = AtomicU64::new(0);
+    let refused = Mutex::new(None);
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..jobs.max(1))
             .map(|w| {
                 let shared = &shared;
                 let (coordinator, live) = (coordinator.clone(), &live);
+                let (connected, refused) = (&connected, &refused);
                 scope.spawn(move || {
                     // Counted out even if the worker panics, so the coordinator never waits on it.
                     let _ended = Ended(live, coordinator);
-                    let result = connect
-                        .open()
-                        .map_err(|e| {
-                            Error::Runtime(format!(
-                                "a worker of V{version}__{} could not connect: {e}",
+                    let result = match connect.open() {
+                        Ok(mut s) => {
+                            connected.fetch_add(1, Ordering::SeqCst);
+                            worker(w, s.as_mut(), job, key, opts, shared)
+                        }
+                        // The workers claim chunks as they go: one that cannot connect (the
+                        // server's connections taken since the budget was read) leaves its share
+                        // to the others. Only a run none of whose workers connected fails.
+                        Err(e) => {
+                            tracing::warn!(
+                                "a worker of V{version}__{} could not connect ({e}): the other workers take its chunks",
                                 job.reg.name
-                            ))
-                        })
-                        .and_then(|mut s| worker(w, s.as_mut(), job, key, opts, shared));
+                            );
+                            if let Ok(mut first) = refused.lock() {
+                                first.get_or_insert(e);
+                            }
+                            Ok(())
+                        }
+                    };
                     if let Err(e) = result {
                         shared.fail(e);
                     }
@@ -739,6 +752,14 @@ pub(crate) fn run_parallel(
         shared.batches.load(Ordering::SeqCst),
     );
     progress.update(rows, batches, shared.position());
+    if connected.load(Ordering::SeqCst) == 0 {
+        if let Some(e) = refused.lock().ok().and_then(|mut e| e.take()) {
+            shared.fail(Error::Runtime(format!(
+                "no worker of V{version}__{} could connect: {e}",
+                job.reg.name
+            )));
+        }
+    }
     let failed = shared.error.lock().ok().and_then(|mut e| e.take());
     if let Some(e) = failed {
         // Its rows go to its audit row now; its chunks stay for the run that resumes them.
