@@ -344,13 +344,19 @@ fn split_search_path(
             "`search_path=` in the URL's options names no schema; give one, e.g. options=-csearch_path%3Dapp",
         ));
     }
+    Ok((search_path, with_query(parsed, pairs)))
+}
+
+/// `parsed` with exactly `pairs` as its query (none: no `?` at all), for the parameters a step
+/// leaves to the next one and the driver.
+fn with_query(parsed: &::url::Url, pairs: Vec<(String, String)>) -> ::url::Url {
     let mut url = parsed.clone();
     if pairs.is_empty() {
         url.set_query(None);
     } else {
         url.query_pairs_mut().clear().extend_pairs(pairs);
     }
-    Ok((search_path, url))
+    url
 }
 
 /// Takes libpq's `target_session_attrs` out of the query: backfill picks the host itself.
@@ -385,13 +391,7 @@ fn split_session_attrs(
             }
         };
     }
-    let mut url = parsed.clone();
-    if rest.is_empty() {
-        url.set_query(None);
-    } else {
-        url.query_pairs_mut().clear().extend_pairs(rest);
-    }
-    Ok((attrs, url))
+    Ok((attrs, with_query(parsed, rest)))
 }
 
 /// Takes the TLS parameters out of the URL's query: PostgreSQL's `sslmode`/`sslrootcert` (as libpq
@@ -433,13 +433,7 @@ fn split_tls(dialect: Dialect, parsed: &::url::Url) -> DbResult<(Tls, String)> {
         (None, Some(_)) if dialect == Dialect::Mysql => TlsMode::VerifyCa,
         (None, _) => TlsMode::Prefer,
     };
-    let mut url = parsed.clone();
-    if rest.is_empty() {
-        url.set_query(None);
-    } else {
-        url.query_pairs_mut().clear().extend_pairs(rest);
-    }
-    Ok((Tls { mode, roots }, url.to_string()))
+    Ok((Tls { mode, roots }, with_query(parsed, rest).to_string()))
 }
 
 fn parse_tls_mode(dialect: Dialect, key: &str, value: &str) -> DbResult<TlsMode> {
