@@ -20,17 +20,22 @@ struct Out;
 impl Out {
     /// The demo's own words: wrapped lines keep the first's indentation.
     fn line(&self, text: &str) -> Result<()> {
-        self.write(text, 0)
+        self.write(text, WIDTH, 0)
+    }
+
+    /// A command to paste: never wrapped, however long its path.
+    fn command(&self, text: &str) -> Result<()> {
+        self.write(text, usize::MAX, 0)
     }
 
     /// A command's output: wrapped lines indented two more.
     fn output(&self, text: &str) -> Result<()> {
-        self.write(text, 2)
+        self.write(text, WIDTH, 2)
     }
 
-    fn write(&self, text: &str, hang: usize) -> Result<()> {
+    fn write(&self, text: &str, width: usize, hang: usize) -> Result<()> {
         let mut out = std::io::stdout().lock();
-        let mut text = wrap(text, WIDTH, hang);
+        let mut text = wrap(text, width, hang);
         text.push('\n');
         match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
             Ok(()) => Ok(()),
@@ -197,14 +202,16 @@ pub fn run(keep: bool) -> Result<String> {
     out.line("")?;
     if keep {
         out.line(&format!("Kept {}. Try next:", db.display()))?;
-        out.line(&format!("  export DATABASE_URL={}", demo.url))?;
-        out.line(&format!("  {me} status"))?;
-        out.line(&format!("  {me} plan 202611230001 --samples 3"))?;
-        out.line(&format!("  {me} log --format markdown"))?;
+        out.command(&format!("  export DATABASE_URL={}", demo.url))?;
+        out.command(&format!("  {me} status"))?;
+        out.command(&format!("  {me} plan 202611230001 --samples 3"))?;
+        out.command(&format!("  {me} log --format markdown"))?;
     } else {
-        out.line(&format!(
-            "The demo database is deleted; `{me} demo --keep` keeps it to try commands on, and `{me} sample-data --database-url URL` loads the same data into an empty database of yours."
-        ))?;
+        // Commands on lines of their own: a wrapped command cannot be pasted.
+        out.line("The demo database is deleted. To keep one and try commands on it:")?;
+        out.command(&format!("  {me} demo --keep"))?;
+        out.line("To load the same data into an empty database of yours:")?;
+        out.command(&format!("  {me} sample-data --database-url URL"))?;
     }
     Ok(String::new())
 }
