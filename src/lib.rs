@@ -19,11 +19,9 @@ pub mod registry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-// The flat paths (`backfill::runner`, `crate::migration`, ...) that migrations, tests and the
-// benchmark use.
-pub use cli::{demo, report, scaffold, target, when};
-pub use engine::{
-    batch, inspect, ledger, lock, options, planfile, progress, retry, runner, signals, throttle,
-};
 pub use error::{Error, Result};
+
+// The author's two paths that compiled migrations spell (`crate::migration`,
+// `crate::version_backfill`): a migration's text is its checksum, so these stay as long as applied
+// migrations name them. Internal code uses the real paths.
 pub use kit::{migration, version_backfill};

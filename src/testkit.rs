@@ -17,8 +17,8 @@
 
 use crate::db::admin::{Scratch, TableRows};
 use crate::db::{connect, Dialect, Session, Target};
-use crate::migration::Shape;
-use crate::runner::{self, Options, Selection};
+use crate::engine::runner::{self, Options, Selection};
+use crate::kit::migration::Shape;
 
 /// Every dialect the kit runs on.
 pub const DIALECTS: [Dialect; 3] = [Dialect::Postgres, Dialect::Mysql, Dialect::Sqlite];
@@ -165,7 +165,7 @@ fn check_one(app: &mut AppDb, version: i64, dialect: Dialect, allow_empty: bool)
         "{dialect:?}: a second apply wrote {twice} rows; a migration must be idempotent"
     );
     // Only this migration's findings: the others are simply not applied here.
-    let found = crate::inspect::verify(s, true, &opts)
+    let found = crate::engine::inspect::verify(s, true, &opts)
         .unwrap_or_else(|e| panic!("{dialect:?}: verify: {e}"));
     let this = format!("V{version}__");
     let mine: Vec<&String> = found

@@ -6,10 +6,10 @@
 mod common;
 
 use backfill::db::{Dialect, Session, Value};
-use backfill::migration::Context;
+use backfill::kit::migration::Context;
+use backfill::kit::version_backfill::VersionBackfill;
 use backfill::registry::generated::v202611230001__competency_versions::MIGRATION as COMPETENCIES;
 use backfill::registry::generated::v202611230002__role_versions::MIGRATION as ROLES;
-use backfill::version_backfill::VersionBackfill;
 use common::{Kind, TestDb};
 
 /// Enough rows that PostgreSQL hashes a whole table rather than probe it by key for a batch's range.

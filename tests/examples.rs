@@ -133,7 +133,7 @@ fn forget_makes_it_final(kind: Kind) {
     // Forgetting an INSERT-shaped migration's journal makes no sense: refused.
     let shipped = backfill::registry::all()
         .iter()
-        .find(|r| r.migration.shape() == backfill::migration::Shape::Insert);
+        .find(|r| r.migration.shape() == backfill::kit::migration::Shape::Insert);
     if let Some(reg) = shipped {
         t.run(&["apply", &reg.version.to_string()]).expect(0);
         t.run(&["forget", &reg.version.to_string()])

@@ -156,7 +156,7 @@ fn held_lock_makes_apply_exit_4(kind: Kind) {
     seed_edge_cases(&t);
     t.create_ledger();
     let mut holder = t.session();
-    let lease = backfill::lock::acquire(holder.as_mut(), std::time::Duration::from_secs(5))
+    let lease = backfill::engine::lock::acquire(holder.as_mut(), std::time::Duration::from_secs(5))
         .expect("the test could not take the lock");
     let started = std::time::Instant::now();
     let run = t.run(&["apply", "--lock-timeout", "1"]);
@@ -176,7 +176,7 @@ fn held_lock_makes_apply_exit_4(kind: Kind) {
         1,
         "nothing may be written without the lock"
     );
-    backfill::lock::release(holder.as_mut(), lease);
+    backfill::engine::lock::release(holder.as_mut(), lease);
     drop(holder);
     t.run(&["apply", "--lock-timeout", "5"]).expect(0);
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("applied"));

@@ -21,9 +21,9 @@
 use anyhow::{anyhow, bail, Context as _, Result};
 use backfill::db::admin::Scratch;
 use backfill::db::{self, DbResult, Dialect, Row, Session, Target, Tx, Value};
+use backfill::engine::runner::{self, Options, Selection};
 use backfill::fixtures::{self, Loaded, Shape};
 use backfill::registry::{self, Registered};
-use backfill::runner::{self, Options, Selection};
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -701,8 +701,8 @@ fn floor_group_by(d: Dialect) -> String {
     COMPETENCY_VERSIONS.count_by_scenario_sql(d)
 }
 
-fn context(version: i64, run_id: &str) -> backfill::migration::Context {
-    backfill::migration::Context {
+fn context(version: i64, run_id: &str) -> backfill::kit::migration::Context {
+    backfill::kit::migration::Context {
         version,
         run_id: uuid::Uuid::parse_str(run_id).unwrap_or_else(|_| uuid::Uuid::nil()),
         run_date: chrono::Utc::now().date_naive(),

@@ -274,7 +274,7 @@ fn tell(d: &mut Demo) -> Result<()> {
 
     d.step("Review again; apply in batches of 20 keys, and kill -9 it mid-way.")?;
     show_plan(d, &["plan", "--samples", "0", "--out", "plan.json"], None)?;
-    let planned = crate::planfile::read(&d.dir.join("plan.json"))?;
+    let planned = crate::engine::planfile::read(&d.dir.join("plan.json"))?;
     let total = planned
         .migrations
         .iter()

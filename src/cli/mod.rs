@@ -8,10 +8,10 @@ pub mod target;
 pub mod when;
 
 use crate::db::{self, Session};
+use crate::engine::inspect;
+use crate::engine::planfile::{PlanOut, PlanTarget};
+use crate::engine::runner::{self, Options, Selection};
 use crate::error::{Error, Result};
-use crate::inspect;
-use crate::planfile::{PlanOut, PlanTarget};
-use crate::runner::{self, Options, Selection};
 use clap::{Args, Parser, Subcommand};
 use report::Format;
 use std::io::Write;
@@ -52,7 +52,7 @@ pub struct Cli {
     pub log_format: LogFormat,
     /// Where `database_url` came from (the flag or `DATABASE_URL`), for error messages.
     #[arg(skip)]
-    pub url_from: crate::target::UrlFrom,
+    pub url_from: crate::cli::target::UrlFrom,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -304,7 +304,7 @@ impl Write for Stderr {
 /// The error line's text: after a signal, exactly what was committed; database hints naming where
 /// the setting came from.
 fn failure(e: &Error) -> String {
-    if let (Error::Interrupted(sig), Some(done)) = (e, crate::progress::interrupted()) {
+    if let (Error::Interrupted(sig), Some(done)) = (e, crate::engine::progress::interrupted()) {
         let name = match *sig {
             2 => "SIGINT".to_string(),
             15 => "SIGTERM".to_string(),
@@ -312,7 +312,7 @@ fn failure(e: &Error) -> String {
         };
         return format!("interrupted by {name}: {done}; rerun the same command to resume");
     }
-    crate::target::attribute(&e.to_string())
+    crate::cli::target::attribute(&e.to_string())
 }
 
 /// The one error line of a failed command.
@@ -403,7 +403,7 @@ fn connect(cli: &Cli) -> Result<(Box<dyn Session>, db::Target)> {
 
 /// The command's target, with `--schema` in place of any other search_path.
 fn resolve(cli: &Cli) -> Result<db::Target> {
-    let mut target = crate::target::resolve(
+    let mut target = crate::cli::target::resolve(
         cli.database_url.as_deref(),
         cli.url_from,
         cli.env_file.as_deref(),
@@ -466,13 +466,14 @@ pub fn run(cli: &Cli) -> Result<String> {
     let f = cli.format;
     match &cli.command {
         Command::New { name } => {
-            let paths = crate::scaffold::create(std::path::Path::new("data_migrations"), name)?;
+            let paths =
+                crate::cli::scaffold::create(std::path::Path::new("data_migrations"), name)?;
             Ok(paths
                 .iter()
                 .map(|p| format!("created {}\n", p.display()))
                 .collect())
         }
-        Command::Demo { keep } => crate::demo::run(*keep),
+        Command::Demo { keep } => crate::cli::demo::run(*keep),
         Command::SampleData { size } => {
             let target = resolve(cli)?;
             let loaded = crate::fixtures::load_sample(&target, *size)?;
@@ -491,7 +492,9 @@ pub fn run(cli: &Cli) -> Result<String> {
                 None => target.redacted.clone(),
             };
             let mut out = report::status(&shown, &lines, f);
-            if let (Format::Text, Some(note)) = (f, crate::ledger::no_ledger_note(s.as_mut())?) {
+            if let (Format::Text, Some(note)) =
+                (f, crate::engine::ledger::no_ledger_note(s.as_mut())?)
+            {
                 out.push_str(&note);
                 out.push('\n');
             }
@@ -523,7 +526,7 @@ pub fn run(cli: &Cli) -> Result<String> {
         } => {
             let mut opts = with_batching(opts, batching)?;
             if let Some(path) = expect_plan {
-                opts.expect_plan = Some(crate::planfile::read(path)?);
+                opts.expect_plan = Some(crate::engine::planfile::read(path)?);
             }
             let selection = match (version, to) {
                 (Some(v), _) => Selection::One(*v),
@@ -536,7 +539,11 @@ pub fn run(cli: &Cli) -> Result<String> {
             opts.connect = Some(connector(&target, &opts));
             if let (Some(file), Some(path)) = (&opts.expect_plan, expect_plan) {
                 // Before anything else: a plan of another database says nothing about this one.
-                crate::planfile::check_target(file, path, &PlanTarget::of(&target, s.as_mut())?)?;
+                crate::engine::planfile::check_target(
+                    file,
+                    path,
+                    &PlanTarget::of(&target, s.as_mut())?,
+                )?;
             }
             let done = runner::apply(s.as_mut(), selection, &opts)?;
             Ok(report::outcomes(
@@ -575,10 +582,10 @@ pub fn run(cli: &Cli) -> Result<String> {
             }
         }
         Command::Log { version, since } => {
-            let since = since.as_deref().map(crate::when::parse).transpose()?;
+            let since = since.as_deref().map(crate::cli::when::parse).transpose()?;
             let (mut s, _) = connect(cli)?;
-            let runs = crate::ledger::read_if_any(s.as_mut(), |s| {
-                crate::ledger::runs(s, *version, since)
+            let runs = crate::engine::ledger::read_if_any(s.as_mut(), |s| {
+                crate::engine::ledger::runs(s, *version, since)
             })?;
             Ok(report::log(&runs, f))
         }
@@ -777,7 +784,7 @@ fn from_matches(matches: &clap::ArgMatches) -> std::result::Result<Cli, clap::Er
         .flatten()
         .any(|m| m.value_source("database_url") == Some(clap::parser::ValueSource::EnvVariable));
     if from_env {
-        cli.url_from = crate::target::UrlFrom::Environment;
+        cli.url_from = crate::cli::target::UrlFrom::Environment;
     }
     Ok(cli)
 }
@@ -867,7 +874,7 @@ pub fn main() -> i32 {
         Err(code) => return code,
     };
     init_logging(cli.log_format);
-    crate::signals::install();
+    crate::engine::signals::install();
     match run(&cli).and_then(|text| print(&text)) {
         Ok(()) => 0,
         Err(e) => {

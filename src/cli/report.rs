@@ -1,9 +1,9 @@
 //! Rendering command results: text for people, JSON for machines, Markdown for deploy issues.
 //! Results go to stdout; everything else (logs, progress, errors) goes to stderr.
 
-use crate::inspect::StatusLine;
-use crate::ledger::Run;
-use crate::runner::{Outcome, PlanReport};
+use crate::engine::inspect::StatusLine;
+use crate::engine::ledger::Run;
+use crate::engine::runner::{Outcome, PlanReport};
 use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -217,7 +217,7 @@ pub fn plans(reports: &[PlanReport], format: Format) -> String {
             "V{}__{}: {} to write{skipped}{state}",
             r.version,
             r.name,
-            crate::runner::count(p.total, "row")
+            crate::engine::runner::count(p.total, "row")
         );
         if md {
             out.push_str(&format!(
@@ -268,7 +268,7 @@ pub fn plans(reports: &[PlanReport], format: Format) -> String {
                     "  {} {:<8} {:>10}{eg}\n",
                     p.group_label,
                     g.key,
-                    crate::runner::count(g.count, "row"),
+                    crate::engine::runner::count(g.count, "row"),
                 ));
             }
         }
@@ -282,7 +282,7 @@ pub fn plans(reports: &[PlanReport], format: Format) -> String {
 ///   scenario     4   7   9  12
 ///   rows         5   2  15   3
 /// ```
-fn packed_groups(label: &str, groups: &[crate::migration::Group]) -> String {
+fn packed_groups(label: &str, groups: &[crate::kit::migration::Group]) -> String {
     let head = label.len().max("rows".len());
     let cells: Vec<(String, String)> = groups
         .iter()
@@ -340,8 +340,8 @@ pub fn outcomes(outcomes: &[Outcome], format: Format, nothing: &str) -> String {
                     o.version,
                     o.name,
                     o.state,
-                    crate::runner::count(o.rows, "row"),
-                    crate::runner::count(o.batches, "batch"),
+                    crate::engine::runner::count(o.rows, "row"),
+                    crate::engine::runner::count(o.batches, "batch"),
                     o.seconds,
                     o.run_id
                 )
@@ -350,7 +350,11 @@ pub fn outcomes(outcomes: &[Outcome], format: Format, nothing: &str) -> String {
     }
 }
 
-pub fn verify(found: &crate::inspect::Verification, checked: usize, format: Format) -> String {
+pub fn verify(
+    found: &crate::engine::inspect::Verification,
+    checked: usize,
+    format: Format,
+) -> String {
     let (ledger, drift) = (&found.ledger, &found.drift);
     if format == Format::Json {
         return json_doc(json!({ "ok": ledger.is_empty(), "problems": ledger, "drift": drift }));
@@ -380,7 +384,8 @@ fn duration(run: &Run) -> String {
 
 /// Planned counts per group from a plan summary, as "12 (3: 10, 7: 2)".
 fn planned(summary: Option<&str>) -> String {
-    let Some(plan) = summary.and_then(|s| serde_json::from_str::<crate::migration::Plan>(s).ok())
+    let Some(plan) =
+        summary.and_then(|s| serde_json::from_str::<crate::kit::migration::Plan>(s).ok())
     else {
         return "-".into();
     };
@@ -401,12 +406,12 @@ fn plans_for(runs: &[Run]) -> Vec<Option<&str>> {
         .map(|r| {
             let key = (r.version, r.checksum.as_deref());
             if let Some(own) = r.plan_summary.as_deref() {
-                if r.action == crate::ledger::Action::Plan {
+                if r.action == crate::engine::ledger::Action::Plan {
                     latest.insert(key, own);
                 }
                 return Some(own);
             }
-            (r.action == crate::ledger::Action::Apply)
+            (r.action == crate::engine::ledger::Action::Apply)
                 .then(|| latest.get(&key).copied())
                 .flatten()
         })
@@ -454,10 +459,10 @@ pub fn log(runs: &[Run], format: Format) -> String {
                     r.action.to_string(),
                     r.version.map(|v| v.to_string()).unwrap_or_default(),
                     r.state.to_string(),
-                    if r.action == crate::ledger::Action::Plan {
+                    if r.action == crate::engine::ledger::Action::Plan {
                         String::new()
                     } else {
-                        crate::runner::count(r.row_count.max(0) as u64, "row")
+                        crate::engine::runner::count(r.row_count.max(0) as u64, "row")
                     },
                     duration(r),
                     r.operator,
@@ -518,7 +523,7 @@ mod tests {
             checksum: "ab".repeat(32),
             run_id: String::new(),
             state: None,
-            plan: crate::migration::Plan::ungrouped(28, 0, vec![sample]),
+            plan: crate::kit::migration::Plan::ungrouped(28, 0, vec![sample]),
         };
         let text = plans(std::slice::from_ref(&report), Format::Text);
         assert!(

@@ -3,15 +3,15 @@
 
 use crate::db::Value;
 use crate::db::{DbError, ErrorKind, Session};
+use crate::engine::ledger::{self, Action};
+use crate::engine::lock::{self, Lease};
+use crate::engine::options::Options;
+use crate::engine::progress::Progress;
+use crate::engine::retry;
+use crate::engine::signals;
 use crate::error::{Error, Result};
-use crate::ledger::{self, Action};
-use crate::lock::{self, Lease};
-use crate::migration::{Context, Cursor, Key, KeyRange};
-use crate::options::Options;
-use crate::progress::Progress;
+use crate::kit::migration::{Context, Cursor, Key, KeyRange};
 use crate::registry::Registered;
-use crate::retry;
-use crate::signals;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -132,7 +132,7 @@ enum Batched {
 /// What a run holds while it writes: the lease, and the replicas it watches.
 pub(crate) struct Held {
     pub lease: Lease,
-    pub gauge: crate::throttle::Gauge,
+    pub gauge: crate::engine::throttle::Gauge,
 }
 
 /// The batch loop: each batch's writes, its checkpoint and its audit count commit together.
@@ -153,7 +153,12 @@ pub(crate) fn run_batches(
             return Err(Error::Interrupted(sig));
         }
         lock::renew(session, &mut held.lease)?;
-        crate::throttle::wait_for_replicas(session, &mut held.gauge, &mut held.lease, progress)?;
+        crate::engine::throttle::wait_for_replicas(
+            session,
+            &mut held.gauge,
+            &mut held.lease,
+            progress,
+        )?;
         batches += 1;
         let (step, took, tries) =
             attempts(|| one_batch(session, job, key, cursor.as_ref(), size.now, batches))
@@ -650,7 +655,7 @@ pub(crate) fn run_parallel(
     session: &mut dyn Session,
     job: &Job,
     jobs: usize,
-    connect: &crate::options::Connector,
+    connect: &crate::engine::options::Connector,
     opts: &Options,
     held: &mut Held,
     progress: &mut Progress,
@@ -964,12 +969,12 @@ fn split_point(
 /// `--max-replica-lag` for a parallel run: the coordinator reads the lag for the whole run (one
 /// look, not one per worker) and holds every worker before its next batch while it is too high.
 struct ReplicaGate<'g> {
-    gauge: &'g mut crate::throttle::Gauge,
+    gauge: &'g mut crate::engine::throttle::Gauge,
     last: Option<Instant>,
 }
 
 impl<'g> ReplicaGate<'g> {
-    fn new(gauge: &'g mut crate::throttle::Gauge) -> Self {
+    fn new(gauge: &'g mut crate::engine::throttle::Gauge) -> Self {
         ReplicaGate { gauge, last: None }
     }
 

@@ -1,12 +1,12 @@
 //! Reading and fixing the ledger: `status`, `verify [--data]` and `repair`.
 
 use crate::db::Session;
+use crate::engine::ledger::{self, Action, Entry, State};
+use crate::engine::lock;
+use crate::engine::runner::{audit_error, drift_error, drifted, find, new_run, today, Options};
 use crate::error::{Error, Result};
-use crate::ledger::{self, Action, Entry, State};
-use crate::lock;
-use crate::migration::Context;
+use crate::kit::migration::Context;
 use crate::registry::{self, Registered};
-use crate::runner::{audit_error, drift_error, drifted, find, new_run, today, Options};
 use serde::Serialize;
 
 /// One line of `status`.
@@ -62,7 +62,7 @@ pub fn status(session: &mut dyn Session, _opts: &Options) -> Result<Vec<StatusLi
     let sizes = crate::kit::update::sizes(session).unwrap_or_default();
     for l in &mut lines {
         let update_shaped = registry::find(l.version)
-            .is_some_and(|r| r.migration.shape() == crate::migration::Shape::Update);
+            .is_some_and(|r| r.migration.shape() == crate::kit::migration::Shape::Update);
         let size = sizes.iter().find(|(v, _)| *v == l.version).map(|(_, n)| *n);
         if update_shaped || size.is_some() {
             l.journal_rows = Some(size.unwrap_or(0));
@@ -264,7 +264,7 @@ pub fn forget(session: &mut dyn Session, version: i64, opts: &Options) -> Result
         opts,
         Action::Forget,
         |session, reg, entry| {
-            if reg.migration.shape() != crate::migration::Shape::Update {
+            if reg.migration.shape() != crate::kit::migration::Shape::Update {
                 return Err(Error::Usage(format!(
                 "V{version}__{} keeps no undo journal (only UPDATE-shaped migrations do); nothing to forget",
                 reg.name

@@ -3,7 +3,7 @@
 
 use crate::db::{ErrorKind, Session, Value};
 use crate::error::{Error, Result};
-use crate::migration::Cursor;
+use crate::kit::migration::Cursor;
 use chrono::{NaiveDateTime, Utc};
 use serde::Serialize;
 use std::fmt;
@@ -391,9 +391,9 @@ pub fn migrate(session: &mut dyn Session) -> Result<()> {
         match session.migrate_ledger() {
             Ok(()) => return Ok(()),
             Err(_) if is_current(session) => return Ok(()),
-            Err(e) if n < crate::retry::ATTEMPTS && e.kind != crate::db::ErrorKind::Config => {
+            Err(e) if n < crate::engine::retry::ATTEMPTS && e.kind != crate::db::ErrorKind::Config => {
                 tracing::debug!("creating the ledger raced with another runner, retrying: {e}");
-                std::thread::sleep(crate::retry::pause(n));
+                std::thread::sleep(crate::engine::retry::pause(n));
                 n += 1;
             }
             Err(e) if e.is_config() => {
@@ -581,7 +581,7 @@ pub fn start(session: &mut dyn Session, s: &Start) -> Result<()> {
                 cursor(&seen.revert_cursor).as_deref(),
             );
         }
-        crate::retry::conflicts(|| session.execute(&sql, &params))
+        crate::engine::retry::conflicts(|| session.execute(&sql, &params))
     };
     match result {
         Ok(1) => return Ok(()),
@@ -713,7 +713,7 @@ pub fn conclude(
     run_id: &str,
     end: &Ending,
 ) -> crate::db::DbResult<()> {
-    crate::retry::conflicts(|| {
+    crate::engine::retry::conflicts(|| {
         in_transaction(session, |s| {
             if let Some(state) = end.state {
                 finish(s, version, Some(run_id), state, end.error)?;

@@ -56,7 +56,7 @@ pub fn acquire(session: &mut dyn Session, timeout: Duration) -> Result<Lease> {
     let started = Instant::now();
     let mut announced = false;
     loop {
-        if let Some(sig) = crate::signals::requested() {
+        if let Some(sig) = crate::engine::signals::requested() {
             return Err(Error::Interrupted(sig));
         }
         match try_take(session, &lease.owner) {
@@ -197,8 +197,9 @@ pub fn renew(session: &mut dyn Session, lease: &mut Lease) -> Result<()> {
         "UPDATE backfill_lease SET heartbeat_at = {now}, expires_at = {now} + {TTL_SECS} \
          WHERE name = 'runner' AND owner_id = ?"
     );
-    let kept = crate::retry::conflicts(|| session.execute(&sql, &[lease.owner.as_str().into()]))
-        .map_err(lock_error)?;
+    let kept =
+        crate::engine::retry::conflicts(|| session.execute(&sql, &[lease.owner.as_str().into()]))
+            .map_err(lock_error)?;
     if kept != 1 {
         let by = holder(session).unwrap_or_else(|| "nobody".into());
         return Err(Error::Busy(format!(
@@ -220,7 +221,8 @@ pub fn release(session: &mut dyn Session, lease: Lease) {
     let sql =
         "UPDATE backfill_lease SET owner_id = NULL, host = NULL, pid = NULL, acquired_at = NULL, \
                heartbeat_at = NULL, expires_at = NULL WHERE name = 'runner' AND owner_id = ?";
-    if let Err(e) = crate::retry::conflicts(|| session.execute(sql, &[lease.owner.as_str().into()]))
+    if let Err(e) =
+        crate::engine::retry::conflicts(|| session.execute(sql, &[lease.owner.as_str().into()]))
     {
         tracing::debug!("releasing the runner lock failed: {e}");
     }

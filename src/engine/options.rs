@@ -29,7 +29,7 @@ pub struct Options {
     /// Resize every batch toward this duration, starting from `batch_size`; `None`: fixed size.
     pub batch_target: Option<Duration>,
     /// `apply --expect-plan`: refuse unless the plan now equals the reviewed one.
-    pub expect_plan: Option<crate::planfile::PlanFile>,
+    pub expect_plan: Option<crate::engine::planfile::PlanFile>,
     /// `--max-replica-lag`: wait between batches while a replica lags more than this.
     pub max_replica_lag: Option<Duration>,
     /// `--replica-url`: replicas to watch besides those the primary reports itself.

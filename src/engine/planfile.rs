@@ -6,7 +6,7 @@
 
 use crate::db::{Dialect, Identity, Session, Target};
 use crate::error::{Error, Result};
-use crate::migration::Plan;
+use crate::kit::migration::Plan;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

@@ -124,8 +124,8 @@ impl Progress {
                 std::io::stderr(),
                 "{}: {done}{} in {}, {rate:.0} rows/s{eta}",
                 self.label,
-                crate::runner::count(rows, "row"),
-                crate::runner::count(batches, "batch"),
+                crate::engine::runner::count(rows, "row"),
+                crate::engine::runner::count(batches, "batch"),
             );
         }
     }
@@ -149,7 +149,7 @@ impl Progress {
                 label: self.label.clone(),
                 rows: self.rows,
                 batches: self.batches,
-                stopped: crate::signals::requested().is_some(),
+                stopped: crate::engine::signals::requested().is_some(),
             });
         }
     }
@@ -164,13 +164,19 @@ pub fn interrupted() -> Option<String> {
     let mut text = format!(
         "{} committed {} in {} before it stopped",
         stopped.label,
-        crate::runner::count(stopped.rows, "row"),
-        crate::runner::count(stopped.batches, "batch")
+        crate::engine::runner::count(stopped.rows, "row"),
+        crate::engine::runner::count(stopped.batches, "batch")
     );
     let finished: Vec<String> = runs
         .iter()
         .filter(|r| !r.stopped)
-        .map(|r| format!("{} ({})", r.label, crate::runner::count(r.rows, "row")))
+        .map(|r| {
+            format!(
+                "{} ({})",
+                r.label,
+                crate::engine::runner::count(r.rows, "row")
+            )
+        })
         .collect();
     if !finished.is_empty() {
         text.push_str(&format!(", after finishing {}", finished.join(", ")));

@@ -2,17 +2,17 @@
 //! The batch loop itself is in `batch`; status, verify and repair in `inspect`. No dialect-specific
 //! SQL here: that lives in `db/` and in the migrations.
 
-use crate::batch::{prepare, run_batches, run_parallel, Engine, Held, Job, Walk};
 use crate::db::{DbError, Session};
+use crate::engine::batch::{prepare, run_batches, run_parallel, Engine, Held, Job, Walk};
+use crate::engine::ledger::{self, Action, Entry, Run, RunState, Start, State};
+use crate::engine::lock;
+pub use crate::engine::options::{Connector, Options, Replica};
+pub use crate::engine::planfile::PlanReport;
+use crate::engine::progress::Progress;
+use crate::engine::throttle::Gauge;
 use crate::error::{Error, Result};
-use crate::ledger::{self, Action, Entry, Run, RunState, Start, State};
-use crate::lock;
-use crate::migration::{Context, Cursor, Plan, Shape};
-pub use crate::options::{Connector, Options, Replica};
-pub use crate::planfile::PlanReport;
-use crate::progress::Progress;
+use crate::kit::migration::{Context, Cursor, Plan, Shape};
 use crate::registry::{self, Registered};
-use crate::throttle::Gauge;
 use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -181,7 +181,7 @@ fn apply_locked(
     }
     let mut outcomes = Vec::new();
     for reg in todo {
-        if let Some(sig) = crate::signals::requested() {
+        if let Some(sig) = crate::engine::signals::requested() {
             return Err(Error::Interrupted(sig));
         }
         outcomes.push(apply_one(session, reg, opts, held)?);
@@ -260,12 +260,12 @@ fn apply_one(
 fn gate_plan(
     session: &mut dyn Session,
     reg: &Registered,
-    file: &crate::planfile::PlanFile,
+    file: &crate::engine::planfile::PlanFile,
     opts: &Options,
 ) -> Result<()> {
     let plan = compute_plan(session, reg, opts)?;
-    let now = crate::planfile::reviewed(reg.version, reg.name, reg.checksum, &plan);
-    match crate::planfile::gate(file, &now, &plan.group_label) {
+    let now = crate::engine::planfile::reviewed(reg.version, reg.name, reg.checksum, &plan);
+    match crate::engine::planfile::gate(file, &now, &plan.group_label) {
         Ok(()) => Ok(()),
         Err(refusal) => {
             let mut run = new_run(Action::Apply, Some(reg), opts);
@@ -364,9 +364,9 @@ fn run_one(
     // and it fails here, with the ledger untouched, when the app's tables are missing.
     preflight(session, reg)?;
     let span = crate::kit::bounds::span(session, job.key()?).map_err(|e| cannot_start(reg, e))?;
-    crate::retry::conflicts(|| ledger::insert_run(session, &run)).map_err(audit_error)?;
+    crate::engine::retry::conflicts(|| ledger::insert_run(session, &run)).map_err(audit_error)?;
     // We hold the lock, so any apply/revert still marked running is a process that died.
-    let dead = match crate::retry::conflicts(|| {
+    let dead = match crate::engine::retry::conflicts(|| {
         ledger::abandon_dead_runs(session, reg.version, &run.run_id)
     }) {
         Ok(n) => n,
@@ -576,7 +576,7 @@ fn record_failure(
 /// then recovered by the next runner, without passing this run off as a process that died.
 fn record_end(
     session: &mut dyn Session,
-    connect: Option<&crate::options::Connector>,
+    connect: Option<&crate::engine::options::Connector>,
     version: i64,
     run_id: &str,
     end: &ledger::Ending,
@@ -585,7 +585,7 @@ fn record_end(
     let s: &mut dyn Session = match ledger::conclude(session, version, run_id, end) {
         Ok(()) => return Ok(()),
         Err(e) if e.kind == crate::db::ErrorKind::Connection => {
-            match connect.map(crate::options::Connector::open) {
+            match connect.map(crate::engine::options::Connector::open) {
                 Some(Ok(fresh)) => {
                     reopened = fresh;
                     reopened.as_mut()

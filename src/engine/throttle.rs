@@ -7,9 +7,9 @@
 //! PostgreSQL standby, the age of the oldest of our writes it has not applied yet).
 
 use crate::db::{ReplicaState, Session};
+use crate::engine::options::{Options, Replica};
+use crate::engine::progress::Progress;
 use crate::error::{Error, Result};
-use crate::options::{Options, Replica};
-use crate::progress::Progress;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -266,7 +266,7 @@ fn replica_error(replica: &Replica, what: &str, e: crate::db::DbError) -> Error 
 pub fn wait_for_replicas(
     session: &mut dyn Session,
     gauge: &mut Gauge,
-    lease: &mut crate::lock::Lease,
+    lease: &mut crate::engine::lock::Lease,
     progress: &mut Progress,
 ) -> Result<()> {
     let Some(limit) = gauge.limit else {
@@ -279,11 +279,11 @@ pub fn wait_for_replicas(
         }
         progress.note(&lagging.short(limit));
         waiting = true;
-        if let Some(sig) = crate::signals::requested() {
+        if let Some(sig) = crate::engine::signals::requested() {
             return Err(Error::Interrupted(sig));
         }
         // A long wait must not cost the lease: it expires after a minute without renewal.
-        crate::lock::renew(session, lease)?;
+        crate::engine::lock::renew(session, lease)?;
         std::thread::sleep(POLL);
     }
     if waiting {

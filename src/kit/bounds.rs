@@ -1,7 +1,7 @@
 //! Key ranges: the runner's keyset iteration, public for steps that sample or scan the same way.
 
 use crate::db::{DbError, DbResult, ErrorKind, Tx, Value};
-use crate::migration::Key;
+use crate::kit::migration::Key;
 
 /// The last key of the next `size` keys of `key` from `from` on (inclusive), or `None` when there are
 /// none. Keys, never offsets: a batch of another size resumes at the same place.

@@ -10,7 +10,7 @@
 //!   column's old value, so revert then restores what the app wrote, never what was there before.
 
 use crate::db::{DbError, DbResult, Dialect, Tx, Value};
-use crate::migration::{Context, Key, KeyRange};
+use crate::kit::migration::{Context, Key, KeyRange};
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
 
@@ -358,7 +358,12 @@ pub fn sizes(tx: &mut dyn Tx) -> DbResult<Vec<(i64, i64)>> {
             &[],
         )?
         .iter()
-        .map(|r| (crate::migration::int(r, 0), crate::migration::int(r, 1)))
+        .map(|r| {
+            (
+                crate::kit::migration::int(r, 0),
+                crate::kit::migration::int(r, 1),
+            )
+        })
         .collect())
 }
 

@@ -4,7 +4,7 @@
 //! make revert exact, since other writers may set `source = "backfill"` too.
 
 use crate::db::{Dialect, Value};
-use crate::migration::Context;
+use crate::kit::migration::Context;
 
 /// The `metadata` JSON for a row written by this run; `group` is `(field, SQL expression)`.
 pub fn json(d: Dialect, ctx: &Context, group: Option<(&str, &str)>) -> String {

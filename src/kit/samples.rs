@@ -3,7 +3,7 @@
 //! after the first range, instead of sorting every pending row).
 
 use crate::db::{DbResult, Tx, Value};
-use crate::migration::{Group, Key};
+use crate::kit::migration::{Group, Key};
 
 /// Fills `groups` with up to `samples` rows each. `sql` is a ranged query whose parameters are the
 /// range `[lo, hi]` repeated `range_times` times, returning the group key first, then one column per
@@ -29,7 +29,7 @@ pub fn fill(
         let Some(hi) = super::bounds::next_bound(tx, key, lo, span)? else {
             break;
         };
-        let range = crate::migration::KeyRange { lo, hi };
+        let range = crate::kit::migration::KeyRange { lo, hi };
         for row in tx.query(sql, &range.params(range_times))? {
             let group = row.first().and_then(Value::as_i64).unwrap_or(0);
             if let Some(g) = groups.iter_mut().find(|g| g.key == group) {

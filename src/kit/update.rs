@@ -7,7 +7,7 @@
 //! timestamp's microseconds and zone, or a blob come back as they were.
 
 use crate::db::{DbError, DbResult, Dialect, Tx, Value};
-use crate::migration::{Context, DataMigration, Key, KeyRange, Plan, Shape};
+use crate::kit::migration::{Context, DataMigration, Key, KeyRange, Plan, Shape};
 use std::collections::HashMap;
 
 pub use super::journal::{edited, forget, journal, restore, sizes, Change, JOURNAL_KEY};

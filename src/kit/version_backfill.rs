@@ -4,7 +4,9 @@
 
 use crate::db::{DbResult, Dialect, Tx, Value};
 use crate::kit::marker;
-use crate::migration::{int, Context, DataMigration, Group, Grouping, Key, KeyRange, Plan, Shape};
+use crate::kit::migration::{
+    int, Context, DataMigration, Group, Grouping, Key, KeyRange, Plan, Shape,
+};
 
 pub struct VersionBackfill {
     /// The entity table, e.g. `competencies` (columns id, organization_id, name, description).

@@ -82,7 +82,7 @@ impl TestDb {
 
     /// Creates the ledger as the first write would (looks create none).
     pub fn create_ledger(&self) {
-        backfill::ledger::migrate(self.session().as_mut()).expect("create the ledger");
+        backfill::engine::ledger::migrate(self.session().as_mut()).expect("create the ledger");
     }
 
     pub fn session(&self) -> Box<dyn Session> {
