@@ -60,7 +60,7 @@ impl Error {
 impl From<DbError> for Error {
     fn from(e: DbError) -> Self {
         if e.kind == crate::db::ErrorKind::Interrupted {
-            return Error::Interrupted(crate::engine::signals::requested().unwrap_or(15));
+            return Error::Interrupted(crate::signals::requested().unwrap_or(15));
         }
         if e.is_config() {
             Error::Usage(e.to_string())

@@ -16,6 +16,8 @@ pub mod error;
 /// The generated sample of the app's data (the demo, `sample-data`, tests and the benchmark).
 pub mod fixtures;
 pub mod registry;
+/// SIGINT/SIGTERM: a leaf every layer may ask whether to stop.
+pub mod signals;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

@@ -874,7 +874,7 @@ pub fn main() -> i32 {
         Err(code) => return code,
     };
     init_logging(cli.log_format);
-    crate::engine::signals::install();
+    crate::signals::install();
     match run(&cli).and_then(|text| print(&text)) {
         Ok(()) => 0,
         Err(e) => {

@@ -577,7 +577,7 @@ pub(crate) fn bounded_connect<T: Send + 'static>(
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
         }
-        if let Some(sig) = crate::engine::signals::requested() {
+        if let Some(sig) = crate::signals::requested() {
             return Err(DbError::new(
                 ErrorKind::Interrupted,
                 format!("interrupted by signal {sig} while connecting"),

@@ -133,7 +133,7 @@ impl Io {
 /// Why a request waiting to start is given up, if it is: a signal, or the statement timeout.
 fn given_up(waited: Duration, limit: Option<Duration>, redacted: &str) -> Option<DbError> {
     // A transaction that starts at once is let be: the runner records how the run ended with it.
-    if let Some(sig) = crate::engine::signals::requested().filter(|_| waited >= SIGNAL_AFTER) {
+    if let Some(sig) = crate::signals::requested().filter(|_| waited >= SIGNAL_AFTER) {
         return Some(DbError::new(
             ErrorKind::Interrupted,
             format!("interrupted by signal {sig} while waiting for a server connection"),

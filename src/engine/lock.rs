@@ -56,7 +56,7 @@ pub fn acquire(session: &mut dyn Session, timeout: Duration) -> Result<Lease> {
     let started = Instant::now();
     let mut announced = false;
     loop {
-        if let Some(sig) = crate::engine::signals::requested() {
+        if let Some(sig) = crate::signals::requested() {
             return Err(Error::Interrupted(sig));
         }
         match try_take(session, &lease.owner) {

@@ -1,8 +1,8 @@
 //! The engine: what runs migrations. `runner` picks and runs them under the `lock` (a lease) with
 //! the `ledger`'s state transitions; `batch` is the fenced batch loop (and `--jobs` workers); `retry`
 //! and `throttle` keep it going under conflicts and replica lag; `planfile` gates an apply on a
-//! reviewed plan; `inspect` is status, verify, repair and forget; `progress` and `signals` talk to
-//! the operator.
+//! reviewed plan; `inspect` is status, verify, repair and forget; `progress` talks to the operator
+//! (SIGINT/SIGTERM are the crate-root `signals` leaf, so db can see them too).
 
 pub mod batch;
 pub mod inspect;
@@ -13,5 +13,4 @@ pub mod planfile;
 pub mod progress;
 pub mod retry;
 pub mod runner;
-pub mod signals;
 pub mod throttle;

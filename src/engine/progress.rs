@@ -149,7 +149,7 @@ impl Progress {
                 label: self.label.clone(),
                 rows: self.rows,
                 batches: self.batches,
-                stopped: crate::engine::signals::requested().is_some(),
+                stopped: crate::signals::requested().is_some(),
             });
         }
     }

@@ -181,7 +181,7 @@ fn apply_locked(
     }
     let mut outcomes = Vec::new();
     for reg in todo {
-        if let Some(sig) = crate::engine::signals::requested() {
+        if let Some(sig) = crate::signals::requested() {
             return Err(Error::Interrupted(sig));
         }
         outcomes.push(apply_one(session, reg, opts, held)?);

@@ -279,7 +279,7 @@ pub fn wait_for_replicas(
         }
         progress.note(&lagging.short(limit));
         waiting = true;
-        if let Some(sig) = crate::engine::signals::requested() {
+        if let Some(sig) = crate::signals::requested() {
             return Err(Error::Interrupted(sig));
         }
         // A long wait must not cost the lease: it expires after a minute without renewal.

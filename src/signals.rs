@@ -1,5 +1,8 @@
 //! SIGINT/SIGTERM: the first asks the runner to stop after the current batch commits; a second one
 //! exits at once (the open transaction is rolled back by the database).
+//!
+//! A leaf: it depends on nothing of ours, so every layer (db, kit, engine, cli) and `error` may ask
+//! whether the operator asked us to stop without reaching up.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
