@@ -1,0 +1,586 @@
+//! `backfill_chunks`: the key ranges of a parallel run (`--jobs N`, ledger schema V4).
+//!
+//! A parallel run splits its key range into chunks; each worker takes a pending chunk with a
+//! compare-and-set and runs batches inside it. Every batch is fenced on its chunk row (owning run, the
+//! chunk's cursor) and commits its writes with the chunk's checkpoint, so the workers never wait on one
+//! hot row. A later run takes the chunks over in one statement (the old run's workers then fail their
+//! next fence), and the finished run folds the chunks' counts into `backfill_migrations` and into the
+//! audit rows of the runs that wrote them, then deletes them, in one transaction.
+
+use super::migrations::{entry, own_migration, Entry};
+use super::{cursor_column, in_transaction, int, ledger_error, now, schema_version, text, Action};
+use crate::db::{Session, Value};
+use crate::error::{Error, Result};
+
+/// One key range of a parallel run, named by its first key (chunks never overlap).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// First key of the range (inclusive).
+    pub lo: i64,
+    /// Last key of the range (inclusive); a split lowers it, so a worker reads it in each batch.
+    pub hi: i64,
+    /// The last key done in this chunk; `None` before its first batch.
+    pub cursor: Option<i64>,
+    /// `pending` (no worker), `running` (one worker of its owner run), `done`.
+    pub state: String,
+    pub rows: i64,
+    pub batches: i64,
+}
+
+impl Chunk {
+    pub fn is_done(&self) -> bool {
+        self.state == CHUNK_DONE
+    }
+}
+
+const CHUNK_PENDING: &str = "pending";
+const CHUNK_RUNNING: &str = "running";
+const CHUNK_DONE: &str = "done";
+
+const CHUNK_COLUMNS: &str = "lo_key, hi_key, cursor_key, state, row_count, batches";
+
+fn parse_chunk(r: &[Value]) -> Chunk {
+    Chunk {
+        lo: int(&r[0]),
+        hi: int(&r[1]),
+        cursor: r[2].as_i64(),
+        state: text(&r[3]).unwrap_or_default(),
+        rows: int(&r[4]),
+        batches: int(&r[5]),
+    }
+}
+
+/// The chunks of `version`'s `action`, in key order; empty when no parallel run left any.
+pub fn chunks(
+    session: &mut dyn Session,
+    version: i64,
+    action: Action,
+) -> crate::db::DbResult<Vec<Chunk>> {
+    let sql = format!(
+        "SELECT {CHUNK_COLUMNS} FROM backfill_chunks WHERE version = ? AND action = ? ORDER BY lo_key"
+    );
+    let rows = session.query(&sql, &[Value::Int(version), action.as_str().into()])?;
+    Ok(rows.iter().map(|r| parse_chunk(r)).collect())
+}
+
+/// Keys no chunk of `version`'s `action` covers, when chunks are left. A parallel run's chunks tile
+/// the keys from just after the migration's cursor (unchanged while they exist) to the largest key
+/// there can be, and splits keep them so: a hole means a chunk row was deleted, and its keys would
+/// never be walked while the run still ended `applied`. Ledger damage (exit 3), with the fix.
+pub fn chunk_gap(session: &mut dyn Session, version: i64, action: Action) -> Result<()> {
+    let left = chunks(session, version, action).map_err(|e| ledger_error("backfill_chunks", e))?;
+    if left.is_empty() {
+        return Ok(());
+    }
+    let cursor = entry(session, version)?.and_then(|e| match action {
+        Action::Revert => e.revert_cursor,
+        _ => e.apply_cursor,
+    });
+    let mut next = match cursor {
+        None => Some(i64::MIN),
+        // A cursor that is not a key is named by the run itself.
+        Some(c) => match c.id() {
+            Some(id) => id.checked_add(1),
+            None => return Ok(()),
+        },
+    };
+    for c in &left {
+        match next {
+            Some(n) if c.lo > n => return Err(hole(version, action, n, c.lo - 1)),
+            Some(n) if c.hi >= n => next = c.hi.checked_add(1),
+            _ => {}
+        }
+    }
+    match next {
+        Some(n) => Err(hole(version, action, n, i64::MAX)),
+        None => Ok(()),
+    }
+}
+
+fn hole(version: i64, action: Action, lo: i64, hi: i64) -> Error {
+    Error::Ledger(format!(
+        "the ledger's chunks of V{version}'s {action} do not cover keys {lo} to {hi} (a backfill_chunks row was deleted?): those keys may never have been walked; put them back as a pending chunk, and the next `backfill {action} {version}` walks them: INSERT INTO backfill_chunks (version, action, lo_key, hi_key, cursor_key, state, owner_run, row_count, owner_rows, batches) VALUES ({version}, '{action}', {lo}, {hi}, NULL, 'pending', 'restored', 0, 0, 0)"
+    ))
+}
+
+/// How a run found the chunks of its action once it owned the migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prepared {
+    /// Another runner took the migration over first: do nothing.
+    Overtaken,
+    /// An earlier parallel run's chunks, now this run's (resume them, whatever `--jobs`).
+    TookOver,
+    /// New chunks, from the given ranges.
+    Created,
+    /// No chunks: the plain batch loop.
+    Single,
+}
+
+/// Settles the chunks of `version`'s `action` for a run that has just started it (`ledger::start`), in
+/// one transaction fenced on the migration row (so never from a stale read: a runner that lost the
+/// start touches no chunk):
+/// - chunks of the other action (an abandoned parallel run): folded into the counts and dropped;
+/// - chunks left by another run, and this run resumes: it takes them over, in one statement, so a
+///   worker of the run it replaces fails its next fence and writes nothing more (what the replaced
+///   runs wrote goes to their audit rows first);
+/// - chunks left, and this run starts over (`fresh`): they are folded into the counts and dropped;
+/// - then, with `ranges`, new chunks owned by this run.
+pub fn prepare_chunks(
+    session: &mut dyn Session,
+    version: i64,
+    action: Action,
+    run_id: &str,
+    fresh: bool,
+    ranges: Option<&[(i64, i64)]>,
+) -> crate::db::DbResult<Prepared> {
+    let prepared = in_transaction(session, |s| {
+        if !own_migration(s, version, run_id)? {
+            return Ok(Some(Prepared::Overtaken));
+        }
+        // Chunks of the other action are an abandoned parallel run's (this run owns the migration
+        // now): count what they wrote and drop them.
+        let other = match action {
+            Action::Revert => Action::Apply,
+            _ => Action::Revert,
+        };
+        let undone = fold_locked(s, version, other, None)?;
+        if fresh && action == Action::Apply && undone.is_some_and(|f| f.rows > 0) {
+            // `start` already turned what was reverted into fewer applied rows; the revert chunks
+            // folded just now are more of the same, or a fresh apply would count them twice.
+            s.execute(
+                "UPDATE backfill_migrations SET rows_applied = rows_applied - rows_reverted, rows_reverted = 0 WHERE version = ?",
+                &[Value::Int(version)],
+            )?;
+        }
+        let lock = s.dialect().for_update();
+        let left = s.query(
+            &format!("SELECT lo_key FROM backfill_chunks WHERE version = ? AND action = ?{lock}"),
+            &[Value::Int(version), action.as_str().into()],
+        )?;
+        if !left.is_empty() {
+            if !fresh {
+                settle_owner_rows(s, version, action, Runs::Except(run_id))?;
+                s.execute(
+                    &format!(
+                        "UPDATE backfill_chunks SET owner_run = ?, state = '{CHUNK_PENDING}' \
+                         WHERE version = ? AND action = ? AND state <> '{CHUNK_DONE}'"
+                    ),
+                    &[run_id.into(), Value::Int(version), action.as_str().into()],
+                )?;
+                return Ok(Some(Prepared::TookOver));
+            }
+            fold_locked(s, version, action, None)?;
+        }
+        let Some(ranges) = ranges.filter(|r| !r.is_empty()) else {
+            return Ok(Some(Prepared::Single));
+        };
+        // One row per job: one statement.
+        let mut sql = String::from(
+            "INSERT INTO backfill_chunks (version, action, lo_key, hi_key, cursor_key, state, owner_run, \
+             row_count, owner_rows, batches) VALUES ",
+        );
+        let mut params = Vec::with_capacity(ranges.len() * 5);
+        for (i, (lo, hi)) in ranges.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(?, ?, ?, ?, NULL, '{CHUNK_PENDING}', ?, 0, 0, 0)"
+            ));
+            params.extend([
+                Value::Int(version),
+                action.as_str().into(),
+                Value::Int(*lo),
+                Value::Int(*hi),
+                run_id.into(),
+            ]);
+        }
+        s.execute(&sql, &params)?;
+        Ok(Some(Prepared::Created))
+    })?;
+    Ok(prepared.unwrap_or(Prepared::Overtaken))
+}
+
+/// Whose rows `settle_owner_rows` moves to the audit table.
+#[derive(Clone, Copy)]
+enum Runs<'a> {
+    All,
+    Except(&'a str),
+    Only(&'a str),
+}
+
+/// A parallel run that stops early (failed, interrupted, overtaken) moves what it wrote to its own
+/// audit row, so `backfill log` counts it now; its chunks stay for the run that resumes them.
+pub fn settle_run_rows(
+    session: &mut dyn Session,
+    version: i64,
+    action: Action,
+    run_id: &str,
+) -> crate::db::DbResult<()> {
+    in_transaction(session, |s| {
+        settle_owner_rows(s, version, action, Runs::Only(run_id)).map(Some)
+    })
+    .map(|_| ())
+}
+
+/// Adds what other runs wrote in these chunks (`owner_rows`) to their audit rows and zeroes it, so each
+/// run's `row_count` holds exactly its committed batches however it ended. Inside a transaction.
+fn settle_owner_rows(
+    session: &mut dyn Session,
+    version: i64,
+    action: Action,
+    runs: Runs,
+) -> crate::db::DbResult<()> {
+    let lock = session.dialect().for_update();
+    let mut sql = "SELECT owner_run, owner_rows FROM backfill_chunks WHERE version = ? AND action = ? AND owner_rows <> 0"
+        .to_string();
+    let mut params = vec![Value::Int(version), action.as_str().into()];
+    let only = match runs {
+        Runs::All => "",
+        Runs::Except(_) => " AND owner_run <> ?",
+        Runs::Only(_) => " AND owner_run = ?",
+    };
+    if let Runs::Except(run) | Runs::Only(run) = runs {
+        sql.push_str(only);
+        params.push(run.into());
+    }
+    sql.push_str(lock);
+    let mut per_run: std::collections::BTreeMap<String, i64> = Default::default();
+    for r in session.query(&sql, &params)? {
+        *per_run.entry(text(&r[0]).unwrap_or_default()).or_default() += int(&r[1]);
+    }
+    for (run, rows) in &per_run {
+        session.execute(
+            "UPDATE backfill_runs SET row_count = row_count + ? WHERE run_id = ?",
+            &[Value::Int(*rows), run.as_str().into()],
+        )?;
+    }
+    if !per_run.is_empty() {
+        let sql = format!(
+            "UPDATE backfill_chunks SET owner_rows = 0 WHERE version = ? AND action = ? AND owner_rows <> 0{only}"
+        );
+        session.execute(&sql, &params)?;
+    }
+    Ok(())
+}
+
+/// One worker takes the next pending chunk of its run (a compare-and-set; two workers never get the
+/// same chunk). `None`: no pending chunk is left for this run.
+pub fn claim_chunk(
+    session: &mut dyn Session,
+    version: i64,
+    action: Action,
+    run_id: &str,
+) -> crate::db::DbResult<Option<Chunk>> {
+    let pick = format!(
+        "SELECT {CHUNK_COLUMNS} FROM backfill_chunks WHERE version = ? AND action = ? AND owner_run = ? \
+         AND state = '{CHUNK_PENDING}' ORDER BY lo_key LIMIT 1"
+    );
+    let take = format!(
+        "UPDATE backfill_chunks SET state = '{CHUNK_RUNNING}' WHERE version = ? AND action = ? AND lo_key = ? \
+         AND owner_run = ? AND state = '{CHUNK_PENDING}'"
+    );
+    loop {
+        let rows = session.query(
+            &pick,
+            &[Value::Int(version), action.as_str().into(), run_id.into()],
+        )?;
+        let Some(mut chunk) = rows.first().map(|r| parse_chunk(r)) else {
+            return Ok(None);
+        };
+        let params = [
+            Value::Int(version),
+            action.as_str().into(),
+            Value::Int(chunk.lo),
+            run_id.into(),
+        ];
+        if session.execute(&take, &params)? == 1 {
+            chunk.state = CHUNK_RUNNING.into();
+            return Ok(Some(chunk));
+        }
+        // Another worker took it between the look and the take: look again.
+    }
+}
+
+/// The fence of a batch in a chunk: the first statement of its transaction. A compare-and-set on
+/// (chunk, owning run, the cursor the batch starts from) that locks the chunk row, then the chunk's
+/// last key as it is now (another worker of the run may have split the upper part off, which it
+/// can only do while no batch holds the row). `None`: the run was taken over (or the chunk moved
+/// on); the batch must roll back.
+pub fn fence_chunk(
+    session: &mut dyn Session,
+    version: i64,
+    action: Action,
+    lo: i64,
+    run_id: &str,
+    from: Option<i64>,
+) -> crate::db::DbResult<Option<i64>> {
+    let mut sql = format!(
+        "UPDATE backfill_chunks SET batches = batches WHERE version = ? AND action = ? AND lo_key = ? \
+         AND owner_run = ? AND state = '{CHUNK_RUNNING}'"
+    );
+    let mut params = vec![
+        Value::Int(version),
+        action.as_str().into(),
+        Value::Int(lo),
+        run_id.into(),
+    ];
+    match from {
+        Some(c) => {
+            sql.push_str(" AND cursor_key = ?");
+            params.push(Value::Int(c));
+        }
+        None => sql.push_str(" AND cursor_key IS NULL"),
+    }
+    if session.execute(&sql, &params)? != 1 {
+        return Ok(None);
+    }
+    Ok(session
+        .query_scalar(
+            "SELECT hi_key FROM backfill_chunks WHERE version = ? AND action = ? AND lo_key = ?",
+            &[Value::Int(version), action.as_str().into(), Value::Int(lo)],
+        )?
+        .as_i64())
+}
+
+/// A batch's checkpoint in its chunk (inside the batch transaction, after `fence_chunk`): the last key
+/// done, the rows written, and whether the chunk is finished. `cursor: None` keeps the cursor (a look
+/// that found no key left).
+#[allow(clippy::too_many_arguments)]
+pub fn checkpoint_chunk(
+    session: &mut dyn Session,
+    version: i64,
+    action: Action,
+    lo: i64,
+    run_id: &str,
+    cursor: Option<i64>,
+    rows: u64,
+    done: bool,
+) -> crate::db::DbResult<()> {
+    let state = if done { CHUNK_DONE } else { CHUNK_RUNNING };
+    let (set_cursor, counted) = match cursor {
+        Some(_) => ("cursor_key = ?, ", ", batches = batches + 1"),
+        None => ("", ""),
+    };
+    let sql = format!(
+        "UPDATE backfill_chunks SET {set_cursor}row_count = row_count + ?, owner_rows = owner_rows + ?, \
+         state = '{state}'{counted} WHERE version = ? AND action = ? AND lo_key = ? AND owner_run = ?"
+    );
+    let mut params = Vec::new();
+    if let Some(c) = cursor {
+        params.push(Value::Int(c));
+    }
+    params.extend([
+        Value::Int(rows as i64),
+        Value::Int(rows as i64),
+        Value::Int(version),
+        action.as_str().into(),
+        Value::Int(lo),
+        run_id.into(),
+    ]);
+    session.execute(&sql, &params).map(|_| ())
+}
+
+/// Splits the upper part `[at, hi]` off this run's running chunk that starts at `lo` and ends at
+/// `hi`, as a new running chunk for the calling worker: a compare-and-set on the chunk's last key and
+/// on its cursor being below `at`, so a batch of its worker is never cut (the row is locked while a
+/// batch runs, and a batch that committed past `at` makes the split fail). `None`: the chunk moved
+/// on; look again.
+pub fn split_chunk(
+    session: &mut dyn Session,
+    version: i64,
+    action: Action,
+    run_id: &str,
+    (lo, hi): (i64, i64),
+    at: i64,
+) -> crate::db::DbResult<Option<Chunk>> {
+    if at <= lo || at > hi {
+        return Ok(None);
+    }
+    in_transaction(session, |s| {
+        let shrunk = s.execute(
+            &format!(
+                "UPDATE backfill_chunks SET hi_key = ? WHERE version = ? AND action = ? AND lo_key = ? \
+                 AND owner_run = ? AND state = '{CHUNK_RUNNING}' AND hi_key = ? \
+                 AND (cursor_key IS NULL OR cursor_key < ?)"
+            ),
+            &[
+                Value::Int(at - 1),
+                Value::Int(version),
+                action.as_str().into(),
+                Value::Int(lo),
+                run_id.into(),
+                Value::Int(hi),
+                Value::Int(at),
+            ],
+        )?;
+        if shrunk != 1 {
+            return Ok(None);
+        }
+        s.execute(
+            &format!(
+                "INSERT INTO backfill_chunks (version, action, lo_key, hi_key, cursor_key, state, owner_run, \
+                 row_count, owner_rows, batches) VALUES (?, ?, ?, ?, NULL, '{CHUNK_RUNNING}', ?, 0, 0, 0)"
+            ),
+            &[
+                Value::Int(version),
+                action.as_str().into(),
+                Value::Int(at),
+                Value::Int(hi),
+                run_id.into(),
+            ],
+        )?;
+        Ok(Some(Chunk {
+            lo: at,
+            hi,
+            cursor: None,
+            state: CHUNK_RUNNING.into(),
+            rows: 0,
+            batches: 0,
+        }))
+    })
+}
+
+/// This run's running chunks, for a worker that found none pending and looks for one to split.
+pub fn running_chunks(
+    session: &mut dyn Session,
+    version: i64,
+    action: Action,
+    run_id: &str,
+) -> crate::db::DbResult<Vec<Chunk>> {
+    let sql = format!(
+        "SELECT {CHUNK_COLUMNS} FROM backfill_chunks WHERE version = ? AND action = ? AND owner_run = ? \
+         AND state = '{CHUNK_RUNNING}' ORDER BY lo_key"
+    );
+    let rows = session.query(
+        &sql,
+        &[Value::Int(version), action.as_str().into(), run_id.into()],
+    )?;
+    Ok(rows.iter().map(|r| parse_chunk(r)).collect())
+}
+
+/// What folding a parallel run's chunks into the ledger found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Folded {
+    /// Rows of every chunk (every run that worked on them).
+    pub rows: i64,
+    pub batches: i64,
+    /// Rows written by the folding run itself.
+    pub own_rows: i64,
+}
+
+/// Ends the chunks of `version`'s `action`, in one transaction: each run's rows go to its audit row,
+/// the chunks' totals to `backfill_migrations`, and the chunks are deleted.
+///
+/// With `run_id` it is the end of that run's parallel work: fenced on the migration row (`None` when
+/// another runner took over), refused while a chunk is unfinished, and the migration's cursor becomes
+/// the last key done. Without, it settles what an abandoned parallel run left before another kind of
+/// run starts (the cursors stay: the new run resets its own).
+pub fn fold_chunks(
+    session: &mut dyn Session,
+    version: i64,
+    action: Action,
+    run_id: Option<&str>,
+) -> crate::db::DbResult<Option<Folded>> {
+    in_transaction(session, |s| {
+        if let Some(run) = run_id {
+            if !own_migration(s, version, run)? {
+                return Ok(None);
+            }
+        }
+        fold_locked(s, version, action, run_id)
+    })
+}
+
+/// The fold itself, inside the caller's transaction; `None` (with `run_id`) while a chunk is
+/// unfinished.
+fn fold_locked(
+    s: &mut dyn Session,
+    version: i64,
+    action: Action,
+    run_id: Option<&str>,
+) -> crate::db::DbResult<Option<Folded>> {
+    let lock = s.dialect().for_update();
+    let rows = s.query(
+        &format!(
+            "SELECT owner_run, owner_rows, row_count, batches, cursor_key, state FROM backfill_chunks \
+             WHERE version = ? AND action = ?{lock}"
+        ),
+        &[Value::Int(version), action.as_str().into()],
+    )?;
+    // The end of a run: every chunk done. None at all means another runner folded them (it took the
+    // migration over and started afresh): not ours to finish.
+    if run_id.is_some()
+        && (rows.is_empty()
+            || rows
+                .iter()
+                .any(|r| text(&r[5]).as_deref() != Some(CHUNK_DONE)))
+    {
+        return Ok(None);
+    }
+    if rows.is_empty() {
+        return Ok(Some(Folded::default()));
+    }
+    let mut folded = Folded::default();
+    let mut last: Option<i64> = None;
+    for r in &rows {
+        if run_id.is_some_and(|run| text(&r[0]).as_deref() == Some(run)) {
+            folded.own_rows += int(&r[1]);
+        }
+        folded.rows += int(&r[2]);
+        folded.batches += int(&r[3]);
+        last = last.max(r[4].as_i64());
+    }
+    settle_owner_rows(s, version, action, Runs::All)?;
+    let rows_col = match action {
+        Action::Revert => "rows_reverted",
+        _ => "rows_applied",
+    };
+    let mut sql = format!(
+        "UPDATE backfill_migrations SET {rows_col} = {rows_col} + ?, batches = batches + ?, updated_at = ?"
+    );
+    let mut params = vec![
+        Value::Int(folded.rows),
+        Value::Int(folded.batches),
+        Value::Timestamp(now()),
+    ];
+    if let (Some(_), Some(key)) = (run_id, last) {
+        sql.push_str(&format!(", {} = ?", cursor_column(action)));
+        params.push(Value::Text(key.to_string()));
+    }
+    sql.push_str(" WHERE version = ?");
+    params.push(Value::Int(version));
+    s.execute(&sql, &params)?;
+    s.execute(
+        "DELETE FROM backfill_chunks WHERE version = ? AND action = ?",
+        &[Value::Int(version), action.as_str().into()],
+    )?;
+    Ok(Some(folded))
+}
+
+/// Adds the rows and batches of unfinished parallel runs (still in their chunks) to the entries, so
+/// `status` and `verify` count what is already written. Nothing on a ledger older than V4.
+pub(super) fn add_chunk_progress(session: &mut dyn Session, entries: &mut [Entry]) -> Result<()> {
+    if entries.is_empty() || schema_version(session)?.is_none_or(|v| v < 4) {
+        return Ok(());
+    }
+    let rows = session
+        .query(
+            "SELECT version, action, SUM(row_count), SUM(batches) FROM backfill_chunks GROUP BY version, action",
+            &[],
+        )
+        .map_err(|e| ledger_error("backfill_chunks", e))?;
+    for r in rows {
+        let Some(e) = entries.iter_mut().find(|e| e.version == int(&r[0])) else {
+            continue;
+        };
+        let (rows, batches) = (int(&r[2]), int(&r[3]));
+        if text(&r[1]).as_deref() == Some(Action::Revert.as_str()) {
+            e.rows_reverted += rows;
+        } else {
+            e.rows_applied += rows;
+        }
+        e.batches += batches;
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! The states of the ledger's rows, as stored (lowercase words), and what they mean.
+
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Running,
+    Applied,
+    Failed,
+    Reverting,
+    Reverted,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Applied => "applied",
+            State::Failed => "failed",
+            State::Reverting => "reverting",
+            State::Reverted => "reverted",
+        }
+    }
+    /// Work was in progress: either a live runner holds the lock, or the runner died.
+    pub fn in_progress(self) -> bool {
+        matches!(self, State::Running | State::Reverting)
+    }
+}
+
+impl FromStr for State {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s {
+            "running" => State::Running,
+            "applied" => State::Applied,
+            "failed" => State::Failed,
+            "reverting" => State::Reverting,
+            "reverted" => State::Reverted,
+            other => return Err(other.to_string()),
+        })
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Plan,
+    Apply,
+    Revert,
+    Repair,
+    Forget,
+}
+
+/// What a run ended as (or is): the `state` column of `backfill_runs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Running,
+    Succeeded,
+    Failed,
+    /// Refused for safety (exit 5) before writing anything.
+    Refused,
+    /// Its process died; the next runner recorded it so.
+    Abandoned,
+    /// Stopped by SIGINT/SIGTERM after its last committed batch.
+    Interrupted,
+    /// Overtaken by another runner (fencing); its open batch rolled back.
+    Stopped,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Refused => "refused",
+            RunState::Abandoned => "abandoned",
+            RunState::Interrupted => "interrupted",
+            RunState::Stopped => "stopped",
+        }
+    }
+}
+
+impl FromStr for RunState {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [
+            RunState::Running,
+            RunState::Succeeded,
+            RunState::Failed,
+            RunState::Refused,
+            RunState::Abandoned,
+            RunState::Interrupted,
+            RunState::Stopped,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .ok_or_else(|| s.to_string())
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [
+            Action::Plan,
+            Action::Apply,
+            Action::Revert,
+            Action::Repair,
+            Action::Forget,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+        .ok_or_else(|| s.to_string())
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Plan => "plan",
+            Action::Apply => "apply",
+            Action::Revert => "revert",
+            Action::Repair => "repair",
+            Action::Forget => "forget",
+        }
+    }
+}
