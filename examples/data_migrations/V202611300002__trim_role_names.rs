@@ -13,7 +13,7 @@ pub static MIGRATION: TrimRoleNames = TrimRoleNames;
 const UNTRIMMED: &str = "LENGTH(name) <> LENGTH(TRIM(name))";
 
 impl DataMigration for TrimRoleNames {
-    fn shape(&self) -> Shape {
+    fn shape(&self) -> Shape<'_> {
         Shape::Irreversible("the blanks it removes are not kept anywhere")
     }
 

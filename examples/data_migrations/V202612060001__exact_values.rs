@@ -25,7 +25,7 @@ impl PerDialect {
 }
 
 impl DataMigration for PerDialect {
-    fn shape(&self) -> Shape {
+    fn shape(&self) -> Shape<'_> {
         Shape::Update
     }
     fn key(&self) -> Key {

@@ -12,8 +12,8 @@ const TEMPLATE: &str = r#"//! __NAME__: say what this backfill changes, for whic
 //! - UPDATE-shaped (this template): the table, its integer key, the columns and the SQL of their new
 //!   values over the row `t`; the runner walks the key in batches, journals old values and revert
 //!   restores them exactly.
-//! - INSERT-shaped: implement `DataMigration` with `Shape::Insert`, marking rows with
-//!   `kit::marker::json` (see `src/kit/version_backfill.rs`).
+//! - INSERT-shaped: implement `DataMigration` and `Revert`, with `Shape::Insert(self)`, marking rows
+//!   with `kit::marker::json` (see `src/kit/version_backfill.rs`).
 //! - Irreversible: `Shape::Irreversible("why")` (see `examples/data_migrations/`).
 //!
 //! Its test is `tests/__TEST__`: plan == apply, idempotent, verify clean, exact revert, on every dialect.

@@ -97,13 +97,8 @@ impl<'a> Job<'a> {
     pub(crate) fn key(&self) -> Result<Key> {
         match self.walk {
             Walk::Apply => Ok(self.reg.migration.key()),
-            Walk::Restore { .. } => Ok(crate::kit::update::JOURNAL_KEY),
-            Walk::DeleteMarked => self.reg.migration.revert_key().ok_or_else(|| {
-                Error::Usage(format!(
-                    "V{}__{} is INSERT-shaped but names no revert key; its author must add `revert_key`",
-                    self.reg.version, self.reg.name
-                ))
-            }),
+            Walk::Restore { .. } => Ok(crate::kit::journal::JOURNAL_KEY),
+            Walk::DeleteMarked => self.insert_revert().map(|undo| undo.revert_key()),
         }
     }
 
@@ -111,11 +106,28 @@ impl<'a> Job<'a> {
         let m = self.reg.migration;
         match self.walk {
             Walk::Apply => m.apply(tx, self.ctx, range),
-            Walk::DeleteMarked => m.revert(tx, self.ctx, range),
+            Walk::DeleteMarked => match m.shape().insert_revert() {
+                Some(undo) => undo.revert(tx, self.ctx, range),
+                None => Err(crate::db::DbError::query(format!(
+                    "V{}__{} is not INSERT-shaped: it has no rows of its own to delete",
+                    self.reg.version, self.reg.name
+                ))),
+            },
             Walk::Restore { force } => {
-                crate::kit::update::restore(tx, self.ctx.version, range, force)
+                crate::kit::journal::restore(tx, self.ctx.version, range, force)
             }
         }
+    }
+
+    /// `Walk::DeleteMarked` is chosen only for `Shape::Insert`, which always carries its revert;
+    /// the error is for a walk built by hand.
+    fn insert_revert(&self) -> Result<&'static dyn crate::kit::migration::Revert> {
+        self.reg.migration.shape().insert_revert().ok_or_else(|| {
+            Error::Usage(format!(
+                "V{}__{} is not INSERT-shaped: it has no rows of its own to delete",
+                self.reg.version, self.reg.name
+            ))
+        })
     }
 }
 

@@ -59,7 +59,7 @@ pub fn status(session: &mut dyn Session, _opts: &Options) -> Result<Vec<StatusLi
         }
     }
     // The journal is in ledger V3; a read-only look at an older ledger has none.
-    let sizes = crate::kit::update::sizes(session).unwrap_or_default();
+    let sizes = crate::kit::journal::sizes(session).unwrap_or_default();
     for l in &mut lines {
         let update_shaped = registry::find(l.version)
             .is_some_and(|r| r.migration.shape() == crate::kit::migration::Shape::Update);
@@ -276,7 +276,7 @@ pub fn forget(session: &mut dyn Session, version: i64, opts: &Options) -> Result
                     entry.state
                 )));
             }
-            let dropped = crate::kit::update::forget(session, version)?;
+            let dropped = crate::kit::journal::forget(session, version)?;
             Ok(format!(
             "dropped the undo journal of V{version}__{} ({dropped} entries); it can no longer be reverted",
             reg.name

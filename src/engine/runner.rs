@@ -639,7 +639,7 @@ fn revert_walk(reg: &Registered, group: Option<i64>, force: bool) -> Result<Walk
             "{name} is UPDATE-shaped: its journal restores rows, not groups; revert it whole"
         ))),
         (Shape::Update, _, None) => Ok(Walk::Restore { force }),
-        (Shape::Insert, _, _) => Ok(Walk::DeleteMarked),
+        (Shape::Insert(_), _, _) => Ok(Walk::DeleteMarked),
     }
 }
 
@@ -735,8 +735,9 @@ fn refuse_edited(
 ) -> Result<()> {
     session.begin(true)?;
     let edited = match reg.migration.shape() {
-        Shape::Update => crate::kit::update::edited(session, ctx.version),
-        _ => reg.migration.edited_rows(session, ctx),
+        Shape::Update => crate::kit::journal::edited(session, ctx.version),
+        Shape::Insert(undo) => undo.edited_rows(session, ctx),
+        Shape::Irreversible(_) => Ok(Vec::new()),
     };
     let _ = session.rollback();
     let edited = edited?;

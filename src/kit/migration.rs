@@ -65,17 +65,74 @@ impl KeyRange {
 }
 
 /// How a migration is undone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
-    /// It inserts rows marked with its identity (`kit::marker`); revert deletes exactly those, walking
-    /// `revert_key` with the migration's `revert` step.
-    Insert,
+#[derive(Clone, Copy)]
+pub enum Shape<'a> {
+    /// It inserts rows marked with its identity (`kit::marker`); revert deletes exactly those with
+    /// the given [`Revert`]. The variant cannot be written without one, so an INSERT-shaped migration
+    /// cannot forget its revert (which would record `reverted` having deleted nothing):
+    ///
+    /// ```compile_fail
+    /// # use backfill::kit::migration::Shape;
+    /// # fn shape<'a>() -> Shape<'a> {
+    /// Shape::Insert // no revert: error[E0308], expected `Shape<'_>`, found fn item
+    /// # }
+    /// ```
+    Insert(&'a dyn Revert),
     /// It changes existing rows through `kit::update`, which journals each row's old and new values in
     /// the ledger (`backfill_undo`) in the batch's transaction; revert restores the old values and is
     /// the runner's own work.
     Update,
     /// It cannot be undone; `revert` refuses (exit 2) with this reason.
     Irreversible(&'static str),
+}
+
+impl<'a> Shape<'a> {
+    /// The INSERT shape's revert; `None` for the others.
+    pub fn insert_revert(self) -> Option<&'a dyn Revert> {
+        match self {
+            Shape::Insert(undo) => Some(undo),
+            _ => None,
+        }
+    }
+}
+
+/// Shapes compare by kind: which revert an INSERT shape carries is the migration's own business.
+impl PartialEq for Shape<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Shape::Irreversible(a), Shape::Irreversible(b)) => a == b,
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+impl Eq for Shape<'_> {}
+
+impl std::fmt::Debug for Shape<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shape::Insert(undo) => f.debug_tuple("Insert").field(&undo.revert_key()).finish(),
+            Shape::Update => f.write_str("Update"),
+            Shape::Irreversible(why) => f.debug_tuple("Irreversible").field(why).finish(),
+        }
+    }
+}
+
+/// How an INSERT-shaped migration deletes what it wrote: what [`Shape::Insert`] carries (usually
+/// the migration itself, `Shape::Insert(self)`).
+pub trait Revert: Sync {
+    /// The key `revert` walks (the table it inserted into).
+    fn revert_key(&self) -> Key;
+
+    /// Deletes the rows of one key range of `revert_key` that this migration marked (only those;
+    /// only `ctx.group`'s if set); returns how many.
+    fn revert(&self, tx: &mut dyn Tx, ctx: &Context, range: KeyRange) -> DbResult<u64>;
+
+    /// Ids of rows it wrote that were edited since (revert refuses them without `--force`).
+    /// UPDATE-shaped migrations get this from the journal.
+    fn edited_rows(&self, _tx: &mut dyn Tx, _ctx: &Context) -> DbResult<Vec<i64>> {
+        Ok(Vec::new())
+    }
 }
 
 /// A migration's own grouping of its rows (the HR migrations group by scenario): how plans count and
@@ -143,7 +200,7 @@ impl Plan {
 /// A data migration. A module `data_migrations/V..__name.rs` exposes it as `pub static MIGRATION`.
 pub trait DataMigration: Sync {
     /// How it is undone.
-    fn shape(&self) -> Shape;
+    fn shape(&self) -> Shape<'_>;
 
     /// The key `apply` walks.
     fn key(&self) -> Key;
@@ -160,23 +217,6 @@ pub trait DataMigration: Sync {
     /// Writes the rows of one key range (marking or journaling them); returns how many.
     fn apply(&self, tx: &mut dyn Tx, ctx: &Context, range: KeyRange) -> DbResult<u64>;
 
-    /// `Shape::Insert`: the key `revert` walks (the table it inserted into).
-    fn revert_key(&self) -> Option<Key> {
-        None
-    }
-
-    /// `Shape::Insert`: deletes the rows of one key range of `revert_key` that this migration marked
-    /// (only those; only `ctx.group`'s if set); returns how many.
-    fn revert(&self, _tx: &mut dyn Tx, _ctx: &Context, _range: KeyRange) -> DbResult<u64> {
-        Ok(0)
-    }
-
-    /// `Shape::Insert`: ids of rows it wrote that were edited since (revert refuses them without
-    /// `--force`). UPDATE-shaped migrations get this from the journal.
-    fn edited_rows(&self, _tx: &mut dyn Tx, _ctx: &Context) -> DbResult<Vec<i64>> {
-        Ok(Vec::new())
-    }
-
     /// Post-apply assertions (`verify --data`): one line per finding.
     fn check(&self, _tx: &mut dyn Tx, _ctx: &Context) -> DbResult<Vec<String>> {
         Ok(Vec::new())
@@ -187,13 +227,6 @@ pub trait DataMigration: Sync {
     fn preflight(&self, _tx: &mut dyn Tx) -> DbResult<()> {
         Ok(())
     }
-}
-
-/// Which way a run goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Apply,
-    Revert,
 }
 
 /// Reads a row's column as an integer, for migrations.

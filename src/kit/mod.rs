@@ -5,7 +5,10 @@
 //! - [`marker`]: the identity an INSERT-shaped migration writes into each row, and the exact test for it.
 //! - [`samples`]: a few rows per group for `plan`, read with the step's own ranged query.
 //! - [`update`]: the UPDATE shape: a journaled, exactly revertible update of existing rows.
-//! - [`journal`]: its undo journal, in exact text, and the rule for rows the app changed since.
+//! - [`journal`]: its undo journal, in exact text, and the rule for rows the app changed since. It
+//!   lives here, not in the engine, because the update shape writes it inside its own step (the rows'
+//!   old and new values are known only there); the engine reads, restores and forgets it through
+//!   this module, an arrow pointing down.
 
 pub mod bounds;
 pub mod journal;

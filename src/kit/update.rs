@@ -10,7 +10,7 @@ use crate::db::{DbError, DbResult, Dialect, Tx, Value};
 use crate::kit::migration::{Context, DataMigration, Key, KeyRange, Plan, Shape};
 use std::collections::HashMap;
 
-pub use super::journal::{edited, forget, journal, restore, sizes, Change, JOURNAL_KEY};
+use crate::kit::journal::{journal, Change};
 
 /// An UPDATE-shaped migration described by its table and SQL: see `examples/`.
 pub struct UpdateBackfill {
@@ -153,7 +153,7 @@ fn split(rows: Vec<Vec<Value>>) -> Vec<Change> {
 }
 
 impl DataMigration for UpdateBackfill {
-    fn shape(&self) -> Shape {
+    fn shape(&self) -> Shape<'_> {
         Shape::Update
     }
 

@@ -5,7 +5,7 @@
 use crate::db::{DbResult, Dialect, Tx, Value};
 use crate::kit::marker;
 use crate::kit::migration::{
-    int, Context, DataMigration, Group, Grouping, Key, KeyRange, Plan, Shape,
+    int, Context, DataMigration, Group, Grouping, Key, KeyRange, Plan, Revert, Shape,
 };
 
 pub struct VersionBackfill {
@@ -174,8 +174,8 @@ impl VersionBackfill {
 }
 
 impl DataMigration for VersionBackfill {
-    fn shape(&self) -> Shape {
-        Shape::Insert
+    fn shape(&self) -> Shape<'_> {
+        Shape::Insert(self)
     }
 
     fn key(&self) -> Key {
@@ -183,13 +183,6 @@ impl DataMigration for VersionBackfill {
             table: self.entity,
             column: "id",
         }
-    }
-
-    fn revert_key(&self) -> Option<Key> {
-        Some(Key {
-            table: self.versions,
-            column: "id",
-        })
     }
 
     fn grouping(&self) -> Option<Grouping> {
@@ -228,28 +221,6 @@ impl DataMigration for VersionBackfill {
         let mut params = vec![Value::Text(ctx.run_date.format("%Y-%m-%d").to_string())];
         params.extend(range.params(3));
         tx.execute(&sql, &params)
-    }
-
-    fn revert(&self, tx: &mut dyn Tx, ctx: &Context, range: KeyRange) -> DbResult<u64> {
-        let (marker, extra) = self.marker(tx.dialect(), ctx);
-        let sql = format!(
-            "DELETE FROM {} WHERE id >= ? AND id <= ? AND {marker}",
-            self.versions
-        );
-        let mut params = range.params(1);
-        params.extend(extra);
-        tx.execute(&sql, &params)
-    }
-
-    fn edited_rows(&self, tx: &mut dyn Tx, ctx: &Context) -> DbResult<Vec<i64>> {
-        let (marker, params) = self.marker(tx.dialect(), ctx);
-        let sql = format!(
-            // The cheap column comparison first: MariaDB evaluates conditions in the order written,
-            // and parsing every row's JSON first made this scan several times slower.
-            "SELECT id FROM {} WHERE updated_at > created_at AND {marker} ORDER BY id LIMIT {MAX_LISTED}",
-            self.versions
-        );
-        Ok(tx.query(&sql, &params)?.iter().map(|r| int(r, 0)).collect())
     }
 
     fn check(&self, tx: &mut dyn Tx, ctx: &Context) -> DbResult<Vec<String>> {
@@ -321,5 +292,36 @@ impl DataMigration for VersionBackfill {
             self.entity, self.versions, self.link
         );
         tx.query(&probe, &[]).map(|_| ())
+    }
+}
+
+impl Revert for VersionBackfill {
+    fn revert_key(&self) -> Key {
+        Key {
+            table: self.versions,
+            column: "id",
+        }
+    }
+
+    fn revert(&self, tx: &mut dyn Tx, ctx: &Context, range: KeyRange) -> DbResult<u64> {
+        let (marker, extra) = self.marker(tx.dialect(), ctx);
+        let sql = format!(
+            "DELETE FROM {} WHERE id >= ? AND id <= ? AND {marker}",
+            self.versions
+        );
+        let mut params = range.params(1);
+        params.extend(extra);
+        tx.execute(&sql, &params)
+    }
+
+    fn edited_rows(&self, tx: &mut dyn Tx, ctx: &Context) -> DbResult<Vec<i64>> {
+        let (marker, params) = self.marker(tx.dialect(), ctx);
+        let sql = format!(
+            // The cheap column comparison first: MariaDB evaluates conditions in the order written,
+            // and parsing every row's JSON first made this scan several times slower.
+            "SELECT id FROM {} WHERE updated_at > created_at AND {marker} ORDER BY id LIMIT {MAX_LISTED}",
+            self.versions
+        );
+        Ok(tx.query(&sql, &params)?.iter().map(|r| int(r, 0)).collect())
     }
 }
