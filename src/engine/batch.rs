@@ -94,6 +94,15 @@ impl<'a> Job<'a> {
         Ok(job)
     }
 
+    /// What this run's ledger writes are keyed on.
+    fn ledger_key(&self) -> ledger::RunKey<'a> {
+        ledger::RunKey {
+            version: self.reg.version,
+            action: self.action,
+            run: self.run_id,
+        }
+    }
+
     pub(crate) fn key(&self) -> Result<Key> {
         match self.walk {
             Walk::Apply => Ok(self.reg.migration.key()),
@@ -304,7 +313,7 @@ fn one_batch(
     };
     session.begin(false)?;
     let work = (|| {
-        if !ledger::claim(session, job.reg.version, job.action, job.run_id, after)? {
+        if !ledger::claim(session, job.ledger_key(), after)? {
             return Ok(Batched::Overtaken);
         }
         let Some(hi) = crate::kit::bounds::next_bound(session, key, lo, size)? else {
@@ -312,15 +321,7 @@ fn one_batch(
         };
         let rows = job.step(session, KeyRange { lo, hi })?;
         let cursor = Cursor::from_id(hi);
-        ledger::checkpoint(
-            session,
-            job.reg.version,
-            job.action,
-            job.run_id,
-            Some(&cursor),
-            rows,
-            size,
-        )?;
+        ledger::checkpoint(session, job.ledger_key(), Some(&cursor), rows, size)?;
         ledger::add_run_rows(session, job.run_id, rows)?;
         job.hooks.before_commit(number)?;
         Ok(Batched::More { rows, cursor })
@@ -506,11 +507,9 @@ fn chunk_batch(
     number: &mut Option<u64>,
     numbered: &AtomicU64,
 ) -> crate::db::DbResult<ChunkStep> {
-    let (version, action, run) = (job.reg.version, job.action, job.run_id);
     session.begin(false)?;
     let work = (|| {
-        let Some(last) = ledger::fence_chunk(session, version, action, chunk.lo, run, after)?
-        else {
+        let Some(last) = ledger::fence_chunk(session, job.ledger_key(), chunk.lo, after)? else {
             return Ok(ChunkStep::Overtaken);
         };
         let lo = match after {
@@ -523,22 +522,23 @@ fn chunk_batch(
             None => (None, 0),
         };
         let (Some(lo), Some(top)) = (lo, top) else {
-            ledger::checkpoint_chunk(session, version, action, chunk.lo, run, None, 0, true)?;
+            let mark = ledger::ChunkMark {
+                cursor: None,
+                rows: 0,
+                done: true,
+            };
+            ledger::checkpoint_chunk(session, job.ledger_key(), chunk.lo, mark)?;
             return Ok(ChunkStep::Done);
         };
         let hi = if found < size.max(1) { last } else { top };
         let rows = job.step(session, KeyRange { lo, hi })?;
         let done = hi >= last;
-        ledger::checkpoint_chunk(
-            session,
-            version,
-            action,
-            chunk.lo,
-            run,
-            Some(hi),
+        let mark = ledger::ChunkMark {
+            cursor: Some(hi),
             rows,
             done,
-        )?;
+        };
+        ledger::checkpoint_chunk(session, job.ledger_key(), chunk.lo, mark)?;
         // Numbered across the workers when it writes (a look that finds the chunk empty is no
         // batch), once for all its attempts: the test hooks stop "the Nth batch of the run".
         let n = *number.get_or_insert_with(|| numbered.fetch_add(1, Ordering::SeqCst) + 1);
@@ -623,7 +623,7 @@ pub(crate) fn prepare(
     after: Option<&Cursor>,
     workers: usize,
 ) -> Result<Engine> {
-    let (version, action, run) = (job.reg.version, job.action, job.run_id);
+    let (version, action) = (job.reg.version, job.action);
     // The first and last key are read before the transaction: only when no chunks wait to be
     // resumed, which the transaction checks again.
     let left = retry::conflicts(|| ledger::chunks(session, version, action))
@@ -638,7 +638,7 @@ pub(crate) fn prepare(
         None
     };
     let prepared = retry::conflicts(|| {
-        ledger::prepare_chunks(session, version, action, run, fresh, ranges.as_deref())
+        ledger::prepare_chunks(session, job.ledger_key(), fresh, ranges.as_deref())
     })
     .map_err(|e| chunk_error(job, e))?;
     match prepared {
@@ -672,7 +672,7 @@ pub(crate) fn run_parallel(
     held: &mut Held,
     progress: &mut Progress,
 ) -> Result<(u64, u64)> {
-    let (version, action, run) = (job.reg.version, job.action, job.run_id);
+    let (version, action) = (job.reg.version, job.action);
     let key = job.key()?;
     let span = crate::kit::bounds::span(session, key).ok().flatten();
     let shared = Shared {
@@ -780,8 +780,7 @@ pub(crate) fn run_parallel(
     let failed = shared.error.lock().ok().and_then(|mut e| e.take());
     if let Some(e) = failed {
         // Its rows go to its audit row now; its chunks stay for the run that resumes them.
-        if let Err(settle) =
-            retry::conflicts(|| ledger::settle_run_rows(session, version, action, run))
+        if let Err(settle) = retry::conflicts(|| ledger::settle_run_rows(session, job.ledger_key()))
         {
             tracing::debug!("could not count this run's rows in its audit row yet: {settle}");
         }
@@ -791,7 +790,7 @@ pub(crate) fn run_parallel(
     // may a key the chunks cannot hold (added above i64::MAX meanwhile), which no chunk walked.
     ledger::chunk_gap(session, version, action)?;
     crate::kit::bounds::span(session, key).map_err(|e| batch_error(job.reg, batches, e))?;
-    match retry::conflicts(|| ledger::fold_chunks(session, version, action, Some(run)))
+    match retry::conflicts(|| ledger::fold_chunks(session, job.ledger_key()))
         .map_err(|e| chunk_error(job, e))?
     {
         Some(_) => Ok((rows, batches)),
@@ -819,10 +818,9 @@ fn worker(
     opts: &Options,
     shared: &Shared,
 ) -> Result<()> {
-    let (version, action, run) = (job.reg.version, job.action, job.run_id);
     let mut size = BatchSize::new(opts.batch_size, opts.batch_target);
     while !shared.stopping() {
-        let chunk = retry::conflicts(|| ledger::claim_chunk(session, version, action, run))
+        let chunk = retry::conflicts(|| ledger::claim_chunk(session, job.ledger_key()))
             .and_then(|c| match c {
                 Some(c) => Ok(Some(c)),
                 None => steal(session, job, key, shared, size.now),
@@ -909,7 +907,6 @@ fn steal(
     shared: &Shared,
     size: u64,
 ) -> crate::db::DbResult<Option<ledger::Chunk>> {
-    let (version, action, run) = (job.reg.version, job.action, job.run_id);
     let Some((_, last_key)) = shared.span else {
         return Ok(None);
     };
@@ -920,7 +917,7 @@ fn steal(
         }
         // The keys left in each chunk, as a range of key values (the open-ended last chunk ends at
         // the last key the run started with).
-        let widest = ledger::running_chunks(session, version, action, run)?
+        let widest = ledger::running_chunks(session, job.ledger_key())?
             .into_iter()
             .map(|c| {
                 let from = c.cursor.map_or(c.lo, |k| k.saturating_add(1));
@@ -936,7 +933,7 @@ fn steal(
             return Ok(None);
         };
         if let Some(mine) =
-            ledger::split_chunk(session, version, action, run, (chunk.lo, chunk.hi), at)?
+            ledger::split_chunk(session, job.ledger_key(), (chunk.lo, chunk.hi), at)?
         {
             tracing::debug!(
                 "split chunk {} at {at}: keys {at}..={} are this worker's now",

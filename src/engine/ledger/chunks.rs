@@ -8,7 +8,8 @@
 //! audit rows of the runs that wrote them, then deletes them, in one transaction.
 
 use super::migrations::{entry, own_migration, Entry};
-use super::{cursor_column, in_transaction, int, ledger_error, now, schema_version, text, Action};
+use super::{cursor_column, in_transaction, int, ledger_error, now, schema_version, text};
+use super::{Action, ChunkState, RunKey};
 use crate::db::{Session, Value};
 use crate::error::{Error, Result};
 
@@ -21,21 +22,21 @@ pub struct Chunk {
     pub hi: i64,
     /// The last key done in this chunk; `None` before its first batch.
     pub cursor: Option<i64>,
-    /// `pending` (no worker), `running` (one worker of its owner run), `done`.
-    pub state: String,
+    pub state: ChunkState,
     pub rows: i64,
     pub batches: i64,
 }
 
 impl Chunk {
     pub fn is_done(&self) -> bool {
-        self.state == CHUNK_DONE
+        self.state == ChunkState::Done
     }
 }
 
-const CHUNK_PENDING: &str = "pending";
-const CHUNK_RUNNING: &str = "running";
-const CHUNK_DONE: &str = "done";
+// The stored words, spelled once, for the SQL that filters on them.
+const CHUNK_PENDING: &str = ChunkState::Pending.as_str();
+const CHUNK_RUNNING: &str = ChunkState::Running.as_str();
+const CHUNK_DONE: &str = ChunkState::Done.as_str();
 
 const CHUNK_COLUMNS: &str = "lo_key, hi_key, cursor_key, state, row_count, batches";
 
@@ -44,7 +45,7 @@ fn parse_chunk(r: &[Value]) -> Chunk {
         lo: int(&r[0]),
         hi: int(&r[1]),
         cursor: r[2].as_i64(),
-        state: text(&r[3]).unwrap_or_default(),
+        state: ChunkState::from_stored(text(&r[3]).as_deref()),
         rows: int(&r[4]),
         batches: int(&r[5]),
     }
@@ -127,78 +128,102 @@ pub enum Prepared {
 /// - then, with `ranges`, new chunks owned by this run.
 pub fn prepare_chunks(
     session: &mut dyn Session,
-    version: i64,
-    action: Action,
-    run_id: &str,
+    key: RunKey,
     fresh: bool,
     ranges: Option<&[(i64, i64)]>,
 ) -> crate::db::DbResult<Prepared> {
     let prepared = in_transaction(session, |s| {
-        if !own_migration(s, version, run_id)? {
+        if !own_migration(s, key.version, key.run)? {
             return Ok(Some(Prepared::Overtaken));
         }
-        // Chunks of the other action are an abandoned parallel run's (this run owns the migration
-        // now): count what they wrote and drop them.
-        let other = match action {
-            Action::Revert => Action::Apply,
-            _ => Action::Revert,
-        };
-        let undone = fold_locked(s, version, other, None)?;
-        if fresh && action == Action::Apply && undone.is_some_and(|f| f.rows > 0) {
-            // `start` already turned what was reverted into fewer applied rows; the revert chunks
-            // folded just now are more of the same, or a fresh apply would count them twice.
-            s.execute(
-                "UPDATE backfill_migrations SET rows_applied = rows_applied - rows_reverted, rows_reverted = 0 WHERE version = ?",
-                &[Value::Int(version)],
-            )?;
+        fold_other_action(s, key, fresh)?;
+        if take_over_or_fold(s, key, fresh)? {
+            return Ok(Some(Prepared::TookOver));
         }
-        let lock = s.dialect().for_update();
-        let left = s.query(
-            &format!("SELECT lo_key FROM backfill_chunks WHERE version = ? AND action = ?{lock}"),
-            &[Value::Int(version), action.as_str().into()],
-        )?;
-        if !left.is_empty() {
-            if !fresh {
-                settle_owner_rows(s, version, action, Runs::Except(run_id))?;
-                s.execute(
-                    &format!(
-                        "UPDATE backfill_chunks SET owner_run = ?, state = '{CHUNK_PENDING}' \
-                         WHERE version = ? AND action = ? AND state <> '{CHUNK_DONE}'"
-                    ),
-                    &[run_id.into(), Value::Int(version), action.as_str().into()],
-                )?;
-                return Ok(Some(Prepared::TookOver));
-            }
-            fold_locked(s, version, action, None)?;
+        match ranges.filter(|r| !r.is_empty()) {
+            Some(ranges) => insert_pending(s, key, ranges).map(|()| Some(Prepared::Created)),
+            None => Ok(Some(Prepared::Single)),
         }
-        let Some(ranges) = ranges.filter(|r| !r.is_empty()) else {
-            return Ok(Some(Prepared::Single));
-        };
-        // One row per job: one statement.
-        let mut sql = String::from(
-            "INSERT INTO backfill_chunks (version, action, lo_key, hi_key, cursor_key, state, owner_run, \
-             row_count, owner_rows, batches) VALUES ",
-        );
-        let mut params = Vec::with_capacity(ranges.len() * 5);
-        for (i, (lo, hi)) in ranges.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(?, ?, ?, ?, NULL, '{CHUNK_PENDING}', ?, 0, 0, 0)"
-            ));
-            params.extend([
-                Value::Int(version),
-                action.as_str().into(),
-                Value::Int(*lo),
-                Value::Int(*hi),
-                run_id.into(),
-            ]);
-        }
-        s.execute(&sql, &params)?;
-        Ok(Some(Prepared::Created))
     })?;
     Ok(prepared.unwrap_or(Prepared::Overtaken))
+}
+
+/// Chunks of the other action are an abandoned parallel run's (this run owns the migration now):
+/// count what they wrote and drop them.
+fn fold_other_action(s: &mut dyn Session, key: RunKey, fresh: bool) -> crate::db::DbResult<()> {
+    let other = match key.action {
+        Action::Revert => Action::Apply,
+        _ => Action::Revert,
+    };
+    let undone = fold_locked(s, key.version, other, None)?;
+    if fresh && key.action == Action::Apply && undone.is_some_and(|f| f.rows > 0) {
+        // `start` already turned what was reverted into fewer applied rows; the revert chunks
+        // folded just now are more of the same, or a fresh apply would count them twice.
+        s.execute(
+            "UPDATE backfill_migrations SET rows_applied = rows_applied - rows_reverted, rows_reverted = 0 WHERE version = ?",
+            &[Value::Int(key.version)],
+        )?;
+    }
+    Ok(())
+}
+
+/// Chunks of this action that an earlier run left: a resume takes them over (`true`), a fresh start
+/// folds them into the counts and drops them.
+fn take_over_or_fold(s: &mut dyn Session, key: RunKey, fresh: bool) -> crate::db::DbResult<bool> {
+    let lock = s.dialect().for_update();
+    let left = s.query(
+        &format!("SELECT lo_key FROM backfill_chunks WHERE version = ? AND action = ?{lock}"),
+        &[Value::Int(key.version), key.action.as_str().into()],
+    )?;
+    if left.is_empty() {
+        return Ok(false);
+    }
+    if fresh {
+        fold_locked(s, key.version, key.action, None)?;
+        return Ok(false);
+    }
+    settle_owner_rows(s, key.version, key.action, Runs::Except(key.run))?;
+    s.execute(
+        &format!(
+            "UPDATE backfill_chunks SET owner_run = ?, state = '{CHUNK_PENDING}' \
+             WHERE version = ? AND action = ? AND state <> '{CHUNK_DONE}'"
+        ),
+        &[
+            key.run.into(),
+            Value::Int(key.version),
+            key.action.as_str().into(),
+        ],
+    )?;
+    Ok(true)
+}
+
+/// New pending chunks owned by this run, one row per range, in one statement.
+fn insert_pending(
+    s: &mut dyn Session,
+    key: RunKey,
+    ranges: &[(i64, i64)],
+) -> crate::db::DbResult<()> {
+    let mut sql = String::from(
+        "INSERT INTO backfill_chunks (version, action, lo_key, hi_key, cursor_key, state, owner_run, \
+         row_count, owner_rows, batches) VALUES ",
+    );
+    let mut params = Vec::with_capacity(ranges.len() * 5);
+    for (i, (lo, hi)) in ranges.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(?, ?, ?, ?, NULL, '{CHUNK_PENDING}', ?, 0, 0, 0)"
+        ));
+        params.extend([
+            Value::Int(key.version),
+            key.action.as_str().into(),
+            Value::Int(*lo),
+            Value::Int(*hi),
+            key.run.into(),
+        ]);
+    }
+    s.execute(&sql, &params).map(|_| ())
 }
 
 /// Whose rows `settle_owner_rows` moves to the audit table.
@@ -211,14 +236,9 @@ enum Runs<'a> {
 
 /// A parallel run that stops early (failed, interrupted, overtaken) moves what it wrote to its own
 /// audit row, so `backfill log` counts it now; its chunks stay for the run that resumes them.
-pub fn settle_run_rows(
-    session: &mut dyn Session,
-    version: i64,
-    action: Action,
-    run_id: &str,
-) -> crate::db::DbResult<()> {
+pub fn settle_run_rows(session: &mut dyn Session, key: RunKey) -> crate::db::DbResult<()> {
     in_transaction(session, |s| {
-        settle_owner_rows(s, version, action, Runs::Only(run_id)).map(Some)
+        settle_owner_rows(s, key.version, key.action, Runs::Only(key.run)).map(Some)
     })
     .map(|_| ())
 }
@@ -266,12 +286,12 @@ fn settle_owner_rows(
 
 /// One worker takes the next pending chunk of its run (a compare-and-set; two workers never get the
 /// same chunk). `None`: no pending chunk is left for this run.
-pub fn claim_chunk(
-    session: &mut dyn Session,
-    version: i64,
-    action: Action,
-    run_id: &str,
-) -> crate::db::DbResult<Option<Chunk>> {
+pub fn claim_chunk(session: &mut dyn Session, key: RunKey) -> crate::db::DbResult<Option<Chunk>> {
+    let RunKey {
+        version,
+        action,
+        run: run_id,
+    } = key;
     let pick = format!(
         "SELECT {CHUNK_COLUMNS} FROM backfill_chunks WHERE version = ? AND action = ? AND owner_run = ? \
          AND state = '{CHUNK_PENDING}' ORDER BY lo_key LIMIT 1"
@@ -295,7 +315,7 @@ pub fn claim_chunk(
             run_id.into(),
         ];
         if session.execute(&take, &params)? == 1 {
-            chunk.state = CHUNK_RUNNING.into();
+            chunk.state = ChunkState::Running;
             return Ok(Some(chunk));
         }
         // Another worker took it between the look and the take: look again.
@@ -309,12 +329,15 @@ pub fn claim_chunk(
 /// on); the batch must roll back.
 pub fn fence_chunk(
     session: &mut dyn Session,
-    version: i64,
-    action: Action,
+    key: RunKey,
     lo: i64,
-    run_id: &str,
     from: Option<i64>,
 ) -> crate::db::DbResult<Option<i64>> {
+    let RunKey {
+        version,
+        action,
+        run: run_id,
+    } = key;
     let mut sql = format!(
         "UPDATE backfill_chunks SET batches = batches WHERE version = ? AND action = ? AND lo_key = ? \
          AND owner_run = ? AND state = '{CHUNK_RUNNING}'"
@@ -343,20 +366,30 @@ pub fn fence_chunk(
         .as_i64())
 }
 
+/// What one batch did in its chunk, for [`checkpoint_chunk`].
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkMark {
+    /// The last key done; `None` keeps the cursor (a look that found no key left).
+    pub cursor: Option<i64>,
+    pub rows: u64,
+    /// The chunk is finished.
+    pub done: bool,
+}
+
 /// A batch's checkpoint in its chunk (inside the batch transaction, after `fence_chunk`): the last key
-/// done, the rows written, and whether the chunk is finished. `cursor: None` keeps the cursor (a look
-/// that found no key left).
-#[allow(clippy::too_many_arguments)]
+/// done, the rows written, and whether the chunk is finished.
 pub fn checkpoint_chunk(
     session: &mut dyn Session,
-    version: i64,
-    action: Action,
+    key: RunKey,
     lo: i64,
-    run_id: &str,
-    cursor: Option<i64>,
-    rows: u64,
-    done: bool,
+    mark: ChunkMark,
 ) -> crate::db::DbResult<()> {
+    let RunKey {
+        version,
+        action,
+        run: run_id,
+    } = key;
+    let ChunkMark { cursor, rows, done } = mark;
     let state = if done { CHUNK_DONE } else { CHUNK_RUNNING };
     let (set_cursor, counted) = match cursor {
         Some(_) => ("cursor_key = ?, ", ", batches = batches + 1"),
@@ -388,12 +421,15 @@ pub fn checkpoint_chunk(
 /// on; look again.
 pub fn split_chunk(
     session: &mut dyn Session,
-    version: i64,
-    action: Action,
-    run_id: &str,
+    key: RunKey,
     (lo, hi): (i64, i64),
     at: i64,
 ) -> crate::db::DbResult<Option<Chunk>> {
+    let RunKey {
+        version,
+        action,
+        run: run_id,
+    } = key;
     if at <= lo || at > hi {
         return Ok(None);
     }
@@ -434,7 +470,7 @@ pub fn split_chunk(
             lo: at,
             hi,
             cursor: None,
-            state: CHUNK_RUNNING.into(),
+            state: ChunkState::Running,
             rows: 0,
             batches: 0,
         }))
@@ -442,12 +478,12 @@ pub fn split_chunk(
 }
 
 /// This run's running chunks, for a worker that found none pending and looks for one to split.
-pub fn running_chunks(
-    session: &mut dyn Session,
-    version: i64,
-    action: Action,
-    run_id: &str,
-) -> crate::db::DbResult<Vec<Chunk>> {
+pub fn running_chunks(session: &mut dyn Session, key: RunKey) -> crate::db::DbResult<Vec<Chunk>> {
+    let RunKey {
+        version,
+        action,
+        run: run_id,
+    } = key;
     let sql = format!(
         "SELECT {CHUNK_COLUMNS} FROM backfill_chunks WHERE version = ? AND action = ? AND owner_run = ? \
          AND state = '{CHUNK_RUNNING}' ORDER BY lo_key"
@@ -469,31 +505,22 @@ pub struct Folded {
     pub own_rows: i64,
 }
 
-/// Ends the chunks of `version`'s `action`, in one transaction: each run's rows go to its audit row,
-/// the chunks' totals to `backfill_migrations`, and the chunks are deleted.
-///
-/// With `run_id` it is the end of that run's parallel work: fenced on the migration row (`None` when
-/// another runner took over), refused while a chunk is unfinished, and the migration's cursor becomes
-/// the last key done. Without, it settles what an abandoned parallel run left before another kind of
-/// run starts (the cursors stay: the new run resets its own).
-pub fn fold_chunks(
-    session: &mut dyn Session,
-    version: i64,
-    action: Action,
-    run_id: Option<&str>,
-) -> crate::db::DbResult<Option<Folded>> {
+/// Ends a run's parallel work, in one transaction: each run's rows go to its audit row, the chunks'
+/// totals to `backfill_migrations`, the migration's cursor becomes the last key done, and the chunks
+/// are deleted. Fenced on the migration row (`None` when another runner took over), and refused
+/// (`None`) while a chunk is unfinished.
+pub fn fold_chunks(session: &mut dyn Session, key: RunKey) -> crate::db::DbResult<Option<Folded>> {
     in_transaction(session, |s| {
-        if let Some(run) = run_id {
-            if !own_migration(s, version, run)? {
-                return Ok(None);
-            }
+        if !own_migration(s, key.version, key.run)? {
+            return Ok(None);
         }
-        fold_locked(s, version, action, run_id)
+        fold_locked(s, key.version, key.action, Some(key.run))
     })
 }
 
 /// The fold itself, inside the caller's transaction; `None` (with `run_id`) while a chunk is
-/// unfinished.
+/// unfinished. Without `run_id`, it settles what an abandoned parallel run left before another kind
+/// of run starts (the cursors stay: the new run resets its own).
 fn fold_locked(
     s: &mut dyn Session,
     version: i64,
@@ -514,7 +541,7 @@ fn fold_locked(
         && (rows.is_empty()
             || rows
                 .iter()
-                .any(|r| text(&r[5]).as_deref() != Some(CHUNK_DONE)))
+                .any(|r| ChunkState::from_stored(text(&r[5]).as_deref()) != ChunkState::Done))
     {
         return Ok(None);
     }

@@ -3,7 +3,7 @@
 use super::chunks::add_chunk_progress;
 use super::runs::finish_run;
 use super::{cursor_column, int, ledger_error, now, parsed, same, text, timestamp};
-use super::{in_transaction, Action, RunState, State};
+use super::{in_transaction, Action, RunKey, RunState, State};
 use crate::db::{Session, Value};
 use crate::error::{Error, Result};
 use crate::kit::migration::Cursor;
@@ -216,11 +216,14 @@ pub fn start(session: &mut dyn Session, s: &Start) -> Result<()> {
 /// migration over or moved its cursor; the batch must roll back.
 pub fn claim(
     session: &mut dyn Session,
-    version: i64,
-    action: Action,
-    run_id: &str,
+    key: RunKey,
     from: Option<&Cursor>,
 ) -> crate::db::DbResult<bool> {
+    let RunKey {
+        version,
+        action,
+        run: run_id,
+    } = key;
     let mut sql =
         "UPDATE backfill_migrations SET batches = batches WHERE version = ? AND last_run_id = ?"
             .to_string();
@@ -237,13 +240,16 @@ pub fn claim(
 /// Records one batch's progress. Must run inside the batch's transaction, after `claim`.
 pub fn checkpoint(
     session: &mut dyn Session,
-    version: i64,
-    action: Action,
-    run_id: &str,
+    key: RunKey,
     cursor: Option<&Cursor>,
     rows: u64,
     batch_size: u64,
 ) -> crate::db::DbResult<()> {
+    let RunKey {
+        version,
+        action,
+        run: run_id,
+    } = key;
     let cursor_col = cursor_column(action);
     let rows_col = match action {
         Action::Revert => "rows_reverted",

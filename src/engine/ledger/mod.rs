@@ -9,13 +9,21 @@ mod states;
 
 pub use chunks::{
     checkpoint_chunk, chunk_gap, chunks, claim_chunk, fence_chunk, fold_chunks, prepare_chunks,
-    running_chunks, settle_run_rows, split_chunk, Chunk, Folded, Prepared,
+    running_chunks, settle_run_rows, split_chunk, Chunk, ChunkMark, Folded, Prepared,
 };
 pub use migrations::{
     checkpoint, claim, conclude, entries, entry, finish, set_checksum, start, Ending, Entry, Start,
 };
 pub use runs::{abandon_dead_runs, add_run_rows, finish_run, forgotten, insert_run, runs, Run};
-pub use states::{Action, RunState, State};
+pub use states::{Action, ChunkState, RunState, State};
+
+/// One run's work on one migration in one direction: what every fenced write of a run is keyed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunKey<'a> {
+    pub version: i64,
+    pub action: Action,
+    pub run: &'a str,
+}
 
 use crate::db::{ErrorKind, Session, Value};
 use crate::error::{Error, Result};

@@ -148,3 +148,33 @@ impl Action {
         }
     }
 }
+
+/// Where a chunk of a parallel run is: `pending` (no worker), `running` (one worker of its owner
+/// run), `done`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkState {
+    Pending,
+    Running,
+    Done,
+}
+
+impl ChunkState {
+    /// `const` so the SQL that filters on a state can spell it as a constant.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ChunkState::Pending => "pending",
+            ChunkState::Running => "running",
+            ChunkState::Done => "done",
+        }
+    }
+
+    /// A stored word this binary does not know (a hand edit) counts as unfinished and unclaimable,
+    /// as it always did: the run never ends `applied` over it, and no worker takes it.
+    pub fn from_stored(s: Option<&str>) -> ChunkState {
+        match s {
+            Some("pending") => ChunkState::Pending,
+            Some("done") => ChunkState::Done,
+            _ => ChunkState::Running,
+        }
+    }
+}
