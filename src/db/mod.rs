@@ -464,6 +464,46 @@ pub trait Session: Tx {
     }
 }
 
+/// How a transaction's work ends when it did not fail: what it wrote is kept, or undone (a fence
+/// found another runner in charge, or there was nothing to keep); the value is returned either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish<T> {
+    Commit(T),
+    Rollback(T),
+}
+
+/// The transaction helpers every caller shares, so none rewrites begin/commit/rollback by hand (an
+/// inherent impl rather than trait methods: generic methods would make `Session` unusable as `dyn`).
+impl dyn Session + '_ {
+    /// Runs `work` in one read-write transaction, committed or rolled back as `work` says, and
+    /// rolled back when it fails (that error wins over any error rolling back).
+    pub fn transaction<T, E: From<DbError>>(
+        &mut self,
+        work: impl FnOnce(&mut dyn Session) -> Result<Finish<T>, E>,
+    ) -> Result<T, E> {
+        self.begin(false)?;
+        match work(self) {
+            Ok(Finish::Commit(value)) => Ok(self.commit().map(|_| value)?),
+            Ok(Finish::Rollback(value)) => Ok(self.rollback().map(|_| value)?),
+            Err(e) => {
+                let _ = self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `work` in a read-only transaction, so all its reads see one snapshot; nothing is kept.
+    pub fn snapshot<T, E: From<DbError>>(
+        &mut self,
+        work: impl FnOnce(&mut dyn Session) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.begin(true)?;
+        let out = work(self);
+        let _ = self.rollback();
+        out
+    }
+}
+
 /// The connections a server has left for us, and the limit that leaves no more (for messages).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionRoom {

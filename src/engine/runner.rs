@@ -295,9 +295,7 @@ fn compute_plan(session: &mut dyn Session, reg: &Registered, opts: &Options) -> 
         group: None,
         ledger_rows: 0,
     };
-    session.begin(true)?;
-    let plan = reg.migration.plan(session, &ctx, opts.samples);
-    let _ = session.rollback();
+    let plan = session.snapshot(|s| reg.migration.plan(s, &ctx, opts.samples));
     // A missing privilege is the operator's to grant (exit 2), as for every other command.
     plan.map_err(|e| {
         let message = format!("planning V{}__{} failed: {e}", reg.version, reg.name);
@@ -733,14 +731,11 @@ fn refuse_edited(
     ctx: &Context,
     opts: &Options,
 ) -> Result<()> {
-    session.begin(true)?;
-    let edited = match reg.migration.shape() {
-        Shape::Update => crate::kit::journal::edited(session, ctx.version),
-        Shape::Insert(undo) => undo.edited_rows(session, ctx),
+    let edited = session.snapshot(|s| match reg.migration.shape() {
+        Shape::Update => crate::kit::journal::edited(s, ctx.version),
+        Shape::Insert(undo) => undo.edited_rows(s, ctx),
         Shape::Irreversible(_) => Ok(Vec::new()),
-    };
-    let _ = session.rollback();
-    let edited = edited?;
+    })?;
     if edited.is_empty() {
         return Ok(());
     }

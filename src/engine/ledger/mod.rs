@@ -290,13 +290,7 @@ fn in_transaction<T>(
     session: &mut dyn Session,
     work: impl FnOnce(&mut dyn Session) -> crate::db::DbResult<Option<T>>,
 ) -> crate::db::DbResult<Option<T>> {
-    session.begin(false)?;
-    match work(session) {
-        Ok(Some(v)) => session.commit().map(|_| Some(v)),
-        Ok(None) => session.rollback().map(|_| None),
-        Err(e) => {
-            let _ = session.rollback();
-            Err(e)
-        }
-    }
+    use crate::db::Finish;
+    session
+        .transaction(|s| Ok(work(s)?.map_or(Finish::Rollback(None), |v| Finish::Commit(Some(v)))))
 }
