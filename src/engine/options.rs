@@ -14,7 +14,21 @@ const DEFAULT_BATCH_SIZE: u64 = 5_000;
 /// the work, short enough that no transaction holds its locks for long (BENCHMARKS.md).
 const DEFAULT_BATCH_TARGET: Duration = Duration::from_millis(300);
 
-/// How a command runs; filled from the CLI.
+/// How long to wait for another runner's lock, or a lock held on the ledger (`--lock-timeout`).
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest any one statement may run before the server cancels it (`--statement-timeout`):
+/// every command is bounded, the read-only ones too, so a lock held on the app's tables fails it
+/// instead of hanging it.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Sample rows `plan` shows per scenario (`--samples`).
+pub const DEFAULT_SAMPLES: usize = 5;
+
+/// Workers of a run (`--jobs`): one, on the command's own session.
+pub const DEFAULT_JOBS: usize = 1;
+
+/// How a command runs; filled from the CLI, whose flags default to [`Options::default`]'s values.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub batch_size: u64,
@@ -80,17 +94,17 @@ impl Default for Options {
         Options {
             batch_size: DEFAULT_BATCH_SIZE,
             pause: Duration::ZERO,
-            lock_timeout: Duration::from_secs(60),
-            statement_timeout: None,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            statement_timeout: Some(DEFAULT_STATEMENT_TIMEOUT),
             operator: "unknown".into(),
             arguments: "[]".into(),
             quiet: true,
-            samples: 5,
+            samples: DEFAULT_SAMPLES,
             batch_target: Some(DEFAULT_BATCH_TARGET),
             expect_plan: None,
             max_replica_lag: None,
             replicas: Vec::new(),
-            jobs: 1,
+            jobs: DEFAULT_JOBS,
             connect: None,
         }
     }

@@ -1,0 +1,338 @@
+//! One function per command: it turns its flags into [`Options`], opens the database and calls the
+//! engine; what it returns is the text for stdout. The dispatcher is a plain match.
+
+use crate::cli::args::{Batching, Cli, Command, LockWait};
+use crate::cli::output::{print, recorded_arguments};
+use crate::cli::report::{self, Format};
+use crate::db::{self, Session};
+use crate::engine::inspect;
+use crate::engine::ledger;
+use crate::engine::options::{Connector, Options, Replica};
+use crate::engine::planfile::{self, PlanOut, PlanTarget};
+use crate::engine::runner::{self, Selection};
+use crate::error::{Error, Result};
+use std::path::Path;
+use std::time::Duration;
+
+/// Runs the parsed command; returns what to print on stdout.
+pub fn run(cli: &Cli) -> Result<String> {
+    let opts = options(cli)?;
+    match &cli.command {
+        Command::New { name } => new(name),
+        Command::Demo { keep } => crate::cli::demo::run(*keep),
+        Command::SampleData { size } => sample_data(cli, *size),
+        Command::Status { lock } => status(cli, with_lock(opts, lock)),
+        Command::Plan {
+            version,
+            out,
+            samples,
+        } => plan(cli, opts, *version, out.as_deref(), *samples),
+        Command::Apply {
+            version,
+            to,
+            expect_plan,
+            batching,
+        } => {
+            let opts = with_batching(opts, batching)?;
+            apply(cli, opts, selection(*version, *to), expect_plan.as_deref())
+        }
+        Command::Revert {
+            version,
+            group,
+            scenario,
+            force,
+            batching,
+        } => {
+            let opts = with_batching(opts, batching)?;
+            revert(cli, opts, *version, group.or(*scenario), *force)
+        }
+        Command::Verify { data, strict } => verify(cli, &opts, *data, *strict),
+        Command::Log { version, since } => log(cli, *version, since.as_deref()),
+        Command::Repair {
+            version,
+            accept_checksum,
+            lock,
+            ..
+        } => repair(cli, &with_lock(opts, lock), *version, *accept_checksum),
+        Command::Forget { version, lock } => forget(cli, &with_lock(opts, lock), *version),
+    }
+}
+
+fn new(name: &str) -> Result<String> {
+    let paths = crate::cli::scaffold::create(Path::new("data_migrations"), name)?;
+    Ok(paths
+        .iter()
+        .map(|p| format!("created {}\n", p.display()))
+        .collect())
+}
+
+fn sample_data(cli: &Cli, size: u64) -> Result<String> {
+    let target = resolve(cli)?;
+    let loaded = crate::fixtures::load_sample(&target, size)?;
+    Ok(report::sample_data(&target.redacted, &loaded, cli.format))
+}
+
+fn status(cli: &Cli, opts: Options) -> Result<String> {
+    let (mut s, target) = connect(cli)?;
+    s.set_timeouts(opts.statement_timeout, Some(opts.lock_timeout))?;
+    let lines = inspect::status(s.as_mut(), &opts)?;
+    let shown = match s.ledger_place()?.and_then(|p| p.schema) {
+        Some(schema) => format!("{} (schema {schema})", target.redacted),
+        None => target.redacted.clone(),
+    };
+    let mut out = report::status(&shown, &lines, cli.format);
+    if let (Format::Text, Some(note)) = (cli.format, ledger::no_ledger_note(s.as_mut())?) {
+        out.push_str(&note);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn plan(
+    cli: &Cli,
+    opts: Options,
+    version: Option<i64>,
+    out: Option<&Path>,
+    samples: u64,
+) -> Result<String> {
+    // Before any planning work: a plan that cannot be saved is not worth computing.
+    let out = out.map(PlanOut::check).transpose()?;
+    let (mut s, target) = connect(cli)?;
+    let opts = Options {
+        samples: samples as usize,
+        ..opts
+    };
+    let reports = runner::plan(s.as_mut(), version, &opts)?;
+    if let Some(out) = out {
+        out.write(&PlanTarget::of(&target, s.as_mut())?, &reports)?;
+    }
+    Ok(report::plans(&reports, cli.format))
+}
+
+fn selection(version: Option<i64>, to: Option<i64>) -> Selection {
+    match (version, to) {
+        (Some(v), _) => Selection::One(v),
+        (None, Some(t)) => Selection::UpTo(t),
+        (None, None) => Selection::Pending,
+    }
+}
+
+fn apply(
+    cli: &Cli,
+    mut opts: Options,
+    selection: Selection,
+    expect_plan: Option<&Path>,
+) -> Result<String> {
+    if let Some(path) = expect_plan {
+        opts.expect_plan = Some(planfile::read(path)?);
+    }
+    let (mut s, target) = connect_run(cli, &mut opts)?;
+    if let (Some(file), Some(path)) = (&opts.expect_plan, expect_plan) {
+        // Before anything else: a plan of another database says nothing about this one.
+        planfile::check_target(file, path, &PlanTarget::of(&target, s.as_mut())?)?;
+    }
+    let done = runner::apply(s.as_mut(), selection, &opts)?;
+    Ok(report::outcomes(
+        &done,
+        cli.format,
+        "nothing to apply: every migration is applied (or reverted by an operator)",
+    ))
+}
+
+fn revert(
+    cli: &Cli,
+    mut opts: Options,
+    version: i64,
+    group: Option<i64>,
+    force: bool,
+) -> Result<String> {
+    let (mut s, _) = connect_run(cli, &mut opts)?;
+    let done = runner::revert(s.as_mut(), version, group, force, &opts)?;
+    Ok(report::outcomes(&[done], cli.format, ""))
+}
+
+/// Prints the report itself when it finds problems: the error line then only counts them.
+fn verify(cli: &Cli, opts: &Options, data: bool, strict: bool) -> Result<String> {
+    let (mut s, _) = connect(cli)?;
+    let found = inspect::verify(s.as_mut(), data, opts)?;
+    let text = report::verify(&found, crate::registry::all().len(), cli.format);
+    let mut problems = found.ledger;
+    if strict {
+        problems.extend(found.drift);
+    }
+    if problems.is_empty() {
+        Ok(text)
+    } else {
+        print(&text)?;
+        Err(Error::Inconsistent(problems))
+    }
+}
+
+fn log(cli: &Cli, version: Option<i64>, since: Option<&str>) -> Result<String> {
+    let since = since.map(crate::cli::when::parse).transpose()?;
+    let (mut s, _) = connect(cli)?;
+    let runs = ledger::read_if_any(s.as_mut(), |s| ledger::runs(s, version, since))?;
+    Ok(report::log(&runs, cli.format))
+}
+
+/// `--accept-checksum`, else `--mark-failed` (clap requires one of them).
+fn repair(cli: &Cli, opts: &Options, version: i64, accept_checksum: bool) -> Result<String> {
+    let (mut s, _) = connect(cli)?;
+    let message = if accept_checksum {
+        inspect::repair_checksum(s.as_mut(), version, opts)?
+    } else {
+        inspect::repair_mark_failed(s.as_mut(), version, opts)?
+    };
+    Ok(format!("{message}\n"))
+}
+
+fn forget(cli: &Cli, opts: &Options, version: i64) -> Result<String> {
+    let (mut s, _) = connect(cli)?;
+    Ok(format!("{}\n", inspect::forget(s.as_mut(), version, opts)?))
+}
+
+/// apply and revert: their own timeouts from the first statement on, so a lock held on the ledger
+/// cannot stall them either, and a way to open a connection for each worker.
+fn connect_run(cli: &Cli, opts: &mut Options) -> Result<(Box<dyn Session>, db::Target)> {
+    let (mut s, target) = connect(cli)?;
+    s.set_timeouts(opts.statement_timeout, Some(opts.lock_timeout))?;
+    opts.connect = Some(connector(&target, opts));
+    Ok((s, target))
+}
+
+/// Where the operator name came from: the flag, its environment variable, or `$USER`.
+fn operator_source(cli: &Cli) -> &'static str {
+    let flag = std::env::args_os().any(|a| {
+        let a = a.to_string_lossy();
+        a == "--operator" || a.starts_with("--operator=")
+    });
+    match (&cli.operator, flag) {
+        (Some(_), true) => "--operator",
+        (Some(_), false) => "BACKFILL_OPERATOR",
+        (None, _) => "USER",
+    }
+}
+
+/// The options every command starts from: the defaults, with the invocation's operator, arguments
+/// and quietness.
+fn options(cli: &Cli) -> Result<Options> {
+    let defaults = Options::default();
+    let operator = cli
+        .operator
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or(defaults.operator.clone());
+    // The audit table's operator_name column holds 255 characters.
+    if operator.chars().count() > 255 {
+        return Err(Error::Usage(format!(
+            "the operator name from {} is longer than 255 characters; shorten it",
+            operator_source(cli)
+        )));
+    }
+    Ok(Options {
+        operator,
+        arguments: recorded_arguments(),
+        quiet: cli.quiet,
+        ..defaults
+    })
+}
+
+/// `--lock-timeout` of the commands that take only that flag.
+fn with_lock(opts: Options, lock: &LockWait) -> Options {
+    Options {
+        lock_timeout: lock.duration(),
+        ..opts
+    }
+}
+
+/// `opts` carries the defaults (`Options::default()`): a flag left out keeps its default.
+fn with_batching(mut opts: Options, b: &Batching) -> Result<Options> {
+    opts.batch_size = b.batch_size.unwrap_or(opts.batch_size);
+    opts.batch_target = match (b.batch_size, b.batch_ms) {
+        (_, Some(ms)) => Some(Duration::from_millis(ms)),
+        (Some(_), None) => None,
+        (None, None) => opts.batch_target,
+    };
+    opts.pause = Duration::from_millis(b.pause_ms);
+    opts.max_replica_lag = b.max_replica_lag.map(Duration::from_secs);
+    opts.jobs = b.jobs as usize;
+    opts.lock_timeout = b.lock.duration();
+    opts.statement_timeout =
+        (b.statement_timeout > 0).then(|| Duration::from_secs(b.statement_timeout));
+    opts.replicas = b
+        .replica_url
+        .iter()
+        .map(|url| replica(url))
+        .collect::<Result<_>>()?;
+    Ok(opts)
+}
+
+/// A `--replica-url`, named by host and port in messages (never with its password).
+fn replica(url: &str) -> Result<Replica> {
+    let target = db::Target::parse(url).map_err(|e| Error::Usage(format!("--replica-url: {e}")))?;
+    let name = match (&target.host, target.port) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        _ => target.redacted.clone(),
+    };
+    Ok(Replica {
+        name,
+        connect: Connector::new(move || db::connect(&target)),
+    })
+}
+
+fn connect(cli: &Cli) -> Result<(Box<dyn Session>, db::Target)> {
+    if let (Some(file), Some(url)) = (&cli.connection.env_file, &cli.connection.database_url) {
+        if !url.trim().is_empty() {
+            tracing::warn!(
+                "--env-file {} ignored: --database-url / DATABASE_URL takes precedence",
+                file.display()
+            );
+        }
+    }
+    let target = resolve(cli)?;
+    let mut session = db::connect(&target)?;
+    // Every command is bounded, the read-only ones too: a lock held on the ledger or the app's
+    // tables fails the command instead of hanging it. apply/revert/status set their own flags' values.
+    let defaults = Options::default();
+    session.set_timeouts(defaults.statement_timeout, Some(defaults.lock_timeout))?;
+    Ok((session, target))
+}
+
+/// The command's target, with `--schema` in place of any other search_path.
+fn resolve(cli: &Cli) -> Result<db::Target> {
+    let mut target = crate::cli::target::resolve(
+        cli.connection.database_url.as_deref(),
+        cli.connection.url_from,
+        cli.connection.env_file.as_deref(),
+    )?;
+    if let Some(schema) = &cli.connection.schema {
+        if target.dialect != db::Dialect::Postgres {
+            return Err(Error::Usage(
+                "--schema is for PostgreSQL; a MySQL/MariaDB or SQLite database is one schema: name it in the URL".into(),
+            ));
+        }
+        if schema.trim().is_empty() {
+            return Err(Error::Usage(
+                "--schema names no schema; give the schema of the app's tables".into(),
+            ));
+        }
+        // One name, exactly as written (quoted: `App` stays `App`).
+        target.search_path = Some(format!("\"{}\"", schema.replace('"', "\"\"")));
+    }
+    Ok(target)
+}
+
+/// One more connection to the command's database, with its timeouts, for each worker of `--jobs N`.
+/// A worker waits on its siblings' chunk rows for as long as one of their batches may run (the
+/// statement timeout), never less: `--lock-timeout` is how long to wait for another runner, and 0
+/// (do not wait) would fail every run on its own workers' row locks.
+fn connector(target: &db::Target, opts: &Options) -> Connector {
+    let statement = opts.statement_timeout;
+    let lock_wait = statement.map(|t| t.max(opts.lock_timeout));
+    let target = target.clone();
+    Connector::new(move || {
+        let mut s = db::connect(&target)?;
+        s.set_timeouts(statement, lock_wait)?;
+        Ok(s)
+    })
+}
