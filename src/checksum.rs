@@ -1,4 +1,4 @@
-//! The migration checksum, shared by `build.rs` and the binary.
+//! The migration checksum: `build.rs` computes it into the registry the binary embeds.
 //!
 //! Algorithm "v1", frozen: SHA-256 over the source with CRLF/CR turned into LF, trailing whitespace
 //! removed from every line and trailing blank lines dropped. Changing it would make every applied
@@ -6,7 +6,7 @@
 
 use sha2::{Digest, Sha256};
 
-pub fn normalize(source: &str) -> String {
+pub(crate) fn normalize(source: &str) -> String {
     let unified = source.replace("\r\n", "\n").replace('\r', "\n");
     let lines: Vec<&str> = unified.lines().map(str::trim_end).collect();
     let end = lines
@@ -18,7 +18,7 @@ pub fn normalize(source: &str) -> String {
     out
 }
 
-pub fn checksum(source: &str) -> String {
+pub(crate) fn checksum(source: &str) -> String {
     let digest = Sha256::digest(normalize(source).as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

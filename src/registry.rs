@@ -29,7 +29,7 @@ pub fn all() -> &'static [Registered] {
 }
 
 /// The example migrations (`examples/data_migrations/`, feature `testkit`): run only when named.
-pub fn examples() -> &'static [Registered] {
+pub(crate) fn examples() -> &'static [Registered] {
     generated::EXAMPLES
 }
 

@@ -21,17 +21,17 @@ use crate::engine::runner::{self, Options, Selection};
 use crate::kit::migration::Shape;
 
 /// Every dialect the kit runs on.
-pub const DIALECTS: [Dialect; 3] = [Dialect::Postgres, Dialect::Mysql, Dialect::Sqlite];
+pub(crate) const DIALECTS: [Dialect; 3] = [Dialect::Postgres, Dialect::Mysql, Dialect::Sqlite];
 
 /// A scratch database with the app's tables, and a session on it.
-pub struct AppDb {
-    pub db: Scratch,
-    pub session: Box<dyn Session>,
+pub(crate) struct AppDb {
+    pub(crate) db: Scratch,
+    pub(crate) session: Box<dyn Session>,
 }
 
 impl AppDb {
     /// Creates database `name` (dropped with the value) and loads the app's schema mirror.
-    pub fn new(dialect: Dialect, name: &str) -> AppDb {
+    pub(crate) fn new(dialect: Dialect, name: &str) -> AppDb {
         let db = Scratch::create(dialect, name).unwrap_or_else(|e| {
             panic!("cannot create test database {name}: {e} (is the server up? `make db`)")
         });
@@ -43,7 +43,7 @@ impl AppDb {
 
     /// Every table but the ledger's, with its rows in key order: what an exact revert must give
     /// back, wherever the migration wrote (not only the tables it was meant to touch).
-    pub fn dump(&mut self) -> Vec<TableRows> {
+    pub(crate) fn dump(&mut self) -> Vec<TableRows> {
         let mut tables = crate::db::admin::dump(self.session.as_mut())
             .unwrap_or_else(|e| panic!("cannot read the tables of {}: {e}", self.db.name));
         tables.retain(|t| !t.name.starts_with("backfill_"));

@@ -5,7 +5,7 @@ use crate::kit::migration::Key;
 
 /// The last key of the next `size` keys of `key` from `from` on (inclusive), or `None` when there are
 /// none. Keys, never offsets: a batch of another size resumes at the same place.
-pub fn next_bound(tx: &mut dyn Tx, key: Key, from: i64, size: u64) -> DbResult<Option<i64>> {
+pub(crate) fn next_bound(tx: &mut dyn Tx, key: Key, from: i64, size: u64) -> DbResult<Option<i64>> {
     let sql = format!(
         "SELECT MAX(k) FROM (SELECT {c} AS k FROM {t} WHERE {c} >= ? ORDER BY {c} LIMIT ?) b",
         c = key.column,
@@ -16,7 +16,7 @@ pub fn next_bound(tx: &mut dyn Tx, key: Key, from: i64, size: u64) -> DbResult<O
 }
 
 /// The first and last key, for progress and the ETA; `None` on an empty table.
-pub fn span(tx: &mut dyn Tx, key: Key) -> DbResult<Option<(i64, i64)>> {
+pub(crate) fn span(tx: &mut dyn Tx, key: Key) -> DbResult<Option<(i64, i64)>> {
     let row = tx.query(
         &format!(
             "SELECT MIN({c}), MAX({c}) FROM {t}",
@@ -36,7 +36,7 @@ pub fn span(tx: &mut dyn Tx, key: Key) -> DbResult<Option<(i64, i64)>> {
 /// A key as the runner walks it: a signed 64-bit integer. A key outside that range (a MySQL
 /// `BIGINT UNSIGNED` above 9223372036854775807 arrives rounded through a float) is refused before
 /// anything is written: walked as i64 it would be skipped or rounded, and its row silently missed.
-pub fn walked(key: Key, v: &Value) -> DbResult<Option<i64>> {
+pub(crate) fn walked(key: Key, v: &Value) -> DbResult<Option<i64>> {
     match v {
         Value::Null => Ok(None),
         Value::Int(i) => Ok(Some(*i)),

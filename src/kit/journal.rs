@@ -15,14 +15,14 @@ use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
 
 /// One row's change: its values before and after (exact text or NULL, column by column).
-pub struct Change {
-    pub key: i64,
-    pub old: Vec<Value>,
-    pub new: Vec<Value>,
+pub(crate) struct Change {
+    pub(crate) key: i64,
+    pub(crate) old: Vec<Value>,
+    pub(crate) new: Vec<Value>,
 }
 
 /// The journal, as the runner walks it on revert.
-pub const JOURNAL_KEY: Key = Key {
+pub(crate) const JOURNAL_KEY: Key = Key {
     table: "backfill_undo",
     column: "id",
 };
@@ -109,7 +109,7 @@ fn read_entries(
 /// Journals `changes` of `table` (keys within `range`) in the batch's transaction: a new entry per
 /// row, or, for a row this migration changed before (a top-up), its new values, and as old values
 /// the app's for each column the app changed since our write.
-pub fn journal(
+pub(crate) fn journal(
     tx: &mut dyn Tx,
     ctx: &Context,
     table: &str,
@@ -266,7 +266,7 @@ fn legacy_value(v: &Json) -> Value {
 
 /// Keys of rows this migration changed that were edited since (their values are no longer ours), up to
 /// a listable number, read through the journal in chunks.
-pub fn edited(tx: &mut dyn Tx, version: i64) -> DbResult<Vec<i64>> {
+pub(crate) fn edited(tx: &mut dyn Tx, version: i64) -> DbResult<Vec<i64>> {
     let mut found = Vec::new();
     let mut from = i64::MIN;
     while let Some(hi) = crate::kit::bounds::next_bound(tx, JOURNAL_KEY, from, 1_000)? {
@@ -329,7 +329,12 @@ fn put_back(tx: &mut dyn Tx, e: &Entry) -> DbResult<()> {
 /// Restores the old values of the journal entries in `range` and drops them; returns how many rows
 /// were restored. A row edited since (values not ours) fails the batch unless `force`; a row deleted
 /// since has nothing to restore and only its entry goes.
-pub fn restore(tx: &mut dyn Tx, version: i64, range: KeyRange, force: bool) -> DbResult<u64> {
+pub(crate) fn restore(
+    tx: &mut dyn Tx,
+    version: i64,
+    range: KeyRange,
+    force: bool,
+) -> DbResult<u64> {
     let mut restored = 0;
     for e in entries(tx, version, range)? {
         if let Some(now) = current(tx, &e, true)? {
@@ -351,7 +356,7 @@ pub fn restore(tx: &mut dyn Tx, version: i64, range: KeyRange, force: bool) -> D
 }
 
 /// Journal entries per migration, for `status`.
-pub fn sizes(tx: &mut dyn Tx) -> DbResult<Vec<(i64, i64)>> {
+pub(crate) fn sizes(tx: &mut dyn Tx) -> DbResult<Vec<(i64, i64)>> {
     Ok(tx
         .query(
             "SELECT version, COUNT(*) FROM backfill_undo GROUP BY version",
@@ -368,7 +373,7 @@ pub fn sizes(tx: &mut dyn Tx) -> DbResult<Vec<(i64, i64)>> {
 }
 
 /// `backfill forget VERSION`: drops a migration's journal; it cannot be reverted afterwards.
-pub fn forget(tx: &mut dyn Tx, version: i64) -> DbResult<u64> {
+pub(crate) fn forget(tx: &mut dyn Tx, version: i64) -> DbResult<u64> {
     tx.execute(
         "DELETE FROM backfill_undo WHERE version = ?",
         &[Value::Int(version)],

@@ -44,7 +44,7 @@ pub fn condition(
 /// `utf8mb4_bin`, which JSON_UNQUOTE returns): `'backfill ' = 'backfill'` is true there, so another
 /// writer's `"source":"backfill "` would count as ours. A binary string compares its bytes, trailing
 /// spaces and case included. PostgreSQL's `text` and SQLite's BINARY collation already compare exactly.
-pub fn exact_field(d: Dialect, column: &str, key: &str) -> String {
+pub(crate) fn exact_field(d: Dialect, column: &str, key: &str) -> String {
     let text = d.json_text(column, key);
     match d {
         Dialect::Mysql => format!("CAST({text} AS BINARY)"),

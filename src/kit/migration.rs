@@ -88,7 +88,7 @@ pub enum Shape<'a> {
 
 impl<'a> Shape<'a> {
     /// The INSERT shape's revert; `None` for the others.
-    pub fn insert_revert(self) -> Option<&'a dyn Revert> {
+    pub(crate) fn insert_revert(self) -> Option<&'a dyn Revert> {
         match self {
             Shape::Insert(undo) => Some(undo),
             _ => None,

@@ -1,17 +1,18 @@
-//! The author's kit: the migration API ([`migration`]) and what a migration's steps usually need, public so that shipped migrations, the
-//! benchmark and the tests use one copy of each.
+//! The author's kit: the migration API ([`migration`]) and what a migration's steps usually need.
+//! What an author calls is public (the benchmark and the tests use the same copy); `bounds` and
+//! `journal` serve only the engine and the kit's own shapes, so they stay inside the crate.
 //!
-//! - [`bounds`]: the key ranges the runner walks (also for sampling).
+//! - `bounds`: the key ranges the runner walks (also for sampling).
 //! - [`marker`]: the identity an INSERT-shaped migration writes into each row, and the exact test for it.
 //! - [`samples`]: a few rows per group for `plan`, read with the step's own ranged query.
 //! - [`update`]: the UPDATE shape: a journaled, exactly revertible update of existing rows.
-//! - [`journal`]: its undo journal, in exact text, and the rule for rows the app changed since. It
+//! - `journal`: its undo journal, in exact text, and the rule for rows the app changed since. It
 //!   lives here, not in the engine, because the update shape writes it inside its own step (the rows'
 //!   old and new values are known only there); the engine reads, restores and forgets it through
 //!   this module, an arrow pointing down.
 
-pub mod bounds;
-pub mod journal;
+pub(crate) mod bounds;
+pub(crate) mod journal;
 pub mod marker;
 pub mod migration;
 pub mod samples;

@@ -45,7 +45,7 @@ pub fn fill(
 }
 
 /// A JSON object of `fields` and values, in order.
-pub fn object(fields: &[&str], values: impl Iterator<Item = Value>) -> serde_json::Value {
+pub(crate) fn object(fields: &[&str], values: impl Iterator<Item = Value>) -> serde_json::Value {
     let map: serde_json::Map<String, serde_json::Value> = fields
         .iter()
         .map(|f| f.to_string())
