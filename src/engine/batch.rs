@@ -3,6 +3,7 @@
 
 use crate::db::Value;
 use crate::db::{DbError, ErrorKind, Session};
+use crate::engine::hooks::Hooks;
 use crate::engine::ledger::{self, Action};
 use crate::engine::lock::{self, Lease};
 use crate::engine::options::Options;
@@ -15,40 +16,6 @@ use crate::signals;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// Test hooks, read from the environment: they let the test suite fail or kill a run at an exact batch.
-struct Hooks {
-    fail_at: Option<u64>,
-    abort_at: Option<u64>,
-    delay: Duration,
-}
-
-impl Hooks {
-    fn from_env() -> Self {
-        let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
-        Hooks {
-            fail_at: num("BACKFILL_TEST_FAIL_AT_BATCH"),
-            abort_at: num("BACKFILL_TEST_ABORT_AT_BATCH"),
-            delay: Duration::from_millis(num("BACKFILL_TEST_BATCH_DELAY_MS").unwrap_or(0)),
-        }
-    }
-
-    /// Runs between a batch's writes and its commit.
-    fn before_commit(&self, batch: u64) -> crate::db::DbResult<()> {
-        if !self.delay.is_zero() {
-            std::thread::sleep(self.delay);
-        }
-        if self.abort_at == Some(batch) {
-            std::process::abort();
-        }
-        if self.fail_at == Some(batch) {
-            return Err(DbError::query(format!(
-                "injected failure at batch {batch} (BACKFILL_TEST_FAIL_AT_BATCH)"
-            )));
-        }
-        Ok(())
-    }
-}
 
 /// What a run walks and what each batch does with its key range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

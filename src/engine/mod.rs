@@ -5,6 +5,7 @@
 //! (SIGINT/SIGTERM are the crate-root `signals` leaf, so db can see them too).
 
 pub mod batch;
+mod hooks;
 pub mod inspect;
 pub mod ledger;
 pub mod lock;
