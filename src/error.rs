@@ -30,6 +30,27 @@ pub enum Error {
         "interrupted by signal {0}; what it committed stays, rerun the same command to resume"
     )]
     Interrupted(i32),
+    /// [`Error::Interrupted`] as apply and revert report it, with what this process committed
+    /// (`committed`, see [`crate::engine::progress::Tally`]). Exit 128 + signal.
+    #[error(
+        "interrupted by {}: {committed}; rerun the same command to resume",
+        signal_name(*.signal)
+    )]
+    Stopped { signal: i32, committed: String },
+    /// An error about the database, with where its setting came from (`origin`: `--database-url`,
+    /// `DATABASE_URL`, a line of the `.env`) in place of the words the drivers use for it
+    /// ([`crate::db::URL_WORDS`]): the operator fixes the right place. The inner error's exit code.
+    #[error("{}", .error.to_string().replace(crate::db::URL_WORDS, .origin))]
+    Located { origin: String, error: Box<Error> },
+}
+
+/// SIGINT and SIGTERM by name, the way operators know them.
+fn signal_name(signal: i32) -> String {
+    match signal {
+        2 => "SIGINT".to_string(),
+        15 => "SIGTERM".to_string(),
+        n => format!("signal {n}"),
+    }
 }
 
 impl Error {
@@ -40,7 +61,19 @@ impl Error {
             Error::Inconsistent(_) | Error::Ledger(_) => 3,
             Error::Busy(_) => 4,
             Error::Refused(_) => 5,
-            Error::Interrupted(sig) => 128 + sig,
+            Error::Interrupted(sig) | Error::Stopped { signal: sig, .. } => 128 + sig,
+            Error::Located { error, .. } => error.exit_code(),
+        }
+    }
+
+    /// This error, naming `origin` as where the database setting came from (see [`Error::Located`]).
+    pub fn located(self, origin: &str) -> Error {
+        match self {
+            Error::Located { .. } => self,
+            error => Error::Located {
+                origin: origin.to_string(),
+                error: Box::new(error),
+            },
         }
     }
 }

@@ -67,25 +67,26 @@ fn new(name: &str) -> Result<String> {
 }
 
 fn sample_data(cli: &Cli, size: u64) -> Result<String> {
-    let target = resolve(cli)?;
-    let loaded = crate::fixtures::load_sample(&target, size)?;
+    let (target, origin) = resolve(cli)?;
+    let loaded = crate::fixtures::load_sample(&target, size).map_err(|e| e.located(&origin))?;
     Ok(report::sample_data(&target.redacted, &loaded, cli.format))
 }
 
 fn status(cli: &Cli, opts: Options) -> Result<String> {
-    let (mut s, target) = connect(cli)?;
-    s.set_timeouts(opts.statement_timeout, Some(opts.lock_timeout))?;
-    let lines = inspect::status(s.as_mut(), &opts)?;
-    let shown = match s.ledger_place()?.and_then(|p| p.schema) {
-        Some(schema) => format!("{} (schema {schema})", target.redacted),
-        None => target.redacted.clone(),
-    };
-    let mut out = report::status(&shown, &lines, cli.format);
-    if let (Format::Text, Some(note)) = (cli.format, ledger::no_ledger_note(s.as_mut())?) {
-        out.push_str(&note);
-        out.push('\n');
-    }
-    Ok(out)
+    connect(cli)?.run(|s, target| {
+        s.set_timeouts(opts.statement_timeout, Some(opts.lock_timeout))?;
+        let lines = inspect::status(s, &opts)?;
+        let shown = match s.ledger_place()?.and_then(|p| p.schema) {
+            Some(schema) => format!("{} (schema {schema})", target.redacted),
+            None => target.redacted.clone(),
+        };
+        let mut out = report::status(&shown, &lines, cli.format);
+        if let (Format::Text, Some(note)) = (cli.format, ledger::no_ledger_note(s)?) {
+            out.push_str(&note);
+            out.push('\n');
+        }
+        Ok(out)
+    })
 }
 
 fn plan(
@@ -97,16 +98,17 @@ fn plan(
 ) -> Result<String> {
     // Before any planning work: a plan that cannot be saved is not worth computing.
     let out = out.map(PlanOut::check).transpose()?;
-    let (mut s, target) = connect(cli)?;
     let opts = Options {
         samples: samples as usize,
         ..opts
     };
-    let reports = runner::plan(s.as_mut(), version, &opts)?;
-    if let Some(out) = out {
-        out.write(&PlanTarget::of(&target, s.as_mut())?, &reports)?;
-    }
-    Ok(report::plans(&reports, cli.format))
+    connect(cli)?.run(|s, target| {
+        let reports = runner::plan(s, version, &opts)?;
+        if let Some(out) = out {
+            out.write(&PlanTarget::of(target, s)?, &reports)?;
+        }
+        Ok(report::plans(&reports, cli.format))
+    })
 }
 
 fn selection(version: Option<i64>, to: Option<i64>) -> Selection {
@@ -126,17 +128,18 @@ fn apply(
     if let Some(path) = expect_plan {
         opts.expect_plan = Some(planfile::read(path)?);
     }
-    let (mut s, target) = connect_run(cli, &mut opts)?;
-    if let (Some(file), Some(path)) = (&opts.expect_plan, expect_plan) {
-        // Before anything else: a plan of another database says nothing about this one.
-        planfile::check_target(file, path, &PlanTarget::of(&target, s.as_mut())?)?;
-    }
-    let done = runner::apply(s.as_mut(), selection, &opts)?;
-    Ok(report::outcomes(
-        &done,
-        cli.format,
-        "nothing to apply: every migration is applied (or reverted by an operator)",
-    ))
+    connect_run(cli, &mut opts)?.run(|s, target| {
+        if let (Some(file), Some(path)) = (&opts.expect_plan, expect_plan) {
+            // Before anything else: a plan of another database says nothing about this one.
+            planfile::check_target(file, path, &PlanTarget::of(target, s)?)?;
+        }
+        let done = runner::apply(s, selection, &opts)?;
+        Ok(report::outcomes(
+            &done,
+            cli.format,
+            "nothing to apply: every migration is applied (or reverted by an operator)",
+        ))
+    })
 }
 
 fn revert(
@@ -146,58 +149,64 @@ fn revert(
     group: Option<i64>,
     force: bool,
 ) -> Result<String> {
-    let (mut s, _) = connect_run(cli, &mut opts)?;
-    let done = runner::revert(s.as_mut(), version, group, force, &opts)?;
-    Ok(report::outcomes(&[done], cli.format, ""))
+    connect_run(cli, &mut opts)?.run(|s, _| {
+        let done = runner::revert(s, version, group, force, &opts)?;
+        Ok(report::outcomes(&[done], cli.format, ""))
+    })
 }
 
 /// Prints the report itself when it finds problems: the error line then only counts them.
 fn verify(cli: &Cli, opts: &Options, data: bool, strict: bool) -> Result<String> {
-    let (mut s, _) = connect(cli)?;
-    let found = inspect::verify(s.as_mut(), data, opts)?;
-    let text = report::verify(&found, crate::registry::all().len(), cli.format);
-    let mut problems = found.ledger;
-    if strict {
-        problems.extend(found.drift);
-    }
-    if problems.is_empty() {
-        Ok(text)
-    } else {
-        print(&text)?;
-        Err(Error::Inconsistent(problems))
-    }
+    connect(cli)?.run(|s, _| {
+        let found = inspect::verify(s, data, opts)?;
+        let text = report::verify(&found, crate::registry::all().len(), cli.format);
+        let mut problems = found.ledger;
+        if strict {
+            problems.extend(found.drift);
+        }
+        if problems.is_empty() {
+            Ok(text)
+        } else {
+            print(&text)?;
+            Err(Error::Inconsistent(problems))
+        }
+    })
 }
 
 fn log(cli: &Cli, version: Option<i64>, since: Option<&str>) -> Result<String> {
     let since = since.map(crate::cli::when::parse).transpose()?;
-    let (mut s, _) = connect(cli)?;
-    let runs = ledger::read_if_any(s.as_mut(), |s| ledger::runs(s, version, since))?;
-    Ok(report::log(&runs, cli.format))
+    connect(cli)?.run(|s, _| {
+        let runs = ledger::read_if_any(s, |s| ledger::runs(s, version, since))?;
+        Ok(report::log(&runs, cli.format))
+    })
 }
 
 /// `--accept-checksum`, else `--mark-failed` (clap requires one of them).
 fn repair(cli: &Cli, opts: &Options, version: i64, accept_checksum: bool) -> Result<String> {
-    let (mut s, _) = connect(cli)?;
-    let message = if accept_checksum {
-        inspect::repair_checksum(s.as_mut(), version, opts)?
-    } else {
-        inspect::repair_mark_failed(s.as_mut(), version, opts)?
-    };
-    Ok(format!("{message}\n"))
+    connect(cli)?.run(|s, _| {
+        let message = if accept_checksum {
+            inspect::repair_checksum(s, version, opts)?
+        } else {
+            inspect::repair_mark_failed(s, version, opts)?
+        };
+        Ok(format!("{message}\n"))
+    })
 }
 
 fn forget(cli: &Cli, opts: &Options, version: i64) -> Result<String> {
-    let (mut s, _) = connect(cli)?;
-    Ok(format!("{}\n", inspect::forget(s.as_mut(), version, opts)?))
+    connect(cli)?.run(|s, _| Ok(format!("{}\n", inspect::forget(s, version, opts)?)))
 }
 
 /// apply and revert: their own timeouts from the first statement on, so a lock held on the ledger
 /// cannot stall them either, and a way to open a connection for each worker.
-fn connect_run(cli: &Cli, opts: &mut Options) -> Result<(Box<dyn Session>, db::Target)> {
-    let (mut s, target) = connect(cli)?;
-    s.set_timeouts(opts.statement_timeout, Some(opts.lock_timeout))?;
-    opts.connect = Some(connector(&target, opts));
-    Ok((s, target))
+fn connect_run(cli: &Cli, opts: &mut Options) -> Result<Database> {
+    let mut db = connect(cli)?;
+    db.run(|s, target| {
+        s.set_timeouts(opts.statement_timeout, Some(opts.lock_timeout))?;
+        opts.connect = Some(connector(target, opts));
+        Ok(())
+    })?;
+    Ok(db)
 }
 
 /// Where the operator name came from: the flag, its environment variable, or `$USER`.
@@ -280,7 +289,24 @@ fn replica(url: &str) -> Result<Replica> {
     })
 }
 
-fn connect(cli: &Cli) -> Result<(Box<dyn Session>, db::Target)> {
+/// The command's database: a session to it, its target, and where its setting came from.
+struct Database {
+    session: Box<dyn Session>,
+    target: db::Target,
+    origin: String,
+}
+
+impl Database {
+    /// Runs `work` on the database; its errors name where the database setting came from.
+    fn run<T>(
+        &mut self,
+        work: impl FnOnce(&mut dyn Session, &db::Target) -> Result<T>,
+    ) -> Result<T> {
+        work(self.session.as_mut(), &self.target).map_err(|e| e.located(&self.origin))
+    }
+}
+
+fn connect(cli: &Cli) -> Result<Database> {
     if let (Some(file), Some(url)) = (&cli.connection.env_file, &cli.connection.database_url) {
         if !url.trim().is_empty() {
             tracing::warn!(
@@ -289,37 +315,51 @@ fn connect(cli: &Cli) -> Result<(Box<dyn Session>, db::Target)> {
             );
         }
     }
-    let target = resolve(cli)?;
-    let mut session = db::connect(&target)?;
-    // Every command is bounded, the read-only ones too: a lock held on the ledger or the app's
-    // tables fails the command instead of hanging it. apply/revert/status set their own flags' values.
-    let defaults = Options::default();
-    session.set_timeouts(defaults.statement_timeout, Some(defaults.lock_timeout))?;
-    Ok((session, target))
+    let (target, origin) = resolve(cli)?;
+    let open = || -> Result<Box<dyn Session>> {
+        let mut session = db::connect(&target)?;
+        // Every command is bounded, the read-only ones too: a lock held on the ledger or the app's
+        // tables fails the command instead of hanging it. apply/revert/status set their own flags'
+        // values.
+        let defaults = Options::default();
+        session.set_timeouts(defaults.statement_timeout, Some(defaults.lock_timeout))?;
+        Ok(session)
+    };
+    let session = open().map_err(|e| e.located(&origin))?;
+    Ok(Database {
+        session,
+        target,
+        origin,
+    })
 }
 
 /// The command's target, with `--schema` in place of any other search_path.
-fn resolve(cli: &Cli) -> Result<db::Target> {
-    let mut target = crate::cli::target::resolve(
+fn resolve(cli: &Cli) -> Result<(db::Target, String)> {
+    let (mut target, origin) = crate::cli::target::resolve(
         cli.connection.database_url.as_deref(),
         cli.connection.url_from,
         cli.connection.env_file.as_deref(),
     )?;
     if let Some(schema) = &cli.connection.schema {
-        if target.dialect != db::Dialect::Postgres {
-            return Err(Error::Usage(
-                "--schema is for PostgreSQL; a MySQL/MariaDB or SQLite database is one schema: name it in the URL".into(),
-            ));
-        }
-        if schema.trim().is_empty() {
-            return Err(Error::Usage(
-                "--schema names no schema; give the schema of the app's tables".into(),
-            ));
-        }
-        // One name, exactly as written (quoted: `App` stays `App`).
-        target.search_path = Some(format!("\"{}\"", schema.replace('"', "\"\"")));
+        target.search_path =
+            Some(schema_path(target.dialect, schema).map_err(|e| e.located(&origin))?);
     }
-    Ok(target)
+    Ok((target, origin))
+}
+
+/// `--schema`: one name, exactly as written (quoted: `App` stays `App`).
+fn schema_path(dialect: db::Dialect, schema: &str) -> Result<String> {
+    if dialect != db::Dialect::Postgres {
+        return Err(Error::Usage(
+            "--schema is for PostgreSQL; a MySQL/MariaDB or SQLite database is one schema: name it in the URL".into(),
+        ));
+    }
+    if schema.trim().is_empty() {
+        return Err(Error::Usage(
+            "--schema names no schema; give the schema of the app's tables".into(),
+        ));
+    }
+    Ok(format!("\"{}\"", schema.replace('"', "\"\"")))
 }
 
 /// One more connection to the command's database, with its timeouts, for each worker of `--jobs N`.

@@ -27,7 +27,7 @@ pub fn main() -> i32 {
     match commands::run(&cli).and_then(|text| output::print(&text)) {
         Ok(()) => 0,
         Err(e) => {
-            output::error_line(&output::failure(&e));
+            output::error_line(&e.to_string());
             e.exit_code()
         }
     }

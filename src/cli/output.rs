@@ -93,20 +93,6 @@ impl Write for Stderr {
     }
 }
 
-/// The error line's text: after a signal, exactly what was committed; database hints naming where
-/// the setting came from.
-pub fn failure(e: &Error) -> String {
-    if let (Error::Interrupted(sig), Some(done)) = (e, crate::engine::progress::interrupted()) {
-        let name = match *sig {
-            2 => "SIGINT".to_string(),
-            15 => "SIGTERM".to_string(),
-            n => format!("signal {n}"),
-        };
-        return format!("interrupted by {name}: {done}; rerun the same command to resume");
-    }
-    crate::cli::target::attribute(&e.to_string())
-}
-
 /// The one error line of a failed command.
 pub fn error_line(message: &str) {
     let _ = writeln!(Stderr, "error: {message}");

@@ -5,7 +5,6 @@
 use crate::db::Target;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 // Beside this file, not in src/target/: .gitignore's `target/` would hide that directory.
 #[path = "dotenv.rs"]
@@ -19,31 +18,6 @@ pub enum UrlFrom {
     Flag,
     /// The `DATABASE_URL` environment variable.
     Environment,
-}
-
-/// Where this process's database setting came from, e.g. `--database-url` or `DB_DATABASE in
-/// /srv/app/.env` (set by [`resolve`], read by [`attribute`]).
-static ORIGIN: Mutex<Option<String>> = Mutex::new(None);
-
-fn set_origin(origin: String) {
-    if let Ok(mut o) = ORIGIN.lock() {
-        *o = Some(origin);
-    }
-}
-
-/// Where the database setting of this process came from, once [`resolve`] ran.
-pub fn origin() -> Option<String> {
-    ORIGIN.lock().ok().and_then(|o| o.clone())
-}
-
-/// A database error's text with its hint naming the real origin of the setting: the drivers say
-/// "the database URL" ([`crate::db::URL_WORDS`]); the operator fixes `--database-url`,
-/// `DATABASE_URL` or a line of the `.env`.
-pub fn attribute(text: &str) -> String {
-    match origin() {
-        Some(origin) => text.replace(crate::db::URL_WORDS, &origin),
-        None => text.to_string(),
-    }
 }
 
 /// `sqlite:/abs/path.db` and `sqlite:rel.db` (one colon, as SQLAlchemy and some PHP configs write
@@ -60,25 +34,32 @@ pub fn normalize(url: &str) -> String {
 
 /// Parses a URL whose origin is `origin`; a malformed one is named by where it came from.
 fn parse_from(url: &str, origin: &str) -> Result<Target> {
-    set_origin(origin.to_string());
     Target::parse(&normalize(url)).map_err(|e| {
         let e = Error::from(e);
         let text = format!("{e} (the URL came from {origin})");
-        match e {
+        let e = match e {
             Error::Usage(_) => Error::Usage(text),
             _ => Error::Runtime(text),
-        }
+        };
+        e.located(origin)
     })
 }
 
-/// Resolves the target from the flag/env value or the app's env file.
-pub fn resolve(url: Option<&str>, from: UrlFrom, env_file: Option<&Path>) -> Result<Target> {
+/// Resolves the target from the flag/env value or the app's env file, with where its setting came
+/// from, e.g. `--database-url` or `DB_DATABASE in /srv/app/.env`: errors about the database name
+/// it ([`Error::located`]). An error that is not yet about a setting (no database given, an
+/// unreadable `.env`) names none.
+pub fn resolve(
+    url: Option<&str>,
+    from: UrlFrom,
+    env_file: Option<&Path>,
+) -> Result<(Target, String)> {
     if let Some(url) = url.filter(|u| !u.trim().is_empty()) {
         let origin = match from {
             UrlFrom::Flag => "--database-url",
             UrlFrom::Environment => "DATABASE_URL",
         };
-        return parse_from(url, origin);
+        return Ok((parse_from(url, origin)?, origin.to_string()));
     }
     match env_file {
         Some(path) => from_env_file(path),
@@ -138,7 +119,7 @@ fn one_line(e: &dyn std::fmt::Display) -> String {
 /// Every part goes into the URL percent-encoded, so the driver gets the value exactly as written
 /// (`ab%41c` stays `ab%41c`). A relative SQLite `DB_DATABASE` is a path from the app's folder, the
 /// `.env`'s own, as Laravel resolves it from the app's base path.
-pub fn from_env_file(path: &Path) -> Result<Target> {
+pub fn from_env_file(path: &Path) -> Result<(Target, String)> {
     let vars = read_env_file(path)?;
     // Where a variable came from: the file, or the process environment that wins over it.
     let origin = |name: &str| {
@@ -153,7 +134,8 @@ pub fn from_env_file(path: &Path) -> Result<Target> {
     };
     for name in ["DATABASE_URL", "DB_URL"] {
         if let Some(url) = vars.env(name).filter(|u| !u.is_empty()) {
-            return parse_from(&url, &origin(name));
+            let origin = origin(name);
+            return Ok((parse_from(&url, &origin)?, origin));
         }
     }
     let get = |k: &str| vars.env(k).unwrap_or_default();
@@ -161,25 +143,7 @@ pub fn from_env_file(path: &Path) -> Result<Target> {
     let (scheme, default_port) = match connection.as_str() {
         "pgsql" | "postgres" | "postgresql" => ("postgres", "5432"),
         "mysql" | "mariadb" => ("mysql", "3306"),
-        "sqlite" => {
-            let file = get("DB_DATABASE");
-            if file.is_empty() {
-                return Err(Error::Usage(format!(
-                    "{} has DB_CONNECTION=sqlite but no DB_DATABASE; set it to the database file",
-                    path.display()
-                )));
-            }
-            let file = sqlite_file(path, &file);
-            let target = parse_from(&format!("sqlite://{}", file.display()), &origin("DB_DATABASE"))?;
-            if !file.is_file() {
-                return Err(Error::Usage(format!(
-                    "no SQLite database at {}; check {}",
-                    file.display(),
-                    origin("DB_DATABASE")
-                )));
-            }
-            return Ok(target);
-        }
+        "sqlite" => return sqlite_from(path, &get("DB_DATABASE"), origin("DB_DATABASE")),
         "" => return Err(Error::Usage(format!("{} sets no DB_CONNECTION; expected pgsql, mysql, mariadb or sqlite", path.display()))),
         other => {
             return Err(Error::Usage(format!(
@@ -188,7 +152,35 @@ pub fn from_env_file(path: &Path) -> Result<Target> {
             )))
         }
     };
-    set_origin(format!("the DB_* settings of {}", path.display()));
+    let origin = format!("the DB_* settings of {}", path.display());
+    let target = from_settings(path, &get, scheme, default_port).map_err(|e| e.located(&origin))?;
+    Ok((target, origin))
+}
+
+/// `DB_CONNECTION=sqlite`: the file `DB_DATABASE` names, which must exist.
+fn sqlite_from(path: &Path, file: &str, origin: String) -> Result<(Target, String)> {
+    if file.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} has DB_CONNECTION=sqlite but no DB_DATABASE; set it to the database file",
+            path.display()
+        )));
+    }
+    let file = sqlite_file(path, file);
+    let target = parse_from(&format!("sqlite://{}", file.display()), &origin)?;
+    if !file.is_file() {
+        let missing = format!("no SQLite database at {}; check {origin}", file.display());
+        return Err(Error::Usage(missing).located(&origin));
+    }
+    Ok((target, origin))
+}
+
+/// A server's URL from the `.env`'s `DB_*` settings, as Laravel's config/database.php reads them.
+fn from_settings(
+    path: &Path,
+    get: &dyn Fn(&str) -> String,
+    scheme: &str,
+    default_port: &str,
+) -> Result<Target> {
     let host = Some(get("DB_HOST"))
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "127.0.0.1".into());

@@ -117,10 +117,12 @@ enum Batched {
     Overtaken,
 }
 
-/// What a run holds while it writes: the lease, and the replicas it watches.
+/// What a command's runs hold while they write: the lease, the replicas they watch, and what each
+/// run committed (for the error line after a signal).
 pub(crate) struct Held {
     pub lease: Lease,
     pub gauge: crate::engine::throttle::Gauge,
+    pub tally: crate::engine::progress::Tally,
 }
 
 /// The batch loop: each batch's writes, its checkpoint and its audit count commit together.
@@ -663,7 +665,7 @@ pub(crate) fn run_parallel(
         })
         .sum();
     shared.keys_done.store(done_before, Ordering::Relaxed);
-    let Held { lease, gauge } = held;
+    let Held { lease, gauge, .. } = held;
     let mut lag = ReplicaGate::new(gauge);
     lag.check(session, &shared, progress);
     // Workers wake the coordinator when they end, so the run ends when its last batch does.

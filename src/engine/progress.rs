@@ -4,20 +4,24 @@
 //!
 //! The bar fits the terminal's width (80 columns too): `apply V202611230001 [=====     ] 45% 1200
 //! rows 3400 rows/s ETA 12s`, the bar taking what the text leaves. When a signal stops the run, the
-//! bar is cleared and [`interrupted`] says what this process committed, for the final error line.
+//! bar is cleared and the command's [`Tally`] says what it committed, for the final error line.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::error::Error;
 
 /// Without a terminal (a deploy log): one line this often.
 const LINE_EVERY: Duration = Duration::from_secs(5);
 
-/// What each finished or stopped run of this process did, in order: for the final line after a signal.
-static RUNS: Mutex<Vec<Record>> = Mutex::new(Vec::new());
+/// What each finished or stopped run of one command did, in order: for the final line after a signal.
+#[derive(Debug, Default)]
+pub struct Tally(Vec<Record>);
 
-struct Record {
+/// What one run committed, as its progress ended.
+#[derive(Debug)]
+pub struct Record {
     label: String,
     rows: u64,
     batches: u64,
@@ -139,47 +143,60 @@ impl Progress {
         }
     }
 
-    /// Clears the bar and records what this run committed (see [`interrupted`]).
-    pub fn finish(&self) {
+    /// Clears the bar; returns what this run committed, for the command's [`Tally`].
+    pub fn finish(&self) -> Record {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        if let Ok(mut runs) = RUNS.lock() {
-            runs.push(Record {
-                label: self.label.clone(),
-                rows: self.rows,
-                batches: self.batches,
-                stopped: crate::signals::requested().is_some(),
-            });
+        Record {
+            label: self.label.clone(),
+            rows: self.rows,
+            batches: self.batches,
+            stopped: crate::signals::requested().is_some(),
         }
     }
 }
 
-/// After a signal stopped a run: exactly what this process committed, e.g. "apply
-/// V202611230001__competency_versions committed 40 rows in 4 batches before it stopped", with the
-/// runs that finished before it. `None` when no run was under way.
-pub fn interrupted() -> Option<String> {
-    let runs = RUNS.lock().ok()?;
-    let stopped = runs.iter().rev().find(|r| r.stopped)?;
-    let mut text = format!(
-        "{} committed {} in {} before it stopped",
-        stopped.label,
-        crate::engine::runner::count(stopped.rows, "row"),
-        crate::engine::runner::count(stopped.batches, "batch")
-    );
-    let finished: Vec<String> = runs
-        .iter()
-        .filter(|r| !r.stopped)
-        .map(|r| {
-            format!(
-                "{} ({})",
-                r.label,
-                crate::engine::runner::count(r.rows, "row")
-            )
-        })
-        .collect();
-    if !finished.is_empty() {
-        text.push_str(&format!(", after finishing {}", finished.join(", ")));
+impl Tally {
+    pub fn push(&mut self, run: Record) {
+        self.0.push(run);
     }
-    Some(text)
+
+    /// `err` as the command reports it: an interruption during a run says what the command
+    /// committed ([`Error::Stopped`]); any other error, or one before any run, as it is.
+    pub fn report(&self, err: Error) -> Error {
+        match (err, self.committed()) {
+            (Error::Interrupted(signal), Some(committed)) => Error::Stopped { signal, committed },
+            (err, _) => err,
+        }
+    }
+
+    /// After a signal stopped a run: exactly what this command committed, e.g. "apply
+    /// V202611230001__competency_versions committed 40 rows in 4 batches before it stopped", with
+    /// the runs that finished before it. `None` when no run was under way.
+    fn committed(&self) -> Option<String> {
+        let runs = &self.0;
+        let stopped = runs.iter().rev().find(|r| r.stopped)?;
+        let mut text = format!(
+            "{} committed {} in {} before it stopped",
+            stopped.label,
+            crate::engine::runner::count(stopped.rows, "row"),
+            crate::engine::runner::count(stopped.batches, "batch")
+        );
+        let finished: Vec<String> = runs
+            .iter()
+            .filter(|r| !r.stopped)
+            .map(|r| {
+                format!(
+                    "{} ({})",
+                    r.label,
+                    crate::engine::runner::count(r.rows, "row")
+                )
+            })
+            .collect();
+        if !finished.is_empty() {
+            text.push_str(&format!(", after finishing {}", finished.join(", ")));
+        }
+        Some(text)
+    }
 }

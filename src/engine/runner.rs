@@ -8,7 +8,7 @@ use crate::engine::ledger::{self, Action, Entry, Run, RunState, Start, State};
 use crate::engine::lock;
 pub use crate::engine::options::{Connector, Options, Replica};
 pub use crate::engine::planfile::PlanReport;
-use crate::engine::progress::Progress;
+use crate::engine::progress::{Progress, Tally};
 use crate::engine::throttle::Gauge;
 use crate::error::{Error, Result};
 use crate::kit::migration::{Context, Cursor, Plan, Shape};
@@ -156,10 +156,14 @@ pub fn apply(
         return Ok(Vec::new());
     }
     let lease = lock::acquire(session, opts.lock_timeout)?;
-    let mut held = Held { lease, gauge };
+    let mut held = Held {
+        lease,
+        gauge,
+        tally: Tally::default(),
+    };
     let result = apply_locked(session, selection, opts, &mut held);
     lock::release(session, held.lease);
-    result
+    result.map_err(|e| held.tally.report(e))
 }
 
 fn apply_locked(
@@ -421,7 +425,7 @@ fn run_one(
             reg.version, reg.name
         ))),
     };
-    progress.finish();
+    held.tally.push(progress.finish());
     match result {
         Ok((rows, batches)) => {
             let jobs = if parallel {
@@ -617,10 +621,14 @@ pub fn revert(
     }
     let gauge = Gauge::open(opts, session)?;
     let lease = lock::acquire(session, opts.lock_timeout)?;
-    let mut held = Held { lease, gauge };
+    let mut held = Held {
+        lease,
+        gauge,
+        tally: Tally::default(),
+    };
     let result = revert_locked(session, reg, (walk, force), group, opts, &mut held);
     lock::release(session, held.lease);
-    result
+    result.map_err(|e| held.tally.report(e))
 }
 
 /// How this migration is undone, or why it cannot be; checked before anything is touched.
