@@ -1,24 +1,24 @@
 //! PostgreSQL driver (`tokio-postgres`, each request driven to its end on the session's own
 //! single-threaded runtime).
 
+mod errors;
+mod io;
+mod ledger_schema;
+mod values;
+
 use super::url::{SessionAttrs, TlsMode};
 use super::{
     number_placeholders, DbError, DbResult, Dialect, ErrorKind, Identity, Row, Session, Target, Tx,
     Value,
 };
-use bytes::BytesMut;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use postgres::types::{Format, FromSql, IsNull, ToSql, Type};
-use std::error::Error as StdError;
-use std::future::Future;
+use errors::{map_err, with_causes};
+use io::Io;
+use postgres::types::Type;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls};
-
-mod ledger_schema {
-    refinery::embed_migrations!("schema/ledger/postgres");
-}
+use values::{PgCell, PgParam};
 
 /// No named prepared statement and no session state is ever used, so every command works through a
 /// transaction- or statement-pooling PgBouncer (1.18 has no prepared statements in transaction mode:
@@ -37,185 +37,6 @@ pub struct PgSession {
     /// (when, WAL position) after our batches, for replica lag: how long ago the oldest write that a
     /// replica has not replayed was made.
     wal_marks: std::collections::VecDeque<(std::time::Instant, i64)>,
-}
-
-/// How requests wait. The driver's own blocking client checks its connection before the request, so
-/// a pooler's last words (PgBouncer's `query_wait_timeout`, "transaction blocks not allowed in
-/// statement pooling mode") were lost as "connection closed", and a request waiting in a full pool
-/// could not be given up: here each request is polled itself, on a runtime of the session's own.
-struct Io {
-    rt: tokio::runtime::Runtime,
-    redacted: String,
-    /// How long a transaction may wait to start: the statement timeout.
-    start_limit: Option<Duration>,
-    /// Set once a wait was given up: the connection may still sit in a pooler's queue, so nothing
-    /// more is sent on it.
-    abandoned: Option<DbError>,
-    /// The server's or pooler's last words (a FATAL error) before it closed the connection: what a
-    /// later "connection closed" really means, when a caller took the first error as "no ledger".
-    fatal: Option<DbError>,
-}
-
-/// How often a waiting request looks at the signals and the clock.
-const TICK: Duration = Duration::from_millis(100);
-/// A signal gives up a transaction's start that has waited this long.
-const SIGNAL_AFTER: Duration = Duration::from_millis(500);
-/// After this long without a server for a new transaction, the run says it is waiting for one.
-const POOL_NOTE: Duration = Duration::from_secs(3);
-
-impl Io {
-    /// Drives one request to its end. One that starts a transaction (or runs outside one) may wait in
-    /// a pooler's queue for a server connection (PgBouncer's pool full), where the server's own
-    /// timeouts cannot act: it says so after a few seconds, gives up at the statement timeout, and
-    /// on SIGINT/SIGTERM. Inside a transaction the server's timeouts bound it, and a signal lets the
-    /// batch finish.
-    fn wait<T>(
-        &mut self,
-        starting: bool,
-        request: impl Future<Output = Result<T, tokio_postgres::Error>>,
-    ) -> DbResult<T> {
-        if let Some(e) = &self.abandoned {
-            return Err(e.clone());
-        }
-        let (limit, redacted) = (self.start_limit, self.redacted.as_str());
-        let outcome = self.rt.block_on(async {
-            let mut request = std::pin::pin!(request);
-            let started = Instant::now();
-            let mut noted = false;
-            loop {
-                match tokio::time::timeout(TICK, request.as_mut()).await {
-                    Ok(done) => return Ok(done),
-                    Err(_) if !starting => continue,
-                    Err(_) => {}
-                }
-                let waited = started.elapsed();
-                if let Some(e) = given_up(waited, limit, redacted) {
-                    return Err(e);
-                }
-                if !noted && waited >= POOL_NOTE {
-                    noted = true;
-                    tracing::warn!(
-                        "no answer from {redacted} for {}s: waiting for a server connection from the pooler (its pool is full) or for a busy server; giving up after {}",
-                        waited.as_secs(),
-                        limit.map_or("the pooler's own timeout".into(), |l| format!("{}s (--statement-timeout)", l.as_secs()))
-                    );
-                }
-            }
-        });
-        match outcome {
-            Ok(Ok(done)) => Ok(done),
-            Ok(Err(e)) => Err(self.closed_by(e)),
-            Err(e) => {
-                self.abandoned = Some(e.clone());
-                Err(e)
-            }
-        }
-    }
-}
-
-impl Io {
-    fn closed_by(&mut self, e: tokio_postgres::Error) -> DbError {
-        let fatal = e
-            .as_db_error()
-            .is_some_and(|db| matches!(db.severity(), "FATAL" | "PANIC"));
-        let closed = e.is_closed();
-        let mapped = map_err(e);
-        if fatal {
-            self.fatal = Some(mapped.clone());
-        }
-        match &self.fatal {
-            Some(last_words) if closed => last_words.clone(),
-            _ => mapped,
-        }
-    }
-}
-
-/// Why a request waiting to start is given up, if it is: a signal, or the statement timeout.
-fn given_up(waited: Duration, limit: Option<Duration>, redacted: &str) -> Option<DbError> {
-    // A transaction that starts at once is let be: the runner records how the run ended with it.
-    if let Some(sig) = crate::signals::requested().filter(|_| waited >= SIGNAL_AFTER) {
-        return Some(DbError::new(
-            ErrorKind::Interrupted,
-            format!("interrupted by signal {sig} while waiting for a server connection"),
-        ));
-    }
-    let limit = limit.filter(|l| waited >= *l)?;
-    Some(DbError::new(
-        ErrorKind::Timeout,
-        format!(
-            "postgres: no server connection from {redacted} within {}s (--statement-timeout): a pooler in front of the server (PgBouncer) has no free server connection for this database; retry when the app's load drops, or raise the pool's size (default_pool_size)",
-            limit.as_secs()
-        ),
-    ))
-}
-
-/// What PgBouncer's own errors mean for a run.
-fn pooler_hint(message: &str) -> &'static str {
-    if message.contains("statement pooling mode") {
-        " (the pooler runs pool_mode = statement, which cannot run transactions, and every batch is one: connect through a pool in pool_mode = transaction or session, or to the server directly)"
-    } else if message.contains("query_wait_timeout") {
-        " (the pooler gave up waiting for a free server connection: its pool for this database is full; retry when the app's load drops, or raise default_pool_size)"
-    } else {
-        ""
-    }
-}
-
-/// An error with its causes: `postgres::Error` prints only its kind ("error connecting to server").
-fn with_causes(e: &dyn StdError) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-fn map_err(e: tokio_postgres::Error) -> DbError {
-    if let Some(db) = e.as_db_error() {
-        let code = db.code().code();
-        let kind = match code {
-            "28P01" | "28000" | "3D000" | "42501" => ErrorKind::Config,
-            "57014" | "55P03" => ErrorKind::Timeout,
-            "40001" | "40P01" => ErrorKind::Conflict,
-            "25006" => ErrorKind::Config,
-            "57P01" | "57P02" | "57P03" => ErrorKind::Connection,
-            _ => ErrorKind::Query,
-        };
-        let hint = match code {
-            "28P01" | "28000" => " (check the user and password in the database URL)",
-            "3D000" => " (create the database or fix its name in the database URL)",
-            "42501" => " (this user lacks a privilege backfill needs here: grant it, or connect as the app's migration user)",
-            "25006" => " (the server or this user's default transaction is read-only: connect to the primary, or as a user that may write)",
-            "42P01" => " (is the database URL the app's database, and have its schema migrations run?)",
-            "57014" | "55P03" => " (another session may hold a lock on a table it needs, or the batch is too big: check pg_stat_activity for blockers, then rerun, raise --statement-timeout or lower --batch-size)",
-            _ => pooler_hint(db.message()),
-        };
-        let kind = if db.message().contains("statement pooling mode") {
-            ErrorKind::Config
-        } else {
-            kind
-        };
-        return DbError::new(kind, format!("postgres: {}{hint}", db.message()));
-    }
-    let text = with_causes(&e);
-    let kind = if text.starts_with("error performing TLS handshake") {
-        ErrorKind::Config
-    } else if e.is_closed() || StdError::source(&e).is_some_and(|s| s.is::<std::io::Error>()) {
-        ErrorKind::Connection
-    } else {
-        ErrorKind::Query
-    };
-    let hint = if kind == ErrorKind::Config {
-        " (check sslmode/sslrootcert in the database URL)"
-    } else {
-        ""
-    };
-    DbError::new(kind, format!("postgres: {text}{hint}"))
 }
 
 impl PgSession {
@@ -281,21 +102,7 @@ impl PgSession {
     }
 
     fn connect_one(target: &Target, url: &str) -> DbResult<Self> {
-        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
-            DbError::new(
-                ErrorKind::Config,
-                format!("malformed postgres URL: {}", with_causes(&e)),
-            )
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        // A server (or a network) that stops answering must fail a run, not hang it.
-        config
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30))
-            .tcp_user_timeout(Duration::from_secs(60));
-        config.application_name(format!("backfill pid {}", std::process::id()));
+        let mut config = driver_config(url)?;
         let tls = super::tls::pg_client_config(&target.tls)?;
         let mode = match (&tls, target.tls.mode) {
             (None, _) => SslMode::Disable,
@@ -394,6 +201,26 @@ impl PgSession {
     }
 }
 
+/// The driver's settings for one host's URL, with our bounds on a server that stops answering.
+fn driver_config(url: &str) -> DbResult<tokio_postgres::Config> {
+    let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
+        DbError::new(
+            ErrorKind::Config,
+            format!("malformed postgres URL: {}", with_causes(&e)),
+        )
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    // A server (or a network) that stops answering must fail a run, not hang it.
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .tcp_user_timeout(Duration::from_secs(60));
+    config.application_name(format!("backfill pid {}", std::process::id()));
+    Ok(config)
+}
+
 /// `SET LOCAL search_path = "app", "public";` for a search_path as the URL, the `.env` or `--schema`
 /// give it: each name quoted (an unquoted one lowercased, as the server reads it).
 fn search_path_sql(path: Option<&str>) -> String {
@@ -417,105 +244,6 @@ fn search_path_sql(path: Option<&str>) -> String {
 
 /// How long connecting (TCP, TLS and the startup handshake) may take.
 const CONNECT_LIMIT: Duration = Duration::from_secs(15);
-
-/// Sends our `Value` as whatever type the server inferred for the parameter.
-#[derive(Debug)]
-struct PgParam<'a>(&'a Value);
-
-type BoxError = Box<dyn StdError + Sync + Send>;
-
-impl ToSql for PgParam<'_> {
-    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
-        let text = match self.0 {
-            Value::Null => return Ok(IsNull::Yes),
-            Value::Int(i) => i.to_string(),
-            Value::Float(f) => f.to_string(),
-            Value::Text(s) => s.clone(),
-            Value::Date(d) => d.format("%Y-%m-%d").to_string(),
-            // UTC: a timestamptz reads the zone, a timestamp ignores it.
-            Value::Timestamp(t) => t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string(),
-        };
-        out.extend_from_slice(text.as_bytes());
-        Ok(IsNull::No)
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-
-    fn encode_format(&self, _: &Type) -> Format {
-        Format::Text
-    }
-
-    postgres::types::to_sql_checked!();
-}
-
-/// Decodes PostgreSQL's binary NUMERIC (base-10000 digits), as SUM() returns it: an integer when it
-/// has no fractional part, else a float.
-fn numeric(raw: &[u8]) -> Result<Value, BoxError> {
-    let word = |i: usize| -> Result<i16, BoxError> {
-        let b = raw.get(i..i + 2).ok_or("truncated numeric")?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    };
-    let (ndigits, weight, sign) = (word(0)?, word(2)?, word(4)? as u16);
-    if sign == 0xC000 {
-        return Ok(Value::Null); // NaN
-    }
-    let mut value = 0f64;
-    for i in 0..ndigits.max(0) as usize {
-        let digit = f64::from(word(8 + 2 * i)?);
-        value += digit * 10000f64.powi(i32::from(weight) - i as i32);
-    }
-    if sign == 0x4000 {
-        value = -value;
-    }
-    Ok(if value.fract() == 0.0 && value.abs() < 9.0e15 {
-        Value::Int(value as i64)
-    } else {
-        Value::Float(value)
-    })
-}
-
-/// Reads any column we use into our `Value`.
-struct PgCell(Value);
-
-impl<'a> FromSql<'a> for PgCell {
-    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
-        let v = match *ty {
-            Type::INT2 => Value::Int(i16::from_sql(ty, raw)?.into()),
-            Type::INT4 => Value::Int(i32::from_sql(ty, raw)?.into()),
-            Type::INT8 => Value::Int(i64::from_sql(ty, raw)?),
-            Type::OID => Value::Int(u32::from_sql(ty, raw)?.into()),
-            Type::BOOL => Value::Int(bool::from_sql(ty, raw)?.into()),
-            Type::FLOAT4 => Value::Float(f32::from_sql(ty, raw)?.into()),
-            Type::FLOAT8 => Value::Float(f64::from_sql(ty, raw)?),
-            Type::JSON | Type::JSONB => {
-                Value::Text(serde_json::Value::from_sql(ty, raw)?.to_string())
-            }
-            Type::UUID => Value::Text(uuid::Uuid::from_sql(ty, raw)?.to_string()),
-            Type::DATE => Value::Date(NaiveDate::from_sql(ty, raw)?),
-            Type::TIMESTAMP => Value::Timestamp(NaiveDateTime::from_sql(ty, raw)?),
-            Type::TIMESTAMPTZ => Value::Timestamp(DateTime::<Utc>::from_sql(ty, raw)?.naive_utc()),
-            Type::NUMERIC => numeric(raw)?,
-            _ if <String as FromSql>::accepts(ty) => Value::Text(String::from_sql(ty, raw)?),
-            _ => {
-                return Err(format!(
-                    "column type {ty} is not supported; cast it to text or bigint in the query"
-                )
-                .into())
-            }
-        };
-        Ok(PgCell(v))
-    }
-
-    fn from_sql_null(_: &Type) -> Result<Self, BoxError> {
-        Ok(PgCell(Value::Null))
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-}
 
 impl Tx for PgSession {
     fn dialect(&self) -> Dialect {
@@ -594,14 +322,11 @@ impl Session for PgSession {
     }
 
     fn ledger_ddl(&self, table: &str) -> String {
-        super::ledger_statements(ledger_schema::migrations::runner(), table)
+        ledger_schema::ddl(table)
     }
 
     fn migrate_ledger(&mut self) -> DbResult<()> {
-        super::run_ledger_schema(
-            ledger_schema::migrations::runner(),
-            &mut SimpleProtocol(self),
-        )
+        ledger_schema::migrate(self)
     }
 
     fn set_timeouts(
@@ -711,61 +436,3 @@ impl Session for PgSession {
         })
     }
 }
-
-/// refinery's own PostgreSQL driver reads its history table with a named prepared statement, which
-/// fails through a transaction-pooling PgBouncer; this one uses only the simple query protocol, each
-/// statement in a transaction that starts with the session's `SET LOCAL`s.
-struct SimpleProtocol<'a>(&'a mut PgSession);
-
-impl refinery_core::traits::sync::Transaction for SimpleProtocol<'_> {
-    type Error = DbError;
-
-    fn execute<'a, T: Iterator<Item = &'a str>>(&mut self, queries: T) -> DbResult<usize> {
-        let session = &mut *self.0;
-        session.begin(false)?;
-        let mut count = 0;
-        for query in queries {
-            if let Err(e) = session.batch(query) {
-                let _ = session.rollback();
-                return Err(e);
-            }
-            count += 1;
-        }
-        session.commit()?;
-        Ok(count)
-    }
-}
-
-impl refinery_core::traits::sync::Query<Vec<refinery::Migration>> for SimpleProtocol<'_> {
-    fn query(&mut self, query: &str) -> DbResult<Vec<refinery::Migration>> {
-        use tokio_postgres::SimpleQueryMessage;
-        let session = &mut *self.0;
-        session.begin(true)?;
-        let messages = session.io.wait(false, session.client.simple_query(query));
-        let _ = session.rollback();
-        let bad = |what: &str| DbError::query(format!("backfill_schema_history has a bad {what}"));
-        let mut applied = Vec::new();
-        for message in messages? {
-            let SimpleQueryMessage::Row(row) = message else {
-                continue;
-            };
-            let cell = |i: usize| row.get(i).unwrap_or_default();
-            let version = cell(0).parse().map_err(|_| bad("version"))?;
-            let on = time::OffsetDateTime::parse(
-                cell(2),
-                &time::format_description::well_known::Rfc3339,
-            )
-            .map_err(|_| bad("applied_on"))?;
-            let checksum = cell(3).parse().map_err(|_| bad("checksum"))?;
-            applied.push(refinery::Migration::applied(
-                version,
-                cell(1).to_string(),
-                on,
-                checksum,
-            ));
-        }
-        Ok(applied)
-    }
-}
-
-impl refinery::Migrate for SimpleProtocol<'_> {}
