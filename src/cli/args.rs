@@ -6,7 +6,8 @@ use crate::cli::output::{clap_error_line, error_line, invalid_utf8};
 use crate::cli::report::Format;
 use crate::cli::target::UrlFrom;
 use crate::engine::options::{
-    DEFAULT_JOBS, DEFAULT_LOCK_TIMEOUT, DEFAULT_SAMPLES, DEFAULT_STATEMENT_TIMEOUT,
+    DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TARGET, DEFAULT_JOBS, DEFAULT_LOCK_TIMEOUT, DEFAULT_PAUSE,
+    DEFAULT_SAMPLES, DEFAULT_STATEMENT_TIMEOUT,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -66,19 +67,19 @@ pub enum LogFormat {
 
 #[derive(Debug, Args)]
 pub struct Batching {
-    /// Keys per batch, each batch one transaction with its checkpoint (default: 5000, then adapted to --batch-ms).
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    // Its help names the default, so it is written where the default is read.
+    #[arg(long, value_name = "N", help = batch_size_help(), allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch_size: Option<u64>,
     /// Milliseconds to sleep between batches, to leave room for the app's own traffic.
-    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_PAUSE.as_millis() as u64, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub pause_ms: u64,
     #[command(flatten)]
     pub lock: LockWait,
     /// Cancel any single statement running longer than this many seconds (0: no limit).
     #[arg(long, value_name = "S", default_value_t = DEFAULT_STATEMENT_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub statement_timeout: u64,
-    /// Resize each batch toward this many milliseconds per transaction (default: 300; none with --batch-size alone).
-    #[arg(long, value_name = "MS", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    // Its help names the default, so it is written where the default is read.
+    #[arg(long, value_name = "MS", help = batch_ms_help(), allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub batch_ms: Option<u64>,
     /// Before each batch, wait while a replica lags more than this behind (default: no limit).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -98,6 +99,19 @@ pub struct Batching {
     /// many jobs as fit and says so.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_JOBS as u64, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub jobs: u64,
+}
+
+fn batch_size_help() -> String {
+    format!(
+        "Keys per batch, each batch one transaction with its checkpoint (default: {DEFAULT_BATCH_SIZE}, then adapted to --batch-ms)"
+    )
+}
+
+fn batch_ms_help() -> String {
+    format!(
+        "Resize each batch toward this many milliseconds per transaction (default: {}; none with --batch-size alone)",
+        DEFAULT_BATCH_TARGET.as_millis()
+    )
 }
 
 /// The one `--lock-timeout` of every command that touches the ledger.

@@ -376,3 +376,37 @@ fn connector(target: &db::Target, opts: &Options) -> Connector {
         Ok(s)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// A flag left out means what `Options::default()` says: the defaults have one home.
+    #[test]
+    fn flags_left_out_are_the_options_defaults() {
+        let want = Options::default();
+        let cli = Cli::try_parse_from(["backfill", "apply"]).expect("apply parses");
+        let Command::Apply { batching, .. } = &cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        let got = with_batching(Options::default(), batching).expect("no replica to parse");
+        assert_eq!(
+            (got.batch_size, got.batch_target, got.pause, got.jobs),
+            (want.batch_size, want.batch_target, want.pause, want.jobs)
+        );
+        assert_eq!(
+            (got.lock_timeout, got.statement_timeout, got.max_replica_lag),
+            (
+                want.lock_timeout,
+                want.statement_timeout,
+                want.max_replica_lag
+            )
+        );
+        let cli = Cli::try_parse_from(["backfill", "plan"]).expect("plan parses");
+        let Command::Plan { samples, .. } = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(samples as usize, want.samples);
+    }
+}

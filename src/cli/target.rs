@@ -210,6 +210,12 @@ fn from_settings(
             path.display()
         ))
     })?;
+    with_settings(&mut url, scheme, get);
+    Ok(Target::parse(url.as_str())?)
+}
+
+/// The URL's query from the `.env`: TLS and the schema, as Laravel's connections take them.
+fn with_settings(url: &mut url::Url, scheme: &str, get: &dyn Fn(&str) -> String) {
     // Laravel's own TLS settings: DB_SSLMODE (pgsql), MYSQL_ATTR_SSL_CA (mysql).
     match scheme {
         "postgres" if !get("DB_SSLMODE").is_empty() => {
@@ -239,7 +245,6 @@ fn from_settings(
         }
         _ => {}
     }
-    Ok(Target::parse(url.as_str())?)
 }
 
 /// The SQLite file a `.env` names: an absolute path as is, a relative one from the `.env`'s folder.

@@ -7,12 +7,15 @@ use std::time::Duration;
 
 /// The first batch's size when `--batch-size` is not given: a size that stays well under a second
 /// per batch on both servers in the benchmark's sweep (BENCHMARKS.md).
-const DEFAULT_BATCH_SIZE: u64 = 5_000;
+pub const DEFAULT_BATCH_SIZE: u64 = 5_000;
 
 /// How long a batch transaction should take when `--batch-size` is not given: long enough that the
 /// per-batch fixed costs (commit, checkpoint, re-reading the join's small side) stay near a tenth of
 /// the work, short enough that no transaction holds its locks for long (BENCHMARKS.md).
-const DEFAULT_BATCH_TARGET: Duration = Duration::from_millis(300);
+pub const DEFAULT_BATCH_TARGET: Duration = Duration::from_millis(300);
+
+/// No sleep between batches (`--pause-ms`).
+pub const DEFAULT_PAUSE: Duration = Duration::ZERO;
 
 /// How long to wait for another runner's lock, or a lock held on the ledger (`--lock-timeout`).
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -93,7 +96,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             batch_size: DEFAULT_BATCH_SIZE,
-            pause: Duration::ZERO,
+            pause: DEFAULT_PAUSE,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             statement_timeout: Some(DEFAULT_STATEMENT_TIMEOUT),
             operator: "unknown".into(),
