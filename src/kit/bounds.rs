@@ -1,4 +1,4 @@
-//! Key ranges: the runner's keyset iteration, public for steps that sample or scan the same way.
+//! Key ranges: the runner's keyset iteration, and the same walk for `plan`'s samples.
 
 use crate::db::{DbError, DbResult, ErrorKind, Tx, Value};
 use crate::kit::migration::Key;
