@@ -238,19 +238,15 @@ pub fn repair_mark_failed(
         opts,
         Action::Repair,
         |session, _reg, entry| {
-            if !entry.state.in_progress() {
+            let Ok(failed) = ledger::transition(Some(entry.status()), ledger::Event::MarkFailed)
+            else {
                 return Err(Error::Usage(format!(
                 "V{version} is {}, not running or reverting; --mark-failed only clears an interrupted run",
                 entry.state
             )));
-            }
-            ledger::finish(
-                session,
-                version,
-                None,
-                State::Failed,
-                Some("marked failed by repair"),
-            )?;
+            };
+            let marked = Some("marked failed by repair");
+            ledger::finish(session, version, None, failed, marked)?;
             Ok(format!("marked V{version} failed (was {}); `backfill apply {version}` or `backfill revert {version}` resumes", entry.state))
         },
     )

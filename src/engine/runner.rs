@@ -4,7 +4,9 @@
 
 use crate::db::{DbError, Session};
 use crate::engine::batch::{prepare, run_batches, run_parallel, Engine, Held, Job, Walk};
-use crate::engine::ledger::{self, Action, Entry, Run, RunState, Start, State};
+use crate::engine::ledger::{
+    self, Action, Entry, Event, Refusal, Run, RunKey, RunState, Start, State,
+};
 use crate::engine::lock;
 pub use crate::engine::options::{Connector, Options, Replica};
 pub use crate::engine::planfile::PlanReport;
@@ -99,12 +101,7 @@ fn refuse_drift(entries: &[Entry]) -> Result<()> {
 /// Whether a deploy's `apply` should run this migration. Reverts in progress and reverted migrations
 /// belong to an operator, so a deploy leaves them alone.
 fn is_pending(entry: Option<&Entry>) -> bool {
-    match entry {
-        None => true,
-        Some(e) => {
-            e.last_action == Action::Apply && matches!(e.state, State::Running | State::Failed)
-        }
-    }
+    ledger::transition(entry.map(Entry::status), Event::Deploy).is_ok()
 }
 
 fn selected(entries: &[Entry], selection: Selection) -> Result<Vec<&'static Registered>> {
@@ -246,11 +243,14 @@ fn apply_one(
         group: None,
         ledger_rows: 0,
     };
+    let status = entry.as_ref().map(Entry::status);
+    let state = ledger::transition(status, Event::Apply).map_err(|r| refused(reg, r))?;
     let one = OneRun {
         reg,
         walk: Walk::Apply,
         run: new_run(Action::Apply, Some(reg), opts),
         ctx,
+        state,
         entry: entry.as_ref(),
         fresh: resume.is_none(),
         cursor,
@@ -331,6 +331,8 @@ struct OneRun<'a> {
     walk: Walk,
     run: Run,
     ctx: Context,
+    /// What [`ledger::transition`] made of the row for this run: `running` or `reverting`.
+    state: State,
     /// The ledger row as read before deciding (the start is a compare-and-set on it).
     entry: Option<&'a Entry>,
     /// Start over (reset this direction's cursor) rather than resume from `cursor`.
@@ -350,6 +352,7 @@ fn run_one(
         walk,
         run,
         mut ctx,
+        state,
         entry,
         fresh,
         cursor,
@@ -362,6 +365,11 @@ fn run_one(
     };
     ctx.run_id = uuid::Uuid::parse_str(&run.run_id).unwrap_or_else(|_| uuid::Uuid::now_v7());
     let job = Job::new(reg, walk, &ctx, &run.run_id)?;
+    let key = RunKey {
+        version: reg.version,
+        action,
+        run: &run.run_id,
+    };
     // The tables are touched and the key range read before anything is written: it feeds the ETA,
     // and it fails here, with the ledger untouched, when the app's tables are missing.
     preflight(session, reg)?;
@@ -374,7 +382,7 @@ fn run_one(
         Ok(n) => n,
         Err(e) => {
             let err = audit_error(e);
-            return Err(record_failure(session, opts, reg.version, &run.run_id, err));
+            return Err(record_failure(session, opts, key, err));
         }
     };
     let note = match entry {
@@ -396,23 +404,29 @@ fn run_one(
         name: reg.name,
         checksum: reg.checksum,
         action,
+        state,
         run_id: &run.run_id,
         fresh,
         scenario: ctx.group,
         seen: entry,
     };
     if let Err(e) = ledger::start(session, &start) {
-        return Err(record_failure(session, opts, reg.version, &run.run_id, e));
+        return Err(record_failure(session, opts, key, e));
     }
-    let final_state = match (action, ctx.group) {
-        (Action::Revert, None) => State::Reverted,
-        _ => State::Applied,
+    let succeed = match ctx.group {
+        Some(_) => Event::SucceedGroup,
+        None => Event::Succeed,
     };
+    let working = ledger::Status {
+        state,
+        last: action,
+    };
+    let final_state = ledger::transition(Some(working), succeed).map_err(|r| refused(reg, r))?;
     let label = format!("{} V{}__{}", action.as_str(), reg.version, reg.name);
     let mut progress = Progress::new(label, opts.quiet, span);
     let engine = match prepare(session, &job, fresh, cursor.as_ref(), workers) {
         Ok(engine) => engine,
-        Err(e) => return Err(record_failure(session, opts, reg.version, &run.run_id, e)),
+        Err(e) => return Err(record_failure(session, opts, key, e)),
     };
     let parallel = engine == Engine::Parallel;
     let result = match (&opts.connect, engine) {
@@ -470,7 +484,7 @@ fn run_one(
                 note,
             })
         }
-        Err(err) => Err(record_failure(session, opts, reg.version, &run.run_id, err)),
+        Err(err) => Err(record_failure(session, opts, key, err)),
     }
 }
 
@@ -542,19 +556,15 @@ pub fn count(n: u64, noun: &str) -> String {
 /// Records how the run failed whenever the database still answers (see [`record_end`]). When it does
 /// not, the next runner finds the `running` row and recovers; the returned error says so instead of a
 /// second line on stderr.
-fn record_failure(
-    session: &mut dyn Session,
-    opts: &Options,
-    version: i64,
-    run_id: &str,
-    err: Error,
-) -> Error {
+fn record_failure(session: &mut dyn Session, opts: &Options, key: RunKey, err: Error) -> Error {
     let message = err.to_string();
+    // Fenced on the run (`conclude`): a run that never started changes no row.
+    let failed = ledger::transition(Some(ledger::working(key.action)), Event::Fail).ok();
     let (run_state, state) = match err {
-        Error::Interrupted(_) => (RunState::Interrupted, Some(State::Failed)),
+        Error::Interrupted(_) => (RunState::Interrupted, failed),
         // Overtaken or raced: the migration is another run's now; only our audit row is ours.
         Error::Busy(_) => (RunState::Stopped, None),
-        _ => (RunState::Failed, Some(State::Failed)),
+        _ => (RunState::Failed, failed),
     };
     let end = ledger::Ending {
         state,
@@ -562,7 +572,7 @@ fn record_failure(
         outcome: None,
         error: Some(&message),
     };
-    let recorded = record_end(session, opts.connect.as_ref(), version, run_id, &end);
+    let recorded = record_end(session, opts.connect.as_ref(), key, &end);
     match (recorded, err) {
         (Ok(()), err) => err,
         (Err(_), Error::Runtime(m)) => Error::Runtime(format!(
@@ -579,10 +589,10 @@ fn record_failure(
 fn record_end(
     session: &mut dyn Session,
     connect: Option<&crate::engine::options::Connector>,
-    version: i64,
-    run_id: &str,
+    key: RunKey,
     end: &ledger::Ending,
 ) -> crate::db::DbResult<()> {
+    let (version, run_id) = (key.version, key.run);
     let mut reopened;
     let s: &mut dyn Session = match ledger::conclude(session, version, run_id, end) {
         Ok(()) => return Ok(()),
@@ -659,18 +669,21 @@ fn revert_locked(
 ) -> Result<Outcome> {
     let v = reg.version;
     let entry = ledger::entry(session, v)?.ok_or_else(|| never_applied(reg))?;
-    if entry.state == State::Reverted {
-        return Err(Error::Usage(format!(
-            "V{v}__{} is already reverted; nothing to do",
-            reg.name
-        )));
-    }
+    // A reverted migration never drifts, so "already reverted" still comes first.
     if drifted(&entry, reg) {
         return Err(drift_error(&entry, reg));
     }
-    if let Some(g) = group {
-        refuse_group_revert_of_unfinished(reg, &entry, g)?;
-    }
+    let event = match group {
+        Some(g) => Event::RevertGroup {
+            same: entry.revert_scenario == Some(g),
+        },
+        None => Event::Revert,
+    };
+    let state = match ledger::transition(Some(entry.status()), event) {
+        Ok(state) => state,
+        Err(Refusal::Unfinished) => return Err(unfinished(reg, &entry)),
+        Err(r) => return Err(refused(reg, r)),
+    };
     if matches!(walk, Walk::Restore { .. }) && ledger::forgotten(session, v)? {
         return Err(Error::Usage(format!(
             "V{v}__{} cannot be reverted: its undo journal was dropped by `backfill forget {v}`",
@@ -695,6 +708,7 @@ fn revert_locked(
         walk,
         run: new_run(Action::Revert, Some(reg), opts),
         ctx,
+        state,
         entry: Some(&entry),
         fresh: !resuming,
         cursor: entry.revert_cursor.clone().filter(|_| resuming),
@@ -709,15 +723,24 @@ fn never_applied(reg: &Registered) -> Error {
     ))
 }
 
-/// A one-group revert is for a completed apply. On unfinished work (a failed or killed apply, an
-/// interrupted full revert) it would end `applied` and hide that work from deploys and `verify`.
-fn refuse_group_revert_of_unfinished(reg: &Registered, entry: &Entry, group: i64) -> Result<()> {
-    let resuming_this = entry.last_action == Action::Revert
-        && entry.revert_scenario == Some(group)
-        && matches!(entry.state, State::Failed | State::Reverting);
-    if entry.state == State::Applied || resuming_this {
-        return Ok(());
+/// What a refused transition tells the user (the one-group revert's refusal is [`unfinished`]).
+fn refused(reg: &Registered, refusal: Refusal) -> Error {
+    match refusal {
+        Refusal::NeverApplied => never_applied(reg),
+        Refusal::AlreadyReverted => Error::Usage(format!(
+            "V{}__{} is already reverted; nothing to do",
+            reg.version, reg.name
+        )),
+        other => Error::Runtime(format!(
+            "V{}__{}: the ledger refused a state change ({other:?}); this is a bug in backfill",
+            reg.version, reg.name
+        )),
     }
+}
+
+/// A one-group revert of unfinished work (a failed or killed apply, an interrupted full revert)
+/// would end `applied` and hide that work from deploys and `verify`.
+fn unfinished(reg: &Registered, entry: &Entry) -> Error {
     let finish = if entry.last_action == Action::Revert {
         format!(
             "finish the full revert first: `backfill revert {}`",
@@ -726,10 +749,10 @@ fn refuse_group_revert_of_unfinished(reg: &Registered, entry: &Entry, group: i64
     } else {
         format!("finish the apply first: `backfill apply {}`", reg.version)
     };
-    Err(Error::Usage(format!(
+    Error::Usage(format!(
         "V{}__{} is {} after an unfinished {}; a one-group revert needs a completed apply: {finish}",
         reg.version, reg.name, entry.state, entry.last_action
-    )))
+    ))
 }
 
 /// Rule 4: rows edited after the backfill are someone's work; refuse unless `--force`.

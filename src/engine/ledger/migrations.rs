@@ -3,7 +3,7 @@
 use super::chunks::add_chunk_progress;
 use super::runs::finish_run;
 use super::{cursor_column, int, ledger_error, now, parsed, same, text, timestamp};
-use super::{in_transaction, Action, RunKey, RunState, State};
+use super::{in_transaction, Action, RunKey, RunState, State, Status};
 use crate::db::{Session, Value};
 use crate::error::{Error, Result};
 use crate::kit::migration::Cursor;
@@ -35,6 +35,14 @@ impl Entry {
     /// Rows this migration wrote that are still in place.
     pub fn live_rows(&self) -> i64 {
         self.rows_applied - self.rows_reverted
+    }
+
+    /// Where the row stands, for [`super::transition`].
+    pub fn status(&self) -> Status {
+        Status {
+            state: self.state,
+            last: self.last_action,
+        }
     }
 }
 
@@ -104,6 +112,8 @@ pub struct Start<'a> {
     pub name: &'a str,
     pub checksum: &'a str,
     pub action: Action,
+    /// What [`super::transition`] made of the row: `running` or `reverting`.
+    pub state: State,
     pub run_id: &'a str,
     /// Start from the beginning (reset the cursor for this direction) rather than resume.
     pub fresh: bool,
@@ -122,74 +132,9 @@ fn raced(version: i64) -> Error {
 /// Marks a migration `running`/`reverting` (creating its row on first use). Autocommit: the state
 /// must be visible even if the first batch never commits.
 pub fn start(session: &mut dyn Session, s: &Start) -> Result<()> {
-    let (state, cursor_col) = match s.action {
-        Action::Revert => (State::Reverting, "revert_cursor"),
-        _ => (State::Running, "apply_cursor"),
-    };
-    let now = Value::Timestamp(now());
-    let result = if s.seen.is_none() {
-        session.execute(
-            "INSERT INTO backfill_migrations (version, name, checksum, state, last_action, rows_applied, rows_reverted, \
-             batches, started_at, updated_at, last_run_id) VALUES (?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)",
-            &[
-                Value::Int(s.version),
-                s.name.into(),
-                s.checksum.into(),
-                state.as_str().into(),
-                s.action.as_str().into(),
-                now.clone(),
-                now,
-                s.run_id.into(),
-            ],
-        )
-    } else {
-        // Counts stay true across partial reverts: rows_applied - rows_reverted is what is in place, and
-        // a fresh apply starts from that.
-        let reset = match (s.fresh, s.action) {
-            (true, Action::Apply) => format!(
-                ", {cursor_col} = NULL, rows_applied = rows_applied - rows_reverted, rows_reverted = 0, batches = 0, started_at = ?"
-            ),
-            (true, _) => format!(", {cursor_col} = NULL"),
-            (false, _) => String::new(),
-        };
-        let mut sql = format!(
-            "UPDATE backfill_migrations SET state = ?, last_action = ?, revert_scenario = ?, finished_at = NULL, \
-             last_error = NULL, updated_at = ?, last_run_id = ?{reset} WHERE version = ?"
-        );
-        let mut params = vec![
-            state.as_str().into(),
-            s.action.as_str().into(),
-            s.scenario.into(),
-            now.clone(),
-            s.run_id.into(),
-        ];
-        if s.fresh && s.action == Action::Apply {
-            params.push(now);
-        }
-        params.push(Value::Int(s.version));
-        if let Some(seen) = s.seen {
-            same(
-                &mut sql,
-                &mut params,
-                "last_run_id",
-                seen.last_run_id.as_deref(),
-            );
-            same(&mut sql, &mut params, "state", Some(seen.state.as_str()));
-            let cursor = |c: &Option<Cursor>| c.as_ref().map(|c| c.0.clone());
-            same(
-                &mut sql,
-                &mut params,
-                "apply_cursor",
-                cursor(&seen.apply_cursor).as_deref(),
-            );
-            same(
-                &mut sql,
-                &mut params,
-                "revert_cursor",
-                cursor(&seen.revert_cursor).as_deref(),
-            );
-        }
-        crate::engine::retry::conflicts(|| session.execute(&sql, &params))
+    let result = match s.seen {
+        None => insert_start(session, s),
+        Some(seen) => update_start(session, s, seen),
     };
     match result {
         Ok(1) => return Ok(()),
@@ -208,6 +153,72 @@ pub fn start(session: &mut dyn Session, s: &Start) -> Result<()> {
             Error::Runtime(message)
         }
     })
+}
+
+/// The first start of a migration: its row.
+fn insert_start(session: &mut dyn Session, s: &Start) -> crate::db::DbResult<u64> {
+    let now = Value::Timestamp(now());
+    session.execute(
+        "INSERT INTO backfill_migrations (version, name, checksum, state, last_action, rows_applied, rows_reverted, \
+         batches, started_at, updated_at, last_run_id) VALUES (?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)",
+        &[
+            Value::Int(s.version),
+            s.name.into(),
+            s.checksum.into(),
+            s.state.as_str().into(),
+            s.action.as_str().into(),
+            now.clone(),
+            now,
+            s.run_id.into(),
+        ],
+    )
+}
+
+/// A later start: a compare-and-set on the row as `seen`.
+fn update_start(session: &mut dyn Session, s: &Start, seen: &Entry) -> crate::db::DbResult<u64> {
+    let cursor_col = cursor_column(s.action);
+    let now = Value::Timestamp(now());
+    // Counts stay true across partial reverts: rows_applied - rows_reverted is what is in place, and
+    // a fresh apply starts from that.
+    let reset = match (s.fresh, s.action) {
+        (true, Action::Apply) => format!(
+            ", {cursor_col} = NULL, rows_applied = rows_applied - rows_reverted, rows_reverted = 0, batches = 0, started_at = ?"
+        ),
+        (true, _) => format!(", {cursor_col} = NULL"),
+        (false, _) => String::new(),
+    };
+    let mut sql = format!(
+        "UPDATE backfill_migrations SET state = ?, last_action = ?, revert_scenario = ?, finished_at = NULL, \
+         last_error = NULL, updated_at = ?, last_run_id = ?{reset} WHERE version = ?"
+    );
+    let mut params = vec![
+        s.state.as_str().into(),
+        s.action.as_str().into(),
+        s.scenario.into(),
+        now.clone(),
+        s.run_id.into(),
+    ];
+    if s.fresh && s.action == Action::Apply {
+        params.push(now);
+    }
+    params.push(Value::Int(s.version));
+    let (sql, params) = (&mut sql, &mut params);
+    same(sql, params, "last_run_id", seen.last_run_id.as_deref());
+    same(sql, params, "state", Some(seen.state.as_str()));
+    let cursor = |c: &Option<Cursor>| c.as_ref().map(|c| c.0.clone());
+    same(
+        sql,
+        params,
+        "apply_cursor",
+        cursor(&seen.apply_cursor).as_deref(),
+    );
+    same(
+        sql,
+        params,
+        "revert_cursor",
+        cursor(&seen.revert_cursor).as_deref(),
+    );
+    crate::engine::retry::conflicts(|| session.execute(sql, params))
 }
 
 /// The fence: the first statement of every batch transaction. A compare-and-set on (migration, owning

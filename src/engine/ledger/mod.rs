@@ -6,6 +6,7 @@ mod chunks;
 mod migrations;
 mod runs;
 mod states;
+mod transition;
 
 pub use chunks::{
     checkpoint_chunk, chunk_gap, chunks, claim_chunk, fence_chunk, fold_chunks, prepare_chunks,
@@ -16,6 +17,7 @@ pub use migrations::{
 };
 pub use runs::{abandon_dead_runs, add_run_rows, finish_run, forgotten, insert_run, runs, Run};
 pub use states::{Action, ChunkState, RunState, State};
+pub use transition::{transition, working, Event, Refusal, Status};
 
 /// One run's work on one migration in one direction: what every fenced write of a run is keyed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
