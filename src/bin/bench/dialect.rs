@@ -1,0 +1,360 @@
+//! The benchmark of one dialect: its database, and the runs in alternating order.
+
+use crate::databases::{connect, BenchDb, Kind};
+use crate::figures::{Figures, GrowthPoint, SweepPoint};
+use crate::log;
+use crate::measures::Batching;
+use crate::process::{backfill, Proc};
+use crate::reference::{floor_group_by, marker};
+use crate::report::best_form;
+use crate::stats::{secs, LoadWatch};
+use crate::Args;
+use anyhow::{anyhow, Result};
+use backfill::db::{Dialect, Session};
+use backfill::fixtures::{self, Shape};
+use backfill::registry::Registered;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub(crate) struct Bench<'a> {
+    pub(crate) args: &'a Args,
+    /// Competencies generated.
+    pub(crate) size: u64,
+    pub(crate) kind: Kind,
+    pub(crate) binary: &'a Path,
+    pub(crate) reg: &'static Registered,
+    pub(crate) db: BenchDb,
+    pub(crate) s: Box<dyn Session>,
+    pub(crate) d: Dialect,
+    pub(crate) version_text: String,
+    /// The highest competency_versions id after loading: every row above it is the benchmark's own.
+    pub(crate) baseline_id: i64,
+}
+
+impl<'a> Bench<'a> {
+    pub(crate) fn new(
+        args: &'a Args,
+        size: u64,
+        kind: Kind,
+        binary: &'a Path,
+        reg: &'static Registered,
+    ) -> Result<Bench<'a>> {
+        let db = BenchDb::create(args, kind)?;
+        let s = connect(&db.url)?;
+        let d = s.dialect();
+        Ok(Bench {
+            args,
+            size,
+            kind,
+            binary,
+            reg,
+            db,
+            s,
+            d,
+            version_text: reg.version.to_string(),
+            baseline_id: 0,
+        })
+    }
+
+    pub(crate) fn server_version(&mut self) -> String {
+        let sql = match self.kind {
+            Kind::Sqlite => "SELECT 'SQLite ' || sqlite_version()",
+            _ => "SELECT version()",
+        };
+        self.s
+            .query_scalar(sql, &[])
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn exec(&mut self, sql: &str) -> Result<u64> {
+        self.s.execute(sql, &[]).map_err(|e| anyhow!("{sql}: {e}"))
+    }
+
+    pub(crate) fn count(&mut self, sql: &str) -> Result<i64> {
+        self.s
+            .query_scalar(sql, &[])
+            .map_err(|e| anyhow!("{sql}: {e}"))?
+            .as_i64()
+            .ok_or_else(|| anyhow!("{sql}: not a number"))
+    }
+
+    pub(crate) fn marked(&mut self) -> Result<i64> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM competency_versions WHERE {}",
+            marker(self.d, self.reg.version)
+        );
+        self.count(&sql)
+    }
+
+    /// Between timed steps: let the server clean up after the previous one, so each step starts from
+    /// the same state (PostgreSQL: vacuum and checkpoint; MariaDB: wait for purge to catch up).
+    pub(crate) fn settle(&mut self) -> Result<()> {
+        match self.kind {
+            Kind::Postgres => {
+                self.exec("VACUUM (ANALYZE) competency_versions")?;
+                self.exec("CHECKPOINT")?;
+            }
+            Kind::Mariadb => {
+                // Purge of the previous step's deleted rows runs in the background and would compete
+                // with the next step: wait for it to go idle (bounded: another session's long read
+                // view can hold purge back indefinitely on a shared server).
+                let started = Instant::now();
+                loop {
+                    let status = self
+                        .s
+                        .query("SHOW ENGINE INNODB STATUS", &[])
+                        .ok()
+                        .and_then(|rows| rows.into_iter().next())
+                        .and_then(|r| r.into_iter().nth(2))
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    let idle = status
+                        .lines()
+                        .find(|l| l.starts_with("Purge done"))
+                        .is_none_or(|l| l.contains("idle"));
+                    if idle {
+                        break;
+                    }
+                    if started.elapsed() > Duration::from_secs(15) {
+                        log("MariaDB purge still busy after 15 s (another session's transaction?); going on");
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+            Kind::Sqlite => {}
+        }
+        Ok(())
+    }
+
+    pub(crate) fn run_backfill(&mut self, args: &[&str]) -> Result<Proc> {
+        let mut full = vec!["--quiet"];
+        full.extend_from_slice(args);
+        backfill(self.binary, &self.db.url, &full, &[])
+    }
+
+    pub(crate) fn run(mut self) -> Result<(String, Option<GrowthPoint>)> {
+        let label = self.kind.label();
+        let server = self.server_version();
+        log(format!(
+            "{label}: loading {} competencies into {}",
+            self.size, self.db.url
+        ));
+        let t = Instant::now();
+        fixtures::load_schema(self.s.as_mut()).map_err(|e| anyhow!("{e}"))?;
+        let loaded = fixtures::generate(
+            self.s.as_mut(),
+            &Shape {
+                competencies: self.size,
+                seed: self.args.seed,
+            },
+        )
+        .map_err(|e| anyhow!("{e}"))?;
+        let load_secs = t.elapsed().as_secs_f64();
+        log(format!(
+            "{label}: loaded in {} ({} links, {} pending competency versions)",
+            secs(load_secs),
+            loaded.links,
+            loaded.pending_competency_versions
+        ));
+        if self.kind == Kind::Postgres {
+            // A table that has been live for a while has been vacuumed: its visibility map is set,
+            // so index-only scans read no heap. Fresh tables get there whenever autovacuum comes by,
+            // which would make the runs differ by when it did; vacuum once, before anything is timed.
+            self.exec(&format!("VACUUM (ANALYZE) {}", fixtures::TABLES.join(", ")))?;
+        }
+        if self.kind == Kind::Mariadb {
+            // Statistics for the fresh tables, as PostgreSQL's loader does with ANALYZE.
+            for t in fixtures::TABLES {
+                self.s
+                    .query(&format!("ANALYZE TABLE {t}"), &[])
+                    .map_err(|e| anyhow!("ANALYZE TABLE {t}: {e}"))?;
+            }
+        }
+        if self.args.load_only {
+            self.run_backfill(&["status"])?;
+            let report = format!(
+                "## {label}: loaded {} ({} pending rows) in {}\n",
+                self.db.url,
+                loaded.pending_competency_versions,
+                secs(load_secs)
+            );
+            return Ok((report, None));
+        }
+        // The ledger tables exist before anything is timed (a real database has them after its first
+        // deploy); this also warms the caches for every side alike.
+        self.run_backfill(&["status"])?;
+        self.warm()?;
+        self.baseline_id = self.count("SELECT COALESCE(MAX(id), 0) FROM competency_versions")?;
+        let watch = LoadWatch::start();
+
+        let expected = loaded.pending_competency_versions;
+        let mut f = Figures {
+            apply_rows: expected,
+            ..Figures::default()
+        };
+        for r in 0..self.args.runs {
+            let what = format!("{label}: run {}/{}", r + 1, self.args.runs);
+            self.retrying(&mut f, &what, |b, f| b.one_run(f, r, expected))?;
+        }
+        let mut sweep = Vec::new();
+        let points: Vec<Batching> = if self.args.no_sweep {
+            Vec::new()
+        } else {
+            let sizes = self.args.sweep.iter().map(|&n| Batching::Fixed(n));
+            let targets = self.args.sweep_ms.iter().map(|&ms| Batching::Toward(ms));
+            std::iter::once(Batching::Default)
+                .chain(sizes)
+                .chain(targets)
+                .collect()
+        };
+        for batching in points {
+            let mut p = SweepPoint {
+                label: batching.to_string(),
+                ..SweepPoint::default()
+            };
+            for _ in 0..self.args.sweep_runs.max(1) {
+                let what = format!("{label}: sweep, {batching}");
+                let (apply, revert) =
+                    self.retrying(&mut f, &what, |b, _| b.in_process(batching, expected))?;
+                p.add(&apply, &revert);
+            }
+            sweep.push(p);
+        }
+        self.retrying(&mut f, &format!("{label}: no-op apply"), |b, f| b.noop(f))?;
+        if let Some(n) = self.args.fixed_batch {
+            let what = format!("{label}: apply and revert at --batch-size {n}");
+            self.retrying(&mut f, &what, |b, f| b.fixed_batch(f, n, expected))?;
+        }
+        f.load = watch.finish();
+        let report = self.report(&server, &loaded, load_secs, &f, &sweep);
+        let rss = [&f.rss_apply, &f.rss_apply_jobs, &f.rss_revert_jobs]
+            .iter()
+            .map(|s| s.max())
+            .filter(|x| !x.is_nan())
+            .fold(0.0, f64::max);
+        let point = GrowthPoint {
+            kind: self.kind,
+            size: self.size,
+            rows: expected,
+            statement: best_form(&f).map_or(f64::NAN, |(_, s)| s.median()),
+            apply: f.apply.median(),
+            jobs: f.apply_jobs.median(),
+            longest: f.longest_apply.max().max(f.longest_apply_jobs.max()),
+            rss_kb: rss,
+            timeline_apply: f.timeline_apply.clone(),
+            timeline_jobs: f.timeline_jobs.clone(),
+            load: (!f.load.0.is_empty()).then(|| f.load.median()),
+            fixed: self.args.fixed_batch.map(|n| (n, f.fixed_apply.median())),
+        };
+        Ok((report, Some(point)))
+    }
+
+    /// One repetition of every paired measurement, in alternating order.
+    pub(crate) fn one_run(&mut self, f: &mut Figures, r: usize, expected: u64) -> Result<()> {
+        self.plan_pair(f, r % 2 == 1)?;
+        if r.is_multiple_of(2) {
+            self.forms_pair(f, expected)?;
+            self.backfill_pair(f, r, expected)?;
+        } else {
+            self.backfill_pair(f, r, expected)?;
+            self.forms_pair(f, expected)?;
+        }
+        if r < self.args.old_way_runs {
+            self.old_way(f)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `step`; if it fails (the servers are shared, and some test suites restart them), puts
+    /// the database back in its loaded state and redoes the step from scratch, four times at most. The
+    /// figures of a failed attempt are dropped, and the report lists every retry.
+    pub(crate) fn retrying<T>(
+        &mut self,
+        f: &mut Figures,
+        what: &str,
+        mut step: impl FnMut(&mut Self, &mut Figures) -> Result<T>,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            log(what);
+            let saved = f.clone();
+            match step(self, f) {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt < 4 => {
+                    attempt += 1;
+                    let first = format!("{e:#}");
+                    let first = first
+                        .lines()
+                        .find(|l| l.starts_with("error:"))
+                        .unwrap_or(first.lines().next().unwrap_or_default());
+                    log(format!(
+                        "{what} failed ({first}); restoring the data and retrying"
+                    ));
+                    *f = saved;
+                    f.retried.push(format!("{what}: {first}"));
+                    self.restore()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits for the server, reconnects, and removes everything the benchmark wrote since loading
+    /// (rows above the baseline id, the ledger's record of the migration).
+    pub(crate) fn restore(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        self.s = loop {
+            match connect(&self.db.url) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_secs(1)),
+                Err(e) => return Err(e.context("the database did not come back within 180 s")),
+            }
+        };
+        // A test suite that restarts the server usually does it several times in a row: wait until
+        // it has been up for a while.
+        let uptime = match self.kind {
+            Kind::Postgres => {
+                Some("SELECT CAST(EXTRACT(EPOCH FROM now() - pg_postmaster_start_time()) AS BIGINT)")
+            }
+            Kind::Mariadb => Some(
+                "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'",
+            ),
+            Kind::Sqlite => None,
+        };
+        if let Some(sql) = uptime {
+            while Instant::now() < deadline {
+                match self.s.query_scalar(sql, &[]).ok().and_then(|v| v.as_i64()) {
+                    Some(up) if up >= 30 => break,
+                    Some(_) => std::thread::sleep(Duration::from_secs(2)),
+                    None => {
+                        std::thread::sleep(Duration::from_secs(2));
+                        if let Ok(s) = connect(&self.db.url) {
+                            self.s = s;
+                        }
+                    }
+                }
+            }
+        }
+        self.exec(&format!(
+            "DELETE FROM competency_versions WHERE id > {}",
+            self.baseline_id
+        ))?;
+        self.exec("DELETE FROM backfill_migrations")?;
+        self.settle()?;
+        // A restarted server has cold caches: warm them as before the first run.
+        self.warm()?;
+        Ok(())
+    }
+
+    /// Reads what every measured side reads (the floor's count), so no side pays for cold caches.
+    pub(crate) fn warm(&mut self) -> Result<()> {
+        self.count(&format!(
+            "SELECT COUNT(*) FROM ({}) t",
+            floor_group_by(self.d)
+        ))
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,286 @@
+//! The markdown tables: one dialect's report and the growth table across sizes.
+
+use crate::dialect::Bench;
+use crate::figures::{Figures, GrowthPoint, SweepPoint};
+use crate::reference::default_batching;
+use crate::stats::{busy, mib, rate, ratio, secs, show_load, yes, LoadWatch, Samples};
+use backfill::fixtures::Loaded;
+
+impl Bench<'_> {
+    pub(crate) fn report(
+        &self,
+        server: &str,
+        loaded: &Loaded,
+        load_secs: f64,
+        f: &Figures,
+        sweep: &[SweepPoint],
+    ) -> String {
+        let v = self.reg.version;
+        let rows = f.apply_rows;
+        let jobs = self.args.jobs;
+        let paired = |a: &Samples, b: &Samples| -> Samples {
+            Samples(a.0.iter().zip(&b.0).map(|(x, y)| x / y).collect())
+        };
+        let cell = |a: &Samples, b: &Samples| -> (f64, String) {
+            let r = a.median() / b.median();
+            let pairs = paired(a, b);
+            let shown = if pairs.0.len() < 2 {
+                ratio(r)
+            } else {
+                format!(
+                    "{} ({}–{})",
+                    ratio(r),
+                    ratio(pairs.min()),
+                    ratio(pairs.max())
+                )
+            };
+            (r, shown)
+        };
+        let mut o = String::new();
+        o.push_str(&format!("## {} — {server}\n\n", self.kind.label()));
+        o.push_str(&format!(
+            "data: {} competencies, {} capabilities ({} without scenario), {} links, {} scenarios, {} existing versions; \
+             V{v} writes {rows} rows; loaded in {}\n\n",
+            loaded.competencies,
+            loaded.capabilities,
+            loaded.undiscovered_capabilities,
+            loaded.links,
+            loaded.scenarios,
+            loaded.preexisting_versions,
+            secs(load_secs)
+        ));
+        o.push_str(&format!(
+            "load average (1 min, every {} s while measuring): {}\n\n",
+            LoadWatch::EVERY.as_secs(),
+            show_load(&f.load)
+        ));
+        if let Some(n) = self.args.fixed_batch {
+            o.push_str(&format!(
+                "fixed batches (`--batch-size {n}`, 1 job): apply {} batches, median {} (min–max {}–{}); \
+                 revert {} batches, median {}\n\n",
+                f.fixed_apply.0.len(),
+                secs(f.fixed_apply.median()),
+                secs(f.fixed_apply.min()),
+                secs(f.fixed_apply.max()),
+                f.fixed_revert.0.len(),
+                secs(f.fixed_revert.median()),
+            ));
+        }
+        let Some((best_label, best)) = best_form(f) else {
+            return o;
+        };
+        o.push_str(&format!(
+            "Single statements (each one `INSERT … SELECT` of all {rows} rows in one transaction):\n\n"
+        ));
+        o.push_str("| single statement | time | rows/s | / best |\n|---|---|---|---|\n");
+        for (label, t) in &f.forms {
+            let mark = if label == best_label {
+                " **(best)**"
+            } else {
+                ""
+            };
+            o.push_str(&format!(
+                "| {label}{mark} | {} | {} | {} |\n",
+                t.show(secs),
+                rate(rows as f64 / t.median()),
+                ratio(t.median() / best.median())
+            ));
+        }
+        o.push_str(&format!(
+            "| one `DELETE` by marker (the revert's reference) | {} | {} | |\n\n",
+            f.delete.show(secs),
+            rate(rows as f64 / f.delete.median())
+        ));
+        o.push_str("| figure | backfill | reference | ratio | target | met |\n");
+        o.push_str("|---|---|---|---|---|---|\n");
+        let mut row = |what: String, a: &Samples, b: &Samples, target: f64| {
+            let (r, shown) = cell(a, b);
+            o.push_str(&format!(
+                "| {what} | {} | {} | {shown} | ≤ {target}× | {} |\n",
+                a.show(secs),
+                b.show(secs),
+                yes(r <= target)
+            ));
+        };
+        row(
+            format!("`apply {v}` (1 job) / best single statement"),
+            &f.apply,
+            best,
+            1.2,
+        );
+        row(
+            format!("`apply {v} --jobs {jobs}` / best single statement"),
+            &f.apply_jobs,
+            best,
+            0.8,
+        );
+        row(
+            format!("`revert {v} --jobs {jobs}` / one DELETE by marker"),
+            &f.revert_jobs,
+            &f.delete,
+            1.0,
+        );
+        row(
+            format!("`revert {v}` (1 job) / one DELETE by marker"),
+            &f.revert,
+            &f.delete,
+            1.5,
+        );
+        row(
+            format!("`plan {v}` / one GROUP BY count"),
+            &f.plan,
+            &f.group_by,
+            1.2,
+        );
+        if !f.old_way_rate.0.is_empty() {
+            let apply_rate = Samples(f.apply.0.iter().map(|w| rows as f64 / w).collect());
+            let speedup = apply_rate.median() / f.old_way_rate.median();
+            o.push_str(&format!(
+                "| `apply` rows/s vs the old way (projected from a subset: {} rows from {} capabilities in {}, of which {} loading the capabilities, counted once) | {} | {} | {} faster | ≥ 30× | {} |\n",
+                f.old_way_rows,
+                f.old_way_capabilities,
+                secs(f.old_way_seconds),
+                secs(f.old_way_load),
+                apply_rate.show(rate),
+                f.old_way_rate.show(rate),
+                ratio(speedup),
+                yes(speedup >= 30.0)
+            ));
+        }
+        let longest = [
+            &f.longest_apply,
+            &f.longest_apply_jobs,
+            &f.longest_revert,
+            &f.longest_revert_jobs,
+        ]
+        .iter()
+        .map(|s| s.max())
+        .fold(0.0, f64::max);
+        o.push_str(&format!(
+            "| longest batch transaction at the default batching ({}): apply / apply --jobs {jobs} / revert / revert --jobs {jobs} (apply: {} batches, median {}) | {} / {} / {} / {} | | | < 1 s | {} |\n",
+            default_batching(),
+            f.batches,
+            secs(f.median_batch.median()),
+            secs(f.longest_apply.max()),
+            secs(f.longest_apply_jobs.max()),
+            secs(f.longest_revert.max()),
+            secs(f.longest_revert_jobs.max()),
+            yes(longest < 1.0)
+        ));
+        let rss = [
+            &f.rss_apply,
+            &f.rss_apply_jobs,
+            &f.rss_revert,
+            &f.rss_revert_jobs,
+            &f.rss_plan,
+            &f.rss_noop,
+        ];
+        let rss_max = rss
+            .iter()
+            .map(|s| s.max())
+            .filter(|x| !x.is_nan())
+            .fold(f64::NAN, f64::max);
+        o.push_str(&format!(
+            "| peak RSS of `backfill`: apply / apply --jobs {jobs} / revert / revert --jobs {jobs} / plan / no-op | {} | | | < 64 MiB | {} |\n",
+            rss.iter().map(|s| mib(s.max())).collect::<Vec<_>>().join(" / "),
+            yes(rss_max < 64.0 * 1024.0)
+        ));
+        o.push_str(&format!(
+            "| no-op `apply` (connect + ledger check), {} runs | {} | | | < 100 ms | {} |\n",
+            f.noop.0.len(),
+            f.noop.show(secs),
+            yes(f.noop.median() < 0.1)
+        ));
+        o.push_str(&format!(
+            "\nValues are median (min–max) over the runs; ratios are of the medians, with the range of the per-run ratios \
+             (each run measures both sides). The best single statement is `{best_label}` ({}).\n",
+            rate(rows as f64 / best.median())
+        ));
+        let mut per_worker = std::collections::BTreeMap::new();
+        for e in &f.timeline_jobs {
+            *per_worker.entry(e.worker).or_insert(0u64) += 1;
+        }
+        let counts: Vec<String> = per_worker.values().map(u64::to_string).collect();
+        o.push_str(&format!(
+            "`apply --jobs {jobs}` (first run): {} worker(s) wrote batches ({} batches each). Over every \
+             `--jobs {jobs}` run: {} batches, {} attempts rolled back by a conflict between the workers and retried. \
+             Batch times are each committed transaction's (BEGIN to COMMIT), from the processes' own debug log.\n",
+            per_worker.len(),
+            counts.join(", "),
+            f.jobs_batches,
+            f.jobs_retries
+        ));
+        for r in &f.retried {
+            o.push_str(&format!(
+                "\nretried from a clean state after an error (shared server): {r}\n"
+            ));
+        }
+        if sweep.is_empty() {
+            return o;
+        }
+        o.push_str(&format!(
+            "\nbatch-size sweep (in process, 1 job, {} run(s) each; walls include the ledger and lock work):\n\n",
+            self.args.sweep_runs.max(1),
+        ));
+        o.push_str("| batch size | batches | apply wall | apply / best single statement | longest apply batch | revert wall | revert / DELETE | longest revert batch |\n");
+        o.push_str("|---|---|---|---|---|---|---|---|\n");
+        for p in sweep {
+            o.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                p.label,
+                p.batches,
+                p.apply.show(secs),
+                ratio(p.apply.median() / best.median()),
+                secs(p.longest_apply.max()),
+                p.revert.show(secs),
+                ratio(p.revert.median() / f.delete.median()),
+                secs(p.longest_revert.max()),
+            ));
+        }
+        o
+    }
+}
+
+/// The fastest single statement (lowest median): the reference for `apply`.
+pub(crate) fn best_form(f: &Figures) -> Option<(&str, &Samples)> {
+    f.forms
+        .iter()
+        .filter(|(_, s)| !s.0.is_empty())
+        .min_by(|a, b| a.1.median().total_cmp(&b.1.median()))
+        .map(|(label, s)| (label.as_str(), s))
+}
+
+/// How cost grows with size: rows/s of the best single statement, `apply` and `apply --jobs N`, the
+/// longest batch and the peak RSS, per dialect and size.
+pub(crate) fn growth_table(points: &[GrowthPoint], jobs: u64) -> String {
+    let mut o = String::from("## How cost grows\n\n");
+    o.push_str(&format!(
+        "| dialect | competencies | rows written | best single statement | apply (1 job) | apply --jobs {jobs} | longest batch | peak RSS | median batch at a fixed size | load (1 min) |\n"
+    ));
+    o.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    for p in points {
+        let r = p.rows as f64;
+        let fixed = p.fixed.map_or("–".into(), |(n, median)| {
+            format!("{} ({n} keys)", secs(median))
+        });
+        let load = p.load.map_or("–".into(), |l| {
+            let flag = if busy(l) { " **busy**" } else { "" };
+            format!("{l:.1}{flag}")
+        });
+        o.push_str(&format!(
+            "| {} | {} | {} | {} ({}) | {} ({}) | {} ({}) | {} | {} | {fixed} | {load} |\n",
+            p.kind.label(),
+            p.size,
+            p.rows,
+            rate(r / p.statement),
+            secs(p.statement),
+            rate(r / p.apply),
+            secs(p.apply),
+            rate(r / p.jobs),
+            secs(p.jobs),
+            secs(p.longest),
+            mib(p.rss_kb)
+        ));
+    }
+    o
+}
