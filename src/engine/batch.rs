@@ -1,8 +1,8 @@
-//! The batch loop: each batch's writes, its checkpoint and its audit count commit in one transaction,
-//! so a run stopped anywhere resumes from the last committed batch with no duplicate and no gap.
+//! The batch transaction and the single batch loop. Each batch's writes, its checkpoint and its audit
+//! count commit in one transaction, so a run stopped anywhere resumes from the last committed batch
+//! with no duplicate and no gap. The `--jobs` workers (`parallel`) run the same transaction on chunks.
 
-use crate::db::Value;
-use crate::db::{DbError, ErrorKind, Session};
+use crate::db::{DbError, DbResult, ErrorKind, Finish, Session};
 use crate::engine::hooks::Hooks;
 use crate::engine::ledger::{self, Action};
 use crate::engine::lock::{self, Lease};
@@ -10,11 +10,10 @@ use crate::engine::options::Options;
 use crate::engine::progress::Progress;
 use crate::engine::retry;
 use crate::error::{Error, Result};
-use crate::kit::migration::{Context, Cursor, Key, KeyRange};
+use crate::kit::bounds;
+use crate::kit::migration::{Context, Cursor, Key, KeyRange, Revert};
 use crate::registry::Registered;
 use crate::signals;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// What a run walks and what each batch does with its key range.
@@ -30,11 +29,13 @@ pub(crate) enum Walk {
 
 /// What the batch loop runs: one migration, one walk, one audited run.
 pub(crate) struct Job<'a> {
-    reg: &'a Registered,
-    action: Action,
+    pub(crate) reg: &'a Registered,
+    pub(crate) action: Action,
     walk: Walk,
+    /// The key the walk's batches range over: fixed by the migration and the walk.
+    pub(crate) key: Key,
     ctx: &'a Context,
-    run_id: &'a str,
+    pub(crate) run_id: &'a str,
     hooks: Hooks,
 }
 
@@ -45,7 +46,14 @@ impl<'a> Job<'a> {
         ctx: &'a Context,
         run_id: &'a str,
     ) -> Result<Self> {
-        let job = Job {
+        let key = match walk {
+            Walk::Apply => reg.migration.key(),
+            Walk::Restore { .. } => crate::kit::journal::JOURNAL_KEY,
+            Walk::DeleteMarked => insert_revert(reg)
+                .map(|undo| undo.revert_key())
+                .map_err(|e| Error::Usage(e.message))?,
+        };
+        Ok(Job {
             reg,
             action: if walk == Walk::Apply {
                 Action::Apply
@@ -53,16 +61,15 @@ impl<'a> Job<'a> {
                 Action::Revert
             },
             walk,
+            key,
             ctx,
             run_id,
             hooks: Hooks::from_env(),
-        };
-        job.key()?;
-        Ok(job)
+        })
     }
 
     /// What this run's ledger writes are keyed on.
-    fn ledger_key(&self) -> ledger::RunKey<'a> {
+    pub(crate) fn ledger_key(&self) -> ledger::RunKey<'a> {
         ledger::RunKey {
             version: self.reg.version,
             action: self.action,
@@ -70,51 +77,27 @@ impl<'a> Job<'a> {
         }
     }
 
-    pub(crate) fn key(&self) -> Result<Key> {
-        match self.walk {
-            Walk::Apply => Ok(self.reg.migration.key()),
-            Walk::Restore { .. } => Ok(crate::kit::journal::JOURNAL_KEY),
-            Walk::DeleteMarked => self.insert_revert().map(|undo| undo.revert_key()),
-        }
-    }
-
-    fn step(&self, tx: &mut dyn Session, range: KeyRange) -> crate::db::DbResult<u64> {
+    fn step(&self, tx: &mut dyn Session, range: KeyRange) -> DbResult<u64> {
         let m = self.reg.migration;
         match self.walk {
             Walk::Apply => m.apply(tx, self.ctx, range),
-            Walk::DeleteMarked => match m.shape().insert_revert() {
-                Some(undo) => undo.revert(tx, self.ctx, range),
-                None => Err(crate::db::DbError::query(format!(
-                    "V{}__{} is not INSERT-shaped: it has no rows of its own to delete",
-                    self.reg.version, self.reg.name
-                ))),
-            },
+            Walk::DeleteMarked => insert_revert(self.reg)?.revert(tx, self.ctx, range),
             Walk::Restore { force } => {
                 crate::kit::journal::restore(tx, self.ctx.version, range, force)
             }
         }
     }
-
-    /// `Walk::DeleteMarked` is chosen only for `Shape::Insert`, which always carries its revert;
-    /// the error is for a walk built by hand.
-    fn insert_revert(&self) -> Result<&'static dyn crate::kit::migration::Revert> {
-        self.reg.migration.shape().insert_revert().ok_or_else(|| {
-            Error::Usage(format!(
-                "V{}__{} is not INSERT-shaped: it has no rows of its own to delete",
-                self.reg.version, self.reg.name
-            ))
-        })
-    }
 }
 
-/// What one batch did.
-enum Batched {
-    /// Wrote `rows` over keys up to `cursor`.
-    More { rows: u64, cursor: Cursor },
-    /// No keys left after the cursor.
-    Done,
-    /// The fence failed: another runner owns the migration now.
-    Overtaken,
+/// `Walk::DeleteMarked` is chosen only for `Shape::Insert`, which always carries its revert; the error
+/// is for a walk built by hand.
+fn insert_revert(reg: &Registered) -> DbResult<&'static dyn Revert> {
+    reg.migration.shape().insert_revert().ok_or_else(|| {
+        DbError::query(format!(
+            "V{}__{} is not INSERT-shaped: it has no rows of its own to delete",
+            reg.version, reg.name
+        ))
+    })
 }
 
 /// What a command's runs hold while they write: the lease, the replicas they watch, and what each
@@ -125,41 +108,180 @@ pub(crate) struct Held {
     pub tally: crate::engine::progress::Tally,
 }
 
+/// Where a batch is fenced and checkpointed.
+#[derive(Clone, Copy)]
+pub(crate) enum Place<'c> {
+    /// The migration's ledger row (the single loop). `holds`: its cursor as the ledger wrote it, which
+    /// the fence compares as text.
+    Migration { holds: Option<&'c Cursor> },
+    /// One chunk's row (a `--jobs` worker).
+    Chunk(&'c ledger::Chunk),
+}
+
+/// One batch to run: where, after which key, and how many keys it asks for.
+#[derive(Clone, Copy)]
+pub(crate) struct Batch<'c> {
+    pub place: Place<'c>,
+    /// The last key done; `None` before the place's first batch.
+    pub after: Option<i64>,
+    pub size: u64,
+}
+
+/// What one batch did.
+pub(crate) enum Batched {
+    /// Wrote `rows` over keys up to `cursor`; `done`: the chunk is finished (a chunk's last key).
+    More { rows: u64, cursor: i64, done: bool },
+    /// No key left after the cursor.
+    Done,
+    /// The fence failed: another runner owns the migration (or the chunk) now.
+    Overtaken,
+}
+
+/// One batch transaction, the same for the single loop and the `--jobs` workers: the fence first (a
+/// compare-and-set on the place's cursor, so a batch that another runner overtook rolls back), then
+/// the next key range's writes, its checkpoint and (single loop) the run's row count, committed
+/// together. `number` names the batch for the test hooks once it has written.
+pub(crate) fn fenced_batch(
+    session: &mut dyn Session,
+    job: &Job,
+    batch: Batch,
+    number: &mut dyn FnMut() -> u64,
+) -> DbResult<Batched> {
+    if matches!(batch.place, Place::Migration { .. }) && next_key(batch.after).is_none() {
+        return Ok(Batched::Done); // the cursor is the last key there can be: nothing to fence
+    }
+    session.transaction(|s| {
+        let Some(last) = fence(s, job, batch)? else {
+            return Ok(Finish::Rollback(Batched::Overtaken));
+        };
+        let Some(range) = next_range(s, job.key, batch, last)? else {
+            return nothing_left(s, job, batch);
+        };
+        let rows = job.step(s, range)?;
+        let done = range.hi >= last;
+        checkpoint(s, job, batch, (range.hi, rows, done))?;
+        job.hooks.before_commit(number())?;
+        Ok(Finish::Commit(Batched::More {
+            rows,
+            cursor: range.hi,
+            done,
+        }))
+    })
+}
+
+/// The fence: `Some(the last key the place may walk)` while this run still owns it. A chunk's row
+/// holds its last key, which a split may have lowered.
+fn fence(s: &mut dyn Session, job: &Job, batch: Batch) -> DbResult<Option<i64>> {
+    match batch.place {
+        Place::Migration { holds } => {
+            Ok(ledger::claim(s, job.ledger_key(), holds)?.then_some(i64::MAX))
+        }
+        Place::Chunk(chunk) => ledger::fence_chunk(s, job.ledger_key(), chunk.lo, batch.after),
+    }
+}
+
+/// The next range of `batch.size` keys after the cursor, up to `last`; `None` when no key is left. In
+/// a chunk, when fewer keys than asked are left, the batch takes the rest of the chunk and finishes
+/// it, so no batch is spent only on finding the chunk empty.
+fn next_range(
+    s: &mut dyn Session,
+    key: Key,
+    batch: Batch,
+    last: i64,
+) -> DbResult<Option<KeyRange>> {
+    let Place::Chunk(chunk) = batch.place else {
+        let Some(lo) = next_key(batch.after) else {
+            return Ok(None);
+        };
+        return Ok(bounds::next_bound(s, key, lo, batch.size)?.map(|hi| KeyRange { lo, hi }));
+    };
+    let lo = match batch.after {
+        None => chunk.lo,
+        Some(c) if c >= last => return Ok(None),
+        Some(c) => c + 1,
+    };
+    let (top, found) = bounds::next_bound_within(s, key, (lo, last), batch.size)?;
+    let rest = found < batch.size.max(1);
+    Ok(top.map(|top| KeyRange {
+        lo,
+        hi: if rest { last } else { top },
+    }))
+}
+
+/// No key left: the single loop's look wrote nothing and rolls back; a chunk is marked done, so no
+/// worker takes it again.
+fn nothing_left(s: &mut dyn Session, job: &Job, batch: Batch) -> DbResult<Finish<Batched>> {
+    let Place::Chunk(chunk) = batch.place else {
+        return Ok(Finish::Rollback(Batched::Done));
+    };
+    let mark = ledger::ChunkMark {
+        cursor: None,
+        rows: 0,
+        done: true,
+    };
+    ledger::checkpoint_chunk(s, job.ledger_key(), chunk.lo, mark)?;
+    Ok(Finish::Commit(Batched::Done))
+}
+
+/// The batch's checkpoint: the last key done (the only place the cursor becomes the ledger's text),
+/// the rows, and whether the chunk is finished.
+fn checkpoint(
+    s: &mut dyn Session,
+    job: &Job,
+    batch: Batch,
+    (hi, rows, done): (i64, u64, bool),
+) -> DbResult<()> {
+    match batch.place {
+        Place::Migration { .. } => {
+            let cursor = Cursor::from_id(hi);
+            ledger::checkpoint(s, job.ledger_key(), Some(&cursor), rows, batch.size)?;
+            ledger::add_run_rows(s, job.run_id, rows)
+        }
+        Place::Chunk(chunk) => {
+            let mark = ledger::ChunkMark {
+                cursor: Some(hi),
+                rows,
+                done,
+            };
+            ledger::checkpoint_chunk(s, job.ledger_key(), chunk.lo, mark)
+        }
+    }
+}
+
 /// The batch loop: each batch's writes, its checkpoint and its audit count commit together.
 pub(crate) fn run_batches(
     session: &mut dyn Session,
     job: &Job,
-    mut cursor: Option<Cursor>,
+    cursor: Option<Cursor>,
     opts: &Options,
     held: &mut Held,
     progress: &mut Progress,
 ) -> Result<(u64, u64)> {
     let mut size = BatchSize::new(opts.batch_size, opts.batch_target);
     let (mut rows, mut batches) = (0u64, 0u64);
-    let key = job.key()?;
-    start_of(job, cursor.as_ref())?;
+    let mut after = last_done(job, cursor.as_ref())?;
+    // The fence compares the cursor as the ledger holds it: as it was read, then as we wrote it.
+    let mut holds = cursor;
     loop {
-        if let Some(sig) = signals::requested() {
-            return Err(Error::Interrupted(sig));
-        }
-        lock::renew(session, &mut held.lease)?;
-        crate::engine::throttle::wait_for_replicas(
-            session,
-            &mut held.gauge,
-            &mut held.lease,
-            progress,
-        )?;
+        between_batches(session, held, progress)?;
         batches += 1;
-        let (step, took, tries) =
-            attempts(|| one_batch(session, job, key, cursor.as_ref(), size.now, batches))
-                .map_err(|e| batch_error(job.reg, batches, e))?;
+        let place = Place::Migration {
+            holds: holds.as_ref(),
+        };
+        let batch = Batch {
+            place,
+            after,
+            size: size.now,
+        };
+        let (step, took, tries) = attempts(|| fenced_batch(session, job, batch, &mut || batches))
+            .map_err(|e| batch_error(job.reg, batches, e))?;
         let (done, next) = match step {
             Batched::Overtaken => return Err(overtaken(job, Some(batches))),
             Batched::Done => {
                 batches -= 1; // the look that found nothing left wrote nothing
                 break;
             }
-            Batched::More { rows, cursor } => (rows, cursor),
+            Batched::More { rows, cursor, .. } => (rows, cursor),
         };
         tracing::debug!(
             "batch {batches}: {} keys, {done} rows{}, {}ms",
@@ -169,8 +291,8 @@ pub(crate) fn run_batches(
         );
         size.adapt(took);
         rows += done;
-        cursor = Some(next);
-        progress.update(rows, batches, cursor.as_ref().and_then(Cursor::id));
+        (after, holds) = (Some(next), Some(Cursor::from_id(next)));
+        progress.update(rows, batches, after);
         if !opts.pause.is_zero() {
             signals::pause(opts.pause);
         }
@@ -178,12 +300,24 @@ pub(crate) fn run_batches(
     Ok((rows, batches))
 }
 
+/// What the single loop does before each batch: stop on a signal, renew the lease, wait for lagging
+/// replicas.
+fn between_batches(
+    session: &mut dyn Session,
+    held: &mut Held,
+    progress: &mut Progress,
+) -> Result<()> {
+    if let Some(sig) = signals::requested() {
+        return Err(Error::Interrupted(sig));
+    }
+    lock::renew(session, &mut held.lease)?;
+    crate::engine::throttle::wait_for_replicas(session, &mut held.gauge, &mut held.lease, progress)
+}
+
 /// One batch with its conflict retries (`retry::conflicts`). The duration is the committed attempt's
 /// transaction, BEGIN to COMMIT: what the server held locks for, what the batch size adapts to (the
 /// attempts a conflict rolled back, and the back-off between them, are not the batch's size at fault).
-fn attempts<T>(
-    mut work: impl FnMut() -> crate::db::DbResult<T>,
-) -> crate::db::DbResult<(T, Duration, u32)> {
+pub(crate) fn attempts<T>(mut work: impl FnMut() -> DbResult<T>) -> DbResult<(T, Duration, u32)> {
     let (mut tries, mut last) = (0u32, Duration::ZERO);
     let out = retry::conflicts(|| {
         tries += 1;
@@ -196,7 +330,7 @@ fn attempts<T>(
 }
 
 /// ", 3 attempts" in a batch's debug line when conflicts made it retry.
-fn retried(tries: u32) -> String {
+pub(crate) fn retried(tries: u32) -> String {
     if tries > 1 {
         format!(", {tries} attempts")
     } else {
@@ -210,8 +344,8 @@ fn retried(tries: u32) -> String {
 /// (BENCHMARKS.md, the sweep of sizes: the same key count takes twice as long on one server as on the other). Without a
 /// target (`--batch-size` alone) every batch has the given size. The size only bounds the next key
 /// range; the cursor is always the last key written, so a resize never skips or repeats a key.
-struct BatchSize {
-    now: u64,
+pub(crate) struct BatchSize {
+    pub(crate) now: u64,
     target: Option<Duration>,
 }
 
@@ -221,11 +355,11 @@ impl BatchSize {
     const MIN: u64 = 1;
     const MAX: u64 = 100_000;
 
-    fn new(size: u64, target: Option<Duration>) -> Self {
+    pub(crate) fn new(size: u64, target: Option<Duration>) -> Self {
         BatchSize { now: size, target }
     }
 
-    fn adapt(&mut self, took: Duration) {
+    pub(crate) fn adapt(&mut self, took: Duration) {
         let Some(target) = self.target else { return };
         let factor = target.as_secs_f64() / took.as_secs_f64().max(1e-6);
         let next = (self.now as f64 * factor.clamp(0.5, 2.0)).round() as u64;
@@ -236,7 +370,7 @@ impl BatchSize {
 /// `open`: the number of the batch whose transaction the fence rolled back, when this run had numbered
 /// it; a parallel run learns it was overtaken at a fence before numbering, or at its end, and then
 /// names no batch rather than one that committed.
-fn overtaken(job: &Job, open: Option<u64>) -> Error {
+pub(crate) fn overtaken(job: &Job, open: Option<u64>) -> Error {
     let stopped = match open {
         Some(n) => format!("stopped and rolled back its batch {n}"),
         None => "stopped before writing another batch".into(),
@@ -247,11 +381,11 @@ fn overtaken(job: &Job, open: Option<u64>) -> Error {
     ))
 }
 
-/// The first key after the cursor; `None` when the cursor is the last key there can be. A cursor that
-/// is not a key is ledger damage (exit 3), with the fix.
-fn start_of(job: &Job, after: Option<&Cursor>) -> Result<Option<i64>> {
-    let Some(c) = after else {
-        return Ok(Some(i64::MIN));
+/// The last key done, from the ledger's checkpoint (its text, read once per run). A cursor that is
+/// not a key is ledger damage (exit 3), with the fix.
+pub(crate) fn last_done(job: &Job, cursor: Option<&Cursor>) -> Result<Option<i64>> {
+    let Some(c) = cursor else {
+        return Ok(None);
     };
     let id = c.id().ok_or_else(|| {
         let column = if job.action == Action::Revert {
@@ -264,50 +398,15 @@ fn start_of(job: &Job, after: Option<&Cursor>) -> Result<Option<i64>> {
             job.reg.version, c.0, job.reg.version
         ))
     })?;
-    Ok(id.checked_add(1))
+    Ok(Some(id))
 }
 
-/// One batch transaction: the fence first, then the next key range's writes, its checkpoint and its
-/// audit count.
-fn one_batch(
-    session: &mut dyn Session,
-    job: &Job,
-    key: Key,
-    after: Option<&Cursor>,
-    size: u64,
-    number: u64,
-) -> crate::db::DbResult<Batched> {
-    let Ok(Some(lo)) = start_of(job, after) else {
-        return Ok(Batched::Done);
-    };
-    session.begin(false)?;
-    let work = (|| {
-        if !ledger::claim(session, job.ledger_key(), after)? {
-            return Ok(Batched::Overtaken);
-        }
-        let Some(hi) = crate::kit::bounds::next_bound(session, key, lo, size)? else {
-            return Ok(Batched::Done);
-        };
-        let rows = job.step(session, KeyRange { lo, hi })?;
-        let cursor = Cursor::from_id(hi);
-        ledger::checkpoint(session, job.ledger_key(), Some(&cursor), rows, size)?;
-        ledger::add_run_rows(session, job.run_id, rows)?;
-        job.hooks.before_commit(number)?;
-        Ok(Batched::More { rows, cursor })
-    })();
-    match work {
-        Ok(Batched::More { rows, cursor }) => {
-            session.commit().map(|_| Batched::More { rows, cursor })
-        }
-        Ok(other) => session.rollback().map(|_| other),
-        Err(e) => {
-            let _ = session.rollback();
-            Err(e)
-        }
-    }
+/// The first key after `after`; `None` when `after` is the last key there can be.
+pub(crate) fn next_key(after: Option<i64>) -> Option<i64> {
+    after.map_or(Some(i64::MIN), |c| c.checked_add(1))
 }
 
-fn batch_error(reg: &Registered, batch: u64, e: DbError) -> Error {
+pub(crate) fn batch_error(reg: &Registered, batch: u64, e: DbError) -> Error {
     let what = format!(
         "V{}__{} batch {batch} failed and was rolled back: {e}",
         reg.version, reg.name
@@ -326,28 +425,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn first_chunks_split_the_key_range_evenly_and_end_open() {
-        assert_eq!(
-            first_chunks(i64::MIN, Some((1, 100)), 2),
-            vec![(i64::MIN, 50), (51, i64::MAX)]
-        );
-        assert_eq!(
-            first_chunks(60, Some((1, 100)), 2),
-            vec![(60, 79), (80, i64::MAX)],
-            "a resumed run splits the keys after its cursor"
-        );
-        assert_eq!(first_chunks(i64::MIN, None, 4), vec![(i64::MIN, i64::MAX)]);
-        assert_eq!(
-            first_chunks(i64::MIN, Some((5, 5)), 4),
-            vec![(i64::MIN, i64::MAX)],
-            "one key: one chunk; idle workers split it if it is worth it"
-        );
-        assert_eq!(first_chunks(200, Some((1, 100)), 2), vec![(200, i64::MAX)]);
-        let many = first_chunks(i64::MIN, Some((i64::MIN + 1, i64::MAX - 1)), 3);
-        assert_eq!(many.len(), 3, "the whole i64 range does not overflow");
-        for w in many.windows(2) {
-            assert_eq!(w[0].1 + 1, w[1].0, "contiguous");
-        }
+    fn next_key_follows_the_cursor_and_stops_at_the_last_key() {
+        assert_eq!(next_key(None), Some(i64::MIN));
+        assert_eq!(next_key(Some(41)), Some(42));
+        assert_eq!(next_key(Some(i64::MAX)), None);
     }
 
     #[test]
@@ -379,604 +460,5 @@ mod tests {
         let mut s = BatchSize::new(1, Some(Duration::from_millis(300)));
         s.adapt(Duration::from_secs(5));
         assert_eq!(s.now, BatchSize::MIN);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Parallel runs (`--jobs N`): workers on disjoint key ranges (chunks), each with its own connection.
-
-/// How often the coordinator looks at the workers, renews the lease and redraws the progress.
-const TICK: Duration = Duration::from_millis(50);
-
-/// How often the coordinator reads replica lag for the whole run (`--max-replica-lag`).
-const LAG_EVERY: Duration = Duration::from_millis(500);
-
-/// The first chunks of a parallel run over the keys from `from` on: one per worker, of equal width
-/// between `from` (or the first key, when `from` is below it) and the last key, the last one open to
-/// the largest key there can be (keys added later are in a chunk too). No pass over the keys: the
-/// key distribution is followed as the run goes, by splitting (`steal`): a worker that finds no
-/// pending chunk splits the upper part off the chunk with the most keys left, so a sparse range
-/// never leaves a job idle while another still has a dense one.
-pub(crate) fn first_chunks(from: i64, span: Option<(i64, i64)>, jobs: usize) -> Vec<(i64, i64)> {
-    let Some((first, last)) = span.filter(|(_, last)| *last >= from) else {
-        return vec![(from, i64::MAX)];
-    };
-    let base = i128::from(from.max(first));
-    let width = i128::from(last) - base + 1;
-    let n = i128::try_from(jobs.max(1)).unwrap_or(1).min(width.max(1));
-    let mut ranges = Vec::new();
-    let mut lo = from;
-    for i in 1..n {
-        let top = i64::try_from(base + width * i / n - 1).unwrap_or(i64::MAX);
-        if top < lo {
-            continue;
-        }
-        ranges.push((lo, top));
-        lo = top + 1;
-    }
-    ranges.push((lo, i64::MAX));
-    ranges
-}
-
-/// The last key of the next `size` keys in `[from, to]`, and how many keys that is (fewer than
-/// `size`: the range holds no more keys).
-fn bound_within(
-    tx: &mut dyn Session,
-    key: Key,
-    from: i64,
-    to: i64,
-    size: u64,
-) -> crate::db::DbResult<(Option<i64>, u64)> {
-    let sql = format!(
-        "SELECT MAX(k), COUNT(*) FROM (SELECT {c} AS k FROM {t} WHERE {c} >= ? AND {c} <= ? ORDER BY {c} LIMIT ?) b",
-        c = key.column,
-        t = key.table
-    );
-    let rows = tx.query(
-        &sql,
-        &[
-            Value::Int(from),
-            Value::Int(to),
-            Value::Int(size.max(1) as i64),
-        ],
-    )?;
-    let row = rows.first();
-    let top = row
-        .and_then(|r| r.first())
-        .map_or(Ok(None), |v| crate::kit::bounds::walked(key, v))?;
-    let n = row
-        .and_then(|r| r.get(1))
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    Ok((top, n.max(0) as u64))
-}
-
-/// What one batch in a chunk did.
-enum ChunkStep {
-    /// Wrote `rows` over keys up to `cursor`; `done`: the chunk is finished.
-    More { rows: u64, cursor: i64, done: bool },
-    /// No key left in the chunk; it is marked done.
-    Done,
-    /// The fence failed: another run owns the chunk now.
-    Overtaken,
-}
-
-/// One batch transaction in a chunk: the fence on the chunk row first (which also reads the chunk's
-/// last key: a split may have lowered it), then the next key range's writes and the chunk's
-/// checkpoint. When fewer keys than `size` are left, the batch takes the rest of the chunk and
-/// finishes it, so no batch is spent only on finding the chunk empty.
-#[allow(clippy::too_many_arguments)]
-fn chunk_batch(
-    session: &mut dyn Session,
-    job: &Job,
-    key: Key,
-    chunk: &ledger::Chunk,
-    after: Option<i64>,
-    size: u64,
-    number: &mut Option<u64>,
-    numbered: &AtomicU64,
-) -> crate::db::DbResult<ChunkStep> {
-    session.begin(false)?;
-    let work = (|| {
-        let Some(last) = ledger::fence_chunk(session, job.ledger_key(), chunk.lo, after)? else {
-            return Ok(ChunkStep::Overtaken);
-        };
-        let lo = match after {
-            None => Some(chunk.lo),
-            Some(c) if c >= last => None,
-            Some(c) => Some(c + 1),
-        };
-        let (top, found) = match lo {
-            Some(lo) => bound_within(session, key, lo, last, size)?,
-            None => (None, 0),
-        };
-        let (Some(lo), Some(top)) = (lo, top) else {
-            let mark = ledger::ChunkMark {
-                cursor: None,
-                rows: 0,
-                done: true,
-            };
-            ledger::checkpoint_chunk(session, job.ledger_key(), chunk.lo, mark)?;
-            return Ok(ChunkStep::Done);
-        };
-        let hi = if found < size.max(1) { last } else { top };
-        let rows = job.step(session, KeyRange { lo, hi })?;
-        let done = hi >= last;
-        let mark = ledger::ChunkMark {
-            cursor: Some(hi),
-            rows,
-            done,
-        };
-        ledger::checkpoint_chunk(session, job.ledger_key(), chunk.lo, mark)?;
-        // Numbered across the workers when it writes (a look that finds the chunk empty is no
-        // batch), once for all its attempts: the test hooks stop "the Nth batch of the run".
-        let n = *number.get_or_insert_with(|| numbered.fetch_add(1, Ordering::SeqCst) + 1);
-        job.hooks.before_commit(n)?;
-        Ok(ChunkStep::More {
-            rows,
-            cursor: hi,
-            done,
-        })
-    })();
-    match work {
-        Ok(step @ (ChunkStep::More { .. } | ChunkStep::Done)) => session.commit().map(|_| step),
-        Ok(other) => session.rollback().map(|_| other),
-        Err(e) => {
-            let _ = session.rollback();
-            Err(e)
-        }
-    }
-}
-
-/// What the workers and the coordinator of one parallel run share.
-struct Shared {
-    /// Set on the first error (or signal): every worker stops after its current batch.
-    stop: AtomicBool,
-    /// Replica lag is over `--max-replica-lag`: no worker starts a batch.
-    held: AtomicBool,
-    rows: AtomicU64,
-    batches: AtomicU64,
-    /// Batch numbers across the workers, for the test hooks ("the Nth batch of the run").
-    numbered: AtomicU64,
-    /// Keys of the span covered by committed batches, for the progress fraction.
-    keys_done: AtomicU64,
-    span: Option<(i64, i64)>,
-    error: Mutex<Option<Error>>,
-}
-
-impl Shared {
-    fn fail(&self, e: Error) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Ok(mut first) = self.error.lock() {
-            first.get_or_insert(e);
-        }
-    }
-
-    fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
-    /// Keys of `[lo, hi]` inside the span (what the progress fraction counts).
-    fn width(&self, lo: i64, hi: i64) -> u64 {
-        let Some((first, last)) = self.span else {
-            return 0;
-        };
-        let (lo, hi) = (i128::from(lo.max(first)), i128::from(hi.min(last)));
-        u64::try_from((hi - lo + 1).max(0)).unwrap_or(u64::MAX)
-    }
-
-    /// The progress bar's cursor: the span's first key plus the keys done.
-    fn position(&self) -> Option<i64> {
-        let (first, _) = self.span?;
-        let done = i64::try_from(self.keys_done.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
-        Some(first.saturating_add(done).saturating_sub(1))
-    }
-}
-
-/// Which loop a run uses, decided once it owns the migration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Engine {
-    /// The plain batch loop on the command's session.
-    Single,
-    /// Workers on chunks (new ones, or those an earlier parallel run left).
-    Parallel,
-}
-
-/// Settles the chunks of a run that has just started (`ledger::start`): it takes over the chunks an
-/// earlier parallel run of the same action left (a resume), or, with more than one worker, records
-/// new ones over the keys after `after`. A runner that took the migration over meanwhile is exit 4.
-pub(crate) fn prepare(
-    session: &mut dyn Session,
-    job: &Job,
-    fresh: bool,
-    after: Option<&Cursor>,
-    workers: usize,
-) -> Result<Engine> {
-    let (version, action) = (job.reg.version, job.action);
-    // The first and last key are read before the transaction: only when no chunks wait to be
-    // resumed, which the transaction checks again.
-    let left = retry::conflicts(|| ledger::chunks(session, version, action))
-        .map_err(|e| chunk_error(job, e))?;
-    let ranges = if workers > 1 && (fresh || left.is_empty()) {
-        let key = job.key()?;
-        let from = start_of(job, after)?.unwrap_or(i64::MAX);
-        let span = retry::conflicts(|| crate::kit::bounds::span(session, key))
-            .map_err(|e| batch_error(job.reg, 0, e))?;
-        Some(first_chunks(from, span, workers))
-    } else {
-        None
-    };
-    let prepared = retry::conflicts(|| {
-        ledger::prepare_chunks(session, job.ledger_key(), fresh, ranges.as_deref())
-    })
-    .map_err(|e| chunk_error(job, e))?;
-    match prepared {
-        ledger::Prepared::Overtaken => Err(overtaken(job, None)),
-        ledger::Prepared::TookOver => {
-            ledger::chunk_gap(session, version, action)?;
-            Ok(Engine::Parallel)
-        }
-        ledger::Prepared::Created => Ok(Engine::Parallel),
-        ledger::Prepared::Single => Ok(Engine::Single),
-    }
-}
-
-fn chunk_error(job: &Job, e: DbError) -> Error {
-    Error::Runtime(format!(
-        "V{}__{} could not record its chunks in the ledger: {e}; rerun to resume",
-        job.reg.version, job.reg.name
-    ))
-}
-
-/// A parallel run over the chunks `prepare` settled: `jobs` workers, each on its own session from
-/// `connect`, take chunks and run fenced batches in them; this thread (on the command's session)
-/// renews the lease, reads replica lag for the whole run and draws the one progress bar. On success
-/// the chunks are folded into the ledger. Returns the rows and batches of this run.
-pub(crate) fn run_parallel(
-    session: &mut dyn Session,
-    job: &Job,
-    jobs: usize,
-    connect: &crate::engine::options::Connector,
-    opts: &Options,
-    held: &mut Held,
-    progress: &mut Progress,
-) -> Result<(u64, u64)> {
-    let (version, action) = (job.reg.version, job.action);
-    let key = job.key()?;
-    let span = crate::kit::bounds::span(session, key).ok().flatten();
-    let shared = Shared {
-        stop: AtomicBool::new(false),
-        held: AtomicBool::new(false),
-        rows: AtomicU64::new(0),
-        batches: AtomicU64::new(0),
-        numbered: AtomicU64::new(0),
-        keys_done: AtomicU64::new(0),
-        span,
-        error: Mutex::new(None),
-    };
-    // What earlier runs already did counts toward the fraction of keys done.
-    let resumed = ledger::chunks(session, version, action).map_err(|e| chunk_error(job, e))?;
-    let done_before: u64 = resumed
-        .iter()
-        .map(|c| match (c.is_done(), c.cursor) {
-            (true, _) => shared.width(c.lo, c.hi),
-            (false, Some(cursor)) => shared.width(c.lo, cursor),
-            (false, None) => 0,
-        })
-        .sum();
-    shared.keys_done.store(done_before, Ordering::Relaxed);
-    let Held { lease, gauge, .. } = held;
-    let mut lag = ReplicaGate::new(gauge);
-    lag.check(session, &shared, progress);
-    // Workers wake the coordinator when they end, so the run ends when its last batch does.
-    let coordinator = std::thread::current();
-    let live = AtomicU64::new(jobs.max(1) as u64);
-    let connected = AtomicU64::new(0);
-    let refused = Mutex::new(None);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..jobs.max(1))
-            .map(|w| {
-                let shared = &shared;
-                let (coordinator, live) = (coordinator.clone(), &live);
-                let (connected, refused) = (&connected, &refused);
-                scope.spawn(move || {
-                    // Counted out even if the worker panics, so the coordinator never waits on it.
-                    let _ended = Ended(live, coordinator);
-                    let result = match connect.open() {
-                        Ok(mut s) => {
-                            connected.fetch_add(1, Ordering::SeqCst);
-                            worker(w, s.as_mut(), job, key, opts, shared)
-                        }
-                        // The workers claim chunks as they go: one that cannot connect (the
-                        // server's connections taken since the budget was read) leaves its share
-                        // to the others. Only a run none of whose workers connected fails.
-                        Err(e) => {
-                            tracing::warn!(
-                                "a worker of V{version}__{} could not connect ({e}): the other workers take its chunks",
-                                job.reg.name
-                            );
-                            if let Ok(mut first) = refused.lock() {
-                                first.get_or_insert(e);
-                            }
-                            Ok(())
-                        }
-                    };
-                    if let Err(e) = result {
-                        shared.fail(e);
-                    }
-                })
-            })
-            .collect();
-        while live.load(Ordering::SeqCst) > 0 {
-            if !shared.stopping() {
-                if let Some(sig) = signals::requested() {
-                    shared.fail(Error::Interrupted(sig));
-                } else if let Err(e) = lock::renew(session, lease) {
-                    shared.fail(e);
-                } else {
-                    lag.check(session, &shared, progress);
-                }
-            }
-            progress.update(
-                shared.rows.load(Ordering::Relaxed),
-                shared.batches.load(Ordering::Relaxed),
-                shared.position(),
-            );
-            std::thread::park_timeout(TICK);
-        }
-        for w in workers {
-            if w.join().is_err() {
-                shared.fail(Error::Runtime(format!(
-                    "a worker of V{version}__{} stopped unexpectedly; rerun to resume from the last committed batches",
-                    job.reg.name
-                )));
-            }
-        }
-    });
-    let (rows, batches) = (
-        shared.rows.load(Ordering::SeqCst),
-        shared.batches.load(Ordering::SeqCst),
-    );
-    progress.update(rows, batches, shared.position());
-    if connected.load(Ordering::SeqCst) == 0 {
-        if let Some(e) = refused.lock().ok().and_then(|mut e| e.take()) {
-            shared.fail(Error::Runtime(format!(
-                "no worker of V{version}__{} could connect: {e}",
-                job.reg.name
-            )));
-        }
-    }
-    let failed = shared.error.lock().ok().and_then(|mut e| e.take());
-    if let Some(e) = failed {
-        // Its rows go to its audit row now; its chunks stay for the run that resumes them.
-        if let Err(settle) = retry::conflicts(|| ledger::settle_run_rows(session, job.ledger_key()))
-        {
-            tracing::debug!("could not count this run's rows in its audit row yet: {settle}");
-        }
-        return Err(e);
-    }
-    // Every chunk is done: a hole among them (a row deleted meanwhile) must not end `applied`, nor
-    // may a key the chunks cannot hold (added above i64::MAX meanwhile), which no chunk walked.
-    ledger::chunk_gap(session, version, action)?;
-    crate::kit::bounds::span(session, key).map_err(|e| batch_error(job.reg, batches, e))?;
-    match retry::conflicts(|| ledger::fold_chunks(session, job.ledger_key()))
-        .map_err(|e| chunk_error(job, e))?
-    {
-        Some(_) => Ok((rows, batches)),
-        None => Err(overtaken(job, None)),
-    }
-}
-
-/// A worker's end: one fewer live worker, and the coordinator woken to see it.
-struct Ended<'a>(&'a AtomicU64, std::thread::Thread);
-
-impl Drop for Ended<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-        self.1.unpark();
-    }
-}
-
-/// One worker: takes pending chunks of its run, then splits busy ones, until no work is left, running
-/// fenced batches in each.
-fn worker(
-    w: usize,
-    session: &mut dyn Session,
-    job: &Job,
-    key: Key,
-    opts: &Options,
-    shared: &Shared,
-) -> Result<()> {
-    let mut size = BatchSize::new(opts.batch_size, opts.batch_target);
-    while !shared.stopping() {
-        let chunk = retry::conflicts(|| ledger::claim_chunk(session, job.ledger_key()))
-            .and_then(|c| match c {
-                Some(c) => Ok(Some(c)),
-                None => steal(session, job, key, shared, size.now),
-            })
-            .map_err(|e| batch_error(job.reg, shared.numbered.load(Ordering::SeqCst), e))?;
-        let Some(chunk) = chunk else {
-            return Ok(());
-        };
-        // Each chunk starts from the first size again: a size grown on a sparse chunk (few rows per
-        // key) would make the first batch of a dense one many times the target (measured: 100,000
-        // keys, 1.9 s, on MariaDB at 1M).
-        size = BatchSize::new(opts.batch_size, opts.batch_target);
-        let mut cursor = chunk.cursor;
-        loop {
-            if let Some(sig) = signals::requested() {
-                return Err(Error::Interrupted(sig));
-            }
-            while shared.held.load(Ordering::SeqCst) && !shared.stopping() {
-                std::thread::sleep(TICK);
-            }
-            if shared.stopping() {
-                return Ok(());
-            }
-            let mut numbered = None;
-            let (step, took, tries) = attempts(|| {
-                let n = &mut numbered;
-                chunk_batch(
-                    session,
-                    job,
-                    key,
-                    &chunk,
-                    cursor,
-                    size.now,
-                    n,
-                    &shared.numbered,
-                )
-            })
-            .map_err(|e| {
-                let n = numbered.unwrap_or_else(|| shared.numbered.load(Ordering::SeqCst) + 1);
-                batch_error(job.reg, n, e)
-            })?;
-            let number = numbered.unwrap_or_else(|| shared.numbered.load(Ordering::SeqCst));
-            let (rows, next, done) = match step {
-                ChunkStep::Overtaken => return Err(overtaken(job, numbered)),
-                ChunkStep::Done => break,
-                ChunkStep::More { rows, cursor, done } => (rows, cursor, done),
-            };
-            let lo = cursor.map_or(chunk.lo, |c| c.saturating_add(1));
-            // After the commit: the test suite reads these lines to prove that no key range was
-            // written by two workers or two runs.
-            tracing::debug!(
-                "worker {w} chunk {} batch {number}: keys {lo}..={next} committed, {rows} rows, {} keys asked{}, {}ms",
-                chunk.lo,
-                size.now,
-                retried(tries),
-                took.as_millis()
-            );
-            size.adapt(took);
-            shared
-                .keys_done
-                .fetch_add(shared.width(lo, next), Ordering::Relaxed);
-            shared.rows.fetch_add(rows, Ordering::SeqCst);
-            shared.batches.fetch_add(1, Ordering::SeqCst);
-            cursor = Some(next);
-            if done {
-                break;
-            }
-            if !opts.pause.is_zero() {
-                signals::pause(opts.pause);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A worker with no pending chunk left takes the upper half of the running chunk (of its run) with
-/// the widest range of keys left, split at a key, so it never idles while another worker still has
-/// much to do. Chunks with fewer than two batches' worth of key values left are not split: their
-/// worker finishes them sooner than a split would pay. `None`: nothing worth splitting.
-fn steal(
-    session: &mut dyn Session,
-    job: &Job,
-    key: Key,
-    shared: &Shared,
-    size: u64,
-) -> crate::db::DbResult<Option<ledger::Chunk>> {
-    let Some((_, last_key)) = shared.span else {
-        return Ok(None);
-    };
-    let min_width = i128::from(size.max(1)) * 2;
-    for _ in 0..8 {
-        if shared.stopping() {
-            return Ok(None);
-        }
-        // The keys left in each chunk, as a range of key values (the open-ended last chunk ends at
-        // the last key the run started with).
-        let widest = ledger::running_chunks(session, job.ledger_key())?
-            .into_iter()
-            .map(|c| {
-                let from = c.cursor.map_or(c.lo, |k| k.saturating_add(1));
-                let to = c.hi.min(last_key);
-                (i128::from(to) - i128::from(from) + 1, from, to, c)
-            })
-            .filter(|(width, ..)| *width >= min_width)
-            .max_by_key(|(width, ..)| *width);
-        let Some((_, from, to, chunk)) = widest else {
-            return Ok(None);
-        };
-        let Some(at) = split_point(session, key, (from, to), chunk.hi, min_width)? else {
-            return Ok(None);
-        };
-        if let Some(mine) =
-            ledger::split_chunk(session, job.ledger_key(), (chunk.lo, chunk.hi), at)?
-        {
-            tracing::debug!(
-                "split chunk {} at {at}: keys {at}..={} are this worker's now",
-                chunk.lo,
-                chunk.hi
-            );
-            return Ok(Some(mine));
-        }
-        // Its worker committed past the split point meanwhile: look again.
-    }
-    Ok(None)
-}
-
-/// Where to split the keys left `[from, to]` of a chunk that ends at `hi`: the first key of the upper
-/// half of the values; when the upper half holds no key, of the upper half of the lower half, and so
-/// on (one index probe each), while the range is still worth splitting. `None`: no split point.
-fn split_point(
-    session: &mut dyn Session,
-    key: Key,
-    (from, mut to): (i64, i64),
-    hi: i64,
-    min_width: i128,
-) -> crate::db::DbResult<Option<i64>> {
-    let probe = format!(
-        "SELECT MIN({c}) FROM {t} WHERE {c} >= ? AND {c} <= ?",
-        c = key.column,
-        t = key.table
-    );
-    while i128::from(to) - i128::from(from) + 1 >= min_width {
-        let mid = i64::try_from((i128::from(from) + i128::from(to)) / 2 + 1).unwrap_or(to);
-        let found = session
-            .query_scalar(&probe, &[Value::Int(mid), Value::Int(hi)])?
-            .as_i64();
-        if found.is_some() {
-            return Ok(found);
-        }
-        to = mid - 1;
-    }
-    Ok(None)
-}
-
-/// `--max-replica-lag` for a parallel run: the coordinator reads the lag for the whole run (one
-/// look, not one per worker) and holds every worker before its next batch while it is too high.
-struct ReplicaGate<'g> {
-    gauge: &'g mut crate::engine::throttle::Gauge,
-    last: Option<Instant>,
-}
-
-impl<'g> ReplicaGate<'g> {
-    fn new(gauge: &'g mut crate::engine::throttle::Gauge) -> Self {
-        ReplicaGate { gauge, last: None }
-    }
-
-    fn check(&mut self, session: &mut dyn Session, shared: &Shared, progress: &mut Progress) {
-        let Some(limit) = self.gauge.limit() else {
-            return;
-        };
-        if self.last.is_some_and(|t| t.elapsed() < LAG_EVERY) {
-            return;
-        }
-        self.last = Some(Instant::now());
-        match self.gauge.over(session) {
-            Ok(Some(lagging)) => {
-                if !shared.held.swap(true, Ordering::SeqCst) {
-                    tracing::info!("{}", lagging.long(limit));
-                }
-                progress.note(&lagging.short(limit));
-            }
-            Ok(None) => {
-                if shared.held.swap(false, Ordering::SeqCst) {
-                    tracing::info!("replicas caught up: going on");
-                }
-            }
-            Err(e) => shared.fail(e),
-        }
     }
 }

@@ -3,12 +3,13 @@
 //! SQL here: that lives in `db/` and in the migrations.
 
 use crate::db::{DbError, Session};
-use crate::engine::batch::{prepare, run_batches, run_parallel, Engine, Held, Job, Walk};
+use crate::engine::batch::{run_batches, Held, Job, Walk};
 use crate::engine::ledger::{
     self, Action, Entry, Event, Refusal, Run, RunKey, RunState, Start, State,
 };
 use crate::engine::lock;
 pub use crate::engine::options::{Connector, Options, Replica};
+use crate::engine::parallel::{prepare, run_parallel, Crew, Engine};
 pub use crate::engine::planfile::PlanReport;
 use crate::engine::progress::{Progress, Tally};
 use crate::engine::throttle::Gauge;
@@ -143,7 +144,7 @@ pub fn apply(
         ledger::check_place(session, true)?;
         let entries = Vec::new();
         for reg in selected(&entries, selection)? {
-            preflight(session, reg)?;
+            preflight(session, reg, reg.migration.key())?;
         }
     }
     prepare_ledger(session, opts.lock_timeout)?;
@@ -317,11 +318,21 @@ fn cannot_start(reg: &Registered, e: DbError) -> Error {
 }
 
 /// Touches the migration's tables and reads its key, so a missing or locked table fails the run
-/// before anything is written.
-fn preflight(session: &mut dyn Session, reg: &Registered) -> Result<()> {
+/// before anything is written. Returns the key span of `walk` (the key a run's batches range over;
+/// read once per run, for the ETA and the chunks), read again only when it is another key.
+fn preflight(
+    session: &mut dyn Session,
+    reg: &Registered,
+    walk: crate::kit::migration::Key,
+) -> Result<Option<(i64, i64)>> {
+    let own = reg.migration.key();
     reg.migration
         .preflight(session)
-        .and_then(|_| crate::kit::bounds::span(session, reg.migration.key()).map(|_| ()))
+        .and_then(|_| crate::kit::bounds::span(session, own))
+        .and_then(|span| match walk == own {
+            true => Ok(span),
+            false => crate::kit::bounds::span(session, walk),
+        })
         .map_err(|e| cannot_start(reg, e))
 }
 
@@ -372,8 +383,7 @@ fn run_one(
     };
     // The tables are touched and the key range read before anything is written: it feeds the ETA,
     // and it fails here, with the ledger untouched, when the app's tables are missing.
-    preflight(session, reg)?;
-    let span = crate::kit::bounds::span(session, job.key()?).map_err(|e| cannot_start(reg, e))?;
+    let span = preflight(session, reg, job.key)?;
     crate::engine::retry::conflicts(|| ledger::insert_run(session, &run)).map_err(audit_error)?;
     // We hold the lock, so any apply/revert still marked running is a process that died.
     let dead = match crate::engine::retry::conflicts(|| {
@@ -424,7 +434,7 @@ fn run_one(
     let final_state = ledger::transition(Some(working), succeed).map_err(|r| refused(reg, r))?;
     let label = format!("{} V{}__{}", action.as_str(), reg.version, reg.name);
     let mut progress = Progress::new(label, opts.quiet, span);
-    let engine = match prepare(session, &job, fresh, cursor.as_ref(), workers) {
+    let engine = match prepare(session, &job, fresh, (cursor.as_ref(), span), workers) {
         Ok(engine) => engine,
         Err(e) => return Err(record_failure(session, opts, key, e)),
     };
@@ -432,7 +442,11 @@ fn run_one(
     let result = match (&opts.connect, engine) {
         (_, Engine::Single) => run_batches(session, &job, cursor, opts, held, &mut progress),
         (Some(connect), Engine::Parallel) => {
-            run_parallel(session, &job, workers, connect, opts, held, &mut progress)
+            let crew = Crew {
+                jobs: workers,
+                connect,
+            };
+            run_parallel(session, &job, crew, span, opts, held, &mut progress)
         }
         (None, Engine::Parallel) => Err(Error::Usage(format!(
             "V{}__{} was left mid-way by a parallel run (--jobs); resume it with the backfill command, which opens a connection per job",

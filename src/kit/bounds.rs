@@ -5,14 +5,49 @@ use crate::kit::migration::Key;
 
 /// The last key of the next `size` keys of `key` from `from` on (inclusive), or `None` when there are
 /// none. Keys, never offsets: a batch of another size resumes at the same place.
-pub(crate) fn next_bound(tx: &mut dyn Tx, key: Key, from: i64, size: u64) -> DbResult<Option<i64>> {
-    let sql = format!(
-        "SELECT MAX(k) FROM (SELECT {c} AS k FROM {t} WHERE {c} >= ? ORDER BY {c} LIMIT ?) b",
-        c = key.column,
-        t = key.table
-    );
+pub fn next_bound(tx: &mut dyn Tx, key: Key, from: i64, size: u64) -> DbResult<Option<i64>> {
+    let sql = format!("SELECT MAX(k) FROM {}", next_keys(key, ""));
     let top = tx.query_scalar(&sql, &[Value::Int(from), Value::Int(size.max(1) as i64)])?;
     walked(key, &top)
+}
+
+/// [`next_bound`] within `[from, to]`, and how many keys that is (fewer than `size`: the range holds
+/// no more keys). A parallel run's chunk ends at `to`; an unbounded walk must still meet the keys
+/// above the signed 64-bit range (`walked` refuses them), so it keeps [`next_bound`].
+pub(crate) fn next_bound_within(
+    tx: &mut dyn Tx,
+    key: Key,
+    (from, to): (i64, i64),
+    size: u64,
+) -> DbResult<(Option<i64>, u64)> {
+    let sql = format!(
+        "SELECT MAX(k), COUNT(*) FROM {}",
+        next_keys(key, &format!(" AND {} <= ?", key.column))
+    );
+    let params = [
+        Value::Int(from),
+        Value::Int(to),
+        Value::Int(size.max(1) as i64),
+    ];
+    let rows = tx.query(&sql, &params)?;
+    let row = rows.first();
+    let top = row
+        .and_then(|r| r.first())
+        .map_or(Ok(None), |v| walked(key, v))?;
+    let n = row
+        .and_then(|r| r.get(1))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    Ok((top, n.max(0) as u64))
+}
+
+/// The keyset both walks read: the next keys from a `?` on (`and`: a further bound), `LIMIT ?`.
+fn next_keys(key: Key, and: &str) -> String {
+    format!(
+        "(SELECT {c} AS k FROM {t} WHERE {c} >= ?{and} ORDER BY {c} LIMIT ?) b",
+        c = key.column,
+        t = key.table
+    )
 }
 
 /// The first and last key, for progress and the ETA; `None` on an empty table.
