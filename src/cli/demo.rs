@@ -5,7 +5,9 @@
 //! trail. The output streams as it goes and fits about two screens of 80 columns.
 
 use crate::db::{self, Session, Target, Value};
+use crate::engine::planfile::PlanFile;
 use crate::error::{Error, Result};
+use crate::registry::Registered;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -226,7 +228,36 @@ fn tell(d: &mut Demo) -> Result<()> {
             ))
         }
     };
-    let v1 = first.version.to_string();
+    introduce(d, first, second)?;
+
+    d.step("Load sample data: the app's tables and 300 competencies.")?;
+    d.show(&["sample-data", "--size", "300"], |_| true)?;
+
+    d.step("Plan: what apply would write per scenario, read-only, saved for review.")?;
+    show_plan(
+        d,
+        &["plan", "--samples", "0", "--out", "plan.json"],
+        Some(first.version),
+    )?;
+
+    let mut s = d.session()?;
+    refused_apply(d, s.as_mut())?;
+
+    d.step("Review again; apply in batches of 20 keys, and kill -9 it mid-way.")?;
+    show_plan(d, &["plan", "--samples", "0", "--out", "plan.json"], None)?;
+    let planned = crate::engine::planfile::read(&d.dir.join("plan.json"))?;
+    killed_apply(d, s.as_mut(), first.version)?;
+
+    resume(d, s.as_mut(), &planned, first.version)?;
+    revert_one_scenario(d, s.as_mut(), &planned, first.version)?;
+
+    d.step("The audit trail: each plan, apply and revert, who ran it, what it did.")?;
+    d.show(&["log", &first.version.to_string()], |_| true)?;
+    Ok(())
+}
+
+/// What the demo is about: the app, and the two migrations compiled into this binary.
+fn introduce(d: &mut Demo, first: &Registered, second: &Registered) -> Result<()> {
     d.out.line(&format!(
         "backfill demo: data migrations step by step on a throwaway SQLite database ({}); each `$ backfill` line runs this binary.",
         d.dir.join("app.db").display()
@@ -245,20 +276,12 @@ fn tell(d: &mut Demo) -> Result<()> {
         ))?;
     }
     d.out
-        .line("Each new row records its (lowest) scenario: a revert can undo one scenario.")?;
+        .line("Each new row records its (lowest) scenario: a revert can undo one scenario.")
+}
 
-    d.step("Load sample data: the app's tables and 300 competencies.")?;
-    d.show(&["sample-data", "--size", "300"], |_| true)?;
-
-    d.step("Plan: what apply would write per scenario, read-only, saved for review.")?;
-    show_plan(
-        d,
-        &["plan", "--samples", "0", "--out", "plan.json"],
-        Some(first.version),
-    )?;
-
-    let mut s = d.session()?;
-    let moved = move_the_data(s.as_mut())?;
+/// The data moves after the review: an apply that expects the reviewed plan is refused.
+fn refused_apply(d: &mut Demo, s: &mut dyn Session) -> Result<()> {
+    let moved = move_the_data(s)?;
     d.step("Before the deploy, the app moves on: a user links one more competency.")?;
     d.out.output(&format!("sql> {moved}"))?;
     let args = ["apply", "--expect-plan", "plan.json"];
@@ -270,39 +293,48 @@ fn tell(d: &mut Demo) -> Result<()> {
         d.out.output(line)?;
     }
     d.out
-        .line("(exit 5: refused, nothing written: the data is not what was reviewed)")?;
+        .line("(exit 5: refused, nothing written: the data is not what was reviewed)")
+}
 
-    d.step("Review again; apply in batches of 20 keys, and kill -9 it mid-way.")?;
-    show_plan(d, &["plan", "--samples", "0", "--out", "plan.json"], None)?;
-    let planned = crate::engine::planfile::read(&d.dir.join("plan.json"))?;
+/// `FROM competency_versions WHERE` the rows migration `version` wrote.
+fn marked(s: &dyn Session, version: i64) -> String {
+    format!(
+        "FROM competency_versions WHERE {} = '{}'",
+        s.dialect().json_text("metadata", "migration"),
+        version
+    )
+}
+
+/// After the kill: apply again, and check that what was written is what was planned.
+fn resume(d: &mut Demo, s: &mut dyn Session, planned: &PlanFile, version: i64) -> Result<()> {
     let total = planned
         .migrations
         .iter()
-        .find(|m| m.version == first.version)
+        .find(|m| m.version == version)
         .map_or(0, |m| m.total);
-    killed_apply(d, s.as_mut(), first.version)?;
-
     d.step("Apply again: the dead runner's work resumes from its last checkpoint.")?;
     d.show(&["apply"], |_| true)?;
-    let marked = format!(
-        "FROM competency_versions WHERE {} = '{}'",
-        s.dialect().json_text("metadata", "migration"),
-        first.version
-    );
-    let rows = int(s.as_mut(), &format!("SELECT COUNT(*) {marked}"))?;
-    let distinct = int(
-        s.as_mut(),
-        &format!("SELECT COUNT(DISTINCT competency_id) {marked}"),
-    )?;
+    let marked = marked(s, version);
+    let rows = int(s, &format!("SELECT COUNT(*) {marked}"))?;
+    let distinct = int(s, &format!("SELECT COUNT(DISTINCT competency_id) {marked}"))?;
     d.out.line(&format!(
         "check: {rows} competency versions for {distinct} competencies, as planned: {total}"
     ))?;
     d.show(&["verify", "--data"], |_| true)?;
+    Ok(())
+}
 
+/// Revert the scenario with the most rows, and check that the others' rows remain.
+fn revert_one_scenario(
+    d: &mut Demo,
+    s: &mut dyn Session,
+    planned: &PlanFile,
+    version: i64,
+) -> Result<()> {
     let (scenario, count) = planned
         .migrations
         .iter()
-        .find(|m| m.version == first.version)
+        .find(|m| m.version == version)
         .and_then(|m| m.counts.iter().max_by_key(|(k, c)| (**c, -**k)))
         .map(|(k, c)| (*k, *c))
         .unwrap_or((1, 0));
@@ -310,16 +342,18 @@ fn tell(d: &mut Demo) -> Result<()> {
         "Revert one scenario: delete only the {count} rows written for scenario {scenario}."
     ))?;
     d.show(
-        &["revert", &v1, "--scenario", &scenario.to_string()],
+        &[
+            "revert",
+            &version.to_string(),
+            "--scenario",
+            &scenario.to_string(),
+        ],
         |_| true,
     )?;
-    let left = int(s.as_mut(), &format!("SELECT COUNT(*) {marked}"))?;
+    let sql = format!("SELECT COUNT(*) {}", marked(s, version));
+    let left = int(s, &sql)?;
     d.out
-        .line(&format!("check: {left} rows of the other scenarios remain"))?;
-
-    d.step("The audit trail: each plan, apply and revert, who ran it, what it did.")?;
-    d.show(&["log", &v1], |_| true)?;
-    Ok(())
+        .line(&format!("check: {left} rows of the other scenarios remain"))
 }
 
 /// A plan's output: each migration's head line, and for the migration `grid` the first row of its
@@ -405,8 +439,32 @@ fn killed_apply(d: &Demo, s: &mut dyn Session, version: i64) -> Result<()> {
     let ledger = format!(
         "SELECT batches, rows_applied, state FROM backfill_migrations WHERE version = {version}"
     );
+    let seen = kill_after_three_batches(&mut child, s, &ledger)?;
+    // The ledger as the kill left it: read again, the last batch may have committed meanwhile.
+    let row = s.query(&ledger, &[])?.into_iter().next().unwrap_or(seen);
+    let text = |v: &Value| match v {
+        Value::Text(t) => t.clone(),
+        other => other.as_i64().map_or_else(String::new, |n| n.to_string()),
+    };
+    let sql = format!("SELECT COUNT(*) {}", marked(s, version));
+    let marked = int(s, &sql)?;
+    d.out.line(&format!(
+        "killed -9 after {} batches: the ledger says {}, {} rows; the table has {marked}",
+        text(&row[0]),
+        text(&row[2]),
+        text(&row[1]),
+    ))
+}
+
+/// Waits until the ledger says the apply `child` committed three batches, then kills it (-9): the
+/// ledger row it read then.
+fn kill_after_three_batches(
+    child: &mut std::process::Child,
+    s: &mut dyn Session,
+    ledger: &str,
+) -> Result<crate::db::Row> {
     let started = Instant::now();
-    let seen = loop {
+    loop {
         if let Some(status) = child
             .try_wait()
             .map_err(|e| Error::Runtime(e.to_string()))?
@@ -415,14 +473,11 @@ fn killed_apply(d: &Demo, s: &mut dyn Session, version: i64) -> Result<()> {
                 "the demo's apply ended ({status}) before it could be killed"
             )));
         }
-        let row = s
-            .query(&ledger, &[])
-            .ok()
-            .and_then(|r| r.into_iter().next());
+        let row = s.query(ledger, &[]).ok().and_then(|r| r.into_iter().next());
         if let Some(row) = row.filter(|r| r[0].as_i64().unwrap_or(0) >= 3) {
             let _ = child.kill();
             let _ = child.wait();
-            break row;
+            return Ok(row);
         }
         if started.elapsed() > Duration::from_secs(60) {
             let _ = child.kill();
@@ -432,22 +487,5 @@ fn killed_apply(d: &Demo, s: &mut dyn Session, version: i64) -> Result<()> {
             ));
         }
         std::thread::sleep(Duration::from_millis(10));
-    };
-    // The ledger as the kill left it: read again, the last batch may have committed meanwhile.
-    let row = s.query(&ledger, &[])?.into_iter().next().unwrap_or(seen);
-    let text = |v: &Value| match v {
-        Value::Text(t) => t.clone(),
-        other => other.as_i64().map_or_else(String::new, |n| n.to_string()),
-    };
-    let sql = format!(
-        "SELECT COUNT(*) FROM competency_versions WHERE {} = '{version}'",
-        s.dialect().json_text("metadata", "migration")
-    );
-    let marked = int(s, &sql)?;
-    d.out.line(&format!(
-        "killed -9 after {} batches: the ledger says {}, {} rows; the table has {marked}",
-        text(&row[0]),
-        text(&row[2]),
-        text(&row[1]),
-    ))
+    }
 }
