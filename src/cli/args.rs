@@ -22,7 +22,7 @@ const GLOBAL: &str = "Global options (before or after the command; not for new a
 /// Versioned, resumable, revertible data migrations (backfills) for PostgreSQL, MySQL/MariaDB and SQLite.
 #[derive(Debug, Parser)]
 #[command(name = "backfill", version, after_help = EXIT_CODES)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub connection: Connection,
     /// Format of the command's result on stdout.
@@ -43,7 +43,7 @@ pub struct Cli {
 
 /// Which database: the flags every command that opens one shares.
 #[derive(Debug, Args)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// Database: postgres://, mysql://, mariadb://, sqlite://path or sqlite:/abs/path; wins over --env-file.
     #[arg(long, value_name = "URL", env = "DATABASE_URL", global = true, hide_env_values = true, help_heading = GLOBAL)]
     pub database_url: Option<String>,
@@ -60,13 +60,13 @@ pub struct Connection {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
 #[derive(Debug, Args)]
-pub struct Batching {
+pub(crate) struct Batching {
     // Its help names the default, so it is written where the default is read.
     #[arg(long, value_name = "N", help = batch_size_help(), allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch_size: Option<u64>,
@@ -116,7 +116,7 @@ fn batch_ms_help() -> String {
 
 /// The one `--lock-timeout` of every command that touches the ledger.
 #[derive(Debug, Args)]
-pub struct LockWait {
+pub(crate) struct LockWait {
     /// Seconds to wait for another runner's lock, or a lock held on the ledger, before giving up
     /// (exit 4 for the runner lock).
     #[arg(long, value_name = "S", default_value_t = DEFAULT_LOCK_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(0..=86_400))]
@@ -130,7 +130,7 @@ impl LockWait {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Every migration this binary knows and its state in the ledger.
     Status {
         #[command(flatten)]
@@ -244,14 +244,14 @@ pub enum Command {
 
 /// The git commit this binary was built from: `BACKFILL_GIT_COMMIT` at build time (`make dist` and
 /// `make install` set it), else "unknown".
-pub const GIT_COMMIT: &str = match option_env!("BACKFILL_GIT_COMMIT") {
+const GIT_COMMIT: &str = match option_env!("BACKFILL_GIT_COMMIT") {
     Some(commit) => commit,
     None => "unknown",
 };
 
 /// `backfill --version`: the version, the commit, and every embedded migration with its checksum,
 /// so a deploy can check it runs the binary (and the migrations) it reviewed.
-pub fn long_version() -> String {
+fn long_version() -> String {
     let all = crate::registry::all();
     let width = all
         .iter()
@@ -390,7 +390,7 @@ fn from_matches(matches: &clap::ArgMatches) -> std::result::Result<Cli, clap::Er
 }
 
 /// Parses arguments; clap's own errors become one line and exit 2.
-pub fn parse() -> std::result::Result<Cli, i32> {
+pub(crate) fn parse() -> std::result::Result<Cli, i32> {
     let parsed = command().try_get_matches().and_then(|m| {
         if let Err(message) = refuse_database_flags(&m) {
             error_line(&message);

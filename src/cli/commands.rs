@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Runs the parsed command; returns what to print on stdout.
-pub fn run(cli: &Cli) -> Result<String> {
+pub(crate) fn run(cli: &Cli) -> Result<String> {
     let opts = options(cli)?;
     match &cli.command {
         Command::New { name } => new(name),

@@ -1,18 +1,17 @@
 //! The command line: `args` (what clap parses), `commands` (one function per command, calling the
 //! library), `output` (stderr, redaction, the error line); `main` ties them together.
 
-pub mod args;
-pub mod commands;
+mod args;
+mod commands;
 pub mod demo;
-pub mod output;
+mod output;
 pub mod report;
 pub mod scaffold;
 /// Where the database is: `--database-url`, `DATABASE_URL`, or the app's `.env`.
 pub mod target;
 pub mod when;
 
-pub use args::{command, long_version, Cli, Command, GIT_COMMIT};
-pub use commands::run;
+pub use args::command;
 
 /// The whole program: returns the process exit code.
 pub fn main() -> i32 {

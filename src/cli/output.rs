@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use std::io::Write;
 
 /// Every panic is one redacted error line, asking for a report.
-pub fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let message = info
             .to_string()
@@ -19,7 +19,7 @@ pub fn install_panic_hook() {
 }
 
 /// Logs go to [`Stderr`], redacted; `RUST_LOG` sets their level.
-pub fn init_logging(format: LogFormat) {
+pub(crate) fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
@@ -43,7 +43,7 @@ fn url_flag(arg: &str) -> Option<(&str, &str)> {
 
 /// The command line as recorded in the audit table: secrets redacted. A `--database-url` value is
 /// redacted as the drivers parse it, so a password with a raw space or `@` is hidden whole.
-pub fn recorded_arguments() -> String {
+pub(crate) fn recorded_arguments() -> String {
     let mut args = Vec::new();
     let mut url_next = false;
     for arg in std::env::args_os().skip(1) {
@@ -63,7 +63,7 @@ pub fn recorded_arguments() -> String {
 
 /// Learns every password the invocation carries (URLs in the arguments, `DATABASE_URL`) before
 /// anything parses or prints them, so no message, log line or audit row can show one.
-pub fn remember_secrets() {
+pub(crate) fn remember_secrets() {
     for arg in std::env::args_os().skip(1) {
         let arg = arg.to_string_lossy();
         if arg.contains("://") {
@@ -94,13 +94,13 @@ impl Write for Stderr {
 }
 
 /// The one error line of a failed command.
-pub fn error_line(message: &str) {
+pub(crate) fn error_line(message: &str) {
     let _ = writeln!(Stderr, "error: {message}");
 }
 
 /// Writes the command's result. A reader that went away (`| head`) is not an error; any other
 /// failure (`> /dev/full`) is: the result was lost.
-pub fn print(text: &str) -> Result<()> {
+pub(crate) fn print(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
@@ -112,7 +112,7 @@ pub fn print(text: &str) -> Result<()> {
 }
 
 /// Names the argument (or environment variable) that is not UTF-8; clap only says "one or more".
-pub fn invalid_utf8() -> String {
+pub(crate) fn invalid_utf8() -> String {
     let shown = |raw: &std::ffi::OsStr| format!("{:?}", raw.to_string_lossy());
     if let Some((i, arg)) = std::env::args_os()
         .enumerate()
@@ -134,7 +134,7 @@ pub fn invalid_utf8() -> String {
 
 /// clap's error as our one line: its first line, with what it lists on the lines after (missing
 /// arguments, accepted values) kept on it.
-pub fn clap_error_line(e: &clap::Error) -> String {
+pub(crate) fn clap_error_line(e: &clap::Error) -> String {
     let text = e.to_string();
     let first = text
         .lines()
