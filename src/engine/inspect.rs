@@ -1,6 +1,6 @@
 //! Reading and fixing the ledger: `status`, `verify [--data]` and `repair`.
 
-use crate::db::Session;
+use crate::db::{Finish, Session};
 use crate::engine::ledger::{self, Action, Entry, State};
 use crate::engine::lock;
 use crate::engine::runner::{audit_error, drift_error, drifted, find, new_run, today, Options};
@@ -109,62 +109,9 @@ pub fn verify(session: &mut dyn Session, data: bool, _opts: &Options) -> Result<
         }
         other => other?,
     };
-    let mut problems = Vec::new();
-    for e in &entries {
-        match registry::find(e.version) {
-            None => problems.push(format!(
-                "V{}__{} is in the ledger ({}) but not in this binary; deploy the build that has it, or check you are on the right database",
-                e.version, e.name, e.state
-            )),
-            Some(reg) if drifted(e, reg) => problems.push(drift_error(e, reg).to_string()),
-            Some(_) => {}
-        }
-        match e.state {
-            State::Failed => problems.push(format!(
-                "V{}__{} is failed ({}); rerun `backfill apply {}` to resume or `backfill revert {}`",
-                e.version,
-                e.name,
-                e.last_error.as_deref().unwrap_or("no error recorded"),
-                e.version,
-                e.version
-            )),
-            State::Running | State::Reverting => problems.push(format!(
-                "V{}__{} is {}: a runner is at work or died; rerun the same command to resume",
-                e.version, e.name, e.state
-            )),
-            _ => {}
-        }
-    }
-    // Chunks came with ledger V4: a read-only look at an older ledger has none.
-    let chunked = ledger::is_current(session);
-    for e in entries
-        .iter()
-        .filter(|e| chunked && e.state != State::Applied)
-    {
-        if let Err(hole) = ledger::chunk_gap(session, e.version, e.last_action) {
-            problems.push(hole.to_string());
-        }
-    }
-    // Deployed migrations only: an example run by name says nothing about the deploy order.
-    let newest_applied = entries
-        .iter()
-        .filter(|e| {
-            e.state == State::Applied && registry::all().iter().any(|r| r.version == e.version)
-        })
-        .map(|e| e.version)
-        .max();
-    for reg in registry::all() {
-        let started = entries.iter().any(|e| e.version == reg.version);
-        if !started && newest_applied.is_some_and(|n| reg.version < n) {
-            problems.push(format!(
-                "V{}__{} is pending but older than applied V{}; run `backfill apply {}` (it was probably merged late)",
-                reg.version,
-                reg.name,
-                newest_applied.unwrap_or(0),
-                reg.version
-            ));
-        }
-    }
+    let mut problems: Vec<String> = entries.iter().flat_map(entry_problems).collect();
+    problems.extend(chunk_holes(session, &entries));
+    problems.extend(merged_late(&entries));
     let drift = if data {
         check_data(session, &entries)?
     } else {
@@ -174,6 +121,72 @@ pub fn verify(session: &mut dyn Session, data: bool, _opts: &Options) -> Result<
         ledger: problems,
         drift,
     })
+}
+
+/// What one ledger row says is wrong: not in this binary, drifted, failed, or left in progress.
+fn entry_problems(e: &Entry) -> Vec<String> {
+    let mut problems = Vec::new();
+    match registry::find(e.version) {
+        None => problems.push(format!(
+            "V{}__{} is in the ledger ({}) but not in this binary; deploy the build that has it, or check you are on the right database",
+            e.version, e.name, e.state
+        )),
+        Some(reg) if drifted(e, reg) => problems.push(drift_error(e, reg).to_string()),
+        Some(_) => {}
+    }
+    match e.state {
+        State::Failed => problems.push(format!(
+            "V{}__{} is failed ({}); rerun `backfill apply {}` to resume or `backfill revert {}`",
+            e.version,
+            e.name,
+            e.last_error.as_deref().unwrap_or("no error recorded"),
+            e.version,
+            e.version
+        )),
+        State::Running | State::Reverting => problems.push(format!(
+            "V{}__{} is {}: a runner is at work or died; rerun the same command to resume",
+            e.version, e.name, e.state
+        )),
+        _ => {}
+    }
+    problems
+}
+
+/// Keys that the chunks of an unfinished parallel run no longer cover.
+fn chunk_holes(session: &mut dyn Session, entries: &[Entry]) -> Vec<String> {
+    // Chunks came with ledger V4: a read-only look at an older ledger has none.
+    if !ledger::is_current(session) {
+        return Vec::new();
+    }
+    entries
+        .iter()
+        .filter(|e| e.state != State::Applied)
+        .filter_map(|e| ledger::chunk_gap(session, e.version, e.last_action).err())
+        .map(|hole| hole.to_string())
+        .collect()
+}
+
+/// Migrations never started that are older than one applied: probably merged late.
+fn merged_late(entries: &[Entry]) -> Vec<String> {
+    // Deployed migrations only: an example run by name says nothing about the deploy order.
+    let newest_applied = entries
+        .iter()
+        .filter(|e| {
+            e.state == State::Applied && registry::all().iter().any(|r| r.version == e.version)
+        })
+        .map(|e| e.version)
+        .max();
+    let Some(newest) = newest_applied else {
+        return Vec::new();
+    };
+    registry::all()
+        .iter()
+        .filter(|reg| reg.version < newest && !entries.iter().any(|e| e.version == reg.version))
+        .map(|reg| format!(
+            "V{}__{} is pending but older than applied V{newest}; run `backfill apply {}` (it was probably merged late)",
+            reg.version, reg.name, reg.version
+        ))
+        .collect()
 }
 
 fn check_data(session: &mut dyn Session, entries: &[Entry]) -> Result<Vec<String>> {
@@ -295,24 +308,15 @@ fn repair(
     }
     let lease = lock::acquire(session, opts.lock_timeout)?;
     // The fix and its audit row commit together or not at all.
-    let result = session.begin(false).map_err(Error::from).and_then(|_| {
-        let done = (|| {
-            let entry = ledger::entry(session, version)?.ok_or_else(never)?;
-            let outcome = fix(session, reg, &entry)?;
-            let mut run = new_run(action, Some(reg), opts);
-            run.state = ledger::RunState::Succeeded;
-            run.finished_at = Some(ledger::now());
-            run.outcome = Some(outcome.clone());
-            ledger::insert_run(session, &run).map_err(audit_error)?;
-            Ok(outcome)
-        })();
-        match done {
-            Ok(outcome) => session.commit().map(|_| outcome).map_err(Error::from),
-            Err(e) => {
-                let _ = session.rollback();
-                Err(e)
-            }
-        }
+    let result = session.transaction(|s| {
+        let entry = ledger::entry(s, version)?.ok_or_else(never)?;
+        let outcome = fix(s, reg, &entry)?;
+        let mut run = new_run(action, Some(reg), opts);
+        run.state = ledger::RunState::Succeeded;
+        run.finished_at = Some(ledger::now());
+        run.outcome = Some(outcome.clone());
+        ledger::insert_run(s, &run).map_err(audit_error)?;
+        Ok(Finish::Commit(outcome))
     });
     lock::release(session, lease);
     result

@@ -7,8 +7,8 @@
 //! next fence), and the finished run folds the chunks' counts into `backfill_migrations` and into the
 //! audit rows of the runs that wrote them, then deletes them, in one transaction.
 
-use super::migrations::{entry, own_migration, Entry};
-use super::{cursor_column, in_transaction, int, ledger_error, now, schema_version, text};
+use super::migrations::{entry, own_migration};
+use super::{cursor_column, in_transaction, int, ledger_error, now, text};
 use super::{Action, ChunkState, RunKey};
 use crate::db::{Session, Value};
 use crate::error::{Error, Result};
@@ -559,6 +559,27 @@ fn fold_locked(
         last = last.max(r[4].as_i64());
     }
     settle_owner_rows(s, version, action, Runs::All)?;
+    add_to_migration(
+        s,
+        (version, action),
+        &folded,
+        last.filter(|_| run_id.is_some()),
+    )?;
+    s.execute(
+        "DELETE FROM backfill_chunks WHERE version = ? AND action = ?",
+        &[Value::Int(version), action.as_str().into()],
+    )?;
+    Ok(Some(folded))
+}
+
+/// Adds the folded chunks' totals to the migration's row; with `cursor` (the end of a run), the
+/// migration's cursor becomes the last key done.
+fn add_to_migration(
+    s: &mut dyn Session,
+    (version, action): (i64, Action),
+    folded: &Folded,
+    cursor: Option<i64>,
+) -> crate::db::DbResult<()> {
     let rows_col = match action {
         Action::Revert => "rows_reverted",
         _ => "rows_applied",
@@ -571,43 +592,11 @@ fn fold_locked(
         Value::Int(folded.batches),
         Value::Timestamp(now()),
     ];
-    if let (Some(_), Some(key)) = (run_id, last) {
+    if let Some(key) = cursor {
         sql.push_str(&format!(", {} = ?", cursor_column(action)));
         params.push(Value::Text(key.to_string()));
     }
     sql.push_str(" WHERE version = ?");
     params.push(Value::Int(version));
-    s.execute(&sql, &params)?;
-    s.execute(
-        "DELETE FROM backfill_chunks WHERE version = ? AND action = ?",
-        &[Value::Int(version), action.as_str().into()],
-    )?;
-    Ok(Some(folded))
-}
-
-/// Adds the rows and batches of unfinished parallel runs (still in their chunks) to the entries, so
-/// `status` and `verify` count what is already written. Nothing on a ledger older than V4.
-pub(super) fn add_chunk_progress(session: &mut dyn Session, entries: &mut [Entry]) -> Result<()> {
-    if entries.is_empty() || schema_version(session)?.is_none_or(|v| v < 4) {
-        return Ok(());
-    }
-    let rows = session
-        .query(
-            "SELECT version, action, SUM(row_count), SUM(batches) FROM backfill_chunks GROUP BY version, action",
-            &[],
-        )
-        .map_err(|e| ledger_error("backfill_chunks", e))?;
-    for r in rows {
-        let Some(e) = entries.iter_mut().find(|e| e.version == int(&r[0])) else {
-            continue;
-        };
-        let (rows, batches) = (int(&r[2]), int(&r[3]));
-        if text(&r[1]).as_deref() == Some(Action::Revert.as_str()) {
-            e.rows_reverted += rows;
-        } else {
-            e.rows_applied += rows;
-        }
-        e.batches += batches;
-    }
-    Ok(())
+    s.execute(&sql, &params).map(|_| ())
 }

@@ -1,8 +1,7 @@
 //! `backfill_migrations`: one row per version ever started, its state, cursors and counts.
 
-use super::chunks::add_chunk_progress;
 use super::runs::finish_run;
-use super::{cursor_column, int, ledger_error, now, parsed, same, text, timestamp};
+use super::{cursor_column, int, ledger_error, now, parsed, same, schema_version, text, timestamp};
 use super::{in_transaction, Action, RunKey, RunState, State, Status};
 use crate::db::{Session, Value};
 use crate::error::{Error, Result};
@@ -104,6 +103,33 @@ pub fn entry(session: &mut dyn Session, version: i64) -> Result<Option<Entry>> {
         .collect();
     add_chunk_progress(session, &mut entry)?;
     Ok(entry.pop())
+}
+
+/// Adds the rows and batches of unfinished parallel runs (still in their chunks) to the entries, so
+/// `status` and `verify` count what is already written. Nothing on a ledger older than V4.
+fn add_chunk_progress(session: &mut dyn Session, entries: &mut [Entry]) -> Result<()> {
+    if entries.is_empty() || schema_version(session)?.is_none_or(|v| v < 4) {
+        return Ok(());
+    }
+    let rows = session
+        .query(
+            "SELECT version, action, SUM(row_count), SUM(batches) FROM backfill_chunks GROUP BY version, action",
+            &[],
+        )
+        .map_err(|e| ledger_error("backfill_chunks", e))?;
+    for r in rows {
+        let Some(e) = entries.iter_mut().find(|e| e.version == int(&r[0])) else {
+            continue;
+        };
+        let (rows, batches) = (int(&r[2]), int(&r[3]));
+        if text(&r[1]).as_deref() == Some(Action::Revert.as_str()) {
+            e.rows_reverted += rows;
+        } else {
+            e.rows_applied += rows;
+        }
+        e.batches += batches;
+    }
+    Ok(())
 }
 
 /// What a run start does to the migration's ledger row.
