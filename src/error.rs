@@ -104,3 +104,27 @@ impl From<DbError> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_located_error_names_where_the_url_came_from_and_keeps_its_exit_code() {
+        let inner = Error::Usage(format!(
+            "bad password (check it in {})",
+            crate::db::URL_WORDS
+        ));
+        let err = inner.located("DB_PASSWORD in /srv/app/.env");
+        assert_eq!(
+            err.to_string(),
+            "bad password (check it in DB_PASSWORD in /srv/app/.env)"
+        );
+        assert_eq!(err.exit_code(), 2);
+        // The first origin stays: it is where the setting came from.
+        assert!(err
+            .located("--database-url")
+            .to_string()
+            .contains("/srv/app/.env"));
+    }
+}

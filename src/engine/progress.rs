@@ -200,3 +200,39 @@ impl Tally {
         Some(text)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(label: &str, rows: u64, batches: u64, stopped: bool) -> Record {
+        Record {
+            label: label.to_string(),
+            rows,
+            batches,
+            stopped,
+        }
+    }
+
+    #[test]
+    fn a_signal_reports_what_the_commands_runs_committed() {
+        let mut tally = Tally::default();
+        assert!(matches!(
+            tally.report(Error::Interrupted(2)),
+            Error::Interrupted(2)
+        ));
+        tally.push(run("apply V1__a", 1, 1, false));
+        tally.push(run("apply V2__b", 40, 4, true));
+        let err = tally.report(Error::Interrupted(2));
+        assert_eq!(err.exit_code(), 130);
+        assert_eq!(
+            err.to_string(),
+            "interrupted by SIGINT: apply V2__b committed 40 rows in 4 batches before it stopped, \
+             after finishing apply V1__a (1 row); rerun the same command to resume"
+        );
+        assert!(matches!(
+            tally.report(Error::Runtime("x".into())),
+            Error::Runtime(_)
+        ));
+    }
+}
