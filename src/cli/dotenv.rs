@@ -206,54 +206,7 @@ fn parse_value(raw: &str) -> Result<Value, &'static str> {
     }
     let mut state = State::Initial;
     for token in tokens(raw) {
-        let space = token.chars().all(is_space);
-        let (append, var, next): (&str, bool, State) = match state {
-            State::Initial => match token {
-                "'" => ("", false, State::Single),
-                "\"" => ("", false, State::Double),
-                "#" => ("", false, State::Comment),
-                "$" => (token, true, State::Unquoted),
-                _ => (token, false, State::Unquoted),
-            },
-            State::Unquoted => match token {
-                "#" => ("", false, State::Comment),
-                _ if space => ("", false, State::Whitespace),
-                "$" => (token, true, State::Unquoted),
-                _ => (token, false, State::Unquoted),
-            },
-            State::Single => match token {
-                "'" => ("", false, State::Whitespace),
-                _ => (token, false, State::Single),
-            },
-            State::Double => match token {
-                "\"" => ("", false, State::Whitespace),
-                "\\" => ("", false, State::Escape),
-                "$" => (token, true, State::Double),
-                _ => (token, false, State::Double),
-            },
-            State::Escape => match token {
-                "\"" | "\\" | "$" => (token, false, State::Double),
-                _ => {
-                    let first = token.chars().next().unwrap_or(' ');
-                    let control = match first {
-                        'f' => '\x0C',
-                        'n' => '\n',
-                        'r' => '\r',
-                        't' => '\t',
-                        'v' => '\x0B',
-                        _ => return Err(BAD_ESCAPE),
-                    };
-                    value.chars.push(control);
-                    (&token[1..], false, State::Double)
-                }
-            },
-            State::Whitespace => match token {
-                "#" => ("", false, State::Comment),
-                _ if !space => return Err(UNQUOTED_SPACE),
-                _ => ("", false, State::Whitespace),
-            },
-            State::Comment => ("", false, State::Comment),
-        };
+        let (append, var, next) = step(state, token, &mut value)?;
         if var {
             value.vars.push(value.chars.len());
         }
@@ -264,6 +217,64 @@ fn parse_value(raw: &str) -> Result<Value, &'static str> {
         State::Single | State::Double | State::Escape => Err(MISSING_QUOTE),
         _ => Ok(value),
     }
+}
+
+/// One token in the state machine of phpdotenv's value parser: the text it appends, whether it
+/// starts a variable reference, and the next state. An escape's control character goes straight
+/// into `value`.
+fn step<'t>(
+    state: State,
+    token: &'t str,
+    value: &mut Value,
+) -> Result<(&'t str, bool, State), &'static str> {
+    let space = token.chars().all(is_space);
+    Ok(match state {
+        State::Initial => match token {
+            "'" => ("", false, State::Single),
+            "\"" => ("", false, State::Double),
+            "#" => ("", false, State::Comment),
+            "$" => (token, true, State::Unquoted),
+            _ => (token, false, State::Unquoted),
+        },
+        State::Unquoted => match token {
+            "#" => ("", false, State::Comment),
+            _ if space => ("", false, State::Whitespace),
+            "$" => (token, true, State::Unquoted),
+            _ => (token, false, State::Unquoted),
+        },
+        State::Single => match token {
+            "'" => ("", false, State::Whitespace),
+            _ => (token, false, State::Single),
+        },
+        State::Double => match token {
+            "\"" => ("", false, State::Whitespace),
+            "\\" => ("", false, State::Escape),
+            "$" => (token, true, State::Double),
+            _ => (token, false, State::Double),
+        },
+        State::Escape => match token {
+            "\"" | "\\" | "$" => (token, false, State::Double),
+            _ => {
+                let first = token.chars().next().unwrap_or(' ');
+                let control = match first {
+                    'f' => '\x0C',
+                    'n' => '\n',
+                    'r' => '\r',
+                    't' => '\t',
+                    'v' => '\x0B',
+                    _ => return Err(BAD_ESCAPE),
+                };
+                value.chars.push(control);
+                (&token[1..], false, State::Double)
+            }
+        },
+        State::Whitespace => match token {
+            "#" => ("", false, State::Comment),
+            _ if !space => return Err(UNQUOTED_SPACE),
+            _ => ("", false, State::Whitespace),
+        },
+        State::Comment => ("", false, State::Comment),
+    })
 }
 
 fn parse_entry(line: usize, raw: &str) -> Result<Entry, ParseError> {

@@ -4,6 +4,7 @@
 use crate::engine::inspect::StatusLine;
 use crate::engine::ledger::Run;
 use crate::engine::runner::{Outcome, PlanReport};
+use crate::kit::migration::Plan;
 use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -202,77 +203,87 @@ pub fn plans(reports: &[PlanReport], format: Format) -> String {
     let md = format == Format::Markdown;
     let mut out = String::new();
     for r in reports {
-        let p = &r.plan;
-        let skipped = match (p.skipped, p.skipped_because.as_str()) {
-            (0, _) => String::new(),
-            (n, "") => format!(", {n} skipped"),
-            (n, why) => format!(", {n} skipped ({why})"),
-        };
-        let state = r
-            .state
-            .as_deref()
-            .map(|s| format!(" [{s}; apply {} tops it up]", r.version))
-            .unwrap_or_default();
-        let head = format!(
-            "V{}__{}: {} to write{skipped}{state}",
+        out.push_str(&plan_head(r, md));
+        out.push_str(&plan_groups(&r.plan, md));
+        out.push('\n');
+    }
+    out
+}
+
+/// A plan's head line (what it writes, what it skips, the ledger state); in Markdown also its
+/// heading and the groups' table header.
+fn plan_head(r: &PlanReport, md: bool) -> String {
+    let p = &r.plan;
+    let skipped = match (p.skipped, p.skipped_because.as_str()) {
+        (0, _) => String::new(),
+        (n, "") => format!(", {n} skipped"),
+        (n, why) => format!(", {n} skipped ({why})"),
+    };
+    let state = r
+        .state
+        .as_deref()
+        .map(|s| format!(" [{s}; apply {} tops it up]", r.version))
+        .unwrap_or_default();
+    let head = format!(
+        "V{}__{}: {} to write{skipped}{state}",
+        r.version,
+        r.name,
+        crate::engine::runner::count(p.total, "row")
+    );
+    if md {
+        format!(
+            "### plan V{}__{}\n\n{head}; checksum `{}`\n\n| {} | rows | samples |\n|---|---|---|\n",
             r.version,
             r.name,
-            crate::engine::runner::count(p.total, "row")
-        );
+            &r.checksum.get(..12).unwrap_or(&r.checksum),
+            p.group_label
+        )
+    } else {
+        format!("{head}\n")
+    }
+}
+
+/// A plan's groups: a table row each (Markdown), a line each with samples, a packed grid without.
+fn plan_groups(p: &Plan, md: bool) -> String {
+    let mut out = String::new();
+    // An ungrouped plan's one group is every row: its key (0) and the total said twice mislead.
+    let ungrouped = p.group_by.is_empty();
+    if !md && ungrouped {
+        for g in p.groups.iter().filter(|g| !g.samples.is_empty()) {
+            let samples: Vec<String> = g.samples.iter().map(sample).collect();
+            out.push_str(&format!("  e.g. {}\n", samples.join("; ")));
+        }
+        return out;
+    }
+    if !md && p.groups.iter().all(|g| g.samples.is_empty()) {
+        return packed_groups(&p.group_label, &p.groups);
+    }
+    for g in &p.groups {
+        let samples: Vec<String> = g.samples.iter().map(sample).collect();
         if md {
+            let key = if ungrouped {
+                "all".to_string()
+            } else {
+                g.key.to_string()
+            };
             out.push_str(&format!(
-                "### plan V{}__{}\n\n{head}; checksum `{}`\n\n| {} | rows | samples |\n|---|---|---|\n",
-                r.version,
-                r.name,
-                &r.checksum.get(..12).unwrap_or(&r.checksum),
-                p.group_label
+                "| {key} | {} | {} |\n",
+                g.count,
+                samples.join("; ").replace('|', "\\|")
             ));
         } else {
-            out.push_str(&format!("{head}\n"));
-        }
-        // An ungrouped plan's one group is every row: its key (0) and the total said twice mislead.
-        let ungrouped = p.group_by.is_empty();
-        if !md && ungrouped {
-            for g in p.groups.iter().filter(|g| !g.samples.is_empty()) {
-                let samples: Vec<String> = g.samples.iter().map(sample).collect();
-                out.push_str(&format!("  e.g. {}\n", samples.join("; ")));
-            }
-            out.push('\n');
-            continue;
-        }
-        if !md && p.groups.iter().all(|g| g.samples.is_empty()) {
-            out.push_str(&packed_groups(&p.group_label, &p.groups));
-            out.push('\n');
-            continue;
-        }
-        for g in &p.groups {
-            let samples: Vec<String> = g.samples.iter().map(sample).collect();
-            if md {
-                let key = if ungrouped {
-                    "all".to_string()
-                } else {
-                    g.key.to_string()
-                };
-                out.push_str(&format!(
-                    "| {key} | {} | {} |\n",
-                    g.count,
-                    samples.join("; ").replace('|', "\\|")
-                ));
+            let eg = if samples.is_empty() {
+                String::new()
             } else {
-                let eg = if samples.is_empty() {
-                    String::new()
-                } else {
-                    format!("   e.g. {}", samples.join("; "))
-                };
-                out.push_str(&format!(
-                    "  {} {:<8} {:>10}{eg}\n",
-                    p.group_label,
-                    g.key,
-                    crate::engine::runner::count(g.count, "row"),
-                ));
-            }
+                format!("   e.g. {}", samples.join("; "))
+            };
+            out.push_str(&format!(
+                "  {} {:<8} {:>10}{eg}\n",
+                p.group_label,
+                g.key,
+                crate::engine::runner::count(g.count, "row"),
+            ));
         }
-        out.push('\n');
     }
     out
 }
