@@ -228,7 +228,7 @@ fn plan_head(r: &PlanReport, md: bool) -> String {
         "V{}__{}: {} to write{skipped}{state}",
         r.version,
         r.name,
-        crate::engine::runner::count(p.total, "row")
+        crate::engine::text::count(p.total, "row")
     );
     if md {
         format!(
@@ -281,7 +281,7 @@ fn plan_groups(p: &Plan, md: bool) -> String {
                 "  {} {:<8} {:>10}{eg}\n",
                 p.group_label,
                 g.key,
-                crate::engine::runner::count(g.count, "row"),
+                crate::engine::text::count(g.count, "row"),
             ));
         }
     }
@@ -351,8 +351,8 @@ pub fn outcomes(outcomes: &[Outcome], format: Format, nothing: &str) -> String {
                     o.version,
                     o.name,
                     o.state,
-                    crate::engine::runner::count(o.rows, "row"),
-                    crate::engine::runner::count(o.batches, "batch"),
+                    crate::engine::text::count(o.rows, "row"),
+                    crate::engine::text::count(o.batches, "batch"),
                     o.seconds,
                     o.run_id
                 )
@@ -473,7 +473,7 @@ pub fn log(runs: &[Run], format: Format) -> String {
                     if r.action == crate::engine::ledger::Action::Plan {
                         String::new()
                     } else {
-                        crate::engine::runner::count(r.row_count.max(0) as u64, "row")
+                        crate::engine::text::count(r.row_count.max(0) as u64, "row")
                     },
                     duration(r),
                     r.operator,

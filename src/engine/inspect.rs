@@ -1,9 +1,11 @@
 //! Reading and fixing the ledger: `status`, `verify [--data]` and `repair`.
 
 use crate::db::{Finish, Session};
+use crate::engine::audit::{audit_error, new_run, today};
+use crate::engine::known::{drift_error, drifted, find};
 use crate::engine::ledger::{self, Action, Entry, State};
 use crate::engine::lock;
-use crate::engine::runner::{audit_error, drift_error, drifted, find, new_run, today, Options};
+use crate::engine::options::Options;
 use crate::error::{Error, Result};
 use crate::kit::migration::Context;
 use crate::registry::{self, Registered};

@@ -1,19 +1,27 @@
-//! The engine: what runs migrations. `runner` picks and runs them under the `lock` (a lease) with
-//! the `ledger`'s state transitions; `batch` is the fenced batch loop (and `--jobs` workers); `retry`
-//! and `throttle` keep it going under conflicts and replica lag; `planfile` gates an apply on a
-//! reviewed plan; `inspect` is status, verify, repair and forget; `progress` talks to the operator
+//! The engine: what runs migrations. `runner` picks and runs them (apply, and the run both apply and
+//! `revert` share) under the `lock` (a lease) with the `ledger`'s state transitions; `batch` is the
+//! one fenced batch transaction and the single loop, `parallel` the `--jobs` workers on chunks
+//! (`steal` splits busy ones); `retry` and `throttle` keep it going under conflicts and replica lag;
+//! `planning` is `plan`, and `planfile` gates an apply on a reviewed plan; `inspect` is status,
+//! verify, repair and forget; `known` and `audit` are the checks and the audit row the commands
+//! share; `progress` and `text` talk to the operator; `hooks` exist only for the test suite
 //! (SIGINT/SIGTERM are the crate-root `signals` leaf, so db can see them too).
 
+mod audit;
 pub mod batch;
 mod hooks;
 pub mod inspect;
+mod known;
 pub mod ledger;
 pub mod lock;
 pub mod options;
 mod parallel;
 pub mod planfile;
+mod planning;
 pub mod progress;
 pub mod retry;
+mod revert;
 pub mod runner;
 mod steal;
+pub(crate) mod text;
 pub mod throttle;

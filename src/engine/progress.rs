@@ -128,8 +128,8 @@ impl Progress {
                 std::io::stderr(),
                 "{}: {done}{} in {}, {rate:.0} rows/s{eta}",
                 self.label,
-                crate::engine::runner::count(rows, "row"),
-                crate::engine::runner::count(batches, "batch"),
+                crate::engine::text::count(rows, "row"),
+                crate::engine::text::count(batches, "batch"),
             );
         }
     }
@@ -180,8 +180,8 @@ impl Tally {
         let mut text = format!(
             "{} committed {} in {} before it stopped",
             stopped.label,
-            crate::engine::runner::count(stopped.rows, "row"),
-            crate::engine::runner::count(stopped.batches, "batch")
+            crate::engine::text::count(stopped.rows, "row"),
+            crate::engine::text::count(stopped.batches, "batch")
         );
         let finished: Vec<String> = runs
             .iter()
@@ -190,7 +190,7 @@ impl Tally {
                 format!(
                     "{} ({})",
                     r.label,
-                    crate::engine::runner::count(r.rows, "row")
+                    crate::engine::text::count(r.rows, "row")
                 )
             })
             .collect();

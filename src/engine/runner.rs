@@ -1,24 +1,31 @@
 //! Runs data migrations: which ones, under the lock, with state transitions and the audit trail.
-//! The batch loop itself is in `batch`; status, verify and repair in `inspect`. No dialect-specific
-//! SQL here: that lives in `db/` and in the migrations.
+//! The batch transaction and loop are in `batch` (and `parallel` for `--jobs`); `revert` and
+//! `planning` are the other commands that write; status, verify and repair are in `inspect`. No
+//! dialect-specific SQL here: that lives in `db/` and in the migrations.
 
 use crate::db::{DbError, Session};
+use crate::engine::audit::{audit_error, new_run_and_id, record_failure, today};
 use crate::engine::batch::{run_batches, Held, Job, Walk};
-use crate::engine::ledger::{
-    self, Action, Entry, Event, Refusal, Run, RunKey, RunState, Start, State,
-};
+use crate::engine::known::{refuse_drift, refused};
+use crate::engine::ledger::{self, Action, Entry, Event, Run, RunKey, RunState, Start, State};
 use crate::engine::lock;
-pub use crate::engine::options::{Connector, Options, Replica};
 use crate::engine::parallel::{prepare, run_parallel, Crew, Engine};
-pub use crate::engine::planfile::PlanReport;
+use crate::engine::planning::gate_plan;
 use crate::engine::progress::{Progress, Tally};
+use crate::engine::text::count;
 use crate::engine::throttle::Gauge;
 use crate::error::{Error, Result};
-use crate::kit::migration::{Context, Cursor, Plan, Shape};
+use crate::kit::migration::{Context, Cursor, Shape};
 use crate::registry::{self, Registered};
-use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 use std::time::{Duration, Instant};
+
+// The commands' public paths stay `runner::…` for the CLI, the testkit and the benchmark.
+pub use crate::engine::known::find;
+pub use crate::engine::options::{Connector, Options, Replica};
+pub use crate::engine::planfile::PlanReport;
+pub use crate::engine::planning::plan;
+pub use crate::engine::revert::revert;
 
 /// What one apply or revert of one migration did.
 #[derive(Debug, Clone, Serialize)]
@@ -48,14 +55,6 @@ pub enum Selection {
     One(i64),
 }
 
-pub fn find(version: i64) -> Result<&'static Registered> {
-    registry::find(version).ok_or_else(|| {
-        Error::Usage(format!(
-            "unknown version {version}; `backfill status` lists the versions this binary knows"
-        ))
-    })
-}
-
 /// Makes sure the ledger tables exist, creating them if they do not (safe when first runs race).
 /// Call it only once the command is known to go ahead: a refused command creates nothing.
 pub fn prepare_ledger(session: &mut dyn Session, _lock_timeout: Duration) -> Result<()> {
@@ -73,39 +72,16 @@ fn validate(selection: Selection) -> Result<()> {
     }
 }
 
-pub(crate) fn drifted(entry: &Entry, reg: &Registered) -> bool {
-    entry.state != State::Reverted && entry.checksum != reg.checksum
-}
-
-pub(crate) fn drift_error(entry: &Entry, reg: &Registered) -> Error {
-    Error::Refused(format!(
-        "V{}__{} changed since it ran (ledger checksum {}…, code {}…); run `backfill repair {} --accept-checksum` if this edit is intended",
-        reg.version,
-        reg.name,
-        &entry.checksum.get(..12).unwrap_or(&entry.checksum),
-        &reg.checksum[..12],
-        reg.version
-    ))
-}
-
-fn refuse_drift(entries: &[Entry]) -> Result<()> {
-    for entry in entries {
-        if let Some(reg) = registry::find(entry.version) {
-            if drifted(entry, reg) {
-                return Err(drift_error(entry, reg));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Whether a deploy's `apply` should run this migration. Reverts in progress and reverted migrations
 /// belong to an operator, so a deploy leaves them alone.
 fn is_pending(entry: Option<&Entry>) -> bool {
     ledger::transition(entry.map(Entry::status), Event::Deploy).is_ok()
 }
 
-fn selected(entries: &[Entry], selection: Selection) -> Result<Vec<&'static Registered>> {
+pub(crate) fn selected(
+    entries: &[Entry],
+    selection: Selection,
+) -> Result<Vec<&'static Registered>> {
     let entry = |v: i64| entries.iter().find(|e| e.version == v);
     Ok(match selection {
         // Named: run it whatever its state. On an applied migration this is a top-up: every migration
@@ -191,39 +167,6 @@ fn apply_locked(
     Ok(outcomes)
 }
 
-pub(crate) fn today() -> NaiveDate {
-    Utc::now().date_naive()
-}
-
-pub(crate) fn new_run(action: Action, reg: Option<&Registered>, opts: &Options) -> Run {
-    Run {
-        run_id: uuid::Uuid::now_v7().to_string(),
-        version: reg.map(|r| r.version),
-        action,
-        state: RunState::Running,
-        started_at: Some(ledger::now()),
-        finished_at: None,
-        operator: opts.operator.clone(),
-        host: gethostname::gethostname().to_string_lossy().into_owned(),
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        checksum: reg.map(|r| r.checksum.to_string()),
-        arguments: opts.arguments.clone(),
-        plan_summary: None,
-        row_count: 0,
-        outcome: None,
-        error: None,
-    }
-}
-
-pub(crate) fn audit_error(e: DbError) -> Error {
-    let message = format!("writing the audit row failed: {e}");
-    if e.is_config() {
-        Error::Usage(message) // e.g. a read-only user: nothing was written
-    } else {
-        Error::Runtime(message)
-    }
-}
-
 fn apply_one(
     session: &mut dyn Session,
     reg: &Registered,
@@ -232,80 +175,31 @@ fn apply_one(
 ) -> Result<Outcome> {
     let entry = ledger::entry(session, reg.version)?;
     let resume = entry.as_ref().filter(|e| is_pending(Some(e)));
-    let cursor = resume.and_then(|e| e.apply_cursor.clone());
     // A resumed migration keeps the date it started with, so all its rows share one effective date.
     let run_date = resume
         .and_then(|e| e.started_at)
         .map_or_else(today, |t| t.date());
+    let status = entry.as_ref().map(Entry::status);
+    let state = ledger::transition(status, Event::Apply).map_err(|r| refused(reg, r))?;
+    let (run, id) = new_run_and_id(Action::Apply, Some(reg), opts);
     let ctx = Context {
         version: reg.version,
-        run_id: uuid::Uuid::nil(),
+        run_id: id,
         run_date,
         group: None,
         ledger_rows: 0,
     };
-    let status = entry.as_ref().map(Entry::status);
-    let state = ledger::transition(status, Event::Apply).map_err(|r| refused(reg, r))?;
     let one = OneRun {
         reg,
         walk: Walk::Apply,
-        run: new_run(Action::Apply, Some(reg), opts),
+        run,
         ctx,
         state,
         entry: entry.as_ref(),
         fresh: resume.is_none(),
-        cursor,
+        cursor: resume.and_then(|e| e.apply_cursor.clone()),
     };
     run_one(session, one, opts, held)
-}
-
-/// `--expect-plan`: the plan as of now must equal the reviewed one. Planning costs a full read of the
-/// data, so apply plans only when told to compare with a review; `log` pairs an apply with the plan
-/// run before it otherwise.
-fn gate_plan(
-    session: &mut dyn Session,
-    reg: &Registered,
-    file: &crate::engine::planfile::PlanFile,
-    opts: &Options,
-) -> Result<()> {
-    let plan = compute_plan(session, reg, opts)?;
-    let now = crate::engine::planfile::reviewed(reg.version, reg.name, reg.checksum, &plan);
-    match crate::engine::planfile::gate(file, &now, &plan.group_label) {
-        Ok(()) => Ok(()),
-        Err(refusal) => {
-            let mut run = new_run(Action::Apply, Some(reg), opts);
-            run.plan_summary = serde_json::to_string(&plan).ok();
-            Err(refuse(session, run, refusal))
-        }
-    }
-}
-
-/// Records a refused run in the audit table and returns the refusal.
-fn refuse(session: &mut dyn Session, mut run: Run, refusal: Error) -> Error {
-    run.state = RunState::Refused;
-    run.finished_at = Some(ledger::now());
-    run.error = Some(refusal.to_string());
-    match ledger::insert_run(session, &run) {
-        Ok(()) => refusal,
-        Err(e) => audit_error(e),
-    }
-}
-
-/// The plan as of now, in a read-only transaction.
-fn compute_plan(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Result<Plan> {
-    let ctx = Context {
-        version: reg.version,
-        run_id: uuid::Uuid::nil(),
-        run_date: today(),
-        group: None,
-        ledger_rows: 0,
-    };
-    let plan = session.snapshot(|s| reg.migration.plan(s, &ctx, opts.samples));
-    // A missing privilege is the operator's to grant (exit 2), as for every other command.
-    plan.map_err(|e| {
-        let message = format!("planning V{}__{} failed: {e}", reg.version, reg.name);
-        Error::from_db(&e, message)
-    })
 }
 
 fn cannot_start(reg: &Registered, e: DbError) -> Error {
@@ -337,110 +231,54 @@ fn preflight(
 }
 
 /// One apply or revert about to run.
-struct OneRun<'a> {
-    reg: &'a Registered,
-    walk: Walk,
-    run: Run,
-    ctx: Context,
+pub(crate) struct OneRun<'a> {
+    pub reg: &'a Registered,
+    pub walk: Walk,
+    pub run: Run,
+    /// Built once per run, with the run's own id.
+    pub ctx: Context,
     /// What [`ledger::transition`] made of the row for this run: `running` or `reverting`.
-    state: State,
+    pub state: State,
     /// The ledger row as read before deciding (the start is a compare-and-set on it).
-    entry: Option<&'a Entry>,
+    pub entry: Option<&'a Entry>,
     /// Start over (reset this direction's cursor) rather than resume from `cursor`.
-    fresh: bool,
-    cursor: Option<Cursor>,
+    pub fresh: bool,
+    pub cursor: Option<Cursor>,
 }
 
 /// The common part of apply and revert: audit row, ledger start, batches, final state.
-fn run_one(
+pub(crate) fn run_one(
     session: &mut dyn Session,
     one: OneRun,
     opts: &Options,
     held: &mut Held,
 ) -> Result<Outcome> {
-    let OneRun {
-        reg,
-        walk,
-        run,
-        mut ctx,
-        state,
-        entry,
-        fresh,
-        cursor,
-    } = one;
     let started = Instant::now();
-    let action = if walk == Walk::Apply {
-        Action::Apply
-    } else {
-        Action::Revert
-    };
-    ctx.run_id = uuid::Uuid::parse_str(&run.run_id).unwrap_or_else(|_| uuid::Uuid::now_v7());
-    let job = Job::new(reg, walk, &ctx, &run.run_id)?;
-    let key = RunKey {
-        version: reg.version,
-        action,
-        run: &run.run_id,
-    };
+    let reg = one.reg;
+    let job = Job::new(reg, one.walk, &one.ctx, &one.run.run_id)?;
+    let key = job.ledger_key();
     // The tables are touched and the key range read before anything is written: it feeds the ETA,
     // and it fails here, with the ledger untouched, when the app's tables are missing.
     let span = preflight(session, reg, job.key)?;
-    crate::engine::retry::conflicts(|| ledger::insert_run(session, &run)).map_err(audit_error)?;
-    // We hold the lock, so any apply/revert still marked running is a process that died.
-    let dead = match crate::engine::retry::conflicts(|| {
-        ledger::abandon_dead_runs(session, reg.version, &run.run_id)
-    }) {
-        Ok(n) => n,
-        Err(e) => {
-            let err = audit_error(e);
-            return Err(record_failure(session, opts, key, err));
-        }
-    };
-    let note = match entry {
-        Some(e) if e.state.in_progress() => {
-            tracing::info!(
-                "V{} was left {} by a runner that died; resuming",
-                reg.version,
-                e.state
-            );
-            Some(format!("resumed after a runner died while {}", e.state))
-        }
-        Some(e) if !fresh => Some(format!("resumed from the checkpoint of a {} run", e.state)),
-        _ if dead > 0 => Some("a previous runner died before its first batch".into()),
-        _ => None,
-    };
+    let note = open_run(session, &one, key, opts)?;
     let workers = workers(session, opts);
-    let start = Start {
-        version: reg.version,
-        name: reg.name,
-        checksum: reg.checksum,
-        action,
-        state,
-        run_id: &run.run_id,
-        fresh,
-        scenario: ctx.group,
-        seen: entry,
-    };
-    if let Err(e) = ledger::start(session, &start) {
-        return Err(record_failure(session, opts, key, e));
-    }
-    let succeed = match ctx.group {
-        Some(_) => Event::SucceedGroup,
-        None => Event::Succeed,
-    };
-    let working = ledger::Status {
-        state,
-        last: action,
-    };
-    let final_state = ledger::transition(Some(working), succeed).map_err(|r| refused(reg, r))?;
-    let label = format!("{} V{}__{}", action.as_str(), reg.version, reg.name);
+    let final_state = start(session, &one, key, opts)?;
+    let label = format!("{} V{}__{}", key.action.as_str(), reg.version, reg.name);
     let mut progress = Progress::new(label, opts.quiet, span);
-    let engine = match prepare(session, &job, fresh, (cursor.as_ref(), span), workers) {
+    let engine = match prepare(
+        session,
+        &job,
+        one.fresh,
+        (one.cursor.as_ref(), span),
+        workers,
+    ) {
         Ok(engine) => engine,
         Err(e) => return Err(record_failure(session, opts, key, e)),
     };
-    let parallel = engine == Engine::Parallel;
     let result = match (&opts.connect, engine) {
-        (_, Engine::Single) => run_batches(session, &job, cursor, opts, held, &mut progress),
+        (_, Engine::Single) => {
+            run_batches(session, &job, one.cursor.clone(), opts, held, &mut progress)
+        }
         (Some(connect), Engine::Parallel) => {
             let crew = Crew {
                 jobs: workers,
@@ -456,50 +294,144 @@ fn run_one(
     held.tally.push(progress.finish());
     match result {
         Ok((rows, batches)) => {
-            let jobs = if parallel {
-                format!(", {}", count(workers as u64, "job"))
-            } else {
-                String::new()
-            };
-            // A one-group revert says which group, in the migration's word, for the deploy log.
-            let of_group = match (ctx.group, reg.migration.grouping()) {
-                (Some(g), Some(grouping)) => format!(" of {} {g}", grouping.label),
-                (Some(g), None) => format!(" of group {g}"),
-                _ => String::new(),
-            };
-            let outcome = format!(
-                "{} {}{of_group} in {}{jobs}",
-                past_tense(walk, reg),
-                count(rows, "row"),
-                count(batches, "batch")
-            );
-            let end = ledger::Ending {
-                state: Some(final_state),
-                run_state: RunState::Succeeded,
-                outcome: Some(&outcome),
-                error: None,
-            };
-            let done = ledger::conclude(session, reg.version, &run.run_id, &end);
-            done.map_err(|e| {
-                Error::Runtime(format!(
-                    "the work is done but recording it failed: {e}; rerun to record it"
-                ))
-            })?;
-            Ok(Outcome {
-                version: reg.version,
-                name: reg.name.into(),
-                action,
-                state: final_state,
+            let walked = Walked {
                 rows,
-                verb: past_tense(walk, reg).into(),
                 batches,
-                run_id: run.run_id,
-                seconds: started.elapsed().as_secs_f64(),
-                note,
-            })
+                jobs: (engine == Engine::Parallel).then_some(workers),
+                state: final_state,
+            };
+            succeed(session, &one, walked, note, started)
         }
         Err(err) => Err(record_failure(session, opts, key, err)),
     }
+}
+
+/// Writes the run's audit row and ends the runs that died: we hold the lock, so any apply or revert
+/// still marked running is a process that died. Returns the outcome's note on what this run resumes.
+fn open_run(
+    session: &mut dyn Session,
+    one: &OneRun,
+    key: RunKey,
+    opts: &Options,
+) -> Result<Option<String>> {
+    crate::engine::retry::conflicts(|| ledger::insert_run(session, &one.run))
+        .map_err(audit_error)?;
+    let dead = match crate::engine::retry::conflicts(|| {
+        ledger::abandon_dead_runs(session, key.version, key.run)
+    }) {
+        Ok(n) => n,
+        Err(e) => {
+            let err = audit_error(e);
+            return Err(record_failure(session, opts, key, err));
+        }
+    };
+    Ok(match one.entry {
+        Some(e) if e.state.in_progress() => {
+            tracing::info!(
+                "V{} was left {} by a runner that died; resuming",
+                key.version,
+                e.state
+            );
+            Some(format!("resumed after a runner died while {}", e.state))
+        }
+        Some(e) if !one.fresh => Some(format!("resumed from the checkpoint of a {} run", e.state)),
+        _ if dead > 0 => Some("a previous runner died before its first batch".into()),
+        _ => None,
+    })
+}
+
+/// Marks the migration started in the ledger (a failure is recorded as the run's end); returns the
+/// state it ends in when its batches succeed.
+fn start(session: &mut dyn Session, one: &OneRun, key: RunKey, opts: &Options) -> Result<State> {
+    let start = Start {
+        version: one.reg.version,
+        name: one.reg.name,
+        checksum: one.reg.checksum,
+        action: key.action,
+        state: one.state,
+        run_id: key.run,
+        fresh: one.fresh,
+        scenario: one.ctx.group,
+        seen: one.entry,
+    };
+    if let Err(e) = ledger::start(session, &start) {
+        return Err(record_failure(session, opts, key, e));
+    }
+    let succeed = match one.ctx.group {
+        Some(_) => Event::SucceedGroup,
+        None => Event::Succeed,
+    };
+    let working = ledger::Status {
+        state: one.state,
+        last: key.action,
+    };
+    ledger::transition(Some(working), succeed).map_err(|r| refused(one.reg, r))
+}
+
+/// What a run's batches did, once they all committed.
+struct Walked {
+    rows: u64,
+    batches: u64,
+    /// The workers of a parallel run.
+    jobs: Option<usize>,
+    /// The migration's state now.
+    state: State,
+}
+
+/// A run whose batches all committed: its end in the ledger, and its outcome.
+fn succeed(
+    session: &mut dyn Session,
+    one: &OneRun,
+    walked: Walked,
+    note: Option<String>,
+    started: Instant,
+) -> Result<Outcome> {
+    let reg = one.reg;
+    let outcome = outcome_text(one, &walked);
+    let end = ledger::Ending {
+        state: Some(walked.state),
+        run_state: RunState::Succeeded,
+        outcome: Some(&outcome),
+        error: None,
+    };
+    let done = ledger::conclude(session, reg.version, &one.run.run_id, &end);
+    done.map_err(|e| {
+        Error::Runtime(format!(
+            "the work is done but recording it failed: {e}; rerun to record it"
+        ))
+    })?;
+    Ok(Outcome {
+        version: reg.version,
+        name: reg.name.into(),
+        action: one.run.action,
+        state: walked.state,
+        rows: walked.rows,
+        verb: past_tense(one.walk, reg).into(),
+        batches: walked.batches,
+        run_id: one.run.run_id.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+        note,
+    })
+}
+
+/// `wrote 1,000 rows of scenario 7 in 3 batches, 4 jobs`, for the audit row and the deploy log.
+fn outcome_text(one: &OneRun, walked: &Walked) -> String {
+    let jobs = walked
+        .jobs
+        .map(|n| format!(", {}", count(n as u64, "job")))
+        .unwrap_or_default();
+    // A one-group revert says which group, in the migration's word.
+    let of_group = match (one.ctx.group, one.reg.migration.grouping()) {
+        (Some(g), Some(grouping)) => format!(" of {} {g}", grouping.label),
+        (Some(g), None) => format!(" of group {g}"),
+        _ => String::new(),
+    };
+    format!(
+        "{} {}{of_group} in {}{jobs}",
+        past_tense(one.walk, one.reg),
+        count(walked.rows, "row"),
+        count(walked.batches, "batch")
+    )
 }
 
 /// How many workers a run gets: `--jobs`, except on SQLite (one writer at a time: more connections
@@ -556,323 +488,4 @@ fn past_tense(walk: Walk, reg: &Registered) -> &'static str {
         (Walk::DeleteMarked, _) => "deleted",
         (Walk::Restore { .. }, _) => "restored",
     }
-}
-
-/// "1 row", "2 rows", "1 batch", "3 batches".
-pub fn count(n: u64, noun: &str) -> String {
-    match (n, noun.ends_with(['s', 'h'])) {
-        (1, _) => format!("1 {noun}"),
-        (_, true) => format!("{n} {noun}es"),
-        _ => format!("{n} {noun}s"),
-    }
-}
-
-/// Records how the run failed whenever the database still answers (see [`record_end`]). When it does
-/// not, the next runner finds the `running` row and recovers; the returned error says so instead of a
-/// second line on stderr.
-fn record_failure(session: &mut dyn Session, opts: &Options, key: RunKey, err: Error) -> Error {
-    let message = err.to_string();
-    // Fenced on the run (`conclude`): a run that never started changes no row.
-    let failed = ledger::transition(Some(ledger::working(key.action)), Event::Fail).ok();
-    let (run_state, state) = match err {
-        Error::Interrupted(_) => (RunState::Interrupted, failed),
-        // Overtaken or raced: the migration is another run's now; only our audit row is ours.
-        Error::Busy(_) => (RunState::Stopped, None),
-        _ => (RunState::Failed, failed),
-    };
-    let end = ledger::Ending {
-        state,
-        run_state,
-        outcome: None,
-        error: Some(&message),
-    };
-    let recorded = record_end(session, opts.connect.as_ref(), key, &end);
-    match (recorded, err) {
-        (Ok(()), err) => err,
-        (Err(_), Error::Runtime(m)) => Error::Runtime(format!(
-            "{m} (the ledger still says running; the next run recovers it)"
-        )),
-        (Err(_), err) => err,
-    }
-}
-
-/// Records a failed run's end. On this connection if it answers, else on a new one (the old one was
-/// lost, a pooler restarted). When the migration's row stays locked (a stalled runner's batch holds
-/// it), the audit row alone still says how the run ended and why: the migration's `running` row is
-/// then recovered by the next runner, without passing this run off as a process that died.
-fn record_end(
-    session: &mut dyn Session,
-    connect: Option<&crate::engine::options::Connector>,
-    key: RunKey,
-    end: &ledger::Ending,
-) -> crate::db::DbResult<()> {
-    let (version, run_id) = (key.version, key.run);
-    let mut reopened;
-    let s: &mut dyn Session = match ledger::conclude(session, version, run_id, end) {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind == crate::db::ErrorKind::Connection => {
-            match connect.map(crate::engine::options::Connector::open) {
-                Some(Ok(fresh)) => {
-                    reopened = fresh;
-                    reopened.as_mut()
-                }
-                _ => return Err(e),
-            }
-        }
-        Err(e) => {
-            tracing::debug!("recording the end with the migration's row failed: {e}");
-            session
-        }
-    };
-    ledger::conclude(s, version, run_id, end).or_else(|e| {
-        tracing::debug!("recording the end failed ({e}); recording the audit row alone");
-        ledger::finish_run(s, run_id, end.run_state, end.outcome, end.error, None)
-    })
-}
-
-/// `revert VERSION [--group ID]`.
-pub fn revert(
-    session: &mut dyn Session,
-    version: i64,
-    group: Option<i64>,
-    force: bool,
-    opts: &Options,
-) -> Result<Outcome> {
-    let reg = find(version)?;
-    let walk = revert_walk(reg, group, force)?;
-    if !ledger::check_schema(session)? {
-        return Err(never_applied(reg));
-    }
-    let gauge = Gauge::open(opts, session)?;
-    let lease = lock::acquire(session, opts.lock_timeout)?;
-    let mut held = Held {
-        lease,
-        gauge,
-        tally: Tally::default(),
-    };
-    let result = revert_locked(session, reg, (walk, force), group, opts, &mut held);
-    lock::release(session, held.lease);
-    result.map_err(|e| held.tally.report(e))
-}
-
-/// How this migration is undone, or why it cannot be; checked before anything is touched.
-fn revert_walk(reg: &Registered, group: Option<i64>, force: bool) -> Result<Walk> {
-    let name = format!("V{}__{}", reg.version, reg.name);
-    match (reg.migration.shape(), reg.migration.grouping(), group) {
-        (Shape::Irreversible(why), _, _) => {
-            Err(Error::Usage(format!("{name} cannot be reverted: {why}")))
-        }
-        (_, None, Some(_)) => Err(Error::Usage(format!(
-            "{name} has no groups; revert it whole, without --group/--scenario"
-        ))),
-        (Shape::Update, _, Some(_)) => Err(Error::Usage(format!(
-            "{name} is UPDATE-shaped: its journal restores rows, not groups; revert it whole"
-        ))),
-        (Shape::Update, _, None) => Ok(Walk::Restore { force }),
-        (Shape::Insert(_), _, _) => Ok(Walk::DeleteMarked),
-    }
-}
-
-fn revert_locked(
-    session: &mut dyn Session,
-    reg: &Registered,
-    (walk, force): (Walk, bool),
-    group: Option<i64>,
-    opts: &Options,
-    held: &mut Held,
-) -> Result<Outcome> {
-    let v = reg.version;
-    let entry = ledger::entry(session, v)?.ok_or_else(|| never_applied(reg))?;
-    // A reverted migration never drifts, so "already reverted" still comes first.
-    if drifted(&entry, reg) {
-        return Err(drift_error(&entry, reg));
-    }
-    let event = match group {
-        Some(g) => Event::RevertGroup {
-            same: entry.revert_scenario == Some(g),
-        },
-        None => Event::Revert,
-    };
-    let state = match ledger::transition(Some(entry.status()), event) {
-        Ok(state) => state,
-        Err(Refusal::Unfinished) => return Err(unfinished(reg, &entry)),
-        Err(r) => return Err(refused(reg, r)),
-    };
-    if matches!(walk, Walk::Restore { .. }) && ledger::forgotten(session, v)? {
-        return Err(Error::Usage(format!(
-            "V{v}__{} cannot be reverted: its undo journal was dropped by `backfill forget {v}`",
-            reg.name
-        )));
-    }
-    let ctx = Context {
-        version: v,
-        run_id: uuid::Uuid::nil(),
-        run_date: today(),
-        group,
-        ledger_rows: entry.live_rows(),
-    };
-    if !force {
-        refuse_edited(session, reg, &ctx, opts)?;
-    }
-    let resuming = entry.last_action == Action::Revert
-        && matches!(entry.state, State::Reverting | State::Failed)
-        && entry.revert_scenario == group;
-    let one = OneRun {
-        reg,
-        walk,
-        run: new_run(Action::Revert, Some(reg), opts),
-        ctx,
-        state,
-        entry: Some(&entry),
-        fresh: !resuming,
-        cursor: entry.revert_cursor.clone().filter(|_| resuming),
-    };
-    run_one(session, one, opts, held)
-}
-
-fn never_applied(reg: &Registered) -> Error {
-    Error::Usage(format!(
-        "V{}__{} was never applied; nothing to revert",
-        reg.version, reg.name
-    ))
-}
-
-/// What a refused transition tells the user (the one-group revert's refusal is [`unfinished`]).
-fn refused(reg: &Registered, refusal: Refusal) -> Error {
-    match refusal {
-        Refusal::NeverApplied => never_applied(reg),
-        Refusal::AlreadyReverted => Error::Usage(format!(
-            "V{}__{} is already reverted; nothing to do",
-            reg.version, reg.name
-        )),
-        other => Error::Runtime(format!(
-            "V{}__{}: the ledger refused a state change ({other:?}); this is a bug in backfill",
-            reg.version, reg.name
-        )),
-    }
-}
-
-/// A one-group revert of unfinished work (a failed or killed apply, an interrupted full revert)
-/// would end `applied` and hide that work from deploys and `verify`.
-fn unfinished(reg: &Registered, entry: &Entry) -> Error {
-    let finish = if entry.last_action == Action::Revert {
-        format!(
-            "finish the full revert first: `backfill revert {}`",
-            reg.version
-        )
-    } else {
-        format!("finish the apply first: `backfill apply {}`", reg.version)
-    };
-    Error::Usage(format!(
-        "V{}__{} is {} after an unfinished {}; a one-group revert needs a completed apply: {finish}",
-        reg.version, reg.name, entry.state, entry.last_action
-    ))
-}
-
-/// Rule 4: rows edited after the backfill are someone's work; refuse unless `--force`.
-fn refuse_edited(
-    session: &mut dyn Session,
-    reg: &Registered,
-    ctx: &Context,
-    opts: &Options,
-) -> Result<()> {
-    let edited = session.snapshot(|s| match reg.migration.shape() {
-        Shape::Update => crate::kit::journal::edited(s, ctx.version),
-        Shape::Insert(undo) => undo.edited_rows(s, ctx),
-        Shape::Irreversible(_) => Ok(Vec::new()),
-    })?;
-    if edited.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<String> = edited.iter().map(i64::to_string).collect();
-    let message = format!(
-        "refusing to revert V{}__{}: {} row(s) it wrote were edited after the backfill (ids: {}); review them, then rerun with --force to {} them anyway",
-        reg.version,
-        reg.name,
-        edited.len(),
-        ids.join(", "),
-        if reg.migration.shape() == Shape::Update { "restore" } else { "delete" }
-    );
-    Err(refuse(
-        session,
-        new_run(Action::Revert, Some(reg), opts),
-        Error::Refused(message),
-    ))
-}
-
-/// `plan [VERSION]`: read-only; the pending migrations by default.
-pub fn plan(
-    session: &mut dyn Session,
-    version: Option<i64>,
-    opts: &Options,
-) -> Result<Vec<PlanReport>> {
-    if let Some(v) = version {
-        find(v)?;
-    }
-    // The ledger is made here for the audit row; on a read-only server (a standby) plan anyway.
-    let entries = ledger::read_if_any(session, ledger::entries)?;
-    let migrations = match version {
-        Some(v) => vec![find(v)?],
-        None => selected(&entries, Selection::Pending)?,
-    };
-    migrations
-        .into_iter()
-        .map(|reg| {
-            let state = entries
-                .iter()
-                .find(|e| e.version == reg.version && e.state == State::Applied)
-                .map(|e| e.state.to_string());
-            plan_one(session, reg, opts).map(|r| PlanReport { state, ..r })
-        })
-        .collect()
-}
-
-fn plan_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Result<PlanReport> {
-    let run = new_run(Action::Plan, Some(reg), opts);
-    // The audit row is best effort: a read-only user may still plan.
-    let audited = ledger::insert_run(session, &run).is_ok();
-    let plan = match compute_plan(session, reg, opts) {
-        Ok(plan) => plan,
-        Err(e) if audited => return Err(record_plan_failure(session, &run.run_id, e)),
-        Err(e) => return Err(e),
-    };
-    if audited {
-        let summary = serde_json::to_string(&plan).unwrap_or_default();
-        let outcome = format!("would write {}", count(plan.total, "row"));
-        if let Err(e) = ledger::finish_run(
-            session,
-            &run.run_id,
-            RunState::Succeeded,
-            Some(&outcome),
-            None,
-            Some(&summary),
-        ) {
-            tracing::warn!("could not record the plan in the audit table: {e}");
-        }
-    }
-    Ok(PlanReport {
-        state: None,
-        version: reg.version,
-        name: reg.name.into(),
-        checksum: reg.checksum.into(),
-        run_id: run.run_id,
-        plan,
-    })
-}
-
-/// A plan that failed says so in its audit row, rather than staying `running` forever.
-fn record_plan_failure(session: &mut dyn Session, run_id: &str, err: Error) -> Error {
-    let message = err.to_string();
-    let failed = ledger::finish_run(
-        session,
-        run_id,
-        RunState::Failed,
-        None,
-        Some(&message),
-        None,
-    );
-    if let Err(e) = failed {
-        tracing::warn!("could not record the failed plan in the audit table: {e}");
-    }
-    err
 }

@@ -1,0 +1,134 @@
+//! `plan`: what a migration would write, read in one snapshot and recorded in the audit table; and
+//! `--expect-plan`, which holds an apply to the plan a reviewer saw.
+
+use crate::db::Session;
+use crate::engine::audit::{new_run_and_id, refuse, today};
+use crate::engine::known::find;
+use crate::engine::ledger::{self, Action, RunState, State};
+use crate::engine::options::Options;
+use crate::engine::planfile::PlanReport;
+use crate::engine::runner::{selected, Selection};
+use crate::engine::text::count;
+use crate::error::{Error, Result};
+use crate::kit::migration::{Context, Plan};
+use crate::registry::Registered;
+
+/// `plan [VERSION]`: read-only; the pending migrations by default.
+pub fn plan(
+    session: &mut dyn Session,
+    version: Option<i64>,
+    opts: &Options,
+) -> Result<Vec<PlanReport>> {
+    if let Some(v) = version {
+        find(v)?;
+    }
+    // The ledger is made here for the audit row; on a read-only server (a standby) plan anyway.
+    let entries = ledger::read_if_any(session, ledger::entries)?;
+    let migrations = match version {
+        Some(v) => vec![find(v)?],
+        None => selected(&entries, Selection::Pending)?,
+    };
+    migrations
+        .into_iter()
+        .map(|reg| {
+            let state = entries
+                .iter()
+                .find(|e| e.version == reg.version && e.state == State::Applied)
+                .map(|e| e.state.to_string());
+            plan_one(session, reg, opts).map(|r| PlanReport { state, ..r })
+        })
+        .collect()
+}
+
+fn plan_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Result<PlanReport> {
+    let (run, id) = new_run_and_id(Action::Plan, Some(reg), opts);
+    // The audit row is best effort: a read-only user may still plan.
+    let audited = ledger::insert_run(session, &run).is_ok();
+    let plan = match compute_plan(session, reg, id, opts) {
+        Ok(plan) => plan,
+        Err(e) if audited => return Err(record_plan_failure(session, &run.run_id, e)),
+        Err(e) => return Err(e),
+    };
+    if audited {
+        let summary = serde_json::to_string(&plan).unwrap_or_default();
+        let outcome = format!("would write {}", count(plan.total, "row"));
+        if let Err(e) = ledger::finish_run(
+            session,
+            &run.run_id,
+            RunState::Succeeded,
+            Some(&outcome),
+            None,
+            Some(&summary),
+        ) {
+            tracing::warn!("could not record the plan in the audit table: {e}");
+        }
+    }
+    Ok(PlanReport {
+        state: None,
+        version: reg.version,
+        name: reg.name.into(),
+        checksum: reg.checksum.into(),
+        run_id: run.run_id,
+        plan,
+    })
+}
+
+/// A plan that failed says so in its audit row, rather than staying `running` forever.
+fn record_plan_failure(session: &mut dyn Session, run_id: &str, err: Error) -> Error {
+    let message = err.to_string();
+    let failed = ledger::finish_run(
+        session,
+        run_id,
+        RunState::Failed,
+        None,
+        Some(&message),
+        None,
+    );
+    if let Err(e) = failed {
+        tracing::warn!("could not record the failed plan in the audit table: {e}");
+    }
+    err
+}
+
+/// `--expect-plan`: the plan as of now must equal the reviewed one. Planning costs a full read of the
+/// data, so apply plans only when told to compare with a review; `log` pairs an apply with the plan
+/// run before it otherwise.
+pub(crate) fn gate_plan(
+    session: &mut dyn Session,
+    reg: &Registered,
+    file: &crate::engine::planfile::PlanFile,
+    opts: &Options,
+) -> Result<()> {
+    let (mut run, id) = new_run_and_id(Action::Apply, Some(reg), opts);
+    let plan = compute_plan(session, reg, id, opts)?;
+    let now = crate::engine::planfile::reviewed(reg.version, reg.name, reg.checksum, &plan);
+    match crate::engine::planfile::gate(file, &now, &plan.group_label) {
+        Ok(()) => Ok(()),
+        Err(refusal) => {
+            run.plan_summary = serde_json::to_string(&plan).ok();
+            Err(refuse(session, run, refusal))
+        }
+    }
+}
+
+/// The plan as of now, in a read-only transaction.
+fn compute_plan(
+    session: &mut dyn Session,
+    reg: &Registered,
+    run_id: uuid::Uuid,
+    opts: &Options,
+) -> Result<Plan> {
+    let ctx = Context {
+        version: reg.version,
+        run_id,
+        run_date: today(),
+        group: None,
+        ledger_rows: 0,
+    };
+    let plan = session.snapshot(|s| reg.migration.plan(s, &ctx, opts.samples));
+    // A missing privilege is the operator's to grant (exit 2), as for every other command.
+    plan.map_err(|e| {
+        let message = format!("planning V{}__{} failed: {e}", reg.version, reg.name);
+        Error::from_db(&e, message)
+    })
+}
