@@ -11,7 +11,7 @@ use crate::stats::{secs, LoadWatch};
 use crate::Args;
 use anyhow::{anyhow, Result};
 use backfill::db::{Dialect, Session};
-use backfill::fixtures::{self, Shape};
+use backfill::fixtures::{self, Loaded, Shape};
 use backfill::registry::Registered;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -138,6 +138,48 @@ impl<'a> Bench<'a> {
     pub(crate) fn run(mut self) -> Result<(String, Option<GrowthPoint>)> {
         let label = self.kind.label();
         let server = self.server_version();
+        let (loaded, load_secs) = self.load()?;
+        if self.args.load_only {
+            self.run_backfill(&["status"])?;
+            let report = format!(
+                "## {label}: loaded {} ({} pending rows) in {}\n",
+                self.db.url,
+                loaded.pending_competency_versions,
+                secs(load_secs)
+            );
+            return Ok((report, None));
+        }
+        // The ledger tables exist before anything is timed (a real database has them after its first
+        // deploy); this also warms the caches for every side alike.
+        self.run_backfill(&["status"])?;
+        self.warm()?;
+        self.baseline_id = self.count("SELECT COALESCE(MAX(id), 0) FROM competency_versions")?;
+        let watch = LoadWatch::start();
+
+        let expected = loaded.pending_competency_versions;
+        let mut f = Figures {
+            apply_rows: expected,
+            ..Figures::default()
+        };
+        for r in 0..self.args.runs {
+            let what = format!("{label}: run {}/{}", r + 1, self.args.runs);
+            self.retrying(&mut f, &what, |b, f| b.one_run(f, r, expected))?;
+        }
+        let sweep = self.sweep(&mut f, expected)?;
+        self.retrying(&mut f, &format!("{label}: no-op apply"), |b, f| b.noop(f))?;
+        if let Some(n) = self.args.fixed_batch {
+            let what = format!("{label}: apply and revert at --batch-size {n}");
+            self.retrying(&mut f, &what, |b, f| b.fixed_batch(f, n, expected))?;
+        }
+        f.load = watch.finish();
+        let report = self.report(&server, &loaded, load_secs, &f, &sweep);
+        Ok((report, Some(self.growth_point(&f, expected))))
+    }
+
+    /// Loads the app's tables and the competencies, with fresh statistics; returns what was loaded
+    /// and how long it took.
+    fn load(&mut self) -> Result<(Loaded, f64)> {
+        let label = self.kind.label();
         log(format!(
             "{label}: loading {} competencies into {}",
             self.size, self.db.url
@@ -173,32 +215,13 @@ impl<'a> Bench<'a> {
                     .map_err(|e| anyhow!("ANALYZE TABLE {t}: {e}"))?;
             }
         }
-        if self.args.load_only {
-            self.run_backfill(&["status"])?;
-            let report = format!(
-                "## {label}: loaded {} ({} pending rows) in {}\n",
-                self.db.url,
-                loaded.pending_competency_versions,
-                secs(load_secs)
-            );
-            return Ok((report, None));
-        }
-        // The ledger tables exist before anything is timed (a real database has them after its first
-        // deploy); this also warms the caches for every side alike.
-        self.run_backfill(&["status"])?;
-        self.warm()?;
-        self.baseline_id = self.count("SELECT COALESCE(MAX(id), 0) FROM competency_versions")?;
-        let watch = LoadWatch::start();
+        Ok((loaded, load_secs))
+    }
 
-        let expected = loaded.pending_competency_versions;
-        let mut f = Figures {
-            apply_rows: expected,
-            ..Figures::default()
-        };
-        for r in 0..self.args.runs {
-            let what = format!("{label}: run {}/{}", r + 1, self.args.runs);
-            self.retrying(&mut f, &what, |b, f| b.one_run(f, r, expected))?;
-        }
+    /// The batch-size sweep (in process): the default batching, each `--sweep` size and each
+    /// `--sweep-ms` target.
+    fn sweep(&mut self, f: &mut Figures, expected: u64) -> Result<Vec<SweepPoint>> {
+        let label = self.kind.label();
         let mut sweep = Vec::new();
         let points: Vec<Batching> = if self.args.no_sweep {
             Vec::new()
@@ -218,28 +241,26 @@ impl<'a> Bench<'a> {
             for _ in 0..self.args.sweep_runs.max(1) {
                 let what = format!("{label}: sweep, {batching}");
                 let (apply, revert) =
-                    self.retrying(&mut f, &what, |b, _| b.in_process(batching, expected))?;
+                    self.retrying(f, &what, |b, _| b.in_process(batching, expected))?;
                 p.add(&apply, &revert);
             }
             sweep.push(p);
         }
-        self.retrying(&mut f, &format!("{label}: no-op apply"), |b, f| b.noop(f))?;
-        if let Some(n) = self.args.fixed_batch {
-            let what = format!("{label}: apply and revert at --batch-size {n}");
-            self.retrying(&mut f, &what, |b, f| b.fixed_batch(f, n, expected))?;
-        }
-        f.load = watch.finish();
-        let report = self.report(&server, &loaded, load_secs, &f, &sweep);
+        Ok(sweep)
+    }
+
+    /// This size's point in the growth table and plots.
+    fn growth_point(&self, f: &Figures, expected: u64) -> GrowthPoint {
         let rss = [&f.rss_apply, &f.rss_apply_jobs, &f.rss_revert_jobs]
             .iter()
             .map(|s| s.max())
             .filter(|x| !x.is_nan())
             .fold(0.0, f64::max);
-        let point = GrowthPoint {
+        GrowthPoint {
             kind: self.kind,
             size: self.size,
             rows: expected,
-            statement: best_form(&f).map_or(f64::NAN, |(_, s)| s.median()),
+            statement: best_form(f).map_or(f64::NAN, |(_, s)| s.median()),
             apply: f.apply.median(),
             jobs: f.apply_jobs.median(),
             longest: f.longest_apply.max().max(f.longest_apply_jobs.max()),
@@ -248,8 +269,7 @@ impl<'a> Bench<'a> {
             timeline_jobs: f.timeline_jobs.clone(),
             load: (!f.load.0.is_empty()).then(|| f.load.median()),
             fixed: self.args.fixed_batch.map(|n| (n, f.fixed_apply.median())),
-        };
-        Ok((report, Some(point)))
+        }
     }
 
     /// One repetition of every paired measurement, in alternating order.

@@ -15,28 +15,31 @@ impl Bench<'_> {
         f: &Figures,
         sweep: &[SweepPoint],
     ) -> String {
+        let mut o = String::new();
+        self.report_header(&mut o, server, loaded, load_secs, f);
+        let Some((best_label, best)) = best_form(f) else {
+            return o;
+        };
+        forms_table(&mut o, f, best_label, best);
+        self.targets_table(&mut o, f, best);
+        self.report_notes(&mut o, f, best_label, best);
+        if !sweep.is_empty() {
+            self.sweep_table(&mut o, f, sweep, best);
+        }
+        o
+    }
+
+    /// The dialect's heading, the data loaded, the machine's load and the fixed batches.
+    fn report_header(
+        &self,
+        o: &mut String,
+        server: &str,
+        loaded: &Loaded,
+        load_secs: f64,
+        f: &Figures,
+    ) {
         let v = self.reg.version;
         let rows = f.apply_rows;
-        let jobs = self.args.jobs;
-        let paired = |a: &Samples, b: &Samples| -> Samples {
-            Samples(a.0.iter().zip(&b.0).map(|(x, y)| x / y).collect())
-        };
-        let cell = |a: &Samples, b: &Samples| -> (f64, String) {
-            let r = a.median() / b.median();
-            let pairs = paired(a, b);
-            let shown = if pairs.0.len() < 2 {
-                ratio(r)
-            } else {
-                format!(
-                    "{} ({}–{})",
-                    ratio(r),
-                    ratio(pairs.min()),
-                    ratio(pairs.max())
-                )
-            };
-            (r, shown)
-        };
-        let mut o = String::new();
         o.push_str(&format!("## {} — {server}\n\n", self.kind.label()));
         o.push_str(&format!(
             "data: {} competencies, {} capabilities ({} without scenario), {} links, {} scenarios, {} existing versions; \
@@ -66,35 +69,16 @@ impl Bench<'_> {
                 secs(f.fixed_revert.median()),
             ));
         }
-        let Some((best_label, best)) = best_form(f) else {
-            return o;
-        };
-        o.push_str(&format!(
-            "Single statements (each one `INSERT … SELECT` of all {rows} rows in one transaction):\n\n"
-        ));
-        o.push_str("| single statement | time | rows/s | / best |\n|---|---|---|---|\n");
-        for (label, t) in &f.forms {
-            let mark = if label == best_label {
-                " **(best)**"
-            } else {
-                ""
-            };
-            o.push_str(&format!(
-                "| {label}{mark} | {} | {} | {} |\n",
-                t.show(secs),
-                rate(rows as f64 / t.median()),
-                ratio(t.median() / best.median())
-            ));
-        }
-        o.push_str(&format!(
-            "| one `DELETE` by marker (the revert's reference) | {} | {} | |\n\n",
-            f.delete.show(secs),
-            rate(rows as f64 / f.delete.median())
-        ));
+    }
+
+    /// The figures against their targets: backfill against the reference SQL, batch times, memory.
+    fn targets_table(&self, o: &mut String, f: &Figures, best: &Samples) {
+        let v = self.reg.version;
+        let jobs = self.args.jobs;
         o.push_str("| figure | backfill | reference | ratio | target | met |\n");
         o.push_str("|---|---|---|---|---|---|\n");
         let mut row = |what: String, a: &Samples, b: &Samples, target: f64| {
-            let (r, shown) = cell(a, b);
+            let (r, shown) = ratio_cell(a, b);
             o.push_str(&format!(
                 "| {what} | {} | {} | {shown} | ≤ {target}× | {} |\n",
                 a.show(secs),
@@ -132,65 +116,14 @@ impl Bench<'_> {
             &f.group_by,
             1.2,
         );
-        if !f.old_way_rate.0.is_empty() {
-            let apply_rate = Samples(f.apply.0.iter().map(|w| rows as f64 / w).collect());
-            let speedup = apply_rate.median() / f.old_way_rate.median();
-            o.push_str(&format!(
-                "| `apply` rows/s vs the old way (projected from a subset: {} rows from {} capabilities in {}, of which {} loading the capabilities, counted once) | {} | {} | {} faster | ≥ 30× | {} |\n",
-                f.old_way_rows,
-                f.old_way_capabilities,
-                secs(f.old_way_seconds),
-                secs(f.old_way_load),
-                apply_rate.show(rate),
-                f.old_way_rate.show(rate),
-                ratio(speedup),
-                yes(speedup >= 30.0)
-            ));
-        }
-        let longest = [
-            &f.longest_apply,
-            &f.longest_apply_jobs,
-            &f.longest_revert,
-            &f.longest_revert_jobs,
-        ]
-        .iter()
-        .map(|s| s.max())
-        .fold(0.0, f64::max);
-        o.push_str(&format!(
-            "| longest batch transaction at the default batching ({}): apply / apply --jobs {jobs} / revert / revert --jobs {jobs} (apply: {} batches, median {}) | {} / {} / {} / {} | | | < 1 s | {} |\n",
-            default_batching(),
-            f.batches,
-            secs(f.median_batch.median()),
-            secs(f.longest_apply.max()),
-            secs(f.longest_apply_jobs.max()),
-            secs(f.longest_revert.max()),
-            secs(f.longest_revert_jobs.max()),
-            yes(longest < 1.0)
-        ));
-        let rss = [
-            &f.rss_apply,
-            &f.rss_apply_jobs,
-            &f.rss_revert,
-            &f.rss_revert_jobs,
-            &f.rss_plan,
-            &f.rss_noop,
-        ];
-        let rss_max = rss
-            .iter()
-            .map(|s| s.max())
-            .filter(|x| !x.is_nan())
-            .fold(f64::NAN, f64::max);
-        o.push_str(&format!(
-            "| peak RSS of `backfill`: apply / apply --jobs {jobs} / revert / revert --jobs {jobs} / plan / no-op | {} | | | < 64 MiB | {} |\n",
-            rss.iter().map(|s| mib(s.max())).collect::<Vec<_>>().join(" / "),
-            yes(rss_max < 64.0 * 1024.0)
-        ));
-        o.push_str(&format!(
-            "| no-op `apply` (connect + ledger check), {} runs | {} | | | < 100 ms | {} |\n",
-            f.noop.0.len(),
-            f.noop.show(secs),
-            yes(f.noop.median() < 0.1)
-        ));
+        old_way_row(o, f);
+        limits_rows(o, f, jobs);
+    }
+
+    /// What the tables mean, how the `--jobs` workers shared the batches, and retried runs.
+    fn report_notes(&self, o: &mut String, f: &Figures, best_label: &str, best: &Samples) {
+        let rows = f.apply_rows;
+        let jobs = self.args.jobs;
         o.push_str(&format!(
             "\nValues are median (min–max) over the runs; ratios are of the medians, with the range of the per-run ratios \
              (each run measures both sides). The best single statement is `{best_label}` ({}).\n",
@@ -215,9 +148,10 @@ impl Bench<'_> {
                 "\nretried from a clean state after an error (shared server): {r}\n"
             ));
         }
-        if sweep.is_empty() {
-            return o;
-        }
+    }
+
+    /// The batch-size sweep, one row per batch size.
+    fn sweep_table(&self, o: &mut String, f: &Figures, sweep: &[SweepPoint], best: &Samples) {
         o.push_str(&format!(
             "\nbatch-size sweep (in process, 1 job, {} run(s) each; walls include the ledger and lock work):\n\n",
             self.args.sweep_runs.max(1),
@@ -237,8 +171,120 @@ impl Bench<'_> {
                 secs(p.longest_revert.max()),
             ));
         }
-        o
     }
+}
+
+/// A ratio of medians, with the range of the per-run ratios when there are several runs.
+fn ratio_cell(a: &Samples, b: &Samples) -> (f64, String) {
+    let r = a.median() / b.median();
+    let pairs = Samples(a.0.iter().zip(&b.0).map(|(x, y)| x / y).collect());
+    let shown = if pairs.0.len() < 2 {
+        ratio(r)
+    } else {
+        format!(
+            "{} ({}–{})",
+            ratio(r),
+            ratio(pairs.min()),
+            ratio(pairs.max())
+        )
+    };
+    (r, shown)
+}
+
+/// `apply`'s rate against the old way's, when the old way ran.
+fn old_way_row(o: &mut String, f: &Figures) {
+    if f.old_way_rate.0.is_empty() {
+        return;
+    }
+    let rows = f.apply_rows;
+    let apply_rate = Samples(f.apply.0.iter().map(|w| rows as f64 / w).collect());
+    let speedup = apply_rate.median() / f.old_way_rate.median();
+    o.push_str(&format!(
+        "| `apply` rows/s vs the old way (projected from a subset: {} rows from {} capabilities in {}, of which {} loading the capabilities, counted once) | {} | {} | {} faster | ≥ 30× | {} |\n",
+        f.old_way_rows,
+        f.old_way_capabilities,
+        secs(f.old_way_seconds),
+        secs(f.old_way_load),
+        apply_rate.show(rate),
+        f.old_way_rate.show(rate),
+        ratio(speedup),
+        yes(speedup >= 30.0)
+    ));
+}
+
+/// The rows whose target is an absolute bound: the longest batch, peak memory, the no-op apply.
+fn limits_rows(o: &mut String, f: &Figures, jobs: u64) {
+    let longest = [
+        &f.longest_apply,
+        &f.longest_apply_jobs,
+        &f.longest_revert,
+        &f.longest_revert_jobs,
+    ]
+    .iter()
+    .map(|s| s.max())
+    .fold(0.0, f64::max);
+    o.push_str(&format!(
+        "| longest batch transaction at the default batching ({}): apply / apply --jobs {jobs} / revert / revert --jobs {jobs} (apply: {} batches, median {}) | {} / {} / {} / {} | | | < 1 s | {} |\n",
+        default_batching(),
+        f.batches,
+        secs(f.median_batch.median()),
+        secs(f.longest_apply.max()),
+        secs(f.longest_apply_jobs.max()),
+        secs(f.longest_revert.max()),
+        secs(f.longest_revert_jobs.max()),
+        yes(longest < 1.0)
+    ));
+    let rss = [
+        &f.rss_apply,
+        &f.rss_apply_jobs,
+        &f.rss_revert,
+        &f.rss_revert_jobs,
+        &f.rss_plan,
+        &f.rss_noop,
+    ];
+    let rss_max = rss
+        .iter()
+        .map(|s| s.max())
+        .filter(|x| !x.is_nan())
+        .fold(f64::NAN, f64::max);
+    o.push_str(&format!(
+        "| peak RSS of `backfill`: apply / apply --jobs {jobs} / revert / revert --jobs {jobs} / plan / no-op | {} | | | < 64 MiB | {} |\n",
+        rss.iter().map(|s| mib(s.max())).collect::<Vec<_>>().join(" / "),
+        yes(rss_max < 64.0 * 1024.0)
+    ));
+    o.push_str(&format!(
+        "| no-op `apply` (connect + ledger check), {} runs | {} | | | < 100 ms | {} |\n",
+        f.noop.0.len(),
+        f.noop.show(secs),
+        yes(f.noop.median() < 0.1)
+    ));
+}
+
+/// Every single statement's time against the best one's, and the one `DELETE` by marker.
+fn forms_table(o: &mut String, f: &Figures, best_label: &str, best: &Samples) {
+    let rows = f.apply_rows;
+    o.push_str(&format!(
+        "Single statements (each one `INSERT … SELECT` of all {rows} rows in one transaction):\n\n"
+    ));
+    o.push_str("| single statement | time | rows/s | / best |\n|---|---|---|---|\n");
+    for (label, t) in &f.forms {
+        let mark = if label == best_label {
+            " **(best)**"
+        } else {
+            ""
+        };
+        o.push_str(&format!(
+            "| {label}{mark} | {} | {} | {} |\n",
+            t.show(secs),
+            rate(rows as f64 / t.median()),
+            ratio(t.median() / best.median())
+        ));
+    }
+    o.push_str(&format!(
+        "| one `DELETE` by marker (the revert's reference) | {} | {} | |\n\n",
+        f.delete.show(secs),
+        rate(rows as f64 / f.delete.median())
+    ));
 }
 
 /// The fastest single statement (lowest median): the reference for `apply`.
