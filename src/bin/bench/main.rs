@@ -27,7 +27,7 @@ use crate::stats::machine;
 use anyhow::{anyhow, bail, Context as _, Result};
 use backfill::registry::{self};
 use clap::Parser;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -158,19 +158,7 @@ fn run(args: &Args) -> Result<()> {
         }
         return Ok(());
     }
-    let binary = match &args.binary {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .map(|d| d.join("backfill"))
-            .ok_or_else(|| anyhow!("cannot locate the backfill binary; pass --binary"))?,
-    };
-    if !binary.is_file() {
-        bail!(
-            "no backfill binary at {}; build it (cargo build --release) or pass --binary",
-            binary.display()
-        );
-    }
+    let binary = backfill_binary(args)?;
     let reg = registry::all()
         .iter()
         .find(|r| r.name == MIGRATION)
@@ -181,24 +169,7 @@ fn run(args: &Args) -> Result<()> {
     } else {
         args.sizes.clone()
     };
-    let shown: Vec<String> = sizes.iter().map(u64::to_string).collect();
-    let mut out = String::new();
-    out.push_str(&format!(
-        "# backfill bench: {} competencies (seed {}), {} run(s), default batching: {}, parallel: --jobs {}\n\n",
-        shown.join(", "),
-        args.seed,
-        args.runs,
-        default_batching(),
-        args.jobs
-    ));
-    out.push_str(&format!("machine: {machine}\n"));
-    out.push_str(&format!("binary: {}\n", binary.display()));
-    out.push_str(&format!(
-        "reproduce: target/release/bench --sizes {} --runs {} --dialects {}  (make bench SIZE=N for one size)\n",
-        shown.join(","),
-        args.runs,
-        args.dialects.join(",")
-    ));
+    let mut out = header(args, &sizes, &binary, &machine);
     let mut growth = Vec::new();
     for &size in &sizes {
         for name in &args.dialects {
@@ -223,6 +194,47 @@ fn run(args: &Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `backfill` binary measured: `--binary`, or the one next to this harness.
+fn backfill_binary(args: &Args) -> Result<PathBuf> {
+    let binary = match &args.binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .map(|d| d.join("backfill"))
+            .ok_or_else(|| anyhow!("cannot locate the backfill binary; pass --binary"))?,
+    };
+    if !binary.is_file() {
+        bail!(
+            "no backfill binary at {}; build it (cargo build --release) or pass --binary",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+/// The report's title and how to reproduce it.
+fn header(args: &Args, sizes: &[u64], binary: &Path, machine: &str) -> String {
+    let shown: Vec<String> = sizes.iter().map(u64::to_string).collect();
+    let mut out = String::new();
+    out.push_str(&format!(
+        "# backfill bench: {} competencies (seed {}), {} run(s), default batching: {}, parallel: --jobs {}\n\n",
+        shown.join(", "),
+        args.seed,
+        args.runs,
+        default_batching(),
+        args.jobs
+    ));
+    out.push_str(&format!("machine: {machine}\n"));
+    out.push_str(&format!("binary: {}\n", binary.display()));
+    out.push_str(&format!(
+        "reproduce: target/release/bench --sizes {} --runs {} --dialects {}  (make bench SIZE=N for one size)\n",
+        shown.join(","),
+        args.runs,
+        args.dialects.join(",")
+    ));
+    out
 }
 
 fn log(msg: impl AsRef<str>) {

@@ -33,9 +33,6 @@ impl Bench<'_> {
         let limit = self.args.old_way_rows.max(1);
         let mut own = connect(&prepare_per_statement(self.d, &self.db.url))?;
         let s = own.as_mut();
-        let q = |s: &mut dyn Session, sql: &str, p: &[Value]| -> Result<Vec<Row>> {
-            s.query(sql, p).map_err(|e| anyhow!("old way: {sql}: {e}"))
-        };
         let t = Instant::now();
         let capabilities = q(
             s,
@@ -57,41 +54,8 @@ impl Bench<'_> {
                 &[cap_id],
             )?;
             for c in competencies {
-                let exists = q(
-                    s,
-                    "SELECT EXISTS(SELECT * FROM competency_versions WHERE competency_id = ?) AS e",
-                    &[c[0].clone()],
-                )?;
-                if exists
-                    .first()
-                    .and_then(|r| r.first())
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0)
-                    != 0
-                {
+                if !write_if_missing(s, &insert, !returning.is_empty(), &c, scenario)? {
                     continue;
-                }
-                let now = Value::Timestamp(chrono::Utc::now().naive_utc().with_nanosecond0());
-                let params = [
-                    c[1].clone(),
-                    c[0].clone(),
-                    Value::Text(uuid::Uuid::new_v4().to_string()),
-                    c[2].clone(),
-                    c[3].clone(),
-                    Value::Date(chrono::Utc::now().date_naive()),
-                    Value::Text("new_embryo".into()),
-                    Value::Text(format!(
-                        r#"{{"source":"backfill","scenario_id":{scenario}}}"#
-                    )),
-                    Value::Null,
-                    now.clone(),
-                    now,
-                ];
-                if returning.is_empty() {
-                    s.execute(&insert, &params)
-                        .map_err(|e| anyhow!("old way insert: {e}"))?;
-                } else {
-                    q(s, &insert, &params)?;
                 }
                 written += 1;
                 if written >= limit || t.elapsed() >= budget {
@@ -106,15 +70,7 @@ impl Bench<'_> {
         if written == 0 {
             bail!("the old way wrote nothing in {}", secs(elapsed));
         }
-        // The command loads every capability once, then pays per row: the rate of the whole run is
-        // projected from the subset's per-row cost, with the load counted once, not once per subset.
-        let per_row = (elapsed - load) / written as f64;
-        let pending = f.apply_rows as f64;
-        f.old_way_rate.push(pending / (load + per_row * pending));
-        f.old_way_load = load;
-        f.old_way_rows = written;
-        f.old_way_capabilities = visited;
-        f.old_way_seconds = elapsed;
+        record(f, load, elapsed, written, visited);
         self.exec(&format!(
             "DELETE FROM competency_versions WHERE id > {before}"
         ))?;
@@ -138,4 +94,70 @@ impl Bench<'_> {
         }
         Ok(())
     }
+}
+
+fn q(s: &mut dyn Session, sql: &str, p: &[Value]) -> Result<Vec<Row>> {
+    s.query(sql, p).map_err(|e| anyhow!("old way: {sql}: {e}"))
+}
+
+/// What the command does for one competency `c` of a capability discovered in `scenario`: whether
+/// a version exists, and if not, one INSERT (with `RETURNING id` where the app's driver asks for
+/// it). Returns whether it wrote.
+fn write_if_missing(
+    s: &mut dyn Session,
+    insert: &str,
+    returns_id: bool,
+    c: &Row,
+    scenario: i64,
+) -> Result<bool> {
+    let exists = q(
+        s,
+        "SELECT EXISTS(SELECT * FROM competency_versions WHERE competency_id = ?) AS e",
+        &[c[0].clone()],
+    )?;
+    if exists
+        .first()
+        .and_then(|r| r.first())
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        != 0
+    {
+        return Ok(false);
+    }
+    let now = Value::Timestamp(chrono::Utc::now().naive_utc().with_nanosecond0());
+    let params = [
+        c[1].clone(),
+        c[0].clone(),
+        Value::Text(uuid::Uuid::new_v4().to_string()),
+        c[2].clone(),
+        c[3].clone(),
+        Value::Date(chrono::Utc::now().date_naive()),
+        Value::Text("new_embryo".into()),
+        Value::Text(format!(
+            r#"{{"source":"backfill","scenario_id":{scenario}}}"#
+        )),
+        Value::Null,
+        now.clone(),
+        now,
+    ];
+    if returns_id {
+        q(s, insert, &params)?;
+    } else {
+        s.execute(insert, &params)
+            .map_err(|e| anyhow!("old way insert: {e}"))?;
+    }
+    Ok(true)
+}
+
+/// The old way's figures: its rate projected to every pending row, and the subset it ran on.
+fn record(f: &mut Figures, load: f64, elapsed: f64, written: u64, visited: u64) {
+    // The command loads every capability once, then pays per row: the rate of the whole run is
+    // projected from the subset's per-row cost, with the load counted once, not once per subset.
+    let per_row = (elapsed - load) / written as f64;
+    let pending = f.apply_rows as f64;
+    f.old_way_rate.push(pending / (load + per_row * pending));
+    f.old_way_load = load;
+    f.old_way_rows = written;
+    f.old_way_capabilities = visited;
+    f.old_way_seconds = elapsed;
 }

@@ -27,25 +27,7 @@ pub(crate) fn backfill(
     env: &[(&str, &str)],
 ) -> Result<Proc> {
     let rss_file = std::env::temp_dir().join(format!("bf-bench-rss-{}", std::process::id()));
-    let mut cmd = match time_tool() {
-        Some(time) => {
-            let mut c = Command::new(time);
-            c.arg("-f").arg("%M").arg("-o").arg(&rss_file).arg(binary);
-            c
-        }
-        None => Command::new(binary),
-    };
-    cmd.args(args)
-        .env("DATABASE_URL", url)
-        .env("BACKFILL_OPERATOR", "bench")
-        .env_remove("RUST_LOG")
-        .env_remove("BACKFILL_TEST_FAIL_AT_BATCH")
-        .env_remove("BACKFILL_TEST_ABORT_AT_BATCH")
-        .env_remove("BACKFILL_TEST_BATCH_DELAY_MS")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = command(binary, url, args, env, &rss_file);
     let started = Instant::now();
     let mut child = cmd
         .spawn()
@@ -54,22 +36,8 @@ pub(crate) fn backfill(
     let mut hwm: Option<f64> = None;
     let polled = time_tool().is_none();
     // Drain the pipes in threads so a chatty child never blocks.
-    let mut so = child.stdout.take();
-    let mut se = child.stderr.take();
-    let out_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(p) = so.as_mut() {
-            let _ = std::io::Read::read_to_string(p, &mut s);
-        }
-        s
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(p) = se.as_mut() {
-            let _ = std::io::Read::read_to_string(p, &mut s);
-        }
-        s
-    });
+    let out_thread = drain(child.stdout.take());
+    let err_thread = drain(child.stderr.take());
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
@@ -103,6 +71,48 @@ pub(crate) fn backfill(
         max_rss_kb,
         stdout,
         stderr,
+    })
+}
+
+/// `backfill ARGS` as a deploy script runs it (under `/usr/bin/time` when present, which writes the
+/// peak RSS to `rss_file`), its output piped, no test hook or log filter inherited.
+fn command(
+    binary: &Path,
+    url: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    rss_file: &Path,
+) -> Command {
+    let mut cmd = match time_tool() {
+        Some(time) => {
+            let mut c = Command::new(time);
+            c.arg("-f").arg("%M").arg("-o").arg(rss_file).arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
+    cmd.args(args)
+        .env("DATABASE_URL", url)
+        .env("BACKFILL_OPERATOR", "bench")
+        .env_remove("RUST_LOG")
+        .env_remove("BACKFILL_TEST_FAIL_AT_BATCH")
+        .env_remove("BACKFILL_TEST_ABORT_AT_BATCH")
+        .env_remove("BACKFILL_TEST_BATCH_DELAY_MS")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Reads a child's pipe to its end on a thread of its own, so a chatty child never blocks.
+fn drain<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_string(&mut s);
+        }
+        s
     })
 }
 
