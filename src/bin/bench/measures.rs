@@ -108,29 +108,7 @@ impl Bench<'_> {
                 revert.extend(["--jobs", jobs.as_str()]);
             }
             let (p, events, longest) = self.run_batches(&apply, parallel, f)?;
-            if parallel {
-                f.apply_jobs.push(p.wall);
-                f.longest_apply_jobs.push(longest);
-                if let Some(kb) = p.max_rss_kb {
-                    f.rss_apply_jobs.push(kb);
-                }
-                if r == 0 {
-                    f.timeline_jobs = events;
-                }
-            } else {
-                f.apply.push(p.wall);
-                f.longest_apply.push(longest);
-                if let Some(kb) = p.max_rss_kb {
-                    f.rss_apply.push(kb);
-                }
-                let mut all = Samples::default();
-                events.iter().for_each(|e| all.push(e.secs));
-                f.median_batch.push(all.median());
-                f.batches = events.len() as u64;
-                if r == 0 {
-                    f.timeline_apply = events;
-                }
-            }
+            record_apply(f, parallel, r == 0, &p, events, longest);
             let marked = self.marked()?;
             if marked as u64 != expected {
                 bail!(
@@ -139,19 +117,7 @@ impl Bench<'_> {
                 );
             }
             let (p, _, longest) = self.run_batches(&revert, parallel, f)?;
-            if parallel {
-                f.revert_jobs.push(p.wall);
-                f.longest_revert_jobs.push(longest);
-                if let Some(kb) = p.max_rss_kb {
-                    f.rss_revert_jobs.push(kb);
-                }
-            } else {
-                f.revert.push(p.wall);
-                f.longest_revert.push(longest);
-                if let Some(kb) = p.max_rss_kb {
-                    f.rss_revert.push(kb);
-                }
-            }
+            record_revert(f, parallel, &p, longest);
             let left = self.marked()?;
             if left != 0 {
                 bail!("backfill {} left {left} rows", revert.join(" "));
@@ -271,6 +237,57 @@ impl Bench<'_> {
             );
         }
         Ok((apply, revert))
+    }
+}
+
+/// One apply's figures, with 1 job or `--jobs N`; the first run's batches are the plots' timeline.
+fn record_apply(
+    f: &mut Figures,
+    parallel: bool,
+    first_run: bool,
+    p: &Proc,
+    events: Vec<BatchEvent>,
+    longest: f64,
+) {
+    if parallel {
+        f.apply_jobs.push(p.wall);
+        f.longest_apply_jobs.push(longest);
+        if let Some(kb) = p.max_rss_kb {
+            f.rss_apply_jobs.push(kb);
+        }
+        if first_run {
+            f.timeline_jobs = events;
+        }
+    } else {
+        f.apply.push(p.wall);
+        f.longest_apply.push(longest);
+        if let Some(kb) = p.max_rss_kb {
+            f.rss_apply.push(kb);
+        }
+        let mut all = Samples::default();
+        events.iter().for_each(|e| all.push(e.secs));
+        f.median_batch.push(all.median());
+        f.batches = events.len() as u64;
+        if first_run {
+            f.timeline_apply = events;
+        }
+    }
+}
+
+/// One revert's figures, with 1 job or `--jobs N`.
+fn record_revert(f: &mut Figures, parallel: bool, p: &Proc, longest: f64) {
+    if parallel {
+        f.revert_jobs.push(p.wall);
+        f.longest_revert_jobs.push(longest);
+        if let Some(kb) = p.max_rss_kb {
+            f.rss_revert_jobs.push(kb);
+        }
+    } else {
+        f.revert.push(p.wall);
+        f.longest_revert.push(longest);
+        if let Some(kb) = p.max_rss_kb {
+            f.rss_revert.push(kb);
+        }
     }
 }
 

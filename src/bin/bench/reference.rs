@@ -40,18 +40,7 @@ pub(crate) fn single_statements(d: Dialect, version: i64, run_id: &str) -> Vec<F
         m.versions,
         m.fk,
     );
-    let insert = |from: String| {
-        format!(
-            "INSERT INTO {versions} (organization_id, {fk}, version_group_id, name, description, effective_from, \
-             evolution_state, metadata, created_by, created_at, updated_at) \
-             SELECT organization_id, id, {uuid}, name, description, {date}, 'new_embryo', {metadata}, NULL, {now}, {now} \
-             {from} ORDER BY id",
-            uuid = d.uuid_v4(),
-            date = d.date_param(),
-            now = d.utc_now(),
-            metadata = backfill::kit::marker::json(d, &ctx, Some(("scenario_id", "scenario_id"))),
-        )
-    };
+    let insert = |from: String| insert_select(d, &ctx, &from);
     let grouped = format!(
         "(SELECT {le} AS entity_id, MIN({ls}) AS scenario_id FROM {link} WHERE {ls} IS NOT NULL GROUP BY {le}) s"
     );
@@ -69,16 +58,7 @@ pub(crate) fn single_statements(d: Dialect, version: i64, run_id: &str) -> Vec<F
          LEFT JOIN (SELECT {fk} AS versioned FROM {versions} WHERE {fk} IS NOT NULL) v ON v.versioned = e.id \
          WHERE v.versioned IS NULL"
     ));
-    let own = COMPETENCY_VERSIONS.insert_sql(d, false, &ctx);
-    // The migration's own statement is one of the shapes below (src/kit/version_backfill.rs): the
-    // per-entity subquery on MariaDB, the grouped join elsewhere. It is listed once, as itself.
-    let mut forms = vec![Form {
-        label: match d {
-            Dialect::Mysql => "per-entity subquery (the migration's own statement, unranged)",
-            _ => "grouped derived table joined to competencies (the migration's own statement, unranged)",
-        },
-        sql: own,
-    }];
+    let mut forms = vec![own_form(d, &ctx)];
     match d {
         Dialect::Mysql => forms.push(Form {
             label: "grouped derived table joined to competencies",
@@ -106,6 +86,36 @@ pub(crate) fn single_statements(d: Dialect, version: i64, run_id: &str) -> Vec<F
         });
     }
     forms
+}
+
+/// The migration's own statement is one of the shapes `single_statements` knows
+/// (src/kit/version_backfill.rs): the per-entity subquery on MariaDB, the grouped join elsewhere.
+/// It is listed once, as itself.
+fn own_form(d: Dialect, ctx: &backfill::kit::migration::Context) -> Form {
+    Form {
+        label: match d {
+            Dialect::Mysql => "per-entity subquery (the migration's own statement, unranged)",
+            _ => "grouped derived table joined to competencies (the migration's own statement, unranged)",
+        },
+        sql: COMPETENCY_VERSIONS.insert_sql(d, false, ctx),
+    }
+}
+
+/// `INSERT INTO` the versions table `SELECT` the migration's expressions (UUID, marker, date, times)
+/// `from` a form's source of (organization_id, id, name, description, scenario_id).
+fn insert_select(d: Dialect, ctx: &backfill::kit::migration::Context, from: &str) -> String {
+    let m = &COMPETENCY_VERSIONS;
+    let (versions, fk) = (m.versions, m.fk);
+    format!(
+        "INSERT INTO {versions} (organization_id, {fk}, version_group_id, name, description, effective_from, \
+         evolution_state, metadata, created_by, created_at, updated_at) \
+         SELECT organization_id, id, {uuid}, name, description, {date}, 'new_embryo', {metadata}, NULL, {now}, {now} \
+         {from} ORDER BY id",
+        uuid = d.uuid_v4(),
+        date = d.date_param(),
+        now = d.utc_now(),
+        metadata = backfill::kit::marker::json(d, ctx, Some(("scenario_id", "scenario_id"))),
+    )
 }
 
 /// The migration's own marker condition (the kit's), as revert uses it.
