@@ -2,6 +2,7 @@
 
 use crate::kit::migration::DataMigration;
 
+/// One compiled-in migration: `data_migrations/V<version>__<name>.rs`.
 pub struct Registered {
     pub version: i64,
     pub name: &'static str,
@@ -33,6 +34,7 @@ pub(crate) fn examples() -> &'static [Registered] {
     generated::EXAMPLES
 }
 
+/// A production or example migration by version (examples run only when named).
 pub fn find(version: i64) -> Option<&'static Registered> {
     all()
         .iter()
