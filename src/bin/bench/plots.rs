@@ -1,8 +1,9 @@
 //! The SVG plots, drawn by the harness itself (plotters, SVG backend only).
 
 use crate::databases::Kind;
-use crate::figures::GrowthPoint;
+use crate::figures::{BatchEvent, GrowthPoint};
 use anyhow::{anyhow, Context as _, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -32,12 +33,7 @@ pub(crate) fn err(e: impl std::fmt::Debug) -> anyhow::Error {
 pub fn write(dir: &Path, points: &[GrowthPoint], jobs: u64) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut written = vec![rows_per_second(dir, points, jobs)?];
-    let mut kinds: Vec<Kind> = Vec::new();
-    for p in points {
-        if !kinds.contains(&p.kind) {
-            kinds.push(p.kind);
-        }
-    }
+    let kinds = kinds(points);
     for kind in kinds {
         let largest = points
             .iter()
@@ -81,60 +77,10 @@ pub(crate) fn rows_per_second(dir: &Path, points: &[GrowthPoint], jobs: u64) -> 
         .y_label_formatter(&|y| format!("{:.0}k", y / 1000.0))
         .draw()
         .map_err(err)?;
-    let mut kinds: Vec<Kind> = Vec::new();
-    for p in points {
-        if !kinds.contains(&p.kind) {
-            kinds.push(p.kind);
-        }
-    }
+    let kinds = kinds(points);
     for (k, kind) in kinds.iter().enumerate() {
         let color = STYLES[k % STYLES.len()];
-        let mine: Vec<&GrowthPoint> = points.iter().filter(|p| p.kind == *kind).collect();
-        let series: [Series; 3] = [
-            ("best single statement", |p| p.statement, Mark::Cross),
-            ("apply, 1 job", |p| p.apply, Mark::Circle),
-            ("apply --jobs N", |p| p.jobs, Mark::Triangle),
-        ];
-        for (name, time, mark) in series {
-            let data: Vec<(f64, f64)> = mine
-                .iter()
-                .map(|p| (p.size as f64, p.rows as f64 / time(p)))
-                .filter(|(_, r)| r.is_finite())
-                .collect();
-            let label = format!("{}: {}", kind.label(), name.replace('N', &jobs.to_string()));
-            let line = color.stroke_width(if mark == Mark::Triangle { 3 } else { 1 });
-            let drawn = if mark == Mark::Cross {
-                chart.draw_series(DashedLineSeries::new(data.clone(), 6, 4, line))
-            } else {
-                chart.draw_series(LineSeries::new(data.clone(), line))
-            };
-            drawn
-                .map_err(err)?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], line));
-            for &(x, y) in &data {
-                match mark {
-                    Mark::Cross => chart
-                        .draw_series(std::iter::once(Cross::new(
-                            (x, y),
-                            5,
-                            color.stroke_width(2),
-                        )))
-                        .map(|_| ()),
-                    Mark::Circle => chart
-                        .draw_series(std::iter::once(Circle::new((x, y), 4, color.filled())))
-                        .map(|_| ()),
-                    Mark::Triangle => chart
-                        .draw_series(std::iter::once(TriangleMarker::new(
-                            (x, y),
-                            6,
-                            color.filled(),
-                        )))
-                        .map(|_| ()),
-                }
-                .map_err(err)?;
-            }
-        }
+        draw_kind(&mut chart, *kind, points, color, jobs)?;
     }
     chart
         .configure_series_labels()
@@ -182,30 +128,7 @@ pub(crate) fn batches(dir: &Path, p: &GrowthPoint, jobs: u64) -> Result<PathBuf>
     ];
     for (i, (label, events)) in runs.iter().enumerate() {
         let color = STYLES[i % STYLES.len()];
-        let mut workers: Vec<usize> = events.iter().map(|e| e.worker).collect();
-        workers.sort_unstable();
-        workers.dedup();
-        for (n, w) in workers.iter().enumerate() {
-            let data: Vec<(f64, f64)> = events
-                .iter()
-                .filter(|e| e.worker == *w)
-                .map(|e| (e.end, e.secs * 1000.0))
-                .collect();
-            let series = chart
-                .draw_series(LineSeries::new(data.clone(), color.stroke_width(1)))
-                .map_err(err)?;
-            if n == 0 {
-                series
-                    .label(label.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-            }
-            chart
-                .draw_series(
-                    data.iter()
-                        .map(|&(x, y)| Circle::new((x, y), 2, color.filled())),
-                )
-                .map_err(err)?;
-        }
+        draw_run(&mut chart, label, events, color)?;
     }
     let limit = BLACK.mix(0.4);
     chart
@@ -227,4 +150,123 @@ pub(crate) fn batches(dir: &Path, p: &GrowthPoint, jobs: u64) -> Result<PathBuf>
         .map_err(err)?;
     root.present().map_err(err)?;
     Ok(path.clone())
+}
+
+/// The dialects among `points`, in their order.
+fn kinds(points: &[GrowthPoint]) -> Vec<Kind> {
+    let mut kinds: Vec<Kind> = Vec::new();
+    for p in points {
+        if !kinds.contains(&p.kind) {
+            kinds.push(p.kind);
+        }
+    }
+    kinds
+}
+
+type SizeChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<LogCoord<f64>, RangedCoordf64>>;
+type TimeChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One series' marks, one per point.
+fn draw_marks(
+    chart: &mut SizeChart,
+    data: &[(f64, f64)],
+    mark: Mark,
+    color: RGBColor,
+) -> Result<()> {
+    for &(x, y) in data {
+        match mark {
+            Mark::Cross => chart
+                .draw_series(std::iter::once(Cross::new(
+                    (x, y),
+                    5,
+                    color.stroke_width(2),
+                )))
+                .map(|_| ()),
+            Mark::Circle => chart
+                .draw_series(std::iter::once(Circle::new((x, y), 4, color.filled())))
+                .map(|_| ()),
+            Mark::Triangle => chart
+                .draw_series(std::iter::once(TriangleMarker::new(
+                    (x, y),
+                    6,
+                    color.filled(),
+                )))
+                .map(|_| ()),
+        }
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// One run's batches: a line and dots per worker, the run's label on the first.
+fn draw_run(
+    chart: &mut TimeChart,
+    label: &str,
+    events: &[BatchEvent],
+    color: RGBColor,
+) -> Result<()> {
+    let mut workers: Vec<usize> = events.iter().map(|e| e.worker).collect();
+    workers.sort_unstable();
+    workers.dedup();
+    for (n, w) in workers.iter().enumerate() {
+        let data: Vec<(f64, f64)> = events
+            .iter()
+            .filter(|e| e.worker == *w)
+            .map(|e| (e.end, e.secs * 1000.0))
+            .collect();
+        let series = chart
+            .draw_series(LineSeries::new(data.clone(), color.stroke_width(1)))
+            .map_err(err)?;
+        if n == 0 {
+            series
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+        chart
+            .draw_series(
+                data.iter()
+                    .map(|&(x, y)| Circle::new((x, y), 2, color.filled())),
+            )
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// One dialect's three series (best single statement, apply, apply --jobs N), each a line with a
+/// mark per size.
+fn draw_kind(
+    chart: &mut SizeChart,
+    kind: Kind,
+    points: &[GrowthPoint],
+    color: RGBColor,
+    jobs: u64,
+) -> Result<()> {
+    let mine: Vec<&GrowthPoint> = points.iter().filter(|p| p.kind == kind).collect();
+    let series: [Series; 3] = [
+        ("best single statement", |p| p.statement, Mark::Cross),
+        ("apply, 1 job", |p| p.apply, Mark::Circle),
+        ("apply --jobs N", |p| p.jobs, Mark::Triangle),
+    ];
+    for (name, time, mark) in series {
+        let data: Vec<(f64, f64)> = mine
+            .iter()
+            .map(|p| (p.size as f64, p.rows as f64 / time(p)))
+            .filter(|(_, r)| r.is_finite())
+            .collect();
+        let label = format!("{}: {}", kind.label(), name.replace('N', &jobs.to_string()));
+        let line = color.stroke_width(if mark == Mark::Triangle { 3 } else { 1 });
+        let drawn = if mark == Mark::Cross {
+            chart.draw_series(DashedLineSeries::new(data.clone(), 6, 4, line))
+        } else {
+            chart.draw_series(LineSeries::new(data.clone(), line))
+        };
+        drawn
+            .map_err(err)?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], line));
+        draw_marks(chart, &data, mark, color)?;
+    }
+    Ok(())
 }
