@@ -130,6 +130,6 @@ fn record_end(
     };
     ledger::conclude(s, version, run_id, end).or_else(|e| {
         tracing::debug!("recording the end failed ({e}); recording the audit row alone");
-        ledger::finish_run(s, run_id, end.run_state, end.outcome, end.error, None)
+        ledger::finish_run(s, run_id, &end.run_end())
     })
 }

@@ -52,14 +52,13 @@ fn plan_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Resu
     if audited {
         let summary = serde_json::to_string(&plan).unwrap_or_default();
         let outcome = format!("would write {}", count(plan.total, "row"));
-        if let Err(e) = ledger::finish_run(
-            session,
-            &run.run_id,
-            RunState::Succeeded,
-            Some(&outcome),
-            None,
-            Some(&summary),
-        ) {
+        let end = ledger::RunEnd {
+            state: RunState::Succeeded,
+            outcome: Some(&outcome),
+            error: None,
+            plan_summary: Some(&summary),
+        };
+        if let Err(e) = ledger::finish_run(session, &run.run_id, &end) {
             tracing::warn!("could not record the plan in the audit table: {e}");
         }
     }
@@ -76,14 +75,13 @@ fn plan_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Resu
 /// A plan that failed says so in its audit row, rather than staying `running` forever.
 fn record_plan_failure(session: &mut dyn Session, run_id: &str, err: Error) -> Error {
     let message = err.to_string();
-    let failed = ledger::finish_run(
-        session,
-        run_id,
-        RunState::Failed,
-        None,
-        Some(&message),
-        None,
-    );
+    let end = ledger::RunEnd {
+        state: RunState::Failed,
+        outcome: None,
+        error: Some(&message),
+        plan_summary: None,
+    };
+    let failed = ledger::finish_run(session, run_id, &end);
     if let Err(e) = failed {
         tracing::warn!("could not record the failed plan in the audit table: {e}");
     }

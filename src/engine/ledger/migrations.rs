@@ -1,6 +1,6 @@
 //! `backfill_migrations`: one row per version ever started, its state, cursors and counts.
 
-use super::runs::finish_run;
+use super::runs::{finish_run, RunEnd};
 use super::{cursor_column, int, ledger_error, now, parsed, same, schema_version, text, timestamp};
 use super::{in_transaction, Action, RunKey, RunState, State, Status};
 use crate::db::{Session, Value};
@@ -348,6 +348,18 @@ pub struct Ending<'a> {
     pub error: Option<&'a str>,
 }
 
+impl<'a> Ending<'a> {
+    /// What the run's audit row records of it.
+    pub fn run_end(&self) -> RunEnd<'a> {
+        RunEnd {
+            state: self.run_state,
+            outcome: self.outcome,
+            error: self.error,
+            plan_summary: None,
+        }
+    }
+}
+
 /// Records the end of a run: the migration's state and the run's audit row in one transaction (and
 /// retried whole on a conflict), so no kill between them leaves an applied migration whose run still
 /// says `running`.
@@ -362,7 +374,7 @@ pub fn conclude(
             if let Some(state) = end.state {
                 finish(s, version, Some(run_id), state, end.error)?;
             }
-            finish_run(s, run_id, end.run_state, end.outcome, end.error, None)?;
+            finish_run(s, run_id, &end.run_end())?;
             Ok(Some(()))
         })
     })

@@ -15,7 +15,9 @@ pub use chunks::{
 pub use migrations::{
     checkpoint, claim, conclude, entries, entry, finish, set_checksum, start, Ending, Entry, Start,
 };
-pub use runs::{abandon_dead_runs, add_run_rows, finish_run, forgotten, insert_run, runs, Run};
+pub use runs::{
+    abandon_dead_runs, add_run_rows, finish_run, forgotten, insert_run, runs, Run, RunEnd,
+};
 pub use states::{Action, ChunkState, RunState, State};
 pub use transition::{transition, working, Event, Refusal, Status};
 

@@ -76,14 +76,27 @@ pub fn add_run_rows(session: &mut dyn Session, run_id: &str, rows: u64) -> crate
         .map(|_| ())
 }
 
+/// How a run ended, for [`finish_run`].
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnd<'a> {
+    pub state: RunState,
+    pub outcome: Option<&'a str>,
+    pub error: Option<&'a str>,
+    /// JSON text of the plan, when the run computed one; `None` keeps what the row has.
+    pub plan_summary: Option<&'a str>,
+}
+
 pub fn finish_run(
     session: &mut dyn Session,
     run_id: &str,
-    state: RunState,
-    outcome: Option<&str>,
-    error: Option<&str>,
-    plan_summary: Option<&str>,
+    end: &RunEnd,
 ) -> crate::db::DbResult<()> {
+    let RunEnd {
+        state,
+        outcome,
+        error,
+        plan_summary,
+    } = *end;
     session
         .execute(
             "UPDATE backfill_runs SET state = ?, finished_at = ?, outcome = ?, error_message = ?, \
