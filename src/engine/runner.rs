@@ -354,9 +354,6 @@ fn start(session: &mut dyn Session, one: &OneRun, key: RunKey, opts: &Options) -
         scenario: one.ctx.group,
         seen: one.entry,
     };
-    if let Err(e) = ledger::start(session, &start) {
-        return Err(record_failure(session, opts, key, e));
-    }
     let succeed = match one.ctx.group {
         Some(_) => Event::SucceedGroup,
         None => Event::Succeed,
@@ -365,7 +362,12 @@ fn start(session: &mut dyn Session, one: &OneRun, key: RunKey, opts: &Options) -
         state: one.state,
         last: key.action,
     };
-    ledger::transition(Some(working), succeed).map_err(|r| refused(one.reg, r))
+    // Asked before the start is written, so a refused end never leaves a started row.
+    let success = ledger::transition(Some(working), succeed).map_err(|r| refused(one.reg, r))?;
+    if let Err(e) = ledger::start(session, &start) {
+        return Err(record_failure(session, opts, key, e));
+    }
+    Ok(success)
 }
 
 /// What a run's batches did, once they all committed.
