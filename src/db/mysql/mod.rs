@@ -1,12 +1,16 @@
 //! MySQL / MariaDB driver (sync `mysql` crate).
 
+mod errors;
+mod values;
+
 use super::url::{RootCerts, Tls, TlsMode};
 use super::{DbError, DbResult, Dialect, ErrorKind, Identity, Row, Session, Target, Tx, Value};
-use chrono::{Datelike, NaiveDate, Timelike};
+use errors::map_err;
 use mysql::consts::ColumnType;
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder, SslOpts};
 use std::time::Duration;
+use values::{from_mysql, to_mysql};
 
 mod ledger_schema {
     refinery::embed_migrations!("schema/ledger/mysql");
@@ -20,143 +24,6 @@ pub struct MySession {
     flow_control_since: Option<std::time::Instant>,
     /// Whether the server is a Galera node (`wsrep_on`), once asked.
     galera: Option<bool>,
-}
-
-fn map_err(e: mysql::Error) -> DbError {
-    // A refused certificate arrives as an I/O error inside the codec error.
-    let text = e.to_string();
-    if let Some(at) = text.find("invalid peer certificate") {
-        let reason = text[at..]
-            .split(['`', '\''])
-            .next()
-            .unwrap_or("")
-            .trim_end();
-        return DbError::new(
-            ErrorKind::Config,
-            format!(
-                "mysql: TLS handshake failed: {reason} (check ssl-mode/ssl-ca in the database URL)"
-            ),
-        );
-    }
-    match e {
-        mysql::Error::MySqlError(ref m) => {
-            let (kind, hint) = server_error(m.code);
-            DbError::new(
-                kind,
-                format!("mysql: {} (error {}){hint}", m.message, m.code),
-            )
-        }
-        mysql::Error::UrlError(u) => {
-            DbError::new(ErrorKind::Config, format!("malformed mysql URL: {u}"))
-        }
-        mysql::Error::DriverError(mysql::DriverError::TlsNotSupported) => DbError::new(
-            ErrorKind::Config,
-            "mysql: the server does not support TLS (ssl-mode requires it; enable TLS on the server or use ssl-mode=PREFERRED)",
-        ),
-        mysql::Error::DriverError(d) => DbError::new(ErrorKind::Connection, format!("mysql: {d}")),
-        mysql::Error::IoError(io) => DbError::new(ErrorKind::Connection, format!("mysql: {io}")),
-        mysql::Error::CodecError(c) => {
-            DbError::new(ErrorKind::Connection, format!("mysql: the connection broke ({c})"))
-        }
-        mysql::Error::TlsError(t) => DbError::new(
-            ErrorKind::Config,
-            format!("mysql: TLS handshake failed: {t} (check ssl-mode/ssl-ca in the database URL)"),
-        ),
-        other => DbError::query(format!("mysql: {other}")),
-    }
-}
-
-/// What a server error code means for a run (its kind, so its exit code) and what to do about it.
-fn server_error(code: u16) -> (ErrorKind, &'static str) {
-    match code {
-        // 1698: MariaDB answers a user it does not know with one of two denials, at random
-        // (it fakes an authentication so that names cannot be probed).
-        1045 | 1044 | 1698 => (
-            ErrorKind::Config,
-            " (check the user and password in the database URL)",
-        ),
-        1049 => (
-            ErrorKind::Config,
-            " (create the database or fix its name in the database URL)",
-        ),
-        1142 | 1143 | 1227 | 1370 => (
-            ErrorKind::Config,
-            " (this user lacks a privilege backfill needs here: grant it, or connect as the app's migration user)",
-        ),
-        1146 => (
-            ErrorKind::Query,
-            " (is the database URL the app's database, and have its schema migrations run?)",
-        ),
-        // Server shutting down, connection killed, server gone away, lost connection; a
-        // Galera node that left the primary component ("WSREP has not yet prepared node").
-        1053 | 1927 | 2006 | 2013 | 1047 => (ErrorKind::Connection, ""),
-        // Deadlock, and Galera's certification failure, which reports as a deadlock. 1467:
-        // InnoDB chose an `INSERT … SELECT` waiting for the table's AUTO-INC lock as the
-        // deadlock victim (two batches, each holding gap locks the other's insert needs) and
-        // rolled it back; it reports that as a failed auto-increment read, not as 1213.
-        1213 | 1180 | 1467 => (ErrorKind::Conflict, ""),
-        1040 | 1203 => (
-            ErrorKind::Connection,
-            " (the server has no connection left: lower --jobs, or raise max_connections / the user's max_user_connections)",
-        ),
-        1290 | 1792 => (
-            ErrorKind::Config,
-            " (the server or this transaction is read-only: connect to the primary, or as a user that may write)",
-        ),
-        1969 | 3024 | 1205 => (
-            ErrorKind::Timeout,
-            " (another session may hold a lock on a table it needs, or the batch is too big: check SHOW PROCESSLIST for blockers, then rerun, raise --statement-timeout or lower --batch-size)",
-        ),
-        _ => (ErrorKind::Query, ""),
-    }
-}
-
-fn to_mysql(v: &Value) -> mysql::Value {
-    match v {
-        Value::Null => mysql::Value::NULL,
-        Value::Int(i) => mysql::Value::Int(*i),
-        Value::Float(f) => mysql::Value::Double(*f),
-        Value::Text(s) => mysql::Value::Bytes(s.clone().into_bytes()),
-        Value::Date(d) => {
-            mysql::Value::Date(d.year() as u16, d.month() as u8, d.day() as u8, 0, 0, 0, 0)
-        }
-        Value::Timestamp(t) => mysql::Value::Date(
-            t.year() as u16,
-            t.month() as u8,
-            t.day() as u8,
-            t.hour() as u8,
-            t.minute() as u8,
-            t.second() as u8,
-            t.and_utc().timestamp_subsec_micros(),
-        ),
-    }
-}
-
-fn from_mysql(v: mysql::Value, column: ColumnType) -> Value {
-    match v {
-        mysql::Value::NULL => Value::Null,
-        mysql::Value::Int(i) => Value::Int(i),
-        mysql::Value::UInt(u) => i64::try_from(u).map_or(Value::Float(u as f64), Value::Int),
-        mysql::Value::Float(f) => Value::Float(f.into()),
-        mysql::Value::Double(f) => Value::Float(f),
-        mysql::Value::Bytes(b) => Value::Text(String::from_utf8_lossy(&b).into_owned()),
-        mysql::Value::Date(y, mo, d, h, mi, s, us) => {
-            let date = NaiveDate::from_ymd_opt(y.into(), mo.into(), d.into());
-            match (date, column) {
-                (Some(date), ColumnType::MYSQL_TYPE_DATE) => Value::Date(date),
-                (Some(date), _) => date
-                    .and_hms_micro_opt(h.into(), mi.into(), s.into(), us)
-                    .map_or(Value::Null, Value::Timestamp),
-                // A zero date ('0000-00-00') has no calendar value.
-                (None, _) => Value::Null,
-            }
-        }
-        mysql::Value::Time(neg, d, h, mi, s, _) => Value::Text(format!(
-            "{}{}:{mi:02}:{s:02}",
-            if neg { "-" } else { "" },
-            d * 24 + u32::from(h)
-        )),
-    }
 }
 
 /// The mysql crate's TLS options for an `ssl-mode` (`None`: plain TCP).
