@@ -1,6 +1,7 @@
 //! The ledger: `backfill_migrations` (one row per version ever started), `backfill_runs` (append-only
 //! audit) and `backfill_chunks` (a parallel run's key ranges), one file per table. Portable SQL only;
-//! the schema itself comes from `schema/ledger/<dialect>/` via refinery.
+//! the schema itself comes from `schema/ledger/<dialect>/` via refinery. The stored state words are
+//! spelled once, in `states`; what a migration's state may become is asked of `transition`.
 
 mod chunks;
 mod migrations;

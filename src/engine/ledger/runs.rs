@@ -10,8 +10,12 @@ use serde::Serialize;
 pub fn forgotten(session: &mut dyn Session, version: i64) -> Result<bool> {
     let n = session
         .query_scalar(
-            "SELECT COUNT(*) FROM backfill_runs WHERE version = ? AND action = 'forget' AND state = 'succeeded'",
-            &[Value::Int(version)],
+            "SELECT COUNT(*) FROM backfill_runs WHERE version = ? AND action = ? AND state = ?",
+            &[
+                Value::Int(version),
+                Action::Forget.as_str().into(),
+                RunState::Succeeded.as_str().into(),
+            ],
         )
         .map_err(|e| ledger_error("backfill_runs", e))?;
     Ok(n.as_i64().unwrap_or(0) > 0)
@@ -120,13 +124,17 @@ pub fn abandon_dead_runs(
     by_run: &str,
 ) -> crate::db::DbResult<u64> {
     session.execute(
-        "UPDATE backfill_runs SET state = 'abandoned', finished_at = ?, outcome = ? \
-         WHERE version = ? AND state = 'running' AND action IN ('apply', 'revert') AND run_id <> ?",
+        "UPDATE backfill_runs SET state = ?, finished_at = ?, outcome = ? \
+         WHERE version = ? AND state = ? AND action IN (?, ?) AND run_id <> ?",
         &[
+            RunState::Abandoned.as_str().into(),
             Value::Timestamp(now()),
             format!("it ended without recording how (its process died, or lost the database mid-run); resumed from the last checkpoint by run {by_run}")
                 .into(),
             Value::Int(version),
+            RunState::Running.as_str().into(),
+            Action::Apply.as_str().into(),
+            Action::Revert.as_str().into(),
             by_run.into(),
         ],
     )
