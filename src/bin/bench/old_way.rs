@@ -19,16 +19,8 @@ impl Bench<'_> {
         let before = self
             .count("SELECT COALESCE(MAX(id), 0) FROM competency_versions")
             .context("old way")?;
-        let returning = if self.d == Dialect::Postgres {
-            " RETURNING id"
-        } else {
-            ""
-        };
-        let insert = format!(
-            "INSERT INTO competency_versions (organization_id, competency_id, version_group_id, name, description, \
-             effective_from, evolution_state, metadata, created_by, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?){returning}"
-        );
+        let returning = self.d == Dialect::Postgres;
+        let insert = insert_sql(returning);
         let budget = Duration::from_secs(self.args.old_way_seconds);
         let limit = self.args.old_way_rows.max(1);
         let mut own = connect(&prepare_per_statement(self.d, &self.db.url))?;
@@ -54,7 +46,7 @@ impl Bench<'_> {
                 &[cap_id],
             )?;
             for c in competencies {
-                if !write_if_missing(s, &insert, !returning.is_empty(), &c, scenario)? {
+                if !write_if_missing(s, &insert, returning, &c, scenario)? {
                     continue;
                 }
                 written += 1;
@@ -94,6 +86,16 @@ impl Bench<'_> {
         }
         Ok(())
     }
+}
+
+/// The app's INSERT of one version, with `RETURNING id` where its driver asks for the new id.
+fn insert_sql(returning: bool) -> String {
+    let returning = if returning { " RETURNING id" } else { "" };
+    format!(
+        "INSERT INTO competency_versions (organization_id, competency_id, version_group_id, name, description, \
+         effective_from, evolution_state, metadata, created_by, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?){returning}"
+    )
 }
 
 fn q(s: &mut dyn Session, sql: &str, p: &[Value]) -> Result<Vec<Row>> {
