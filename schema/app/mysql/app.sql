@@ -4,7 +4,8 @@ create table `scenarios` (
     `organization_id` bigint unsigned not null,
     `name` varchar(255) not null,
     `created_at` timestamp null,
-    `updated_at` timestamp null
+    `updated_at` timestamp null,
+    `source_generation_id` bigint unsigned null
 ) default character set utf8mb4 collate 'utf8mb4_unicode_ci' engine = InnoDB;
 
 create table `competencies` (
@@ -124,3 +125,28 @@ alter table `role_versions` add index `role_versions_role_id_index` (`role_id`);
 
 alter table `role_versions` add constraint `role_versions_role_id_foreign`
     foreign key (`role_id`) references `roles` (`id`) on delete set null;
+
+-- Trimmed to what the scenario_id backfill and the app's NOT NULLs need. `scenario_id` came later
+-- (2026_02_10_120000, `->after('id')`) and is unique; it and `scenarios.source_generation_id` point at
+-- each other.
+create table `scenario_generations` (
+    `id` bigint unsigned not null auto_increment primary key,
+    `scenario_id` bigint unsigned null,
+    `organization_id` bigint unsigned not null,
+    `status` enum('queued', 'processing', 'complete', 'failed') not null default 'queued',
+    `metadata` json null,
+    `created_at` timestamp null,
+    `updated_at` timestamp null
+) default character set utf8mb4 collate 'utf8mb4_unicode_ci' engine = InnoDB;
+
+alter table `scenario_generations` add index `scenario_generations_organization_id_index` (`organization_id`);
+
+alter table `scenario_generations` add unique `scenario_generations_scenario_id_unique` (`scenario_id`);
+
+alter table `scenario_generations` add constraint `scenario_generations_scenario_id_foreign`
+    foreign key (`scenario_id`) references `scenarios` (`id`) on delete set null;
+
+alter table `scenarios` add constraint `scenarios_source_generation_id_foreign`
+    foreign key (`source_generation_id`) references `scenario_generations` (`id`) on delete set null;
+
+alter table `scenarios` add index `scenarios_source_generation_id_index` (`source_generation_id`);

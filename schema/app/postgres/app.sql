@@ -4,7 +4,8 @@ create table "scenarios" (
     "organization_id" bigint not null,
     "name" varchar(255) not null,
     "created_at" timestamp(0) without time zone null,
-    "updated_at" timestamp(0) without time zone null
+    "updated_at" timestamp(0) without time zone null,
+    "source_generation_id" bigint null
 );
 
 create table "competencies" (
@@ -125,3 +126,28 @@ alter table "role_versions" add constraint "role_versions_role_id_foreign"
     foreign key ("role_id") references "roles" ("id") on delete set null;
 
 create index "role_versions_role_id_index" on "role_versions" ("role_id");
+
+-- Trimmed to what the scenario_id backfill and the app's NOT NULLs need. `scenario_id` came later
+-- (2026_02_10_120000) and is unique; it and `scenarios.source_generation_id` point at each other.
+create table "scenario_generations" (
+    "id" bigserial not null primary key,
+    "organization_id" bigint not null,
+    "status" varchar(255) check ("status" in ('queued', 'processing', 'complete', 'failed')) not null default 'queued',
+    "metadata" json null,
+    "created_at" timestamp(0) without time zone null,
+    "updated_at" timestamp(0) without time zone null,
+    "scenario_id" bigint null
+);
+
+create index "scenario_generations_organization_id_index" on "scenario_generations" ("organization_id");
+
+alter table "scenario_generations" add constraint "scenario_generations_scenario_id_unique"
+    unique ("scenario_id");
+
+alter table "scenario_generations" add constraint "scenario_generations_scenario_id_foreign"
+    foreign key ("scenario_id") references "scenarios" ("id") on delete set null;
+
+alter table "scenarios" add constraint "scenarios_source_generation_id_foreign"
+    foreign key ("source_generation_id") references "scenario_generations" ("id") on delete set null;
+
+create index "scenarios_source_generation_id_index" on "scenarios" ("source_generation_id");

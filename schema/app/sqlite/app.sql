@@ -4,8 +4,12 @@ create table "scenarios" (
     "organization_id" integer not null,
     "name" varchar not null,
     "created_at" datetime,
-    "updated_at" datetime
+    "updated_at" datetime,
+    "source_generation_id" integer,
+    foreign key("source_generation_id") references "scenario_generations"("id") on delete set null
 );
+
+create index "scenarios_source_generation_id_index" on "scenarios" ("source_generation_id");
 
 create table "competencies" (
     "id" integer primary key autoincrement not null,
@@ -108,3 +112,19 @@ create table "role_versions" (
 );
 
 create index "role_versions_role_id_index" on "role_versions" ("role_id");
+
+-- Trimmed to what the scenario_id backfill and the app's NOT NULLs need. `scenario_id` came later
+-- (2026_02_10_120000) and is unique, without a foreign key on SQLite (the app skips it there).
+create table "scenario_generations" (
+    "id" integer primary key autoincrement not null,
+    "organization_id" integer not null,
+    "status" varchar check ("status" in ('queued', 'processing', 'complete', 'failed')) not null default 'queued',
+    "metadata" text,
+    "created_at" datetime,
+    "updated_at" datetime,
+    "scenario_id" integer
+);
+
+create index "scenario_generations_organization_id_index" on "scenario_generations" ("organization_id");
+
+create unique index "scenario_generations_scenario_id_unique" on "scenario_generations" ("scenario_id");
