@@ -13,4 +13,5 @@ pub static MIGRATION: UpdateBackfill = UpdateBackfill {
     // `date()` is a function in all three dialects.
     values: &["date(t.created_at)"],
     only: Some("t.effective_from IS NULL"),
+    skip: None,
 };

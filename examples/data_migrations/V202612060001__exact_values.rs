@@ -70,6 +70,7 @@ pub static MIGRATION: PerDialect = PerDialect {
             "CASE WHEN t.ne IS NULL THEN '' END",
         ],
         only: None,
+        skip: None,
     },
     mysql: UpdateBackfill {
         table: "exact_values",
@@ -100,6 +101,7 @@ pub static MIGRATION: PerDialect = PerDialect {
             "CASE WHEN t.ne IS NULL THEN '' END",
         ],
         only: None,
+        skip: None,
     },
     sqlite: UpdateBackfill {
         table: "exact_values",
@@ -118,5 +120,6 @@ pub static MIGRATION: PerDialect = PerDialect {
             "CASE WHEN t.ne IS NULL THEN '' END",
         ],
         only: None,
+        skip: None,
     },
 };

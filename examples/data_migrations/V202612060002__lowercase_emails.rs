@@ -10,4 +10,5 @@ pub static MIGRATION: UpdateBackfill = UpdateBackfill {
     columns: &["email", "note"],
     values: &["LOWER(t.email)", "TRIM(t.note)"],
     only: None,
+    skip: None,
 };

@@ -28,6 +28,8 @@ pub static MIGRATION: UpdateBackfill = UpdateBackfill {
     values: &["t.description"],
     // Only rows matching this condition over `t`; `None`: every row.
     only: None,
+    // Rows left alone, with the reason `plan` gives: `Some(("reason", "condition over t"))`.
+    skip: None,
 };
 "#;
 

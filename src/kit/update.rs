@@ -24,6 +24,11 @@ pub struct UpdateBackfill {
     pub values: &'static [&'static str],
     /// Only rows matching this condition over `t` (e.g. `t.status = 'active'`); `None`: every row.
     pub only: Option<&'static str>,
+    /// Rows left alone for a reason the plan reports: `(reason, condition over t)`, e.g.
+    /// `("scenario already held by another generation", "EXISTS (…)")`. Rows that would change and
+    /// match the condition are counted as skipped, never written. The condition must be true or
+    /// false, never NULL (a NULL would write the row).
+    pub skip: Option<(&'static str, &'static str)>,
 }
 
 impl UpdateBackfill {
@@ -82,7 +87,12 @@ impl UpdateBackfill {
         if let Some(only) = self.only {
             sql.push_str(&format!(" AND ({only})"));
         }
-        if purpose != Purpose::Count {
+        match (self.skip, purpose) {
+            (Some((_, skip)), Purpose::Skipped) => sql.push_str(&format!(" AND ({skip})")),
+            (Some((_, skip)), _) => sql.push_str(&format!(" AND NOT ({skip})")),
+            (None, _) => {}
+        }
+        if matches!(purpose, Purpose::Sample | Purpose::Apply) {
             sql.push_str(&format!(" AND t.{0} >= ? AND t.{0} <= ?", self.key));
         }
         sql.push_str(&format!(" ORDER BY t.{}", self.key));
@@ -90,6 +100,13 @@ impl UpdateBackfill {
             sql.push_str(d.for_update());
         }
         sql
+    }
+
+    /// How many rows a whole-table query of `purpose` selects.
+    fn count(&self, tx: &mut dyn Tx, targets: &[String], purpose: Purpose) -> DbResult<u64> {
+        let sql = self.changing(tx.dialect(), targets, purpose);
+        let n = tx.query_scalar(&format!("SELECT COUNT(*) FROM ({sql}) c"), &[])?;
+        Ok(n.as_i64().unwrap_or(0).max(0) as u64)
     }
 
     /// Sets the changed rows' columns to their values, computed on the server, a few hundred keys
@@ -131,6 +148,8 @@ impl UpdateBackfill {
 enum Purpose {
     /// The plan's count: every row, shown readably.
     Count,
+    /// The plan's skipped count: the rows that would change but match `skip`.
+    Skipped,
     /// The plan's samples: a key range, old and new values shown readably.
     Sample,
     /// A batch: a key range, rows locked, old values in exact text.
@@ -167,12 +186,16 @@ impl DataMigration for UpdateBackfill {
     fn plan(&self, tx: &mut dyn Tx, _ctx: &Context, samples: usize) -> DbResult<Plan> {
         let d = tx.dialect();
         let targets = self.targets(tx)?;
-        let count = format!(
-            "SELECT COUNT(*) FROM ({}) c",
-            self.changing(d, &targets, Purpose::Count)
-        );
-        let total = tx.query_scalar(&count, &[])?.as_i64().unwrap_or(0).max(0) as u64;
-        let mut plan = Plan::ungrouped(total, 0, Vec::new());
+        let total = self.count(tx, &targets, Purpose::Count)?;
+        let mut plan = match self.skip {
+            Some((why, _)) => {
+                let skipped = self.count(tx, &targets, Purpose::Skipped)?;
+                let mut plan = Plan::ungrouped(total, skipped, Vec::new());
+                plan.skipped_because = why.into();
+                plan
+            }
+            None => Plan::ungrouped(total, 0, Vec::new()),
+        };
         let fields = sample_fields(self.key, self.columns);
         let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
         let sql = self.changing(d, &targets, Purpose::Sample);
