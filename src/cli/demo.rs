@@ -220,15 +220,12 @@ pub fn run(keep: bool) -> Result<String> {
 
 fn tell(d: &mut Demo) -> Result<()> {
     let all = crate::registry::all();
-    let (first, second) = match all {
-        [a, b, ..] => (a, b),
-        _ => {
-            return Err(Error::Runtime(
-                "the demo needs the two shipped migrations".into(),
-            ))
-        }
+    let Some(first) = all.first() else {
+        return Err(Error::Runtime(
+            "the demo needs the shipped competency_versions migration".into(),
+        ));
     };
-    introduce(d, first, second)?;
+    introduce(d, all)?;
 
     d.step("Load sample data: the app's tables and 300 competencies.")?;
     d.show(&["sample-data", "--size", "300"], |_| true)?;
@@ -256,27 +253,37 @@ fn tell(d: &mut Demo) -> Result<()> {
     Ok(())
 }
 
-/// What the demo is about: the app, and the two migrations compiled into this binary.
-fn introduce(d: &mut Demo, first: &Registered, second: &Registered) -> Result<()> {
+/// What the demo is about: the app, and every migration compiled into this binary (a bare
+/// `apply` runs them all), listed from the registry so the prose stays true as migrations ship.
+fn introduce(d: &mut Demo, all: &[Registered]) -> Result<()> {
     d.out.line(&format!(
         "backfill demo: data migrations step by step on a throwaway SQLite database ({}); each `$ backfill` line runs this binary.",
         d.dir.join("app.db").display()
     ))?;
     d.out.line("")?;
-    d.out
-        .line("The app plans a workforce in scenarios (what-if plans). The two migrations")?;
-    d.out
-        .line("compiled into this binary give a first version row to each competency linked")?;
-    d.out
-        .line("to a capability discovered in a scenario, and to each role a scenario uses:")?;
-    for (m, what) in [(first, "competency_versions"), (second, "role_versions")] {
-        d.out.line(&format!(
-            "  {:<36} one {what} row each",
-            format!("V{}__{}", m.version, m.name)
-        ))?;
+    d.out.line(&format!(
+        "The app plans in scenarios (what-if plans); this binary has {} migrations:",
+        all.len()
+    ))?;
+    for m in all {
+        d.out
+            .line(&format!("  V{}__{}: {}", m.version, m.name, writes(m)))?;
     }
     d.out
-        .line("Each new row records its (lowest) scenario: a revert can undo one scenario.")
+        .line("The demo follows the first, whose rows a revert can undo scenario by scenario.")
+}
+
+/// What a migration writes, from its shape: the table it inserts into or updates.
+fn writes(m: &Registered) -> String {
+    match m.migration.shape() {
+        crate::kit::migration::Shape::Insert(undo) => {
+            format!("inserts into {}", undo.revert_key().table)
+        }
+        crate::kit::migration::Shape::Update => format!("updates {}", m.migration.key().table),
+        crate::kit::migration::Shape::Irreversible(_) => {
+            format!("changes {}, irreversibly", m.migration.key().table)
+        }
+    }
 }
 
 /// The data moves after the review: an apply that expects the reviewed plan is refused.
