@@ -36,7 +36,7 @@ pub(crate) struct Cli {
     pub operator: Option<String>,
     /// Format of the logs on stderr; RUST_LOG sets their level (default: warn).
     #[arg(long, value_enum, default_value = "text", global = true, help_heading = GLOBAL)]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -46,7 +46,7 @@ pub(crate) struct Cli {
 pub(crate) struct Connection {
     /// Database: postgres://, mysql://, mariadb://, sqlite://path or sqlite:/abs/path; wins over --env-file.
     #[arg(long, value_name = "URL", env = "DATABASE_URL", global = true, hide_env_values = true, help_heading = GLOBAL)]
-    pub database_url: Option<String>,
+    pub(crate) database_url: Option<String>,
     /// The app's Laravel .env: DB_URL, or DB_CONNECTION/HOST/PORT/DATABASE/USERNAME/PASSWORD and DB_SSLMODE.
     #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub env_file: Option<PathBuf>,
@@ -56,7 +56,7 @@ pub(crate) struct Connection {
     pub schema: Option<String>,
     /// Where `database_url` came from (the flag or `DATABASE_URL`), for error messages.
     #[arg(skip)]
-    pub url_from: UrlFrom,
+    pub(crate) url_from: UrlFrom,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -72,7 +72,7 @@ pub(crate) struct Batching {
     pub batch_size: Option<u64>,
     /// Milliseconds to sleep between batches, to leave room for the app's own traffic.
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_PAUSE.as_millis() as u64, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
-    pub pause_ms: u64,
+    pub(crate) pause_ms: u64,
     #[command(flatten)]
     pub lock: LockWait,
     /// Cancel any single statement running longer than this many seconds (0: no limit).
@@ -80,10 +80,10 @@ pub(crate) struct Batching {
     pub statement_timeout: u64,
     // Its help names the default, so it is written where the default is read.
     #[arg(long, value_name = "MS", help = batch_ms_help(), allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
-    pub batch_ms: Option<u64>,
+    pub(crate) batch_ms: Option<u64>,
     /// Before each batch, wait while a replica lags more than this behind (default: no limit).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub max_replica_lag: Option<u64>,
+    pub(crate) max_replica_lag: Option<u64>,
     /// A replica to watch for --max-replica-lag, repeatable (default: only the replicas a PostgreSQL primary reports itself).
     ///
     /// A MySQL/MariaDB replica (its Seconds_Behind_Master; stopped replication waits), another Galera
@@ -120,11 +120,11 @@ pub(crate) struct LockWait {
     /// Seconds to wait for another runner's lock, or a lock held on the ledger, before giving up
     /// (exit 4 for the runner lock).
     #[arg(long, value_name = "S", default_value_t = DEFAULT_LOCK_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(0..=86_400))]
-    pub lock_timeout: u64,
+    pub(crate) lock_timeout: u64,
 }
 
 impl LockWait {
-    pub fn duration(&self) -> Duration {
+    pub(super) fn duration(&self) -> Duration {
         Duration::from_secs(self.lock_timeout)
     }
 }

@@ -176,7 +176,7 @@ fn spelled(exe: &Path) -> String {
     }
 }
 
-pub fn run(keep: bool) -> Result<String> {
+pub(crate) fn run(keep: bool) -> Result<String> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::Runtime(format!("the demo cannot find its own binary: {e}")))?;
     let dir = std::env::temp_dir().join(format!("backfill-demo-{}", std::process::id()));

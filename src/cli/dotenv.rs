@@ -23,7 +23,7 @@ use std::collections::HashMap;
 
 /// One `NAME=value` (or `NAME`) entry and the line it starts on.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub line: usize,
     pub name: String,
     /// `None` for a bare `NAME` line, which unsets NAME.
@@ -32,14 +32,14 @@ pub struct Entry {
 
 /// A parsed value: its characters, and where a `$` that may start `${NAME}` stands (byte offsets).
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Value {
+pub(crate) struct Value {
     pub chars: String,
-    pub vars: Vec<usize>,
+    pub(crate) vars: Vec<usize>,
 }
 
 /// A line phpdotenv refuses. Carries no part of the value.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ParseError {
+pub(crate) struct ParseError {
     pub line: usize,
     /// The entry's name, when the line has one that can be shown safely.
     pub key: Option<String>,
@@ -307,7 +307,7 @@ fn parse_entry(line: usize, raw: &str) -> Result<Entry, ParseError> {
 }
 
 /// Parses a whole file (UTF-8 text, a leading BOM allowed).
-pub fn parse(text: &str) -> Result<Vec<Entry>, ParseError> {
+pub(crate) fn parse(text: &str) -> Result<Vec<Entry>, ParseError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut entries = Vec::new();
     // (line number where it started, lines so far)
@@ -356,7 +356,7 @@ fn braced_name(s: &str) -> Option<(&str, usize)> {
 
 /// What Laravel's `env()` sees after loading `entries`: the file's values, with the process
 /// environment (`external`) winning where it sets a variable.
-pub fn load(entries: &[Entry], external: impl Fn(&str) -> Option<String> + 'static) -> Vars {
+pub(crate) fn load(entries: &[Entry], external: impl Fn(&str) -> Option<String> + 'static) -> Vars {
     let mut loaded: HashMap<String, Option<String>> = HashMap::new();
     let get = |loaded: &HashMap<String, Option<String>>, name: &str| match loaded.get(name) {
         Some(v) => v.clone(),
@@ -400,25 +400,25 @@ pub fn load(entries: &[Entry], external: impl Fn(&str) -> Option<String> + 'stat
 type Lookup = Box<dyn Fn(&str) -> Option<String>>;
 
 /// Variables as Laravel's `env()` returns them.
-pub struct Vars {
+pub(crate) struct Vars {
     file: HashMap<String, String>,
     external: Lookup,
 }
 
 impl Vars {
     /// The raw loaded value: the environment's when it sets `name`, else the file's.
-    pub fn raw(&self, name: &str) -> Option<String> {
+    pub(crate) fn raw(&self, name: &str) -> Option<String> {
         (self.external)(name).or_else(|| self.file.get(name).cloned())
     }
 
     /// Whether the process environment sets `name` (it wins over the file, as in Laravel).
-    pub fn from_environment(&self, name: &str) -> bool {
+    pub(crate) fn is_from_environment(&self, name: &str) -> bool {
         (self.external)(name).is_some()
     }
 
     /// `env(name)`: `None` for unset and for `null`/`(null)`; `true`/`false`/`empty` as PHP turns
     /// them into strings ("1", "", ""); one pair of matching surrounding quotes stripped.
-    pub fn env(&self, name: &str) -> Option<String> {
+    pub(crate) fn env(&self, name: &str) -> Option<String> {
         let v = self.raw(name)?;
         match v.to_ascii_lowercase().as_str() {
             "true" | "(true)" => return Some("1".into()),

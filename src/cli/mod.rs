@@ -3,13 +3,13 @@
 
 mod args;
 mod commands;
-pub mod demo;
+pub(crate) mod demo;
 mod output;
-pub mod report;
-pub mod scaffold;
+pub(crate) mod report;
+pub(crate) mod scaffold;
 /// Where the database is: `--database-url`, `DATABASE_URL`, or the app's `.env`.
-pub mod target;
-pub mod when;
+pub(crate) mod target;
+pub(crate) mod when;
 
 pub use args::command;
 

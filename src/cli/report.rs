@@ -8,7 +8,7 @@ use crate::kit::migration::Plan;
 use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     Text,
     Json,
     Markdown,
@@ -22,7 +22,7 @@ fn json_doc(value: serde_json::Value) -> String {
 }
 
 /// `sample-data`: what was loaded, and what the two first migrations will find to do.
-pub fn sample_data(target: &str, l: &crate::fixtures::Loaded, format: Format) -> String {
+pub(crate) fn sample_data(target: &str, l: &crate::fixtures::Loaded, format: Format) -> String {
     if format == Format::Json {
         return json_doc(json!({
             "target": target,
@@ -62,7 +62,7 @@ pub fn sample_data(target: &str, l: &crate::fixtures::Loaded, format: Format) ->
     )
 }
 
-pub fn status(target: &str, lines: &[StatusLine], format: Format) -> String {
+pub(crate) fn status(target: &str, lines: &[StatusLine], format: Format) -> String {
     match format {
         Format::Json => json_doc(json!({ "target": target, "migrations": lines })),
         Format::Markdown => status_markdown(target, lines),
@@ -193,7 +193,7 @@ fn status_text(target: &str, lines: &[StatusLine]) -> String {
     out
 }
 
-pub fn plans(reports: &[PlanReport], format: Format) -> String {
+pub(crate) fn plans(reports: &[PlanReport], format: Format) -> String {
     if format == Format::Json {
         return json_doc(json!({ "plans": reports }));
     }
@@ -333,7 +333,7 @@ fn sample(s: &serde_json::Value) -> String {
         .join(" ")
 }
 
-pub fn outcomes(outcomes: &[Outcome], format: Format, nothing: &str) -> String {
+pub(crate) fn outcomes(outcomes: &[Outcome], format: Format, nothing: &str) -> String {
     match format {
         Format::Json => json_doc(json!({ "results": outcomes })),
         _ if outcomes.is_empty() => format!("{nothing}\n"),
@@ -361,7 +361,7 @@ pub fn outcomes(outcomes: &[Outcome], format: Format, nothing: &str) -> String {
     }
 }
 
-pub fn verify(
+pub(crate) fn verify(
     found: &crate::engine::inspect::Verification,
     checked: usize,
     format: Format,
@@ -429,7 +429,7 @@ fn plans_for(runs: &[Run]) -> Vec<Option<&str>> {
         .collect()
 }
 
-pub fn log(runs: &[Run], format: Format) -> String {
+pub(crate) fn log(runs: &[Run], format: Format) -> String {
     match format {
         Format::Json => json_doc(json!({ "runs": runs })),
         Format::Markdown => {

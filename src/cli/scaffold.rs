@@ -54,7 +54,7 @@ fn valid_name(name: &str) -> bool {
 
 /// Writes `dir/V<UTC yyyymmddHHMM>__<name>.rs` (the next free minute if this one is taken) and its test
 /// `tests/migration_v<version>_<name>.rs` beside `dir`; returns the paths written.
-pub fn create(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
+pub(crate) fn create(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
     if !valid_name(name) {
         return Err(Error::Usage(format!(
             "`{name}` is not a valid migration name; use snake_case: lowercase letters, digits and single underscores, starting with a letter"

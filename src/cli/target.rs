@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 
 // Beside this file, not in src/target/: .gitignore's `target/` would hide that directory.
 #[path = "dotenv.rs"]
-pub mod dotenv;
+pub(crate) mod dotenv;
 
 /// Where a database URL given as a value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum UrlFrom {
+pub(crate) enum UrlFrom {
     /// `--database-url`.
     #[default]
     Flag,
@@ -22,7 +22,7 @@ pub enum UrlFrom {
 
 /// `sqlite:/abs/path.db` and `sqlite:rel.db` (one colon, as SQLAlchemy and some PHP configs write
 /// it) as `sqlite:///abs/path.db` and `sqlite://rel.db`; other URLs as given.
-pub fn normalize(url: &str) -> String {
+pub(crate) fn normalize(url: &str) -> String {
     let url = url.trim();
     match url.get(..7) {
         Some(scheme) if scheme.eq_ignore_ascii_case("sqlite:") && !url[7..].starts_with("//") => {
@@ -49,7 +49,7 @@ fn parse_from(url: &str, origin: &str) -> Result<Target> {
 /// from, e.g. `--database-url` or `DB_DATABASE in /srv/app/.env`: errors about the database name
 /// it ([`Error::located`]). An error that is not yet about a setting (no database given, an
 /// unreadable `.env`) names none.
-pub fn resolve(
+pub(crate) fn resolve(
     url: Option<&str>,
     from: UrlFrom,
     env_file: Option<&Path>,
@@ -119,11 +119,11 @@ fn one_line(e: &dyn std::fmt::Display) -> String {
 /// Every part goes into the URL percent-encoded, so the driver gets the value exactly as written
 /// (`ab%41c` stays `ab%41c`). A relative SQLite `DB_DATABASE` is a path from the app's folder, the
 /// `.env`'s own, as Laravel resolves it from the app's base path.
-pub fn from_env_file(path: &Path) -> Result<(Target, String)> {
+pub(crate) fn from_env_file(path: &Path) -> Result<(Target, String)> {
     let vars = read_env_file(path)?;
     // Where a variable came from: the file, or the process environment that wins over it.
     let origin = |name: &str| {
-        if vars.from_environment(name) {
+        if vars.is_from_environment(name) {
             format!(
                 "the environment variable {name} (it wins over {})",
                 path.display()

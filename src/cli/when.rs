@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use chrono::{Duration, NaiveDate, NaiveDateTime, Utc};
 
-pub fn parse(text: &str) -> Result<NaiveDateTime> {
+pub(crate) fn parse(text: &str) -> Result<NaiveDateTime> {
     let t = text.trim();
     if let Ok(dt) = NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S") {
         return Ok(dt);

@@ -22,7 +22,7 @@ fn checked(dialect: Dialect, name: &str) -> DbResult<&str> {
 }
 
 /// The admin URL of a server kind, overridable for other machines.
-pub fn admin_url(dialect: Dialect) -> String {
+pub(crate) fn admin_url(dialect: Dialect) -> String {
     let (var, default) = match dialect {
         Dialect::Postgres => (
             "BACKFILL_TEST_POSTGRES",

@@ -12,7 +12,7 @@ pub enum Dialect {
 /// SQL fragments that differ between dialects, so migrations can stay dialect-neutral.
 impl Dialect {
     /// The names of the base tables in the session's schema (database), in name order.
-    pub fn tables_sql(self) -> &'static str {
+    pub(crate) fn tables_sql(self) -> &'static str {
         match self {
             Dialect::Postgres => "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1",
             Dialect::Mysql => "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY 1",
@@ -53,7 +53,7 @@ impl Dialect {
 
     /// The server's clock as whole seconds since the Unix epoch: lease times compare on one clock,
     /// the server's, whatever the runners' hosts think the time is.
-    pub fn epoch_now(self) -> &'static str {
+    pub(crate) fn epoch_now(self) -> &'static str {
         match self {
             Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS BIGINT)",
             Dialect::Mysql => "UNIX_TIMESTAMP()",
@@ -62,7 +62,7 @@ impl Dialect {
     }
 
     /// A JSON object built from `(key, sql expression)` pairs; keys must be plain identifiers.
-    pub fn json_object(self, pairs: &[(&str, &str)]) -> String {
+    pub(crate) fn json_object(self, pairs: &[(&str, &str)]) -> String {
         let args: Vec<String> = pairs.iter().map(|(k, v)| format!("'{k}', {v}")).collect();
         let func = match self {
             Dialect::Postgres => "json_build_object",
@@ -107,7 +107,7 @@ impl Dialect {
     /// A value as text that names it exactly, for the undo journal: every digit of a decimal,
     /// microseconds and zone of a timestamp, blob bytes, and (SQLite) its storage class.
     /// [`Dialect::from_exact`] turns it back into the same value.
-    pub fn exact_text(self, expr: &str) -> String {
+    pub(crate) fn exact_text(self, expr: &str) -> String {
         match self {
             // The type's own output function; its input function reads it back in the same
             // session settings (a timestamptz carries its offset).
@@ -139,7 +139,7 @@ impl Dialect {
     /// An UPDATE of the rows whose keys are the `keys` parameters, setting `columns` to `values`,
     /// expressions over the row `t` as it was before the statement. The values never leave the
     /// server, so nothing is lost on the way, whatever the type.
-    pub fn update_rows(
+    pub(crate) fn update_rows(
         self,
         table: &str,
         key: &str,
@@ -185,7 +185,7 @@ impl Dialect {
 
     /// A value as a reader would want to see it in a plan (the exact text, where the journal's
     /// form is not readable).
-    pub fn readable_text(self, expr: &str) -> String {
+    pub(crate) fn readable_text(self, expr: &str) -> String {
         match self {
             Dialect::Postgres => format!("CAST({expr} AS TEXT)"),
             Dialect::Mysql => format!("CAST({expr} AS CHAR)"),
@@ -196,7 +196,7 @@ impl Dialect {
     /// The declared type of each column of a table (one parameter: the table's name), as `(name,
     /// type)` rows, where an expression must be cast to its column's type to compare as stored
     /// (PostgreSQL: `numeric(10,2)`); `None` where comparing as is already does.
-    pub fn column_types_sql(self) -> Option<&'static str> {
+    pub(crate) fn column_types_sql(self) -> Option<&'static str> {
         match self {
             Dialect::Postgres => Some(
                 "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute \
@@ -208,7 +208,7 @@ impl Dialect {
 
     /// Locks the rows a SELECT reads until the transaction ends (SQLite's write transaction already
     /// excludes every other writer).
-    pub fn for_update(self) -> &'static str {
+    pub(crate) fn for_update(self) -> &'static str {
         match self {
             Dialect::Postgres | Dialect::Mysql => " FOR UPDATE",
             Dialect::Sqlite => "",

@@ -10,13 +10,13 @@ mod mysql;
 mod postgres;
 mod sqlite;
 mod tls;
-pub mod url;
+pub(crate) mod url;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use std::time::Duration;
 
 pub use self::dialect::Dialect;
-pub use self::url::{RootCerts, SessionAttrs, Target, Tls, TlsMode};
+pub use self::url::Target;
 
 /// A value crossing the driver boundary, in either direction.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +49,7 @@ impl Value {
         }
     }
 
-    pub fn into_json(self) -> serde_json::Value {
+    pub(crate) fn into_json(self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
             Value::Null => J::Null,
@@ -102,7 +102,7 @@ pub enum ErrorKind {
 
 /// How driver hints name the URL's setting; the CLI puts where it came from in its place
 /// (`--database-url`, `DATABASE_URL`, the `.env`, `--replica-url`).
-pub const URL_WORDS: &str = "the database URL";
+pub(crate) const URL_WORDS: &str = "the database URL";
 
 /// A driver error reduced to one line. Drivers build it without the URL, so no password can leak.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -136,15 +136,15 @@ impl DbError {
         )
     }
 
-    pub fn is_config(&self) -> bool {
+    pub(crate) fn is_config(&self) -> bool {
         self.kind == ErrorKind::Config
     }
-    pub fn is_conflict(&self) -> bool {
+    pub(crate) fn is_conflict(&self) -> bool {
         self.kind == ErrorKind::Conflict
     }
     /// The server refused a write: a read-only server or transaction (a hot standby), or a user
     /// without the privilege.
-    pub fn is_denied(&self) -> bool {
+    pub(crate) fn is_denied(&self) -> bool {
         let m = self.message.to_lowercase();
         ["read-only", "read only", "readonly", "denied", "permission"]
             .iter()

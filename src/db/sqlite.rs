@@ -12,7 +12,7 @@ mod ledger_schema {
     refinery::embed_migrations!("schema/ledger/sqlite");
 }
 
-pub struct SqliteSession {
+pub(crate) struct SqliteSession {
     conn: Connection,
     path: PathBuf,
 }
@@ -69,7 +69,7 @@ fn from_sqlite(v: SqlValue) -> Value {
 }
 
 impl SqliteSession {
-    pub fn connect(target: &Target) -> DbResult<Self> {
+    pub(super) fn connect(target: &Target) -> DbResult<Self> {
         let path = target.sqlite_path.clone().unwrap_or_default();
         if !path.is_file() {
             return Err(DbError::new(

@@ -104,8 +104,8 @@ fn insert_revert(reg: &Registered) -> DbResult<&'static dyn Revert> {
 /// run committed (for the error line after a signal).
 pub(crate) struct Held {
     pub lease: Lease,
-    pub gauge: crate::engine::throttle::Gauge,
-    pub tally: crate::engine::progress::Tally,
+    pub(crate) gauge: crate::engine::throttle::Gauge,
+    pub(crate) tally: crate::engine::progress::Tally,
 }
 
 /// Where a batch is fenced and checkpointed.

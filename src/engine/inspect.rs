@@ -13,7 +13,7 @@ use serde::Serialize;
 
 /// One line of `status`.
 #[derive(Debug, Clone, Serialize)]
-pub struct StatusLine {
+pub(crate) struct StatusLine {
     pub version: i64,
     pub name: String,
     /// A ledger state, or `pending` (never started) or `unknown` (not in this binary).
@@ -22,14 +22,14 @@ pub struct StatusLine {
     pub rows_applied: i64,
     pub rows_reverted: i64,
     /// UPDATE-shaped migrations: entries in the undo journal (`backfill forget` drops them).
-    pub journal_rows: Option<i64>,
+    pub(crate) journal_rows: Option<i64>,
     pub updated_at: Option<String>,
     pub last_error: Option<String>,
 }
 
 /// The ledger's rows (creating the ledger where this user may), or none on a read-only server that
 /// has no ledger yet.
-pub fn status(session: &mut dyn Session, _opts: &Options) -> Result<Vec<StatusLine>> {
+pub(crate) fn status(session: &mut dyn Session, _opts: &Options) -> Result<Vec<StatusLine>> {
     let entries = ledger::read_if_any(session, ledger::entries)?;
     let mut lines: Vec<StatusLine> = registry::all()
         .iter()
@@ -92,7 +92,7 @@ fn status_line(e: &Entry, checksum_ok: bool, state: &str) -> StatusLine {
 
 /// What `verify` found, one line each.
 #[derive(Debug, Default, Serialize)]
-pub struct Verification {
+pub(crate) struct Verification {
     /// The ledger disagrees with itself or with this binary: exit 3.
     pub ledger: Vec<String>,
     /// `--data`: the data moved since the backfill (ordinary app activity): reported; exit 3 only
@@ -101,7 +101,11 @@ pub struct Verification {
 }
 
 /// `verify [--data]`.
-pub fn verify(session: &mut dyn Session, data: bool, _opts: &Options) -> Result<Verification> {
+pub(crate) fn verify(
+    session: &mut dyn Session,
+    data: bool,
+    _opts: &Options,
+) -> Result<Verification> {
     let entries = match ledger::read_if_any(session, ledger::entries) {
         Err(Error::Ledger(problem)) => {
             return Ok(Verification {
@@ -219,7 +223,11 @@ fn check_data(session: &mut dyn Session, entries: &[Entry]) -> Result<Vec<String
 }
 
 /// `repair VERSION --accept-checksum`: the edit was intended; record the new checksum.
-pub fn repair_checksum(session: &mut dyn Session, version: i64, opts: &Options) -> Result<String> {
+pub(crate) fn repair_checksum(
+    session: &mut dyn Session,
+    version: i64,
+    opts: &Options,
+) -> Result<String> {
     repair(
         session,
         version,
@@ -242,7 +250,7 @@ pub fn repair_checksum(session: &mut dyn Session, version: i64, opts: &Options) 
 }
 
 /// `repair VERSION --mark-failed`: a run that is recorded as in progress but is not (we hold the lock).
-pub fn repair_mark_failed(
+pub(crate) fn repair_mark_failed(
     session: &mut dyn Session,
     version: i64,
     opts: &Options,
@@ -268,7 +276,7 @@ pub fn repair_mark_failed(
 }
 
 /// `forget VERSION`: drops an UPDATE-shaped migration's undo journal; it is irreversible since.
-pub fn forget(session: &mut dyn Session, version: i64, opts: &Options) -> Result<String> {
+pub(crate) fn forget(session: &mut dyn Session, version: i64, opts: &Options) -> Result<String> {
     repair(
         session,
         version,

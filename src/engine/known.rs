@@ -6,7 +6,7 @@ use crate::engine::ledger::{Action, Entry, Refusal, State};
 use crate::error::{Error, Result};
 use crate::registry::{self, Registered};
 
-pub fn find(version: i64) -> Result<&'static Registered> {
+pub(crate) fn find(version: i64) -> Result<&'static Registered> {
     registry::find(version).ok_or_else(|| {
         Error::Usage(format!(
             "unknown version {version}; `backfill status` lists the versions this binary knows"

@@ -31,12 +31,6 @@ pub struct Lease {
     renewed: Instant,
 }
 
-impl Lease {
-    pub fn owner(&self) -> &str {
-        &self.owner
-    }
-}
-
 fn host() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
@@ -158,7 +152,7 @@ fn read_holder(session: &mut dyn Session) -> DbResult<Option<Holder>> {
 }
 
 /// Who holds the lock, for the "busy" message.
-pub fn holder(session: &mut dyn Session) -> Option<String> {
+pub(crate) fn holder(session: &mut dyn Session) -> Option<String> {
     let h = read_holder(session).ok()??;
     Some(format!(
         "pid {} on {}, lock {}, last heartbeat {}s ago",
@@ -187,7 +181,7 @@ fn process_alive(pid: i64) -> bool {
 }
 
 /// Extends the lease; between batches. A lease found in another's hands stops the run (exit 4).
-pub fn renew(session: &mut dyn Session, lease: &mut Lease) -> Result<()> {
+pub(crate) fn renew(session: &mut dyn Session, lease: &mut Lease) -> Result<()> {
     if lease.disabled || lease.renewed.elapsed() < RENEW_EVERY {
         return Ok(());
     }

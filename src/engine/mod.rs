@@ -8,20 +8,20 @@
 //! (SIGINT/SIGTERM are the crate-root `signals` leaf, so db can see them too).
 
 mod audit;
-pub mod batch;
+pub(crate) mod batch;
 mod hooks;
-pub mod inspect;
+pub(crate) mod inspect;
 mod known;
 pub mod ledger;
 pub mod lock;
-pub mod options;
+pub(crate) mod options;
 mod parallel;
-pub mod planfile;
+pub(crate) mod planfile;
 mod planning;
-pub mod progress;
-pub mod retry;
+pub(crate) mod progress;
+pub(crate) mod retry;
 mod revert;
 pub mod runner;
 mod steal;
 pub(crate) mod text;
-pub mod throttle;
+pub(crate) mod throttle;

@@ -7,29 +7,29 @@ use std::time::Duration;
 
 /// The first batch's size when `--batch-size` is not given: a size that stays well under a second
 /// per batch on both servers in the benchmark's sweep (BENCHMARKS.md).
-pub const DEFAULT_BATCH_SIZE: u64 = 5_000;
+pub(crate) const DEFAULT_BATCH_SIZE: u64 = 5_000;
 
 /// How long a batch transaction should take when `--batch-size` is not given: long enough that the
 /// per-batch fixed costs (commit, checkpoint, re-reading the join's small side) stay near a tenth of
 /// the work, short enough that no transaction holds its locks for long (BENCHMARKS.md).
-pub const DEFAULT_BATCH_TARGET: Duration = Duration::from_millis(300);
+pub(crate) const DEFAULT_BATCH_TARGET: Duration = Duration::from_millis(300);
 
 /// No sleep between batches (`--pause-ms`).
-pub const DEFAULT_PAUSE: Duration = Duration::ZERO;
+pub(crate) const DEFAULT_PAUSE: Duration = Duration::ZERO;
 
 /// How long to wait for another runner's lock, or a lock held on the ledger (`--lock-timeout`).
-pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The longest any one statement may run before the server cancels it (`--statement-timeout`):
 /// every command is bounded, the read-only ones too, so a lock held on the app's tables fails it
 /// instead of hanging it.
-pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Sample rows `plan` shows per scenario (`--samples`).
-pub const DEFAULT_SAMPLES: usize = 5;
+pub(crate) const DEFAULT_SAMPLES: usize = 5;
 
 /// Workers of a run (`--jobs`): one, on the command's own session.
-pub const DEFAULT_JOBS: usize = 1;
+pub(crate) const DEFAULT_JOBS: usize = 1;
 
 /// How a command runs; filled from the CLI, whose flags default to [`Options::default`]'s values.
 #[derive(Debug, Clone)]

@@ -59,7 +59,7 @@ impl PlanTarget {
 
 /// One migration's plan, as `plan` reports it (and `--out` writes it).
 #[derive(Debug, Clone, Serialize)]
-pub struct PlanReport {
+pub(crate) struct PlanReport {
     pub version: i64,
     pub name: String,
     pub checksum: String,
@@ -90,7 +90,7 @@ pub struct PlanFile {
     pub migrations: Vec<Reviewed>,
 }
 
-pub fn reviewed(version: i64, name: &str, checksum: &str, plan: &Plan) -> Reviewed {
+pub(crate) fn reviewed(version: i64, name: &str, checksum: &str, plan: &Plan) -> Reviewed {
     Reviewed {
         version,
         name: name.into(),
@@ -113,7 +113,7 @@ fn fingerprint(target: Option<&PlanTarget>, migrations: &[Reviewed]) -> String {
 }
 
 /// Where `plan --out` writes: checked before any planning work, written at the end.
-pub struct PlanOut {
+pub(crate) struct PlanOut {
     /// The file replaced: the path given, or the file a symlink there points to.
     path: PathBuf,
     shown: String,
@@ -122,7 +122,7 @@ pub struct PlanOut {
 impl PlanOut {
     /// Refuses (exit 2) a path that cannot be written: a directory, a missing or read-only
     /// directory, a read-only plan file. Proves it by creating (and removing) the temporary file.
-    pub fn check(path: &Path) -> Result<PlanOut> {
+    pub(crate) fn check(path: &Path) -> Result<PlanOut> {
         let shown = path.display().to_string();
         let cannot = |why: String| Error::Usage(format!("cannot write plan file {shown}: {why}"));
         let path = match std::fs::symlink_metadata(path) {
@@ -191,7 +191,7 @@ impl PlanOut {
     }
 
     /// Writes the plan whole, then puts it in place: the previous file stays until then.
-    pub fn write(&self, target: &PlanTarget, reports: &[PlanReport]) -> Result<()> {
+    pub(crate) fn write(&self, target: &PlanTarget, reports: &[PlanReport]) -> Result<()> {
         let migrations: Vec<Reviewed> = reports
             .iter()
             .map(|r| reviewed(r.version, &r.name, &r.checksum, &r.plan))
@@ -232,7 +232,7 @@ impl PlanOut {
     }
 }
 
-pub fn read(path: &Path) -> Result<PlanFile> {
+pub(crate) fn read(path: &Path) -> Result<PlanFile> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Usage(format!("cannot read plan file {}: {e}", path.display())))?;
     let file: PlanFile = serde_json::from_str(&text).map_err(|e| {
@@ -266,7 +266,7 @@ pub fn read(path: &Path) -> Result<PlanFile> {
 
 /// Refuses (exit 5) a plan made on another database: another dialect, another server, or another
 /// database on it, as the servers name them (so two spellings of one URL agree).
-pub fn check_target(file: &PlanFile, path: &Path, here: &PlanTarget) -> Result<()> {
+pub(crate) fn check_target(file: &PlanFile, path: &Path, here: &PlanTarget) -> Result<()> {
     let Some(planned) = &file.target else {
         return Err(Error::Refused(format!(
             "plan file {} does not say which database it is for; run `backfill plan --out` again and review it",
@@ -286,7 +286,7 @@ pub fn check_target(file: &PlanFile, path: &Path, here: &PlanTarget) -> Result<(
 
 /// Refuses when the migration about to run is not what was reviewed: other code, or other counts.
 /// Refuses unless `now` equals the reviewed entry; `label` names a group in the message (`scenario`).
-pub fn gate(file: &PlanFile, now: &Reviewed, label: &str) -> Result<()> {
+pub(crate) fn gate(file: &PlanFile, now: &Reviewed, label: &str) -> Result<()> {
     let Some(seen) = file.migrations.iter().find(|m| m.version == now.version) else {
         return Err(Error::Refused(format!(
             "V{}__{} is not in the reviewed plan; run `backfill plan --out` again and review it",

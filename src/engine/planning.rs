@@ -14,7 +14,7 @@ use crate::kit::migration::{Context, Plan};
 use crate::registry::Registered;
 
 /// `plan [VERSION]`: read-only; the pending migrations by default.
-pub fn plan(
+pub(crate) fn plan(
     session: &mut dyn Session,
     version: Option<i64>,
     opts: &Options,

@@ -17,18 +17,18 @@ const LINE_EVERY: Duration = Duration::from_secs(5);
 
 /// What each finished or stopped run of one command did, in order: for the final line after a signal.
 #[derive(Debug, Default)]
-pub struct Tally(Vec<Record>);
+pub(crate) struct Tally(Vec<Record>);
 
 /// What one run committed, as its progress ended.
 #[derive(Debug)]
-pub struct Record {
+pub(crate) struct Record {
     label: String,
     rows: u64,
     batches: u64,
     stopped: bool,
 }
 
-pub struct Progress {
+pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     lines: bool,
     label: String,
@@ -58,7 +58,7 @@ fn human(d: Duration) -> String {
 }
 
 impl Progress {
-    pub fn new(label: String, quiet: bool, span: Option<(i64, i64)>) -> Self {
+    pub(crate) fn new(label: String, quiet: bool, span: Option<(i64, i64)>) -> Self {
         let terminal = std::io::stderr().is_terminal();
         let bar = (!quiet && terminal).then(|| {
             let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
@@ -101,7 +101,7 @@ impl Progress {
     }
 
     /// Called after each committed batch with this run's totals so far.
-    pub fn update(&mut self, rows: u64, batches: u64, cursor: Option<i64>) {
+    pub(crate) fn update(&mut self, rows: u64, batches: u64, cursor: Option<i64>) {
         (self.rows, self.batches) = (rows, batches);
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         let rate = rows as f64 / secs;
@@ -135,7 +135,7 @@ impl Progress {
     }
 
     /// A state that holds the run up (waiting for replicas): on the bar, or one line, unless quiet.
-    pub fn note(&mut self, text: &str) {
+    pub(crate) fn note(&mut self, text: &str) {
         if let Some(bar) = &self.bar {
             bar.set_message(text.to_string());
         } else if self.lines {
@@ -144,7 +144,7 @@ impl Progress {
     }
 
     /// Clears the bar; returns what this run committed, for the command's [`Tally`].
-    pub fn finish(&self) -> Record {
+    pub(crate) fn finish(&self) -> Record {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -158,13 +158,13 @@ impl Progress {
 }
 
 impl Tally {
-    pub fn push(&mut self, run: Record) {
+    pub(crate) fn push(&mut self, run: Record) {
         self.0.push(run);
     }
 
     /// `err` as the command reports it: an interruption during a run says what the command
     /// committed ([`Error::Stopped`]); any other error, or one before any run, as it is.
-    pub fn report(&self, err: Error) -> Error {
+    pub(crate) fn report(&self, err: Error) -> Error {
         match (err, self.committed()) {
             (Error::Interrupted(signal), Some(committed)) => Error::Stopped { signal, committed },
             (err, _) => err,

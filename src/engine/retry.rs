@@ -5,17 +5,17 @@
 use crate::db::DbResult;
 use std::time::Duration;
 
-pub const ATTEMPTS: u32 = 8;
+pub(crate) const ATTEMPTS: u32 = 8;
 
 /// Back-off before attempt `n` (1-based): grows, with jitter so racing runners drift apart.
-pub fn pause(n: u32) -> Duration {
+pub(crate) fn pause(n: u32) -> Duration {
     let base = 20u64 << n.min(6);
     let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % base.max(1);
     Duration::from_millis(base + jitter)
 }
 
 /// Runs `work` (one statement or one whole transaction) again while it fails with a conflict.
-pub fn conflicts<T>(mut work: impl FnMut() -> DbResult<T>) -> DbResult<T> {
+pub(crate) fn conflicts<T>(mut work: impl FnMut() -> DbResult<T>) -> DbResult<T> {
     let mut n = 1;
     loop {
         match work() {

@@ -21,10 +21,10 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 
 // The commands' public paths stay `runner::…` for the CLI, the testkit and the benchmark.
-pub use crate::engine::known::find;
-pub use crate::engine::options::{Connector, Options, Replica};
-pub use crate::engine::planfile::PlanReport;
-pub use crate::engine::planning::plan;
+pub(crate) use crate::engine::known::find;
+pub use crate::engine::options::Options;
+pub(crate) use crate::engine::planfile::PlanReport;
+pub(crate) use crate::engine::planning::plan;
 pub use crate::engine::revert::revert;
 
 /// What one apply or revert of one migration did.
@@ -36,7 +36,7 @@ pub struct Outcome {
     pub state: State,
     pub rows: u64,
     /// What was done to the rows: wrote, updated, deleted, restored.
-    pub verb: String,
+    pub(crate) verb: String,
     pub batches: u64,
     pub run_id: String,
     pub seconds: f64,
@@ -57,7 +57,7 @@ pub enum Selection {
 
 /// Makes sure the ledger tables exist, creating them if they do not (safe when first runs race).
 /// Call it only once the command is known to go ahead: a refused command creates nothing.
-pub fn prepare_ledger(session: &mut dyn Session, _lock_timeout: Duration) -> Result<()> {
+pub(crate) fn prepare_ledger(session: &mut dyn Session, _lock_timeout: Duration) -> Result<()> {
     if ledger::check_schema(session)? {
         return Ok(());
     }

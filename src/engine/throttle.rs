@@ -19,7 +19,7 @@ const REPLICA_STATEMENT_LIMIT: Duration = Duration::from_secs(5);
 
 /// A replica too far behind, or not applying at all.
 #[derive(Debug, Clone)]
-pub struct Lagging {
+pub(crate) struct Lagging {
     /// Which: the primary's replicas, or a `--replica-url` (password-free).
     pub who: String,
     /// `None`: it applies nothing now (stopped, unreachable), for the reason in `why`.
@@ -45,7 +45,7 @@ impl Lagging {
     }
 
     /// For the progress line.
-    pub fn short(&self, limit: Duration) -> String {
+    pub(crate) fn short(&self, limit: Duration) -> String {
         match self.lag {
             Some(lag) => format!(
                 "waiting: {} lag {:.0}s > {}s",
@@ -58,7 +58,7 @@ impl Lagging {
     }
 
     /// For the log, once when a wait starts.
-    pub fn long(&self, limit: Duration) -> String {
+    pub(crate) fn long(&self, limit: Duration) -> String {
         match self.lag {
             Some(lag) => format!(
                 "{} lag {:.1}s is over --max-replica-lag {}s: waiting",
@@ -82,7 +82,7 @@ struct Watched {
 }
 
 /// Reads the lag for one run: `None` limit means no throttling at all.
-pub struct Gauge {
+pub(crate) struct Gauge {
     limit: Option<Duration>,
     replicas: Vec<Watched>,
     /// The primary's write position before each look, oldest first, while some replica that
@@ -92,7 +92,7 @@ pub struct Gauge {
 
 impl Gauge {
     /// Connects to every `--replica-url` and checks it is a replica, before anything is written.
-    pub fn open(opts: &Options, primary: &mut dyn Session) -> Result<Gauge> {
+    pub(crate) fn open(opts: &Options, primary: &mut dyn Session) -> Result<Gauge> {
         let mut gauge = Gauge {
             limit: opts.max_replica_lag,
             replicas: Vec::new(),
@@ -134,12 +134,12 @@ impl Gauge {
         Ok(gauge)
     }
 
-    pub fn limit(&self) -> Option<Duration> {
+    pub(crate) fn limit(&self) -> Option<Duration> {
         self.limit
     }
 
     /// One look: the worst replica past the limit, if any.
-    pub fn over(&mut self, primary: &mut dyn Session) -> Result<Option<Lagging>> {
+    pub(crate) fn over(&mut self, primary: &mut dyn Session) -> Result<Option<Lagging>> {
         let Some(limit) = self.limit else {
             return Ok(None);
         };
@@ -263,7 +263,7 @@ fn replica_error(replica: &Replica, what: &str, e: crate::db::DbError) -> Error 
 
 /// The single-job batch loop's wait: returns once no replica lags past the limit. Renews the lease
 /// meanwhile, and stops on SIGINT/SIGTERM.
-pub fn wait_for_replicas(
+pub(crate) fn wait_for_replicas(
     session: &mut dyn Session,
     gauge: &mut Gauge,
     lease: &mut crate::engine::lock::Lease,

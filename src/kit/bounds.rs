@@ -5,7 +5,7 @@ use crate::kit::migration::Key;
 
 /// The last key of the next `size` keys of `key` from `from` on (inclusive), or `None` when there are
 /// none. Keys, never offsets: a batch of another size resumes at the same place.
-pub fn next_bound(tx: &mut dyn Tx, key: Key, from: i64, size: u64) -> DbResult<Option<i64>> {
+pub(crate) fn next_bound(tx: &mut dyn Tx, key: Key, from: i64, size: u64) -> DbResult<Option<i64>> {
     let sql = format!("SELECT MAX(k) FROM {}", next_keys(key, ""));
     let top = tx.query_scalar(&sql, &[Value::Int(from), Value::Int(size.max(1) as i64)])?;
     walked(key, &top)

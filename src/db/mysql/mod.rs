@@ -16,7 +16,7 @@ mod ledger_schema {
     refinery::embed_migrations!("schema/ledger/mysql");
 }
 
-pub struct MySession {
+pub(crate) struct MySession {
     conn: Conn,
     redacted: String,
     mariadb: bool,
@@ -77,7 +77,7 @@ fn open(opts: OptsBuilder, target: &Target) -> DbResult<Conn> {
 const SOCKET_LIMIT: Duration = Duration::from_secs(24 * 3600 + 60);
 
 impl MySession {
-    pub fn connect(target: &Target) -> DbResult<Self> {
+    pub(super) fn connect(target: &Target) -> DbResult<Self> {
         // The mysql crate's rustls connector uses the process-wide crypto provider.
         let _ = super::tls::provider();
         let opts = Opts::from_url(target.secret_url())

@@ -25,7 +25,7 @@ use values::{PgCell, PgParam};
 /// "s1" lands on another server connection). Each statement goes out as the unnamed statement with
 /// its parameters as untyped text, in one round trip: the server infers every parameter's type from
 /// the SQL, exactly as for a prepared statement, and parses the text with that type's input function.
-pub struct PgSession {
+pub(crate) struct PgSession {
     io: Io,
     client: Client,
     /// `SET LOCAL` lines that start every transaction (search_path, timeouts): a plain `SET` would
@@ -42,7 +42,7 @@ pub struct PgSession {
 impl PgSession {
     /// Connects to the first host of the URL that answers and has the `target_session_attrs` asked
     /// for, in the URL's order, as libpq does.
-    pub fn connect(target: &Target) -> DbResult<Self> {
+    pub(super) fn connect(target: &Target) -> DbResult<Self> {
         let urls = target.secret_urls();
         let mut refused = Vec::new();
         let mut kind = ErrorKind::Connection;

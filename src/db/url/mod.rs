@@ -7,8 +7,8 @@ mod redact;
 #[cfg(test)]
 mod tests;
 
-pub use percent::{encode_component, percent_decode};
-pub use redact::{redact, redact_url, remember_secrets_of};
+pub(crate) use percent::{encode_component, percent_decode};
+pub(crate) use redact::{redact, redact_url, remember_secrets_of};
 
 use super::{DbError, DbResult, Dialect, ErrorKind};
 use hosts::{hosts_of, split_hosts, with_host_list};
@@ -35,7 +35,7 @@ pub enum TlsMode {
 
 /// Which CAs `verify-ca`/`verify-full` trust.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RootCerts {
+pub(crate) enum RootCerts {
     /// A PEM file (`sslrootcert=PATH`, `ssl-ca=PATH`).
     File(PathBuf),
     /// The public web PKI roots built into the binary (`sslrootcert=system`).
@@ -45,12 +45,12 @@ pub enum RootCerts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tls {
     pub mode: TlsMode,
-    pub roots: Option<RootCerts>,
+    pub(crate) roots: Option<RootCerts>,
 }
 
 /// Which server of a multi-host URL a session may use: libpq's `target_session_attrs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionAttrs {
+pub(crate) enum SessionAttrs {
     /// The first server that answers.
     Any,
     /// One that accepts writes by default: not in recovery, `default_transaction_read_only` off.
@@ -78,9 +78,9 @@ pub struct Target {
     pub port: Option<u16>,
     /// PostgreSQL: every host of a libpq multi-host URL (`h1:5432,h2:5432`), tried in order; the
     /// first is `host`/`port`.
-    pub hosts: Vec<(String, u16)>,
+    pub(crate) hosts: Vec<(String, u16)>,
     /// PostgreSQL: `target_session_attrs` (default `any`).
-    pub session_attrs: SessionAttrs,
+    pub(crate) session_attrs: SessionAttrs,
     /// PostgreSQL: the schemas to work in, as `search_path` takes them (`app` or `app, public`),
     /// from `--schema`, the URL's `options=-csearch_path=…` or the `.env`; `None`: the role's own.
     /// Set in every transaction (`SET LOCAL`), so it holds through a pooler that drops `options`.

@@ -2,7 +2,7 @@
 
 /// Percent-encodes everything but RFC 3986's unreserved characters, so a value goes into a URL
 /// exactly as it is (a `%` stays a `%`).
-pub fn encode_component(s: &str) -> String {
+pub(crate) fn encode_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -15,7 +15,7 @@ pub fn encode_component(s: &str) -> String {
 }
 
 /// Decodes `%XX` sequences (invalid ones stay as written; invalid UTF-8 becomes U+FFFD).
-pub fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

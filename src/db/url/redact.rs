@@ -64,7 +64,7 @@ pub(super) fn remember_url_secrets(parsed: &::url::Url) {
 
 /// Learns the secrets of a database URL as the operator typed it (an argument, `DATABASE_URL`),
 /// before anything parses it, so even a message about a malformed URL cannot show them.
-pub fn remember_secrets_of(raw: &str) {
+pub(crate) fn remember_secrets_of(raw: &str) {
     if let Ok(parsed) = ::url::Url::parse(raw.trim()) {
         remember_url_secrets(&parsed);
     }
@@ -91,7 +91,7 @@ pub fn remember_secrets_of(raw: &str) {
 /// A database URL as the operator typed it, for the audit table: parsed as the drivers parse it,
 /// password and secret parameters replaced; when it does not parse, everything between `://` and
 /// the last `@` replaced.
-pub fn redact_url(raw: &str) -> String {
+pub(crate) fn redact_url(raw: &str) -> String {
     remember_secrets_of(raw);
     if let Ok(parsed) = ::url::Url::parse(raw.trim()) {
         if parsed.has_host() {
@@ -110,7 +110,7 @@ pub fn redact_url(raw: &str) -> String {
 /// Replaces credentials inside `text` (an argument, an error message, a log line): the password of
 /// every `scheme://user:password@` URL, secret query parameters, and every secret a URL given to
 /// this process held.
-pub fn redact(text: &str) -> String {
+pub(crate) fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for (i, token) in text.split(' ').enumerate() {
         if i > 0 {

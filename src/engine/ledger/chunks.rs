@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 
 /// One key range of a parallel run, named by its first key (chunks never overlap).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk {
+pub(crate) struct Chunk {
     /// First key of the range (inclusive).
     pub lo: i64,
     /// Last key of the range (inclusive); a split lowers it, so a worker reads it in each batch.
@@ -28,7 +28,7 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.state == ChunkState::Done
     }
 }
@@ -52,7 +52,7 @@ fn parse_chunk(r: &[Value]) -> Chunk {
 }
 
 /// The chunks of `version`'s `action`, in key order; empty when no parallel run left any.
-pub fn chunks(
+pub(crate) fn chunks(
     session: &mut dyn Session,
     version: i64,
     action: Action,
@@ -68,7 +68,7 @@ pub fn chunks(
 /// the keys from just after the migration's cursor (unchanged while they exist) to the largest key
 /// there can be, and splits keep them so: a hole means a chunk row was deleted, and its keys would
 /// never be walked while the run still ended `applied`. Ledger damage (exit 3), with the fix.
-pub fn chunk_gap(session: &mut dyn Session, version: i64, action: Action) -> Result<()> {
+pub(crate) fn chunk_gap(session: &mut dyn Session, version: i64, action: Action) -> Result<()> {
     let left = chunks(session, version, action).map_err(|e| ledger_error("backfill_chunks", e))?;
     if left.is_empty() {
         return Ok(());
@@ -106,7 +106,7 @@ fn hole(version: i64, action: Action, lo: i64, hi: i64) -> Error {
 
 /// How a run found the chunks of its action once it owned the migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prepared {
+pub(crate) enum Prepared {
     /// Another runner took the migration over first: do nothing.
     Overtaken,
     /// An earlier parallel run's chunks, now this run's (resume them, whatever `--jobs`).
@@ -126,7 +126,7 @@ pub enum Prepared {
 ///   runs wrote goes to their audit rows first);
 /// - chunks left, and this run starts over (`fresh`): they are folded into the counts and dropped;
 /// - then, with `ranges`, new chunks owned by this run.
-pub fn prepare_chunks(
+pub(crate) fn prepare_chunks(
     session: &mut dyn Session,
     key: RunKey,
     fresh: bool,
@@ -236,7 +236,7 @@ enum Runs<'a> {
 
 /// A parallel run that stops early (failed, interrupted, overtaken) moves what it wrote to its own
 /// audit row, so `backfill log` counts it now; its chunks stay for the run that resumes them.
-pub fn settle_run_rows(session: &mut dyn Session, key: RunKey) -> crate::db::DbResult<()> {
+pub(crate) fn settle_run_rows(session: &mut dyn Session, key: RunKey) -> crate::db::DbResult<()> {
     in_transaction(session, |s| {
         settle_owner_rows(s, key.version, key.action, Runs::Only(key.run)).map(Some)
     })
@@ -286,7 +286,10 @@ fn settle_owner_rows(
 
 /// One worker takes the next pending chunk of its run (a compare-and-set; two workers never get the
 /// same chunk). `None`: no pending chunk is left for this run.
-pub fn claim_chunk(session: &mut dyn Session, key: RunKey) -> crate::db::DbResult<Option<Chunk>> {
+pub(crate) fn claim_chunk(
+    session: &mut dyn Session,
+    key: RunKey,
+) -> crate::db::DbResult<Option<Chunk>> {
     let RunKey {
         version,
         action,
@@ -327,7 +330,7 @@ pub fn claim_chunk(session: &mut dyn Session, key: RunKey) -> crate::db::DbResul
 /// last key as it is now (another worker of the run may have split the upper part off, which it
 /// can only do while no batch holds the row). `None`: the run was taken over (or the chunk moved
 /// on); the batch must roll back.
-pub fn fence_chunk(
+pub(crate) fn fence_chunk(
     session: &mut dyn Session,
     key: RunKey,
     lo: i64,
@@ -368,7 +371,7 @@ pub fn fence_chunk(
 
 /// What one batch did in its chunk, for [`checkpoint_chunk`].
 #[derive(Debug, Clone, Copy)]
-pub struct ChunkMark {
+pub(crate) struct ChunkMark {
     /// The last key done; `None` keeps the cursor (a look that found no key left).
     pub cursor: Option<i64>,
     pub rows: u64,
@@ -378,7 +381,7 @@ pub struct ChunkMark {
 
 /// A batch's checkpoint in its chunk (inside the batch transaction, after `fence_chunk`): the last key
 /// done, the rows written, and whether the chunk is finished.
-pub fn checkpoint_chunk(
+pub(crate) fn checkpoint_chunk(
     session: &mut dyn Session,
     key: RunKey,
     lo: i64,
@@ -419,7 +422,7 @@ pub fn checkpoint_chunk(
 /// on its cursor being below `at`, so a batch of its worker is never cut (the row is locked while a
 /// batch runs, and a batch that committed past `at` makes the split fail). `None`: the chunk moved
 /// on; look again.
-pub fn split_chunk(
+pub(crate) fn split_chunk(
     session: &mut dyn Session,
     key: RunKey,
     (lo, hi): (i64, i64),
@@ -478,7 +481,10 @@ pub fn split_chunk(
 }
 
 /// This run's running chunks, for a worker that found none pending and looks for one to split.
-pub fn running_chunks(session: &mut dyn Session, key: RunKey) -> crate::db::DbResult<Vec<Chunk>> {
+pub(crate) fn running_chunks(
+    session: &mut dyn Session,
+    key: RunKey,
+) -> crate::db::DbResult<Vec<Chunk>> {
     let RunKey {
         version,
         action,
@@ -497,19 +503,22 @@ pub fn running_chunks(session: &mut dyn Session, key: RunKey) -> crate::db::DbRe
 
 /// What folding a parallel run's chunks into the ledger found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Folded {
+pub(crate) struct Folded {
     /// Rows of every chunk (every run that worked on them).
     pub rows: i64,
     pub batches: i64,
     /// Rows written by the folding run itself.
-    pub own_rows: i64,
+    pub(crate) own_rows: i64,
 }
 
 /// Ends a run's parallel work, in one transaction: each run's rows go to its audit row, the chunks'
 /// totals to `backfill_migrations`, the migration's cursor becomes the last key done, and the chunks
 /// are deleted. Fenced on the migration row (`None` when another runner took over), and refused
 /// (`None`) while a chunk is unfinished.
-pub fn fold_chunks(session: &mut dyn Session, key: RunKey) -> crate::db::DbResult<Option<Folded>> {
+pub(crate) fn fold_chunks(
+    session: &mut dyn Session,
+    key: RunKey,
+) -> crate::db::DbResult<Option<Folded>> {
     in_transaction(session, |s| {
         if !own_migration(s, key.version, key.run)? {
             return Ok(None);

@@ -10,15 +10,15 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub version: i64,
     pub name: String,
     pub checksum: String,
     pub state: State,
     pub last_action: Action,
     pub apply_cursor: Option<Cursor>,
-    pub revert_cursor: Option<Cursor>,
-    pub revert_scenario: Option<i64>,
+    pub(crate) revert_cursor: Option<Cursor>,
+    pub(crate) revert_scenario: Option<i64>,
     pub batch_size: Option<i64>,
     pub rows_applied: i64,
     pub rows_reverted: i64,
@@ -32,12 +32,12 @@ pub struct Entry {
 
 impl Entry {
     /// Rows this migration wrote that are still in place.
-    pub fn live_rows(&self) -> i64 {
+    pub(crate) fn live_rows(&self) -> i64 {
         self.rows_applied - self.rows_reverted
     }
 
     /// Where the row stands, for [`super::transition`].
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         Status {
             state: self.state,
             last: self.last_action,
@@ -77,7 +77,7 @@ fn parse_entry(row: &[Value]) -> Result<Entry> {
     })
 }
 
-pub fn entries(session: &mut dyn Session) -> Result<Vec<Entry>> {
+pub(crate) fn entries(session: &mut dyn Session) -> Result<Vec<Entry>> {
     let sql = format!("SELECT {ENTRY_COLUMNS} FROM backfill_migrations ORDER BY version");
     let rows = session
         .query(&sql, &[])
@@ -90,7 +90,7 @@ pub fn entries(session: &mut dyn Session) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-pub fn entry(session: &mut dyn Session, version: i64) -> Result<Option<Entry>> {
+pub(crate) fn entry(session: &mut dyn Session, version: i64) -> Result<Option<Entry>> {
     let sql = format!("SELECT {ENTRY_COLUMNS} FROM backfill_migrations WHERE version = ?");
     let rows = session
         .query(&sql, &[Value::Int(version)])
@@ -133,7 +133,7 @@ fn add_chunk_progress(session: &mut dyn Session, entries: &mut [Entry]) -> Resul
 }
 
 /// What a run start does to the migration's ledger row.
-pub struct Start<'a> {
+pub(crate) struct Start<'a> {
     pub version: i64,
     pub name: &'a str,
     pub checksum: &'a str,
@@ -157,7 +157,7 @@ fn raced(version: i64) -> Error {
 
 /// Marks a migration `running`/`reverting` (creating its row on first use). Autocommit: the state
 /// must be visible even if the first batch never commits.
-pub fn start(session: &mut dyn Session, s: &Start) -> Result<()> {
+pub(crate) fn start(session: &mut dyn Session, s: &Start) -> Result<()> {
     let result = match s.seen {
         None => insert_start(session, s),
         Some(seen) => update_start(session, s, seen),
@@ -251,7 +251,7 @@ fn update_start(session: &mut dyn Session, s: &Start, seen: &Entry) -> crate::db
 /// run, the cursor the batch starts from) that locks the checkpoint row, so a second writer waits (or,
 /// on Galera, fails certification) before it writes anything. `false`: another runner took the
 /// migration over or moved its cursor; the batch must roll back.
-pub fn claim(
+pub(crate) fn claim(
     session: &mut dyn Session,
     key: RunKey,
     from: Option<&Cursor>,
@@ -275,7 +275,7 @@ pub fn claim(
 }
 
 /// Records one batch's progress. Must run inside the batch's transaction, after `claim`.
-pub fn checkpoint(
+pub(crate) fn checkpoint(
     session: &mut dyn Session,
     key: RunKey,
     cursor: Option<&Cursor>,
@@ -313,7 +313,7 @@ pub fn checkpoint(
 
 /// Sets the final state of a migration (and its error, if any). With `run_id`, only while that run
 /// still owns the migration: a runner that was overtaken must not overwrite its successor's state.
-pub fn finish(
+pub(crate) fn finish(
     session: &mut dyn Session,
     version: i64,
     run_id: Option<&str>,
@@ -340,17 +340,17 @@ pub fn finish(
 }
 
 /// How a run ended, for [`conclude`].
-pub struct Ending<'a> {
+pub(crate) struct Ending<'a> {
     /// The migration's new state; `None` leaves the ledger row alone (it is another run's now).
     pub state: Option<State>,
-    pub run_state: RunState,
+    pub(crate) run_state: RunState,
     pub outcome: Option<&'a str>,
     pub error: Option<&'a str>,
 }
 
 impl<'a> Ending<'a> {
     /// What the run's audit row records of it.
-    pub fn run_end(&self) -> RunEnd<'a> {
+    pub(crate) fn run_end(&self) -> RunEnd<'a> {
         RunEnd {
             state: self.run_state,
             outcome: self.outcome,
@@ -363,7 +363,7 @@ impl<'a> Ending<'a> {
 /// Records the end of a run: the migration's state and the run's audit row in one transaction (and
 /// retried whole on a conflict), so no kill between them leaves an applied migration whose run still
 /// says `running`.
-pub fn conclude(
+pub(crate) fn conclude(
     session: &mut dyn Session,
     version: i64,
     run_id: &str,
@@ -394,7 +394,7 @@ pub(super) fn own_migration(
     )? == 1)
 }
 
-pub fn set_checksum(
+pub(crate) fn set_checksum(
     session: &mut dyn Session,
     version: i64,
     checksum: &str,

@@ -9,22 +9,21 @@ mod runs;
 mod states;
 mod transition;
 
-pub use chunks::{
-    checkpoint_chunk, chunk_gap, chunks, claim_chunk, fence_chunk, fold_chunks, prepare_chunks,
-    running_chunks, settle_run_rows, split_chunk, Chunk, ChunkMark, Folded, Prepared,
+pub(crate) use chunks::chunks;
+pub(crate) use chunks::{
+    checkpoint_chunk, chunk_gap, claim_chunk, fence_chunk, fold_chunks, prepare_chunks,
+    running_chunks, settle_run_rows, split_chunk, Chunk, ChunkMark, Prepared,
 };
-pub use migrations::{
-    checkpoint, claim, conclude, entries, entry, finish, set_checksum, start, Ending, Entry, Start,
-};
-pub use runs::{
-    abandon_dead_runs, add_run_rows, finish_run, forgotten, insert_run, runs, Run, RunEnd,
-};
-pub use states::{Action, ChunkState, RunState, State};
-pub use transition::{transition, working, Event, Refusal, Status};
+pub(crate) use migrations::{checkpoint, entries, entry, finish, start, Start};
+pub(crate) use migrations::{claim, conclude, set_checksum, Ending, Entry};
+pub(crate) use runs::{abandon_dead_runs, add_run_rows, finish_run, forgotten, insert_run, RunEnd};
+pub(crate) use runs::{runs, Run};
+pub(crate) use states::{Action, ChunkState, RunState, State};
+pub(crate) use transition::{transition, working, Event, Refusal, Status};
 
 /// One run's work on one migration in one direction: what every fenced write of a run is keyed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunKey<'a> {
+pub(crate) struct RunKey<'a> {
     pub version: i64,
     pub action: Action,
     pub run: &'a str,
@@ -38,7 +37,7 @@ use std::str::FromStr;
 /// The newest ledger schema version this binary knows (the highest `V<n>__` under `schema/ledger/`).
 const LEDGER_SCHEMA: i64 = 6;
 
-pub fn now() -> NaiveDateTime {
+pub(crate) fn now() -> NaiveDateTime {
     Utc::now().naive_utc()
 }
 
@@ -92,13 +91,13 @@ fn schema_version(session: &mut dyn Session) -> Result<Option<i64>> {
 }
 
 /// True when the ledger tables exist at the schema version this binary expects.
-pub fn is_current(session: &mut dyn Session) -> bool {
+pub(crate) fn is_current(session: &mut dyn Session) -> bool {
     schema_version(session).is_ok_and(|v| v == Some(LEDGER_SCHEMA))
 }
 
 /// Whether there is a ledger to read (read-only commands never create one: they must work on a hot
 /// standby, and a refused or read-only look changes nothing).
-pub fn readable(session: &mut dyn Session) -> Result<bool> {
+pub(crate) fn readable(session: &mut dyn Session) -> Result<bool> {
     check_schema(session)?;
     Ok(schema_version(session)?.is_some())
 }
@@ -107,7 +106,7 @@ pub fn readable(session: &mut dyn Session) -> Result<bool> {
 /// look must not leave an empty one where the app's tables are not, and must work on a hot standby);
 /// they upgrade an older one when they can, and go on read-only with it where they may not write (a
 /// standby, a SELECT-only CI user). Returns whether there is a ledger to read.
-pub fn prepare_or_read(session: &mut dyn Session) -> Result<bool> {
+pub(crate) fn prepare_or_read(session: &mut dyn Session) -> Result<bool> {
     if check_schema(session)? {
         return Ok(true);
     }
@@ -127,7 +126,7 @@ pub fn prepare_or_read(session: &mut dyn Session) -> Result<bool> {
 
 /// For commands that only look: [`prepare_or_read`], then `read` the ledger if there is one; with
 /// none (a standby before any run), what an empty ledger holds.
-pub fn read_if_any<T: Default>(
+pub(crate) fn read_if_any<T: Default>(
     session: &mut dyn Session,
     read: impl FnOnce(&mut dyn Session) -> Result<T>,
 ) -> Result<T> {
@@ -141,7 +140,7 @@ pub fn read_if_any<T: Default>(
 /// Where there is no ledger, refuses a schema that is not the app's (PostgreSQL): another schema of
 /// this database holds the ledger (the connection's search_path misses the app's schema), or, to
 /// create one (`creating`), this schema has none of the app's tables.
-pub fn check_place(session: &mut dyn Session, creating: bool) -> Result<()> {
+pub(crate) fn check_place(session: &mut dyn Session, creating: bool) -> Result<()> {
     let Some(place) = session.ledger_place()? else {
         return Ok(());
     };
@@ -162,7 +161,7 @@ pub fn check_place(session: &mut dyn Session, creating: bool) -> Result<()> {
 }
 
 /// A line for a look at a database without a ledger (`None` where a database is one schema).
-pub fn no_ledger_note(session: &mut dyn Session) -> Result<Option<String>> {
+pub(crate) fn no_ledger_note(session: &mut dyn Session) -> Result<Option<String>> {
     if schema_version(session)?.is_some() {
         return Ok(None);
     }
@@ -173,7 +172,7 @@ pub fn no_ledger_note(session: &mut dyn Session) -> Result<Option<String>> {
 
 /// `Ok(true)`: the ledger is current; `Ok(false)`: absent or older (create or upgrade it). A ledger
 /// written by a newer backfill is refused (exit 3): this binary would misread it.
-pub fn check_schema(session: &mut dyn Session) -> Result<bool> {
+pub(crate) fn check_schema(session: &mut dyn Session) -> Result<bool> {
     match schema_version(session)? {
         Some(v) if v > LEDGER_SCHEMA => Err(Error::Ledger(format!(
             "the ledger schema is V{v}, newer than this binary knows (V{LEDGER_SCHEMA}): a newer backfill wrote it; run that version (or newer) of backfill"

@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 
 /// Whether `backfill forget` dropped this migration's undo journal (it is irreversible since).
-pub fn forgotten(session: &mut dyn Session, version: i64) -> Result<bool> {
+pub(crate) fn forgotten(session: &mut dyn Session, version: i64) -> Result<bool> {
     let n = session
         .query_scalar(
             "SELECT COUNT(*) FROM backfill_runs WHERE version = ? AND action = ? AND state = ?",
@@ -23,7 +23,7 @@ pub fn forgotten(session: &mut dyn Session, version: i64) -> Result<bool> {
 
 /// One row of `backfill_runs`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Run {
+pub(crate) struct Run {
     pub run_id: String,
     pub version: Option<i64>,
     pub action: Action,
@@ -32,7 +32,7 @@ pub struct Run {
     pub finished_at: Option<NaiveDateTime>,
     pub operator: String,
     pub host: String,
-    pub tool_version: String,
+    pub(crate) tool_version: String,
     pub checksum: Option<String>,
     /// JSON text, secrets redacted.
     pub arguments: String,
@@ -43,7 +43,7 @@ pub struct Run {
     pub error: Option<String>,
 }
 
-pub fn insert_run(session: &mut dyn Session, run: &Run) -> crate::db::DbResult<()> {
+pub(crate) fn insert_run(session: &mut dyn Session, run: &Run) -> crate::db::DbResult<()> {
     session
         .execute(
             "INSERT INTO backfill_runs (run_id, version, action, state, started_at, finished_at, operator_name, host, \
@@ -71,7 +71,11 @@ pub fn insert_run(session: &mut dyn Session, run: &Run) -> crate::db::DbResult<(
 }
 
 /// Adds a batch's rows to its run. Inside the batch transaction, so the audit count is exact too.
-pub fn add_run_rows(session: &mut dyn Session, run_id: &str, rows: u64) -> crate::db::DbResult<()> {
+pub(crate) fn add_run_rows(
+    session: &mut dyn Session,
+    run_id: &str,
+    rows: u64,
+) -> crate::db::DbResult<()> {
     session
         .execute(
             "UPDATE backfill_runs SET row_count = row_count + ? WHERE run_id = ?",
@@ -82,7 +86,7 @@ pub fn add_run_rows(session: &mut dyn Session, run_id: &str, rows: u64) -> crate
 
 /// How a run ended, for [`finish_run`].
 #[derive(Debug, Clone, Copy)]
-pub struct RunEnd<'a> {
+pub(crate) struct RunEnd<'a> {
     pub state: RunState,
     pub outcome: Option<&'a str>,
     pub error: Option<&'a str>,
@@ -90,7 +94,7 @@ pub struct RunEnd<'a> {
     pub plan_summary: Option<&'a str>,
 }
 
-pub fn finish_run(
+pub(crate) fn finish_run(
     session: &mut dyn Session,
     run_id: &str,
     end: &RunEnd,
@@ -118,7 +122,7 @@ pub fn finish_run(
 }
 
 /// Marks runs left `running` by a process that died (the caller holds the lock, so none is alive).
-pub fn abandon_dead_runs(
+pub(crate) fn abandon_dead_runs(
     session: &mut dyn Session,
     version: i64,
     by_run: &str,
@@ -144,7 +148,7 @@ const RUN_COLUMNS: &str =
     "run_id, version, action, state, started_at, finished_at, operator_name, host, tool_version, \
     checksum, arguments, plan_summary, row_count, outcome, error_message";
 
-pub fn runs(
+pub(crate) fn runs(
     session: &mut dyn Session,
     version: Option<i64>,
     since: Option<NaiveDateTime>,

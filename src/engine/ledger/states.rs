@@ -15,7 +15,7 @@ pub enum State {
 }
 
 impl State {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             State::Running => "running",
             State::Applied => "applied",
@@ -25,7 +25,7 @@ impl State {
         }
     }
     /// Work was in progress: either a live runner holds the lock, or the runner died.
-    pub fn in_progress(self) -> bool {
+    pub(crate) fn in_progress(self) -> bool {
         matches!(self, State::Running | State::Reverting)
     }
 }
@@ -63,7 +63,7 @@ pub enum Action {
 /// What a run ended as (or is): the `state` column of `backfill_runs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RunState {
+pub(crate) enum RunState {
     Running,
     Succeeded,
     Failed,
@@ -78,7 +78,7 @@ pub enum RunState {
 }
 
 impl RunState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RunState::Running => "running",
             RunState::Succeeded => "succeeded",
@@ -138,7 +138,7 @@ impl fmt::Display for Action {
 }
 
 impl Action {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Action::Plan => "plan",
             Action::Apply => "apply",
@@ -152,7 +152,7 @@ impl Action {
 /// Where a chunk of a parallel run is: `pending` (no worker), `running` (one worker of its owner
 /// run), `done`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChunkState {
+pub(crate) enum ChunkState {
     Pending,
     Running,
     Done,
@@ -160,7 +160,7 @@ pub enum ChunkState {
 
 impl ChunkState {
     /// `const` so the SQL that filters on a state can spell it as a constant.
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             ChunkState::Pending => "pending",
             ChunkState::Running => "running",
@@ -170,7 +170,7 @@ impl ChunkState {
 
     /// A stored word this binary does not know (a hand edit) counts as unfinished and unclaimable,
     /// as it always did: the run never ends `applied` over it, and no worker takes it.
-    pub fn from_stored(s: Option<&str>) -> ChunkState {
+    pub(crate) fn from_stored(s: Option<&str>) -> ChunkState {
         match s {
             Some("pending") => ChunkState::Pending,
             Some("done") => ChunkState::Done,

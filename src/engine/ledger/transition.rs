@@ -9,14 +9,14 @@ use super::{Action, State};
 /// (`last_action`; `start` writes only `apply` or `revert` there). `None` in [`transition`]: the
 /// migration never started (no row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Status {
+pub(crate) struct Status {
     pub state: State,
     pub last: Action,
 }
 
 /// What happens to a migration: a command that starts a run, or the end of that run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// A deploy's `apply` (no version named), which picks up only what is its own to finish.
     Deploy,
     /// `apply VERSION`: the operator named it, whatever its state.
@@ -37,7 +37,7 @@ pub enum Event {
 
 /// Why [`transition`] refused; the caller words it for the user (their messages are unchanged).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// A revert of a migration with no row.
     NeverApplied,
     /// A revert of a reverted migration.
@@ -53,7 +53,7 @@ pub enum Refusal {
 }
 
 /// What `from` becomes on `event`, or why it may not. Every edge says why it is allowed.
-pub fn transition(from: Option<Status>, event: Event) -> Result<State, Refusal> {
+pub(crate) fn transition(from: Option<Status>, event: Event) -> Result<State, Refusal> {
     use State::*;
     let Some(Status { state, last }) = from else {
         return match event {
@@ -123,7 +123,7 @@ fn end(state: State, last: Action, event: Event) -> Result<State, Refusal> {
 }
 
 /// The state a run of `action` holds the row in while it works (what its start set).
-pub fn working(action: Action) -> Status {
+pub(crate) fn working(action: Action) -> Status {
     match action {
         Action::Revert => Status {
             state: State::Reverting,
