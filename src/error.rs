@@ -31,7 +31,7 @@ pub enum Error {
     )]
     Interrupted(i32),
     /// [`Error::Interrupted`] as apply and revert report it, with what this process committed
-    /// (`committed`, see [`crate::engine::progress::Tally`]). Exit 128 + signal.
+    /// (`committed`, see `crate::engine::progress::Tally`). Exit 128 + signal.
     #[error(
         "interrupted by {}: {committed}; rerun the same command to resume",
         signal_name(*.signal)
@@ -39,7 +39,7 @@ pub enum Error {
     Stopped { signal: i32, committed: String },
     /// An error about the database, with where its setting came from (`origin`: `--database-url`,
     /// `DATABASE_URL`, a line of the `.env`) in place of the words the drivers use for it
-    /// ([`crate::db::URL_WORDS`]): the operator fixes the right place. The inner error's exit code.
+    /// (`crate::db::URL_WORDS`): the operator fixes the right place. The inner error's exit code.
     #[error("{}", .error.to_string().replace(crate::db::URL_WORDS, .origin))]
     Located { origin: String, error: Box<Error> },
 }

@@ -29,4 +29,4 @@ pub use error::{Error, Result};
 // The author's two paths that compiled migrations spell (`crate::migration`,
 // `crate::version_backfill`): a migration's text is its checksum, so these stay as long as applied
 // migrations name them. Internal code uses the real paths.
-pub(crate) use kit::{migration, version_backfill};
+pub use kit::{migration, version_backfill};

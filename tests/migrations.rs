@@ -1,4 +1,4 @@
-//! The app's two backfills on every dialect, asserted on the exact rows they write.
+//! The two version backfills (competency and role versions) on every dialect, asserted on the exact rows they write.
 
 mod common;
 use backfill::fixtures::TABLES;

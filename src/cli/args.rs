@@ -307,7 +307,7 @@ const APPLIES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The command line as clap builds it from [`Cli`], plus what derive cannot say. The global flags
+/// The command line as clap builds it from `Cli`, plus what derive cannot say. The global flags
 /// are described once, in `backfill --help`: each command's help only names those that apply to it
 /// (none for `new` and `demo`), though they are accepted before or after any command's name. And
 /// `--version` tells the build.

@@ -20,7 +20,7 @@ impl Dialect {
         }
     }
 
-    /// The column names of `table` (a name [`Dialect::tables_sql`] returned), in table order.
+    /// The column names of `table` (a name `Dialect::tables_sql` returned), in table order.
     pub fn columns_sql(self, table: &str) -> String {
         let table = table.replace('\'', "''");
         match self {
@@ -121,7 +121,7 @@ impl Dialect {
         }
     }
 
-    /// The SQL that turns one [`Dialect::exact_text`] parameter back into its value, and how many
+    /// The SQL that turns one `Dialect::exact_text` parameter back into its value, and how many
     /// times that parameter must be passed (SQLite reads it once per storage class).
     pub fn from_exact(self) -> (&'static str, usize) {
         match self {

@@ -194,7 +194,7 @@ pub trait Session: Tx {
     fn identity(&mut self) -> DbResult<Identity>;
     /// Creates or upgrades the ledger tables (refinery, history table `backfill_schema_history`).
     fn migrate_ledger(&mut self) -> DbResult<()>;
-    /// The ledger schema's statements that make `table` (see [`ledger_statements`]).
+    /// The ledger schema's statements that make `table` (see `ledger_statements`).
     fn ledger_ddl(&self, table: &str) -> String;
     /// Caps how long one statement may run, and how long it may wait for a row or table lock
     /// (`lock_wait`); `None` removes a cap. Holds for every later statement of the session, through

@@ -3,7 +3,7 @@
 //! Each batch reads its rows' old and new values (locking the rows), writes the new values, reads back
 //! what the columns now hold, and journals both in the ledger's `backfill_undo` in the same
 //! transaction (`kit::journal`). Values never pass through a float or a driver's idea of a type: they
-//! cross as the dialect's exact text ([`Dialect::exact_text`]), so a 30-digit decimal, NaN, a
+//! cross as the dialect's exact text (`Dialect::exact_text`), so a 30-digit decimal, NaN, a
 //! timestamp's microseconds and zone, or a blob come back as they were.
 
 use crate::db::{DbError, DbResult, Dialect, Tx, Value};
