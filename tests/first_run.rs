@@ -76,11 +76,12 @@ fn demo_tells_the_story_in_two_screens() {
     // scenario revert, the audit trail.
     let steps = [
         "$ backfill sample-data --size 300",
-        "$ backfill plan --samples 0 --out plan.json",
-        "$ backfill apply --expect-plan plan.json\n",
+        &format!("$ backfill plan {V_COMPETENCY} --samples 0 --out plan.json"),
+        &format!("$ backfill apply {V_COMPETENCY} --expect-plan plan.json\n"),
         "(exit 5: refused, nothing written",
-        "$ backfill apply --expect-plan plan.json --batch-size 20 --pause-ms 150",
+        &format!("$ backfill apply {V_COMPETENCY} --expect-plan plan.json \\\n    --batch-size 20 --pause-ms 150"),
         "killed -9 after ",
+        &format!("$ backfill apply {V_COMPETENCY}\n"),
         "(resumed after a runner died",
         "$ backfill verify --data",
         &format!("$ backfill revert {V_COMPETENCY} --scenario "),

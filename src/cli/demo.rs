@@ -230,18 +230,17 @@ fn tell(d: &mut Demo) -> Result<()> {
     d.step("Load sample data: the app's tables and 300 competencies.")?;
     d.show(&["sample-data", "--size", "300"], |_| true)?;
 
+    // Every command names the first migration: the story stays two screens however many ship.
+    let v = first.version.to_string();
     d.step("Plan: what apply would write per scenario, read-only, saved for review.")?;
-    show_plan(
-        d,
-        &["plan", "--samples", "0", "--out", "plan.json"],
-        Some(first.version),
-    )?;
+    let plan = ["plan", &v, "--samples", "0", "--out", "plan.json"];
+    show_plan(d, &plan, Some(first.version))?;
 
     let mut s = d.session()?;
-    refused_apply(d, s.as_mut())?;
+    refused_apply(d, s.as_mut(), &v)?;
 
     d.step("Review again; apply in batches of 20 keys, and kill -9 it mid-way.")?;
-    show_plan(d, &["plan", "--samples", "0", "--out", "plan.json"], None)?;
+    show_plan(d, &plan, None)?;
     let planned = crate::engine::planfile::read(&d.dir.join("plan.json"))?;
     killed_apply(d, s.as_mut(), first.version)?;
 
@@ -287,11 +286,11 @@ fn writes(m: &Registered) -> String {
 }
 
 /// The data moves after the review: an apply that expects the reviewed plan is refused.
-fn refused_apply(d: &mut Demo, s: &mut dyn Session) -> Result<()> {
+fn refused_apply(d: &mut Demo, s: &mut dyn Session, version: &str) -> Result<()> {
     let moved = move_the_data(s)?;
     d.step("Before the deploy, the app moves on: a user links one more competency.")?;
     d.out.output(&format!("sql> {moved}"))?;
-    let args = ["apply", "--expect-plan", "plan.json"];
+    let args = ["apply", version, "--expect-plan", "plan.json"];
     let ran = d.run(&args)?;
     if ran.code != Some(5) {
         return Err(d.failed(&args, &ran));
@@ -320,7 +319,7 @@ fn resume(d: &mut Demo, s: &mut dyn Session, planned: &PlanFile, version: i64) -
         .find(|m| m.version == version)
         .map_or(0, |m| m.total);
     d.step("Apply again: the dead runner's work resumes from its last checkpoint.")?;
-    d.show(&["apply"], |_| true)?;
+    d.show(&["apply", &version.to_string()], |_| true)?;
     let marked = marked(s, version);
     let rows = int(s, &format!("SELECT COUNT(*) {marked}"))?;
     let distinct = int(s, &format!("SELECT COUNT(DISTINCT competency_id) {marked}"))?;
@@ -427,8 +426,10 @@ fn move_the_data(s: &mut dyn Session) -> Result<String> {
 /// Starts `apply` paced to about six batches a second and kills it (SIGKILL) once three batches of
 /// `version` have committed; shows what the ledger and the table hold then.
 fn killed_apply(d: &Demo, s: &mut dyn Session, version: i64) -> Result<()> {
+    let v = version.to_string();
     let args = [
         "apply",
+        &v,
         "--expect-plan",
         "plan.json",
         "--batch-size",
@@ -436,7 +437,11 @@ fn killed_apply(d: &Demo, s: &mut dyn Session, version: i64) -> Result<()> {
         "--pause-ms",
         "150",
     ];
-    d.out.line(&format!("$ backfill {}", args.join(" ")))?;
+    // Two lines, as a shell continues one: a command wrapped at 80 columns could not be pasted.
+    let (head, pace) = args.split_at(4);
+    d.out
+        .command(&format!("$ backfill {} \\", head.join(" ")))?;
+    d.out.command(&format!("    {}", pace.join(" ")))?;
     let mut child = d
         .command(&args)
         .stdout(Stdio::null())
