@@ -295,20 +295,12 @@ pub(crate) fn claim_chunk(
         action,
         run: run_id,
     } = key;
-    let pick = format!(
-        "SELECT {CHUNK_COLUMNS} FROM backfill_chunks WHERE version = ? AND action = ? AND owner_run = ? \
-         AND state = '{CHUNK_PENDING}' ORDER BY lo_key LIMIT 1"
-    );
     let take = format!(
         "UPDATE backfill_chunks SET state = '{CHUNK_RUNNING}' WHERE version = ? AND action = ? AND lo_key = ? \
          AND owner_run = ? AND state = '{CHUNK_PENDING}'"
     );
     loop {
-        let rows = session.query(
-            &pick,
-            &[Value::Int(version), action.as_str().into(), run_id.into()],
-        )?;
-        let Some(mut chunk) = rows.first().map(|r| parse_chunk(r)) else {
+        let Some(mut chunk) = chunks_of_run(session, key, CHUNK_PENDING, " LIMIT 1")?.pop() else {
             return Ok(None);
         };
         let params = [
@@ -485,19 +477,26 @@ pub(crate) fn running_chunks(
     session: &mut dyn Session,
     key: RunKey,
 ) -> crate::db::DbResult<Vec<Chunk>> {
-    let RunKey {
-        version,
-        action,
-        run: run_id,
-    } = key;
+    chunks_of_run(session, key, CHUNK_RUNNING, "")
+}
+
+/// The run's chunks in one state, lowest keys first (`limit`: e.g. " LIMIT 1", or "").
+fn chunks_of_run(
+    session: &mut dyn Session,
+    key: RunKey,
+    state: &str,
+    limit: &str,
+) -> crate::db::DbResult<Vec<Chunk>> {
     let sql = format!(
         "SELECT {CHUNK_COLUMNS} FROM backfill_chunks WHERE version = ? AND action = ? AND owner_run = ? \
-         AND state = '{CHUNK_RUNNING}' ORDER BY lo_key"
+         AND state = '{state}' ORDER BY lo_key{limit}"
     );
-    let rows = session.query(
-        &sql,
-        &[Value::Int(version), action.as_str().into(), run_id.into()],
-    )?;
+    let params = [
+        Value::Int(key.version),
+        key.action.as_str().into(),
+        key.run.into(),
+    ];
+    let rows = session.query(&sql, &params)?;
     Ok(rows.iter().map(|r| parse_chunk(r)).collect())
 }
 
