@@ -48,11 +48,11 @@ fn bench_runs_at_a_tiny_size_and_prints_the_table() {
     for expected in [
         "## SQLite",
         "## PostgreSQL",
-        "| single statement | time | rows/s | / best |",
+        "| single statement | time | rows/s | / best | load (1 min) |",
         "**(best)**",
         "per-entity subquery",
         "grouped derived table joined to competencies",
-        "| figure | backfill | reference | ratio | target | met |",
+        "| figure | backfill | reference | ratio | target | met | load (1 min) |",
         "(1 job) / best single statement |",
         "--jobs 2` / best single statement |",
         "--jobs 2` / one DELETE by marker |",
@@ -62,6 +62,7 @@ fn bench_runs_at_a_tiny_size_and_prints_the_table() {
         "peak RSS of `backfill`: apply / apply --jobs 2 / revert / revert --jobs 2",
         "no-op `apply`",
         "| batch size | batches | apply wall |",
+        "| longest revert batch | load (1 min) |",
         "| 50 |",
         "| 5000 |",
         "## How cost grows",
@@ -76,6 +77,38 @@ fn bench_runs_at_a_tiny_size_and_prints_the_table() {
         assert!(
             stdout.contains(expected),
             "missing `{expected}` in:\n{stdout}\n--- stderr\n{stderr}"
+        );
+    }
+    // Every measured row carries the 1-minute load of its own measurements (a number, or a number
+    // with its range and a busy flag), not only the dialect's heading.
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| {
+            [
+                "| `apply ",
+                "| `revert ",
+                "| `plan ",
+                "| one `DELETE`",
+                "| no-op `apply`",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+        })
+        .collect();
+    assert!(
+        rows.len() >= 12,
+        "the figure rows of both dialects:\n{stdout}"
+    );
+    for row in rows {
+        let last = row
+            .trim_end_matches('|')
+            .rsplit('|')
+            .next()
+            .unwrap_or_default();
+        let load: Option<f64> = last.split_whitespace().next().and_then(|n| n.parse().ok());
+        assert!(
+            matches!(load, Some(l) if l >= 0.0),
+            "row without its load average: {row}"
         );
     }
     // SQLite runs --jobs as 1; PostgreSQL runs the parallel path. At 300 keys one worker may take

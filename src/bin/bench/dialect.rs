@@ -269,7 +269,7 @@ impl<'a> Bench<'a> {
             rss_kb: rss,
             timeline_apply: f.timeline_apply.clone(),
             timeline_jobs: f.timeline_jobs.clone(),
-            load: (!f.load.0.is_empty()).then(|| f.load.median()),
+            load: (!f.load.is_empty()).then(|| f.load.median()),
             fixed: self.args.fixed_batch.map(|n| (n, f.fixed_apply.median())),
         }
     }

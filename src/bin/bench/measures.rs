@@ -170,7 +170,7 @@ impl Bench<'_> {
             there => bail!("{there} rows are there before `backfill {}`: it would time a top-up that writes nothing", apply.join(" ")),
         }
         let (_, events, _) = self.run_batches(&apply, false, f)?;
-        f.fixed_apply = Samples(events.iter().map(|e| e.secs).collect());
+        f.fixed_apply = Samples::now(events.iter().map(|e| e.secs).collect());
         let marked = self.marked()?;
         if marked as u64 != expected {
             bail!(
@@ -180,7 +180,7 @@ impl Bench<'_> {
         }
         let revert = ["revert", version.as_str(), "--batch-size", size.as_str()];
         let (_, events, _) = self.run_batches(&revert, false, f)?;
-        f.fixed_revert = Samples(events.iter().map(|e| e.secs).collect());
+        f.fixed_revert = Samples::now(events.iter().map(|e| e.secs).collect());
         match self.marked()? {
             0 => Ok(()),
             left => bail!("backfill {} left {left} rows", revert.join(" ")),
@@ -268,8 +268,7 @@ fn record_apply(
         if let Some(kb) = p.max_rss_kb {
             f.rss_apply.push(kb);
         }
-        let mut all = Samples::default();
-        events.iter().for_each(|e| all.push(e.secs));
+        let all = Samples::of(events.iter().map(|e| e.secs).collect());
         f.median_batch.push(all.median());
         f.batches = events.len() as u64;
         if first_run {

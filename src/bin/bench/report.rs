@@ -3,7 +3,7 @@
 use crate::dialect::Bench;
 use crate::figures::{Figures, GrowthPoint, SweepPoint};
 use crate::reference::default_batching;
-use crate::stats::{busy, mib, rate, ratio, secs, show_load, yes, LoadWatch, Samples};
+use crate::stats::{busy, load_cell, mib, rate, ratio, secs, show_load, yes, LoadWatch, Samples};
 use backfill::fixtures::Loaded;
 
 impl Bench<'_> {
@@ -60,13 +60,14 @@ impl Bench<'_> {
         if let Some(n) = self.args.fixed_batch {
             o.push_str(&format!(
                 "fixed batches (`--batch-size {n}`, 1 job): apply {} batches, median {} (min–max {}–{}); \
-                 revert {} batches, median {}\n\n",
-                f.fixed_apply.0.len(),
+                 revert {} batches, median {}; load (1 min) {}\n\n",
+                f.fixed_apply.len(),
                 secs(f.fixed_apply.median()),
                 secs(f.fixed_apply.min()),
                 secs(f.fixed_apply.max()),
-                f.fixed_revert.0.len(),
+                f.fixed_revert.len(),
                 secs(f.fixed_revert.median()),
+                load_cell(&[&f.fixed_apply, &f.fixed_revert]),
             ));
         }
     }
@@ -75,15 +76,16 @@ impl Bench<'_> {
     fn targets_table(&self, o: &mut String, f: &Figures, best: &Samples) {
         let v = self.reg.version;
         let jobs = self.args.jobs;
-        o.push_str("| figure | backfill | reference | ratio | target | met |\n");
-        o.push_str("|---|---|---|---|---|---|\n");
+        o.push_str("| figure | backfill | reference | ratio | target | met | load (1 min) |\n");
+        o.push_str("|---|---|---|---|---|---|---|\n");
         let mut row = |what: String, a: &Samples, b: &Samples, target: f64| {
             let (r, shown) = ratio_cell(a, b);
             o.push_str(&format!(
-                "| {what} | {} | {} | {shown} | ≤ {target}× | {} |\n",
+                "| {what} | {} | {} | {shown} | ≤ {target}× | {} | {} |\n",
                 a.show(secs),
                 b.show(secs),
-                yes(r <= target)
+                yes(r <= target),
+                load_cell(&[a, b])
             ));
         };
         row(
@@ -156,11 +158,11 @@ impl Bench<'_> {
             "\nbatch-size sweep (in process, 1 job, {} run(s) each; walls include the ledger and lock work):\n\n",
             self.args.sweep_runs.max(1),
         ));
-        o.push_str("| batch size | batches | apply wall | apply / best single statement | longest apply batch | revert wall | revert / DELETE | longest revert batch |\n");
-        o.push_str("|---|---|---|---|---|---|---|---|\n");
+        o.push_str("| batch size | batches | apply wall | apply / best single statement | longest apply batch | revert wall | revert / DELETE | longest revert batch | load (1 min) |\n");
+        o.push_str("|---|---|---|---|---|---|---|---|---|\n");
         for p in sweep {
             o.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 p.label,
                 p.batches,
                 p.apply.show(secs),
@@ -169,6 +171,7 @@ impl Bench<'_> {
                 p.revert.show(secs),
                 ratio(p.revert.median() / f.delete.median()),
                 secs(p.longest_revert.max()),
+                load_cell(&[&p.apply, &p.revert]),
             ));
         }
     }
@@ -177,8 +180,8 @@ impl Bench<'_> {
 /// A ratio of medians, with the range of the per-run ratios when there are several runs.
 fn ratio_cell(a: &Samples, b: &Samples) -> (f64, String) {
     let r = a.median() / b.median();
-    let pairs = Samples(a.0.iter().zip(&b.0).map(|(x, y)| x / y).collect());
-    let shown = if pairs.0.len() < 2 {
+    let pairs = Samples::of(a.values.iter().zip(&b.values).map(|(x, y)| x / y).collect());
+    let shown = if pairs.len() < 2 {
         ratio(r)
     } else {
         format!(
@@ -193,14 +196,14 @@ fn ratio_cell(a: &Samples, b: &Samples) -> (f64, String) {
 
 /// `apply`'s rate against the old way's, when the old way ran.
 fn old_way_row(o: &mut String, f: &Figures) {
-    if f.old_way_rate.0.is_empty() {
+    if f.old_way_rate.is_empty() {
         return;
     }
     let rows = f.apply_rows;
-    let apply_rate = Samples(f.apply.0.iter().map(|w| rows as f64 / w).collect());
+    let apply_rate = Samples::of(f.apply.values.iter().map(|w| rows as f64 / w).collect());
     let speedup = apply_rate.median() / f.old_way_rate.median();
     o.push_str(&format!(
-        "| `apply` rows/s vs the old way (projected from a subset: {} rows from {} capabilities in {}, of which {} loading the capabilities, counted once) | {} | {} | {} faster | ≥ 30× | {} |\n",
+        "| `apply` rows/s vs the old way (projected from a subset: {} rows from {} capabilities in {}, of which {} loading the capabilities, counted once) | {} | {} | {} faster | ≥ 30× | {} | {} |\n",
         f.old_way_rows,
         f.old_way_capabilities,
         secs(f.old_way_seconds),
@@ -208,23 +211,22 @@ fn old_way_row(o: &mut String, f: &Figures) {
         apply_rate.show(rate),
         f.old_way_rate.show(rate),
         ratio(speedup),
-        yes(speedup >= 30.0)
+        yes(speedup >= 30.0),
+        load_cell(&[&f.apply, &f.old_way_rate])
     ));
 }
 
 /// The rows whose target is an absolute bound: the longest batch, peak memory, the no-op apply.
 fn limits_rows(o: &mut String, f: &Figures, jobs: u64) {
-    let longest = [
+    let batches = [
         &f.longest_apply,
         &f.longest_apply_jobs,
         &f.longest_revert,
         &f.longest_revert_jobs,
-    ]
-    .iter()
-    .map(|s| s.max())
-    .fold(0.0, f64::max);
+    ];
+    let longest = batches.iter().map(|s| s.max()).fold(0.0, f64::max);
     o.push_str(&format!(
-        "| longest batch transaction at the default batching ({}): apply / apply --jobs {jobs} / revert / revert --jobs {jobs} (apply: {} batches, median {}) | {} / {} / {} / {} | | | < 1 s | {} |\n",
+        "| longest batch transaction at the default batching ({}): apply / apply --jobs {jobs} / revert / revert --jobs {jobs} (apply: {} batches, median {}) | {} / {} / {} / {} | | | < 1 s | {} | {} |\n",
         default_batching(),
         f.batches,
         secs(f.median_batch.median()),
@@ -232,7 +234,8 @@ fn limits_rows(o: &mut String, f: &Figures, jobs: u64) {
         secs(f.longest_apply_jobs.max()),
         secs(f.longest_revert.max()),
         secs(f.longest_revert_jobs.max()),
-        yes(longest < 1.0)
+        yes(longest < 1.0),
+        load_cell(&batches)
     ));
     let rss = [
         &f.rss_apply,
@@ -248,15 +251,17 @@ fn limits_rows(o: &mut String, f: &Figures, jobs: u64) {
         .filter(|x| !x.is_nan())
         .fold(f64::NAN, f64::max);
     o.push_str(&format!(
-        "| peak RSS of `backfill`: apply / apply --jobs {jobs} / revert / revert --jobs {jobs} / plan / no-op | {} | | | < 64 MiB | {} |\n",
+        "| peak RSS of `backfill`: apply / apply --jobs {jobs} / revert / revert --jobs {jobs} / plan / no-op | {} | | | < 64 MiB | {} | {} |\n",
         rss.iter().map(|s| mib(s.max())).collect::<Vec<_>>().join(" / "),
-        yes(rss_max < 64.0 * 1024.0)
+        yes(rss_max < 64.0 * 1024.0),
+        load_cell(&rss)
     ));
     o.push_str(&format!(
-        "| no-op `apply` (connect + ledger check), {} runs | {} | | | < 100 ms | {} |\n",
-        f.noop.0.len(),
+        "| no-op `apply` (connect + ledger check), {} runs | {} | | | < 100 ms | {} | {} |\n",
+        f.noop.len(),
         f.noop.show(secs),
-        yes(f.noop.median() < 0.1)
+        yes(f.noop.median() < 0.1),
+        load_cell(&[&f.noop])
     ));
 }
 
@@ -266,7 +271,9 @@ fn forms_table(o: &mut String, f: &Figures, best_label: &str, best: &Samples) {
     o.push_str(&format!(
         "Single statements (each one `INSERT … SELECT` of all {rows} rows in one transaction):\n\n"
     ));
-    o.push_str("| single statement | time | rows/s | / best |\n|---|---|---|---|\n");
+    o.push_str(
+        "| single statement | time | rows/s | / best | load (1 min) |\n|---|---|---|---|---|\n",
+    );
     for (label, t) in &f.forms {
         let mark = if label == best_label {
             " **(best)**"
@@ -274,16 +281,18 @@ fn forms_table(o: &mut String, f: &Figures, best_label: &str, best: &Samples) {
             ""
         };
         o.push_str(&format!(
-            "| {label}{mark} | {} | {} | {} |\n",
+            "| {label}{mark} | {} | {} | {} | {} |\n",
             t.show(secs),
             rate(rows as f64 / t.median()),
-            ratio(t.median() / best.median())
+            ratio(t.median() / best.median()),
+            load_cell(&[t])
         ));
     }
     o.push_str(&format!(
-        "| one `DELETE` by marker (the revert's reference) | {} | {} | |\n\n",
+        "| one `DELETE` by marker (the revert's reference) | {} | {} | | {} |\n\n",
         f.delete.show(secs),
-        rate(rows as f64 / f.delete.median())
+        rate(rows as f64 / f.delete.median()),
+        load_cell(&[&f.delete])
     ));
 }
 
@@ -291,7 +300,7 @@ fn forms_table(o: &mut String, f: &Figures, best_label: &str, best: &Samples) {
 pub(crate) fn best_form(f: &Figures) -> Option<(&str, &Samples)> {
     f.forms
         .iter()
-        .filter(|(_, s)| !s.0.is_empty())
+        .filter(|(_, s)| !s.is_empty())
         .min_by(|a, b| a.1.median().total_cmp(&b.1.median()))
         .map(|(label, s)| (label.as_str(), s))
 }

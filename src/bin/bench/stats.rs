@@ -49,7 +49,7 @@ impl LoadWatch {
         let shared = samples.clone();
         let thread = std::thread::spawn(move || loop {
             if let (Some(load), Ok(mut s)) = (load_1min(), shared.lock()) {
-                s.push(load);
+                s.values.push(load);
             }
             if stopped.recv_timeout(Self::EVERY) != Err(std::sync::mpsc::RecvTimeoutError::Timeout)
             {
@@ -92,7 +92,7 @@ pub(crate) fn busy(load: f64) -> bool {
 
 /// `median (min–max) on N cores`, and a flag when the machine was busy.
 pub(crate) fn show_load(load: &Samples) -> String {
-    if load.0.is_empty() {
+    if load.is_empty() {
         return "not measured (no /proc/loadavg)".into();
     }
     let flag = if busy(load.median()) {
@@ -107,26 +107,45 @@ pub(crate) fn show_load(load: &Samples) -> String {
     )
 }
 
-/// Repeated measurements of one figure.
+/// Repeated measurements of one figure, each with the machine's 1-minute load average when it was
+/// taken: a ratio's two sides are measured minutes apart, and a burst of other work may hit one only.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Samples(pub(crate) Vec<f64>);
+pub(crate) struct Samples {
+    pub(crate) values: Vec<f64>,
+    pub(crate) loads: Vec<f64>,
+}
 
 impl Samples {
+    /// Values derived from measurements (ratios, rates), which carry no load of their own.
+    pub(crate) fn of(values: Vec<f64>) -> Samples {
+        Samples {
+            values,
+            loads: Vec::new(),
+        }
+    }
+    /// Values measured just now (e.g. every batch of one process), under one load sample.
+    pub(crate) fn now(values: Vec<f64>) -> Samples {
+        Samples {
+            values,
+            loads: load_1min().into_iter().collect(),
+        }
+    }
+    /// One measurement that has just ended.
     pub(crate) fn push(&mut self, v: f64) {
-        self.0.push(v);
+        self.values.push(v);
+        self.loads.extend(load_1min());
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.values.len()
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.values.is_empty()
     }
     pub(crate) fn sorted(&self) -> Vec<f64> {
-        let mut v = self.0.clone();
-        v.sort_by(f64::total_cmp);
-        v
+        sorted(&self.values)
     }
     pub(crate) fn median(&self) -> f64 {
-        let v = self.sorted();
-        match v.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => v[n / 2],
-            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-        }
+        median(&self.values)
     }
     pub(crate) fn min(&self) -> f64 {
         self.sorted().first().copied().unwrap_or(f64::NAN)
@@ -136,7 +155,7 @@ impl Samples {
     }
     /// `median (min–max)` with `fmt` for each value.
     pub(crate) fn show(&self, fmt: fn(f64) -> String) -> String {
-        if self.0.len() < 2 {
+        if self.values.len() < 2 {
             return fmt(self.median());
         }
         format!(
@@ -145,6 +164,38 @@ impl Samples {
             fmt(self.min()),
             fmt(self.max())
         )
+    }
+}
+
+fn sorted(values: &[f64]) -> Vec<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn median(values: &[f64]) -> f64 {
+    let v = sorted(values);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// A table cell: the 1-minute load over every measurement of a row's figures, `median (min–max)`,
+/// flagged **busy** when the median is above the core count.
+pub(crate) fn load_cell(of: &[&Samples]) -> String {
+    let all: Vec<f64> = of.iter().flat_map(|s| s.loads.iter().copied()).collect();
+    if all.is_empty() {
+        return "–".into();
+    }
+    let m = median(&all);
+    let (lo, hi) = (sorted(&all)[0], sorted(&all)[all.len() - 1]);
+    let flag = if busy(m) { " **busy**" } else { "" };
+    if hi - lo < 0.05 {
+        format!("{m:.1}{flag}")
+    } else {
+        format!("{m:.1} ({lo:.1}–{hi:.1}){flag}")
     }
 }
 
