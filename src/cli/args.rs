@@ -99,6 +99,8 @@ pub(crate) struct Batching {
     /// many jobs as fit and says so.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_JOBS as u64, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub jobs: u64,
+    #[command(flatten)]
+    pub(crate) watching: crate::cli::watching::Watching,
 }
 
 fn batch_size_help() -> String {

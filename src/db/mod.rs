@@ -236,6 +236,22 @@ pub trait Session: Tx {
     fn connection_room(&mut self) -> DbResult<Option<ConnectionRoom>> {
         Ok(None)
     }
+    /// MySQL/MariaDB: `Threads_running` now (`--max-threads-running`); `None` elsewhere.
+    fn threads_running(&mut self) -> DbResult<Option<u64>> {
+        Ok(None)
+    }
+    /// PostgreSQL: which of `tables` a VACUUM (autovacuum or manual) works on now.
+    fn vacuuming(&mut self, _tables: &[&str]) -> DbResult<Vec<String>> {
+        Ok(Vec::new())
+    }
+    /// PostgreSQL: WAL segments waiting for the archiver; `None` when nothing is archived here.
+    fn archive_backlog(&mut self) -> DbResult<Option<u64>> {
+        Ok(None)
+    }
+    /// PostgreSQL: sessions waiting on a lock that a session of this process holds.
+    fn waiting_on_us(&mut self) -> DbResult<u64> {
+        Ok(0)
+    }
     /// How far behind this server is, read on the server itself (a `--replica-url`).
     fn replica_state(&mut self) -> DbResult<ReplicaState> {
         Ok(ReplicaState::NotAReplica)

@@ -300,8 +300,8 @@ pub(crate) fn run_batches(
     Ok((rows, batches))
 }
 
-/// What the single loop does before each batch: stop on a signal, renew the lease, wait for lagging
-/// replicas.
+/// What the single loop does before each batch: stop on a signal, renew the lease, wait while a
+/// throttle holds the run.
 fn between_batches(
     session: &mut dyn Session,
     held: &mut Held,
@@ -311,7 +311,12 @@ fn between_batches(
         return Err(Error::Interrupted(sig));
     }
     lock::renew(session, &mut held.lease)?;
-    crate::engine::throttle::wait_for_replicas(session, &mut held.gauge, &mut held.lease, progress)
+    crate::engine::throttle::wait_while_throttled(
+        session,
+        &mut held.gauge,
+        &mut held.lease,
+        progress,
+    )
 }
 
 /// One batch with its conflict retries (`retry::conflicts`). The duration is the committed attempt's

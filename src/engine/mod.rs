@@ -1,7 +1,8 @@
 //! The engine: what runs migrations. `runner` picks and runs them (apply, and the run both apply and
 //! `revert` share) under the `lock` (a lease) with the `ledger`'s state transitions; `batch` is the
 //! one fenced batch transaction and the single loop, `parallel` the `--jobs` workers on chunks
-//! (`steal` splits busy ones); `retry` and `throttle` keep it going under conflicts and replica lag;
+//! (`steal` splits busy ones); `retry` and `throttle` keep it going under conflicts and replica lag,
+//! and `health` holds it while the server is busy;
 //! `planning` is `plan`, and `planfile` gates an apply on a reviewed plan; `inspect` is status,
 //! verify, repair and forget; `known` and `audit` are the checks and the audit row the commands
 //! share; `progress` and `text` talk to the operator; `hooks` exist only for the test suite
@@ -9,6 +10,7 @@
 
 mod audit;
 pub(crate) mod batch;
+pub(crate) mod health;
 mod hooks;
 pub(crate) mod inspect;
 mod known;

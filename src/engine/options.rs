@@ -57,6 +57,8 @@ pub struct Options {
     /// Opens one more session to the same database, for each worker of a parallel run; `None`: runs
     /// use only the session they are given (as 1 job).
     pub connect: Option<Connector>,
+    /// The health throttles (`--max-threads-running`, `--throttle-sql`, …); all off by default.
+    pub health: crate::engine::health::Limits,
 }
 
 /// Opens another session to the command's database, with the command's timeouts (one per worker of
@@ -109,6 +111,7 @@ impl Default for Options {
             replicas: Vec::new(),
             jobs: DEFAULT_JOBS,
             connect: None,
+            health: crate::engine::health::Limits::default(),
         }
     }
 }

@@ -422,7 +422,7 @@ impl Worker<'_> {
 pub(crate) struct Shared {
     /// Set on the first error (or signal): every worker stops after its current batch.
     stop: AtomicBool,
-    /// Replica lag is over `--max-replica-lag`: no worker starts a batch.
+    /// A throttle holds the run (replica lag, a health check): no worker starts a batch.
     held: AtomicBool,
     rows: AtomicU64,
     batches: AtomicU64,
@@ -489,7 +489,7 @@ impl Shared {
     }
 }
 
-/// `--max-replica-lag` for a parallel run: the coordinator reads the lag for the whole run (one
+/// The throttles of a parallel run: the coordinator reads the lag and the health for the whole run (one
 /// look, not one per worker) and holds every worker before its next batch while it is too high.
 struct ReplicaGate<'g> {
     gauge: &'g mut crate::engine::throttle::Gauge,
@@ -502,23 +502,20 @@ impl<'g> ReplicaGate<'g> {
     }
 
     fn check(&mut self, session: &mut dyn Session, shared: &Shared, progress: &mut Progress) {
-        let Some(limit) = self.gauge.limit() else {
-            return;
-        };
-        if self.last.is_some_and(|t| t.elapsed() < LAG_EVERY) {
+        if !self.gauge.active() || self.last.is_some_and(|t| t.elapsed() < LAG_EVERY) {
             return;
         }
         self.last = Some(Instant::now());
         match self.gauge.over(session) {
-            Ok(Some(lagging)) => {
+            Ok(Some(hold)) => {
                 if !shared.held.swap(true, Ordering::SeqCst) {
-                    tracing::info!("{}", lagging.long(limit));
+                    tracing::info!("{}", hold.long());
                 }
-                progress.note(&lagging.short(limit));
+                progress.note(&hold.short());
             }
             Ok(None) => {
                 if shared.held.swap(false, Ordering::SeqCst) {
-                    tracing::info!("replicas caught up: going on");
+                    tracing::info!("no throttle holds the run now: going on");
                 }
             }
             Err(e) => shared.fail(e),

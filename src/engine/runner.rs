@@ -260,6 +260,8 @@ pub(crate) fn run_one(
     // The tables are touched and the key range read before anything is written: it feeds the ETA,
     // and it fails here, with the ledger untouched, when the app's tables are missing.
     let span = preflight(session, reg, job.key)?;
+    held.gauge
+        .watch_tables(crate::engine::health::tables_of(reg));
     let note = open_run(session, &one, key, opts)?;
     let workers = workers(session, opts);
     let final_state = start(session, &one, key, opts)?;

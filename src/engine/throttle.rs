@@ -1,12 +1,14 @@
 //! `--max-replica-lag`: between batches, wait while a replica is further behind than allowed (as
 //! gh-ost's and pt-online-schema-change's `--max-lag`), so a backfill never leaves the app's read
-//! replicas serving stale data for long.
+//! replicas serving stale data for long. The health throttles (`health`) hold the run here too:
+//! [`Gauge::over`] says what holds it, [`Gauge::reason`] what held it at the last look.
 //!
 //! Where the lag comes from: the primary itself (`pg_stat_replication`; Galera's flow control), and
 //! each `--replica-url` (a MySQL/MariaDB replica's own `Seconds_Behind_Master`; for a Galera node or a
 //! PostgreSQL standby, the age of the oldest of our writes it has not applied yet).
 
 use crate::db::{ReplicaState, Session};
+use crate::engine::health::{Found, Health};
 use crate::engine::options::{Options, Replica};
 use crate::engine::progress::Progress;
 use crate::error::{Error, Result};
@@ -76,6 +78,31 @@ impl Lagging {
     }
 }
 
+/// What holds the run before its next batch.
+#[derive(Debug, Clone)]
+pub(crate) enum Hold {
+    Lag { lagging: Lagging, limit: Duration },
+    Health(Found),
+}
+
+impl Hold {
+    /// For the progress line, `status` and events.
+    pub(crate) fn short(&self) -> String {
+        match self {
+            Hold::Lag { lagging, limit } => lagging.short(*limit),
+            Hold::Health(found) => format!("waiting: {}", found.text),
+        }
+    }
+
+    /// For the log, once when a wait starts.
+    pub(crate) fn long(&self) -> String {
+        match self {
+            Hold::Lag { lagging, limit } => lagging.long(*limit),
+            Hold::Health(found) => format!("{}: waiting", found.text),
+        }
+    }
+}
+
 struct Watched {
     replica: Replica,
     session: Option<Box<dyn Session>>,
@@ -88,6 +115,10 @@ pub(crate) struct Gauge {
     /// The primary's write position before each look, oldest first, while some replica that
     /// reports positions has not applied it.
     marks: VecDeque<(Instant, i64)>,
+    /// The health throttles' watcher, when any is asked for.
+    health: Option<Health>,
+    /// What held the run at the last look, and since when.
+    holding: Option<(Hold, Instant)>,
 }
 
 impl Gauge {
@@ -97,6 +128,8 @@ impl Gauge {
             limit: opts.max_replica_lag,
             replicas: Vec::new(),
             marks: VecDeque::new(),
+            health: None,
+            holding: None,
         };
         if gauge.limit.is_some() && opts.replicas.is_empty() {
             refuse_hidden_replicas(primary)?;
@@ -131,18 +164,48 @@ impl Gauge {
                 session: Some(session),
             });
         }
+        gauge.health = Health::start(&opts.health, opts.connect.as_ref(), primary.dialect())?;
         Ok(gauge)
     }
 
-    pub(crate) fn limit(&self) -> Option<Duration> {
-        self.limit
+    /// Whether anything may hold a run (a lag limit, a health throttle).
+    pub(crate) fn active(&self) -> bool {
+        self.limit.is_some() || self.health.is_some()
     }
 
-    /// One look: the worst replica past the limit, if any.
-    pub(crate) fn over(&mut self, primary: &mut dyn Session) -> Result<Option<Lagging>> {
-        let Some(limit) = self.limit else {
-            return Ok(None);
+    /// The run that starts now walks and writes these tables (a VACUUM on one holds it).
+    pub(crate) fn watch_tables(&self, tables: Vec<String>) {
+        if let Some(health) = &self.health {
+            health.watch_tables(tables);
+        }
+    }
+
+    /// Why the run waited at the last look (`waiting: …`), or `None` while it goes on: the throttle
+    /// reason for the progress line and `status`.
+    pub(crate) fn reason(&self) -> Option<String> {
+        self.holding.as_ref().map(|(hold, _)| hold.short())
+    }
+
+    /// One look: what holds the run now, a lagging replica first (the worst), else a health
+    /// throttle.
+    pub(crate) fn over(&mut self, primary: &mut dyn Session) -> Result<Option<Hold>> {
+        let lag = match self.limit {
+            Some(limit) => self
+                .lagging(primary, limit)?
+                .map(|lagging| Hold::Lag { lagging, limit }),
+            None => None,
         };
+        let hold = lag.or_else(|| self.health.as_ref()?.found().map(Hold::Health));
+        self.holding = match (self.holding.take(), hold) {
+            (Some((_, since)), Some(hold)) => Some((hold, since)),
+            (None, Some(hold)) => Some((hold, Instant::now())),
+            (_, None) => None,
+        };
+        Ok(self.holding.as_ref().map(|(hold, _)| hold.clone()))
+    }
+
+    /// The worst replica past the limit, if any.
+    fn lagging(&mut self, primary: &mut dyn Session, limit: Duration) -> Result<Option<Lagging>> {
         let over = |lagging: &Lagging| lagging.lag.is_none_or(|lag| lag > limit);
         let mut found: Vec<Lagging> = primary
             .replica_lag()
@@ -261,23 +324,24 @@ fn replica_error(replica: &Replica, what: &str, e: crate::db::DbError) -> Error 
     )
 }
 
-/// The single-job batch loop's wait: returns once no replica lags past the limit. Renews the lease
-/// meanwhile, and stops on SIGINT/SIGTERM.
-pub(crate) fn wait_for_replicas(
+/// The single-job batch loop's wait: returns once no replica lags past the limit and no health
+/// throttle holds the run. Renews the lease meanwhile, and stops on SIGINT/SIGTERM.
+pub(crate) fn wait_while_throttled(
     session: &mut dyn Session,
     gauge: &mut Gauge,
     lease: &mut crate::engine::lock::Lease,
     progress: &mut Progress,
 ) -> Result<()> {
-    let Some(limit) = gauge.limit else {
+    if !gauge.active() {
         return Ok(());
-    };
+    }
     let mut waiting = false;
-    while let Some(lagging) = gauge.over(session)? {
+    while let Some(hold) = gauge.over(session)? {
         if !waiting {
-            tracing::info!("{}", lagging.long(limit));
+            tracing::info!("{}", hold.long());
         }
-        progress.note(&lagging.short(limit));
+        // As `status` shows it too (`Gauge::reason`).
+        progress.note(&gauge.reason().unwrap_or_else(|| hold.short()));
         waiting = true;
         if let Some(sig) = crate::signals::requested() {
             return Err(Error::Interrupted(sig));
@@ -287,7 +351,7 @@ pub(crate) fn wait_for_replicas(
         std::thread::sleep(POLL);
     }
     if waiting {
-        tracing::info!("replicas caught up: going on");
+        tracing::info!("no throttle holds the run now: going on");
     }
     Ok(())
 }

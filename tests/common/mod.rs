@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+pub mod live;
 pub mod topology;
 
 pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";

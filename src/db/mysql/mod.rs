@@ -352,6 +352,14 @@ impl Session for MySession {
         }))
     }
 
+    fn threads_running(&mut self) -> DbResult<Option<u64>> {
+        let n = self.query_scalar(
+            "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'THREADS_RUNNING'",
+            &[],
+        )?;
+        Ok(n.as_i64().and_then(|n| u64::try_from(n).ok()))
+    }
+
     fn connection_room(&mut self) -> DbResult<Option<super::ConnectionRoom>> {
         let row = self.query(
             "SELECT @@max_connections, \

@@ -2,6 +2,7 @@
 //! single-threaded runtime).
 
 mod errors;
+mod health;
 mod io;
 mod ledger_schema;
 mod values;
@@ -217,8 +218,13 @@ fn driver_config(url: &str) -> DbResult<tokio_postgres::Config> {
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(30))
         .tcp_user_timeout(Duration::from_secs(60));
-    config.application_name(format!("backfill pid {}", std::process::id()));
+    config.application_name(application_name());
     Ok(config)
+}
+
+/// How each session of this process names itself, so it can tell its own sessions from others.
+fn application_name() -> String {
+    format!("backfill pid {}", std::process::id())
 }
 
 /// `SET LOCAL search_path = "app", "public";` for a search_path as the URL, the `.env` or `--schema`
@@ -401,6 +407,18 @@ impl Session for PgSession {
                 .map(|l| l.split(',').map(str::to_string).collect())
                 .unwrap_or_default(),
         }))
+    }
+
+    fn vacuuming(&mut self, tables: &[&str]) -> DbResult<Vec<String>> {
+        health::vacuuming(self, tables)
+    }
+
+    fn archive_backlog(&mut self) -> DbResult<Option<u64>> {
+        health::archive_backlog(self)
+    }
+
+    fn waiting_on_us(&mut self) -> DbResult<u64> {
+        health::waiting_on_us(self, &application_name())
     }
 
     fn hidden_replicas(&mut self) -> DbResult<i64> {
