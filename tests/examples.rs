@@ -191,7 +191,50 @@ fn examples_run_only_when_named(kind: Kind) {
         .contains("version_effective_dates"));
 }
 
+/// Batches wider than one journal statement (500 rows a statement, since the journal writes and
+/// reads many rows per round trip): one batch journals every row, the edited-row guard still finds
+/// the last one, and revert restores every old value in one batch.
+fn update_shape_in_batches_wider_than_one_statement(kind: Kind) {
+    let t = TestDb::with_app(kind, &format!("ex_wide_{}", kind as u8));
+    seed_generated(&t, 12_000);
+    null_some_dates(t.session().as_mut());
+    let before = common::dump_all(&t);
+    let pending = nulls(&t);
+    assert!(
+        pending > 500,
+        "fixture too small for two statements: {pending}"
+    );
+    let v = V_DATES.to_string();
+    t.run(&["apply", &v, "--batch-size", "1000000"]).expect(0);
+    assert_eq!(nulls(&t), 0, "every date filled in one batch");
+    let entries = format!("SELECT COUNT(*) FROM backfill_undo WHERE version = {v}");
+    assert_eq!(t.int(&entries), pending, "one entry per changed row");
+    let last = t.int(&format!(
+        "SELECT MAX(row_key) FROM backfill_undo WHERE version = {v}"
+    ));
+    t.exec(&format!(
+        "UPDATE competency_versions SET effective_from = '2001-01-01' WHERE id = {last}"
+    ));
+    let refused = t.run(&["revert", &v, "--batch-size", "1000000"]);
+    let line = refused.one_line_error(5).to_string();
+    assert!(line.contains(&last.to_string()), "{line}");
+    t.run(&["revert", &v, "--force", "--batch-size", "1000000"])
+        .expect(0);
+    let versions = |dump: Vec<String>| -> Vec<String> {
+        dump.into_iter()
+            .filter(|l| l.starts_with("competency_versions"))
+            .collect()
+    };
+    assert_eq!(
+        versions(common::dump_all(&t)),
+        versions(before),
+        "revert restored every old value"
+    );
+    assert_eq!(t.int(&entries), 0, "every entry dropped");
+}
+
 on_every_dialect!(
+    update_shape_in_batches_wider_than_one_statement,
     update_shape_survives_kill_and_reverts_exactly,
     forget_makes_it_final,
     irreversible_shape_survives_kill_and_refuses_revert,

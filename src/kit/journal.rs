@@ -129,6 +129,7 @@ pub(crate) fn journal(
     .collect();
     let run = ctx.run_id.to_string();
     let mut again = 0;
+    let mut fresh = Vec::new();
     for c in changes {
         let new = object(columns, &c.new);
         let old = object(columns, &c.old);
@@ -145,25 +146,37 @@ pub(crate) fn journal(
                 )?;
                 again += 1;
             }
-            None => {
-                tx.execute(
-                    "INSERT INTO backfill_undo (version, run_id, table_name, key_column, row_key, old_values, new_values, value_format) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    &[
-                        Value::Int(ctx.version),
-                        run.as_str().into(),
-                        table.into(),
-                        key_column.into(),
-                        Value::Int(c.key),
-                        Json::Object(old).to_string().into(),
-                        Json::Object(new).to_string().into(),
-                        EXACT.into(),
-                    ],
-                )?;
-            }
+            None => fresh.push(vec![
+                Value::Int(ctx.version),
+                run.as_str().into(),
+                table.into(),
+                key_column.into(),
+                Value::Int(c.key),
+                Json::Object(old).to_string().into(),
+                Json::Object(new).to_string().into(),
+                EXACT.into(),
+            ]),
         }
     }
+    insert_entries(tx, fresh)?;
     uncount(tx, ctx.version, again)
+}
+
+/// New entries, many rows per statement: one statement per changed row made the journal's round
+/// trips the cost of an UPDATE-shaped batch (BENCHMARKS.md, "UPDATE shape").
+fn insert_entries(tx: &mut dyn Tx, entries: Vec<Vec<Value>>) -> DbResult<()> {
+    // 8 parameters a row: 4,000 a statement, below every dialect's limit (SQLite's is 32,766).
+    const ROWS_PER_STATEMENT: usize = 500;
+    for part in entries.chunks(ROWS_PER_STATEMENT) {
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; part.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO backfill_undo (version, run_id, table_name, key_column, row_key, old_values, new_values, value_format) \
+             VALUES {rows}"
+        );
+        let params: Vec<Value> = part.iter().flatten().cloned().collect();
+        tx.execute(&sql, &params)?;
+    }
+    Ok(())
 }
 
 /// A row written again is still one row in place: the batch's checkpoint counts it as written by
@@ -201,9 +214,56 @@ fn merged_old(e: &Entry, now: Map<String, Json>) -> DbResult<Map<String, Json>> 
         .collect())
 }
 
-/// The row's current values of the entry's columns, as the entry holds them; `None` when the row is
-/// gone.
-fn current(tx: &mut dyn Tx, e: &Entry, lock: bool) -> DbResult<Option<Map<String, Json>>> {
+/// The rows' current values of each entry's columns, as the entry holds them (`None` where the row
+/// is gone), in the entries' order. One statement per table and up to 500 keys, not one per entry:
+/// a round trip per row was most of an UPDATE-shaped revert's time.
+fn currents(
+    tx: &mut dyn Tx,
+    entries: &[Entry],
+    lock: bool,
+) -> DbResult<Vec<Option<Map<String, Json>>>> {
+    const KEYS_PER_STATEMENT: usize = 500;
+    let mut found: HashMap<(usize, i64), Map<String, Json>> = HashMap::new();
+    let mut shapes: Vec<(&Entry, Vec<i64>)> = Vec::new();
+    let shape_of = |e: &Entry, o: &Entry| {
+        e.table == o.table
+            && e.key_column == o.key_column
+            && e.exact == o.exact
+            && e.new.keys().eq(o.new.keys())
+    };
+    let mut shape_index = Vec::with_capacity(entries.len());
+    for e in entries {
+        let i = match shapes.iter().position(|(o, _)| shape_of(e, o)) {
+            Some(i) => i,
+            None => {
+                shapes.push((e, Vec::new()));
+                shapes.len() - 1
+            }
+        };
+        shapes[i].1.push(e.key);
+        shape_index.push(i);
+    }
+    for (i, (e, keys)) in shapes.iter().enumerate() {
+        for part in keys.chunks(KEYS_PER_STATEMENT) {
+            for (key, now) in current_rows(tx, e, part, lock)? {
+                found.insert((i, key), now);
+            }
+        }
+    }
+    Ok(entries
+        .iter()
+        .zip(shape_index)
+        .map(|(e, i)| found.get(&(i, e.key)).cloned())
+        .collect())
+}
+
+/// The current values of `e`'s columns in the rows of `keys` (of `e`'s table), by key.
+fn current_rows(
+    tx: &mut dyn Tx,
+    e: &Entry,
+    keys: &[i64],
+    lock: bool,
+) -> DbResult<Vec<(i64, Map<String, Json>)>> {
     let d = tx.dialect();
     let columns: Vec<&str> = e
         .new
@@ -221,20 +281,28 @@ fn current(tx: &mut dyn Tx, e: &Entry, lock: bool) -> DbResult<Option<Map<String
         })
         .collect();
     let sql = format!(
-        "SELECT {} FROM {} WHERE {} = ?{}",
+        "SELECT {k}, {} FROM {} WHERE {k} IN ({}){}",
         shown.join(", "),
         e.table,
-        e.key_column,
-        if lock { d.for_update() } else { "" }
+        vec!["?"; keys.len()].join(", "),
+        if lock { d.for_update() } else { "" },
+        k = e.key_column,
     );
-    let row = tx.query(&sql, &[Value::Int(e.key)])?.into_iter().next();
-    Ok(row.map(|r| {
-        columns
-            .iter()
-            .map(|c| c.to_string())
-            .zip(r.into_iter().map(Value::into_json))
-            .collect()
-    }))
+    let params: Vec<Value> = keys.iter().map(|k| Value::Int(*k)).collect();
+    Ok(tx
+        .query(&sql, &params)?
+        .into_iter()
+        .map(|r| {
+            let mut it = r.into_iter();
+            let key = it.next().and_then(|v| v.as_i64()).unwrap_or(0);
+            let now = columns
+                .iter()
+                .map(|c| c.to_string())
+                .zip(it.map(Value::into_json))
+                .collect();
+            (key, now)
+        })
+        .collect())
 }
 
 /// Whether the row still holds what we wrote. Exact entries compare text for text; an older
@@ -270,8 +338,9 @@ pub(crate) fn edited(tx: &mut dyn Tx, version: i64) -> DbResult<Vec<i64>> {
     let mut found = Vec::new();
     let mut from = i64::MIN;
     while let Some(hi) = crate::kit::bounds::next_bound(tx, JOURNAL_KEY, from, 1_000)? {
-        for e in entries(tx, version, KeyRange { lo: from, hi })? {
-            if current(tx, &e, false)?.is_some_and(|now| !ours(&e, &now)) {
+        let batch = entries(tx, version, KeyRange { lo: from, hi })?;
+        for (e, now) in batch.iter().zip(currents(tx, &batch, false)?) {
+            if now.is_some_and(|now| !ours(e, &now)) {
                 found.push(e.key);
                 if found.len() >= MAX_LISTED {
                     return Ok(found);
@@ -336,23 +405,34 @@ pub(crate) fn restore(
     force: bool,
 ) -> DbResult<u64> {
     let mut restored = 0;
-    for e in entries(tx, version, range)? {
-        if let Some(now) = current(tx, &e, true)? {
-            if !force && !ours(&e, &now) {
+    let batch = entries(tx, version, range)?;
+    for (e, now) in batch.iter().zip(currents(tx, &batch, true)?) {
+        if let Some(now) = now {
+            if !force && !ours(e, &now) {
                 return Err(DbError::query(format!(
                     "{} row {} was edited after this migration changed it; review it, then rerun with --force to restore its old values anyway",
                     e.table, e.key
                 )));
             }
-            put_back(tx, &e)?;
+            put_back(tx, e)?;
             restored += 1;
         }
-        tx.execute(
-            "DELETE FROM backfill_undo WHERE id = ?",
-            &[Value::Int(e.id)],
-        )?;
     }
+    drop_entries(tx, &batch)?;
     Ok(restored)
+}
+
+/// Drops restored entries, up to 500 a statement.
+fn drop_entries(tx: &mut dyn Tx, entries: &[Entry]) -> DbResult<()> {
+    for part in entries.chunks(500) {
+        let sql = format!(
+            "DELETE FROM backfill_undo WHERE id IN ({})",
+            vec!["?"; part.len()].join(", ")
+        );
+        let ids: Vec<Value> = part.iter().map(|e| Value::Int(e.id)).collect();
+        tx.execute(&sql, &ids)?;
+    }
+    Ok(())
 }
 
 /// Journal entries per migration, for `status`.
