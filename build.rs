@@ -126,8 +126,15 @@ fn entries(found: &Found, modules: &mut String) -> String {
             "#[path = {:?}]\n#[allow(non_snake_case)]\npub mod {module};\n",
             path.display().to_string()
         ));
+        // What `status` shows: the file relative to the crate, wherever the checkout is.
+        let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
+        let origin = path
+            .strip_prefix(&root)
+            .unwrap_or(path)
+            .display()
+            .to_string();
         entries.push_str(&format!(
-            "    Registered {{ version: {version}, name: {name:?}, checksum: {sum:?}, migration: &{module}::MIGRATION }},\n"
+            "    Registered {{ version: {version}, name: {name:?}, checksum: {sum:?}, origin: {origin:?}, migration: &{module}::MIGRATION }},\n"
         ));
     }
     entries

@@ -138,8 +138,8 @@ fn dialect_tag(d: Dialect) -> &'static str {
 }
 
 fn check_one(app: &mut AppDb, version: i64, dialect: Dialect, allow_empty: bool) {
-    let reg = runner::find(version).unwrap_or_else(|e| panic!("{e}"));
     let opts = options();
+    let reg = runner::find(&opts.catalog, version).unwrap_or_else(|e| panic!("{e}"));
     let before = app.dump();
     let s = app.session.as_mut();
     let planned =

@@ -9,6 +9,7 @@ use crate::engine::options::{
     DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TARGET, DEFAULT_JOBS, DEFAULT_LOCK_TIMEOUT, DEFAULT_PAUSE,
     DEFAULT_SAMPLES, DEFAULT_STATEMENT_TIMEOUT,
 };
+use crate::registry::Catalog;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -253,8 +254,8 @@ const GIT_COMMIT: &str = match option_env!("BACKFILL_GIT_COMMIT") {
 
 /// `backfill --version`: the version, the commit, and every embedded migration with its checksum,
 /// so a deploy can check it runs the binary (and the migrations) it reviewed.
-fn long_version() -> String {
-    let all = crate::registry::all();
+fn long_version(catalog: &Catalog) -> String {
+    let all = catalog.all();
     let width = all
         .iter()
         .map(|m| format!("V{}__{}", m.version, m.name).len())
@@ -314,6 +315,11 @@ const APPLIES: &[(&str, &str)] = &[
 /// (none for `new` and `demo`), though they are accepted before or after any command's name. And
 /// `--version` tells the build.
 pub fn command() -> clap::Command {
+    command_for(&crate::registry::compiled())
+}
+
+/// [`command`] for a binary that runs `catalog` (its `--version` lists those migrations).
+pub(crate) fn command_for(catalog: &Catalog) -> clap::Command {
     let mut cmd = <Cli as clap::CommandFactory>::command();
     let globals: Vec<clap::Arg> = cmd
         .get_arguments()
@@ -342,7 +348,7 @@ pub fn command() -> clap::Command {
     }
     let version = format!("{} (commit {GIT_COMMIT})", env!("CARGO_PKG_VERSION"));
     cmd.version(leak(version))
-        .long_version(leak(long_version()))
+        .long_version(leak(long_version(catalog)))
 }
 
 /// clap keeps version texts as `&'static str`; these two are made once per process.
@@ -392,8 +398,8 @@ fn from_matches(matches: &clap::ArgMatches) -> std::result::Result<Cli, clap::Er
 }
 
 /// Parses arguments; clap's own errors become one line and exit 2.
-pub(crate) fn parse() -> std::result::Result<Cli, i32> {
-    let parsed = command().try_get_matches().and_then(|m| {
+pub(crate) fn parse(catalog: &Catalog) -> std::result::Result<Cli, i32> {
+    let parsed = command_for(catalog).try_get_matches().and_then(|m| {
         if let Err(message) = refuse_database_flags(&m) {
             error_line(&message);
             return Ok(None);

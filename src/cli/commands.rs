@@ -11,12 +11,13 @@ use crate::engine::options::{Connector, Options, Replica};
 use crate::engine::planfile::{self, PlanOut, PlanTarget};
 use crate::engine::runner::{self, Selection};
 use crate::error::{Error, Result};
+use crate::registry::Catalog;
 use std::path::Path;
 use std::time::Duration;
 
 /// Runs the parsed command; returns what to print on stdout.
-pub(crate) fn run(cli: &Cli) -> Result<String> {
-    let opts = options(cli)?;
+pub(crate) fn run(cli: &Cli, catalog: Catalog) -> Result<String> {
+    let opts = options(cli, catalog)?;
     match &cli.command {
         Command::New { name } => new(name),
         Command::Demo { keep } => crate::cli::demo::run(*keep),
@@ -159,7 +160,7 @@ fn revert(
 fn verify(cli: &Cli, opts: &Options, data: bool, strict: bool) -> Result<String> {
     connect(cli)?.run(|s, _| {
         let found = inspect::verify(s, data, opts)?;
-        let text = report::verify(&found, crate::registry::all().len(), cli.format);
+        let text = report::verify(&found, opts.catalog.all().len(), cli.format);
         let mut problems = found.ledger;
         if strict {
             problems.extend(found.drift);
@@ -224,7 +225,7 @@ fn operator_source(cli: &Cli) -> &'static str {
 
 /// The options every command starts from: the defaults, with the invocation's operator, arguments
 /// and quietness.
-fn options(cli: &Cli) -> Result<Options> {
+fn options(cli: &Cli, catalog: Catalog) -> Result<Options> {
     let defaults = Options::default();
     let operator = cli
         .operator
@@ -242,6 +243,7 @@ fn options(cli: &Cli) -> Result<Options> {
         operator,
         arguments: recorded_arguments(),
         quiet: cli.quiet,
+        catalog,
         ..defaults
     })
 }

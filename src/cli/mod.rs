@@ -15,16 +15,16 @@ pub(crate) mod when;
 pub use args::command;
 
 /// The whole program: returns the process exit code.
-pub fn main() -> i32 {
+pub fn main(catalog: crate::registry::Catalog) -> i32 {
     output::install_panic_hook();
     output::remember_secrets();
-    let cli = match args::parse() {
+    let cli = match args::parse(&catalog) {
         Ok(cli) => cli,
         Err(code) => return code,
     };
     output::init_logging(cli.log_format);
     crate::signals::install();
-    match commands::run(&cli).and_then(|text| output::print(&text)) {
+    match commands::run(&cli, catalog).and_then(|text| output::print(&text)) {
         Ok(()) => 0,
         Err(e) => {
             output::error_line(&e.to_string());

@@ -8,7 +8,7 @@ use crate::engine::lock;
 use crate::engine::options::Options;
 use crate::error::{Error, Result};
 use crate::kit::migration::Context;
-use crate::registry::{self, Registered};
+use crate::registry::{Catalog, Registered};
 use serde::Serialize;
 
 /// One line of `status`.
@@ -29,9 +29,11 @@ pub(crate) struct StatusLine {
 
 /// The ledger's rows (creating the ledger where this user may), or none on a read-only server that
 /// has no ledger yet.
-pub(crate) fn status(session: &mut dyn Session, _opts: &Options) -> Result<Vec<StatusLine>> {
+pub(crate) fn status(session: &mut dyn Session, opts: &Options) -> Result<Vec<StatusLine>> {
+    let catalog = &opts.catalog;
     let entries = ledger::read_if_any(session, ledger::entries)?;
-    let mut lines: Vec<StatusLine> = registry::all()
+    let mut lines: Vec<StatusLine> = catalog
+        .all()
         .iter()
         .map(
             |reg| match entries.iter().find(|e| e.version == reg.version) {
@@ -52,10 +54,10 @@ pub(crate) fn status(session: &mut dyn Session, _opts: &Options) -> Result<Vec<S
         .collect();
     for e in entries
         .iter()
-        .filter(|e| !registry::all().iter().any(|r| r.version == e.version))
+        .filter(|e| !catalog.all().iter().any(|r| r.version == e.version))
     {
         // An example migration run by name is listed as it stands; anything else is unknown here.
-        match registry::find(e.version) {
+        match catalog.find(e.version) {
             Some(reg) => lines.push(status_line(e, !drifted(e, reg), e.state.as_str())),
             None => lines.push(status_line(e, false, "unknown")),
         }
@@ -63,7 +65,8 @@ pub(crate) fn status(session: &mut dyn Session, _opts: &Options) -> Result<Vec<S
     // The journal is in ledger V3; a read-only look at an older ledger has none.
     let sizes = crate::kit::journal::sizes(session).unwrap_or_default();
     for l in &mut lines {
-        let update_shaped = registry::find(l.version)
+        let update_shaped = catalog
+            .find(l.version)
             .is_some_and(|r| r.migration.shape() == crate::kit::migration::Shape::Update);
         let size = sizes.iter().find(|(v, _)| *v == l.version).map(|(_, n)| *n);
         if update_shaped || size.is_some() {
@@ -104,8 +107,9 @@ pub(crate) struct Verification {
 pub(crate) fn verify(
     session: &mut dyn Session,
     data: bool,
-    _opts: &Options,
+    opts: &Options,
 ) -> Result<Verification> {
+    let catalog = &opts.catalog;
     let entries = match ledger::read_if_any(session, ledger::entries) {
         Err(Error::Ledger(problem)) => {
             return Ok(Verification {
@@ -115,11 +119,14 @@ pub(crate) fn verify(
         }
         other => other?,
     };
-    let mut problems: Vec<String> = entries.iter().flat_map(entry_problems).collect();
+    let mut problems: Vec<String> = entries
+        .iter()
+        .flat_map(|e| entry_problems(catalog, e))
+        .collect();
     problems.extend(chunk_holes(session, &entries));
-    problems.extend(merged_late(&entries));
+    problems.extend(merged_late(catalog, &entries));
     let drift = if data {
-        check_data(session, &entries)?
+        check_data(session, catalog, &entries)?
     } else {
         Vec::new()
     };
@@ -130,9 +137,9 @@ pub(crate) fn verify(
 }
 
 /// What one ledger row says is wrong: not in this binary, drifted, failed, or left in progress.
-fn entry_problems(e: &Entry) -> Vec<String> {
+fn entry_problems(catalog: &Catalog, e: &Entry) -> Vec<String> {
     let mut problems = Vec::new();
-    match registry::find(e.version) {
+    match catalog.find(e.version) {
         None => problems.push(format!(
             "V{}__{} is in the ledger ({}) but not in this binary; deploy the build that has it, or check you are on the right database",
             e.version, e.name, e.state
@@ -173,19 +180,19 @@ fn chunk_holes(session: &mut dyn Session, entries: &[Entry]) -> Vec<String> {
 }
 
 /// Migrations never started that are older than one applied: probably merged late.
-fn merged_late(entries: &[Entry]) -> Vec<String> {
+fn merged_late(catalog: &Catalog, entries: &[Entry]) -> Vec<String> {
     // Deployed migrations only: an example run by name says nothing about the deploy order.
     let newest_applied = entries
         .iter()
         .filter(|e| {
-            e.state == State::Applied && registry::all().iter().any(|r| r.version == e.version)
+            e.state == State::Applied && catalog.all().iter().any(|r| r.version == e.version)
         })
         .map(|e| e.version)
         .max();
     let Some(newest) = newest_applied else {
         return Vec::new();
     };
-    registry::all()
+    catalog.all()
         .iter()
         .filter(|reg| reg.version < newest && !entries.iter().any(|e| e.version == reg.version))
         .map(|reg| format!(
@@ -195,10 +202,14 @@ fn merged_late(entries: &[Entry]) -> Vec<String> {
         .collect()
 }
 
-fn check_data(session: &mut dyn Session, entries: &[Entry]) -> Result<Vec<String>> {
+fn check_data(
+    session: &mut dyn Session,
+    catalog: &Catalog,
+    entries: &[Entry],
+) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for e in entries.iter().filter(|e| e.state == State::Applied) {
-        let Some(reg) = registry::find(e.version) else {
+        let Some(reg) = catalog.find(e.version) else {
             continue;
         };
         let ctx = Context {
@@ -311,7 +322,7 @@ fn repair(
     action: Action,
     fix: impl FnOnce(&mut dyn Session, &Registered, &Entry) -> Result<String>,
 ) -> Result<String> {
-    let reg = find(version)?;
+    let reg = find(&opts.catalog, version)?;
     let never = || Error::Usage(format!("V{version} was never run; nothing to repair"));
     if !ledger::check_schema(session)? {
         return Err(never());

@@ -4,10 +4,10 @@
 
 use crate::engine::ledger::{Action, Entry, Refusal, State};
 use crate::error::{Error, Result};
-use crate::registry::{self, Registered};
+use crate::registry::{Catalog, Registered};
 
-pub(crate) fn find(version: i64) -> Result<&'static Registered> {
-    registry::find(version).ok_or_else(|| {
+pub(crate) fn find(catalog: &Catalog, version: i64) -> Result<&'static Registered> {
+    catalog.find(version).ok_or_else(|| {
         Error::Usage(format!(
             "unknown version {version}; `backfill status` lists the versions this binary knows"
         ))
@@ -29,9 +29,9 @@ pub(crate) fn drift_error(entry: &Entry, reg: &Registered) -> Error {
     ))
 }
 
-pub(crate) fn refuse_drift(entries: &[Entry]) -> Result<()> {
+pub(crate) fn refuse_drift(catalog: &Catalog, entries: &[Entry]) -> Result<()> {
     for entry in entries {
-        if let Some(reg) = registry::find(entry.version) {
+        if let Some(reg) = catalog.find(entry.version) {
             if drifted(entry, reg) {
                 return Err(drift_error(entry, reg));
             }

@@ -59,6 +59,8 @@ pub struct Options {
     pub connect: Option<Connector>,
     /// The health throttles (`--max-threads-running`, `--throttle-sql`, …); all off by default.
     pub health: crate::engine::health::Limits,
+    /// The migrations this command knows (the binary's, plus any read at run time).
+    pub catalog: crate::registry::Catalog,
 }
 
 /// Opens another session to the command's database, with the command's timeouts (one per worker of
@@ -112,6 +114,7 @@ impl Default for Options {
             jobs: DEFAULT_JOBS,
             connect: None,
             health: crate::engine::health::Limits::default(),
+            catalog: crate::registry::compiled(),
         }
     }
 }

@@ -20,13 +20,13 @@ pub(crate) fn plan(
     opts: &Options,
 ) -> Result<Vec<PlanReport>> {
     if let Some(v) = version {
-        find(v)?;
+        find(&opts.catalog, v)?;
     }
     // The ledger is made here for the audit row; on a read-only server (a standby) plan anyway.
     let entries = ledger::read_if_any(session, ledger::entries)?;
     let migrations = match version {
-        Some(v) => vec![find(v)?],
-        None => selected(&entries, Selection::Pending)?,
+        Some(v) => vec![find(&opts.catalog, v)?],
+        None => selected(&opts.catalog, &entries, Selection::Pending)?,
     };
     migrations
         .into_iter()

@@ -23,7 +23,7 @@ pub fn revert(
     force: bool,
     opts: &Options,
 ) -> Result<Outcome> {
-    let reg = find(version)?;
+    let reg = find(&opts.catalog, version)?;
     let walk = revert_walk(reg, group, force)?;
     if !ledger::check_schema(session)? {
         return Err(never_applied(reg));

@@ -16,7 +16,7 @@ use crate::engine::text::count;
 use crate::engine::throttle::Gauge;
 use crate::error::{Error, Result};
 use crate::kit::migration::{Context, Cursor, Shape};
-use crate::registry::{self, Registered};
+use crate::registry::{Catalog, Registered};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -65,9 +65,9 @@ pub(crate) fn prepare_ledger(session: &mut dyn Session, _lock_timeout: Duration)
 }
 
 /// Refuses unknown versions before anything touches the database.
-fn validate(selection: Selection) -> Result<()> {
+fn validate(catalog: &Catalog, selection: Selection) -> Result<()> {
     match selection {
-        Selection::One(v) | Selection::UpTo(v) => find(v).map(|_| ()),
+        Selection::One(v) | Selection::UpTo(v) => find(catalog, v).map(|_| ()),
         Selection::Pending => Ok(()),
     }
 }
@@ -79,6 +79,7 @@ fn is_pending(entry: Option<&Entry>) -> bool {
 }
 
 pub(crate) fn selected(
+    catalog: &Catalog,
     entries: &[Entry],
     selection: Selection,
 ) -> Result<Vec<&'static Registered>> {
@@ -86,15 +87,17 @@ pub(crate) fn selected(
     Ok(match selection {
         // Named: run it whatever its state. On an applied migration this is a top-up: every migration
         // is idempotent, so it writes only what became eligible since (or what a scenario revert took).
-        Selection::One(v) => vec![find(v)?],
+        Selection::One(v) => vec![find(catalog, v)?],
         Selection::UpTo(v) => {
-            find(v)?;
-            registry::all()
+            find(catalog, v)?;
+            catalog
+                .all()
                 .iter()
                 .filter(|m| m.version <= v && is_pending(entry(m.version)))
                 .collect()
         }
-        Selection::Pending => registry::all()
+        Selection::Pending => catalog
+            .all()
             .iter()
             .filter(|m| is_pending(entry(m.version)))
             .collect(),
@@ -108,7 +111,7 @@ pub fn apply(
     selection: Selection,
     opts: &Options,
 ) -> Result<Vec<Outcome>> {
-    validate(selection)?;
+    validate(&opts.catalog, selection)?;
     if let Some(hazard) = session.replication_hazard()? {
         return Err(Error::Usage(hazard));
     }
@@ -119,14 +122,14 @@ pub fn apply(
         // ledger; a run that cannot start leaves the database as it was.
         ledger::check_place(session, true)?;
         let entries = Vec::new();
-        for reg in selected(&entries, selection)? {
+        for reg in selected(&opts.catalog, &entries, selection)? {
             preflight(session, reg, reg.migration.key())?;
         }
     }
     prepare_ledger(session, opts.lock_timeout)?;
     let entries = ledger::entries(session)?;
-    refuse_drift(&entries)?;
-    if selected(&entries, selection)?.is_empty() {
+    refuse_drift(&opts.catalog, &entries)?;
+    if selected(&opts.catalog, &entries, selection)?.is_empty() {
         return Ok(Vec::new());
     }
     let lease = lock::acquire(session, opts.lock_timeout)?;
@@ -148,8 +151,8 @@ fn apply_locked(
 ) -> Result<Vec<Outcome>> {
     // Look again: the runner we waited for may have done it all.
     let entries = ledger::entries(session)?;
-    refuse_drift(&entries)?;
-    let todo = selected(&entries, selection)?;
+    refuse_drift(&opts.catalog, &entries)?;
+    let todo = selected(&opts.catalog, &entries, selection)?;
     if let Some(file) = &opts.expect_plan {
         // Every migration this run would write is checked before the first write: a refusal
         // leaves the database as it was.
