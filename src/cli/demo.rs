@@ -276,7 +276,7 @@ fn introduce(d: &mut Demo, all: &[Registered]) -> Result<()> {
 fn writes(m: &Registered) -> String {
     match m.migration.shape() {
         crate::kit::migration::Shape::Insert(undo) => {
-            format!("inserts into {}", undo.revert_key().table)
+            format!("inserts into {}", undo.table())
         }
         crate::kit::migration::Shape::Update => format!("updates {}", m.migration.key().table),
         crate::kit::migration::Shape::Irreversible(_) => {

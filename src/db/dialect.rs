@@ -215,6 +215,31 @@ impl Dialect {
         }
     }
 
+    /// The query naming the server's version, for [`Dialect::has_returning`].
+    pub(crate) fn version_sql(self) -> &'static str {
+        match self {
+            Dialect::Postgres | Dialect::Mysql => "SELECT version()",
+            Dialect::Sqlite => "SELECT sqlite_version()",
+        }
+    }
+
+    /// Whether a server of this `version` (what [`Dialect::version_sql`] returned) has
+    /// `INSERT … RETURNING`: PostgreSQL always, SQLite from 3.35, MariaDB from 10.5; MySQL has none.
+    pub(crate) fn has_returning(self, version: &str) -> bool {
+        let release = |text: &str| -> (u32, u32) {
+            let mut parts = text
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|p| !p.is_empty());
+            let mut next = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            (next(), next())
+        };
+        match self {
+            Dialect::Postgres => true,
+            Dialect::Sqlite => release(version) >= (3, 35),
+            Dialect::Mysql => version.contains("MariaDB") && release(version) >= (10, 5),
+        }
+    }
+
     /// A date parameter placeholder (`?` typed as DATE where the dialect needs it).
     pub fn date_param(self) -> &'static str {
         match self {
@@ -222,5 +247,20 @@ impl Dialect {
             Dialect::Mysql => "CAST(? AS DATE)",
             Dialect::Sqlite => "?",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dialect;
+
+    #[test]
+    fn returning_by_server_version() {
+        assert!(Dialect::Mysql.has_returning("10.11.19-MariaDB-0+deb12u1"));
+        assert!(!Dialect::Mysql.has_returning("10.4.34-MariaDB"));
+        assert!(!Dialect::Mysql.has_returning("8.0.36"));
+        assert!(Dialect::Sqlite.has_returning("3.45.0"));
+        assert!(!Dialect::Sqlite.has_returning("3.34.1"));
+        assert!(Dialect::Postgres.has_returning("PostgreSQL 15.20"));
     }
 }

@@ -121,8 +121,13 @@ impl std::fmt::Debug for Shape<'_> {
 /// How an INSERT-shaped migration deletes what it wrote: what [`Shape::Insert`] carries (usually
 /// the migration itself, `Shape::Insert(self)`).
 pub trait Revert: Sync {
-    /// The key `revert` walks (the table it inserted into).
+    /// The key `revert` walks: the table it inserted into, or the ledger's record of its keys.
     fn revert_key(&self) -> Key;
+
+    /// The table it inserts into.
+    fn table(&self) -> &str {
+        self.revert_key().table
+    }
 
     /// Deletes the rows of one key range of `revert_key` that this migration marked (only those;
     /// only `ctx.group`'s if set); returns how many.

@@ -5,6 +5,8 @@
 //! - `bounds`: the key ranges the runner walks (also for sampling).
 //! - [`marker`]: the identity an INSERT-shaped migration writes into each row, and the exact test for it.
 //! - [`samples`]: a few rows per group for `plan`, read with the step's own ranged query.
+//! - [`insert`]: the INSERT shape for a table without a marker column; [`inserted`]: the keys it
+//!   inserted, recorded in the ledger in the batch's transaction, which revert deletes.
 //! - [`update`]: the UPDATE shape: a journaled, exactly revertible update of existing rows.
 //! - `journal`: its undo journal, in exact text, and the rule for rows the app changed since. It
 //!   lives here, not in the engine, because the update shape writes it inside its own step (the rows'
@@ -12,6 +14,8 @@
 //!   this module, an arrow pointing down.
 
 pub(crate) mod bounds;
+pub mod insert;
+pub mod inserted;
 pub(crate) mod journal;
 pub mod marker;
 pub mod migration;

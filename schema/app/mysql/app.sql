@@ -150,3 +150,32 @@ alter table `scenarios` add constraint `scenarios_source_generation_id_foreign`
     foreign key (`source_generation_id`) references `scenario_generations` (`id`) on delete set null;
 
 alter table `scenarios` add index `scenarios_source_generation_id_index` (`source_generation_id`);
+
+-- The pivot of scenarios and capabilities, as 2026_01_12_193106 creates it and 2026_01_23_120000
+-- extends it (positions). No metadata column: the scenario_capabilities backfill records the keys
+-- it inserts in the ledger instead of marking rows.
+create table `scenario_capabilities` (
+    `id` bigint unsigned not null auto_increment primary key,
+    `scenario_id` bigint unsigned not null,
+    `capability_id` bigint unsigned not null,
+    `strategic_role` varchar(255) not null default 'target',
+    `strategic_weight` smallint unsigned not null default '10',
+    `priority` smallint unsigned not null default '1',
+    `rationale` text null,
+    `required_level` int not null default '3',
+    `is_critical` tinyint(1) not null default '0',
+    `position_x` double null,
+    `position_y` double null,
+    `is_fixed` tinyint(1) not null default '0',
+    `created_at` timestamp null,
+    `updated_at` timestamp null
+) default character set utf8mb4 collate 'utf8mb4_unicode_ci' engine = InnoDB;
+
+alter table `scenario_capabilities` add constraint `scenario_capabilities_scenario_id_foreign`
+    foreign key (`scenario_id`) references `scenarios` (`id`) on delete cascade;
+
+alter table `scenario_capabilities` add constraint `scenario_capabilities_capability_id_foreign`
+    foreign key (`capability_id`) references `capabilities` (`id`) on delete cascade;
+
+alter table `scenario_capabilities` add unique `scenario_capabilities_scenario_id_capability_id_unique`
+    (`scenario_id`, `capability_id`);

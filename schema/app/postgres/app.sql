@@ -151,3 +151,32 @@ alter table "scenarios" add constraint "scenarios_source_generation_id_foreign"
     foreign key ("source_generation_id") references "scenario_generations" ("id") on delete set null;
 
 create index "scenarios_source_generation_id_index" on "scenarios" ("source_generation_id");
+
+-- The pivot of scenarios and capabilities, as 2026_01_12_193106 creates it and 2026_01_23_120000
+-- extends it (positions). No metadata column: the scenario_capabilities backfill records the keys
+-- it inserts in the ledger instead of marking rows.
+create table "scenario_capabilities" (
+    "id" bigserial not null primary key,
+    "scenario_id" bigint not null,
+    "capability_id" bigint not null,
+    "strategic_role" varchar(255) not null default 'target',
+    "strategic_weight" smallint not null default '10',
+    "priority" smallint not null default '1',
+    "rationale" text null,
+    "required_level" integer not null default '3',
+    "is_critical" boolean not null default '0',
+    "created_at" timestamp(0) without time zone null,
+    "updated_at" timestamp(0) without time zone null,
+    "position_x" double precision null,
+    "position_y" double precision null,
+    "is_fixed" boolean not null default '0'
+);
+
+alter table "scenario_capabilities" add constraint "scenario_capabilities_scenario_id_foreign"
+    foreign key ("scenario_id") references "scenarios" ("id") on delete cascade;
+
+alter table "scenario_capabilities" add constraint "scenario_capabilities_capability_id_foreign"
+    foreign key ("capability_id") references "capabilities" ("id") on delete cascade;
+
+alter table "scenario_capabilities" add constraint "scenario_capabilities_scenario_id_capability_id_unique"
+    unique ("scenario_id", "capability_id");

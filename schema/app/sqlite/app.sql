@@ -128,3 +128,27 @@ create table "scenario_generations" (
 create index "scenario_generations_organization_id_index" on "scenario_generations" ("organization_id");
 
 create unique index "scenario_generations_scenario_id_unique" on "scenario_generations" ("scenario_id");
+
+-- The pivot of scenarios and capabilities, as 2026_01_12_193106 creates it and 2026_01_23_120000
+-- extends it (positions, added at the end on SQLite). No metadata column: the scenario_capabilities
+-- backfill records the keys it inserts in the ledger instead of marking rows.
+create table "scenario_capabilities" (
+    "id" integer primary key autoincrement not null,
+    "scenario_id" integer not null,
+    "capability_id" integer not null,
+    "strategic_role" varchar not null default 'target',
+    "strategic_weight" integer not null default '10',
+    "priority" integer not null default '1',
+    "rationale" text,
+    "required_level" integer not null default '3',
+    "is_critical" tinyint(1) not null default '0',
+    "created_at" datetime,
+    "updated_at" datetime,
+    "position_x" float,
+    "position_y" float,
+    "is_fixed" tinyint(1) not null default '0',
+    foreign key("scenario_id") references "scenarios"("id") on delete cascade,
+    foreign key("capability_id") references "capabilities"("id") on delete cascade
+);
+
+create unique index "scenario_capabilities_scenario_id_capability_id_unique" on "scenario_capabilities" ("scenario_id", "capability_id");

@@ -35,7 +35,7 @@ use chrono::{NaiveDateTime, Utc};
 use std::str::FromStr;
 
 /// The newest ledger schema version this binary knows (the highest `V<n>__` under `schema/ledger/`).
-const LEDGER_SCHEMA: i64 = 6;
+const LEDGER_SCHEMA: i64 = 7;
 
 pub(crate) fn now() -> NaiveDateTime {
     Utc::now().naive_utc()
@@ -184,12 +184,13 @@ pub(crate) fn check_schema(session: &mut dyn Session) -> Result<bool> {
 
 /// Every table a current ledger has. Refinery's history says they were made; a hand may have dropped
 /// one since, and every command would then fail on it with an error that rerunning cannot fix.
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 6] = [
     "backfill_migrations",
     "backfill_runs",
     "backfill_lease",
     "backfill_undo",
     "backfill_chunks",
+    "backfill_inserted",
 ];
 
 /// A current ledger must have all its tables and the lease row; without that row no runner could ever
