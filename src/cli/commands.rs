@@ -267,7 +267,7 @@ fn with_batching(mut opts: Options, b: &Batching) -> Result<Options> {
     opts.pause = Duration::from_millis(b.pause_ms);
     opts.max_replica_lag = b.max_replica_lag.map(Duration::from_secs);
     opts.jobs = b.jobs as usize;
-    b.watching.fill(&mut opts);
+    b.watching.fill(&mut opts)?;
     opts.lock_timeout = b.lock.duration();
     opts.statement_timeout =
         (b.statement_timeout > 0).then(|| Duration::from_secs(b.statement_timeout));

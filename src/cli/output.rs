@@ -35,6 +35,9 @@ pub(crate) fn init_logging(format: LogFormat) {
 /// The flags whose value is a URL (and may hold a password).
 const URL_FLAGS: [&str; 2] = ["--database-url", "--replica-url"];
 
+/// Flags whose whole value is a secret: a webhook's URL is its token, a command may carry one.
+const SECRET_FLAGS: [&str; 2] = ["--notify-url", "--notify-cmd"];
+
 /// `--database-url=URL` and the like: the flag and the URL.
 fn url_flag(arg: &str) -> Option<(&str, &str)> {
     let (flag, url) = arg.split_once('=')?;
@@ -45,10 +48,17 @@ fn url_flag(arg: &str) -> Option<(&str, &str)> {
 /// redacted as the drivers parse it, so a password with a raw space or `@` is hidden whole.
 pub(crate) fn recorded_arguments() -> String {
     let mut args = Vec::new();
-    let mut url_next = false;
+    let (mut url_next, mut secret_next) = (false, false);
     for arg in std::env::args_os().skip(1) {
         let arg = arg.to_string_lossy();
-        let shown = if url_next {
+        let shown = if secret_next {
+            "***".to_string()
+        } else if let Some((flag, _)) = arg
+            .split_once('=')
+            .filter(|(f, _)| SECRET_FLAGS.contains(f))
+        {
+            format!("{flag}=***")
+        } else if url_next {
             db::url::redact_url(&arg)
         } else if let Some((flag, url)) = url_flag(&arg) {
             format!("{flag}={}", db::url::redact_url(url))
@@ -56,6 +66,7 @@ pub(crate) fn recorded_arguments() -> String {
             db::url::redact(&arg)
         };
         url_next = URL_FLAGS.contains(&arg.as_ref());
+        secret_next = SECRET_FLAGS.contains(&arg.as_ref());
         args.push(shown);
     }
     serde_json::to_string(&args).unwrap_or_else(|_| "[]".into())

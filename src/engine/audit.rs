@@ -76,6 +76,9 @@ pub(crate) fn record_failure(
     err: Error,
 ) -> Error {
     let message = err.to_string();
+    opts.events.emit(crate::engine::events::Event::Failed {
+        error: message.clone(),
+    });
     // Fenced on the run (`conclude`): a run that never started changes no row.
     let failed = ledger::transition(Some(ledger::working(key.action)), Event::Fail).ok();
     let (run_state, state) = match err {

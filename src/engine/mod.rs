@@ -10,6 +10,7 @@
 
 mod audit;
 pub(crate) mod batch;
+pub mod events;
 pub(crate) mod health;
 mod hooks;
 pub(crate) mod inspect;

@@ -61,6 +61,8 @@ pub struct Options {
     pub health: crate::engine::health::Limits,
     /// The migrations this command knows (the binary's, plus any read at run time).
     pub catalog: crate::registry::Catalog,
+    /// Where the run's events go (`--notify-url`, `--notify-cmd`); off by default.
+    pub events: crate::engine::events::Events,
 }
 
 /// Opens another session to the command's database, with the command's timeouts (one per worker of
@@ -115,6 +117,7 @@ impl Default for Options {
             connect: None,
             health: crate::engine::health::Limits::default(),
             catalog: crate::registry::compiled(),
+            events: crate::engine::events::Events::default(),
         }
     }
 }

@@ -40,6 +40,7 @@ pub(crate) struct Progress {
     first: Option<(Instant, f64)>,
     rows: u64,
     batches: u64,
+    events: crate::engine::events::Events,
 }
 
 /// "apply V202611230001" from "apply V202611230001__competency_versions": the bar's short label.
@@ -83,7 +84,14 @@ impl Progress {
             first: None,
             rows: 0,
             batches: 0,
+            events: crate::engine::events::Events::default(),
         }
+    }
+
+    /// Also tells `events` where the run stands, for its `progress` events.
+    pub(crate) fn with_events(mut self, events: &crate::engine::events::Events) -> Self {
+        self.events = events.clone();
+        self
     }
 
     /// The fraction of the key range done, when both the range and the cursor are known.
@@ -110,6 +118,7 @@ impl Progress {
         if self.first.is_none() {
             self.first = fraction.map(|f| (Instant::now(), f));
         }
+        self.events.progress((rows, batches, rate), eta, fraction);
         if let Some(bar) = &self.bar {
             let percent = fraction.map_or_else(String::new, |f| {
                 bar.set_position((f * 1000.0) as u64);

@@ -269,7 +269,9 @@ pub(crate) fn run_one(
     let workers = workers(session, opts);
     let final_state = start(session, &one, key, opts)?;
     let label = format!("{} V{}__{}", key.action.as_str(), reg.version, reg.name);
-    let mut progress = Progress::new(label, opts.quiet, span);
+    let mut progress = Progress::new(label, opts.quiet, span).with_events(&opts.events);
+    opts.events
+        .begin(reg.version, reg.name, key.action.as_str(), key.run);
     let engine = match prepare(
         session,
         &job,
@@ -305,7 +307,7 @@ pub(crate) fn run_one(
                 jobs: (engine == Engine::Parallel).then_some(workers),
                 state: final_state,
             };
-            succeed(session, &one, walked, note, started)
+            succeed(session, &one, walked, note, started).inspect(|o| opts.events.finished(o))
         }
         Err(err) => Err(record_failure(session, opts, key, err)),
     }

@@ -8,6 +8,7 @@
 //! PostgreSQL standby, the age of the oldest of our writes it has not applied yet).
 
 use crate::db::{ReplicaState, Session};
+use crate::engine::events::{Event, Events};
 use crate::engine::health::{Found, Health};
 use crate::engine::options::{Options, Replica};
 use crate::engine::progress::Progress;
@@ -119,6 +120,8 @@ pub(crate) struct Gauge {
     health: Option<Health>,
     /// What held the run at the last look, and since when.
     holding: Option<(Hold, Instant)>,
+    /// Told when a hold starts (`throttled`).
+    events: Events,
 }
 
 impl Gauge {
@@ -130,6 +133,7 @@ impl Gauge {
             marks: VecDeque::new(),
             health: None,
             holding: None,
+            events: opts.events.clone(),
         };
         if gauge.limit.is_some() && opts.replicas.is_empty() {
             refuse_hidden_replicas(primary)?;
@@ -198,7 +202,11 @@ impl Gauge {
         let hold = lag.or_else(|| self.health.as_ref()?.found().map(Hold::Health));
         self.holding = match (self.holding.take(), hold) {
             (Some((_, since)), Some(hold)) => Some((hold, since)),
-            (None, Some(hold)) => Some((hold, Instant::now())),
+            (None, Some(hold)) => {
+                let reason = hold.short();
+                self.events.emit(Event::Throttled { reason });
+                Some((hold, Instant::now()))
+            }
             (_, None) => None,
         };
         Ok(self.holding.as_ref().map(|(hold, _)| hold.clone()))
