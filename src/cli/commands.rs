@@ -9,6 +9,7 @@ use crate::engine::inspect;
 use crate::engine::ledger;
 use crate::engine::options::{Connector, Options, Replica};
 use crate::engine::planfile::{self, PlanOut, PlanTarget};
+use crate::engine::planning;
 use crate::engine::runner::{self, Selection};
 use crate::error::{Error, Result};
 use crate::registry::Catalog;
@@ -21,7 +22,7 @@ pub(crate) fn run(cli: &Cli, catalog: Catalog) -> Result<String> {
     match &cli.command {
         Command::New { name } => new(name),
         Command::Demo { keep } => crate::cli::demo::run(*keep),
-        Command::SampleData { size } => sample_data(cli, *size),
+        Command::SampleData { size } => sample_data(cli, &opts, *size),
         Command::Status { lock } => status(cli, with_lock(opts, lock)),
         Command::Plan {
             version,
@@ -67,10 +68,16 @@ fn new(name: &str) -> Result<String> {
         .collect())
 }
 
-fn sample_data(cli: &Cli, size: u64) -> Result<String> {
+fn sample_data(cli: &Cli, opts: &Options, size: u64) -> Result<String> {
     let (target, origin) = resolve(cli)?;
     let loaded = crate::fixtures::load_sample(&target, size).map_err(|e| e.located(&origin))?;
-    Ok(report::sample_data(&target.redacted, &loaded, cli.format))
+    let pending = connect(cli)?.run(|s, _| Ok(planning::would_write(s, opts)))?;
+    Ok(report::sample_data(
+        &target.redacted,
+        &loaded,
+        &pending,
+        cli.format,
+    ))
 }
 
 fn status(cli: &Cli, opts: Options) -> Result<String> {

@@ -265,24 +265,15 @@ fn introduce(d: &mut Demo, all: &[Registered]) -> Result<()> {
         all.len()
     ))?;
     for m in all {
-        d.out
-            .line(&format!("  V{}__{}: {}", m.version, m.name, writes(m)))?;
+        d.out.line(&format!(
+            "  V{}__{}: {}",
+            m.version,
+            m.name,
+            crate::cli::report::writes(m)
+        ))?;
     }
     d.out
         .line("The demo follows the first, whose rows a revert can undo scenario by scenario.")
-}
-
-/// What a migration writes, from its shape: the table it inserts into or updates.
-fn writes(m: &Registered) -> String {
-    match m.migration.shape() {
-        crate::kit::migration::Shape::Insert(undo) => {
-            format!("inserts into {}", undo.table())
-        }
-        crate::kit::migration::Shape::Update => format!("updates {}", m.migration.key().table),
-        crate::kit::migration::Shape::Irreversible(_) => {
-            format!("changes {}, irreversibly", m.migration.key().table)
-        }
-    }
 }
 
 /// The data moves after the review: an apply that expects the reviewed plan is refused.

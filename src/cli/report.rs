@@ -4,7 +4,8 @@
 use crate::engine::inspect::StatusLine;
 use crate::engine::ledger::Run;
 use crate::engine::runner::{Outcome, PlanReport};
-use crate::kit::migration::Plan;
+use crate::kit::migration::{Plan, Shape};
+use crate::registry::Registered;
 use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -21,9 +22,21 @@ fn json_doc(value: serde_json::Value) -> String {
     text
 }
 
-/// `sample-data`: what was loaded, and what the two first migrations will find to do.
-pub(crate) fn sample_data(target: &str, l: &crate::fixtures::Loaded, format: Format) -> String {
+/// `sample-data`: what was loaded, and what each migration of the catalog would write on it now.
+pub(crate) fn sample_data(
+    target: &str,
+    l: &crate::fixtures::Loaded,
+    pending: &[(&Registered, crate::error::Result<u64>)],
+    format: Format,
+) -> String {
     if format == Format::Json {
+        let pending: serde_json::Map<String, serde_json::Value> = pending
+            .iter()
+            .map(|(m, rows)| match rows {
+                Ok(rows) => (m.name.to_string(), json!(rows)),
+                Err(e) => (m.name.to_string(), json!({ "error": e.to_string() })),
+            })
+            .collect();
         return json_doc(json!({
             "target": target,
             "loaded": {
@@ -35,31 +48,44 @@ pub(crate) fn sample_data(target: &str, l: &crate::fixtures::Loaded, format: For
                 "scenario_roles": l.scenario_roles,
                 "competency_versions": l.preexisting_versions,
                 "role_versions": l.preexisting_role_versions,
+                "scenario_generations": l.generations,
+                "scenario_capabilities": l.scenario_capabilities,
             },
-            "pending": {
-                "competency_versions": l.pending_competency_versions,
-                "role_versions": l.pending_role_versions,
-            },
+            "pending": pending,
         }));
     }
     let n = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    let versions = |c: u64, r: u64| {
-        format!(
-            "{}, {}",
-            n(c, "competency version", "competency versions"),
-            n(r, "role version", "role versions")
-        )
-    };
-    format!(
-        "loaded sample data into {target}\n  {} in {} ({}), {}, {}\n  already there: {}\n  the backfills will write: {}\n",
+    let mut out = format!(
+        "loaded sample data into {target}\n  {} in {} ({}), {}, {}\n  already there: {}, {}\n  what each migration would write now:\n",
         n(l.competencies, "competency", "competencies"),
         n(l.capabilities, "capability", "capabilities"),
         n(l.links, "link", "links"),
         n(l.scenarios, "scenario", "scenarios"),
         n(l.roles, "role", "roles"),
-        versions(l.preexisting_versions, l.preexisting_role_versions),
-        versions(l.pending_competency_versions, l.pending_role_versions),
-    )
+        n(l.preexisting_versions, "competency version", "competency versions"),
+        n(l.preexisting_role_versions, "role version", "role versions"),
+    );
+    for (m, rows) in pending {
+        let rows = match rows {
+            Ok(rows) => format!(
+                "{} ({})",
+                crate::engine::text::count(*rows, "row"),
+                writes(m)
+            ),
+            Err(e) => format!("cannot plan here: {e}"),
+        };
+        out.push_str(&format!("    V{}__{}: {rows}\n", m.version, m.name));
+    }
+    out
+}
+
+/// What a migration writes, from its shape: the table it inserts into or updates.
+pub(crate) fn writes(m: &Registered) -> String {
+    match m.migration.shape() {
+        Shape::Insert(undo) => format!("inserts into {}", undo.table()),
+        Shape::Update => format!("updates {}", m.migration.key().table),
+        Shape::Irreversible(_) => format!("changes {}, irreversibly", m.migration.key().table),
+    }
 }
 
 pub(crate) fn status(target: &str, lines: &[StatusLine], format: Format) -> String {
@@ -493,6 +519,32 @@ pub(crate) fn log(runs: &[Run], format: Format) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sample_data_lists_each_migration_and_says_why_one_cannot_plan() {
+        let all = crate::registry::all();
+        let (first, second) = (&all[0], &all[1]);
+        let refused = crate::error::Error::Usage("no such table: widgets".into());
+        let pending = [(first, Ok(3)), (second, Err(refused))];
+        let loaded = crate::fixtures::Loaded::default();
+        let text = sample_data("db", &loaded, &pending, Format::Text);
+        let want = format!(
+            "V{}__{}: 3 rows ({})",
+            first.version,
+            first.name,
+            writes(first)
+        );
+        assert!(text.contains(&want), "{text}");
+        let want = format!(
+            "V{}__{}: cannot plan here: no such table",
+            second.version, second.name
+        );
+        assert!(text.contains(&want), "{text}");
+        let doc: serde_json::Value =
+            serde_json::from_str(&sample_data("db", &loaded, &pending, Format::Json)).unwrap();
+        assert_eq!(doc["pending"][first.name], 3, "{doc}");
+        assert!(doc["pending"][second.name]["error"].is_string(), "{doc}");
+    }
 
     fn line(version: i64, name: &str, journal: Option<i64>) -> StatusLine {
         StatusLine {

@@ -20,7 +20,7 @@ pub mod lock;
 pub(crate) mod options;
 mod parallel;
 pub(crate) mod planfile;
-mod planning;
+pub(crate) mod planning;
 pub(crate) mod progress;
 pub(crate) mod retry;
 mod revert;

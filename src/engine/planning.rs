@@ -72,6 +72,23 @@ fn plan_one(session: &mut dyn Session, reg: &Registered, opts: &Options) -> Resu
     })
 }
 
+/// What each migration of the catalog would write on this database now, each planned in a read-only
+/// snapshot, without the ledger or an audit row (`sample-data`'s summary of the rows it loaded). A
+/// migration that cannot plan here (one read at run time, for another app's tables) says why.
+pub(crate) fn would_write(
+    session: &mut dyn Session,
+    opts: &Options,
+) -> Vec<(&'static Registered, Result<u64>)> {
+    let quiet = Options {
+        samples: 0,
+        ..opts.clone()
+    };
+    let plan = |s: &mut dyn Session, reg| compute_plan(s, reg, uuid::Uuid::now_v7(), &quiet);
+    let all = opts.catalog.all().iter();
+    all.map(|reg| (reg, plan(session, reg).map(|p| p.total)))
+        .collect()
+}
+
 /// A plan that failed says so in its audit row, rather than staying `running` forever.
 fn record_plan_failure(session: &mut dyn Session, run_id: &str, err: Error) -> Error {
     let message = err.to_string();
