@@ -8,6 +8,7 @@ pub mod admin;
 mod dialect;
 mod mysql;
 mod postgres;
+pub mod schema_file;
 mod sqlite;
 mod tls;
 pub(crate) mod url;

@@ -167,7 +167,12 @@ impl PgSession {
         }
         let typed: Vec<(PgParam, Type)> =
             params.iter().map(|v| (PgParam(v), Type::UNKNOWN)).collect();
-        let sql = number_placeholders(sql);
+        // Without parameters a `?` is SQL (jsonb's operator, a quoted body), never a placeholder.
+        let sql = if params.is_empty() {
+            sql.to_string()
+        } else {
+            number_placeholders(sql)
+        };
         let client = &self.client;
         let request = async move {
             use futures_util::TryStreamExt;
