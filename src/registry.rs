@@ -1,7 +1,13 @@
-//! The data migrations a binary knows: this crate's, compiled in by `build.rs` from
-//! `data_migrations/`, gathered with any others into a [`Catalog`] that the CLI hands to the engine.
+//! The data migrations a binary knows: a crate's own, compiled in by [`include_migrations!`]
+//! from what its `build.rs` registered, gathered with any others into a [`Catalog`] that the CLI
+//! hands to the engine.
+//!
+//! [`include_migrations!`]: crate::include_migrations
 
 use crate::kit::migration::DataMigration;
+
+/// The frozen checksum `Registered::checksum` holds (the build helper's own code, one copy).
+pub use backfill_build::checksum;
 
 /// One registered migration: `V<version>__<name>` with its frozen checksum.
 #[derive(Clone, Copy)]
@@ -24,11 +30,23 @@ impl std::fmt::Debug for Registered {
     }
 }
 
-/// One module per `data_migrations/V<version>__<name>.rs` (public for the benchmark, which runs a
-/// migration's own SQL as its reference).
+/// A crate's name, version and commit, as `--version` names the app a binary was built for.
+#[derive(Debug, Clone, Copy)]
+pub struct App {
+    /// The package name (`CARGO_PKG_NAME`).
+    pub name: &'static str,
+    /// The package version.
+    pub version: &'static str,
+    /// The git commit it was built from (`-dirty` with uncommitted changes), or `unknown`.
+    pub commit: &'static str,
+}
+
+/// This crate's own migrations (the HR app's), one module per `data_migrations/V…__name.rs`,
+/// compiled in as any app's are (public for the benchmark, which runs a migration's own SQL as its
+/// reference).
+#[doc(hidden)]
 pub mod generated {
-    use super::Registered;
-    include!(concat!(env!("OUT_DIR"), "/registry.rs"));
+    crate::include_migrations!();
 }
 
 /// The migrations one binary runs: those a deploy's `apply` runs (in version order), and examples
@@ -37,6 +55,7 @@ pub mod generated {
 pub struct Catalog {
     migrations: &'static [Registered],
     examples: &'static [Registered],
+    app: Option<&'static App>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -52,7 +71,26 @@ impl Catalog {
         Catalog {
             migrations,
             examples: &[],
+            app: None,
         }
+    }
+
+    /// This catalog with `examples`: migrations that run only when named (in version order).
+    pub const fn with_examples(self, examples: &'static [Registered]) -> Catalog {
+        Catalog { examples, ..self }
+    }
+
+    /// This catalog as `app`'s: its `--version` names the app's crate and commit beside backfill's.
+    pub const fn for_app(self, app: &'static App) -> Catalog {
+        Catalog {
+            app: Some(app),
+            ..self
+        }
+    }
+
+    /// The crate whose migrations these are (`None`: backfill's own).
+    pub fn app(&self) -> Option<&'static App> {
+        self.app
     }
 
     /// The migrations a deploy's `apply` runs, in version order.
@@ -87,17 +125,14 @@ impl Catalog {
         all.sort_by_key(|m| m.version);
         Ok(Catalog {
             migrations: Box::leak(all.into_boxed_slice()),
-            examples: self.examples,
+            ..*self
         })
     }
 }
 
 /// The migrations compiled into this crate (the HR app's, and with feature `testkit` its examples).
 pub fn compiled() -> Catalog {
-    Catalog {
-        migrations: generated::MIGRATIONS,
-        examples: generated::EXAMPLES,
-    }
+    generated::catalog()
 }
 
 /// The production migrations compiled into this crate: what its own binary lists and applies.
@@ -119,6 +154,33 @@ mod tests {
             version,
             origin,
             ..*first
+        }
+    }
+
+    /// Applied in production: their checksums, taken before the build helper replaced `build.rs`'s
+    /// own code, must never change (a changed one makes `apply` refuse the HR app's deploys).
+    #[test]
+    fn the_applied_hr_migrations_keep_their_checksums() {
+        let frozen = [
+            (
+                202611230001,
+                "c4825ae8153bb30d2b05c148a91886c2557715a39aa78b771e3ff86187dfd2cc",
+            ),
+            (
+                202611230002,
+                "0311f2c382189303d97eb3336d39e2dc7ef091eceb76d7a48c0f062d11b5c7e1",
+            ),
+            (
+                202612060003,
+                "1160641b6cbccd1ffa06bef55c4b6b4c4dbdcb061ae022cf90021a5b9b0c67ef",
+            ),
+        ];
+        for (version, sum) in frozen {
+            let m = find(version).unwrap_or_else(|| panic!("V{version} is not compiled in"));
+            assert_eq!(m.checksum, sum, "{m:?}");
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(m.origin);
+            let source = std::fs::read_to_string(&path).expect("the migration's file");
+            assert_eq!(checksum::checksum(&source), sum, "{}", path.display());
         }
     }
 

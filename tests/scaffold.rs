@@ -50,7 +50,8 @@ fn new_writes_a_migration_and_its_test_with_twelve_digit_versions() {
         assert!(text.starts_with(&format!("//! {stem} on")), "{text}");
         let source = std::fs::read_to_string(entry_path(&dir, &file)).expect("read");
         assert!(
-            source.contains("UpdateBackfill") && source.contains("t.description"),
+            source.contains("use backfill::kit::update::UpdateBackfill")
+                && source.contains("t.description"),
             "a no-op template"
         );
         versions.push(version);

@@ -9,7 +9,7 @@ use crate::engine::options::{
     DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TARGET, DEFAULT_JOBS, DEFAULT_LOCK_TIMEOUT, DEFAULT_PAUSE,
     DEFAULT_SAMPLES, DEFAULT_STATEMENT_TIMEOUT,
 };
-use crate::registry::Catalog;
+use crate::registry::{App, Catalog};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -253,7 +253,8 @@ const GIT_COMMIT: &str = match option_env!("BACKFILL_GIT_COMMIT") {
 };
 
 /// `backfill --version`: the version, the commit, and every embedded migration with its checksum,
-/// so a deploy can check it runs the binary (and the migrations) it reviewed.
+/// so a deploy can check it runs the binary (and the migrations) it reviewed. An app's binary names
+/// the app's crate and commit first, then backfill's.
 fn long_version(catalog: &Catalog) -> String {
     let all = catalog.all();
     let width = all
@@ -261,16 +262,28 @@ fn long_version(catalog: &Catalog) -> String {
         .map(|m| format!("V{}__{}", m.version, m.name).len())
         .max()
         .unwrap_or(0);
-    let mut text = format!(
-        "{}\ncommit {GIT_COMMIT}\nmigrations ({}; SHA-256 of each source file):\n",
-        env!("CARGO_PKG_VERSION"),
+    let backfill = env!("CARGO_PKG_VERSION");
+    let mut text = match app_of(catalog) {
+        Some(app) => format!(
+            "{}\ncommit {}\nbackfill {backfill} (commit {GIT_COMMIT})\n",
+            app.version, app.commit
+        ),
+        None => format!("{backfill}\ncommit {GIT_COMMIT}\n"),
+    };
+    text.push_str(&format!(
+        "migrations ({}; SHA-256 of each source file):\n",
         all.len()
-    );
+    ));
     for m in all {
         let name = format!("V{}__{}", m.version, m.name);
         text.push_str(&format!("  {name:<width$}  {}\n", m.checksum));
     }
     text.trim_end().to_string()
+}
+
+/// The app crate a catalog was built for, unless it is this crate itself.
+fn app_of(catalog: &Catalog) -> Option<&'static App> {
+    catalog.app().filter(|a| a.name != env!("CARGO_PKG_NAME"))
 }
 
 /// The global flags that mean something to each command, named at the foot of its help.
@@ -346,9 +359,17 @@ pub(crate) fn command_for(catalog: &Catalog) -> clap::Command {
             }
         });
     }
-    let version = format!("{} (commit {GIT_COMMIT})", env!("CARGO_PKG_VERSION"));
-    cmd.version(leak(version))
-        .long_version(leak(long_version(catalog)))
+    let backfill = format!("{} (commit {GIT_COMMIT})", env!("CARGO_PKG_VERSION"));
+    if let Some(app) = app_of(catalog) {
+        let version = format!(
+            "{} (commit {}; backfill {backfill})",
+            app.version, app.commit
+        );
+        cmd = cmd.name(app.name).version(leak(version));
+    } else {
+        cmd = cmd.version(leak(backfill));
+    }
+    cmd.long_version(leak(long_version(catalog)))
 }
 
 /// clap keeps version texts as `&'static str`; these two are made once per process.

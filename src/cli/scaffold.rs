@@ -13,12 +13,12 @@ const TEMPLATE: &str = r#"//! __NAME__: say what this backfill changes, for whic
 //!   values over the row `t`; the runner walks the key in batches, journals old values and revert
 //!   restores them exactly.
 //! - INSERT-shaped: implement `DataMigration` and `Revert`, with `Shape::Insert(self)`, marking rows
-//!   with `kit::marker::json` (see `src/kit/version_backfill.rs`).
-//! - Irreversible: `Shape::Irreversible("why")` (see `examples/data_migrations/`).
+//!   with `backfill::kit::marker::json` (see backfill's `kit::version_backfill`).
+//! - Irreversible: `Shape::Irreversible("why")` (see backfill's `examples/data_migrations/`).
 //!
 //! Its test is `tests/__TEST__`: plan == apply, idempotent, verify clean, exact revert, on every dialect.
 
-use crate::kit::update::UpdateBackfill;
+use backfill::kit::update::UpdateBackfill;
 
 pub static MIGRATION: UpdateBackfill = UpdateBackfill {
     table: "competencies",

@@ -1,4 +1,5 @@
-//! The migration checksum: `build.rs` computes it into the registry the binary embeds.
+//! The migration checksum: the build helper computes it into the registry a binary embeds, and
+//! backfill computes it for migrations it reads at run time (one copy of the algorithm).
 //!
 //! Algorithm "v1", frozen: SHA-256 over the source with CRLF/CR turned into LF, trailing whitespace
 //! removed from every line and trailing blank lines dropped. Changing it would make every applied
@@ -6,7 +7,8 @@
 
 use sha2::{Digest, Sha256};
 
-pub(crate) fn normalize(source: &str) -> String {
+/// The text the checksum covers: LF line endings, no trailing whitespace, no trailing blank lines.
+pub fn normalize(source: &str) -> String {
     let unified = source.replace("\r\n", "\n").replace('\r', "\n");
     let lines: Vec<&str> = unified.lines().map(str::trim_end).collect();
     let end = lines
@@ -18,7 +20,8 @@ pub(crate) fn normalize(source: &str) -> String {
     out
 }
 
-pub(crate) fn checksum(source: &str) -> String {
+/// SHA-256 of [`normalize`]d `source`, as 64 lowercase hex digits.
+pub fn checksum(source: &str) -> String {
     let digest = Sha256::digest(normalize(source).as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
