@@ -53,7 +53,8 @@ pub(crate) fn prepare_per_statement(d: Dialect, url: &str) -> String {
 /// The bench's own database (`--db-name`), dropped at the end unless `--keep` / `--load-only`.
 pub(crate) struct BenchDb {
     pub(crate) url: String,
-    pub(crate) _scratch: Scratch,
+    /// `None` with `--reuse`: a database an earlier run kept, left as it is.
+    pub(crate) _scratch: Option<Scratch>,
 }
 
 impl BenchDb {
@@ -63,6 +64,18 @@ impl BenchDb {
             Kind::Postgres => (Dialect::Postgres, args.pg_admin.clone()),
             Kind::Mariadb => (Dialect::Mysql, args.mariadb_admin.clone()),
         };
+        if args.reuse {
+            if dialect == Dialect::Sqlite {
+                bail!("--reuse measures a kept server database; SQLite's is a temporary file");
+            }
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            let url = format!("{base}/{}", args.db_name.to_lowercase());
+            eprintln!("bench: reusing {url}");
+            return Ok(BenchDb {
+                url,
+                _scratch: None,
+            });
+        }
         let mut scratch = Scratch::create_at(dialect, &admin, &args.db_name).map_err(|e| {
             anyhow!("creating the bench database (--db-name; `make db` starts the servers): {e}")
         })?;
@@ -72,7 +85,7 @@ impl BenchDb {
         }
         Ok(BenchDb {
             url: scratch.url.clone(),
-            _scratch: scratch,
+            _scratch: Some(scratch),
         })
     }
 }

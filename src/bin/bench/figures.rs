@@ -3,6 +3,8 @@
 use crate::databases::Kind;
 use crate::measures::InProcess;
 use crate::stats::{max_secs, Samples};
+use crate::timed::Profile;
+use crate::update_shape::UpdateFigures;
 
 #[derive(Default, Clone)]
 pub(crate) struct Figures {
@@ -50,6 +52,8 @@ pub(crate) struct Figures {
     /// `--fixed-batch N`: every committed batch of one `apply` and one `revert` at N keys (seconds).
     pub(crate) fixed_apply: Samples,
     pub(crate) fixed_revert: Samples,
+    /// The UPDATE shape's figures (absent with `--no-update-shape`).
+    pub(crate) update: Option<UpdateFigures>,
 }
 
 /// One committed batch of a `backfill` process, from its debug log: when it ended (seconds since the
@@ -145,10 +149,19 @@ pub(crate) struct SweepPoint {
     pub(crate) longest_apply: Samples,
     pub(crate) longest_revert: Samples,
     pub(crate) batches: u64,
+    /// `--profile`: the first run's apply and revert, with their walls and batches.
+    pub(crate) profile: Option<[(Profile, f64, u64); 2]>,
 }
 
 impl SweepPoint {
     pub(crate) fn add(&mut self, apply: &InProcess, revert: &InProcess) {
+        if self.profile.is_none() && !apply.parts.is_empty() {
+            let batches = |p: &InProcess| p.batches.len() as u64;
+            self.profile = Some([
+                (apply.parts.clone(), apply.wall, batches(apply)),
+                (revert.parts.clone(), revert.wall, batches(revert)),
+            ]);
+        }
         self.apply.push(apply.wall);
         self.revert.push(revert.wall);
         self.longest_apply.push(max_secs(&apply.batches));

@@ -42,6 +42,7 @@ mod reference;
 mod report;
 mod stats;
 mod timed;
+mod update_shape;
 
 /// The migration measured: the competency_versions backfill.
 pub(crate) const MIGRATION: &str = "competency_versions";
@@ -125,6 +126,14 @@ pub(crate) struct Args {
     /// Only create and load the databases, keep them, measure nothing (for EXPLAIN by hand).
     #[arg(long)]
     pub(crate) load_only: bool,
+    /// Measure on the database a `--load-only` run kept (`--db-name`, one size), without creating
+    /// or loading it again: it must be as loaded (the migration not applied). Kept afterwards.
+    #[arg(long, conflicts_with = "load_only")]
+    pub(crate) reuse: bool,
+    /// Skip the UPDATE shape's figures (the example `V202611300001` over one version row per
+    /// competency, against one `UPDATE`).
+    #[arg(long)]
+    pub(crate) no_update_shape: bool,
     /// Also run `apply` and `revert` with `--batch-size N` (every batch N keys) and report their
     /// median batch: at a fixed size, a batch that costs O(batch) takes as long at any table size.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]

@@ -6,7 +6,7 @@ use crate::figures::{batch_events, BatchEvent, Figures};
 use crate::process::{backfill, Proc};
 use crate::reference::{floor_delete, floor_group_by, single_statements, today};
 use crate::stats::{secs, Samples};
-use crate::timed::Timed;
+use crate::timed::{Profile, Timed};
 use anyhow::{anyhow, bail, Result};
 use backfill::db::Value;
 use backfill::engine::runner::{self, Options, Selection};
@@ -216,6 +216,7 @@ impl Bench<'_> {
         let apply = InProcess {
             wall: t.elapsed().as_secs_f64(),
             batches: timed.take(),
+            parts: timed.take_parts(),
         };
         timed.report_profile(&format!("apply batch {batch_label}, {}", secs(apply.wall)));
         let rows: u64 = done.iter().map(|o| o.rows).sum();
@@ -229,6 +230,7 @@ impl Bench<'_> {
         let revert = InProcess {
             wall: t.elapsed().as_secs_f64(),
             batches: timed.take(),
+            parts: timed.take_parts(),
         };
         timed.report_profile(&format!(
             "revert batch {batch_label}, {}",
@@ -318,6 +320,8 @@ impl std::fmt::Display for Batching {
 pub(crate) struct InProcess {
     pub(crate) wall: f64,
     pub(crate) batches: Vec<Duration>,
+    /// `--profile`: where the time went.
+    pub(crate) parts: Profile,
 }
 
 /// Laravel writes timestamps without fractional seconds.

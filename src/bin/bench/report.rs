@@ -4,6 +4,8 @@ use crate::dialect::Bench;
 use crate::figures::{Figures, GrowthPoint, SweepPoint};
 use crate::reference::default_batching;
 use crate::stats::{busy, load_cell, mib, rate, ratio, secs, show_load, yes, LoadWatch, Samples};
+use crate::timed::{Part, Profile};
+use crate::update_shape::UpdateFigures;
 use backfill::fixtures::Loaded;
 
 impl Bench<'_> {
@@ -25,6 +27,14 @@ impl Bench<'_> {
         self.report_notes(&mut o, f, best_label, best);
         if !sweep.is_empty() {
             self.sweep_table(&mut o, f, sweep, best);
+        }
+        if let Some(u) = &f.update {
+            self.update_table(&mut o, u);
+        }
+        for p in sweep {
+            if let Some(profile) = &p.profile {
+                profile_table(&mut o, &p.label, profile);
+            }
         }
         o
     }
@@ -148,6 +158,53 @@ impl Bench<'_> {
         for r in &f.retried {
             o.push_str(&format!(
                 "\nretried from a clean state after an error (shared server): {r}\n"
+            ));
+        }
+    }
+
+    /// The UPDATE shape against one `UPDATE` (apply) and one restoring `UPDATE` (revert).
+    fn update_table(&self, o: &mut String, u: &UpdateFigures) {
+        let (v, jobs) = (crate::update_shape::VERSION, self.args.jobs);
+        o.push_str(&format!(
+            "\nUPDATE shape: `V{v}__version_effective_dates` (journaled) over {} version rows, one per competency, \
+             against one `UPDATE … SET effective_from = date(created_at)` and one `UPDATE` back to NULL:\n\n\
+             | figure | backfill | reference | ratio | target | met | load (1 min) |\n|---|---|---|---|---|---|---|\n",
+            u.rows
+        ));
+        let rows = [
+            (
+                format!("`apply {v}` (1 job) / one UPDATE"),
+                &u.apply,
+                &u.update,
+                2.0,
+            ),
+            (
+                format!("`apply {v} --jobs {jobs}` / one UPDATE"),
+                &u.apply_jobs,
+                &u.update,
+                1.3,
+            ),
+            (
+                format!("`revert {v}` (1 job) / one restoring UPDATE"),
+                &u.revert,
+                &u.restore,
+                2.0,
+            ),
+            (
+                format!("`revert {v} --jobs {jobs}` / one restoring UPDATE"),
+                &u.revert_jobs,
+                &u.restore,
+                2.0,
+            ),
+        ];
+        for (what, a, b, target) in rows {
+            let (r, shown) = ratio_cell(a, b);
+            o.push_str(&format!(
+                "| {what} | {} | {} | {shown} | ≤ {target}× | {} | {} |\n",
+                a.show(secs),
+                b.show(secs),
+                yes(r <= target),
+                load_cell(&[a, b])
             ));
         }
     }
@@ -338,4 +395,50 @@ pub(crate) fn growth_table(points: &[GrowthPoint], jobs: u64) -> String {
         ));
     }
     o
+}
+
+/// `--profile`: where one in-process apply and revert spent their time, per part of the run.
+fn profile_table(o: &mut String, label: &str, runs: &[(Profile, f64, u64); 2]) {
+    o.push_str(&format!(
+        "\nwhere the time goes (`--profile`, in process, batching {label}; round trips = statements sent):\n\n\
+         | part | apply: round trips | apply: time | apply: share | revert: round trips | revert: time | revert: share |\n\
+         |---|---|---|---|---|---|---|\n"
+    ));
+    let parts: std::collections::BTreeSet<Part> =
+        runs.iter().flat_map(|(p, ..)| p.keys().copied()).collect();
+    let cell = |(p, wall, _): &(Profile, f64, u64), part: Part| {
+        let (d, n) = p.get(&part).copied().unwrap_or_default();
+        let t = d.as_secs_f64();
+        format!("{n} | {} | {:.0}%", secs(t), 100.0 * t / wall)
+    };
+    for part in parts {
+        o.push_str(&format!(
+            "| {} | {} | {} |\n",
+            part.label(),
+            cell(&runs[0], part),
+            cell(&runs[1], part)
+        ));
+    }
+    let rest = |(p, wall, _): &(Profile, f64, u64)| {
+        let t = wall - p.values().map(|(d, _)| d.as_secs_f64()).sum::<f64>();
+        format!(" | {} | {:.0}%", secs(t), 100.0 * t / wall)
+    };
+    o.push_str(&format!(
+        "| between statements (the runner, the client){} |{} |\n",
+        rest(&runs[0]),
+        rest(&runs[1])
+    ));
+    let total = |(p, wall, batches): &(Profile, f64, u64)| {
+        let n: u64 = p.values().map(|(_, n)| n).sum();
+        format!(
+            "{n} ({:.1} a batch) | {} (wall, {batches} batches) | 100%",
+            n as f64 / (*batches).max(1) as f64,
+            secs(*wall)
+        )
+    };
+    o.push_str(&format!(
+        "| **all** | {} | {} |\n",
+        total(&runs[0]),
+        total(&runs[1])
+    ));
 }

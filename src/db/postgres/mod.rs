@@ -279,10 +279,14 @@ impl Tx for PgSession {
 
 impl Session for PgSession {
     fn begin(&mut self, read_only: bool) -> DbResult<()> {
+        // A write transaction is a batch (or a short ledger write): one key range, whose estimated
+        // cost still passes `jit_above_cost`, so the server compiled each batch's expressions anew,
+        // 27–74 ms a batch at 1M competencies, for a statement that runs a few hundred ms
+        // (BENCHMARKS.md, "JIT"). Reads (plan, verify) keep the server's setting. `jit` is 11+.
         let begin = if read_only {
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
         } else {
-            "BEGIN"
+            "BEGIN;SET LOCAL jit = off"
         };
         self.batch(&format!("{begin};{}", self.locals))?;
         self.in_tx = true;

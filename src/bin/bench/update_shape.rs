@@ -1,0 +1,146 @@
+//! The UPDATE shape: the example migration `V202611300001__version_effective_dates` (each version
+//! without an effective date gets its creation date, journaled for an exact revert) over one version
+//! row per competency, against one `UPDATE` with the same effect and one `UPDATE` that restores the
+//! old values. Its rows are the bench's own: written before, deleted after.
+
+use crate::dialect::Bench;
+use crate::stats::Samples;
+use anyhow::{anyhow, bail, Result};
+use std::time::Instant;
+
+/// The example migration measured (compiled in with the `testkit` feature, which `bench` turns on).
+pub(crate) const VERSION: i64 = 202611300001;
+
+/// What the UPDATE-shape runs measured.
+#[derive(Default, Clone)]
+pub(crate) struct UpdateFigures {
+    pub(crate) rows: u64,
+    /// The highest version id before the bench wrote its rows: theirs are above it.
+    pub(crate) above: i64,
+    pub(crate) update: Samples,
+    pub(crate) restore: Samples,
+    pub(crate) apply: Samples,
+    pub(crate) apply_jobs: Samples,
+    pub(crate) revert: Samples,
+    pub(crate) revert_jobs: Samples,
+}
+
+const PENDING: &str = "SELECT COUNT(*) FROM competency_versions WHERE effective_from IS NULL";
+
+impl Bench<'_> {
+    /// Writes the rows, measures every side `--runs` times in alternating order, deletes the rows.
+    pub(crate) fn update_shape(&mut self) -> Result<UpdateFigures> {
+        let before = self.count("SELECT COALESCE(MAX(id), 0) FROM competency_versions")?;
+        if self.count(PENDING)? != 0 {
+            bail!("competency_versions already has rows without an effective date");
+        }
+        // Versions the app wrote without an effective date, one per competency, not ours.
+        let written = self.exec(&format!(
+            "INSERT INTO competency_versions (organization_id, competency_id, name, evolution_state, created_at, updated_at) \
+             SELECT organization_id, id, name, 'stable', {at}, {at} FROM competencies",
+            at = "'2026-01-15 10:00:00'"
+        ))?;
+        let mut u = UpdateFigures {
+            rows: written,
+            above: before,
+            ..UpdateFigures::default()
+        };
+        let measured = (0..self.args.runs).try_for_each(|r| self.update_run(&mut u, r));
+        let cleaned = self
+            .exec(&format!(
+                "DELETE FROM competency_versions WHERE id > {before}"
+            ))
+            .and_then(|_| {
+                self.exec(&format!(
+                    "DELETE FROM backfill_undo WHERE version = {VERSION}"
+                ))
+            });
+        measured?;
+        cleaned?;
+        self.settle()?;
+        Ok(u)
+    }
+
+    /// One run: the two statements, then `backfill` with 1 job and with `--jobs N` (the order of the
+    /// sides alternating between runs).
+    fn update_run(&mut self, u: &mut UpdateFigures, r: usize) -> Result<()> {
+        if r.is_multiple_of(2) {
+            self.update_statements(u)?;
+            self.update_backfill(u, r)
+        } else {
+            self.update_backfill(u, r)?;
+            self.update_statements(u)
+        }
+    }
+
+    fn update_statements(&mut self, u: &mut UpdateFigures) -> Result<()> {
+        let apply = "UPDATE competency_versions SET effective_from = date(created_at) WHERE effective_from IS NULL";
+        let restore = format!(
+            "UPDATE competency_versions SET effective_from = NULL WHERE id > {}",
+            u.above
+        );
+        u.update.push(self.timed_statement(apply, u.rows)?);
+        u.restore.push(self.timed_statement(&restore, u.rows)?);
+        Ok(())
+    }
+
+    /// One statement in one transaction after the server settles: its wall time.
+    fn timed_statement(&mut self, sql: &str, expected: u64) -> Result<f64> {
+        self.settle()?;
+        let t = Instant::now();
+        self.s.begin(false).map_err(|e| anyhow!("{e}"))?;
+        let rows = self
+            .s
+            .execute(sql, &[])
+            .map_err(|e| anyhow!("{sql}: {e}"))?;
+        self.s.commit().map_err(|e| anyhow!("{e}"))?;
+        let wall = t.elapsed().as_secs_f64();
+        if rows != expected {
+            bail!("`{sql}` changed {rows} rows, expected {expected}");
+        }
+        Ok(wall)
+    }
+
+    fn update_backfill(&mut self, u: &mut UpdateFigures, r: usize) -> Result<()> {
+        let (v, jobs) = (VERSION.to_string(), self.args.jobs.to_string());
+        for parallel in [r % 2 == 1, r % 2 == 0] {
+            let mut apply = vec!["apply", v.as_str()];
+            let mut revert = vec!["revert", v.as_str()];
+            if parallel {
+                apply.extend(["--jobs", jobs.as_str()]);
+                revert.extend(["--jobs", jobs.as_str()]);
+            }
+            self.settle()?;
+            let wall = self.run_backfill(&apply)?.wall;
+            if self.count(PENDING)? != 0 {
+                bail!(
+                    "backfill {} left rows without an effective date",
+                    apply.join(" ")
+                );
+            }
+            if parallel {
+                &mut u.apply_jobs
+            } else {
+                &mut u.apply
+            }
+            .push(wall);
+            self.settle()?;
+            let wall = self.run_backfill(&revert)?.wall;
+            let back = self.count(PENDING)?.max(0) as u64;
+            if back != u.rows {
+                bail!(
+                    "backfill {} restored {back} NULLs, expected {}",
+                    revert.join(" "),
+                    u.rows
+                );
+            }
+            if parallel {
+                &mut u.revert_jobs
+            } else {
+                &mut u.revert
+            }
+            .push(wall);
+        }
+        Ok(())
+    }
+}
