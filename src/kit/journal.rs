@@ -27,6 +27,10 @@ pub(crate) const JOURNAL_KEY: Key = Key {
     column: "id",
 };
 
+/// Rows a journal statement reads, writes or restores at once: a round trip per row was most of an
+/// UPDATE-shaped batch's time; 500 keys keep every statement far below the dialects' parameter limits.
+const KEYS_PER_STATEMENT: usize = 500;
+
 /// How many rows can be listed in a refusal.
 const MAX_LISTED: usize = 100;
 
@@ -165,9 +169,7 @@ pub(crate) fn journal(
 /// New entries, many rows per statement: one statement per changed row made the journal's round
 /// trips the cost of an UPDATE-shaped batch (BENCHMARKS.md, "UPDATE shape").
 fn insert_entries(tx: &mut dyn Tx, entries: Vec<Vec<Value>>) -> DbResult<()> {
-    // 8 parameters a row: 4,000 a statement, below every dialect's limit (SQLite's is 32,766).
-    const ROWS_PER_STATEMENT: usize = 500;
-    for part in entries.chunks(ROWS_PER_STATEMENT) {
+    for part in entries.chunks(KEYS_PER_STATEMENT) {
         let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; part.len()].join(", ");
         let sql = format!(
             "INSERT INTO backfill_undo (version, run_id, table_name, key_column, row_key, old_values, new_values, value_format) \
@@ -222,38 +224,20 @@ fn currents(
     entries: &[Entry],
     lock: bool,
 ) -> DbResult<Vec<Option<Map<String, Json>>>> {
-    const KEYS_PER_STATEMENT: usize = 500;
-    let mut found: HashMap<(usize, i64), Map<String, Json>> = HashMap::new();
-    let mut shapes: Vec<(&Entry, Vec<i64>)> = Vec::new();
-    let shape_of = |e: &Entry, o: &Entry| {
-        e.table == o.table
-            && e.key_column == o.key_column
-            && e.exact == o.exact
-            && e.new.keys().eq(o.new.keys())
-    };
-    let mut shape_index = Vec::with_capacity(entries.len());
-    for e in entries {
-        let i = match shapes.iter().position(|(o, _)| shape_of(e, o)) {
-            Some(i) => i,
-            None => {
-                shapes.push((e, Vec::new()));
-                shapes.len() - 1
-            }
-        };
-        shapes[i].1.push(e.key);
-        shape_index.push(i);
-    }
-    for (i, (e, keys)) in shapes.iter().enumerate() {
-        for part in keys.chunks(KEYS_PER_STATEMENT) {
-            for (key, now) in current_rows(tx, e, part, lock)? {
-                found.insert((i, key), now);
+    let all: Vec<&Entry> = entries.iter().collect();
+    // One entry per table and row (the journal's unique key), so (table, key) finds its values.
+    let mut found: HashMap<(&str, i64), Map<String, Json>> = HashMap::new();
+    for (first, group) in shapes(&all) {
+        for part in group.chunks(KEYS_PER_STATEMENT) {
+            let keys: Vec<i64> = part.iter().map(|e| e.key).collect();
+            for (key, now) in current_rows(tx, first, &keys, lock)? {
+                found.insert((first.table.as_str(), key), now);
             }
         }
     }
     Ok(entries
         .iter()
-        .zip(shape_index)
-        .map(|(e, i)| found.get(&(i, e.key)).cloned())
+        .map(|e| found.remove(&(e.table.as_str(), e.key)))
         .collect())
 }
 
@@ -404,8 +388,8 @@ pub(crate) fn restore(
     range: KeyRange,
     force: bool,
 ) -> DbResult<u64> {
-    let mut restored = 0;
     let batch = entries(tx, version, range)?;
+    let mut present = Vec::new();
     for (e, now) in batch.iter().zip(currents(tx, &batch, true)?) {
         if let Some(now) = now {
             if !force && !ours(e, &now) {
@@ -414,17 +398,98 @@ pub(crate) fn restore(
                     e.table, e.key
                 )));
             }
-            put_back(tx, e)?;
-            restored += 1;
+            present.push(e);
+        }
+    }
+    let (exact, legacy): (Vec<&Entry>, Vec<&Entry>) = present.iter().partition(|e| e.exact);
+    for e in &legacy {
+        put_back(tx, e)?;
+    }
+    for (_, group) in shapes(&exact) {
+        for part in group.chunks(KEYS_PER_STATEMENT) {
+            put_back_many(tx, part)?;
         }
     }
     drop_entries(tx, &batch)?;
-    Ok(restored)
+    Ok(present.len() as u64)
 }
 
-/// Drops restored entries, up to 500 a statement.
+/// Entries grouped by what one statement can serve: the same table, key column, columns and format.
+fn shapes<'e>(entries: &[&'e Entry]) -> Vec<(&'e Entry, Vec<&'e Entry>)> {
+    let mut groups: Vec<(&Entry, Vec<&Entry>)> = Vec::new();
+    for e in entries {
+        match groups.iter_mut().find(|(o, _)| same_shape(e, o)) {
+            Some((_, g)) => g.push(e),
+            None => groups.push((e, vec![e])),
+        }
+    }
+    groups
+}
+
+fn same_shape(e: &Entry, o: &Entry) -> bool {
+    e.table == o.table
+        && e.key_column == o.key_column
+        && e.exact == o.exact
+        && e.old.keys().eq(o.old.keys())
+        && e.new.keys().eq(o.new.keys())
+}
+
+/// Puts the old values of several exact entries of one shape back in one statement: each column
+/// set to `CASE key WHEN k THEN <its old value> … END`, the value read from its exact text as
+/// `put_back` reads it (on PostgreSQL cast to the column's own type, which an untyped parameter
+/// took in `put_back`: the same input function).
+fn put_back_many(tx: &mut dyn Tx, part: &[&Entry]) -> DbResult<()> {
+    let [first, ..] = part else { return Ok(()) };
+    let d = tx.dialect();
+    let (from, uses) = d.from_exact();
+    let types: HashMap<String, String> = match d.column_types_sql() {
+        Some(sql) => tx
+            .query(sql, &[first.table.as_str().into()])?
+            .into_iter()
+            .filter_map(|r| Some((r.first()?.as_str()?.into(), r.get(1)?.as_str()?.into())))
+            .collect(),
+        None => HashMap::new(),
+    };
+    let key = identifier(&first.key_column)?;
+    let mut sets = Vec::new();
+    let mut params = Vec::new();
+    for column in first.old.keys() {
+        let column = identifier(column)?;
+        let whens = vec![format!("WHEN ? THEN {from}"); part.len()].join(" ");
+        let case = format!("CASE {key} {whens} END");
+        sets.push(match types.get(column) {
+            Some(ty) => format!("{column} = CAST(({case}) AS {ty})"),
+            None => format!("{column} = {case}"),
+        });
+        for e in part {
+            params.push(Value::Int(e.key));
+            let v = exact_value(e.old.get(column))?;
+            params.extend(std::iter::repeat_n(v, uses));
+        }
+    }
+    params.extend(part.iter().map(|e| Value::Int(e.key)));
+    let sql = format!(
+        "UPDATE {} SET {} WHERE {key} IN ({})",
+        first.table,
+        sets.join(", "),
+        vec!["?"; part.len()].join(", ")
+    );
+    tx.execute(&sql, &params)?;
+    Ok(())
+}
+
+/// An exact entry's value as a parameter: its text, or NULL.
+fn exact_value(v: Option<&Json>) -> DbResult<Value> {
+    match v {
+        Some(Json::String(s)) => Ok(Value::Text(s.clone())),
+        Some(Json::Null) => Ok(Value::Null),
+        _ => Err(damaged("an exact value is neither text nor null")),
+    }
+}
+
+/// Drops restored entries, many a statement.
 fn drop_entries(tx: &mut dyn Tx, entries: &[Entry]) -> DbResult<()> {
-    for part in entries.chunks(500) {
+    for part in entries.chunks(KEYS_PER_STATEMENT) {
         let sql = format!(
             "DELETE FROM backfill_undo WHERE id IN ({})",
             vec!["?"; part.len()].join(", ")

@@ -103,7 +103,7 @@ impl Bench<'_> {
 
     fn update_backfill(&mut self, u: &mut UpdateFigures, r: usize) -> Result<()> {
         let (v, jobs) = (VERSION.to_string(), self.args.jobs.to_string());
-        for parallel in [r % 2 == 1, r % 2 == 0] {
+        for parallel in [!r.is_multiple_of(2), r.is_multiple_of(2)] {
             let mut apply = vec!["apply", v.as_str()];
             let mut revert = vec!["revert", v.as_str()];
             if parallel {
