@@ -14,12 +14,14 @@ wait_for() { # name, command...
 }
 
 # The topology tests (tests/topology.rs) start their own PgBouncer, 3-node Galera cluster and HAProxy in
-# front of it: install what they need from Debian's packages when it is missing (apt-get update once, and only then).
+# front of it, and tests/metrics.rs a Prometheus: install what they need from Debian's packages when it is missing (apt-get update once, and only then).
 missing=()
 command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
 [ -e /usr/lib/galera/libgalera_smm.so ] || missing+=(galera-4)
 command -v rsync >/dev/null 2>&1 || missing+=(rsync)
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+# tests/metrics.rs scrapes `--metrics-addr` with a Prometheus server of its own.
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -29,6 +31,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   # Debian starts a pgbouncer service on 127.0.0.1:6432 when it is installed; the tests run their own.
   if command -v pgbouncer >/dev/null 2>&1 && [ -e /etc/init.d/pgbouncer ]; then
     /etc/init.d/pgbouncer stop >/dev/null 2>&1 || true
+  fi
+  # The same for Prometheus on :9090.
+  if [ -e /etc/init.d/prometheus ]; then
+    /etc/init.d/prometheus stop >/dev/null 2>&1 || true
   fi
 fi
 

@@ -85,27 +85,11 @@ fn names(events: &[(String, Json)]) -> Vec<String> {
 fn events_reach_a_local_http_server(kind: Kind) {
     let t = TestDb::with_app(kind, "events_http");
     seed_generated(&t, 60);
-    t.exec("CREATE TABLE hold_flag (v INTEGER NOT NULL)");
-    t.exec("INSERT INTO hold_flag (v) VALUES (1)");
+    common::live::hold(&t);
     let (port, rx) = hook_server();
     let url = format!("http://127.0.0.1:{port}/hooks/T0/s3cr3tpath");
-    let v = V_COMPETENCY.to_string();
-    let mut cmd = t.command(&[
-        "apply",
-        &v,
-        "--batch-size",
-        "10",
-        "--notify-url",
-        &url,
-        "--notify-every",
-        "1",
-        "--throttle-sql",
-        "SELECT v FROM hold_flag",
-        "--throttle-every",
-        "100",
-    ]);
-    cmd.env("BACKFILL_TEST_BATCH_DELAY_MS", "150");
-    let live = Live::spawn(cmd);
+    let extra = ["--notify-url", url.as_str(), "--notify-every", "1"];
+    let live = common::live::held_apply(&t, &extra, "150");
     let first = events_until(&rx, "throttled");
     assert_eq!(names(&first), ["started", "throttled"]);
     let (request, throttled) = &first[1];
@@ -119,7 +103,7 @@ fn events_reach_a_local_http_server(kind: Kind) {
         text.contains("throttled (waiting: --throttle-sql says wait)"),
         "{text}"
     );
-    t.exec("UPDATE hold_flag SET v = 0");
+    common::live::release(&t);
     let rest = events_until(&rx, "finished");
     live.finish(LONG).expect(0);
     let rest_names = names(&rest);

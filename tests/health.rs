@@ -40,14 +40,13 @@ fn throttle_sql_holds_until_false(kind: Kind) {
     let t = TestDb::with_app(kind, "health_sql");
     seed_generated(&t, 60);
     let want = t.expected_competencies();
-    t.exec("CREATE TABLE hold_flag (v INTEGER NOT NULL)");
-    t.exec("INSERT INTO hold_flag (v) VALUES (1)");
-    let mut live = apply(&t, &["--throttle-sql", "SELECT v FROM hold_flag"], "0");
+    common::live::hold(&t);
+    let mut live = apply(&t, &["--throttle-sql", common::live::HOLD_SQL], "0");
     live.wait_for("waiting: --throttle-sql says wait", LONG);
     // Held before any batch: still nothing written after more looks.
     live.wait_for("waiting: --throttle-sql says wait", LONG);
     assert_eq!(written(&t), 0, "a held run wrote rows");
-    t.exec("UPDATE hold_flag SET v = 0");
+    common::live::release(&t);
     finished_exact(&t, live, want);
 }
 

@@ -3,13 +3,14 @@
 
 use crate::engine::events::{Events, Sinks};
 use crate::engine::health::{Limits, DEFAULT_EVERY};
+use crate::engine::metrics::Metrics;
 use crate::engine::options::Options;
 use crate::error::{Error, Result};
 use clap::Args;
 use std::time::Duration;
 
 const HEALTH: &str = "Health throttles (each holds the next batch while it says so)";
-const EVENTS: &str = "Events and metrics (README: Events)";
+const EVENTS: &str = "Events and metrics (README: Events, Metrics)";
 
 #[derive(Debug, Args)]
 pub(crate) struct Watching {
@@ -52,6 +53,13 @@ pub(crate) struct Watching {
     /// Seconds between progress events (default 60).
     #[arg(long, value_name = "S", help_heading = EVENTS, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub(crate) notify_every: Option<u64>,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics while the command runs (default: none).
+    ///
+    /// Rows written and reverted, batches, batch durations, seconds throttled by reason, replica lag,
+    /// ETA and the run's state (README: Metrics). Once scraped, the command waits for one more scrape
+    /// of its last figures before it exits (at most two scrape intervals, 15 s).
+    #[arg(long, value_name = "HOST:PORT", help_heading = EVENTS)]
+    pub(crate) metrics_addr: Option<String>,
 }
 
 impl Watching {
@@ -80,6 +88,9 @@ impl Watching {
             every: self.notify_every.map(Duration::from_secs),
         };
         opts.events = Events::start(sinks, &opts.operator);
+        if let Some(addr) = &self.metrics_addr {
+            opts.metrics = Metrics::serve(addr)?;
+        }
         Ok(())
     }
 }

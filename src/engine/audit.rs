@@ -79,6 +79,7 @@ pub(crate) fn record_failure(
     opts.events.emit(crate::engine::events::Event::Failed {
         error: message.clone(),
     });
+    opts.metrics.state("failed");
     // Fenced on the run (`conclude`): a run that never started changes no row.
     let failed = ledger::transition(Some(ledger::working(key.action)), Event::Fail).ok();
     let (run_state, state) = match err {

@@ -290,6 +290,7 @@ pub(crate) fn run_batches(
             took.as_millis()
         );
         size.adapt(took);
+        opts.metrics.batch_took(took);
         rows += done;
         (after, holds) = (Some(next), Some(Cursor::from_id(next)));
         progress.update(rows, batches, after);

@@ -17,6 +17,7 @@ pub(crate) mod inspect;
 mod known;
 pub mod ledger;
 pub mod lock;
+pub mod metrics;
 pub(crate) mod options;
 mod parallel;
 pub(crate) mod planfile;

@@ -63,6 +63,8 @@ pub struct Options {
     pub catalog: crate::registry::Catalog,
     /// Where the run's events go (`--notify-url`, `--notify-cmd`); off by default.
     pub events: crate::engine::events::Events,
+    /// Served at `--metrics-addr` for the command's lifetime; off by default.
+    pub metrics: crate::engine::metrics::Metrics,
 }
 
 /// Opens another session to the command's database, with the command's timeouts (one per worker of
@@ -118,6 +120,7 @@ impl Default for Options {
             health: crate::engine::health::Limits::default(),
             catalog: crate::registry::compiled(),
             events: crate::engine::events::Events::default(),
+            metrics: crate::engine::metrics::Metrics::default(),
         }
     }
 }

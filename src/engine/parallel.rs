@@ -408,6 +408,7 @@ impl Worker<'_> {
             took.as_millis()
         );
         size.adapt(took);
+        self.opts.metrics.batch_took(took);
         let shared = self.shared;
         shared
             .keys_done

@@ -41,6 +41,7 @@ pub(crate) struct Progress {
     rows: u64,
     batches: u64,
     events: crate::engine::events::Events,
+    metrics: crate::engine::metrics::Metrics,
 }
 
 /// "apply V202611230001" from "apply V202611230001__competency_versions": the bar's short label.
@@ -85,12 +86,14 @@ impl Progress {
             rows: 0,
             batches: 0,
             events: crate::engine::events::Events::default(),
+            metrics: crate::engine::metrics::Metrics::default(),
         }
     }
 
-    /// Also tells `events` where the run stands, for its `progress` events.
-    pub(crate) fn with_events(mut self, events: &crate::engine::events::Events) -> Self {
-        self.events = events.clone();
+    /// Also tells the command's events and metrics where the run stands.
+    pub(crate) fn watched(mut self, opts: &crate::engine::options::Options) -> Self {
+        self.events = opts.events.clone();
+        self.metrics = opts.metrics.clone();
         self
     }
 
@@ -119,6 +122,7 @@ impl Progress {
             self.first = fraction.map(|f| (Instant::now(), f));
         }
         self.events.progress((rows, batches, rate), eta, fraction);
+        self.metrics.progress(rows, batches, eta);
         if let Some(bar) = &self.bar {
             let percent = fraction.map_or_else(String::new, |f| {
                 bar.set_position((f * 1000.0) as u64);

@@ -269,9 +269,10 @@ pub(crate) fn run_one(
     let workers = workers(session, opts);
     let final_state = start(session, &one, key, opts)?;
     let label = format!("{} V{}__{}", key.action.as_str(), reg.version, reg.name);
-    let mut progress = Progress::new(label, opts.quiet, span).with_events(&opts.events);
+    let mut progress = Progress::new(label, opts.quiet, span).watched(opts);
     opts.events
         .begin(reg.version, reg.name, key.action.as_str(), key.run);
+    opts.metrics.begin(reg.version, key.action.as_str());
     let engine = match prepare(
         session,
         &job,
@@ -307,7 +308,10 @@ pub(crate) fn run_one(
                 jobs: (engine == Engine::Parallel).then_some(workers),
                 state: final_state,
             };
-            succeed(session, &one, walked, note, started).inspect(|o| opts.events.finished(o))
+            succeed(session, &one, walked, note, started).inspect(|o| {
+                opts.events.finished(o);
+                opts.metrics.state("finished");
+            })
         }
         Err(err) => Err(record_failure(session, opts, key, err)),
     }

@@ -10,6 +10,7 @@
 use crate::db::{ReplicaState, Session};
 use crate::engine::events::{Event, Events};
 use crate::engine::health::{Found, Health};
+use crate::engine::metrics::Metrics;
 use crate::engine::options::{Options, Replica};
 use crate::engine::progress::Progress;
 use crate::error::{Error, Result};
@@ -102,6 +103,14 @@ impl Hold {
             Hold::Health(found) => format!("{}: waiting", found.text),
         }
     }
+
+    /// The metric label: `replica_lag`, or the health check's name.
+    fn kind(&self) -> &'static str {
+        match self {
+            Hold::Lag { .. } => "replica_lag",
+            Hold::Health(found) => found.kind,
+        }
+    }
 }
 
 struct Watched {
@@ -118,10 +127,13 @@ pub(crate) struct Gauge {
     marks: VecDeque<(Instant, i64)>,
     /// The health throttles' watcher, when any is asked for.
     health: Option<Health>,
-    /// What held the run at the last look, and since when.
+    /// What held the run at the last look, and when that look was (the seconds since count as
+    /// throttled).
     holding: Option<(Hold, Instant)>,
     /// Told when a hold starts (`throttled`).
     events: Events,
+    /// Seconds throttled by reason, the run's state, the replica lag.
+    metrics: Metrics,
 }
 
 impl Gauge {
@@ -134,6 +146,7 @@ impl Gauge {
             health: None,
             holding: None,
             events: opts.events.clone(),
+            metrics: opts.metrics.clone(),
         };
         if gauge.limit.is_some() && opts.replicas.is_empty() {
             refuse_hidden_replicas(primary)?;
@@ -201,13 +214,22 @@ impl Gauge {
         };
         let hold = lag.or_else(|| self.health.as_ref()?.found().map(Hold::Health));
         self.holding = match (self.holding.take(), hold) {
-            (Some((_, since)), Some(hold)) => Some((hold, since)),
+            (Some((was, since)), Some(hold)) => {
+                self.metrics.throttled(was.kind(), since.elapsed());
+                Some((hold, Instant::now()))
+            }
             (None, Some(hold)) => {
                 let reason = hold.short();
                 self.events.emit(Event::Throttled { reason });
+                self.metrics.state("throttled");
                 Some((hold, Instant::now()))
             }
-            (_, None) => None,
+            (Some((was, since)), None) => {
+                self.metrics.throttled(was.kind(), since.elapsed());
+                self.metrics.state("running");
+                None
+            }
+            (None, None) => None,
         };
         Ok(self.holding.as_ref().map(|(hold, _)| hold.clone()))
     }
@@ -220,7 +242,6 @@ impl Gauge {
             .map_err(|e| Error::Runtime(format!("reading replica lag failed: {e}")))?
             .map(|lag| Lagging::behind("replica".into(), lag))
             .into_iter()
-            .filter(over)
             .collect();
         if !self.replicas.is_empty() {
             if let Some(at) = primary.write_position()? {
@@ -233,7 +254,7 @@ impl Gauge {
             if let Some(applied) = reading.applied {
                 slowest_applied = Some(slowest_applied.map_or(applied, |s| s.min(applied)));
             }
-            found.extend(reading.lagging.filter(over));
+            found.extend(reading.lagging);
         }
         // Positions every replica has applied are no one's lag any more.
         while self
@@ -243,9 +264,12 @@ impl Gauge {
         {
             self.marks.pop_front();
         }
+        let worst = found.iter().filter_map(|l| l.lag).max();
+        self.metrics.replica_lag(worst.unwrap_or(Duration::ZERO));
         // The worst first: one that applies nothing, then the longest lag.
         Ok(found
             .into_iter()
+            .filter(over)
             .max_by_key(|l| l.lag.unwrap_or(Duration::MAX)))
     }
 }

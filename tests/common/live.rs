@@ -106,3 +106,29 @@ impl Drop for Live {
         }
     }
 }
+
+/// What `--throttle-sql` reads in the tests: a flag table; the run is held while it says 1.
+pub const HOLD_SQL: &str = "SELECT v FROM hold_flag";
+
+/// Creates the flag, set: a run with `--throttle-sql` [`HOLD_SQL`] waits before its first batch.
+pub fn hold(t: &super::TestDb) {
+    t.exec("CREATE TABLE hold_flag (v INTEGER NOT NULL)");
+    t.exec("INSERT INTO hold_flag (v) VALUES (1)");
+}
+
+/// Clears the flag: the held run goes on.
+pub fn release(t: &super::TestDb) {
+    t.exec("UPDATE hold_flag SET v = 0");
+}
+
+/// `apply` of the first HR migration, 10 keys a batch, each batch slowed by `delay_ms` before it
+/// commits, held by the flag ([`hold`]) until [`release`], with `extra` flags.
+pub fn held_apply(t: &super::TestDb, extra: &[&str], delay_ms: &str) -> Live {
+    let v = super::V_COMPETENCY.to_string();
+    let mut args = vec!["apply", v.as_str(), "--batch-size", "10"];
+    args.extend_from_slice(&["--throttle-sql", HOLD_SQL, "--throttle-every", "100"]);
+    args.extend_from_slice(extra);
+    let mut cmd = t.command(&args);
+    cmd.env("BACKFILL_TEST_BATCH_DELAY_MS", delay_ms);
+    Live::spawn(cmd)
+}
