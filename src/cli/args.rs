@@ -38,6 +38,10 @@ pub(crate) struct Cli {
     /// Format of the logs on stderr; RUST_LOG sets their level (default: warn).
     #[arg(long, value_enum, default_value = "text", global = true, help_heading = GLOBAL)]
     pub(crate) log_format: LogFormat,
+    /// Also run the declarative migrations (V<12 digits>__<name>.toml) in this directory, in one
+    /// version order with the compiled ones (README: "Data migrations without Rust").
+    #[arg(long, value_name = "DIR", env = "BACKFILL_MIGRATIONS_DIR", global = true, help_heading = GLOBAL)]
+    pub migrations_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -290,32 +294,35 @@ fn app_of(catalog: &Catalog) -> Option<&'static App> {
 const APPLIES: &[(&str, &str)] = &[
     (
         "status",
-        "--database-url, --env-file, --format, --log-format",
+        "--database-url, --env-file, --migrations-dir, --format, --log-format",
     ),
     (
         "plan",
-        "--database-url, --env-file, --format, --operator, --log-format",
+        "--database-url, --env-file, --migrations-dir, --format, --operator, --log-format",
     ),
     (
         "apply",
-        "--database-url, --env-file, --format, --quiet, --operator, --log-format",
+        "--database-url, --env-file, --migrations-dir, --format, --quiet, --operator, --log-format",
     ),
     (
         "revert",
-        "--database-url, --env-file, --format, --quiet, --operator, --log-format",
+        "--database-url, --env-file, --migrations-dir, --format, --quiet, --operator, --log-format",
     ),
     (
         "verify",
-        "--database-url, --env-file, --format, --log-format",
+        "--database-url, --env-file, --migrations-dir, --format, --log-format",
     ),
-    ("log", "--database-url, --env-file, --format, --log-format"),
+    (
+        "log",
+        "--database-url, --env-file, --migrations-dir, --format, --log-format",
+    ),
     (
         "forget",
-        "--database-url, --env-file, --operator, --log-format",
+        "--database-url, --env-file, --migrations-dir, --operator, --log-format",
     ),
     (
         "repair",
-        "--database-url, --env-file, --operator, --log-format",
+        "--database-url, --env-file, --migrations-dir, --operator, --log-format",
     ),
     (
         "sample-data",

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 /// Runs the parsed command; returns what to print on stdout.
 pub(crate) fn run(cli: &Cli, catalog: Catalog) -> Result<String> {
+    let catalog = with_files(cli, catalog)?;
     let opts = options(cli, catalog)?;
     match &cli.command {
         Command::New { name } => new(name),
@@ -58,6 +59,22 @@ pub(crate) fn run(cli: &Cli, catalog: Catalog) -> Result<String> {
         } => repair(cli, &with_lock(opts, lock), *version, *accept_checksum),
         Command::Forget { version, lock } => forget(cli, &with_lock(opts, lock), *version),
     }
+}
+
+/// The catalog with the declarative files of `--migrations-dir` (not for the commands that run
+/// no migration of the operator's).
+fn with_files(cli: &Cli, catalog: Catalog) -> Result<Catalog> {
+    let Some(dir) = &cli.migrations_dir else {
+        return Ok(catalog);
+    };
+    if matches!(
+        cli.command,
+        Command::New { .. } | Command::Demo { .. } | Command::SampleData { .. }
+    ) {
+        return Ok(catalog);
+    }
+    let files = crate::kit::declarative::load(dir)?;
+    catalog.with(files).map_err(Error::Usage)
 }
 
 fn new(name: &str) -> Result<String> {

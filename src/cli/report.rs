@@ -161,6 +161,11 @@ fn markdown_row(cells: &[impl AsRef<str>]) -> String {
 /// version is what commands take). JSON and Markdown keep every column, whole names and the seconds.
 fn status_text(target: &str, lines: &[StatusLine]) -> String {
     let journal = lines.iter().any(|l| l.journal_rows.unwrap_or(0) > 0);
+    // Each migration's file, once some come from a migrations directory (a line of its own: the
+    // paths would not fit the 80 columns).
+    let files = lines
+        .iter()
+        .any(|l| l.origin.as_deref().is_some_and(|o| o.ends_with(".toml")));
     let reverted = lines.iter().any(|l| l.rows_reverted > 0);
     let shown: Vec<usize> = (0..STATUS_COLUMNS.len())
         .filter(|&i| match STATUS_COLUMNS[i].1 {
@@ -214,6 +219,9 @@ fn status_text(target: &str, lines: &[StatusLine]) -> String {
         out.push_str(&row(cells));
         if let Some(e) = &l.last_error {
             out.push_str(&format!("{:<w$}  last error: {e}\n", "", w = widths[0]));
+        }
+        if let (true, Some(file)) = (files, &l.origin) {
+            out.push_str(&format!("{:<w$}  file: {file}\n", "", w = widths[0]));
         }
     }
     out
@@ -557,6 +565,7 @@ mod tests {
             journal_rows: journal,
             updated_at: Some("2026-12-06 13:43:10".into()),
             last_error: None,
+            origin: None,
         }
     }
 

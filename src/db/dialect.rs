@@ -30,6 +30,29 @@ impl Dialect {
         }
     }
 
+    /// The declared type of `table.column` (names checked to be plain identifiers), one row or none.
+    pub(crate) fn column_type_sql(self, table: &str, column: &str) -> String {
+        let (table, column) = (table.replace('\'', "''"), column.replace('\'', "''"));
+        match self {
+            Dialect::Postgres => format!("SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = '{table}' AND column_name = '{column}'"),
+            Dialect::Mysql => format!("SELECT CAST(data_type AS CHAR) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{table}' AND column_name = '{column}'"),
+            Dialect::Sqlite => format!("SELECT type FROM pragma_table_info('{table}') WHERE name = '{column}'"),
+        }
+    }
+
+    /// Whether a type [`Dialect::column_type_sql`] returned holds integers (SQLite: its INTEGER
+    /// affinity, any declared type containing INT).
+    pub(crate) fn is_integer_type(self, ty: &str) -> bool {
+        let ty = ty.to_ascii_lowercase();
+        match self {
+            Dialect::Postgres => ["smallint", "integer", "bigint"].contains(&ty.as_str()),
+            Dialect::Mysql => {
+                ["tinyint", "smallint", "mediumint", "int", "bigint"].contains(&ty.as_str())
+            }
+            Dialect::Sqlite => ty.contains("int"),
+        }
+    }
+
     /// A fresh random UUID v4 per row, as text.
     pub fn uuid_v4(self) -> &'static str {
         match self {

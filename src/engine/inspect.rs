@@ -25,6 +25,9 @@ pub(crate) struct StatusLine {
     pub(crate) journal_rows: Option<i64>,
     pub updated_at: Option<String>,
     pub last_error: Option<String>,
+    /// The file it came from (`data_migrations/V…__name.rs`, a declarative `.toml`); `None` when
+    /// this binary does not know it.
+    pub origin: Option<String>,
 }
 
 /// The ledger's rows (creating the ledger where this user may), or none on a read-only server that
@@ -47,6 +50,7 @@ pub(crate) fn status(session: &mut dyn Session, opts: &Options) -> Result<Vec<St
                     journal_rows: None,
                     updated_at: None,
                     last_error: None,
+                    origin: None,
                 },
                 Some(e) => status_line(e, !drifted(e, reg), e.state.as_str()),
             },
@@ -72,6 +76,7 @@ pub(crate) fn status(session: &mut dyn Session, opts: &Options) -> Result<Vec<St
         if update_shaped || size.is_some() {
             l.journal_rows = Some(size.unwrap_or(0));
         }
+        l.origin = catalog.find(l.version).map(|r| r.origin.to_string());
     }
     lines.sort_by_key(|l| l.version);
     Ok(lines)
@@ -90,6 +95,7 @@ fn status_line(e: &Entry, checksum_ok: bool, state: &str) -> StatusLine {
             .updated_at
             .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
         last_error: e.last_error.clone(),
+        origin: None,
     }
 }
 

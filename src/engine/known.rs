@@ -2,6 +2,7 @@
 //! code that changed since it ran, a state change the ledger refuses. The runner and `inspect` share
 //! these checks and their words.
 
+use crate::db::Session;
 use crate::engine::ledger::{Action, Entry, Refusal, State};
 use crate::error::{Error, Result};
 use crate::registry::{Catalog, Registered};
@@ -11,6 +12,23 @@ pub(crate) fn find(catalog: &Catalog, version: i64) -> Result<&'static Registere
         Error::Usage(format!(
             "unknown version {version}; `backfill status` lists the versions this binary knows"
         ))
+    })
+}
+
+/// Refuses (exit 2) the first of `migrations` that cannot run on this database as written (a file
+/// read at run time, see `DataMigration::unfit`), before the command writes anything: its checks run
+/// in a read-only transaction that is rolled back.
+pub(crate) fn refuse_unfit<'a>(
+    session: &mut dyn Session,
+    migrations: impl IntoIterator<Item = &'a Registered>,
+) -> Result<()> {
+    session.snapshot(|s| {
+        for reg in migrations {
+            if let Some(why) = reg.migration.unfit(s)? {
+                return Err(Error::Usage(why));
+            }
+        }
+        Ok(())
     })
 }
 

@@ -3,7 +3,7 @@
 
 use crate::db::Session;
 use crate::engine::audit::{new_run_and_id, refuse, today};
-use crate::engine::known::find;
+use crate::engine::known::{find, refuse_unfit};
 use crate::engine::ledger::{self, Action, RunState, State};
 use crate::engine::options::Options;
 use crate::engine::planfile::PlanReport;
@@ -22,6 +22,7 @@ pub(crate) fn plan(
     if let Some(v) = version {
         find(&opts.catalog, v)?;
     }
+    refuse_unfit(session, opts.catalog.all())?;
     // The ledger is made here for the audit row; on a read-only server (a standby) plan anyway.
     let entries = ledger::read_if_any(session, ledger::entries)?;
     let migrations = match version {

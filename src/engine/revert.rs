@@ -4,7 +4,9 @@
 use crate::db::Session;
 use crate::engine::audit::{new_run, new_run_and_id, refuse, today};
 use crate::engine::batch::{Held, Walk};
-use crate::engine::known::{drift_error, drifted, find, never_applied, refused, unfinished};
+use crate::engine::known::{
+    drift_error, drifted, find, never_applied, refuse_unfit, refused, unfinished,
+};
 use crate::engine::ledger::{self, Action, Event, Refusal, State};
 use crate::engine::lock;
 use crate::engine::options::Options;
@@ -25,6 +27,7 @@ pub fn revert(
 ) -> Result<Outcome> {
     let reg = find(&opts.catalog, version)?;
     let walk = revert_walk(reg, group, force)?;
+    refuse_unfit(session, [reg])?;
     if !ledger::check_schema(session)? {
         return Err(never_applied(reg));
     }

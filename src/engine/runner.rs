@@ -6,7 +6,7 @@
 use crate::db::{DbError, Session};
 use crate::engine::audit::{audit_error, new_run_and_id, record_failure, today};
 use crate::engine::batch::{run_batches, Held, Job, Walk};
-use crate::engine::known::{refuse_drift, refused};
+use crate::engine::known::{refuse_drift, refuse_unfit, refused};
 use crate::engine::ledger::{self, Action, Entry, Event, Run, RunKey, RunState, Start, State};
 use crate::engine::lock;
 use crate::engine::parallel::{prepare, run_parallel, Crew, Engine};
@@ -112,6 +112,7 @@ pub fn apply(
     opts: &Options,
 ) -> Result<Vec<Outcome>> {
     validate(&opts.catalog, selection)?;
+    refuse_unfit(session, opts.catalog.all())?;
     if let Some(hazard) = session.replication_hazard()? {
         return Err(Error::Usage(hazard));
     }

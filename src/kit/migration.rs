@@ -232,6 +232,13 @@ pub trait DataMigration: Sync {
     fn preflight(&self, _tx: &mut dyn Tx) -> DbResult<()> {
         Ok(())
     }
+
+    /// Why it cannot run on this database (a file read at run time whose table, key or SQL is not
+    /// right there), checked in a rolled-back transaction before a command writes anything; one
+    /// line naming the file, the key and the fix. Compiled migrations are checked by their tests.
+    fn unfit(&self, _tx: &mut dyn Tx) -> DbResult<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// Reads a row's column as an integer, for migrations.

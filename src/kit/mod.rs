@@ -14,6 +14,8 @@
 //!   this module, an arrow pointing down.
 
 pub(crate) mod bounds;
+/// Migrations read at run time from `V…__name.toml` files (`--migrations-dir`).
+pub mod declarative;
 pub mod insert;
 pub mod inserted;
 pub(crate) mod journal;

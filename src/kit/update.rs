@@ -31,7 +31,84 @@ pub struct UpdateBackfill {
     pub skip: Option<(&'static str, &'static str)>,
 }
 
+/// An [`UpdateBackfill`] whose expressions differ on some dialects, or that keeps no journal.
+/// In `only` and the skip condition, `{new.COLUMN}` stands for the column's new-value expression
+/// (on every shape), so a condition on the value need not repeat it.
+pub struct TunedUpdate {
+    /// The expressions every dialect runs unless overridden.
+    pub update: UpdateBackfill,
+    /// What one dialect runs instead.
+    pub overrides: &'static [Override],
+    /// `Some(reason)`: no undo journal is kept and `revert` refuses with the reason.
+    pub irreversible: Option<&'static str>,
+}
+
+/// One expression of an [`UpdateBackfill`] replaced on one dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Override {
+    pub dialect: Dialect,
+    pub part: Part,
+    pub sql: &'static str,
+}
+
+/// Which expression an [`Override`] replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The new value of this column.
+    Set(&'static str),
+    /// `only`.
+    Only,
+    /// The skip condition.
+    Skip,
+}
+
 impl UpdateBackfill {
+    /// The statements' pieces on dialect `d`: `overrides` applied, `{new.COLUMN}` spelled out.
+    fn on(&self, d: Dialect, overrides: &[Override], journaled: bool) -> Sql {
+        let pick = |part: Part, base: &'static str| {
+            overrides
+                .iter()
+                .find(|o| o.dialect == d && o.part == part)
+                .map_or(base, |o| o.sql)
+        };
+        let values: Vec<&str> = self
+            .columns
+            .iter()
+            .zip(self.values)
+            .map(|(c, v)| pick(Part::Set(c), v))
+            .collect();
+        let spell = |cond: &str| {
+            self.columns
+                .iter()
+                .zip(&values)
+                .fold(cond.to_string(), |acc, (c, v)| {
+                    acc.replace(&format!("{{new.{c}}}"), &format!("({v})"))
+                })
+        };
+        Sql {
+            table: self.table,
+            key: self.key,
+            columns: self.columns,
+            only: self.only.map(|o| spell(pick(Part::Only, o))),
+            skip: self.skip.map(|(why, s)| (why, spell(pick(Part::Skip, s)))),
+            values: values.into_iter().map(String::from).collect(),
+            journaled,
+        }
+    }
+}
+
+/// An [`UpdateBackfill`] resolved for one dialect: what the statements are built from.
+struct Sql {
+    table: &'static str,
+    key: &'static str,
+    columns: &'static [&'static str],
+    values: Vec<String>,
+    only: Option<String>,
+    skip: Option<(&'static str, String)>,
+    journaled: bool,
+}
+
+impl Sql {
     /// Each new value as its column will hold it. Where the dialect needs it (PostgreSQL), cast to
     /// the column's declared type, so `round(x, 2)` into a `numeric(10,4)` holding 1.2300 is no
     /// change, and the plan shows what will be stored.
@@ -84,10 +161,10 @@ impl UpdateBackfill {
             self.table,
             differs.join(" OR "),
         );
-        if let Some(only) = self.only {
+        if let Some(only) = &self.only {
             sql.push_str(&format!(" AND ({only})"));
         }
-        match (self.skip, purpose) {
+        match (&self.skip, purpose) {
             (Some((_, skip)), Purpose::Skipped) => sql.push_str(&format!(" AND ({skip})")),
             (Some((_, skip)), _) => sql.push_str(&format!(" AND NOT ({skip})")),
             (None, _) => {}
@@ -114,8 +191,9 @@ impl UpdateBackfill {
     fn write(&self, tx: &mut dyn Tx, changes: &[Change]) -> DbResult<()> {
         const KEYS_PER_STATEMENT: usize = 500;
         let d = tx.dialect();
+        let values: Vec<&str> = self.values.iter().map(String::as_str).collect();
         for part in changes.chunks(KEYS_PER_STATEMENT) {
-            let sql = d.update_rows(self.table, self.key, self.columns, self.values, part.len());
+            let sql = d.update_rows(self.table, self.key, self.columns, &values, part.len());
             let keys: Vec<Value> = part.iter().map(|c| Value::Int(c.key)).collect();
             tx.execute(&sql, &keys)?;
         }
@@ -184,14 +262,91 @@ impl DataMigration for UpdateBackfill {
     }
 
     fn plan(&self, tx: &mut dyn Tx, _ctx: &Context, samples: usize) -> DbResult<Plan> {
+        self.on(tx.dialect(), &[], true).plan(tx, samples)
+    }
+
+    fn apply(&self, tx: &mut dyn Tx, ctx: &Context, range: KeyRange) -> DbResult<u64> {
+        self.on(tx.dialect(), &[], true).apply(tx, ctx, range)
+    }
+}
+
+impl TunedUpdate {
+    fn sql(&self, d: Dialect) -> Sql {
+        self.update
+            .on(d, self.overrides, self.irreversible.is_none())
+    }
+
+    /// Prepares every statement an apply runs on an empty key range, so SQL that does not parse
+    /// or names what is not there fails here: the dialect's error, naming which part failed.
+    pub fn probe(&self, tx: &mut dyn Tx) -> std::result::Result<(), (Part, DbError)> {
+        self.sql(tx.dialect()).probe(tx)
+    }
+}
+
+impl DataMigration for TunedUpdate {
+    fn shape(&self) -> Shape<'_> {
+        match self.irreversible {
+            Some(why) => Shape::Irreversible(why),
+            None => Shape::Update,
+        }
+    }
+
+    fn key(&self) -> Key {
+        self.update.key()
+    }
+
+    fn plan(&self, tx: &mut dyn Tx, _ctx: &Context, samples: usize) -> DbResult<Plan> {
+        self.sql(tx.dialect()).plan(tx, samples)
+    }
+
+    fn apply(&self, tx: &mut dyn Tx, ctx: &Context, range: KeyRange) -> DbResult<u64> {
+        self.sql(tx.dialect()).apply(tx, ctx, range)
+    }
+}
+
+impl Sql {
+    fn key(&self) -> Key {
+        Key {
+            table: self.table,
+            column: self.key,
+        }
+    }
+
+    /// Each expression on its own (so a failure names it), then the batch's whole query, on no
+    /// rows.
+    fn probe(&self, tx: &mut dyn Tx) -> std::result::Result<(), (Part, DbError)> {
+        let from = format!("FROM {} t WHERE 1 = 0", self.table);
+        for (c, v) in self.columns.iter().zip(&self.values) {
+            let sql = format!("SELECT t.{c}, ({v}) {from}");
+            tx.query(&sql, &[]).map_err(|e| (Part::Set(c), e))?;
+        }
+        let conditions = [
+            (Part::Only, self.only.as_deref()),
+            (Part::Skip, self.skip.as_ref().map(|s| s.1.as_str())),
+        ];
+        for (part, cond) in conditions {
+            if let Some(cond) = cond {
+                let sql = format!("SELECT 1 {from} AND ({cond})");
+                tx.query(&sql, &[]).map_err(|e| (part, e))?;
+            }
+        }
+        let targets = self.targets(tx).map_err(|e| (Part::Only, e))?;
+        let sql = self.changing(tx.dialect(), &targets, Purpose::Sample);
+        let empty = KeyRange { lo: 1, hi: 0 };
+        tx.query(&sql, &empty.params(1))
+            .map_err(|e| (Part::Only, e))?;
+        Ok(())
+    }
+
+    fn plan(&self, tx: &mut dyn Tx, samples: usize) -> DbResult<Plan> {
         let d = tx.dialect();
         let targets = self.targets(tx)?;
         let total = self.count(tx, &targets, Purpose::Count)?;
-        let mut plan = match self.skip {
+        let mut plan = match &self.skip {
             Some((why, _)) => {
                 let skipped = self.count(tx, &targets, Purpose::Skipped)?;
                 let mut plan = Plan::ungrouped(total, skipped, Vec::new());
-                plan.skipped_because = why.into();
+                plan.skipped_because = why.to_string();
                 plan
             }
             None => Plan::ungrouped(total, 0, Vec::new()),
@@ -214,6 +369,9 @@ impl DataMigration for UpdateBackfill {
             return Ok(0);
         }
         self.write(tx, &changes)?;
+        if !self.journaled {
+            return Ok(changes.len() as u64);
+        }
         // What the columns hold, not what the expressions gave: the column's type has the last
         // word (a decimal's scale, a padded CHAR, a non-deterministic expression).
         let mut stored = self.stored(tx, range)?;

@@ -207,8 +207,10 @@ fn update_start(session: &mut dyn Session, s: &Start, seen: &Entry) -> crate::db
     // Counts stay true across partial reverts: rows_applied - rows_reverted is what is in place, and
     // a fresh apply starts from that.
     let reset = match (s.fresh, s.action) {
+        // The code that runs now is what the row vouches for: a migration edited while reverted
+        // (no drift then) would otherwise look drifted once applied again.
         (true, Action::Apply) => format!(
-            ", {cursor_col} = NULL, rows_applied = rows_applied - rows_reverted, rows_reverted = 0, batches = 0, started_at = ?"
+            ", {cursor_col} = NULL, rows_applied = rows_applied - rows_reverted, rows_reverted = 0, batches = 0, started_at = ?, checksum = ?"
         ),
         (true, _) => format!(", {cursor_col} = NULL"),
         (false, _) => String::new(),
@@ -226,6 +228,7 @@ fn update_start(session: &mut dyn Session, s: &Start, seen: &Entry) -> crate::db
     ];
     if s.fresh && s.action == Action::Apply {
         params.push(now);
+        params.push(s.checksum.into());
     }
     params.push(Value::Int(s.version));
     let (sql, params) = (&mut sql, &mut params);
