@@ -94,7 +94,7 @@ fn read(path: &Path) -> Result<Registered> {
     Ok(Registered {
         version,
         name: leak(name),
-        checksum: leak(backfill_build::checksum::checksum(&text)),
+        checksum: leak(crate::registry::checksum::checksum(&text)),
         origin,
         migration,
     })

@@ -1,0 +1,441 @@
+//! Declarative migrations (issue 22): `V…__name.toml` files read from `--migrations-dir`, run by the
+//! real binary on every dialect exactly like compiled ones: plan == apply, top-up, verify, exact
+//! revert, status naming the file, drift after an edit, kill -9 and `--jobs 2`; and every bad file
+//! refused with one line before anything is written.
+
+mod common;
+
+use common::topology::interrupted_attempt;
+use common::{seed_generated, Kind, Rng, TestDb, V_COMPETENCY};
+use std::path::{Path, PathBuf};
+
+/// The issue's UPDATE form, verbatim.
+const ISSUE_UPDATE: &str = r#"shape = "update"                      # journaled: revert restores old values exactly
+table = "competency_versions"
+key = "id"                            # integer key the runner walks
+where = "t.effective_from IS NULL"    # optional; the row is `t`
+[set]
+effective_from = "date(t.created_at)" # column = SQL expression over `t`
+"#;
+
+const V_ISSUE: &str = "202612070900";
+const V_NOTES: &str = "202612070901";
+
+/// A migrations directory of the test's own, removed when the test ends, even when it fails.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(t: &TestDb, test: &str) -> Dir {
+        let tag = format!("{:?}", t.kind).to_lowercase();
+        let path = std::env::temp_dir().join(format!(
+            "bf_decl_{}_{tag}_{test}_{}",
+            common::suite(),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create the migrations dir");
+        Dir(path)
+    }
+
+    fn write(&self, file: &str, text: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.0.join(file);
+        std::fs::write(&path, text).expect("write a migration file");
+        path
+    }
+
+    fn arg(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temp dir")
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `args` with `--migrations-dir dir` after them.
+fn run(t: &TestDb, dir: &Dir, args: &[&str]) -> common::Run {
+    let mut all = args.to_vec();
+    all.extend(["--migrations-dir", dir.arg()]);
+    t.run(&all)
+}
+
+/// `notes(id, name, description)`: `rows` rows, every third with a description already right.
+fn notes(kind: Kind, test: &str, rows: i64) -> TestDb {
+    let t = TestDb::new(kind, test);
+    t.exec("CREATE TABLE notes (id BIGINT PRIMARY KEY, name VARCHAR(50) NOT NULL, description VARCHAR(50) NULL)");
+    let values: Vec<String> = (1..=rows)
+        .map(|i| {
+            let name = if i == 3 {
+                "a name far too long".to_string()
+            } else {
+                format!("n{i}")
+            };
+            let description = if i % 3 == 0 && i != 3 {
+                format!("'{name}!'")
+            } else {
+                "NULL".into()
+            };
+            format!("({i}, '{name}', {description})")
+        })
+        .collect();
+    for part in values.chunks(200) {
+        t.exec(&format!("INSERT INTO notes VALUES {}", part.join(", ")));
+    }
+    t
+}
+
+/// `description = name || '!'`, spelled per dialect (MariaDB's `||` is OR), skipping the rows whose
+/// new value would be longer than 12 characters.
+const NOTES_UPDATE: &str = r#"shape = "update"
+table = "notes"
+key = "id"
+where = "t.id > 0"
+skip_when = "LENGTH({new.description}) > 12"
+skipped_because = "too long for the listing"
+[set]
+description = "t.name || '!'"
+[mysql.set]
+description = "CONCAT(t.name, '!')"
+"#;
+
+fn notes_rows(t: &TestDb) -> Vec<(i64, Option<String>)> {
+    t.rows("SELECT id, description FROM notes ORDER BY id")
+        .into_iter()
+        .map(|r| (r[0].as_i64().expect("id"), r[1].as_str().map(String::from)))
+        .collect()
+}
+
+fn issue_update_with_a_compiled_migration_in_one_apply(kind: Kind) {
+    let t = TestDb::with_app(kind, "decl_issue");
+    seed_generated(&t, 40);
+    t.exec("UPDATE competency_versions SET effective_from = NULL WHERE id % 3 = 0");
+    let nulls = t.int("SELECT COUNT(*) FROM competency_versions WHERE effective_from IS NULL");
+    assert!(nulls > 0, "the seed has versions to fill");
+    let last = t.int("SELECT MAX(id) FROM competency_versions");
+    let before = format!(
+        "SELECT id, effective_from FROM competency_versions WHERE id <= {last} ORDER BY id"
+    );
+    let original = t.rows(&before);
+    let dir = Dir::new(&t, "issue");
+    dir.write(
+        &format!("V{V_ISSUE}__fill_effective_from.toml"),
+        ISSUE_UPDATE,
+    );
+
+    let status = run(&t, &dir, &["status"]).expect(0).stdout.clone();
+    assert!(
+        status.contains(&format!(
+            "file: {}",
+            dir.0
+                .join(format!("V{V_ISSUE}__fill_effective_from.toml"))
+                .display()
+        )),
+        "{status}"
+    );
+    let plan = run(&t, &dir, &["plan", V_ISSUE, "--format", "json"]).json();
+    assert_eq!(
+        plan["plans"][0]["plan"]["total"].as_i64(),
+        Some(nulls),
+        "{plan}"
+    );
+
+    let applied = run(&t, &dir, &["apply", "--quiet"])
+        .expect(0)
+        .stdout
+        .clone();
+    assert_eq!(
+        t.state(V_COMPETENCY).as_deref(),
+        Some("applied"),
+        "{applied}"
+    );
+    assert_eq!(t.rows_applied(V_ISSUE), nulls, "{applied}");
+    let compiled_at = applied
+        .find("competency_versions")
+        .expect("the compiled one ran");
+    assert!(
+        applied.find("fill_effective_from").expect("the file ran") > compiled_at,
+        "version order: {applied}"
+    );
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM competency_versions WHERE effective_from IS NULL"),
+        0
+    );
+    assert_eq!(
+        t.int(&format!("SELECT COUNT(*) FROM competency_versions WHERE id <= {last} AND effective_from <> date(created_at) AND id % 3 = 0")),
+        0
+    );
+
+    run(&t, &dir, &["apply", V_ISSUE, "--quiet"]).expect(0);
+    assert_eq!(t.rows_applied(V_ISSUE), nulls, "a top-up writes nothing");
+    run(&t, &dir, &["verify", "--data", "--strict"]).expect(0);
+    run(&t, &dir, &["revert", V_ISSUE, "--quiet"]).expect(0);
+    assert_eq!(
+        t.rows(&before),
+        original,
+        "revert restores every NULL it filled, and only those"
+    );
+    assert_eq!(
+        t.state(V_COMPETENCY).as_deref(),
+        Some("applied"),
+        "the compiled one stays"
+    );
+}
+
+fn overrides_skip_and_the_new_value(kind: Kind) {
+    let t = notes(kind, "decl_over", 9);
+    let original = notes_rows(&t);
+    let dir = Dir::new(&t, "over");
+    dir.write(&format!("V{V_NOTES}__describe_notes.toml"), NOTES_UPDATE);
+    let plan = run(&t, &dir, &["plan", V_NOTES, "--format", "json"]).json();
+    let p = &plan["plans"][0]["plan"];
+    // Rows 1, 2, 4, 5, 7, 8 change; 3 would be too long; 6 and 9 are right already.
+    assert_eq!(p["total"].as_i64(), Some(6), "{plan}");
+    assert_eq!(p["skipped"].as_i64(), Some(1), "{plan}");
+    assert_eq!(
+        p["skipped_because"].as_str(),
+        Some("too long for the listing")
+    );
+    run(&t, &dir, &["apply", V_NOTES, "--quiet"]).expect(0);
+    let now = notes_rows(&t);
+    for (id, description) in &now {
+        let want = match id {
+            3 => None,
+            _ => Some(format!("n{id}!")),
+        };
+        assert_eq!(description, &want, "row {id} on {kind:?}");
+    }
+    assert_eq!(t.rows_applied(V_NOTES), 6);
+    run(&t, &dir, &["revert", V_NOTES, "--quiet"]).expect(0);
+    assert_eq!(notes_rows(&t), original);
+}
+
+fn irreversible_shape(kind: Kind) {
+    let t = notes(kind, "decl_irr", 6);
+    let dir = Dir::new(&t, "irr");
+    let text = NOTES_UPDATE.replace(
+        "shape = \"update\"",
+        "shape = \"irreversible\"\nreason = \"the old descriptions are not kept\"",
+    );
+    dir.write(&format!("V{V_NOTES}__describe_notes.toml"), text);
+    run(&t, &dir, &["apply", V_NOTES, "--quiet"]).expect(0);
+    assert_eq!(t.rows_applied(V_NOTES), 4);
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM backfill_undo"),
+        0,
+        "no journal for an irreversible update"
+    );
+    let written = notes_rows(&t);
+    let line = run(&t, &dir, &["revert", V_NOTES])
+        .one_line_error(2)
+        .to_string();
+    assert!(line.contains("the old descriptions are not kept"), "{line}");
+    assert_eq!(notes_rows(&t), written);
+}
+
+/// Each bad file on its own, on a database with no ledger yet: exit 2, one line naming the file and
+/// the key, and nothing written (not even the ledger).
+fn bad_files_are_refused_before_anything_is_written(kind: Kind) {
+    let t = TestDb::with_app(kind, "decl_bad");
+    let good = |from: &str, to: &str| ISSUE_UPDATE.replace(from, to);
+    let cases: Vec<(String, Vec<u8>, &[&str])> = vec![
+        (
+            "V202612070900__x.toml".into(),
+            good("where =", "wher =").into(),
+            &["line 4", "unknown field `wher`"],
+        ),
+        (
+            "V202612070900__x.toml".into(),
+            good("key = \"id\"", "key = \"nope\"").into(),
+            &["`key`", "no column nope"],
+        ),
+        (
+            "V202612070900__x.toml".into(),
+            good("key = \"id\"", "key = \"name\"").into(),
+            &["`key`", "not an integer"],
+        ),
+        (
+            "V202612070900__x.toml".into(),
+            good("\"competency_versions\"", "\"nope\"").into(),
+            &["`table`", "nope"],
+        ),
+        (
+            "V202612070900__x.toml".into(),
+            good("date(t.created_at)", "date(t.created_at").into(),
+            &["`set.effective_from`"],
+        ),
+        (
+            "V202612070900__x.toml".into(),
+            good("t.effective_from IS NULL", "t.effective_fro IS NULL").into(),
+            &["`where`"],
+        ),
+        (
+            "V202612070900__x.toml".into(),
+            format!("{ISSUE_UPDATE}[postgres.set]\nname = \"t.name\"\n").into(),
+            &["`postgres.set.name`", "add `name` to [set]"],
+        ),
+        (
+            "V202612070900__x.toml".into(),
+            good("shape = \"update\"", "shape = \"irreversible\"").into(),
+            &["`reason` is missing"],
+        ),
+        (
+            "V2026120709__x.toml".into(),
+            ISSUE_UPDATE.into(),
+            &["V<12 digits>__<snake_name>.toml"],
+        ),
+        (
+            "V202612070900__x.toml".into(),
+            b"shape = \"update\"\ntable = \"caf\xe9\"\n".to_vec(),
+            &["not UTF-8"],
+        ),
+        (
+            format!("V{V_COMPETENCY}__twin.toml"),
+            ISSUE_UPDATE.into(),
+            &["used twice", "V202611230001__competency_versions.rs"],
+        ),
+    ];
+    for (file, text, words) in cases {
+        let dir = Dir::new(&t, "bad");
+        dir.write(&file, &text);
+        for command in ["apply", "plan"] {
+            let r = run(&t, &dir, &[command]);
+            let line = r.one_line_error(2);
+            assert!(line.contains(&file), "{command} {file}: {line}");
+            for w in words {
+                assert!(line.contains(w), "{command} {file}: {line} lacks {w}");
+            }
+            assert!(
+                !t.has_table("backfill_migrations"),
+                "{command} {file} wrote the ledger: {line}"
+            );
+        }
+    }
+}
+
+fn drift_after_editing_an_applied_file(kind: Kind) {
+    let t = notes(kind, "decl_drift", 6);
+    let dir = Dir::new(&t, "drift");
+    let file = dir.write(&format!("V{V_NOTES}__describe_notes.toml"), NOTES_UPDATE);
+    run(&t, &dir, &["apply", V_NOTES, "--quiet"]).expect(0);
+    edit(&file, "# edited after it ran\n");
+    let line = run(&t, &dir, &["apply"]).one_line_error(5).to_string();
+    assert!(
+        line.contains("changed since it ran") && line.contains(V_NOTES),
+        "{line}"
+    );
+    run(&t, &dir, &["verify"]).expect(3);
+    assert!(run(&t, &dir, &["status"])
+        .expect(0)
+        .stdout
+        .contains("CHANGED"));
+    // Line endings and trailing spaces are not an edit (a top-up runs).
+    std::fs::write(&file, NOTES_UPDATE.replace('\n', "  \r\n")).expect("rewrite");
+    run(&t, &dir, &["apply", V_NOTES, "--quiet"]).expect(0);
+    assert!(checksum_ok(&t, &dir));
+    // Edited while reverted, then applied again: what runs now is what the ledger vouches for.
+    run(&t, &dir, &["revert", V_NOTES, "--quiet"]).expect(0);
+    edit(&file, "# edited while reverted\n");
+    run(&t, &dir, &["apply", V_NOTES, "--quiet"]).expect(0);
+    assert!(checksum_ok(&t, &dir));
+}
+
+fn checksum_ok(t: &TestDb, dir: &Dir) -> bool {
+    let status = run(t, dir, &["status", "--format", "json"]).json();
+    let lines = status["migrations"].as_array().expect("migrations");
+    let line = lines
+        .iter()
+        .find(|l| l["version"].as_i64().map(|v| v.to_string()).as_deref() == Some(V_NOTES))
+        .expect("the file's line");
+    line["checksum_ok"].as_bool().expect("checksum_ok")
+}
+
+fn edit(file: &Path, line: &str) {
+    let mut text = std::fs::read_to_string(file).expect("read");
+    text.push_str(line);
+    std::fs::write(file, text).expect("edit");
+}
+
+/// kill -9 at random moments during apply (with `extra`, e.g. `--jobs 2`), then a rerun: every row
+/// right once, the journal holding each changed row once; then revert restores the table exactly.
+fn killed_applies(kind: Kind, extra: &[&str], test: &str) {
+    let t = notes(kind, test, 400);
+    let original = notes_rows(&t);
+    let dir = Dir::new(&t, test);
+    dir.write(&format!("V{V_NOTES}__describe_notes.toml"), NOTES_UPDATE);
+    let changed = original
+        .iter()
+        .filter(|(id, d)| *id != 3 && d.is_none())
+        .count() as i64;
+    let mut rng = Rng::from_time();
+    let seed = rng.0;
+    for trial in 0..4 {
+        let mut attempt = vec!["apply", V_NOTES, "--migrations-dir", dir.arg()];
+        attempt.extend(extra);
+        interrupted_attempt(&t, &mut rng, &attempt, trial);
+        let mut rerun = attempt.clone();
+        rerun.push("--quiet");
+        t.run(&rerun).expect(0);
+        let now = notes_rows(&t);
+        for (id, description) in &now {
+            let want = if *id == 3 {
+                None
+            } else {
+                Some(format!("n{id}!"))
+            };
+            assert_eq!(description, &want, "row {id}, trial {trial}, seed {seed}");
+        }
+        assert_eq!(
+            t.rows_applied(V_NOTES),
+            changed,
+            "trial {trial}, seed {seed}"
+        );
+        assert_eq!(
+            t.int(&format!(
+                "SELECT COUNT(*) FROM backfill_undo WHERE version = {V_NOTES}"
+            )),
+            changed,
+            "trial {trial}, seed {seed}"
+        );
+        run(&t, &dir, &["revert", V_NOTES, "--quiet"]).expect(0);
+        assert_eq!(notes_rows(&t), original, "trial {trial}, seed {seed}");
+    }
+}
+
+macro_rules! on_every_dialect {
+    ($($module:ident => $kind:expr),*) => {$(
+        mod $module {
+            #[test]
+            fn issue_update_with_a_compiled_migration_in_one_apply() {
+                super::issue_update_with_a_compiled_migration_in_one_apply($kind)
+            }
+            #[test]
+            fn overrides_skip_and_the_new_value() {
+                super::overrides_skip_and_the_new_value($kind)
+            }
+            #[test]
+            fn irreversible_shape() {
+                super::irreversible_shape($kind)
+            }
+            #[test]
+            fn bad_files_are_refused_before_anything_is_written() {
+                super::bad_files_are_refused_before_anything_is_written($kind)
+            }
+            #[test]
+            fn drift_after_editing_an_applied_file() {
+                super::drift_after_editing_an_applied_file($kind)
+            }
+            #[test]
+            fn kill_9_during_apply() {
+                super::killed_applies($kind, &[], "decl_kill")
+            }
+            #[test]
+            fn kill_9_during_apply_with_two_jobs() {
+                super::killed_applies($kind, &["--jobs", "2"], "decl_jobs")
+            }
+        }
+    )*};
+}
+
+on_every_dialect!(postgres => super::Kind::Postgres, mariadb => super::Kind::Mariadb, sqlite => super::Kind::Sqlite);
