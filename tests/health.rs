@@ -42,9 +42,8 @@ fn throttle_sql_holds_until_false(kind: Kind) {
     let want = t.expected_competencies();
     common::live::hold(&t);
     let mut live = apply(&t, &["--throttle-sql", common::live::HOLD_SQL], "0");
-    live.wait_for("waiting: --throttle-sql says wait", LONG);
-    // Held before any batch: still nothing written after more looks.
-    live.wait_for("waiting: --throttle-sql says wait", LONG);
+    // Held before any batch: still nothing written after several looks.
+    live.wait_for_lines("waiting: --throttle-sql says wait", 3, LONG);
     assert_eq!(written(&t), 0, "a held run wrote rows");
     common::live::release(&t);
     finished_exact(&t, live, want);
@@ -227,4 +226,27 @@ fn wal_waiting_for_the_archiver_holds_postgres() {
     admin("ALTER SYSTEM SET archive_command = 'true'");
     admin("SELECT pg_reload_conf()");
     finished_exact(&t, live, want);
+}
+
+/// A parallel run: the coordinator reads the health for the whole run and holds every worker.
+fn throttle_sql_holds_every_worker(kind: Kind) {
+    let t = TestDb::with_app(kind, "health_jobs");
+    seed_generated(&t, 120);
+    let want = t.expected_competencies();
+    common::live::hold(&t);
+    let mut live = common::live::held_apply(&t, &["--jobs", "2"], "0");
+    live.wait_for_lines("waiting: --throttle-sql says wait", 3, LONG);
+    assert_eq!(written(&t), 0, "a held worker wrote rows");
+    common::live::release(&t);
+    finished_exact(&t, live, want);
+}
+
+#[test]
+fn throttle_sql_holds_every_worker_postgres() {
+    throttle_sql_holds_every_worker(Kind::Postgres);
+}
+
+#[test]
+fn throttle_sql_holds_every_worker_mariadb() {
+    throttle_sql_holds_every_worker(Kind::Mariadb);
 }

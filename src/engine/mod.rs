@@ -10,14 +10,14 @@
 
 mod audit;
 pub(crate) mod batch;
-pub mod events;
+pub(crate) mod events;
 pub(crate) mod health;
 mod hooks;
 pub(crate) mod inspect;
 mod known;
 pub mod ledger;
 pub mod lock;
-pub mod metrics;
+pub(crate) mod metrics;
 pub(crate) mod options;
 mod parallel;
 pub(crate) mod planfile;

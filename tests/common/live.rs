@@ -63,8 +63,19 @@ impl Live {
         }
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    /// Waits until `n` stderr lines contain `text`: a state that lasts, seen again and again.
+    pub fn wait_for_lines(&mut self, text: &str, n: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.seen.iter().filter(|l| l.contains(text)).count() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!(
+                    "fewer than {n} stderr lines with {text:?} within {limit:?}:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
     }
 
     /// Waits for the process to end (killing it after `limit`): its exit code, stdout, all stderr.
