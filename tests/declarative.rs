@@ -403,6 +403,65 @@ fn killed_applies(kind: Kind, extra: &[&str], test: &str) {
     }
 }
 
+/// `backfill new --toml NAME` writes a file that plans and applies nothing until edited.
+fn new_toml_changes_nothing_until_edited(kind: Kind) {
+    let t = TestDb::with_app(kind, "decl_new");
+    seed_generated(&t, 10);
+    let dir = Dir::new(&t, "new");
+    let made = common::bin()
+        .args([
+            "new",
+            "--toml",
+            "fill_levels",
+            "--migrations-dir",
+            dir.arg(),
+        ])
+        .output()
+        .expect("run backfill new");
+    let made = common::Run::from(made);
+    let path = made
+        .expect(0)
+        .stdout
+        .trim()
+        .strip_prefix("created ")
+        .expect("created PATH")
+        .to_string();
+    let file = Path::new(&path)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .expect("a file name")
+        .to_string();
+    let version = file.get(1..13).expect("V<12 digits>").to_string();
+    let before = t.rows("SELECT id, description FROM competencies ORDER BY id");
+    let plan = run(&t, &dir, &["plan", &version, "--format", "json"]).json();
+    assert_eq!(
+        plan["plans"][0]["plan"]["total"].as_i64(),
+        Some(0),
+        "{plan}"
+    );
+    run(&t, &dir, &["apply", &version, "--quiet"]).expect(0);
+    assert_eq!(t.rows_applied(&version), 0);
+    assert_eq!(
+        t.rows("SELECT id, description FROM competencies ORDER BY id"),
+        before
+    );
+    let again = common::bin()
+        .args([
+            "new",
+            "--toml",
+            "fill_levels",
+            "--migrations-dir",
+            dir.arg(),
+        ])
+        .output()
+        .expect("run backfill new");
+    let line = common::Run::from(again).one_line_error(2).to_string();
+    assert!(
+        line.contains("already exists") && line.contains(&file),
+        "{line}"
+    );
+}
+
 macro_rules! on_every_dialect {
     ($($module:ident => $kind:expr),*) => {$(
         mod $module {
@@ -425,6 +484,10 @@ macro_rules! on_every_dialect {
             #[test]
             fn drift_after_editing_an_applied_file() {
                 super::drift_after_editing_an_applied_file($kind)
+            }
+            #[test]
+            fn new_toml_changes_nothing_until_edited() {
+                super::new_toml_changes_nothing_until_edited($kind)
             }
             #[test]
             fn kill_9_during_apply() {

@@ -204,10 +204,13 @@ pub(crate) enum Command {
         #[arg(long, value_name = "WHEN")]
         since: Option<String>,
     },
-    /// Scaffold data_migrations/V<UTC timestamp>__NAME.rs in the current directory.
+    /// Scaffold data_migrations/V<UTC timestamp>__NAME.rs here, or with --toml a declarative file in --migrations-dir.
     New {
         /// The migration's name, snake_case (e.g. backfill_skill_levels).
         name: String,
+        /// Write a declarative V<timestamp>__NAME.toml into --migrations-dir instead (no Rust needed).
+        #[arg(long, requires = "migrations_dir")]
+        toml: bool,
     },
     /// Drop an UPDATE-shaped migration's undo journal once it is final; it can no longer be reverted.
     Forget {

@@ -21,7 +21,7 @@ pub(crate) fn run(cli: &Cli, catalog: Catalog) -> Result<String> {
     let catalog = with_files(cli, catalog)?;
     let opts = options(cli, catalog)?;
     match &cli.command {
-        Command::New { name } => new(name),
+        Command::New { name, toml } => new(cli, name, *toml),
         Command::Demo { keep } => crate::cli::demo::run(*keep),
         Command::SampleData { size } => sample_data(cli, &opts, *size),
         Command::Status { lock } => status(cli, with_lock(opts, lock)),
@@ -77,8 +77,11 @@ fn with_files(cli: &Cli, catalog: Catalog) -> Result<Catalog> {
     catalog.with(files).map_err(Error::Usage)
 }
 
-fn new(name: &str) -> Result<String> {
-    let paths = crate::cli::scaffold::create(Path::new("data_migrations"), name)?;
+fn new(cli: &Cli, name: &str, toml: bool) -> Result<String> {
+    let paths = match (toml, &cli.migrations_dir) {
+        (true, Some(dir)) => vec![crate::cli::scaffold::create_toml(dir, name)?],
+        _ => crate::cli::scaffold::create(Path::new("data_migrations"), name)?,
+    };
     Ok(paths
         .iter()
         .map(|p| format!("created {}\n", p.display()))

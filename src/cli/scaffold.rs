@@ -43,6 +43,25 @@ fn plan_apply_revert_on_every_dialect() {
 }
 "#;
 
+const TOML_TEMPLATE: &str = r#"# __NAME__: say what this backfill changes, for which rows, and why.
+#
+# Made by `backfill new --toml`. As scaffolded it changes nothing (the column is set to itself), so it
+# is safe to deploy; `backfill test` reports that it writes nothing until you write it. Every key:
+# README, "Data migrations without Rust".
+shape = "update"            # journaled: revert restores old values exactly; or "irreversible" + reason
+table = "competencies"      # the table; its row is `t` in every expression
+key = "id"                  # its integer key, walked in batches
+# where = "t.description IS NULL"             # only these rows
+# skip_when = "LENGTH({new.description}) > 80" # rows left alone, counted by plan...
+# skipped_because = "too long"                 # ...with this reason
+
+[set]
+description = "t.description" # column = SQL expression over `t`: its new value
+
+# [mysql.set]                 # what MySQL/MariaDB run instead ([postgres.set], [sqlite.set] too)
+# description = "CONCAT(t.name, '!')"
+"#;
+
 fn valid_name(name: &str) -> bool {
     name.len() <= 100
         && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
@@ -52,18 +71,12 @@ fn valid_name(name: &str) -> bool {
         && !name.contains("__")
 }
 
-/// Writes `dir/V<UTC yyyymmddHHMM>__<name>.rs` (the next free minute if this one is taken) and its test
-/// `tests/migration_v<version>_<name>.rs` beside `dir`; returns the paths written.
-pub(crate) fn create(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
+/// Checks `name`, and picks the version of a new `dir/V<version>__<name>.<ext>`: this UTC minute,
+/// or the next free one.
+fn next_version(dir: &Path, name: &str, ext: &str) -> Result<String> {
     if !valid_name(name) {
         return Err(Error::Usage(format!(
             "`{name}` is not a valid migration name; use snake_case: lowercase letters, digits and single underscores, starting with a letter"
-        )));
-    }
-    if !dir.is_dir() {
-        return Err(Error::Usage(format!(
-            "no {} directory here; run `backfill new` from the project root",
-            dir.display()
         )));
     }
     let existing: Vec<String> = std::fs::read_dir(dir)
@@ -73,21 +86,43 @@ pub(crate) fn create(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
         .collect();
     if let Some(clash) = existing
         .iter()
-        .find(|f| f.ends_with(&format!("__{name}.rs")))
+        .find(|f| f.ends_with(&format!("__{name}.{ext}")))
     {
         return Err(Error::Usage(format!(
             "a migration named `{name}` already exists: {clash}; pick another name"
         )));
     }
     let now = chrono::Utc::now();
-    let version = (0..1440)
+    (0..1440)
         .map(|m| {
             (now + chrono::Duration::minutes(m))
                 .format("%Y%m%d%H%M")
                 .to_string()
         })
         .find(|v| !existing.iter().any(|f| f.starts_with(&format!("V{v}__"))))
-        .ok_or_else(|| Error::Usage("no free version in the next 24 hours".into()))?;
+        .ok_or_else(|| Error::Usage("no free version in the next 24 hours".into()))
+}
+
+/// Writes `dir/V<UTC yyyymmddHHMM>__<name>.toml`, a declarative migration that changes nothing
+/// until edited, creating `dir` if needed; returns the path written.
+pub(crate) fn create_toml(dir: &Path, name: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Usage(format!("cannot create {}: {e}", dir.display())))?;
+    let version = next_version(dir, name, "toml")?;
+    let path = dir.join(format!("V{version}__{name}.toml"));
+    write(&path, &TOML_TEMPLATE.replace("__NAME__", name))
+}
+
+/// Writes `dir/V<UTC yyyymmddHHMM>__<name>.rs` (the next free minute if this one is taken) and its test
+/// `tests/migration_v<version>_<name>.rs` beside `dir`; returns the paths written.
+pub(crate) fn create(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() && valid_name(name) {
+        return Err(Error::Usage(format!(
+            "no {} directory here; run `backfill new` from the project root",
+            dir.display()
+        )));
+    }
+    let version = next_version(dir, name, "rs")?;
     let file = format!("V{version}__{name}.rs");
     let test = format!("migration_v{version}_{name}.rs");
     let mut written = vec![write(
