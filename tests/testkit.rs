@@ -1,8 +1,12 @@
 //! The testkit fails what it must: a revert that leaves any table changed (named, with its rows),
-//! and a migration that writes nothing on the seed.
+//! and a migration that writes nothing on the seed. Its builder takes an app's own schema (a
+//! Laravel `schema:dump`, per-dialect files) and seed (SQL files, Rust), and names a bad schema file.
 
 use backfill::db::{Dialect, Session};
+use backfill::testkit::{Kit, Schema};
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 
 /// The shipped competency_versions backfill (INSERT-shaped; its revert deletes what it inserted).
 const V_COMPETENCY: i64 = 202611230001;
@@ -84,9 +88,112 @@ fn revert_leaving_a_table_changed_is_named_sqlite() {
 fn a_migration_that_writes_nothing_fails_unless_allowed() {
     let message = panic_of(|| backfill::testkit::exercise(V_DATES, backfill::testkit::sample_data));
     assert!(
-        message.contains("wrote nothing on the seed data")
-            && message.contains("exercise_allowing_empty"),
+        message.contains("wrote nothing on the seed data") && message.contains("allow_empty()"),
         "{message}"
     );
     backfill::testkit::exercise_allowing_empty(V_DATES, backfill::testkit::sample_data);
+}
+
+fn data(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(path)
+}
+
+fn count(s: &mut dyn Session, sql: &str) -> i64 {
+    let v = s
+        .query_scalar(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    v.as_i64().unwrap_or_else(|| panic!("{sql}: {v:?}"))
+}
+
+/// A Laravel app's `schema:dump` of each dialect and a seed file: the dates example runs against
+/// them on all three, the SQL seed before the Rust one, both after the dump (its `migrations`
+/// rows are there).
+#[test]
+fn a_laravel_dump_and_seed_sql_exercise_a_migration_on_every_dialect() {
+    let seen = RefCell::new(Vec::new());
+    Kit::new()
+        .schema(Schema::laravel_dump(data("laravel")))
+        .seed_sql(data("laravel/seed.sql"))
+        .seed(|s| {
+            let undated = "SELECT COUNT(*) FROM competency_versions WHERE effective_from IS NULL";
+            let laravel = count(s, "SELECT COUNT(*) FROM migrations");
+            seen.borrow_mut()
+                .push((s.dialect(), count(s, undated), laravel));
+        })
+        .exercise(V_DATES);
+    assert_eq!(
+        seen.into_inner(),
+        vec![
+            (Dialect::Postgres, 2, 11),
+            (Dialect::Mysql, 2, 11),
+            (Dialect::Sqlite, 2, 11)
+        ]
+    );
+}
+
+/// Without the seed the example has nothing to fill: refused, then allowed.
+#[test]
+fn a_laravel_dump_without_rows_to_change_needs_allow_empty() {
+    let kit = Kit::new()
+        .schema(Schema::laravel_dump(data("laravel")))
+        .dialects(&[Dialect::Sqlite]);
+    let message = panic_of(|| kit.exercise(V_DATES));
+    assert!(
+        message.starts_with("Sqlite: V202611300001 wrote nothing"),
+        "{message}"
+    );
+    kit.allow_empty().exercise(V_DATES);
+}
+
+/// A schema file the server refuses: one panic line naming the dialect, the file, the line and the
+/// statement.
+fn bad_schema_file_is_named(dialect: Dialect, file: &str) {
+    let dir = std::env::temp_dir().join(format!("bf-kit-bad-{file}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(file);
+    let sql = "CREATE TABLE teams (id INTEGER PRIMARY KEY);\n-- a typo:\nCREATE TABEL people (id INTEGER);\n";
+    std::fs::write(&path, sql).expect("write");
+    let message = panic_of(|| Kit::new().schema(Schema::dir(&dir)).exercise(V_DATES));
+    let _ = std::fs::remove_dir_all(&dir);
+    let want = format!(
+        "{dialect:?}: cannot load the schema: {}:3: ",
+        path.display()
+    );
+    assert!(
+        message.starts_with(&want)
+            && message.contains("(statement: CREATE TABEL people (id INTEGER))")
+            && !message.contains('\n'),
+        "{message}"
+    );
+}
+
+#[test]
+fn bad_schema_file_is_named_postgres() {
+    bad_schema_file_is_named(Dialect::Postgres, "postgres.sql");
+}
+
+#[test]
+fn bad_schema_file_is_named_mariadb() {
+    bad_schema_file_is_named(Dialect::Mysql, "mariadb.sql");
+}
+
+#[test]
+fn bad_schema_file_is_named_sqlite() {
+    bad_schema_file_is_named(Dialect::Sqlite, "sqlite.sql");
+}
+
+#[test]
+fn a_kit_without_schema_or_with_a_dialect_it_lacks_says_so() {
+    let none = panic_of(|| Kit::new().exercise(V_DATES));
+    assert!(none.contains("no schema; give one with .schema("), "{none}");
+    let pg_only = Schema::files([(Dialect::Postgres, data("laravel/pgsql-schema.sql"))]);
+    let lacking = panic_of(|| {
+        Kit::new()
+            .schema(pg_only)
+            .dialects(&[Dialect::Mysql])
+            .exercise(V_DATES)
+    });
+    assert!(lacking.contains("has no SQL for Mysql"), "{lacking}");
 }
