@@ -37,6 +37,11 @@ pub enum Error {
         signal_name(*.signal)
     )]
     Stopped { signal: i32, committed: String },
+    /// Stopped at a checkpoint because it was asked to: by `backfill cancel` (`cancelled`), or by the
+    /// end of its window or budget (`--window`, `--run-for`, `--until`, `--limit`). Its committed
+    /// batches stay; rerunning resumes. Exit 6.
+    #[error("{message}")]
+    OnRequest { cancelled: bool, message: String },
     /// An error about the database, with where its setting came from (`origin`: `--database-url`,
     /// `DATABASE_URL`, a line of the `.env`) in place of the words the drivers use for it
     /// (`crate::db::URL_WORDS`): the operator fixes the right place. The inner error's exit code.
@@ -61,6 +66,7 @@ impl Error {
             Error::Inconsistent(_) | Error::Ledger(_) => 3,
             Error::Busy(_) => 4,
             Error::Refused(_) => 5,
+            Error::OnRequest { .. } => 6,
             Error::Interrupted(sig) | Error::Stopped { signal: sig, .. } => 128 + sig,
             Error::Located { error, .. } => error.exit_code(),
         }

@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const EXIT_CODES: &str = "Exit codes: 0 ok · 1 runtime error · 2 usage/config error · 3 ledger inconsistent (verify's findings, a damaged ledger) · \
-4 lock busy · 5 refused for safety (checksum drift, plan changed, edited rows on revert) · 130/143 interrupted";
+4 lock busy (wait: timed out) · 5 refused for safety (checksum drift, plan changed, edited rows on revert) · \
+6 stopped on request (cancel, end of --window, --run-for, --until or --limit; rerunning resumes) · 130/143 interrupted";
 
 /// The heading of the flags the database commands take, before or after the command's name.
 const GLOBAL: &str = "Global options (before or after the command; not for new and demo)";
@@ -121,6 +122,49 @@ fn batch_ms_help() -> String {
     )
 }
 
+/// Where apply and revert stop or wait (exit 6 on a stop; the next run goes on from there).
+#[derive(Debug, Args)]
+pub(crate) struct Bounds {
+    /// Stop at a checkpoint once about N rows are written (a canary); the next apply goes on (default: no limit).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+    /// Stop at a checkpoint once the command has run this long: 90m, 2h30m, 45s, 1d (default: no limit).
+    #[arg(long, value_name = "DURATION", value_parser = crate::engine::budget::parse_duration)]
+    pub run_for: Option<Duration>,
+    /// Stop at a checkpoint at this time of this host's clock (its TZ), HH:MM (default: no limit).
+    #[arg(long, value_name = "HH:MM")]
+    pub until: Option<String>,
+    /// Write only inside this window, e.g. "Mon-Fri 22:00-06:00 Europe/Madrid" (days: the day it
+    /// opens; days and zone optional: every day, UTC); outside it, stop at a checkpoint (default: always).
+    #[arg(long, value_name = "SPEC", value_parser = crate::engine::budget::Window::parse)]
+    pub window: Option<crate::engine::budget::Window>,
+    /// Outside --window, wait for it to open (holding the lock, no transaction) instead of stopping.
+    #[arg(long, requires = "window")]
+    pub wait_for_window: bool,
+}
+
+/// `backfill set`: the values to change in a running run; at least one.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = true)]
+pub(crate) struct SetArgs {
+    /// Keys per batch from the next batch on, fixed (with --batch-ms: the size to adapt from; default: unchanged).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub batch_size: Option<u64>,
+    /// Resize each batch toward this many milliseconds from the next batch on (default: unchanged).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub batch_ms: Option<u64>,
+    /// Milliseconds to sleep between batches from now on (default: unchanged).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub pause_ms: Option<u64>,
+    /// Wait between batches while a replica lags more than this many seconds (default: unchanged).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub max_replica_lag: Option<u64>,
+    /// Workers of a parallel run (started with --jobs 2 or more): added, or retired after their
+    /// current batch, handing their chunks to the others (default: unchanged).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub jobs: Option<u64>,
+}
+
 /// The one `--lock-timeout` of every command that touches the ledger.
 #[derive(Debug, Args)]
 pub(crate) struct LockWait {
@@ -142,6 +186,9 @@ pub(crate) enum Command {
     Status {
         #[command(flatten)]
         lock: LockWait,
+        /// Redraw every S seconds (default 2) until Ctrl-C, within 80 columns.
+        #[arg(long, value_name = "S", num_args = 0..=1, default_missing_value = "2", value_parser = clap::value_parser!(u64).range(1..=3600))]
+        watch: Option<u64>,
     },
     /// What `apply` would write, per scenario, without writing it (read-only transaction).
     Plan {
@@ -168,6 +215,8 @@ pub(crate) enum Command {
         expect_plan: Option<PathBuf>,
         #[command(flatten)]
         batching: Batching,
+        #[command(flatten)]
+        bounds: Bounds,
     },
     /// Undo exactly what one migration wrote: delete the rows it inserted, or restore those it updated.
     Revert {
@@ -185,6 +234,45 @@ pub(crate) enum Command {
         force: bool,
         #[command(flatten)]
         batching: Batching,
+        #[command(flatten)]
+        bounds: Bounds,
+    },
+    /// Pause a running apply or revert after its current batch, from any host; it keeps its lock.
+    Pause {
+        /// The running migration (`backfill status` shows what runs).
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        version: i64,
+    },
+    /// Let a paused apply or revert go on.
+    Resume {
+        /// The paused migration.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        version: i64,
+    },
+    /// Stop a running apply or revert at its next checkpoint (it exits 6): `apply VERSION` resumes it,
+    /// `revert VERSION` undoes it; a deploy's apply leaves it alone.
+    Cancel {
+        /// The running migration.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        version: i64,
+    },
+    /// Change a running apply or revert's batching and throttling, from its next batch on.
+    Set {
+        /// The running migration.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        version: i64,
+        #[command(flatten)]
+        values: SetArgs,
+    },
+    /// A deploy gate: wait until a migration is applied (exit 0); exit 1 if it failed, was
+    /// cancelled or reverted; exit 4 at --timeout.
+    Wait {
+        /// The migration to wait for.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        version: i64,
+        /// Give up after this many seconds, exit 4 (default: wait as long as it takes).
+        #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(0..=604_800))]
+        timeout: Option<u64>,
     },
     /// Check the ledger for CI: drift, unknown versions, failed runs, out-of-order pending (exit 3).
     Verify {
@@ -327,6 +415,23 @@ const APPLIES: &[(&str, &str)] = &[
         "repair",
         "--database-url, --env-file, --migrations-dir, --operator, --log-format",
     ),
+    (
+        "pause",
+        "--database-url, --env-file, --operator, --log-format",
+    ),
+    (
+        "resume",
+        "--database-url, --env-file, --operator, --log-format",
+    ),
+    (
+        "cancel",
+        "--database-url, --env-file, --operator, --log-format",
+    ),
+    (
+        "set",
+        "--database-url, --env-file, --operator, --log-format",
+    ),
+    ("wait", "--database-url, --env-file, --log-format"),
     (
         "sample-data",
         "--database-url, --env-file, --format, --log-format",

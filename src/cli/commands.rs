@@ -1,7 +1,7 @@
 //! One function per command: it turns its flags into [`Options`], opens the database and calls the
 //! engine; what it returns is the text for stdout. The dispatcher is a plain match.
 
-use crate::cli::args::{Batching, Cli, Command, LockWait};
+use crate::cli::args::{Batching, Bounds, Cli, Command, LockWait, SetArgs};
 use crate::cli::output::{print, recorded_arguments};
 use crate::cli::report::{self, Format};
 use crate::db::{self, Session};
@@ -11,6 +11,7 @@ use crate::engine::options::{Connector, Options, Replica};
 use crate::engine::planfile::{self, PlanOut, PlanTarget};
 use crate::engine::planning;
 use crate::engine::runner::{self, Selection};
+use crate::engine::steer;
 use crate::error::{Error, Result};
 use crate::registry::Catalog;
 use std::path::Path;
@@ -24,7 +25,10 @@ pub(crate) fn run(cli: &Cli, catalog: Catalog) -> Result<String> {
         Command::New { name, toml } => new(cli, name, *toml),
         Command::Demo { keep } => crate::cli::demo::run(*keep),
         Command::SampleData { size } => sample_data(cli, &opts, *size),
-        Command::Status { lock } => status(cli, with_lock(opts, lock)),
+        Command::Status { lock, watch } => match watch {
+            Some(every) => watch_status(cli, with_lock(opts, lock), *every),
+            None => status(cli, with_lock(opts, lock)),
+        },
         Command::Plan {
             version,
             out,
@@ -35,8 +39,9 @@ pub(crate) fn run(cli: &Cli, catalog: Catalog) -> Result<String> {
             to,
             expect_plan,
             batching,
+            bounds,
         } => {
-            let opts = with_batching(opts, batching)?;
+            let opts = with_bounds(with_batching(opts, batching)?, bounds)?;
             apply(cli, opts, selection(*version, *to), expect_plan.as_deref())
         }
         Command::Revert {
@@ -45,9 +50,19 @@ pub(crate) fn run(cli: &Cli, catalog: Catalog) -> Result<String> {
             scenario,
             force,
             batching,
+            bounds,
         } => {
-            let opts = with_batching(opts, batching)?;
+            let opts = with_bounds(with_batching(opts, batching)?, bounds)?;
             revert(cli, opts, *version, group.or(*scenario), *force)
+        }
+        Command::Pause { version } => steer(cli, &opts, *version, steer::Command::Pause),
+        Command::Resume { version } => steer(cli, &opts, *version, steer::Command::Resume),
+        Command::Cancel { version } => steer(cli, &opts, *version, steer::Command::Cancel),
+        Command::Set { version, values } => {
+            steer(cli, &opts, *version, steer::Command::Set(tuning(values)))
+        }
+        Command::Wait { version, timeout } => {
+            wait(cli, &opts, *version, timeout.map(Duration::from_secs))
         }
         Command::Verify { data, strict } => verify(cli, &opts, *data, *strict),
         Command::Log { version, since } => log(cli, *version, since.as_deref()),
@@ -209,6 +224,43 @@ fn log(cli: &Cli, version: Option<i64>, since: Option<&str>) -> Result<String> {
     })
 }
 
+/// `pause`, `resume`, `cancel`, `set`: a request to the run under way, through the ledger.
+fn steer(cli: &Cli, opts: &Options, version: i64, command: steer::Command) -> Result<String> {
+    connect(cli)?.run(|s, _| steer::steer(s, version, command, opts))
+}
+
+fn tuning(values: &SetArgs) -> steer::TuningArgs {
+    steer::TuningArgs {
+        batch_size: values.batch_size,
+        batch_ms: values.batch_ms,
+        pause_ms: values.pause_ms,
+        max_replica_lag: values.max_replica_lag,
+        jobs: values.jobs,
+    }
+}
+
+/// `wait`: polls the ledger until the migration ends one way or the other.
+fn wait(cli: &Cli, opts: &Options, version: i64, timeout: Option<Duration>) -> Result<String> {
+    connect(cli)?.run(|s, _| crate::engine::wait::wait(s, &opts.catalog, version, timeout))
+}
+
+/// `status --watch S`: the status redrawn every S seconds until SIGINT/SIGTERM, each time from the
+/// top of the terminal (JSON: one document per line).
+fn watch_status(cli: &Cli, opts: Options, every: u64) -> Result<String> {
+    loop {
+        let text = status(cli, opts.clone())?;
+        let page = match cli.format {
+            Format::Json => text.replace('\n', "") + "\n",
+            _ => format!("\x1b[H\x1b[2J{text}"),
+        };
+        print(&page)?;
+        crate::signals::pause(Duration::from_secs(every));
+        if crate::signals::requested().is_some() {
+            return Ok(String::new());
+        }
+    }
+}
+
 /// `--accept-checksum`, else `--mark-failed` (clap requires one of them).
 fn repair(cli: &Cli, opts: &Options, version: i64, accept_checksum: bool) -> Result<String> {
     connect(cli)?.run(|s, _| {
@@ -303,6 +355,35 @@ fn with_batching(mut opts: Options, b: &Batching) -> Result<Options> {
         .iter()
         .map(|url| replica(url))
         .collect::<Result<_>>()?;
+    Ok(opts)
+}
+
+/// `--limit`, `--run-for`, `--until`, `--window`: the command's bounds, its deadlines from now.
+fn with_bounds(mut opts: Options, b: &Bounds) -> Result<Options> {
+    let now = chrono::Utc::now();
+    let run_for = b.run_for.map(|d| {
+        let spelled = format!("--run-for {}", crate::engine::progress::human(d));
+        let at = chrono::Duration::from_std(d).map_or(now, |d| now + d);
+        (at, spelled)
+    });
+    let until = match &b.until {
+        Some(hhmm) => {
+            let at = crate::engine::budget::parse_until(hhmm, now).map_err(Error::Usage)?;
+            Some((at, format!("--until {hhmm}")))
+        }
+        None => None,
+    };
+    // Both: whichever comes first.
+    let deadline = [run_for, until]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(at, _)| *at);
+    opts.budget = crate::engine::budget::Budget {
+        limit: b.limit,
+        deadline,
+        window: b.window.clone(),
+        wait_for_window: b.wait_for_window,
+    };
     Ok(opts)
 }
 

@@ -217,12 +217,57 @@ fn status_text(target: &str, lines: &[StatusLine]) -> String {
     let mut out = format!("target: {target}\n{}", row(&headers));
     for (l, cells) in lines.iter().zip(&rows) {
         out.push_str(&row(cells));
+        for line in l.live.iter().flat_map(live_lines) {
+            out.push_str(&format!(
+                "{}\n",
+                cut(&format!("{:<w$}  {line}", "", w = widths[0]), 80)
+            ));
+        }
         if let Some(e) = &l.last_error {
             out.push_str(&format!("{:<w$}  last error: {e}\n", "", w = widths[0]));
         }
         if let (true, Some(file)) = (files, &l.origin) {
             out.push_str(&format!("{:<w$}  file: {file}\n", "", w = widths[0]));
         }
+    }
+    out
+}
+
+/// A run under way, under its status row: who runs it and how far it is, then what holds it and
+/// what was asked of it.
+fn live_lines(live: &crate::engine::ledger::Request) -> Vec<String> {
+    use crate::engine::ledger::Requested;
+    let l = &live.live;
+    // The host last: a long one is cut, never the figures.
+    let mut first = vec![crate::engine::text::count(l.rows, "row")];
+    first.extend(l.rows_per_second.map(|r| format!("{r} rows/s")));
+    first.extend(
+        l.permille
+            .map(|p| format!("{:.1}% of keys", p as f64 / 10.0)),
+    );
+    first.extend(l.eta_seconds.map(|s| {
+        format!(
+            "ETA {}",
+            crate::engine::progress::human(std::time::Duration::from_secs(s))
+        )
+    }));
+    let mut second = Vec::new();
+    if let (Some(done), Some(total)) = (l.chunks_done, l.chunks_total) {
+        second.push(format!("chunks {done}/{total}"));
+    }
+    second.extend(l.workers.map(|n| crate::engine::text::count(n, "job")));
+    second.push(format!("pid {} on {}", live.pid, live.host));
+    let mut out = vec![first.join(" · "), second.join(" · ")];
+    out.extend(
+        l.throttle_reason
+            .as_ref()
+            .map(|r| format!("throttled: {r}")),
+    );
+    let by = live.requested_by.as_deref().unwrap_or("an operator");
+    match (live.requested, l.state.as_str()) {
+        (Some(Requested::Pause), "paused") => out.push(format!("paused by {by}")),
+        (Some(asked), _) => out.push(format!("{} requested by {by}", asked.as_str())),
+        (None, _) => {}
     }
     out
 }
@@ -566,6 +611,47 @@ mod tests {
             updated_at: Some("2026-12-06 13:43:10".into()),
             last_error: None,
             origin: None,
+            live: None,
+        }
+    }
+
+    #[test]
+    fn a_live_run_shows_its_runner_progress_and_request_within_80_columns() {
+        use crate::engine::ledger::{Live, Request, Requested};
+        let mut running = line(202611230001, "competency_versions", None);
+        running.state = "paused".into();
+        running.live = Some(Request {
+            version: 202611230001,
+            run_id: "r".into(),
+            action: "apply".into(),
+            requested: Some(Requested::Pause),
+            tuning: Default::default(),
+            requested_by: Some("alice".into()),
+            live: Live {
+                state: "paused".into(),
+                rows: 1_234_567,
+                rows_per_second: Some(3400),
+                eta_seconds: Some(3700),
+                permille: Some(456),
+                workers: Some(4),
+                chunks_done: Some(3),
+                chunks_total: Some(8),
+                ..Live::default()
+            },
+            host: "a-very-long-host-name.eu-west-1.compute.internal.example.com".into(),
+            pid: 4242,
+            running_seconds: 10,
+            reported_seconds_ago: 1,
+        });
+        let text = status("sqlite://x.db", &[running], Format::Text);
+        assert!(text.contains("paused by alice"), "{text}");
+        assert!(
+            text.contains("1234567 rows · 3400 rows/s · 45.6% of keys"),
+            "{text}"
+        );
+        assert!(text.contains("chunks 3/8 · 4 jobs · pid 4242 on a-very-long"));
+        for l in text.lines() {
+            assert!(l.chars().count() <= 80, "wider than 80: {l}");
         }
     }
 

@@ -76,23 +76,43 @@ pub(crate) fn record_failure(
     err: Error,
 ) -> Error {
     let message = err.to_string();
-    opts.events.emit(crate::engine::events::Event::Failed {
-        error: message.clone(),
-    });
-    opts.metrics.state("failed");
+    // A cancel is its own event; the end of a window or budget is neither a failure nor the end.
+    let state = match err {
+        Error::OnRequest {
+            cancelled: true, ..
+        } => {
+            opts.events.emit(crate::engine::events::Event::Cancelled);
+            "cancelled"
+        }
+        Error::OnRequest { .. } => "halted",
+        _ => {
+            opts.events.emit(crate::engine::events::Event::Failed {
+                error: message.clone(),
+            });
+            "failed"
+        }
+    };
+    opts.metrics.state(state);
     // Fenced on the run (`conclude`): a run that never started changes no row.
-    let failed = ledger::transition(Some(ledger::working(key.action)), Event::Fail).ok();
+    let ended = |event| ledger::transition(Some(ledger::working(key.action)), event).ok();
+    let failed = ended(Event::Fail);
     let (run_state, state) = match err {
         Error::Interrupted(_) => (RunState::Interrupted, failed),
+        Error::OnRequest {
+            cancelled: true, ..
+        } => (RunState::Cancelled, ended(Event::Cancel)),
+        Error::OnRequest { .. } => (RunState::Halted, ended(Event::Halt)),
         // Overtaken or raced: the migration is another run's now; only our audit row is ours.
         Error::Busy(_) => (RunState::Stopped, None),
         _ => (RunState::Failed, failed),
     };
+    // A stop on request is how the run ended, not an error of it.
+    let asked = matches!(err, Error::OnRequest { .. });
     let end = ledger::Ending {
         state,
         run_state,
-        outcome: None,
-        error: Some(&message),
+        outcome: asked.then_some(message.as_str()),
+        error: (!asked).then_some(message.as_str()),
     };
     let recorded = record_end(session, opts.connect.as_ref(), key, &end);
     match (recorded, err) {

@@ -106,6 +106,19 @@ pub(crate) struct Held {
     pub lease: Lease,
     pub(crate) gauge: crate::engine::throttle::Gauge,
     pub(crate) tally: crate::engine::progress::Tally,
+    /// What operators ask of the runs, and the command's window and budget.
+    pub(crate) steer: crate::engine::control::Steering,
+}
+
+impl Held {
+    pub(crate) fn new(lease: Lease, gauge: crate::engine::throttle::Gauge, opts: &Options) -> Held {
+        Held {
+            lease,
+            gauge,
+            tally: crate::engine::progress::Tally::default(),
+            steer: crate::engine::control::Steering::new(opts.budget.clone(), opts),
+        }
+    }
 }
 
 /// Where a batch is fenced and checkpointed.
@@ -258,20 +271,27 @@ pub(crate) fn run_batches(
     progress: &mut Progress,
 ) -> Result<(u64, u64)> {
     let mut size = BatchSize::new(opts.batch_size, opts.batch_target);
+    let mut pause = opts.pause;
     let (mut rows, mut batches) = (0u64, 0u64);
     let mut after = last_done(job, cursor.as_ref())?;
     // The fence compares the cursor as the ledger holds it: as it was read, then as we wrote it.
     let mut holds = cursor;
     loop {
         between_batches(session, held, progress)?;
+        if let Some(tuned) = crate::engine::control::between(session, held, progress, rows)? {
+            size.retune(&tuned);
+            pause = tuned.pause().unwrap_or(pause);
+            held.gauge.retune(tuned.max_replica_lag());
+        }
         batches += 1;
         let place = Place::Migration {
             holds: holds.as_ref(),
         };
+        let room = held.steer.room(rows);
         let batch = Batch {
             place,
             after,
-            size: size.now,
+            size: room.map_or(size.now, |r| size.now.min(r)),
         };
         let (step, took, tries) = attempts(|| fenced_batch(session, job, batch, &mut || batches))
             .map_err(|e| batch_error(job.reg, batches, e))?;
@@ -294,8 +314,8 @@ pub(crate) fn run_batches(
         rows += done;
         (after, holds) = (Some(next), Some(Cursor::from_id(next)));
         progress.update(rows, batches, after);
-        if !opts.pause.is_zero() {
-            signals::pause(opts.pause);
+        if !pause.is_zero() {
+            signals::pause(pause);
         }
     }
     Ok((rows, batches))
@@ -317,6 +337,7 @@ fn between_batches(
         &mut held.gauge,
         &mut held.lease,
         progress,
+        &mut held.steer,
     )
 }
 
@@ -350,6 +371,7 @@ pub(crate) fn retried(tries: u32) -> String {
 /// (BENCHMARKS.md, the sweep of sizes: the same key count takes twice as long on one server as on the other). Without a
 /// target (`--batch-size` alone) every batch has the given size. The size only bounds the next key
 /// range; the cursor is always the last key written, so a resize never skips or repeats a key.
+#[derive(Clone)]
 pub(crate) struct BatchSize {
     pub(crate) now: u64,
     target: Option<Duration>,
@@ -363,6 +385,19 @@ impl BatchSize {
 
     pub(crate) fn new(size: u64, target: Option<Duration>) -> Self {
         BatchSize { now: size, target }
+    }
+
+    /// `backfill set` on a running run: `--batch-size N` alone fixes the size at N (as the flag
+    /// alone does), `--batch-ms` resizes toward a new target from the size now. The cursor is the
+    /// last key written whatever the size, so a retune never skips or repeats a key.
+    pub(crate) fn retune(&mut self, tuned: &crate::engine::control::Retune) {
+        if let Some(n) = tuned.changed.batch_size {
+            self.now = n;
+            self.target = tuned.now.batch_ms.map(Duration::from_millis);
+        }
+        if let Some(ms) = tuned.changed.batch_ms {
+            self.target = Some(Duration::from_millis(ms));
+        }
     }
 
     pub(crate) fn adapt(&mut self, took: Duration) {

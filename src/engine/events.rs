@@ -33,10 +33,8 @@ pub(crate) enum Event {
     Throttled {
         reason: String,
     },
-    // Sent by the operator's controls (pause, resume, cancel: issue 23) as they land.
-    #[allow(dead_code)]
+    /// Sent by the operator's controls (pause, resume, cancel: `engine::control`).
     Paused,
-    #[allow(dead_code)]
     Resumed,
     Finished {
         outcome: String,
@@ -44,7 +42,6 @@ pub(crate) enum Event {
     Failed {
         error: String,
     },
-    #[allow(dead_code)]
     Cancelled,
 }
 

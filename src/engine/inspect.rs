@@ -28,6 +28,8 @@ pub(crate) struct StatusLine {
     /// The file it came from (`data_migrations/V…__name.rs`, a declarative `.toml`); `None` when
     /// this binary does not know it.
     pub origin: Option<String>,
+    /// A run under way: its runner, progress and what was asked of it (`backfill_control`).
+    pub(crate) live: Option<ledger::Request>,
 }
 
 /// The ledger's rows (creating the ledger where this user may), or none on a read-only server that
@@ -51,6 +53,7 @@ pub(crate) fn status(session: &mut dyn Session, opts: &Options) -> Result<Vec<St
                     updated_at: None,
                     last_error: None,
                     origin: None,
+                    live: None,
                 },
                 Some(e) => status_line(e, !drifted(e, reg), e.state.as_str()),
             },
@@ -79,7 +82,28 @@ pub(crate) fn status(session: &mut dyn Session, opts: &Options) -> Result<Vec<St
         l.origin = catalog.find(l.version).map(|r| r.origin.to_string());
     }
     lines.sort_by_key(|l| l.version);
+    add_live(session, &entries, &mut lines)?;
     Ok(lines)
+}
+
+/// The runs under way, live: the state their runner reports (`paused`, `throttled`) in place of
+/// the ledger's `running` (a revert shows `reverting` while it runs). Nothing on a ledger older than
+/// V8 (a read-only look).
+fn add_live(session: &mut dyn Session, entries: &[Entry], lines: &mut [StatusLine]) -> Result<()> {
+    if !ledger::is_current(session) || !entries.iter().any(|e| e.state.in_progress()) {
+        return Ok(());
+    }
+    let requests = ledger::control::requests(session, None)?;
+    for live in crate::engine::steer::live(session, entries, requests)? {
+        let Some(line) = lines.iter_mut().find(|l| l.version == live.version) else {
+            continue;
+        };
+        if live.live.state != "running" {
+            line.state = live.live.state.clone();
+        }
+        line.live = Some(live);
+    }
+    Ok(())
 }
 
 fn status_line(e: &Entry, checksum_ok: bool, state: &str) -> StatusLine {
@@ -96,6 +120,7 @@ fn status_line(e: &Entry, checksum_ok: bool, state: &str) -> StatusLine {
             .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
         last_error: e.last_error.clone(),
         origin: None,
+        live: None,
     }
 }
 

@@ -151,6 +151,25 @@ fn read_holder(session: &mut dyn Session) -> DbResult<Option<Holder>> {
     }))
 }
 
+/// The host and pid of the runner that holds the lease now (unexpired): whether a run recorded as
+/// theirs is alive.
+pub(crate) fn live_holder(session: &mut dyn Session) -> DbResult<Option<(String, i64)>> {
+    let now = session.dialect().epoch_now();
+    let rows = session.query(
+        &format!(
+            "SELECT host, pid FROM backfill_lease WHERE name = 'runner' AND owner_id IS NOT NULL \
+             AND expires_at >= {now}"
+        ),
+        &[],
+    )?;
+    let holder = rows.into_iter().next().map(|r| {
+        let host = r[0].as_str().unwrap_or_default().to_string();
+        (host, r[1].as_i64().unwrap_or(0))
+    });
+    // A holder on this host whose process is gone holds nothing (the next runner takes it at once).
+    Ok(holder.filter(|(h, pid)| *h != host() || process_alive(*pid)))
+}
+
 /// Who holds the lock, for the "busy" message.
 pub(crate) fn holder(session: &mut dyn Session) -> Option<String> {
     let h = read_holder(session).ok()??;

@@ -22,7 +22,15 @@ use std::time::{Duration, Instant};
 type Labels = Vec<(&'static str, String)>;
 
 /// The run states `backfill_state` has a series for (1 for the current one, 0 for the others).
-const STATES: [&str; 5] = ["running", "throttled", "paused", "finished", "failed"];
+const STATES: [&str; 7] = [
+    "running",
+    "throttled",
+    "paused",
+    "finished",
+    "failed",
+    "cancelled",
+    "halted",
+];
 /// How often the server looks for a connection, and for the end of the command.
 const POLL: Duration = Duration::from_millis(20);
 /// The longest the end of a command waits for a scrape of its last figures.

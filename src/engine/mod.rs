@@ -10,6 +10,8 @@
 
 mod audit;
 pub(crate) mod batch;
+pub(crate) mod budget;
+pub(crate) mod control;
 pub(crate) mod events;
 pub(crate) mod health;
 mod hooks;
@@ -27,5 +29,7 @@ pub(crate) mod retry;
 mod revert;
 pub mod runner;
 mod steal;
+pub(crate) mod steer;
 pub(crate) mod text;
 pub(crate) mod throttle;
+pub(crate) mod wait;

@@ -65,6 +65,8 @@ pub struct Options {
     pub events: crate::engine::events::Events,
     /// Served at `--metrics-addr` for the command's lifetime; off by default.
     pub metrics: crate::engine::metrics::Metrics,
+    /// `--limit`, `--run-for`, `--until`, `--window`: where the command's runs stop or wait.
+    pub budget: crate::engine::budget::Budget,
 }
 
 /// Opens another session to the command's database, with the command's timeouts (one per worker of
@@ -121,6 +123,7 @@ impl Default for Options {
             catalog: crate::registry::compiled(),
             events: crate::engine::events::Events::default(),
             metrics: crate::engine::metrics::Metrics::default(),
+            budget: crate::engine::budget::Budget::default(),
         }
     }
 }

@@ -123,29 +123,40 @@ pub(crate) fn run_parallel(
     held: &mut Held,
     progress: &mut Progress,
 ) -> Result<(u64, u64)> {
-    let shared = Shared::new(span);
+    let shared = Shared::new(span, opts);
     // What earlier runs already did counts toward the fraction of keys done.
     let resumed =
         ledger::chunks(session, job.reg.version, job.action).map_err(|e| chunk_error(job, e))?;
     shared.count_resumed(&resumed);
-    let Held { lease, gauge, .. } = held;
+    let Held {
+        lease,
+        gauge,
+        steer,
+        ..
+    } = held;
     let mut lag = ReplicaGate::new(gauge);
     lag.check(session, &shared, progress);
-    let roll = Roll::new(crew.jobs);
+    let roll = Roll::new();
     std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..crew.jobs.max(1))
-            .map(|w| {
-                let (shared, roll, connect) = (&shared, &roll, crew.connect);
-                scope.spawn(move || work(w, connect, job, opts, shared, roll))
-            })
-            .collect();
+        let workers = std::cell::RefCell::new(Vec::new());
+        // A worker more, now or when `backfill set --jobs` asks for more.
+        let hire = |w: usize| {
+            let (shared, roll, connect) = (&shared, &roll, crew.connect);
+            roll.live.fetch_add(1, Ordering::SeqCst);
+            let worker = scope.spawn(move || work(w, connect, job, opts, shared, roll));
+            workers.borrow_mut().push(worker);
+        };
+        (0..crew.jobs.max(1)).for_each(hire);
         let mut coordinator = Coordinator {
             lease,
             lag: &mut lag,
             progress: &mut *progress,
+            steer,
+            hire: &hire,
+            hired: crew.jobs.max(1),
         };
         coordinator.watch(session, &shared, &roll);
-        for w in workers {
+        for w in workers.into_inner() {
             if w.join().is_err() {
                 shared.fail(Error::Runtime(format!(
                     "a worker of V{}__{} stopped unexpectedly; rerun to resume from the last committed batches",
@@ -214,9 +225,9 @@ struct Roll {
 }
 
 impl Roll {
-    fn new(jobs: usize) -> Self {
+    fn new() -> Self {
         Roll {
-            live: AtomicU64::new(jobs.max(1) as u64),
+            live: AtomicU64::new(0),
             connected: AtomicU64::new(0),
             refused: Mutex::new(None),
             coordinator: std::thread::current(),
@@ -274,6 +285,10 @@ struct Coordinator<'c, 'g> {
     lease: &'c mut Lease,
     lag: &'c mut ReplicaGate<'g>,
     progress: &'c mut Progress,
+    steer: &'c mut crate::engine::control::Steering,
+    /// Starts worker number N (`backfill set --jobs` more); `hired`: how many were started.
+    hire: &'c dyn Fn(usize),
+    hired: usize,
 }
 
 impl Coordinator<'_, '_> {
@@ -288,6 +303,8 @@ impl Coordinator<'_, '_> {
                     shared.fail(e);
                 } else {
                     self.lag.check(session, shared, self.progress);
+                    self.steer.throttled(self.lag.gauge.reason());
+                    self.steer(session, shared, roll);
                 }
             }
             self.progress.update(
@@ -295,8 +312,59 @@ impl Coordinator<'_, '_> {
                 shared.batches.load(Ordering::Relaxed),
                 shared.position(),
             );
+            self.steer.report(session, &self.progress.snapshot(), true);
             std::thread::park_timeout(TICK);
         }
+    }
+}
+
+impl Coordinator<'_, '_> {
+    /// Between the workers' batches: what the operator asked (`control`), for every worker.
+    fn steer(&mut self, session: &mut dyn Session, shared: &Shared, roll: &Roll) {
+        use crate::engine::control::Look;
+        let rows = shared.rows.load(Ordering::SeqCst);
+        let hold = match self.steer.look(session, rows) {
+            Look::Go(tuned) => {
+                if let Some(tuned) = tuned {
+                    shared.retune(&tuned);
+                    self.lag.gauge.retune(tuned.max_replica_lag());
+                    if let Some(jobs) = tuned.changed.jobs {
+                        self.staff(shared, roll, usize::try_from(jobs).unwrap_or(1).max(1));
+                    }
+                }
+                None
+            }
+            Look::Hold(hold) => Some(hold),
+            Look::Stop(e) => return shared.fail(e),
+        };
+        shared.paused.store(hold.is_some(), Ordering::SeqCst);
+        if self.steer.show(hold.as_ref()) {
+            if let Some(hold) = &hold {
+                self.progress.note(&hold.to_string());
+            }
+        }
+    }
+}
+
+impl Coordinator<'_, '_> {
+    /// `backfill set --jobs N`: as many workers as asked, hiring new ones (they claim pending chunks
+    /// or split busy ones) or retiring some after their current batch (their chunks go back to
+    /// pending, cursors kept, for the others).
+    fn staff(&mut self, shared: &Shared, roll: &Roll, jobs: usize) {
+        let running = usize::try_from(roll.live.load(Ordering::SeqCst)).unwrap_or(0);
+        let retiring = shared.retire.load(Ordering::SeqCst);
+        let staying = running.saturating_sub(retiring);
+        if jobs < staying {
+            shared.retire.fetch_add(staying - jobs, Ordering::SeqCst);
+        } else {
+            let kept = shared.unretire(jobs - staying);
+            for _ in 0..(jobs - staying - kept) {
+                (self.hire)(self.hired);
+                self.hired += 1;
+            }
+        }
+        self.steer.workers(jobs);
+        tracing::info!("--jobs {jobs} from now on ({staying} were working)");
     }
 }
 
@@ -326,39 +394,56 @@ impl Worker<'_> {
             // Each chunk starts from the first size again: a size grown on a sparse chunk (few rows
             // per key) would make the first batch of a dense one many times the target (measured:
             // 100,000 keys, 1.9 s, on MariaDB at 1M).
-            size = BatchSize::new(self.opts.batch_size, self.opts.batch_target);
-            self.walk(session, &chunk, &mut size)?;
+            size = shared.first_size();
+            if self.walk(session, &chunk, &mut size)? {
+                let key = job.ledger_key();
+                retry::conflicts(|| ledger::release_chunk(session, key, chunk.lo))
+                    .map_err(|e| chunk_error(job, e))?;
+                tracing::debug!(
+                    "worker {} retired, chunk {} back to pending",
+                    self.number,
+                    chunk.lo
+                );
+                return Ok(());
+            }
         }
         Ok(())
     }
 
-    /// The batches of one chunk, until it is done or the run stops.
+    /// The batches of one chunk, until it is done or the run stops; `true`: this worker retires
+    /// (`backfill set --jobs` fewer) and leaves the chunk unfinished.
     fn walk(
         &self,
         session: &mut dyn Session,
         chunk: &ledger::Chunk,
         size: &mut BatchSize,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut cursor = chunk.cursor;
+        let mut tuned = self.shared.tuned.load(Ordering::SeqCst);
         loop {
             if let Some(sig) = signals::requested() {
                 return Err(Error::Interrupted(sig));
             }
-            while self.shared.held.load(Ordering::SeqCst) && !self.shared.stopping() {
+            while self.shared.holds() && !self.shared.stopping() {
                 std::thread::sleep(TICK);
             }
+            tuned = self.shared.retuned(tuned, size);
             if self.shared.stopping() {
-                return Ok(());
+                return Ok(false);
+            }
+            if self.shared.retiring() {
+                return Ok(true);
             }
             let Some((next, done)) = self.batch(session, chunk, cursor, size)? else {
-                return Ok(());
+                return Ok(false);
             };
             cursor = Some(next);
             if done {
-                return Ok(());
+                return Ok(false);
             }
-            if !self.opts.pause.is_zero() {
-                signals::pause(self.opts.pause);
+            let pause = self.shared.pause();
+            if !pause.is_zero() {
+                signals::pause(pause);
             }
         }
     }
@@ -433,11 +518,33 @@ pub(crate) struct Shared {
     keys_done: AtomicU64,
     pub(crate) span: Option<(i64, i64)>,
     error: Mutex<Option<Error>>,
+    /// An operator paused the run (`backfill pause`): no worker starts a batch.
+    paused: AtomicBool,
+    /// Workers to retire after their current batch (`backfill set --jobs` fewer).
+    retire: std::sync::atomic::AtomicUsize,
+    /// What `backfill set` changed, for the workers: bumped on each change.
+    tuned: AtomicU64,
+    tuning: Mutex<Tuned>,
+}
+
+/// The batch sizing and pause the workers use now: the flags', then as `backfill set` changed them.
+struct Tuned {
+    first: BatchSize,
+    pause: Duration,
+    last: Option<crate::engine::control::Retune>,
 }
 
 impl Shared {
-    fn new(span: Option<(i64, i64)>) -> Self {
+    fn new(span: Option<(i64, i64)>, opts: &Options) -> Self {
         Shared {
+            paused: AtomicBool::new(false),
+            retire: std::sync::atomic::AtomicUsize::new(0),
+            tuned: AtomicU64::new(0),
+            tuning: Mutex::new(Tuned {
+                first: BatchSize::new(opts.batch_size, opts.batch_target),
+                pause: opts.pause,
+                last: None,
+            }),
             stop: AtomicBool::new(false),
             held: AtomicBool::new(false),
             rows: AtomicU64::new(0),
@@ -460,6 +567,64 @@ impl Shared {
             })
             .sum();
         self.keys_done.store(done_before, Ordering::Relaxed);
+    }
+
+    /// Held by lagging replicas or paused by an operator: no batch starts.
+    fn holds(&self) -> bool {
+        self.held.load(Ordering::SeqCst) || self.paused.load(Ordering::SeqCst)
+    }
+
+    /// The coordinator's: new values from `backfill set`, for every worker's next batch.
+    fn retune(&self, tuned: &crate::engine::control::Retune) {
+        if let Ok(mut t) = self.tuning.lock() {
+            t.first.retune(tuned);
+            t.pause = tuned.pause().unwrap_or(t.pause);
+            t.last = Some(*tuned);
+        }
+        self.tuned.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A worker's: applies to its `size` a retune made since `seen`; returns the one it saw.
+    fn retuned(&self, seen: u64, size: &mut BatchSize) -> u64 {
+        let now = self.tuned.load(Ordering::SeqCst);
+        if now != seen {
+            if let Some(last) = self.tuning.lock().ok().and_then(|t| t.last) {
+                size.retune(&last);
+            }
+        }
+        now
+    }
+
+    /// A worker's: whether it is one of those to retire (it takes one retirement if so).
+    fn retiring(&self) -> bool {
+        let take = |n: usize| n.checked_sub(1);
+        self.retire
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, take)
+            .is_ok()
+    }
+
+    /// Cancels up to `n` retirements not yet taken; returns how many.
+    fn unretire(&self, n: usize) -> usize {
+        let mut kept = 0;
+        let _ = self
+            .retire
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| {
+                kept = r.min(n);
+                Some(r - kept)
+            });
+        kept
+    }
+
+    /// A new chunk's first batch size.
+    fn first_size(&self) -> BatchSize {
+        match self.tuning.lock() {
+            Ok(t) => t.first.clone(),
+            Err(_) => BatchSize::new(crate::engine::options::DEFAULT_BATCH_SIZE, None),
+        }
+    }
+
+    fn pause(&self) -> Duration {
+        self.tuning.lock().map_or(Duration::ZERO, |t| t.pause)
     }
 
     fn fail(&self, e: Error) {
@@ -493,7 +658,7 @@ impl Shared {
 /// The throttles of a parallel run: the coordinator reads the lag and the health for the whole run (one
 /// look, not one per worker) and holds every worker before its next batch while it is too high.
 struct ReplicaGate<'g> {
-    gauge: &'g mut crate::engine::throttle::Gauge,
+    pub(crate) gauge: &'g mut crate::engine::throttle::Gauge,
     last: Option<Instant>,
 }
 

@@ -42,6 +42,19 @@ pub(crate) struct Progress {
     batches: u64,
     events: crate::engine::events::Events,
     metrics: crate::engine::metrics::Metrics,
+    /// The last update's figures, for the ledger's live row (`status`).
+    last: Snapshot,
+}
+
+/// A run's progress as of its last update.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Snapshot {
+    pub rows: u64,
+    pub batches: u64,
+    pub rows_per_second: f64,
+    /// The fraction of the key range done, when known.
+    pub fraction: Option<f64>,
+    pub eta: Option<Duration>,
 }
 
 /// "apply V202611230001" from "apply V202611230001__competency_versions": the bar's short label.
@@ -50,7 +63,7 @@ fn short(label: &str) -> &str {
 }
 
 /// 12s, 3m05s, 1h02m.
-fn human(d: Duration) -> String {
+pub(crate) fn human(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         0..=59 => format!("{s}s"),
@@ -87,6 +100,7 @@ impl Progress {
             batches: 0,
             events: crate::engine::events::Events::default(),
             metrics: crate::engine::metrics::Metrics::default(),
+            last: Snapshot::default(),
         }
     }
 
@@ -95,6 +109,10 @@ impl Progress {
         self.events = opts.events.clone();
         self.metrics = opts.metrics.clone();
         self
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        self.last
     }
 
     /// The fraction of the key range done, when both the range and the cursor are known.
@@ -123,6 +141,13 @@ impl Progress {
         }
         self.events.progress((rows, batches, rate), eta, fraction);
         self.metrics.progress(rows, batches, eta);
+        self.last = Snapshot {
+            rows,
+            batches,
+            rows_per_second: rate,
+            fraction,
+            eta,
+        };
         if let Some(bar) = &self.bar {
             let percent = fraction.map_or_else(String::new, |f| {
                 bar.set_position((f * 1000.0) as u64);

@@ -10,7 +10,6 @@ use crate::engine::known::{
 use crate::engine::ledger::{self, Action, Event, Refusal, State};
 use crate::engine::lock;
 use crate::engine::options::Options;
-use crate::engine::progress::Tally;
 use crate::engine::runner::{run_one, OneRun, Outcome};
 use crate::engine::throttle::Gauge;
 use crate::error::{Error, Result};
@@ -33,11 +32,7 @@ pub fn revert(
     }
     let gauge = Gauge::open(opts, session)?;
     let lease = lock::acquire(session, opts.lock_timeout)?;
-    let mut held = Held {
-        lease,
-        gauge,
-        tally: Tally::default(),
-    };
+    let mut held = Held::new(lease, gauge, opts);
     let result = revert_locked(session, reg, (walk, force), group, opts, &mut held);
     lock::release(session, held.lease);
     result.map_err(|e| held.tally.report(e))
@@ -104,7 +99,10 @@ fn revert_locked(
         refuse_edited(session, reg, &ctx, opts)?;
     }
     let resuming = entry.last_action == Action::Revert
-        && matches!(entry.state, State::Reverting | State::Failed)
+        && matches!(
+            entry.state,
+            State::Reverting | State::Failed | State::Cancelled | State::Halted
+        )
         && entry.revert_scenario == group;
     let one = OneRun {
         reg,

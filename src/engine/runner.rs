@@ -11,7 +11,7 @@ use crate::engine::ledger::{self, Action, Entry, Event, Run, RunKey, RunState, S
 use crate::engine::lock;
 use crate::engine::parallel::{prepare, run_parallel, Crew, Engine};
 use crate::engine::planning::gate_plan;
-use crate::engine::progress::{Progress, Tally};
+use crate::engine::progress::Progress;
 use crate::engine::text::count;
 use crate::engine::throttle::Gauge;
 use crate::error::{Error, Result};
@@ -134,11 +134,7 @@ pub fn apply(
         return Ok(Vec::new());
     }
     let lease = lock::acquire(session, opts.lock_timeout)?;
-    let mut held = Held {
-        lease,
-        gauge,
-        tally: Tally::default(),
-    };
+    let mut held = Held::new(lease, gauge, opts);
     let result = apply_locked(session, selection, opts, &mut held);
     lock::release(session, held.lease);
     result.map_err(|e| held.tally.report(e))
@@ -284,6 +280,14 @@ pub(crate) fn run_one(
         Ok(engine) => engine,
         Err(e) => return Err(record_failure(session, opts, key, e)),
     };
+    let crew = if engine == Engine::Parallel {
+        workers
+    } else {
+        1
+    };
+    if let Err(e) = held.steer.begin(session, &job, crew) {
+        return Err(record_failure(session, opts, key, e));
+    }
     let result = match (&opts.connect, engine) {
         (_, Engine::Single) => {
             run_batches(session, &job, one.cursor.clone(), opts, held, &mut progress)

@@ -203,6 +203,11 @@ impl Gauge {
         self.holding.as_ref().map(|(hold, _)| hold.short())
     }
 
+    /// `backfill set --max-replica-lag`: the new limit from the next look on.
+    pub(crate) fn retune(&mut self, limit: Option<Duration>) {
+        self.limit = limit.or(self.limit);
+    }
+
     /// One look: what holds the run now, a lagging replica first (the worst), else a health
     /// throttle.
     pub(crate) fn over(&mut self, primary: &mut dyn Session) -> Result<Option<Hold>> {
@@ -363,6 +368,7 @@ pub(crate) fn wait_while_throttled(
     gauge: &mut Gauge,
     lease: &mut crate::engine::lock::Lease,
     progress: &mut Progress,
+    steer: &mut crate::engine::control::Steering,
 ) -> Result<()> {
     if !gauge.active() {
         return Ok(());
@@ -374,6 +380,9 @@ pub(crate) fn wait_while_throttled(
         }
         // As `status` shows it too (`Gauge::reason`).
         progress.note(&gauge.reason().unwrap_or_else(|| hold.short()));
+        steer.throttled(Some(gauge.reason().unwrap_or_else(|| hold.short())));
+        steer.show(None);
+        steer.report(session, &progress.snapshot(), false);
         waiting = true;
         if let Some(sig) = crate::signals::requested() {
             return Err(Error::Interrupted(sig));
@@ -384,6 +393,7 @@ pub(crate) fn wait_while_throttled(
     }
     if waiting {
         tracing::info!("no throttle holds the run now: going on");
+        steer.throttled(None);
     }
     Ok(())
 }

@@ -317,6 +317,28 @@ pub(crate) fn claim_chunk(
     }
 }
 
+/// A retired worker's chunk (`backfill set --jobs` fewer) back to pending, its cursor kept, for
+/// another worker of the run to claim.
+pub(crate) fn release_chunk(
+    session: &mut dyn Session,
+    key: RunKey,
+    lo: i64,
+) -> crate::db::DbResult<()> {
+    session.execute(
+        &format!(
+            "UPDATE backfill_chunks SET state = '{CHUNK_PENDING}' WHERE version = ? AND action = ? \
+             AND lo_key = ? AND owner_run = ? AND state = '{CHUNK_RUNNING}'"
+        ),
+        &[
+            Value::Int(key.version),
+            key.action.as_str().into(),
+            Value::Int(lo),
+            key.run.into(),
+        ],
+    )?;
+    Ok(())
+}
+
 /// The fence of a batch in a chunk: the first statement of its transaction. A compare-and-set on
 /// (chunk, owning run, the cursor the batch starts from) that locks the chunk row, then the chunk's
 /// last key as it is now (another worker of the run may have split the upper part off, which it

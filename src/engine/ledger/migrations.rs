@@ -53,7 +53,7 @@ fn parse_entry(row: &[Value]) -> Result<Entry> {
     let raw_state = text(&row[3]).unwrap_or_default();
     let state = raw_state.parse().map_err(|bad| {
         Error::Ledger(format!(
-            "ledger row for version {version} has unknown state `{bad}` (expected running, applied, failed, reverting or reverted); it was edited by hand or written by another backfill version: set backfill_migrations.state by hand, then run `backfill verify`"
+            "ledger row for version {version} has unknown state `{bad}` (expected running, applied, failed, reverting, reverted, cancelled or halted); it was edited by hand or written by another backfill version: set backfill_migrations.state by hand, then run `backfill verify`"
         ))
     })?;
     Ok(Entry {

@@ -4,6 +4,7 @@
 //! spelled once, in `states`; what a migration's state may become is asked of `transition`.
 
 mod chunks;
+pub(crate) mod control;
 mod migrations;
 mod runs;
 mod states;
@@ -12,8 +13,9 @@ mod transition;
 pub(crate) use chunks::chunks;
 pub(crate) use chunks::{
     checkpoint_chunk, chunk_gap, claim_chunk, fence_chunk, fold_chunks, prepare_chunks,
-    running_chunks, settle_run_rows, split_chunk, Chunk, ChunkMark, Prepared,
+    release_chunk, running_chunks, settle_run_rows, split_chunk, Chunk, ChunkMark, Prepared,
 };
+pub(crate) use control::{Live, Request, Requested, Tuning};
 pub(crate) use migrations::{checkpoint, entries, entry, finish, start, Start};
 pub(crate) use migrations::{claim, conclude, set_checksum, Ending, Entry};
 pub(crate) use runs::{abandon_dead_runs, add_run_rows, finish_run, forgotten, insert_run, RunEnd};
@@ -35,7 +37,7 @@ use chrono::{NaiveDateTime, Utc};
 use std::str::FromStr;
 
 /// The newest ledger schema version this binary knows (the highest `V<n>__` under `schema/ledger/`).
-const LEDGER_SCHEMA: i64 = 7;
+const LEDGER_SCHEMA: i64 = 8;
 
 pub(crate) fn now() -> NaiveDateTime {
     Utc::now().naive_utc()
@@ -184,13 +186,14 @@ pub(crate) fn check_schema(session: &mut dyn Session) -> Result<bool> {
 
 /// Every table a current ledger has. Refinery's history says they were made; a hand may have dropped
 /// one since, and every command would then fail on it with an error that rerunning cannot fix.
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 7] = [
     "backfill_migrations",
     "backfill_runs",
     "backfill_lease",
     "backfill_undo",
     "backfill_chunks",
     "backfill_inserted",
+    "backfill_control",
 ];
 
 /// A current ledger must have all its tables and the lease row; without that row no runner could ever

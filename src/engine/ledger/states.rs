@@ -12,6 +12,12 @@ pub enum State {
     Failed,
     Reverting,
     Reverted,
+    /// Stopped at a checkpoint by `backfill cancel`: only an operator's `apply VERSION` resumes it
+    /// (a deploy leaves it alone), or `revert VERSION` undoes it.
+    Cancelled,
+    /// Stopped at a checkpoint at the end of its window or budget (`--window`, `--run-for`,
+    /// `--until`, `--limit`): the next apply, a deploy's too, goes on from there.
+    Halted,
 }
 
 impl State {
@@ -22,6 +28,8 @@ impl State {
             State::Failed => "failed",
             State::Reverting => "reverting",
             State::Reverted => "reverted",
+            State::Cancelled => "cancelled",
+            State::Halted => "halted",
         }
     }
     /// Work was in progress: either a live runner holds the lock, or the runner died.
@@ -39,6 +47,8 @@ impl FromStr for State {
             "failed" => State::Failed,
             "reverting" => State::Reverting,
             "reverted" => State::Reverted,
+            "cancelled" => State::Cancelled,
+            "halted" => State::Halted,
             other => return Err(other.to_string()),
         })
     }
@@ -58,6 +68,11 @@ pub enum Action {
     Revert,
     Repair,
     Forget,
+    /// The steering commands: each is an audit row (who, when, old -> new).
+    Pause,
+    Resume,
+    Cancel,
+    Set,
 }
 
 /// What a run ended as (or is): the `state` column of `backfill_runs`.
@@ -75,6 +90,10 @@ pub(crate) enum RunState {
     Interrupted,
     /// Overtaken by another runner (fencing); its open batch rolled back.
     Stopped,
+    /// Stopped at a checkpoint by `backfill cancel` (exit 6).
+    Cancelled,
+    /// Stopped at a checkpoint at the end of its window or budget (exit 6).
+    Halted,
 }
 
 impl RunState {
@@ -87,6 +106,8 @@ impl RunState {
             RunState::Abandoned => "abandoned",
             RunState::Interrupted => "interrupted",
             RunState::Stopped => "stopped",
+            RunState::Cancelled => "cancelled",
+            RunState::Halted => "halted",
         }
     }
 }
@@ -102,6 +123,8 @@ impl FromStr for RunState {
             RunState::Abandoned,
             RunState::Interrupted,
             RunState::Stopped,
+            RunState::Cancelled,
+            RunState::Halted,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)
@@ -124,6 +147,10 @@ impl FromStr for Action {
             Action::Revert,
             Action::Repair,
             Action::Forget,
+            Action::Pause,
+            Action::Resume,
+            Action::Cancel,
+            Action::Set,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)
@@ -145,6 +172,10 @@ impl Action {
             Action::Revert => "revert",
             Action::Repair => "repair",
             Action::Forget => "forget",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::Cancel => "cancel",
+            Action::Set => "set",
         }
     }
 }

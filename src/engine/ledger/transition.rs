@@ -31,6 +31,10 @@ pub(crate) enum Event {
     SucceedGroup,
     /// The run failed or was interrupted (by a signal) after it started.
     Fail,
+    /// `backfill cancel` stopped the run at a checkpoint.
+    Cancel,
+    /// The run stopped at a checkpoint at the end of its window or budget.
+    Halt,
     /// `repair --mark-failed`: a row left in progress by a runner that is gone.
     MarkFailed,
 }
@@ -62,7 +66,9 @@ pub(crate) fn transition(from: Option<Status>, event: Event) -> Result<State, Re
             // Nothing was written, so there is nothing to undo.
             Event::Revert | Event::RevertGroup { .. } => Err(Refusal::NeverApplied),
             Event::MarkFailed => Err(Refusal::NotInProgress),
-            Event::Succeed | Event::SucceedGroup | Event::Fail => Err(Refusal::NotRunning),
+            Event::Succeed | Event::SucceedGroup | Event::Fail | Event::Cancel | Event::Halt => {
+                Err(Refusal::NotRunning)
+            }
         };
     };
     match event {
@@ -71,18 +77,21 @@ pub(crate) fn transition(from: Option<Status>, event: Event) -> Result<State, Re
         // applied one, and re-applies a reverted one.
         Event::Apply => Ok(Running),
         Event::Revert | Event::RevertGroup { .. } => revert(state, last, event),
-        Event::Succeed | Event::SucceedGroup | Event::Fail => end(state, last, event),
+        Event::Succeed | Event::SucceedGroup | Event::Fail | Event::Cancel | Event::Halt => {
+            end(state, last, event)
+        }
         // Its runner is gone (the caller holds the lock): failed, so apply or revert resumes it.
         Event::MarkFailed if state.in_progress() => Ok(Failed),
         Event::MarkFailed => Err(Refusal::NotInProgress),
     }
 }
 
-/// A deploy resumes an apply that died or failed: a deploy started it, and one must finish it.
-/// Reverts in progress and reverted migrations belong to an operator; applied ones are done.
+/// A deploy resumes an apply that died, failed or reached the end of its window or budget: a
+/// deploy started it, and one must finish it. Reverts in progress, reverted migrations and cancelled
+/// ones belong to an operator (a cancel must not be undone by the next deploy); applied ones are done.
 fn deploy(state: State, last: Action) -> Result<State, Refusal> {
     match (state, last) {
-        (State::Running | State::Failed, Action::Apply) => Ok(State::Running),
+        (State::Running | State::Failed | State::Halted, Action::Apply) => Ok(State::Running),
         _ => Err(Refusal::NotPending),
     }
 }
@@ -96,11 +105,10 @@ fn revert(state: State, last: Action, event: Event) -> Result<State, Refusal> {
         // A one-group revert is for a completed apply.
         (State::Applied, _) => Ok(State::Reverting),
         // ... or resumes its own unfinished revert of the same group.
-        (State::Failed | State::Reverting, Event::RevertGroup { same: true })
-            if last == Action::Revert =>
-        {
-            Ok(State::Reverting)
-        }
+        (
+            State::Failed | State::Reverting | State::Cancelled | State::Halted,
+            Event::RevertGroup { same: true },
+        ) if last == Action::Revert => Ok(State::Reverting),
         // On unfinished work it would end `applied` and hide that work from deploys and `verify`.
         _ => Err(Refusal::Unfinished),
     }
@@ -118,6 +126,11 @@ fn end(state: State, last: Action, event: Event) -> Result<State, Refusal> {
         // Failed keeps the cursor: the next apply or revert of the same kind resumes from it.
         (State::Running, Action::Apply, Event::Fail)
         | (State::Reverting, Action::Revert, Event::Fail) => Ok(State::Failed),
+        // Stopped on request at a checkpoint: the cursor stays, so apply or revert resumes from it.
+        (State::Running, Action::Apply, Event::Cancel)
+        | (State::Reverting, Action::Revert, Event::Cancel) => Ok(State::Cancelled),
+        (State::Running, Action::Apply, Event::Halt)
+        | (State::Reverting, Action::Revert, Event::Halt) => Ok(State::Halted),
         _ => Err(Refusal::NotRunning),
     }
 }
@@ -142,8 +155,10 @@ mod tests {
     use Action::{Apply as A, Revert as R};
     use State::*;
 
-    const STATES: [State; 5] = [Running, Applied, Failed, Reverting, Reverted];
-    const EVENTS: [Event; 9] = [
+    const STATES: [State; 7] = [
+        Running, Applied, Failed, Reverting, Reverted, Cancelled, Halted,
+    ];
+    const EVENTS: [Event; 11] = [
         Event::Deploy,
         Event::Apply,
         Event::Revert,
@@ -152,6 +167,8 @@ mod tests {
         Event::Succeed,
         Event::SucceedGroup,
         Event::Fail,
+        Event::Cancel,
+        Event::Halt,
         Event::MarkFailed,
     ];
 
@@ -165,6 +182,7 @@ mod tests {
             (None, Event::Deploy, Running),
             (at(Running, A), Event::Deploy, Running),
             (at(Failed, A), Event::Deploy, Running),
+            (at(Halted, A), Event::Deploy, Running),
             (None, Event::Apply, Running),
         ];
         for state in STATES {
@@ -183,8 +201,10 @@ mod tests {
                 edges.push((at(Applied, last), Event::RevertGroup { same }, Reverting));
             }
         }
+        for state in [Failed, Cancelled, Halted] {
+            edges.push((at(state, R), Event::RevertGroup { same: true }, Reverting));
+        }
         edges.extend([
-            (at(Failed, R), Event::RevertGroup { same: true }, Reverting),
             (
                 at(Reverting, R),
                 Event::RevertGroup { same: true },
@@ -195,6 +215,10 @@ mod tests {
             (at(Reverting, R), Event::SucceedGroup, Applied),
             (at(Running, A), Event::Fail, Failed),
             (at(Reverting, R), Event::Fail, Failed),
+            (at(Running, A), Event::Cancel, Cancelled),
+            (at(Reverting, R), Event::Cancel, Cancelled),
+            (at(Running, A), Event::Halt, Halted),
+            (at(Reverting, R), Event::Halt, Halted),
         ]);
         edges
     }
