@@ -196,6 +196,19 @@ impl Bench<'_> {
                 &u.restore,
                 2.0,
             ),
+            (
+                "the same as a declarative `.toml` (`--migrations-dir`): apply / compiled apply"
+                    .into(),
+                &u.declarative_apply,
+                &u.apply,
+                1.05,
+            ),
+            (
+                "the declarative revert / compiled revert".into(),
+                &u.declarative_revert,
+                &u.revert,
+                1.05,
+            ),
         ];
         for (what, a, b, target) in rows {
             let (r, shown) = ratio_cell(a, b);

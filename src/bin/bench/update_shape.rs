@@ -11,6 +11,14 @@ use std::time::Instant;
 /// The example migration measured (compiled in with the `testkit` feature, which `bench` turns on).
 pub(crate) const VERSION: i64 = 202611300001;
 
+/// The same migration as a declarative file (`--migrations-dir`), the README's example.
+const DECLARATIVE: (i64, &str, &str) = (
+    202612070900,
+    "V202612070900__fill_effective_from.toml",
+    "shape = \"update\"\ntable = \"competency_versions\"\nkey = \"id\"\nwhere = \"t.effective_from IS NULL\"\n\
+     [set]\neffective_from = \"date(t.created_at)\"\n",
+);
+
 /// What the UPDATE-shape runs measured.
 #[derive(Default, Clone)]
 pub(crate) struct UpdateFigures {
@@ -23,6 +31,9 @@ pub(crate) struct UpdateFigures {
     pub(crate) apply_jobs: Samples,
     pub(crate) revert: Samples,
     pub(crate) revert_jobs: Samples,
+    /// The declarative twin, 1 job.
+    pub(crate) declarative_apply: Samples,
+    pub(crate) declarative_revert: Samples,
 }
 
 const PENDING: &str = "SELECT COUNT(*) FROM competency_versions WHERE effective_from IS NULL";
@@ -45,16 +56,21 @@ impl Bench<'_> {
             above: before,
             ..UpdateFigures::default()
         };
-        let measured = (0..self.args.runs).try_for_each(|r| self.update_run(&mut u, r));
-        let cleaned = self
-            .exec(&format!(
-                "DELETE FROM competency_versions WHERE id > {before}"
-            ))
-            .and_then(|_| {
-                self.exec(&format!(
-                    "DELETE FROM backfill_undo WHERE version = {VERSION}"
-                ))
-            });
+        let dir = std::env::temp_dir().join(format!("bf-bench-declarative-{}", std::process::id()));
+        let measured = std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::write(dir.join(DECLARATIVE.1), DECLARATIVE.2))
+            .map_err(|e| anyhow!("writing {}: {e}", dir.display()))
+            .and_then(|_| (0..self.args.runs).try_for_each(|r| self.update_run(&mut u, r, &dir)));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (compiled, declarative) = (VERSION, DECLARATIVE.0);
+        let cleaned = [
+            format!("DELETE FROM competency_versions WHERE id > {before}"),
+            format!("DELETE FROM backfill_undo WHERE version IN ({compiled}, {declarative})"),
+            // A later `apply` without the directory would not know the file's migration.
+            format!("DELETE FROM backfill_migrations WHERE version = {declarative}"),
+        ]
+        .iter()
+        .try_for_each(|sql| self.exec(sql).map(|_| ()));
         measured?;
         cleaned?;
         self.settle()?;
@@ -63,14 +79,38 @@ impl Bench<'_> {
 
     /// One run: the two statements, then `backfill` with 1 job and with `--jobs N` (the order of the
     /// sides alternating between runs).
-    fn update_run(&mut self, u: &mut UpdateFigures, r: usize) -> Result<()> {
+    fn update_run(&mut self, u: &mut UpdateFigures, r: usize, dir: &std::path::Path) -> Result<()> {
         if r.is_multiple_of(2) {
             self.update_statements(u)?;
-            self.update_backfill(u, r)
+            self.update_backfill(u, r)?;
         } else {
             self.update_backfill(u, r)?;
-            self.update_statements(u)
+            self.update_statements(u)?;
         }
+        self.update_declarative(u, dir)
+    }
+
+    /// The declarative twin, 1 job: apply and revert through `--migrations-dir`.
+    fn update_declarative(&mut self, u: &mut UpdateFigures, dir: &std::path::Path) -> Result<()> {
+        let (v, dir) = (DECLARATIVE.0.to_string(), dir.display().to_string());
+        let with_dir = |cmd| ["--migrations-dir", dir.as_str(), cmd, v.as_str()];
+        self.settle()?;
+        let wall = self.run_backfill(&with_dir("apply"))?.wall;
+        if self.count(PENDING)? != 0 {
+            bail!("the declarative apply left rows without an effective date");
+        }
+        u.declarative_apply.push(wall);
+        self.settle()?;
+        let wall = self.run_backfill(&with_dir("revert"))?.wall;
+        let back = self.count(PENDING)?.max(0) as u64;
+        if back != u.rows {
+            bail!(
+                "the declarative revert restored {back} NULLs, expected {}",
+                u.rows
+            );
+        }
+        u.declarative_revert.push(wall);
+        Ok(())
     }
 
     fn update_statements(&mut self, u: &mut UpdateFigures) -> Result<()> {
