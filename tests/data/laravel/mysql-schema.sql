@@ -120,6 +120,31 @@ CREATE TABLE `roles` (
   PRIMARY KEY (`id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 /*!40101 SET character_set_client = @saved_cs_client */;
+DROP TABLE IF EXISTS `scenario_capabilities`;
+/*!40101 SET @saved_cs_client     = @@character_set_client */;
+/*!40101 SET character_set_client = utf8mb4 */;
+CREATE TABLE `scenario_capabilities` (
+  `id` bigint(20) unsigned NOT NULL AUTO_INCREMENT,
+  `scenario_id` bigint(20) unsigned NOT NULL,
+  `capability_id` bigint(20) unsigned NOT NULL,
+  `strategic_role` varchar(255) NOT NULL DEFAULT 'target',
+  `strategic_weight` smallint(5) unsigned NOT NULL DEFAULT 10,
+  `priority` smallint(5) unsigned NOT NULL DEFAULT 1,
+  `rationale` text DEFAULT NULL,
+  `required_level` int(11) NOT NULL DEFAULT 3,
+  `is_critical` tinyint(1) NOT NULL DEFAULT 0,
+  `position_x` double DEFAULT NULL,
+  `position_y` double DEFAULT NULL,
+  `is_fixed` tinyint(1) NOT NULL DEFAULT 0,
+  `created_at` timestamp NULL DEFAULT NULL,
+  `updated_at` timestamp NULL DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `scenario_capabilities_scenario_id_capability_id_unique` (`scenario_id`,`capability_id`),
+  KEY `scenario_capabilities_capability_id_foreign` (`capability_id`),
+  CONSTRAINT `scenario_capabilities_capability_id_foreign` FOREIGN KEY (`capability_id`) REFERENCES `capabilities` (`id`) ON DELETE CASCADE,
+  CONSTRAINT `scenario_capabilities_scenario_id_foreign` FOREIGN KEY (`scenario_id`) REFERENCES `scenarios` (`id`) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+/*!40101 SET character_set_client = @saved_cs_client */;
 DROP TABLE IF EXISTS `scenario_generations`;
 /*!40101 SET @saved_cs_client     = @@character_set_client */;
 /*!40101 SET character_set_client = utf8mb4 */;

@@ -291,6 +291,70 @@ ALTER SEQUENCE public.roles_id_seq OWNED BY public.roles.id;
 
 
 --
+-- Name: scenario_capabilities; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.scenario_capabilities (
+    id bigint NOT NULL,
+    scenario_id bigint NOT NULL,
+    capability_id bigint NOT NULL,
+    strategic_role character varying(255) DEFAULT 'target'::character varying NOT NULL,
+    strategic_weight smallint DEFAULT '10'::smallint NOT NULL,
+    priority smallint DEFAULT '1'::smallint NOT NULL,
+    rationale text,
+    required_level integer DEFAULT 3 NOT NULL,
+    is_critical boolean DEFAULT false NOT NULL,
+    created_at timestamp(0) without time zone,
+    updated_at timestamp(0) without time zone,
+    position_x double precision,
+    position_y double precision,
+    is_fixed boolean DEFAULT false NOT NULL
+);
+
+
+--
+-- Name: scenario_capabilities_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+CREATE SEQUENCE public.scenario_capabilities_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+--
+-- Name: scenario_capabilities_id_seq; Type: SEQUENCE OWNED BY; Schema: public; Owner: -
+--
+
+ALTER SEQUENCE public.scenario_capabilities_id_seq OWNED BY public.scenario_capabilities.id;
+
+
+--
+-- Name: scenario_capabilities id; Type: DEFAULT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.scenario_capabilities ALTER COLUMN id SET DEFAULT nextval('public.scenario_capabilities_id_seq'::regclass);
+
+
+--
+-- Name: scenario_capabilities scenario_capabilities_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.scenario_capabilities
+    ADD CONSTRAINT scenario_capabilities_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: scenario_capabilities scenario_capabilities_scenario_id_capability_id_unique; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.scenario_capabilities
+    ADD CONSTRAINT scenario_capabilities_scenario_id_capability_id_unique UNIQUE (scenario_id, capability_id);
+
+
+--
 -- Name: scenario_generations; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -692,6 +756,22 @@ ALTER TABLE ONLY public.scenario_roles
 
 ALTER TABLE ONLY public.scenarios
     ADD CONSTRAINT scenarios_source_generation_id_foreign FOREIGN KEY (source_generation_id) REFERENCES public.scenario_generations(id) ON DELETE SET NULL;
+
+
+--
+-- Name: scenario_capabilities scenario_capabilities_capability_id_foreign; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.scenario_capabilities
+    ADD CONSTRAINT scenario_capabilities_capability_id_foreign FOREIGN KEY (capability_id) REFERENCES public.capabilities(id) ON DELETE CASCADE;
+
+
+--
+-- Name: scenario_capabilities scenario_capabilities_scenario_id_foreign; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.scenario_capabilities
+    ADD CONSTRAINT scenario_capabilities_scenario_id_foreign FOREIGN KEY (scenario_id) REFERENCES public.scenarios(id) ON DELETE CASCADE;
 
 
 --

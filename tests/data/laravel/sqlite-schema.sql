@@ -91,6 +91,28 @@ CREATE UNIQUE INDEX "scenario_roles_scenario_id_role_id_unique" on "scenario_rol
   "role_id"
 );
 CREATE INDEX "scenario_roles_role_id_index" on "scenario_roles"("role_id");
+CREATE TABLE IF NOT EXISTS "scenario_capabilities"(
+  "id" integer primary key autoincrement not null,
+  "scenario_id" integer not null,
+  "capability_id" integer not null,
+  "strategic_role" varchar not null default 'target',
+  "strategic_weight" integer not null default '10',
+  "priority" integer not null default '1',
+  "rationale" text,
+  "required_level" integer not null default '3',
+  "is_critical" tinyint(1) not null default '0',
+  "created_at" datetime,
+  "updated_at" datetime,
+  "position_x" float,
+  "position_y" float,
+  "is_fixed" tinyint(1) not null default '0',
+  foreign key("scenario_id") references "scenarios"("id") on delete cascade,
+  foreign key("capability_id") references "capabilities"("id") on delete cascade
+);
+CREATE UNIQUE INDEX "scenario_capabilities_scenario_id_capability_id_unique" on "scenario_capabilities"(
+  "scenario_id",
+  "capability_id"
+);
 CREATE TABLE IF NOT EXISTS "role_versions"(
   "id" integer primary key autoincrement not null,
   "organization_id" integer not null,
