@@ -10,8 +10,8 @@
 //! The pivot has no metadata column, so the keys of the rows inserted are recorded in the ledger;
 //! `revert --scenario N` deletes exactly that scenario's, and refuses rows the app edited since.
 
-use crate::kit::insert::InsertBackfill;
-use crate::kit::migration::{Grouping, Key};
+use backfill::kit::insert::InsertBackfill;
+use backfill::kit::migration::{Grouping, Key};
 
 pub static MIGRATION: InsertBackfill = InsertBackfill {
     table: "scenario_capabilities",

@@ -12,8 +12,9 @@ const TEMPLATE: &str = r#"//! __NAME__: say what this backfill changes, for whic
 //! - UPDATE-shaped (this template): the table, its integer key, the columns and the SQL of their new
 //!   values over the row `t`; the runner walks the key in batches, journals old values and revert
 //!   restores them exactly.
-//! - INSERT-shaped: implement `DataMigration` and `Revert`, with `Shape::Insert(self)`, marking rows
-//!   with `backfill::kit::marker::json` (see backfill's `kit::version_backfill`).
+//! - INSERT-shaped: describe it with `backfill::kit::insert::InsertBackfill` (the ledger records the
+//!   keys it inserts), or, into a table with a JSON `metadata` column, implement `DataMigration` and
+//!   `Revert` marking rows with `backfill::kit::marker::json` (see backfill's `kit::version_backfill`).
 //! - Irreversible: `Shape::Irreversible("why")` (see backfill's `examples/data_migrations/`).
 //!
 //! Its test is `tests/__TEST__`: plan == apply, idempotent, verify clean, exact revert, on every dialect.
