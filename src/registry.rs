@@ -88,9 +88,14 @@ impl Catalog {
         }
     }
 
-    /// The crate whose migrations these are (`None`: backfill's own).
+    /// The crate whose migrations these are (`None`: built by hand, without the macro).
     pub fn app(&self) -> Option<&'static App> {
         self.app
+    }
+
+    /// The app crate these migrations come from, unless it is backfill itself.
+    pub(crate) fn foreign_app(&self) -> Option<&'static App> {
+        self.app.filter(|a| a.name != env!("CARGO_PKG_NAME"))
     }
 
     /// The migrations a deploy's `apply` runs, in version order.

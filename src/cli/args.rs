@@ -9,7 +9,7 @@ use crate::engine::options::{
     DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TARGET, DEFAULT_JOBS, DEFAULT_LOCK_TIMEOUT, DEFAULT_PAUSE,
     DEFAULT_SAMPLES, DEFAULT_STATEMENT_TIMEOUT,
 };
-use crate::registry::{App, Catalog};
+use crate::registry::Catalog;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -332,6 +332,21 @@ pub(crate) enum Command {
         #[arg(long, value_name = "N", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
         size: u64,
     },
+    /// Create a crate of your own for your app's migrations: it depends on backfill, registers its
+    /// data_migrations/ and builds a binary with every command (no fork of backfill needed).
+    Init {
+        /// The new crate's folder (created; refused unless empty); its name is the crate's.
+        dir: PathBuf,
+        /// Depend on the backfill checkout at PATH (default: backfill from crates.io).
+        #[arg(long, value_name = "PATH", conflicts_with = "backfill_git")]
+        backfill_path: Option<PathBuf>,
+        /// Depend on backfill from this git repository.
+        #[arg(long, value_name = "URL")]
+        backfill_git: Option<String>,
+        /// The commit, tag or branch of --backfill-git.
+        #[arg(long, value_name = "R", requires = "backfill_git")]
+        rev: Option<String>,
+    },
     /// Tell the story on a throwaway SQLite database, running this binary step by step; no server needed.
     Demo {
         /// Keep the demo's folder (database and plan file) and print commands to try on it.
@@ -358,7 +373,7 @@ fn long_version(catalog: &Catalog) -> String {
         .max()
         .unwrap_or(0);
     let backfill = env!("CARGO_PKG_VERSION");
-    let mut text = match app_of(catalog) {
+    let mut text = match catalog.foreign_app() {
         Some(app) => format!(
             "{}\ncommit {}\nbackfill {backfill} (commit {GIT_COMMIT})\n",
             app.version, app.commit
@@ -374,11 +389,6 @@ fn long_version(catalog: &Catalog) -> String {
         text.push_str(&format!("  {name:<width$}  {}\n", m.checksum));
     }
     text.trim_end().to_string()
-}
-
-/// The app crate a catalog was built for, unless it is this crate itself.
-fn app_of(catalog: &Catalog) -> Option<&'static App> {
-    catalog.app().filter(|a| a.name != env!("CARGO_PKG_NAME"))
 }
 
 /// The global flags that mean something to each command, named at the foot of its help.
@@ -475,7 +485,7 @@ pub(crate) fn command_for(catalog: &Catalog) -> clap::Command {
         });
     }
     let backfill = format!("{} (commit {GIT_COMMIT})", env!("CARGO_PKG_VERSION"));
-    if let Some(app) = app_of(catalog) {
+    if let Some(app) = catalog.foreign_app() {
         let version = format!(
             "{} (commit {}; backfill {backfill})",
             app.version, app.commit
@@ -498,7 +508,7 @@ fn refuse_database_flags(matches: &clap::ArgMatches) -> std::result::Result<(), 
     let Some((name, sub)) = matches.subcommand() else {
         return Ok(());
     };
-    if !matches!(name, "new" | "demo") {
+    if !matches!(name, "new" | "demo" | "init") {
         return Ok(());
     }
     for (id, flag) in [
@@ -509,10 +519,10 @@ fn refuse_database_flags(matches: &clap::ArgMatches) -> std::result::Result<(), 
             .iter()
             .any(|m| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine));
         if given {
-            let instead = if name == "demo" {
-                "the demo makes its own SQLite database; `backfill sample-data` loads the same data into yours"
-            } else {
-                "it only writes a file under data_migrations/"
+            let instead = match name {
+                "demo" => "the demo makes its own SQLite database; `backfill sample-data` loads the same data into yours",
+                "init" => "it only writes a new crate's files",
+                _ => "it only writes a file under data_migrations/",
             };
             return Err(format!("{flag} does not apply to `{name}`: {instead}"));
         }

@@ -2,6 +2,7 @@
 //! engine; what it returns is the text for stdout. The dispatcher is a plain match.
 
 use crate::cli::args::{Batching, Bounds, Cli, Command, LockWait, SetArgs};
+use crate::cli::init;
 use crate::cli::output::{print, recorded_arguments};
 use crate::cli::report::{self, Format};
 use crate::db::{self, Session};
@@ -22,7 +23,23 @@ pub(crate) fn run(cli: &Cli, catalog: Catalog) -> Result<String> {
     let catalog = with_files(cli, catalog)?;
     let opts = options(cli, catalog)?;
     match &cli.command {
-        Command::New { name, toml } => new(cli, name, *toml),
+        Command::New { name, toml } => new(cli, name, *toml, &catalog),
+        Command::Init {
+            dir,
+            backfill_path,
+            backfill_git,
+            rev,
+        } => {
+            let source = match (backfill_path, backfill_git) {
+                (Some(path), _) => init::Source::Path(path.clone()),
+                (None, Some(url)) => init::Source::Git {
+                    url: url.clone(),
+                    rev: rev.clone(),
+                },
+                (None, None) => init::Source::Registry,
+            };
+            init::create(dir, &source)
+        }
         Command::Demo { keep } => crate::cli::demo::run(*keep),
         Command::SampleData { size } => sample_data(cli, &opts, *size),
         Command::Status { lock, watch } => match watch {
@@ -84,7 +101,10 @@ fn with_files(cli: &Cli, catalog: Catalog) -> Result<Catalog> {
     };
     if matches!(
         cli.command,
-        Command::New { .. } | Command::Demo { .. } | Command::SampleData { .. }
+        Command::New { .. }
+            | Command::Init { .. }
+            | Command::Demo { .. }
+            | Command::SampleData { .. }
     ) {
         return Ok(catalog);
     }
@@ -92,10 +112,11 @@ fn with_files(cli: &Cli, catalog: Catalog) -> Result<Catalog> {
     catalog.with(files).map_err(Error::Usage)
 }
 
-fn new(cli: &Cli, name: &str, toml: bool) -> Result<String> {
+fn new(cli: &Cli, name: &str, toml: bool, catalog: &Catalog) -> Result<String> {
+    let app = catalog.foreign_app().map(|a| a.name);
     let paths = match (toml, &cli.migrations_dir) {
         (true, Some(dir)) => vec![crate::cli::scaffold::create_toml(dir, name)?],
-        _ => crate::cli::scaffold::create(Path::new("data_migrations"), name)?,
+        _ => crate::cli::scaffold::create(Path::new("data_migrations"), name, app)?,
     };
     Ok(paths
         .iter()

@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 pub(crate) mod demo;
+mod init;
 mod output;
 pub(crate) mod report;
 pub(crate) mod scaffold;

@@ -22,11 +22,11 @@ const TEMPLATE: &str = r#"//! __NAME__: say what this backfill changes, for whic
 use backfill::kit::update::UpdateBackfill;
 
 pub static MIGRATION: UpdateBackfill = UpdateBackfill {
-    table: "competencies",
+    table: "__TABLE__",
     key: "id",
-    columns: &["description"],
+    columns: &["__COLUMN__"],
     // The value each column should have, over the row `t`. As scaffolded: its current value.
-    values: &["t.description"],
+    values: &["t.__COLUMN__"],
     // Only rows matching this condition over `t`; `None`: every row.
     only: None,
     // Rows left alone, with the reason `plan` gives: `Some(("reason", "condition over t"))`.
@@ -115,8 +115,10 @@ pub(crate) fn create_toml(dir: &Path, name: &str) -> Result<PathBuf> {
 }
 
 /// Writes `dir/V<UTC yyyymmddHHMM>__<name>.rs` (the next free minute if this one is taken) and its test
-/// `tests/migration_v<version>_<name>.rs` beside `dir`; returns the paths written.
-pub(crate) fn create(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
+/// `tests/migration_v<version>_<name>.rs` beside `dir`; returns the paths written. In an app's crate
+/// (`app`, made by `backfill init`) the template names the table `init` wrote, and the crate's
+/// `tests/migrations.rs` already exercises every migration.
+pub(crate) fn create(dir: &Path, name: &str, app: Option<&str>) -> Result<Vec<PathBuf>> {
     if !dir.is_dir() && valid_name(name) {
         return Err(Error::Usage(format!(
             "no {} directory here; run `backfill new` from the project root",
@@ -125,15 +127,22 @@ pub(crate) fn create(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
     }
     let version = next_version(dir, name, "rs")?;
     let file = format!("V{version}__{name}.rs");
-    let test = format!("migration_v{version}_{name}.rs");
-    let mut written = vec![write(
-        &dir.join(&file),
-        &TEMPLATE
-            .replace("__NAME__", name)
-            .replace("__TEST__", &test),
-    )?];
+    let (test, table, column) = match app {
+        Some(_) => ("migrations.rs".to_string(), "customers", "email"),
+        None => (
+            format!("migration_v{version}_{name}.rs"),
+            "competencies",
+            "description",
+        ),
+    };
+    let text = TEMPLATE
+        .replace("__NAME__", name)
+        .replace("__TEST__", &test)
+        .replace("__TABLE__", table)
+        .replace("__COLUMN__", column);
+    let mut written = vec![write(&dir.join(&file), &text)?];
     let tests = dir.parent().unwrap_or(Path::new(".")).join("tests");
-    if tests.is_dir() {
+    if tests.is_dir() && app.is_none() {
         // The file's stem first: `V__VERSION____NAME__` would lose the `__` between the two.
         let text = TEST_TEMPLATE
             .replace("__FILE__", file.trim_end_matches(".rs"))
