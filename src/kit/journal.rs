@@ -80,7 +80,11 @@ fn parse_object(text: &str) -> DbResult<Map<String, Json>> {
     }
 }
 
-/// Reads entries: `filter` is a condition with its parameters after `version`.
+/// Reads the entries of `version` that `filter` (a condition, with its parameters) selects. The
+/// version is checked here, and in the SQL only where the filter names it: reading a batch by id
+/// range, `version = ?` let PostgreSQL AND a bitmap of every entry of the version into each read
+/// when its statistics predated the journal (1M entries: 244 ms of a 252 ms read, every batch, so a
+/// revert cost O(journal) a batch).
 fn read_entries(
     tx: &mut dyn Tx,
     version: i64,
@@ -88,13 +92,12 @@ fn read_entries(
     params: &[Value],
 ) -> DbResult<Vec<Entry>> {
     let sql = format!(
-        "SELECT id, table_name, key_column, row_key, old_values, new_values, value_format \
-         FROM backfill_undo WHERE version = ? AND {filter} ORDER BY id"
+        "SELECT id, table_name, key_column, row_key, old_values, new_values, value_format, version \
+         FROM backfill_undo WHERE {filter} ORDER BY id"
     );
-    let mut all = vec![Value::Int(version)];
-    all.extend_from_slice(params);
-    tx.query(&sql, &all)?
+    tx.query(&sql, params)?
         .into_iter()
+        .filter(|r| r.get(7).and_then(Value::as_i64) == Some(version))
         .map(|r| {
             let text = |i: usize| r.get(i).and_then(Value::as_str).unwrap_or_default();
             Ok(Entry {
@@ -125,8 +128,13 @@ pub(crate) fn journal(
     let known: HashMap<i64, Entry> = read_entries(
         tx,
         ctx.version,
-        "table_name = ? AND row_key >= ? AND row_key <= ?",
-        &[table.into(), Value::Int(range.lo), Value::Int(range.hi)],
+        "version = ? AND table_name = ? AND row_key >= ? AND row_key <= ?",
+        &[
+            Value::Int(ctx.version),
+            table.into(),
+            Value::Int(range.lo),
+            Value::Int(range.hi),
+        ],
     )?
     .into_iter()
     .map(|e| (e.key, e))
