@@ -197,3 +197,20 @@ fn a_kit_without_schema_or_with_a_dialect_it_lacks_says_so() {
     });
     assert!(lacking.contains("has no SQL for Mysql"), "{lacking}");
 }
+
+/// This repository's HR schema is an app schema like any other: `schema/app/` read as a
+/// `Schema::dir` folder runs the shipped competency backfill on the generated sample.
+#[test]
+fn schema_app_is_a_schema_folder_like_any_apps() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schema/app");
+    let schema = Schema::dir(dir);
+    assert_eq!(
+        schema.dialects().expect("schema/app"),
+        vec![Dialect::Postgres, Dialect::Mysql, Dialect::Sqlite]
+    );
+    Kit::new()
+        .schema(schema)
+        .seed(backfill::testkit::sample_data)
+        .dialects(&[Dialect::Sqlite])
+        .exercise(V_COMPETENCY);
+}
