@@ -183,7 +183,10 @@ pub(crate) fn tables_of(reg: &Registered) -> Vec<String> {
 #[derive(Default)]
 struct Seen {
     found: Mutex<Option<Found>>,
-    tables: Mutex<Vec<String>>,
+    /// The run's tables, and how many times they were set.
+    tables: Mutex<(Vec<String>, u64)>,
+    /// The `tables` setting the last finished look used.
+    looked: std::sync::atomic::AtomicU64,
     stop: AtomicBool,
 }
 
@@ -229,13 +232,24 @@ impl Health {
     }
 
     /// The tables of the run that starts now (a VACUUM on any of them holds it).
+    /// Returns once a look with them has finished, so the run's first batch cannot slip past a
+    /// VACUUM that was already running.
     pub(crate) fn watch_tables(&self, tables: Vec<String>) {
-        if let Ok(mut t) = self.seen.tables.lock() {
-            *t = tables;
-        }
-        // Look again now, with the run's tables.
-        if let Some(thread) = &self.thread {
-            thread.thread().unpark();
+        let Ok(mut t) = self.seen.tables.lock() else {
+            return;
+        };
+        *t = (tables, t.1 + 1);
+        let wanted = t.1;
+        drop(t);
+        let Some(thread) = &self.thread else { return };
+        thread.thread().unpark();
+        // A look is bounded by its statement timeout (10 s).
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while self.seen.looked.load(Ordering::SeqCst) < wanted
+            && !thread.is_finished()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -262,7 +276,7 @@ fn watch(limits: &Limits, connect: &Connector, seen: &Seen, first: mpsc::Sender<
     let mut session: Option<Box<dyn Session>> = None;
     let mut first = Some(first);
     while !seen.stop.load(Ordering::SeqCst) {
-        let tables = seen.tables.lock().map(|t| t.clone()).unwrap_or_default();
+        let (tables, setting) = seen.tables.lock().map(|t| t.clone()).unwrap_or_default();
         let looked = look_once(limits, connect, &mut session, &tables);
         if let Some(first) = first.take() {
             // The first look's failure is the command's, before it writes anything.
@@ -275,7 +289,7 @@ fn watch(limits: &Limits, connect: &Connector, seen: &Seen, first: mpsc::Sender<
             if stop {
                 return;
             }
-            store(seen, looked);
+            store(seen, looked, setting);
             std::thread::park_timeout(limits.every);
             continue;
         }
@@ -286,15 +300,16 @@ fn watch(limits: &Limits, connect: &Connector, seen: &Seen, first: mpsc::Sender<
                 format!("cannot read the server's health ({e})"),
             ))
         });
-        store(seen, found);
+        store(seen, found, setting);
         std::thread::park_timeout(limits.every);
     }
 }
 
-fn store(seen: &Seen, found: Option<Found>) {
+fn store(seen: &Seen, found: Option<Found>, setting: u64) {
     if let Ok(mut f) = seen.found.lock() {
         *f = found;
     }
+    seen.looked.store(setting, Ordering::SeqCst);
 }
 
 fn look_once(
