@@ -56,8 +56,12 @@ impl Drop for Dir {
 
 /// `args` with `--migrations-dir dir` after them.
 fn run(t: &TestDb, dir: &Dir, args: &[&str]) -> common::Run {
+    run_in(t, dir.arg(), args)
+}
+
+fn run_in(t: &TestDb, dir: &str, args: &[&str]) -> common::Run {
     let mut all = args.to_vec();
-    all.extend(["--migrations-dir", dir.arg()]);
+    all.extend(["--migrations-dir", dir]);
     t.run(&all)
 }
 
@@ -462,6 +466,154 @@ fn new_toml_changes_nothing_until_edited(kind: Kind) {
     );
 }
 
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/declarative");
+const APP_SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/app");
+const V_HR_FILE: &str = "202612070003";
+const V_HR_RUST: &str = "202612060003";
+
+/// The HR app's scenario_id backfill as a file and as Rust leave the same rows.
+fn both_forms_give_the_same_rows(kind: Kind) {
+    let t = TestDb::with_app(kind, "decl_forms");
+    let seed = std::fs::read_to_string(format!("{EXAMPLES}/seed.sql")).expect("the example's seed");
+    backfill::db::schema_file::load_sql(t.session().as_mut(), "seed.sql", &seed).expect("seed");
+    let rows = "SELECT id, scenario_id FROM scenario_generations ORDER BY id";
+    run_in(&t, EXAMPLES, &["apply", V_HR_RUST, "--quiet"]).expect(0);
+    let by_rust = t.rows(rows);
+    run_in(&t, EXAMPLES, &["revert", V_HR_RUST, "--quiet"]).expect(0);
+    run_in(&t, EXAMPLES, &["apply", V_HR_FILE, "--quiet"]).expect(0);
+    assert_eq!(t.rows(rows), by_rust);
+    let ids: Vec<(i64, Option<i64>)> = by_rust
+        .iter()
+        .map(|r| (r[0].as_i64().expect("id"), r[1].as_i64()))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            (1, Some(11)),
+            (2, Some(13)),
+            (3, None),
+            (4, Some(14)),
+            (5, None)
+        ]
+    );
+    let plan = run_in(&t, EXAMPLES, &["plan", V_HR_FILE, "--format", "json"]).json();
+    assert_eq!(
+        plan["plans"][0]["plan"]["total"].as_i64(),
+        Some(0),
+        "{plan}"
+    );
+}
+
+/// `backfill test` from the command line: the HR example passes on every dialect.
+#[test]
+fn backfill_test_passes_the_hr_example_on_every_dialect() {
+    let seed = format!("{EXAMPLES}/seed.sql");
+    let r = common::Run::from(
+        common::bin()
+            .args([
+                "test",
+                "--migrations-dir",
+                EXAMPLES,
+                "--schema",
+                APP_SCHEMA,
+                "--seed",
+                &seed,
+            ])
+            .args([
+                "--dialects",
+                "sqlite,postgres,mysql",
+                "--admin-url",
+                common::PG_ADMIN,
+                "--admin-url",
+                common::MY_ADMIN,
+            ])
+            .output()
+            .expect("run backfill test"),
+    );
+    r.expect(0);
+    for d in ["sqlite", "postgres", "mysql"] {
+        assert!(
+            r.stdout.contains(&format!(
+                "ok   V{V_HR_FILE}__scenario_generation_scenario_ids on {d}"
+            )),
+            "{}",
+            r.stdout
+        );
+    }
+}
+
+/// `backfill test` fails (exit 1, one line per failure naming the table) on a migration whose revert
+/// leaves a row behind (a trigger it did not know of) and on one that writes nothing; it passes the
+/// latter with --allow-empty; its scratch SQLite files are gone either way.
+#[test]
+fn backfill_test_fails_on_a_wrong_revert_and_on_nothing_written() {
+    let t = TestDb::new(Kind::Sqlite, "decl_kit");
+    let dir = Dir::new(&t, "kit");
+    let schema = dir.write(
+        "schema.sql",
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, name VARCHAR(50) NOT NULL, description VARCHAR(50));\n\
+         CREATE TABLE notes_audit (id INTEGER PRIMARY KEY, note_id INTEGER NOT NULL);\n\
+         CREATE TRIGGER notes_audited AFTER UPDATE ON notes BEGIN INSERT INTO notes_audit (note_id) VALUES (NEW.id); END;\n",
+    );
+    let seed = dir.write(
+        "seed.sql",
+        "INSERT INTO notes VALUES (1, 'a', NULL), (2, 'b', NULL);\n",
+    );
+    let files = Dir::new(&t, "kit_files");
+    files.write(&format!("V{V_NOTES}__describe_notes.toml"), NOTES_UPDATE);
+    let kit = |extra: &[&str]| {
+        let mut cmd = common::bin();
+        cmd.args(["test", "--migrations-dir", files.arg(), "--schema"])
+            .arg(&schema)
+            .arg("--seed")
+            .arg(&seed)
+            .args(extra);
+        common::Run::from(cmd.output().expect("run backfill test"))
+    };
+    let r = kit(&[]);
+    r.expect(1);
+    let fail = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        fail.contains("table `notes_audit`") && fail.contains("on sqlite"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("1 check(s) failed"), "{}", r.stderr);
+
+    std::fs::write(
+        files.0.join(format!("V{V_NOTES}__describe_notes.toml")),
+        NOTES_UPDATE.replace("t.name || '!'", "t.description"),
+    )
+    .expect("rewrite");
+    let r = kit(&[]);
+    r.expect(1);
+    assert!(
+        r.stdout.contains("wrote nothing on the seed data"),
+        "{}",
+        r.stdout
+    );
+    kit(&["--allow-empty"]).expect(0);
+    let scratch = std::env::temp_dir().join("backfill-tests");
+    let left: Vec<String> = std::fs::read_dir(&scratch)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !left
+            .iter()
+            .any(|f| f.starts_with("bf_test_") && f.contains(V_NOTES)),
+        "{left:?}"
+    );
+}
+
 macro_rules! on_every_dialect {
     ($($module:ident => $kind:expr),*) => {$(
         mod $module {
@@ -488,6 +640,10 @@ macro_rules! on_every_dialect {
             #[test]
             fn new_toml_changes_nothing_until_edited() {
                 super::new_toml_changes_nothing_until_edited($kind)
+            }
+            #[test]
+            fn both_forms_give_the_same_rows() {
+                super::both_forms_give_the_same_rows($kind)
             }
             #[test]
             fn kill_9_during_apply() {

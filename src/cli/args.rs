@@ -57,12 +57,31 @@ pub(crate) struct Connection {
     #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub env_file: Option<PathBuf>,
     /// PostgreSQL: the schema of the app's tables, where the ledger lives too (default: the URL's
-    /// search_path, DB_SEARCH_PATH/DB_SCHEMA in the .env, else the user's own search_path).
+    /// search_path, DB_SEARCH_PATH/DB_SCHEMA in the .env, else the user's own search_path). For
+    /// `test`: the app's schema files, FILE[,FILE…].
     #[arg(long, value_name = "NAME", global = true, help_heading = GLOBAL)]
     pub schema: Option<String>,
     /// Where `database_url` came from (the flag or `DATABASE_URL`), for error messages.
     #[arg(skip)]
     pub(crate) url_from: UrlFrom,
+}
+
+/// A dialect `backfill test` checks on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum TestDialect {
+    Postgres,
+    Mysql,
+    Sqlite,
+}
+
+impl TestDialect {
+    pub(crate) fn dialect(self) -> crate::db::Dialect {
+        match self {
+            TestDialect::Postgres => crate::db::Dialect::Postgres,
+            TestDialect::Mysql => crate::db::Dialect::Mysql,
+            TestDialect::Sqlite => crate::db::Dialect::Sqlite,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -347,6 +366,27 @@ pub(crate) enum Command {
         #[arg(long, value_name = "R", requires = "backfill_git")]
         rev: Option<String>,
     },
+    /// Check migrations on scratch databases: plan == apply, idempotent, verify clean, exact revert (exit 1 on a failure).
+    ///
+    /// Each VERSION (default: every file of --migrations-dir) runs on a database of its own per
+    /// dialect, loaded with --schema and --seed, dropped afterwards even when a check fails.
+    Test {
+        /// The migrations to check (default: every declarative file of --migrations-dir).
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        versions: Vec<i64>,
+        /// SQL run after --schema on each scratch database: the rows the migration must change (default: none).
+        #[arg(long, value_name = "FILE")]
+        seed: Option<PathBuf>,
+        /// The dialects to check on, comma-separated (default: sqlite, which needs no server).
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "sqlite")]
+        dialects: Vec<TestDialect>,
+        /// A server to make scratch databases on, one per dialect (postgres://…, mysql://…; default: none).
+        #[arg(long, value_name = "URL")]
+        admin_url: Vec<String>,
+        /// Pass a migration that writes nothing on the seed (default: that is a failure).
+        #[arg(long)]
+        allow_empty: bool,
+    },
     /// Tell the story on a throwaway SQLite database, running this binary step by step; no server needed.
     Demo {
         /// Keep the demo's folder (database and plan file) and print commands to try on it.
@@ -442,6 +482,10 @@ const APPLIES: &[(&str, &str)] = &[
         "--database-url, --env-file, --operator, --log-format",
     ),
     ("wait", "--database-url, --env-file, --log-format"),
+    (
+        "test",
+        "--migrations-dir, --schema (the app's schema files), --format, --log-format",
+    ),
     (
         "sample-data",
         "--database-url, --env-file, --format, --log-format",

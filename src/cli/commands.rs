@@ -40,6 +40,7 @@ pub(crate) fn run(cli: &Cli, catalog: Catalog) -> Result<String> {
             };
             init::create(dir, &source)
         }
+        Command::Test { .. } => test(cli, &opts),
         Command::Demo { keep } => crate::cli::demo::run(*keep),
         Command::SampleData { size } => sample_data(cli, &opts, *size),
         Command::Status { lock, watch } => match watch {
@@ -110,6 +111,35 @@ fn with_files(cli: &Cli, catalog: Catalog) -> Result<Catalog> {
     }
     let files = crate::kit::declarative::load(dir)?;
     catalog.with(files).map_err(Error::Usage)
+}
+
+/// `backfill test`: its flags, and the global `--schema` read as the app's schema files.
+fn test(cli: &Cli, opts: &Options) -> Result<String> {
+    let Command::Test {
+        versions,
+        seed,
+        dialects,
+        admin_url,
+        allow_empty,
+    } = &cli.command
+    else {
+        return Err(Error::Usage("not `backfill test`".into()));
+    };
+    let dialects: Vec<_> = dialects.iter().map(|d| d.dialect()).collect();
+    let Some(schema) = cli.connection.schema.as_deref() else {
+        return Err(Error::Usage(
+            "backfill test needs --schema FILE[,FILE…]: the app's schema (per-dialect SQL, or Laravel's schema:dump folder)".into(),
+        ));
+    };
+    let req = crate::cli::testing::Request {
+        versions,
+        schema,
+        seed: seed.as_deref(),
+        dialects: &dialects,
+        admin_urls: admin_url,
+        allow_empty: *allow_empty,
+    };
+    crate::cli::testing::run(opts, &req)
 }
 
 fn new(cli: &Cli, name: &str, toml: bool, catalog: &Catalog) -> Result<String> {

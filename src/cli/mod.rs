@@ -10,6 +10,7 @@ pub(crate) mod report;
 pub(crate) mod scaffold;
 /// Where the database is: `--database-url`, `DATABASE_URL`, or the app's `.env`.
 pub(crate) mod target;
+mod testing;
 mod watching;
 pub(crate) mod when;
 

@@ -13,6 +13,7 @@ pub(crate) mod batch;
 pub(crate) mod budget;
 pub(crate) mod control;
 pub(crate) mod events;
+pub mod exercise;
 pub(crate) mod health;
 mod hooks;
 pub(crate) mod inspect;
