@@ -1,12 +1,14 @@
 //! Declarative migrations: `V<12 digits>__<snake_name>.toml` files read at run time from a
 //! directory (`--migrations-dir`), so a team that does not write Rust runs data migrations with
-//! the shipped binary. Each becomes a [`Registered`] like a compiled one: its version, its name, the
-//! checksum of its text (`crate::checksum`, the algorithm compiled migrations use) and its file.
+//! the shipped binary. Each becomes a [`Registered`](crate::registry::Registered) like a compiled
+//! one: its version, its name, the checksum of its text (`registry::checksum`, the algorithm
+//! compiled migrations use) and its file.
 //!
 //! A file is refused before anything is written, with one line naming the file, the key and the
 //! fix: when it is read (its name, UTF-8, unknown or missing keys, see `file`), and against the
-//! database before a command runs ([`DataMigration::unfit`]: its table and integer key are there,
-//! its SQL prepares there).
+//! database before a command runs
+//! ([`DataMigration::unfit`](crate::kit::migration::DataMigration::unfit): its table and integer key
+//! are there, its SQL prepares there).
 
 mod file;
 
