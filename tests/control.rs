@@ -91,21 +91,8 @@ fn set_jobs(t: &TestDb, url: &str, jobs: u64) {
     );
 }
 
-/// The whole steering story against one running `apply --jobs 2`, commands sent through `url`.
-fn steer_story(t: &TestDb, url: &str) {
-    let expected = t.expected_competencies();
-    let child = spawn_apply(
-        url,
-        &["--jobs", "2", "--batch-size", "2", "--pause-ms", "150"],
-    );
-    let parallel = t.kind != Kind::Sqlite;
-    let live = until_live(url, "running");
-    assert_eq!(
-        live["live"]["workers"].as_u64().is_some(),
-        parallel,
-        "{live:#}"
-    );
-
+/// `pause`: the run stops between batches, writes nothing, holds no transaction, keeps its lease.
+fn pause_holds_nothing(t: &TestDb, url: &str) {
     run_url(url, &["pause", V]).expect(0);
     let paused = until_live(url, "paused");
     assert_eq!(paused["state"], "paused", "status shows it paused");
@@ -129,7 +116,10 @@ fn steer_story(t: &TestDb, url: &str) {
         t.text("SELECT owner_id FROM backfill_lease").is_some(),
         "it keeps its lease"
     );
+}
 
+/// `set` while paused, `resume`, and (parallel) `set --jobs` up and down.
+fn retune(t: &TestDb, url: &str, parallel: bool) {
     let set = run_url(url, &["set", V, "--batch-size", "3", "--pause-ms", "250"]);
     set.expect(0);
     assert!(
@@ -158,7 +148,10 @@ fn steer_story(t: &TestDb, url: &str) {
             refused.stderr
         );
     }
+}
 
+/// `cancel`: the runner exits 6 at its next checkpoint, having run the retuned batches.
+fn cancel(url: &str, child: Child, parallel: bool) {
     run_url(url, &["cancel", V]).expect(0);
     let out = finish(child);
     let line = out.stderr.lines().last().unwrap_or_default().to_string();
@@ -187,6 +180,26 @@ fn steer_story(t: &TestDb, url: &str) {
             out.stderr
         );
     }
+}
+
+/// The whole steering story against one running `apply --jobs 2`, commands sent through `url`.
+fn steer_story(t: &TestDb, url: &str) {
+    let expected = t.expected_competencies();
+    let child = spawn_apply(
+        url,
+        &["--jobs", "2", "--batch-size", "2", "--pause-ms", "150"],
+    );
+    let parallel = t.kind != Kind::Sqlite;
+    let live = until_live(url, "running");
+    assert_eq!(
+        live["live"]["workers"].as_u64().is_some(),
+        parallel,
+        "{live:#}"
+    );
+
+    pause_holds_nothing(t, url);
+    retune(t, url, parallel);
+    cancel(url, child, parallel);
     assert_eq!(t.state(V_COMPETENCY).as_deref(), Some("cancelled"));
     let audit = t.int(&format!(
         "SELECT COUNT(*) FROM backfill_runs WHERE version = {V} AND operator_name = 'tester' \

@@ -330,14 +330,19 @@ impl std::fmt::Display for Hold {
 }
 
 fn cancelled(run: &Steered, by: Option<&str>) -> Error {
+    let v = run.version;
+    let next = match run.action {
+        ledger::Action::Revert => format!(
+            "`backfill revert {v}` resumes the revert, `backfill apply {v}` puts back what it undid"
+        ),
+        _ => format!("`backfill apply {v}` resumes it, `backfill revert {v}` undoes it"),
+    };
     Error::OnRequest {
         cancelled: true,
         message: format!(
-            "{} cancelled by {} and stopped at a checkpoint; its committed batches stay: `backfill apply {}` resumes it, `backfill revert {}` undoes it",
+            "{} cancelled by {} and stopped at a checkpoint; its committed batches stay: {next}",
             run.label,
             by.unwrap_or("an operator"),
-            run.version,
-            run.version
         ),
     }
 }
