@@ -188,7 +188,7 @@ fn latin1_server(srv: &MariaServer) {
         "SELECT TABLE_NAME, TABLE_COLLATION FROM information_schema.TABLES \
          WHERE TABLE_SCHEMA = 'cfg_latin1' AND TABLE_NAME LIKE 'backfill%' ORDER BY 1",
     );
-    assert_eq!(tables.lines().count(), 7, "{tables}"); // V7 added backfill_inserted
+    assert_eq!(tables.lines().count(), 8, "{tables}"); // V7 backfill_inserted, V8 backfill_control
     for line in tables.lines() {
         assert!(line.ends_with("\tutf8mb4_bin"), "{line}");
     }
