@@ -165,7 +165,9 @@ fn four_parallel_runners_without_the_lock_share_no_key_range(kind: Kind) {
     let expected = t.expected_competencies();
     let v = V_COMPETENCY.to_string();
     // Started 150 ms apart, so each later runner finds the migration running and takes over the
-    // chunks of the one before, while that one's workers are mid-batch.
+    // chunks of the one before, while that one's workers are mid-batch. Each batch lasts 60 ms or
+    // more, so the run (50 batches on 2 workers) outlasts the four starts even on a loaded machine,
+    // where a runner's start alone can take longer than 15 ms batches did in all.
     let children: Vec<Child> = (0..4)
         .map(|i| {
             if i > 0 {
@@ -185,7 +187,7 @@ fn four_parallel_runners_without_the_lock_share_no_key_range(kind: Kind) {
                 ],
                 &[
                     ("BACKFILL_TEST_NO_LOCK", "1"),
-                    ("BACKFILL_TEST_BATCH_DELAY_MS", "15"),
+                    ("BACKFILL_TEST_BATCH_DELAY_MS", "60"),
                     ("RUST_LOG", "backfill=debug"),
                 ],
             )

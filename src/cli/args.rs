@@ -359,10 +359,10 @@ pub(crate) enum Command {
         /// Depend on the backfill checkout at PATH (default: backfill from crates.io).
         #[arg(long, value_name = "PATH", conflicts_with = "backfill_git")]
         backfill_path: Option<PathBuf>,
-        /// Depend on backfill from this git repository.
+        /// Depend on backfill from this git repository (default: see --backfill-path).
         #[arg(long, value_name = "URL")]
         backfill_git: Option<String>,
-        /// The commit, tag or branch of --backfill-git.
+        /// The commit, tag or branch of --backfill-git (default: the repository's default branch).
         #[arg(long, value_name = "R", requires = "backfill_git")]
         rev: Option<String>,
     },
