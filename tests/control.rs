@@ -376,7 +376,52 @@ fn window_closes_mid_run(kind: Kind) {
     finish(child).expect(6);
 }
 
+/// With a reviewed plan (`--expect-plan`), the live row counts against the plan's total and the
+/// ETA is measured in rows to write; without one it stays the key fraction (the other tests).
+fn eta_counts_planned_rows(kind: Kind) {
+    let t = TestDb::with_app(kind, "eta_plan");
+    seed_generated(&t, 150);
+    let dir = common::topology::TempDir::new("eta_plan");
+    let plan = dir.0.join("plan.json");
+    let plan_arg = plan.to_string_lossy().into_owned();
+    t.run(&["plan", V, "--out", &plan_arg]).expect(0);
+    let planned = t.expected_competencies().len() as u64;
+    let child = spawn_apply(
+        &t.url,
+        &[
+            "--expect-plan",
+            &plan_arg,
+            "--batch-size",
+            "2",
+            "--pause-ms",
+            "150",
+        ],
+    );
+    let last = std::cell::RefCell::new(serde_json::Value::Null);
+    wait_for(
+        "an ETA against the plan",
+        LIMIT,
+        || {
+            *last.borrow_mut() = status_of(&t.url);
+            last.borrow()["live"]["eta_seconds"].as_u64().is_some()
+        },
+        || format!("{:#}", last.borrow()),
+    );
+    let live = last.into_inner();
+    assert_eq!(
+        live["live"]["rows_total"].as_u64(),
+        Some(planned),
+        "{live:#}"
+    );
+    let text = t.run(&["status"]);
+    let shown = format!("/{planned} planned rows");
+    assert!(text.stdout.contains(&shown), "{}", text.stdout);
+    t.run(&["cancel", V]).expect(0);
+    finish(child).expect(6);
+}
+
 on_every_dialect!(
+    eta_counts_planned_rows,
     steer_a_parallel_apply,
     kill_while_paused,
     limit_is_a_canary,

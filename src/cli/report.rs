@@ -239,7 +239,10 @@ fn live_lines(live: &crate::engine::ledger::Request) -> Vec<String> {
     use crate::engine::ledger::Requested;
     let l = &live.live;
     // The host last: a long one is cut, never the figures.
-    let mut first = vec![crate::engine::text::count(l.rows, "row")];
+    let mut first = vec![match l.rows_total {
+        Some(total) => format!("{}/{total} planned rows", l.rows),
+        None => crate::engine::text::count(l.rows, "row"),
+    }];
     first.extend(l.rows_per_second.map(|r| format!("{r} rows/s")));
     first.extend(
         l.permille

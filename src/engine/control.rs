@@ -260,6 +260,7 @@ impl Steering {
         run.reported_at = Some(Instant::now());
         run.live.rows_per_second = Some(now.rows_per_second.round() as u64);
         run.live.permille = now.fraction.map(|f| (f * 1000.0).round() as u64);
+        run.live.rows_total = now.planned;
         // A held run has no pace: no ETA until it goes on.
         let going = run.live.state == "running";
         run.live.eta_seconds = now.eta.filter(|_| going).map(|d| d.as_secs());

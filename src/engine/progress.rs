@@ -38,6 +38,11 @@ pub(crate) struct Progress {
     /// The first update's time and fraction: the ETA is measured from there (a resumed run starts
     /// part way through the key range).
     first: Option<(Instant, f64)>,
+    /// The rows at the first update, the pace's start when the ETA counts rows.
+    first_rows: u64,
+    /// The reviewed plan's row count (`apply --expect-plan`): the ETA then counts rows to write,
+    /// which is truer than the key fraction when eligible rows cluster in part of the range.
+    planned: Option<u64>,
     rows: u64,
     batches: u64,
     events: crate::engine::events::Events,
@@ -55,6 +60,8 @@ pub(crate) struct Snapshot {
     /// The fraction of the key range done, when known.
     pub fraction: Option<f64>,
     pub eta: Option<Duration>,
+    /// The plan's row count the ETA is measured against, when there is one.
+    pub planned: Option<u64>,
 }
 
 /// "apply V202611230001" from "apply V202611230001__competency_versions": the bar's short label.
@@ -96,12 +103,20 @@ impl Progress {
             started: now,
             last_line: now,
             first: None,
+            first_rows: 0,
+            planned: None,
             rows: 0,
             batches: 0,
             events: crate::engine::events::Events::default(),
             metrics: crate::engine::metrics::Metrics::default(),
             last: Snapshot::default(),
         }
+    }
+
+    /// Measures the ETA against a plan's row count instead of the key fraction.
+    pub(crate) fn planned(mut self, rows: Option<u64>) -> Self {
+        self.planned = rows;
+        self
     }
 
     /// Also tells the command's events and metrics where the run stands.
@@ -123,7 +138,16 @@ impl Progress {
     }
 
     /// The time left, from the pace since the first update; `None` until there is a pace.
-    fn eta(&self, fraction: Option<f64>) -> Option<Duration> {
+    fn eta(&self, fraction: Option<f64>, rows: u64) -> Option<Duration> {
+        if let (Some(total), Some((t0, _))) = (self.planned, self.first) {
+            let (done, took) = (
+                rows.saturating_sub(self.first_rows),
+                t0.elapsed().as_secs_f64(),
+            );
+            let left = total.saturating_sub(rows) as f64;
+            return (done > 0 && took > 0.0)
+                .then(|| Duration::from_secs_f64(took * left / done as f64));
+        }
         let (f, (t0, f0)) = (fraction?, self.first?);
         let (done, took) = (f - f0, t0.elapsed().as_secs_f64());
         (done > 0.0 && took > 0.0).then(|| Duration::from_secs_f64(took * (1.0 - f) / done))
@@ -135,9 +159,12 @@ impl Progress {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         let rate = rows as f64 / secs;
         let fraction = self.fraction(cursor);
-        let eta = self.eta(fraction);
+        let eta = self.eta(fraction, rows);
         if self.first.is_none() {
-            self.first = fraction.map(|f| (Instant::now(), f));
+            self.first = fraction
+                .or(self.planned.map(|_| 0.0))
+                .map(|f| (Instant::now(), f));
+            self.first_rows = rows;
         }
         self.events.progress((rows, batches, rate), eta, fraction);
         self.metrics.progress(rows, batches, eta);
@@ -147,6 +174,7 @@ impl Progress {
             rows_per_second: rate,
             fraction,
             eta,
+            planned: self.planned,
         };
         if let Some(bar) = &self.bar {
             let percent = fraction.map_or_else(String::new, |f| {

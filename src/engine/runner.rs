@@ -266,7 +266,9 @@ pub(crate) fn run_one(
     let workers = workers(session, opts);
     let final_state = start(session, &one, key, opts)?;
     let label = format!("{} V{}__{}", key.action.as_str(), reg.version, reg.name);
-    let mut progress = Progress::new(label, opts.quiet, span).watched(opts);
+    let mut progress = Progress::new(label, opts.quiet, span)
+        .planned(planned_rows(opts, reg, key.action))
+        .watched(opts);
     opts.events
         .begin(reg.version, reg.name, key.action.as_str(), key.run);
     opts.metrics.begin(reg.version, key.action.as_str());
@@ -506,4 +508,14 @@ fn past_tense(walk: Walk, reg: &Registered) -> &'static str {
         (Walk::DeleteMarked, _) => "deleted",
         (Walk::Restore { .. }, _) => "restored",
     }
+}
+
+/// The reviewed plan's row count for an apply run with `--expect-plan` (the ETA's measure).
+fn planned_rows(opts: &Options, reg: &Registered, action: Action) -> Option<u64> {
+    let file = opts
+        .expect_plan
+        .as_ref()
+        .filter(|_| action == Action::Apply)?;
+    let reviewed = file.migrations.iter().find(|m| m.version == reg.version)?;
+    Some(reviewed.total)
 }
