@@ -35,11 +35,9 @@ pub(crate) struct Progress {
     span: Option<(i64, i64)>,
     started: Instant,
     last_line: Instant,
-    /// The first update's time and fraction: the ETA is measured from there (a resumed run starts
-    /// part way through the key range).
-    first: Option<(Instant, f64)>,
-    /// The rows at the first update, the pace's start when the ETA counts rows.
-    first_rows: u64,
+    /// Where the pace starts: the ETA is measured from the first update, not the run's start (a
+    /// resumed run starts part way through the key range).
+    first: Option<Start>,
     /// The reviewed plan's row count (`apply --expect-plan`): the ETA then counts rows to write,
     /// which is truer than the key fraction when eligible rows cluster in part of the range.
     planned: Option<u64>,
@@ -49,6 +47,14 @@ pub(crate) struct Progress {
     metrics: crate::engine::metrics::Metrics,
     /// The last update's figures, for the ledger's live row (`status`).
     last: Snapshot,
+}
+
+/// The first update: the time, the fraction of keys done (when the range is known) and the rows.
+#[derive(Clone, Copy)]
+struct Start {
+    at: Instant,
+    fraction: Option<f64>,
+    rows: u64,
 }
 
 /// A run's progress as of its last update.
@@ -103,7 +109,6 @@ impl Progress {
             started: now,
             last_line: now,
             first: None,
-            first_rows: 0,
             planned: None,
             rows: 0,
             batches: 0,
@@ -139,18 +144,16 @@ impl Progress {
 
     /// The time left, from the pace since the first update; `None` until there is a pace.
     fn eta(&self, fraction: Option<f64>, rows: u64) -> Option<Duration> {
-        if let (Some(total), Some((t0, _))) = (self.planned, self.first) {
-            let (done, took) = (
-                rows.saturating_sub(self.first_rows),
-                t0.elapsed().as_secs_f64(),
-            );
-            let left = total.saturating_sub(rows) as f64;
-            return (done > 0 && took > 0.0)
-                .then(|| Duration::from_secs_f64(took * left / done as f64));
-        }
-        let (f, (t0, f0)) = (fraction?, self.first?);
-        let (done, took) = (f - f0, t0.elapsed().as_secs_f64());
-        (done > 0.0 && took > 0.0).then(|| Duration::from_secs_f64(took * (1.0 - f) / done))
+        let start = self.first?;
+        let took = start.at.elapsed().as_secs_f64();
+        let (done, left) = match self.planned {
+            Some(total) => (
+                rows.saturating_sub(start.rows) as f64,
+                total.saturating_sub(rows) as f64,
+            ),
+            None => (fraction? - start.fraction?, 1.0 - fraction?),
+        };
+        (done > 0.0 && took > 0.0).then(|| Duration::from_secs_f64(took * left / done))
     }
 
     /// Called after each committed batch with this run's totals so far.
@@ -160,11 +163,12 @@ impl Progress {
         let rate = rows as f64 / secs;
         let fraction = self.fraction(cursor);
         let eta = self.eta(fraction, rows);
-        if self.first.is_none() {
-            self.first = fraction
-                .or(self.planned.map(|_| 0.0))
-                .map(|f| (Instant::now(), f));
-            self.first_rows = rows;
+        if self.first.is_none() && (fraction.is_some() || self.planned.is_some()) {
+            self.first = Some(Start {
+                at: Instant::now(),
+                fraction,
+                rows,
+            });
         }
         self.events.progress((rows, batches, rate), eta, fraction);
         self.metrics.progress(rows, batches, eta);
