@@ -13,3 +13,14 @@ INSERT INTO scenarios (id, organization_id, name, created_at, updated_at, source
     (13, 1, 'from 2', '2026-01-11 11:00:00', '2026-01-11 11:00:00', 2),
     (14, 1, 'from 3', '2026-01-12 11:00:00', '2026-01-12 11:00:00', 3);
 UPDATE scenario_generations SET scenario_id = 14 WHERE id = 4;
+-- The scenario_capabilities insert: 21 and 26 get their pivot row in scenario 11, 22 in 13, 25 in
+-- 14; 23 has one already (its values chosen in the app), 24 was discovered in no scenario.
+INSERT INTO capabilities (id, organization_id, name, discovered_in_scenario_id, created_at, updated_at) VALUES
+    (21, 1, 'Data literacy', 11, '2026-01-10 11:30:00', '2026-01-10 11:30:00'),
+    (22, 1, 'Negotiation', 13, '2026-01-11 11:30:00', '2026-01-11 11:30:00'),
+    (23, 1, 'Forecasting', 11, '2026-01-10 11:40:00', '2026-01-10 11:40:00'),
+    (24, 1, 'Facilitation', NULL, '2026-01-09 09:00:00', '2026-01-09 09:00:00'),
+    (25, 1, 'Cloud costs', 14, '2026-01-12 11:30:00', '2026-01-12 11:30:00'),
+    (26, 1, 'Coaching', 11, '2026-01-10 11:50:00', '2026-01-10 11:50:00');
+INSERT INTO scenario_capabilities (scenario_id, capability_id, strategic_role, strategic_weight, priority, rationale, required_level, is_critical, created_at, updated_at) VALUES
+    (11, 23, 'core', 40, 2, 'chosen in the app', 4, TRUE, '2026-01-20 08:00:00', '2026-01-21 08:00:00');

@@ -61,6 +61,22 @@ description = "t.description" # column = SQL expression over `t`: its new value
 
 # [mysql.set]                 # what MySQL/MariaDB run instead ([postgres.set], [sqlite.set] too)
 # description = "CONCAT(t.name, '!')"
+
+# To insert rows instead, replace every key above with the insert form: an INSERT … SELECT whose
+# new rows' keys the ledger records, so revert deletes exactly those.
+# shape = "insert"
+# table = "scenario_capabilities"  # the table rows go into
+# key = "id"                       # its integer key
+# walk = "capabilities.id"         # table.column: the integer key walked in batches
+# columns = ["scenario_id", "capability_id"]
+# select = """
+# SELECT s.id, c.id FROM capabilities c JOIN scenarios s ON s.id = c.discovered_in_scenario_id
+# WHERE c.id BETWEEN :lo AND :hi   -- the batch's range of the walked key
+#   AND NOT EXISTS (SELECT 1 FROM scenario_capabilities p
+#                   WHERE p.scenario_id = s.id AND p.capability_id = c.id) -- only rows still missing
+# """
+# group = "scenario_id"            # optional, one of columns: revert --group N deletes that group's
+# timestamps = true                # optional: created_at/updated_at = now; revert refuses rows edited since
 "#;
 
 fn valid_name(name: &str) -> bool {

@@ -6,7 +6,9 @@
 //! - [`marker`]: the identity an INSERT-shaped migration writes into each row, and the exact test for it.
 //! - [`samples`]: a few rows per group for `plan`, read with the step's own ranged query.
 //! - [`insert`]: the INSERT shape for a table without a marker column; [`inserted`]: the keys it
-//!   inserted, recorded in the ledger in the batch's transaction, which revert deletes.
+//!   inserted, recorded in the ledger in the batch's transaction, which revert deletes;
+//!   [`insert_select`]: the same shape written as one whole SELECT (a declarative file's insert),
+//!   its range's ends written `:lo` and `:hi` ([`placeholders`]).
 //! - [`update`]: the UPDATE shape: a journaled, exactly revertible update of existing rows.
 //! - `journal`: its undo journal, in exact text, and the rule for rows the app changed since. It
 //!   lives here, not in the engine, because the update shape writes it inside its own step (the rows'
@@ -17,10 +19,12 @@ pub(crate) mod bounds;
 /// Migrations read at run time from `V…__name.toml` files (`--migrations-dir`).
 pub mod declarative;
 pub mod insert;
+pub mod insert_select;
 pub mod inserted;
 pub(crate) mod journal;
 pub mod marker;
 pub mod migration;
+pub mod placeholders;
 pub mod samples;
 pub mod update;
 /// "One version row per entity that appears in a scenario": the INSERT shape both shipped

@@ -3,7 +3,7 @@
 //! after the first range, instead of sorting every pending row).
 
 use crate::db::{DbResult, Tx, Value};
-use crate::kit::migration::{Group, Key};
+use crate::kit::migration::{Group, Key, KeyRange};
 
 /// Fills `groups` with up to `samples` rows each. `sql` is a ranged query whose parameters are the
 /// range `[lo, hi]` repeated `range_times` times, returning the group key first, then one column per
@@ -15,6 +15,21 @@ pub fn fill(
     samples: usize,
     sql: &str,
     range_times: usize,
+    fields: &[&str],
+) -> DbResult<()> {
+    let params = |range: KeyRange| range.params(range_times);
+    fill_with(tx, key, groups, samples, sql, &params, fields)
+}
+
+/// [`fill`] for a query whose parameters are not the range repeated: `params` gives them for a
+/// range (e.g. `:lo` and `:hi` wherever the author wrote them).
+pub fn fill_with(
+    tx: &mut dyn Tx,
+    key: Key,
+    groups: &mut [Group],
+    samples: usize,
+    sql: &str,
+    params: &dyn Fn(KeyRange) -> Vec<Value>,
     fields: &[&str],
 ) -> DbResult<()> {
     const FIRST_RANGE: u64 = 2_000;
@@ -29,8 +44,7 @@ pub fn fill(
         let Some(hi) = super::bounds::next_bound(tx, key, lo, span)? else {
             break;
         };
-        let range = crate::kit::migration::KeyRange { lo, hi };
-        for row in tx.query(sql, &range.params(range_times))? {
+        for row in tx.query(sql, &params(KeyRange { lo, hi }))? {
             let group = row.first().and_then(Value::as_i64).unwrap_or(0);
             if let Some(g) = groups.iter_mut().find(|g| g.key == group) {
                 if g.samples.len() < samples {

@@ -7,15 +7,18 @@
 //! A file is refused before anything is written, with one line naming the file, the key and the
 //! fix: when it is read (its name, UTF-8, unknown or missing keys, see `file`), and against the
 //! database before a command runs
-//! ([`DataMigration::unfit`](crate::kit::migration::DataMigration::unfit): its table and integer key
-//! are there, its SQL prepares there).
+//! ([`DataMigration::unfit`](crate::kit::migration::DataMigration::unfit), see `fit`: its tables,
+//! columns and integer keys are there, its SQL prepares there).
 
 mod file;
 
+mod fit;
+
 use crate::db::{DbResult, Tx};
 use crate::error::{Error, Result};
-use crate::kit::migration::{Context, DataMigration, Key, KeyRange, Plan, Shape};
-use crate::kit::update::{Part, TunedUpdate};
+use crate::kit::insert_select::InsertSelect;
+use crate::kit::migration::{Context, DataMigration, Grouping, Key, KeyRange, Plan, Shape};
+use crate::kit::update::TunedUpdate;
 use crate::registry::Registered;
 use std::path::Path;
 
@@ -23,7 +26,13 @@ use std::path::Path;
 pub struct Declarative {
     /// The file, as `status` shows it.
     origin: &'static str,
-    update: TunedUpdate,
+    form: Form,
+}
+
+/// What the file's shape runs.
+enum Form {
+    Update(TunedUpdate),
+    Insert(InsertSelect),
 }
 
 /// `V<12 digits>__<snake_name>.toml` as (version, name), by the rules compiled migrations' names
@@ -89,10 +98,11 @@ fn read(path: &Path) -> Result<Registered> {
         .check()
         .map_err(|(key, fix)| refuse(format!("`{key}` {fix}")))?;
     let origin = leak(shown);
-    let migration: &'static Declarative = Box::leak(Box::new(Declarative {
-        origin,
-        update: checked.update,
-    }));
+    let form = match checked {
+        file::Checked::Update(u) => Form::Update(u),
+        file::Checked::Insert(i) => Form::Insert(i),
+    };
+    let migration: &'static Declarative = Box::leak(Box::new(Declarative { origin, form }));
     Ok(Registered {
         version,
         name: leak(name),
@@ -123,61 +133,47 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
 }
 
 impl Declarative {
-    /// The table and its key: there, and an integer.
-    fn key_unfit(&self, tx: &mut dyn Tx) -> DbResult<Option<String>> {
-        let Key { table, column } = self.update.key();
-        let d = tx.dialect();
-        if tx.query(&d.columns_sql(table), &[])?.is_empty() {
-            return Ok(Some(format!(
-                "`table`: {table} is not a table of this database; fix the name, or run the app's schema migrations first"
-            )));
+    fn inner(&self) -> &dyn DataMigration {
+        match &self.form {
+            Form::Update(u) => u,
+            Form::Insert(i) => i,
         }
-        let ty = tx.query(&d.column_type_sql(table, column), &[])?;
-        let ty = ty.first().and_then(|r| r.first()).and_then(|v| v.as_str());
-        Ok(match ty {
-            None => Some(format!(
-                "`key`: {table} has no column {column}; name its integer key column"
-            )),
-            Some(ty) if !d.is_integer_type(ty) => Some(format!(
-                "`key`: {table}.{column} is {ty}, not an integer; name an integer key column (backfill walks it in ranges)"
-            )),
-            Some(_) => None,
-        })
     }
 }
 
 impl DataMigration for Declarative {
     fn shape(&self) -> Shape<'_> {
-        self.update.shape()
+        self.inner().shape()
     }
 
     fn key(&self) -> Key {
-        self.update.key()
+        self.inner().key()
+    }
+
+    fn grouping(&self) -> Option<Grouping> {
+        self.inner().grouping()
     }
 
     fn plan(&self, tx: &mut dyn Tx, ctx: &Context, samples: usize) -> DbResult<Plan> {
-        self.update.plan(tx, ctx, samples)
+        self.inner().plan(tx, ctx, samples)
     }
 
     fn apply(&self, tx: &mut dyn Tx, ctx: &Context, range: KeyRange) -> DbResult<u64> {
-        self.update.apply(tx, ctx, range)
+        self.inner().apply(tx, ctx, range)
+    }
+
+    fn check(&self, tx: &mut dyn Tx, ctx: &Context) -> DbResult<Vec<String>> {
+        self.inner().check(tx, ctx)
+    }
+
+    fn preflight(&self, tx: &mut dyn Tx) -> DbResult<()> {
+        self.inner().preflight(tx)
     }
 
     fn unfit(&self, tx: &mut dyn Tx) -> DbResult<Option<String>> {
-        let why = match self.key_unfit(tx)? {
-            Some(why) => Some(why),
-            None => self.update.probe(tx).err().map(|(part, e)| {
-                let key = match part {
-                    Part::Set(c) => format!("set.{c}"),
-                    Part::Only => "where".to_string(),
-                    Part::Skip => "skip_when".to_string(),
-                };
-                let dialect = format!("{:?}", tx.dialect()).to_lowercase();
-                format!(
-                    "`{key}` does not run on {dialect}: {}; fix the SQL (the row is `t`; [{dialect}] overrides it for this dialect only)",
-                    e.message.trim_start_matches(&format!("{dialect}: "))
-                )
-            }),
+        let why = match &self.form {
+            Form::Update(u) => fit::update(tx, u)?,
+            Form::Insert(i) => fit::insert(tx, i)?,
         };
         Ok(why.map(|w| format!("{}: {w}", self.origin)))
     }
