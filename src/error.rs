@@ -3,6 +3,7 @@
 
 use crate::db::DbError;
 
+/// Why a command failed: one line for the operator, and the exit code ([`Error::exit_code`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Bad flags, bad URL, bad file: the operator must fix the invocation. Exit 2.
@@ -36,17 +37,32 @@ pub enum Error {
         "interrupted by {}: {committed}; rerun the same command to resume",
         signal_name(*.signal)
     )]
-    Stopped { signal: i32, committed: String },
+    Stopped {
+        /// The signal's number.
+        signal: i32,
+        /// What this process committed before it stopped.
+        committed: String,
+    },
     /// Stopped at a checkpoint because it was asked to: by `backfill cancel` (`cancelled`), or by the
     /// end of its window or budget (`--window`, `--run-for`, `--until`, `--limit`). Its committed
     /// batches stay; rerunning resumes. Exit 6.
     #[error("{message}")]
-    OnRequest { cancelled: bool, message: String },
+    OnRequest {
+        /// Stopped by `backfill cancel` (not by a window or budget).
+        cancelled: bool,
+        /// What stopped it and what to do next.
+        message: String,
+    },
     /// An error about the database, with where its setting came from (`origin`: `--database-url`,
     /// `DATABASE_URL`, a line of the `.env`) in place of the words the drivers use for it
     /// (`crate::db::URL_WORDS`): the operator fixes the right place. The inner error's exit code.
     #[error("{}", .error.to_string().replace(crate::db::URL_WORDS, .origin))]
-    Located { origin: String, error: Box<Error> },
+    Located {
+        /// Where the setting came from, e.g. `--database-url`.
+        origin: String,
+        /// The error itself.
+        error: Box<Error>,
+    },
 }
 
 /// SIGINT and SIGTERM by name, the way operators know them.
@@ -59,6 +75,8 @@ fn signal_name(signal: i32) -> String {
 }
 
 impl Error {
+    /// The documented exit code: 1 runtime, 2 usage, 3 inconsistent, 4 busy, 5 refused, 6 stopped
+    /// on request, 128 + signal when interrupted.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Runtime(_) => 1,
@@ -109,6 +127,7 @@ impl From<DbError> for Error {
     }
 }
 
+/// What the commands and the engine return.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]

@@ -10,6 +10,9 @@
 //! `backfill_build::migrations().generate()`, its `src/lib.rs` says `backfill::include_migrations!();`
 //! and its `src/main.rs` hands `catalog()` to [`cli::main`]. This crate's binary is built the same way.
 
+// The public surface is what authors and embedders use; each item says what it is for.
+#![warn(missing_docs)]
+
 // Generated registries and scaffolded migrations say `::backfill::…` wherever they are compiled,
 // this crate included.
 extern crate self as backfill;
@@ -24,7 +27,7 @@ pub mod error;
 pub mod fixtures;
 pub mod registry;
 /// SIGINT/SIGTERM: a leaf every layer may ask whether to stop.
-pub mod signals;
+pub(crate) mod signals;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

@@ -36,8 +36,11 @@ pub(crate) fn admin_url(dialect: Dialect) -> String {
 
 /// A database of its own, created empty and dropped on Drop, also when a test panics.
 pub struct Scratch {
+    /// The server's kind.
     pub dialect: Dialect,
+    /// The database's name (lower case).
     pub name: String,
+    /// The URL that reaches it.
     pub url: String,
     /// Left in place on Drop (the bench's `--keep`).
     pub keep: bool,
@@ -133,8 +136,11 @@ impl Drop for Scratch {
 /// One table: its columns and every row, ordered by the first column.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableRows {
+    /// The table's name.
     pub name: String,
+    /// Its column names, in table order.
     pub columns: Vec<String>,
+    /// Every row, ordered by the first column.
     pub rows: Vec<Row>,
 }
 

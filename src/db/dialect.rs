@@ -1,11 +1,15 @@
 //! The three dialects, and the SQL fragments that differ between them so migrations can stay
 //! dialect-neutral.
 
+/// Which SQL a server speaks: what a migration's statements and the driver are chosen by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dialect {
+    /// PostgreSQL.
     Postgres,
+    /// MySQL and MariaDB.
     Mysql,
+    /// SQLite.
     Sqlite,
 }
 

@@ -22,18 +22,25 @@ pub use self::url::Target;
 /// A value crossing the driver boundary, in either direction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// SQL NULL.
     Null,
+    /// An integer (a boolean reads as 0 or 1).
     Int(i64),
+    /// A floating-point number; cast a decimal to text in the query to keep every digit.
     Float(f64),
+    /// Text, and what the drivers read as text (JSON, UUIDs, MySQL's bytes).
     Text(String),
+    /// A date without a time.
     Date(NaiveDate),
     /// Always UTC.
     Timestamp(NaiveDateTime),
 }
 
+/// One row of a query's result, in the statement's column order.
 pub type Row = Vec<Value>;
 
 impl Value {
+    /// The value as an integer: an `Int`, an integral `Float`, or text that parses as one.
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
@@ -43,6 +50,7 @@ impl Value {
         }
     }
 
+    /// The text of a `Text` value; `None` for the others.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Text(s) => Some(s),
@@ -84,6 +92,7 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
+/// What kind of failure a [`DbError`] is: it decides the exit code and whether a retry may help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// The connection settings are wrong (URL, credentials, database name): exit 2.
@@ -109,17 +118,21 @@ pub(crate) const URL_WORDS: &str = "the database URL";
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct DbError {
+    /// What kind of failure it is.
     pub kind: ErrorKind,
+    /// One line for the operator, without the URL or its password.
     pub message: String,
 }
 
 impl DbError {
+    /// An error of `kind`; a message of several lines becomes one.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         let message: String = message.into();
         // Server messages can span lines (PostgreSQL DETAIL/HINT); operators get one line.
         let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
         DbError { kind, message }
     }
+    /// A failed statement ([`ErrorKind::Query`]).
     pub fn query(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Query, message)
     }
@@ -157,6 +170,7 @@ impl DbError {
 /// slash or a percent-encoded name reaches the same database).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
+    /// The server's kind.
     pub dialect: Dialect,
     /// `current_database()`, `DATABASE()`, or the canonical SQLite path.
     pub database: String,
@@ -165,13 +179,16 @@ pub struct Identity {
     pub server: String,
 }
 
+/// What every database call returns.
 pub type DbResult<T> = Result<T, DbError>;
 
 /// What a data migration may do: run statements inside the runner's transaction.
 pub trait Tx {
+    /// Which dialect the statements must be written in.
     fn dialect(&self) -> Dialect;
     /// Runs one statement; returns the number of rows it changed.
     fn execute(&mut self, sql: &str, params: &[Value]) -> DbResult<u64>;
+    /// Runs one query; returns its rows.
     fn query(&mut self, sql: &str, params: &[Value]) -> DbResult<Vec<Row>>;
 
     /// The first column of the first row, if any.
@@ -189,7 +206,9 @@ pub trait Tx {
 pub trait Session: Tx {
     /// Starts a transaction. A read-only one also takes a consistent snapshot for all its reads.
     fn begin(&mut self, read_only: bool) -> DbResult<()>;
+    /// Commits the open transaction.
     fn commit(&mut self) -> DbResult<()>;
+    /// Rolls the open transaction back.
     fn rollback(&mut self) -> DbResult<()>;
     /// The database this session reached, as the server names it.
     fn identity(&mut self) -> DbResult<Identity>;
@@ -262,8 +281,10 @@ pub trait Session: Tx {
 /// How a transaction's work ends when it did not fail: what it wrote is kept, or undone (a fence
 /// found another runner in charge, or there was nothing to keep); the value is returned either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Finish<T> {
+pub(crate) enum Finish<T> {
+    /// Keep what it wrote.
     Commit(T),
+    /// Undo what it wrote.
     Rollback(T),
 }
 
@@ -272,7 +293,7 @@ pub enum Finish<T> {
 impl dyn Session + '_ {
     /// Runs `work` in one read-write transaction, committed or rolled back as `work` says, and
     /// rolled back when it fails (that error wins over any error rolling back).
-    pub fn transaction<T, E: From<DbError>>(
+    pub(crate) fn transaction<T, E: From<DbError>>(
         &mut self,
         work: impl FnOnce(&mut dyn Session) -> Result<Finish<T>, E>,
     ) -> Result<T, E> {
@@ -288,7 +309,7 @@ impl dyn Session + '_ {
     }
 
     /// Runs `work` in a read-only transaction, so all its reads see one snapshot; nothing is kept.
-    pub fn snapshot<T, E: From<DbError>>(
+    pub(crate) fn snapshot<T, E: From<DbError>>(
         &mut self,
         work: impl FnOnce(&mut dyn Session) -> Result<T, E>,
     ) -> Result<T, E> {
@@ -302,6 +323,7 @@ impl dyn Session + '_ {
 /// The connections a server has left for us, and the limit that leaves no more (for messages).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionRoom {
+    /// How many more connections it accepts now.
     pub free: u64,
     /// `max_connections=10, 7 in use`, as the server names it.
     pub limit: String,
@@ -311,6 +333,7 @@ pub struct ConnectionRoom {
 /// how many of the app's tables are there, and which schemas of the database hold a ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerPlace {
+    /// `current_database()`.
     pub database: String,
     /// `None`: no schema of the search_path exists.
     pub schema: Option<String>,

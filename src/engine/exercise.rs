@@ -18,7 +18,7 @@ pub fn app_tables(session: &mut dyn Session) -> Result<Vec<TableRows>> {
 }
 
 /// The first table that differs between two dumps, and its first differing rows, on one line.
-pub fn first_difference(before: &[TableRows], after: &[TableRows]) -> Option<String> {
+pub(crate) fn first_difference(before: &[TableRows], after: &[TableRows]) -> Option<String> {
     let names = |d: &[TableRows]| d.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
     if names(before) != names(after) {
         return Some(format!(
@@ -50,7 +50,7 @@ pub fn first_difference(before: &[TableRows], after: &[TableRows]) -> Option<Str
 
 /// Runs migration `version` of `opts.catalog` through every check on `session` (seeded, no ledger
 /// row for it yet); returns what failed, one line each. An error is a check that could not run.
-pub fn check(
+pub(crate) fn check(
     session: &mut dyn Session,
     version: i64,
     opts: &Options,

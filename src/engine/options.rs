@@ -34,14 +34,21 @@ pub(crate) const DEFAULT_JOBS: usize = 1;
 /// How a command runs; filled from the CLI, whose flags default to [`Options::default`]'s values.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// Keys per batch (`--batch-size`), or the first batch's size when `batch_target` is set.
     pub batch_size: u64,
+    /// Sleep between batches (`--pause-ms`).
     pub pause: Duration,
+    /// How long to wait for another runner's lock (`--lock-timeout`).
     pub lock_timeout: Duration,
+    /// The longest one statement may run (`--statement-timeout`); `None`: no limit.
     pub statement_timeout: Option<Duration>,
+    /// Who runs the command, for the audit table.
     pub operator: String,
     /// The command line, secrets redacted, as JSON text for the audit table.
     pub arguments: String,
+    /// No progress output (`--quiet`).
     pub quiet: bool,
+    /// Sample rows per group in a plan (`--samples`).
     pub samples: usize,
     /// Resize every batch toward this duration, starting from `batch_size`; `None`: fixed size.
     pub batch_target: Option<Duration>,

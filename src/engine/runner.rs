@@ -30,15 +30,23 @@ pub use crate::engine::revert::revert;
 /// What one apply or revert of one migration did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
+    /// The migration's version.
     pub version: i64,
+    /// The migration's name.
     pub name: String,
+    /// Apply or revert.
     pub action: Action,
+    /// The migration's state in the ledger afterwards.
     pub state: State,
+    /// Rows this run wrote (or deleted, or restored).
     pub rows: u64,
     /// What was done to the rows: wrote, updated, deleted, restored.
     pub(crate) verb: String,
+    /// Batches this run committed.
     pub batches: u64,
+    /// The run's id in the audit table (`backfill_runs`).
     pub run_id: String,
+    /// Wall time of the run.
     pub seconds: f64,
     /// e.g. "resumed after a runner died".
     pub note: Option<String>,

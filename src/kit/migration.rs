@@ -14,14 +14,14 @@ use serde::{Deserialize, Serialize};
 /// Where a run goes on from: the last key done (never an offset), so a resumed run with another batch
 /// size neither skips nor repeats rows. Text in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cursor(pub String);
+pub(crate) struct Cursor(pub(crate) String);
 
 impl Cursor {
-    pub fn from_id(id: i64) -> Self {
+    pub(crate) fn from_id(id: i64) -> Self {
         Cursor(id.to_string())
     }
     /// The last id done; `None` when the cursor is not an integer (a damaged ledger).
-    pub fn id(&self) -> Option<i64> {
+    pub(crate) fn id(&self) -> Option<i64> {
         self.0.trim().parse().ok()
     }
 }
@@ -29,7 +29,9 @@ impl Cursor {
 /// Everything a step may need to know about its run.
 #[derive(Debug, Clone)]
 pub struct Context {
+    /// The migration's version (its marker's `migration`).
     pub version: i64,
+    /// The run's id, as in the audit table (its marker's `run_id`).
     pub run_id: uuid::Uuid,
     /// The run's UTC start date: every row of one run shares it, even across midnight.
     pub run_date: NaiveDate,
@@ -43,7 +45,9 @@ pub struct Context {
 /// of its keys, so equal keys never straddle two batches).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {
+    /// The table the key is in.
     pub table: &'static str,
+    /// Its integer column.
     pub column: &'static str,
 }
 
@@ -51,7 +55,9 @@ pub struct Key {
 /// below are keys too, and `plan` counts them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyRange {
+    /// The first key.
     pub lo: i64,
+    /// The last key.
     pub hi: i64,
 }
 
@@ -153,7 +159,9 @@ pub struct Grouping {
 /// One group of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
+    /// The group's id (e.g. the scenario's); 0 when the migration does not group.
     pub key: i64,
+    /// Rows `apply` would write in it.
     pub count: u64,
     /// A few rows as the migration describes them (any fields it chooses).
     pub samples: Vec<serde_json::Value>,
@@ -167,12 +175,14 @@ pub struct Plan {
     /// The word for one group, e.g. `scenario`.
     #[serde(default = "default_label")]
     pub group_label: String,
+    /// Rows `apply` would write.
     pub total: u64,
     /// Rows that qualify but are left alone.
     pub skipped: u64,
     /// Why they are left alone, e.g. `already versioned`.
     #[serde(default)]
     pub skipped_because: String,
+    /// The rows per group, in key order.
     pub groups: Vec<Group>,
 }
 

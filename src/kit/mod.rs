@@ -5,7 +5,7 @@
 //! - `bounds`: the key ranges the runner walks (also for sampling).
 //! - [`marker`]: the identity an INSERT-shaped migration writes into each row, and the exact test for it.
 //! - [`samples`]: a few rows per group for `plan`, read with the step's own ranged query.
-//! - [`insert`]: the INSERT shape for a table without a marker column; [`inserted`]: the keys it
+//! - [`insert`]: the INSERT shape for a table without a marker column; `inserted`: the keys it
 //!   inserted, recorded in the ledger in the batch's transaction, which revert deletes;
 //!   [`insert_select`]: the same shape written as one whole SELECT (a declarative file's insert),
 //!   its range's ends written `:lo` and `:hi` ([`placeholders`]).
@@ -17,10 +17,10 @@
 
 pub(crate) mod bounds;
 /// Migrations read at run time from `V…__name.toml` files (`--migrations-dir`).
-pub mod declarative;
+pub(crate) mod declarative;
 pub mod insert;
 pub mod insert_select;
-pub mod inserted;
+pub(crate) mod inserted;
 pub(crate) mod journal;
 pub mod marker;
 pub mod migration;

@@ -46,8 +46,11 @@ pub struct TunedUpdate {
 /// One expression of an [`UpdateBackfill`] replaced on one dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Override {
+    /// The dialect that runs `sql` instead.
     pub dialect: Dialect,
+    /// The expression it replaces.
     pub part: Part,
+    /// The replacement, over `t` as the others.
     pub sql: &'static str,
 }
 

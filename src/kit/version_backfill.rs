@@ -8,6 +8,7 @@ use crate::kit::migration::{
     int, Context, DataMigration, Group, Grouping, Key, KeyRange, Plan, Revert, Shape,
 };
 
+/// One version row per entity linked to a scenario, marked with the lowest such scenario.
 pub struct VersionBackfill {
     /// The entity table, e.g. `competencies` (columns id, organization_id, name, description).
     pub entity: &'static str,

@@ -62,9 +62,11 @@ pub(crate) enum SessionAttrs {
 /// Where to connect. `url` may hold a password: never print it, print `redacted`.
 #[derive(Clone)]
 pub struct Target {
+    /// The server's kind, from the URL's scheme.
     pub dialect: Dialect,
     /// The URL for the driver: TLS parameters removed (they are in `tls`), password kept.
     url: String,
+    /// The URL with any password replaced by `***`: what output and the audit table show.
     pub redacted: String,
     /// TLS settings from the URL's query (`sslmode`/`sslrootcert`, `ssl-mode`/`ssl-ca`).
     pub tls: Tls,
@@ -98,6 +100,8 @@ pub(super) fn config_error(message: impl Into<String>) -> DbError {
 }
 
 impl Target {
+    /// Reads a `postgres://`, `mysql://`/`mariadb://` or `sqlite://` URL; a bad one is a
+    /// [`ErrorKind::Config`](crate::db::ErrorKind::Config) error naming what is wrong.
     pub fn parse(raw: &str) -> DbResult<Target> {
         let raw = raw.trim();
         let scheme = raw.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
