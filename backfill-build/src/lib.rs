@@ -1,4 +1,4 @@
-//! The build-script half of [backfill](https://crates.io/crates/backfill): finds a crate's
+//! The build-script half of backfill (the data-migration tool): finds a crate's
 //! `data_migrations/V<YYYYMMDDHHMM>__<name>.rs`, refuses bad names and taken versions (naming the
 //! file), and generates the registry with each file's frozen SHA-256 checksum, which
 //! `backfill::include_migrations!()` then compiles into the crate.
