@@ -1,6 +1,7 @@
 //! Library mode: `backfill init` makes a crate of the app's own that depends on this checkout; its
-//! binary runs `new` and names itself in `--version`, and its own `cargo test` exercises a migration
-//! written there on every dialect. The same CARGO_TARGET_DIR as this suite, so dependencies are reused.
+//! binary runs `new` and names itself in `--version` and its help, and its own `cargo test`
+//! exercises a migration written there on every dialect. The same CARGO_TARGET_DIR as this suite,
+//! so dependencies are reused.
 
 mod common;
 
@@ -132,6 +133,48 @@ fn write_update(crate_dir: &Path) -> PathBuf {
     file
 }
 
+/// The app's binary calls itself by its own name in its help and in a refused argument's line, as
+/// does a renamed copy of it (clap's `Usage:` line is argv[0]'s).
+fn says_its_own_name(exe: &Path, tmp: &Path) {
+    let run =
+        |exe: &Path, args: &[&str]| Run::from(Command::new(exe).args(args).output().expect("run"));
+    let help = run(exe, &["--help"]);
+    help.expect(0);
+    assert!(
+        help.stdout
+            .contains("Usage: shop-backfill [OPTIONS] <COMMAND>"),
+        "{}",
+        help.stdout
+    );
+    let apply = run(exe, &["apply", "--help"]);
+    apply.expect(0);
+    assert!(
+        apply.stdout.contains("Usage: shop-backfill apply"),
+        "{}",
+        apply.stdout
+    );
+    assert!(
+        apply.stdout.contains("see `shop-backfill --help`"),
+        "{}",
+        apply.stdout
+    );
+    assert!(
+        !apply.stdout.contains("`backfill --help`"),
+        "{}",
+        apply.stdout
+    );
+    let line = run(exe, &["apply", "--bogus"])
+        .one_line_error(2)
+        .to_string();
+    assert!(line.ends_with("see `shop-backfill --help`"), "{line}");
+    let renamed = tmp.join("talent-bf");
+    std::fs::copy(exe, &renamed).expect("copy the binary");
+    let line = run(&renamed, &["apply", "--bogus"])
+        .one_line_error(2)
+        .to_string();
+    assert!(line.ends_with("see `talent-bf --help`"), "{line}");
+}
+
 #[test]
 fn an_init_crate_runs_new_names_itself_and_tests_its_migration_on_every_dialect() {
     let started = std::time::Instant::now();
@@ -164,6 +207,7 @@ fn an_init_crate_runs_new_names_itself_and_tests_its_migration_on_every_dialect(
         "{}",
         version.stdout
     );
+    says_its_own_name(&exe, &tmp.0);
     let tested = cargo(&app, &["test", "-q"]);
     let all = format!("{}{}", tested.stdout, tested.stderr);
     assert!(all.contains("1 passed"), "{all}");

@@ -502,6 +502,7 @@ pub fn command() -> clap::Command {
 
 /// [`command`] for a binary that runs `catalog` (its `--version` lists those migrations).
 pub(crate) fn command_for(catalog: &Catalog) -> clap::Command {
+    let program = program_name(catalog);
     let mut cmd = <Cli as clap::CommandFactory>::command();
     let globals: Vec<clap::Arg> = cmd
         .get_arguments()
@@ -515,6 +516,7 @@ pub(crate) fn command_for(catalog: &Catalog) -> clap::Command {
     for name in names {
         let globals = globals.clone();
         let applies = APPLIES.iter().find(|(n, _)| *n == name).map(|(_, a)| *a);
+        let program = program.clone();
         cmd = cmd.mut_subcommand(name, move |mut sc| {
             // A hidden copy of each global flag: clap then leaves the subcommand its own.
             for arg in globals {
@@ -522,7 +524,7 @@ pub(crate) fn command_for(catalog: &Catalog) -> clap::Command {
             }
             match applies {
                 Some(flags) => {
-                    sc.after_help(format!("Global options ({flags}): see `backfill --help`."))
+                    sc.after_help(format!("Global options ({flags}): see `{program} --help`."))
                 }
                 None => sc,
             }
@@ -539,6 +541,24 @@ pub(crate) fn command_for(catalog: &Catalog) -> clap::Command {
         cmd = cmd.version(leak(backfill));
     }
     cmd.long_version(leak(long_version(catalog)))
+}
+
+/// What the operator calls this binary, so the help's pointers (`see `NAME --help``) name what
+/// clap's `Usage:` line names: argv[0]'s file name (an app's binary, or a renamed copy), else the
+/// app's crate name, else backfill.
+fn program_name(catalog: &Catalog) -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            let name = std::path::Path::new(&arg0)
+                .file_name()?
+                .to_str()?
+                .to_string();
+            Some(name)
+        })
+        .filter(|name| !name.is_empty())
+        .or_else(|| catalog.foreign_app().map(|app| app.name.to_string()))
+        .unwrap_or_else(|| "backfill".into())
 }
 
 /// clap keeps version texts as `&'static str`; these two are made once per process.
@@ -589,6 +609,7 @@ fn from_matches(matches: &clap::ArgMatches) -> std::result::Result<Cli, clap::Er
 
 /// Parses arguments; clap's own errors become one line and exit 2.
 pub(crate) fn parse(catalog: &Catalog) -> std::result::Result<Cli, i32> {
+    let program = program_name(catalog);
     let parsed = command_for(catalog).try_get_matches().and_then(|m| {
         if let Err(message) = refuse_database_flags(&m) {
             error_line(&message);
@@ -617,7 +638,7 @@ pub(crate) fn parse(catalog: &Catalog) -> std::result::Result<Cli, i32> {
             Err(2)
         }
         Err(e) => {
-            error_line(&clap_error_line(&e));
+            error_line(&clap_error_line(&e, &program));
             Err(2)
         }
     }

@@ -145,7 +145,7 @@ pub(crate) fn invalid_utf8() -> String {
 
 /// clap's error as our one line: its first line, with what it lists on the lines after (missing
 /// arguments, accepted values) kept on it.
-pub(crate) fn clap_error_line(e: &clap::Error) -> String {
+pub(crate) fn clap_error_line(e: &clap::Error, program: &str) -> String {
     let text = e.to_string();
     let first = text
         .lines()
@@ -179,5 +179,5 @@ pub(crate) fn clap_error_line(e: &clap::Error) -> String {
     } else {
         format!(" (possible values: {})", valid.join(", "))
     };
-    format!("{first}{valid}; see `backfill --help`")
+    format!("{first}{valid}; see `{program} --help`")
 }
