@@ -116,9 +116,11 @@ impl Catalog {
     pub fn with(&self, more: Vec<Registered>) -> std::result::Result<Catalog, String> {
         let mut all = self.migrations.to_vec();
         for m in more {
-            if let Some(taken) = self
-                .find(m.version)
-                .or(all.iter().find(|o| o.version == m.version))
+            // `all` holds this catalog's and the added migrations; examples take versions too.
+            if let Some(taken) = all
+                .iter()
+                .chain(self.examples)
+                .find(|o| o.version == m.version)
             {
                 return Err(format!(
                     "version {} is used twice: by {} and by {}; give one of them a new version",
@@ -205,6 +207,21 @@ mod tests {
         let refused = base.with(vec![twin]).expect_err("a taken version");
         assert!(
             refused.contains(first.origin) && refused.contains("twin.toml"),
+            "{refused}"
+        );
+        let pair = [i64::MAX - 1, i64::MAX - 1].map(|v| like(&first, v, "more/V…__pair.toml"));
+        let refused = base
+            .with(pair.to_vec())
+            .expect_err("one version added twice");
+        assert!(refused.contains("used twice"), "{refused}");
+        let example = like(&first, i64::MAX - 2, "examples/V…__example.rs");
+        let with_example = base.with_examples(Box::leak(Box::new([example])));
+        let clash = like(&first, i64::MAX - 2, "more/V…__clash.toml");
+        let refused = with_example
+            .with(vec![clash])
+            .expect_err("an example's version");
+        assert!(
+            refused.contains("example.rs") && refused.contains("clash.toml"),
             "{refused}"
         );
     }
