@@ -139,6 +139,19 @@ fn issue_update_with_a_compiled_migration_in_one_apply(kind: Kind) {
         )),
         "{status}"
     );
+    let markdown = run(&t, &dir, &["status", "--format", "markdown"])
+        .expect(0)
+        .stdout
+        .clone();
+    let row = markdown
+        .lines()
+        .find(|l| l.contains(V_ISSUE))
+        .unwrap_or_default();
+    assert!(row.contains("fill_effective_from.toml` |"), "{markdown}");
+    assert!(
+        markdown.contains("| `data_migrations/V202611230001__competency_versions.rs` |"),
+        "{markdown}"
+    );
     let plan = run(&t, &dir, &["plan", V_ISSUE, "--format", "json"]).json();
     assert_eq!(
         plan["plans"][0]["plan"]["total"].as_i64(),

@@ -124,17 +124,35 @@ fn status_cells(l: &StatusLine, changed: &str, never: &str) -> [String; 8] {
     ]
 }
 
+/// The Markdown table, every column; with a file column once some migration comes from a
+/// migrations directory, as the text table adds a `file:` line.
 fn status_markdown(target: &str, lines: &[StatusLine]) -> String {
-    let headers = STATUS_COLUMNS.map(|(md, _, _)| md);
+    let files = from_files(lines);
+    let mut headers = STATUS_COLUMNS.map(|(md, _, _)| md).to_vec();
+    if files {
+        headers.push("file");
+    }
     let mut out = format!(
         "**backfill status** on `{target}`\n\n{}|{}\n",
         markdown_row(&headers),
         "---|".repeat(headers.len())
     );
     for l in lines {
-        out.push_str(&markdown_row(&status_cells(l, "**changed**", "")));
+        let mut cells = status_cells(l, "**changed**", "").to_vec();
+        if files {
+            let file = l.origin.as_deref().unwrap_or_default();
+            cells.push(format!("`{}`", file.replace('|', "\\|")));
+        }
+        out.push_str(&markdown_row(&cells));
     }
     out
+}
+
+/// Whether some migration comes from a migrations directory (a `.toml` file).
+fn from_files(lines: &[StatusLine]) -> bool {
+    lines
+        .iter()
+        .any(|l| l.origin.as_deref().is_some_and(|o| o.ends_with(".toml")))
 }
 
 /// Where the name sits in [`STATUS_COLUMNS`], and how narrow the text table may make it.
@@ -163,9 +181,7 @@ fn status_text(target: &str, lines: &[StatusLine]) -> String {
     let journal = lines.iter().any(|l| l.journal_rows.unwrap_or(0) > 0);
     // Each migration's file, once some come from a migrations directory (a line of its own: the
     // paths would not fit the 80 columns).
-    let files = lines
-        .iter()
-        .any(|l| l.origin.as_deref().is_some_and(|o| o.ends_with(".toml")));
+    let files = from_files(lines);
     let reverted = lines.iter().any(|l| l.rows_reverted > 0);
     let shown: Vec<usize> = (0..STATUS_COLUMNS.len())
         .filter(|&i| match STATUS_COLUMNS[i].1 {
@@ -701,5 +717,32 @@ mod tests {
         let lines = [line(202612061343, "ci_canary", Some(0))];
         let text = status("sqlite:///x.db", &lines, Format::Text);
         assert!(!text.contains("JOURNAL"), "{text}");
+    }
+
+    #[test]
+    fn markdown_names_each_file_once_some_come_from_a_migrations_directory() {
+        let mut compiled = line(202611230001, "competency_versions", None);
+        compiled.origin = Some("data_migrations/V202611230001__competency_versions.rs".into());
+        let mut file = line(202612070900, "fill_dates", None);
+        file.origin = Some("db/data|migrations/V202612070900__fill_dates.toml".into());
+        let md = status("x", &[compiled.clone(), file], Format::Markdown);
+        assert!(md.contains("| file |"), "{md}");
+        assert!(
+            md.contains("| `data_migrations/V202611230001__competency_versions.rs` |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `db/data\\|migrations/V202612070900__fill_dates.toml` |"),
+            "{md}"
+        );
+        let header = md.lines().nth(2).unwrap_or_default();
+        let rule = md.lines().nth(3).unwrap_or_default();
+        assert_eq!(
+            header.matches('|').count(),
+            rule.matches('|').count(),
+            "{md}"
+        );
+        let only_compiled = status("x", &[compiled], Format::Markdown);
+        assert!(!only_compiled.contains("file"), "{only_compiled}");
     }
 }
