@@ -1,10 +1,15 @@
-//! This crate's migrations (the HR app's `data_migrations/`, and with feature `testkit` the examples)
-//! registered through the same helper an app's `build.rs` calls (`backfill init`).
+//! This crate's migrations (the HR app's `data_migrations/` with feature `hr-migrations`, and with
+//! feature `testkit` the examples) registered through the same helper an app's `build.rs` calls
+//! (`backfill init`).
 
 use std::path::Path;
 
 fn main() {
     let mut migrations = backfill_build::migrations();
+    // An app's crate carries its own migrations only: `backfill init` turns this default off.
+    if std::env::var_os("CARGO_FEATURE_HR_MIGRATIONS").is_none() {
+        migrations = migrations.none();
+    }
     // The example migrations (one per shape) are test-only: compiled in with the testkit feature,
     // never run by a deploy's `apply` (only when named).
     if std::env::var_os("CARGO_FEATURE_TESTKIT").is_some() {

@@ -152,7 +152,8 @@ pub fn find(version: i64) -> Option<&'static Registered> {
     compiled().find(version)
 }
 
-#[cfg(test)]
+// The shipped migrations are the fixtures here.
+#[cfg(all(test, feature = "hr-migrations"))]
 mod tests {
     use super::*;
 

@@ -73,14 +73,20 @@ fn init_writes_the_dependency_it_is_given() {
     )
     .expect(0);
     let toml = std::fs::read_to_string(tmp.0.join("from-git/Cargo.toml")).expect("Cargo.toml");
-    let spec = format!("{{ git = \"{git}\", rev = \"v0.1.0\" }}");
-    assert!(toml.contains(&format!("backfill = {spec}")), "{toml}");
-    assert!(toml.contains(&format!("backfill-build = {spec}")), "{toml}");
+    let spec = format!("git = \"{git}\", rev = \"v0.1.0\"");
+    let lib = format!("backfill = {{ {spec}, default-features = false }}");
+    assert!(toml.contains(&lib), "{toml}");
+    assert!(
+        toml.contains(&format!("backfill-build = {{ {spec} }}")),
+        "{toml}"
+    );
     init(&["from-registry"], &tmp.0).expect(0);
     let toml = std::fs::read_to_string(tmp.0.join("from-registry/Cargo.toml")).expect("toml");
     let version = env!("CARGO_PKG_VERSION");
     assert!(
-        toml.contains(&format!("backfill = {{ version = \"{version}\" }}")),
+        toml.contains(&format!(
+            "backfill = {{ version = \"{version}\", default-features = false }}"
+        )),
         "{toml}"
     );
     let main = std::fs::read_to_string(tmp.0.join("from-registry/src/main.rs")).expect("main");
@@ -131,6 +137,26 @@ fn write_update(crate_dir: &Path) -> PathBuf {
     assert!(text.contains("LOWER(t.email)"), "{text}");
     std::fs::write(&file, text).expect("write");
     file
+}
+
+/// The app's binary holds none of backfill's own migrations (feature `hr-migrations`, which init
+/// turns off): not even their checksums, which the registry would have compiled in.
+fn carries_only_its_own_migrations(exe: &Path) {
+    let bytes = std::fs::read(exe).expect("read the binary");
+    let text = String::from_utf8_lossy(&bytes);
+    let shipped = backfill::registry::all();
+    assert!(
+        !shipped.is_empty(),
+        "this suite builds backfill with its migrations"
+    );
+    for m in shipped {
+        assert!(
+            !text.contains(m.checksum),
+            "{} {} is in the app's binary",
+            m.version,
+            m.name
+        );
+    }
 }
 
 /// The app's binary calls itself by its own name in its help and in a refused argument's line, as
@@ -208,6 +234,7 @@ fn an_init_crate_runs_new_names_itself_and_tests_its_migration_on_every_dialect(
         version.stdout
     );
     says_its_own_name(&exe, &tmp.0);
+    carries_only_its_own_migrations(&exe);
     let tested = cargo(&app, &["test", "-q"]);
     let all = format!("{}{}", tested.stdout, tested.stderr);
     assert!(all.contains("1 passed"), "{all}");

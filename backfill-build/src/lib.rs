@@ -32,7 +32,7 @@ pub const GENERATED: &str = "backfill_migrations.rs";
 #[derive(Debug, Clone)]
 pub struct Migrations {
     root: PathBuf,
-    dir: PathBuf,
+    dir: Option<PathBuf>,
     examples: Option<PathBuf>,
 }
 
@@ -40,7 +40,7 @@ pub struct Migrations {
 pub fn migrations() -> Migrations {
     let root = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(PathBuf::new, PathBuf::from);
     Migrations {
-        dir: root.join("data_migrations"),
+        dir: Some(root.join("data_migrations")),
         root,
         examples: None,
     }
@@ -49,7 +49,14 @@ pub fn migrations() -> Migrations {
 impl Migrations {
     /// Migrations from `dir` (relative to the crate) instead of `data_migrations/`.
     pub fn dir(mut self, dir: impl AsRef<Path>) -> Migrations {
-        self.dir = self.root.join(dir);
+        self.dir = Some(self.root.join(dir));
+        self
+    }
+
+    /// None of the crate's own: an empty `MIGRATIONS` (examples still register). For a crate whose
+    /// migrations are optional, as backfill's are without its `hr-migrations` feature.
+    pub fn none(mut self) -> Migrations {
+        self.dir = None;
         self
     }
 
@@ -85,7 +92,7 @@ impl Migrations {
     fn scan(&self) -> Result<(Vec<Migration>, Vec<Migration>), String> {
         let mut errors = Vec::new();
         let mut found = Vec::new();
-        for (i, dir) in [Some(&self.dir), self.examples.as_ref()]
+        for (i, dir) in [self.dir.as_ref(), self.examples.as_ref()]
             .into_iter()
             .enumerate()
         {

@@ -141,10 +141,11 @@ fn dependencies(source: &Source) -> Result<[String; 3]> {
             (spec.clone(), spec)
         }
     };
+    // Without the default `hr-migrations`: the app's binary and tests carry its migrations only.
     Ok([
-        format!("{{ {lib} }}"),
+        format!("{{ {lib}, default-features = false }}"),
         format!("{{ {build} }}"),
-        format!("{{ {lib}, features = [\"testkit\"] }}"),
+        format!("{{ {lib}, default-features = false, features = [\"testkit\"] }}"),
     ])
 }
 
