@@ -6,6 +6,9 @@ BENCH_ARGS ?=
 # Where cargo puts its builds (CARGO_TARGET_DIR when set).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+BUILD_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' backfill-build/Cargo.toml | head -n 1)
+# Where cargo unpacks the crates it builds (`make package`).
+CARGO_HOME ?= $(HOME)/.cargo
 HOST := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 # The commit `backfill --version` reports: the checkout's, `-dirty` when it has uncommitted changes.
 GIT_COMMIT := $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD -- 2>/dev/null && echo $$c || echo $$c-dirty; } || echo unknown)
@@ -57,7 +60,12 @@ dist:
 # The two crates as a registry would get them (backfill-build, then backfill on it through a local
 # registry), each built from its packaged files alone: a file the build reads but the package lacks
 # fails here. `make test` checks only the file lists (tests/package.rs); this builds.
+# cargo takes a registry crate whose version it knows for unchanged: both the backfill-build it
+# unpacked from that local registry in an earlier run and its build of it would verify backfill
+# against a stale helper, so both go first (the next build compiles backfill-build again).
 package:
+	rm -rf $(CARGO_HOME)/registry/src/-*/backfill-build-$(BUILD_VERSION)
+	$(CARGO) clean -p backfill-build
 	$(CARGO) package --workspace --locked
 
 # Benchmarks (BENCHMARKS.md): backfill vs one set-based statement and vs the old per-row command, on
