@@ -835,6 +835,69 @@ fn backfill_test_fails_on_a_wrong_revert_and_on_nothing_written() {
     );
 }
 
+/// `backfill test`'s scratch databases carry `BF_TEST_SUITE`'s tag on every dialect, as the
+/// harness's own databases do: a trigger records each scratch database's name in a row that revert
+/// leaves behind, and the failure shows it.
+#[test]
+fn backfill_test_names_its_scratch_databases_with_the_suite_tag() {
+    let t = TestDb::new(Kind::Sqlite, "decl_tag");
+    let dir = Dir::new(&t, "tag");
+    let audit = "CREATE TABLE notes (id BIGINT PRIMARY KEY, name VARCHAR(50) NOT NULL, description VARCHAR(50));\n";
+    dir.write("postgres.sql", format!("{audit}\
+        CREATE TABLE notes_audit (id BIGSERIAL PRIMARY KEY, db TEXT NOT NULL);\n\
+        CREATE FUNCTION audited() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO notes_audit (db) VALUES (current_database()); RETURN NEW; END $$;\n\
+        CREATE TRIGGER notes_audited AFTER UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION audited();\n"));
+    dir.write("mysql.sql", format!("{audit}\
+        CREATE TABLE notes_audit (id BIGINT AUTO_INCREMENT PRIMARY KEY, db TEXT NOT NULL);\n\
+        CREATE TRIGGER notes_audited AFTER UPDATE ON notes FOR EACH ROW INSERT INTO notes_audit (db) VALUES (DATABASE());\n"));
+    dir.write("sqlite.sql", format!("{audit}\
+        CREATE TABLE notes_audit (id INTEGER PRIMARY KEY, db TEXT NOT NULL);\n\
+        CREATE TRIGGER notes_audited AFTER UPDATE ON notes BEGIN INSERT INTO notes_audit (db) SELECT file FROM pragma_database_list WHERE name = 'main'; END;\n"));
+    let seed = dir.write("seed.sql", "INSERT INTO notes VALUES (1, 'a', NULL);\n");
+    let files = Dir::new(&t, "tag_files");
+    files.write(&format!("V{V_NOTES}__describe_notes.toml"), NOTES_UPDATE);
+    let tag = match common::suite() {
+        s if s.is_empty() => "kit".to_string(),
+        s => s,
+    };
+    let r = common::Run::from(
+        common::bin()
+            .env("BF_TEST_SUITE", &tag)
+            .args([
+                "test",
+                "--migrations-dir",
+                files.arg(),
+                "--schema",
+                dir.arg(),
+                "--seed",
+            ])
+            .arg(&seed)
+            .args(["--dialects", "sqlite,postgres,mysql"])
+            .args([
+                "--admin-url",
+                common::PG_ADMIN,
+                "--admin-url",
+                common::MY_ADMIN,
+            ])
+            .output()
+            .expect("run backfill test"),
+    );
+    r.expect(1);
+    for d in ["sqlite", "postgres", "mysql"] {
+        let fail = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("FAIL") && l.contains(&format!(" on {d}: ")))
+            .unwrap_or_default();
+        assert!(fail.contains("table `notes_audit`"), "{d}: {}", r.stdout);
+        assert!(
+            fail.contains(&format!("bf_test_{tag}_")),
+            "{d}: {}",
+            r.stdout
+        );
+    }
+}
+
 /// `#[test] fn NAME() { super::NAME(kind) }` for each name.
 macro_rules! tests {
     ($kind:expr; $($test:ident),*) => {$(

@@ -141,7 +141,8 @@ fn one(
     seed: Option<&str>,
     opts: &Options,
 ) -> Result<Vec<String>> {
-    let name = format!("bf_test_{}_{version}", std::process::id());
+    let suite = std::env::var("BF_TEST_SUITE").unwrap_or_default();
+    let name = scratch_name(&suite, std::process::id(), version);
     let db = Scratch::create_at(dialect, admin, &name)?;
     let mut session = connect(&Target::parse(&db.url)?)?;
     let mut loaded = false;
@@ -162,4 +163,33 @@ fn one(
         load_sql(session.as_mut(), &path.display().to_string(), text)?;
     }
     exercise::check(session.as_mut(), version, opts, req.allow_empty)
+}
+
+/// `bf_test_[<suite>_]<pid>_<version>`: `suite` is `BF_TEST_SUITE` read as the test harness reads
+/// it (letters and digits, lowercase, at most 8), so suites of two checkouts running `backfill test`
+/// against one server never share a database, as their own test databases do not.
+fn scratch_name(suite: &str, pid: u32, version: i64) -> String {
+    let tag: String = suite
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect::<String>()
+        .to_lowercase();
+    match tag.is_empty() {
+        true => format!("bf_test_{pid}_{version}"),
+        false => format!("bf_test_{tag}_{pid}_{version}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scratch_name;
+
+    #[test]
+    fn scratch_databases_carry_the_suite_tag() {
+        assert_eq!(scratch_name("", 42, 7), "bf_test_42_7");
+        assert_eq!(scratch_name("Decl-2!", 42, 7), "bf_test_decl2_42_7");
+        assert_eq!(scratch_name("abcdefghijk", 1, 2), "bf_test_abcdefgh_1_2");
+        assert_eq!(scratch_name("--", 1, 2), "bf_test_1_2");
+    }
 }
