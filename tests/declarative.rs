@@ -639,7 +639,7 @@ fn both_forms_give_the_same_rows(kind: Kind) {
     );
 }
 
-/// The insert example: plan == apply in batches of 2 keys, a second apply writes nothing, verify is
+/// The insert example: plan == apply in batches of 2 keys on 2 workers, a second apply writes nothing, verify is
 /// clean, `revert --scenario` deletes only that scenario's rows, a row the app edited since is
 /// refused without `--force`, and revert leaves the pivot as it was (the row the app chose too).
 fn insert_file_plans_applies_and_reverts_by_scenario(kind: Kind) {
@@ -661,7 +661,15 @@ fn insert_file_plans_applies_and_reverts_by_scenario(kind: Kind) {
         .collect();
     assert_eq!(groups, vec![(11, 2), (13, 1), (14, 1)], "{plan}");
 
-    let apply = ["apply", V_CAPS_FILE, "--batch-size", "2", "--quiet"];
+    let apply = [
+        "apply",
+        V_CAPS_FILE,
+        "--batch-size",
+        "2",
+        "--jobs",
+        "2",
+        "--quiet",
+    ];
     run_in(&t, EXAMPLES, &apply).expect(0);
     assert_eq!(t.rows_applied(V_CAPS_FILE), 4);
     let all = vec![(11, 21), (11, 23), (11, 26), (13, 22), (14, 25)];

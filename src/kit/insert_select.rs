@@ -61,7 +61,7 @@ impl InsertSelect {
     }
 
     /// The SELECT dialect `d` runs, placeholders read.
-    pub fn ranged(&self, d: Dialect) -> DbResult<Ranged> {
+    fn ranged(&self, d: Dialect) -> DbResult<Ranged> {
         let select = self
             .overrides
             .iter()
