@@ -639,9 +639,10 @@ fn both_forms_give_the_same_rows(kind: Kind) {
     );
 }
 
-/// The insert example: plan == apply in batches of 2 keys on 2 workers, a second apply writes nothing, verify is
-/// clean, `revert --scenario` deletes only that scenario's rows, a row the app edited since is
-/// refused without `--force`, and revert leaves the pivot as it was (the row the app chose too).
+/// The insert example: plan == apply in batches of 2 keys on 2 workers, a second apply writes
+/// nothing, verify is clean, `revert --scenario` deletes only that scenario's rows, a row the app
+/// edited since is refused without `--force`, and revert leaves the pivot as it was (the row the
+/// app chose too).
 fn insert_file_plans_applies_and_reverts_by_scenario(kind: Kind) {
     let t = with_example_seed(kind, "decl_ins");
     let original = t.rows(PIVOT);

@@ -6,6 +6,9 @@
 use crate::db::Value;
 use crate::kit::migration::KeyRange;
 
+const OWN_PARAMETER: &str =
+    "has a `?` of its own; name the range's ends :lo and :hi, and write other values into the SQL";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
     Lo,
@@ -31,11 +34,13 @@ impl Ranged {
         let mut prev = ' ';
         let mut rest = sql;
         while let Some(c) = rest.chars().next() {
+            let line_end = || rest.find('\n').unwrap_or(rest.len());
+            let comment_end = || rest.find("*/").map_or(rest.len(), |i| i + 2);
             let taken = match c {
                 '\'' | '"' | '`' => ranged.copy(rest, quoted(rest, c)),
-                '-' if rest.starts_with("--") => ranged.blank(rest.find('\n').unwrap_or(rest.len())),
-                '/' if rest.starts_with("/*") => ranged.blank(rest.find("*/").map_or(rest.len(), |i| i + 2)),
-                '?' => return Err("has a `?` of its own; name the range's ends :lo and :hi, and write other values into the SQL".into()),
+                '-' if rest.starts_with("--") => ranged.blank(line_end()),
+                '/' if rest.starts_with("/*") => ranged.blank(comment_end()),
+                '?' => return Err(OWN_PARAMETER.into()),
                 ':' => ranged.placeholder(rest, prev),
                 _ => ranged.copy(rest, c.len_utf8()),
             };
@@ -44,7 +49,9 @@ impl Ranged {
         }
         for (end, name) in [(End::Lo, ":lo"), (End::Hi, ":hi")] {
             if !ranged.ends.contains(&end) {
-                return Err(format!("lacks {name}; bound the walked key with both ends, e.g. WHERE c.id BETWEEN :lo AND :hi"));
+                return Err(format!(
+                    "lacks {name}; bound the walked key with both ends, e.g. WHERE c.id BETWEEN :lo AND :hi"
+                ));
             }
         }
         Ok(ranged)
