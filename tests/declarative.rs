@@ -1,6 +1,6 @@
 //! Declarative migrations (issue 22): `V…__name.toml` files read from `--migrations-dir`, run by the
 //! real binary on every dialect exactly like compiled ones: plan == apply, top-up, verify, exact
-//! revert, status naming the file, drift after an edit, kill -9 and `--jobs 2`; and every bad file
+//! revert, status naming the file, drift after an edit, kill -9 and `--jobs 2` (updates and inserts); and every bad file
 //! refused with one line before anything is written.
 
 mod common;
@@ -516,6 +516,75 @@ fn killed_applies(kind: Kind, extra: &[&str], test: &str) {
     }
 }
 
+/// A copy of each note, by an insert file whose keys the ledger records.
+const NOTES_INSERT: &str = r#"shape = "insert"
+table = "note_copies"
+key = "id"
+walk = "notes.id"
+group = "batch_id"
+columns = ["note_id", "name", "batch_id"]
+select = """
+SELECT n.id, n.name, n.id % 3
+FROM notes n
+WHERE n.id BETWEEN :lo AND :hi -- the batch
+  AND NOT EXISTS (SELECT 1 FROM note_copies c WHERE c.note_id = n.id)
+"""
+"#;
+
+/// kill -9 at random moments during an insert file's apply (with `extra`), then a rerun: every note
+/// copied exactly once and each copy's key recorded once; then revert deletes every copy.
+fn killed_inserts(kind: Kind, extra: &[&str], test: &str) {
+    let t = notes(kind, test, 400);
+    let serial = match kind {
+        Kind::Postgres => "BIGSERIAL PRIMARY KEY",
+        Kind::Mariadb => "BIGINT AUTO_INCREMENT PRIMARY KEY",
+        Kind::Sqlite => "INTEGER PRIMARY KEY",
+    };
+    t.exec(&format!("CREATE TABLE note_copies (id {serial}, note_id BIGINT NOT NULL, name VARCHAR(50) NOT NULL, batch_id BIGINT NOT NULL)"));
+    let dir = Dir::new(&t, test);
+    dir.write(&format!("V{V_NOTES}__copy_notes.toml"), NOTES_INSERT);
+    let copies = "SELECT COUNT(*), COUNT(DISTINCT note_id) FROM note_copies";
+    let mut rng = Rng::from_time();
+    let seed = rng.0;
+    for trial in 0..3 {
+        let mut attempt = vec!["apply", V_NOTES, "--migrations-dir", dir.arg()];
+        attempt.extend(extra);
+        interrupted_attempt(&t, &mut rng, &attempt, trial);
+        let mut rerun = attempt.clone();
+        rerun.push("--quiet");
+        t.run(&rerun).expect(0);
+        let counted = t.rows(copies);
+        let counted: Vec<i64> = counted[0]
+            .iter()
+            .map(|v| v.as_i64().unwrap_or(-1))
+            .collect();
+        assert_eq!(counted, vec![400, 400], "trial {trial}, seed {seed}");
+        assert_eq!(t.rows_applied(V_NOTES), 400, "trial {trial}, seed {seed}");
+        assert_eq!(
+            t.int("SELECT COUNT(DISTINCT row_key) FROM backfill_inserted"),
+            400,
+            "trial {trial}, seed {seed}"
+        );
+        run(&t, &dir, &["revert", V_NOTES, "--group", "1", "--quiet"]).expect(0);
+        assert_eq!(
+            t.int("SELECT COUNT(*) FROM note_copies WHERE batch_id = 1"),
+            0,
+            "trial {trial}, seed {seed}"
+        );
+        assert_eq!(
+            t.int("SELECT COUNT(*) FROM note_copies"),
+            266,
+            "trial {trial}, seed {seed}"
+        );
+        run(&t, &dir, &["revert", V_NOTES, "--quiet"]).expect(0);
+        assert_eq!(
+            t.int("SELECT COUNT(*) FROM note_copies"),
+            0,
+            "trial {trial}, seed {seed}"
+        );
+    }
+}
+
 /// `backfill new --toml NAME` writes a file that plans and applies nothing until edited.
 fn new_toml_changes_nothing_until_edited(kind: Kind) {
     let t = TestDb::with_app(kind, "decl_new");
@@ -939,6 +1008,10 @@ macro_rules! on_every_dialect {
             #[test]
             fn kill_9_during_apply_with_two_jobs() {
                 super::killed_applies($kind, &["--jobs", "2"], "decl_jobs")
+            }
+            #[test]
+            fn kill_9_during_an_insert_with_two_jobs() {
+                super::killed_inserts($kind, &["--jobs", "2"], "decl_killins")
             }
         }
     )*};
