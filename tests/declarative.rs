@@ -1,7 +1,7 @@
 //! Declarative migrations (issue 22): `V…__name.toml` files read from `--migrations-dir`, run by the
 //! real binary on every dialect exactly like compiled ones: plan == apply, top-up, verify, exact
-//! revert, status naming the file, drift after an edit, kill -9 and `--jobs 2` (updates and inserts); and every bad file
-//! refused with one line before anything is written.
+//! revert, status naming the file, drift after an edit, kill -9 and `--jobs 2` (updates and
+//! inserts); and every bad file refused with one line before anything is written.
 
 mod common;
 
