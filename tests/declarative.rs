@@ -96,7 +96,7 @@ fn notes(kind: Kind, test: &str, rows: i64) -> TestDb {
 const NOTES_UPDATE: &str = r#"shape = "update"
 table = "notes"
 key = "id"
-where = "t.id > 0"
+where = "t.id > 0 /* every note? yes */"
 skip_when = "LENGTH({new.description}) > 12"
 skipped_because = "too long for the listing"
 [set]

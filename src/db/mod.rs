@@ -462,18 +462,34 @@ pub fn connect(target: &Target) -> DbResult<Box<dyn Session>> {
     }
 }
 
-/// Turns `?` placeholders into `$1, $2, ...`, leaving quoted text and identifiers alone.
+/// Turns `?` placeholders into `$1, $2, ...`, leaving quoted text, identifiers and comments alone.
 pub(crate) fn number_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut n = 0;
-    let mut quote: Option<char> = None;
-    for ch in sql.chars() {
-        match (quote, ch) {
-            (None, '\'' | '"') => quote = Some(ch),
-            (Some(q), c) if c == q => quote = None,
+    let mut inside: Option<Skip> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(ch) = chars.next() {
+        let next = chars.peek().copied();
+        match (inside, ch) {
+            (None, '\'' | '"') => inside = Some(Skip::Quote(ch)),
+            (None, '-') if next == Some('-') => inside = Some(Skip::LineComment),
+            (None, '/') if next == Some('*') => {
+                out.push_str("/*");
+                chars.next();
+                inside = Some(Skip::BlockComment);
+                continue;
+            }
             (None, '?') => {
                 n += 1;
                 out.push_str(&format!("${n}"));
+                continue;
+            }
+            (Some(Skip::Quote(q)), c) if c == q => inside = None,
+            (Some(Skip::LineComment), '\n') => inside = None,
+            (Some(Skip::BlockComment), '*') if next == Some('/') => {
+                out.push_str("*/");
+                chars.next();
+                inside = None;
                 continue;
             }
             _ => {}
@@ -481,6 +497,16 @@ pub(crate) fn number_placeholders(sql: &str) -> String {
         out.push(ch);
     }
     out
+}
+
+/// What `number_placeholders` is inside of, where a `?` is text and not a parameter.
+#[derive(Clone, Copy)]
+enum Skip {
+    Quote(char),
+    /// `-- …` up to the end of the line: an expression in a declarative file may carry one.
+    LineComment,
+    /// `/* … */`.
+    BlockComment,
 }
 
 #[cfg(test)]
@@ -492,6 +518,16 @@ mod tests {
         assert_eq!(
             number_placeholders("SELECT '?', \"a?\" FROM t WHERE a = ? AND b = ?"),
             "SELECT '?', \"a?\" FROM t WHERE a = $1 AND b = $2"
+        );
+    }
+
+    #[test]
+    fn placeholders_skip_comments() {
+        assert_eq!(
+            number_placeholders(
+                "SELECT a -- why?\nFROM t /* b? */ WHERE a = ? /*?*/ AND b - -1 = ? /*/?*/"
+            ),
+            "SELECT a -- why?\nFROM t /* b? */ WHERE a = $1 /*?*/ AND b - -1 = $2 /*/?*/"
         );
     }
 }
