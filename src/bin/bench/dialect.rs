@@ -165,6 +165,16 @@ impl<'a> Bench<'a> {
             apply_rows: expected,
             ..Figures::default()
         };
+        if self.args.update_shape_only {
+            log(format!("{label}: the UPDATE shape only"));
+            f.update = Some(self.update_shape()?);
+            f.load = watch.finish();
+            let mut report = format!("## {label} ({server}), {} competencies\n", self.size);
+            if let Some(u) = &f.update {
+                self.update_table(&mut report, u);
+            }
+            return Ok((report, None));
+        }
         for r in 0..self.args.runs {
             let what = format!("{label}: run {}/{}", r + 1, self.args.runs);
             self.retrying(&mut f, &what, |b, f| b.one_run(f, r, expected))?;

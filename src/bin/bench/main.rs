@@ -134,6 +134,10 @@ pub(crate) struct Args {
     /// competency, against one `UPDATE`).
     #[arg(long)]
     pub(crate) no_update_shape: bool,
+    /// Measure only the UPDATE shape (no competency runs, sweep or no-op): a quick before/after of
+    /// the shape alone, e.g. on a `--reuse`d database.
+    #[arg(long, conflicts_with = "no_update_shape")]
+    pub(crate) update_shape_only: bool,
     /// Also run `apply` and `revert` with `--batch-size N` (every batch N keys) and report their
     /// median batch: at a fixed size, a batch that costs O(batch) takes as long at any table size.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]

@@ -163,7 +163,7 @@ impl Bench<'_> {
     }
 
     /// The UPDATE shape against one `UPDATE` (apply) and one restoring `UPDATE` (revert).
-    fn update_table(&self, o: &mut String, u: &UpdateFigures) {
+    pub(crate) fn update_table(&self, o: &mut String, u: &UpdateFigures) {
         let (v, jobs) = (crate::update_shape::VERSION, self.args.jobs);
         o.push_str(&format!(
             "\nUPDATE shape: `V{v}__version_effective_dates` (journaled) over {} version rows, one per competency, \

@@ -3,9 +3,12 @@
 //! row per competency, against one `UPDATE` with the same effect and one `UPDATE` that restores the
 //! old values. Its rows are the bench's own: written before, deleted after.
 
+use crate::databases::connect;
 use crate::dialect::Bench;
-use crate::stats::Samples;
+use crate::stats::{secs, Samples};
+use crate::timed::Timed;
 use anyhow::{anyhow, bail, Result};
+use backfill::engine::runner::{self, Options, Selection};
 use std::time::Instant;
 
 /// The example migration measured (compiled in with the `testkit` feature, which `bench` turns on).
@@ -60,7 +63,8 @@ impl Bench<'_> {
         let measured = std::fs::create_dir_all(&dir)
             .and_then(|_| std::fs::write(dir.join(DECLARATIVE.1), DECLARATIVE.2))
             .map_err(|e| anyhow!("writing {}: {e}", dir.display()))
-            .and_then(|_| (0..self.args.runs).try_for_each(|r| self.update_run(&mut u, r, &dir)));
+            .and_then(|_| (0..self.args.runs).try_for_each(|r| self.update_run(&mut u, r, &dir)))
+            .and_then(|_| self.update_profile(&u));
         let _ = std::fs::remove_dir_all(&dir);
         let (compiled, declarative) = (VERSION, DECLARATIVE.0);
         let cleaned = [
@@ -88,6 +92,39 @@ impl Bench<'_> {
             self.update_statements(u)?;
         }
         self.update_declarative(u, dir)
+    }
+
+    /// `--profile`: one apply and one revert in this process, 1 job, default batching, each
+    /// statement timed (stderr): where the UPDATE shape's time goes.
+    fn update_profile(&mut self, u: &UpdateFigures) -> Result<()> {
+        if !self.args.profile {
+            return Ok(());
+        }
+        let opts = Options {
+            statement_timeout: Some(std::time::Duration::from_secs(300)),
+            operator: "bench".into(),
+            arguments: "[\"bench\"]".into(),
+            ..Options::default()
+        };
+        let mut timed = Timed::new(connect(&self.db.url)?, true);
+        self.settle()?;
+        let t = Instant::now();
+        runner::apply(&mut timed, Selection::One(VERSION), &opts)
+            .map_err(|e| anyhow!("in-process apply: {e}"))?;
+        let label = format!("UPDATE shape apply, {}", secs(t.elapsed().as_secs_f64()));
+        log_parts(&label, &timed.take_parts(), timed.take().len());
+        timed.report_profile(&label);
+        self.settle()?;
+        let t = Instant::now();
+        runner::revert(&mut timed, VERSION, None, false, &opts)
+            .map_err(|e| anyhow!("in-process revert: {e}"))?;
+        let label = format!("UPDATE shape revert, {}", secs(t.elapsed().as_secs_f64()));
+        log_parts(&label, &timed.take_parts(), timed.take().len());
+        timed.report_profile(&label);
+        if self.count(PENDING)?.max(0) as u64 != u.rows {
+            bail!("the in-process revert did not restore every row");
+        }
+        Ok(())
     }
 
     /// The declarative twin, 1 job: apply and revert through `--migrations-dir`.
@@ -182,5 +219,17 @@ impl Bench<'_> {
             .push(wall);
         }
         Ok(())
+    }
+}
+
+/// Each part of a profiled run: its time and round trips.
+fn log_parts(label: &str, parts: &crate::timed::Profile, batches: usize) {
+    crate::log(format!("profile {label}: {batches} batches"));
+    for (part, (d, n)) in parts {
+        crate::log(format!(
+            "profile {label}: {:>9.1} ms {n:>6}x {}",
+            d.as_secs_f64() * 1000.0,
+            part.label()
+        ));
     }
 }
