@@ -112,6 +112,97 @@ fn notes_rows(t: &TestDb) -> Vec<(i64, Option<String>)> {
         .collect()
 }
 
+/// Values a server builds the journal's JSON from and reads it back: quotes, backslashes, control
+/// characters, non-ASCII text, NULL, a decimal's every digit, dates.
+fn awkward(kind: Kind) -> TestDb {
+    let t = TestDb::new(kind, "decl_awkward");
+    t.exec("CREATE TABLE awkward (id BIGINT PRIMARY KEY, tx TEXT NULL, amount DECIMAL(30,9) NULL, day DATE NULL)");
+    let (chr, cat) = match kind {
+        Kind::Postgres => ("chr", "||"),
+        Kind::Mariadb => ("CHAR", ","),
+        Kind::Sqlite => ("char", "||"),
+    };
+    let controls = [9, 10, 13, 1, 92, 34]
+        .map(|c| format!("{chr}({c})"))
+        .join(&format!(" {cat} "));
+    let controls = match kind {
+        Kind::Mariadb => format!("CONCAT('a', {controls}, 'b')"),
+        _ => format!("'a' || {controls} || 'b'"),
+    };
+    // MariaDB: CHAR(n) is binary; the column is utf8mb4.
+    let controls = if kind == Kind::Mariadb {
+        format!("CONVERT({controls} USING utf8mb4)")
+    } else {
+        controls
+    };
+    for row in [
+        r#"(1, 'say "hi" \ it''s {"x": [1]}', 123456789012345678901.123456789, '2026-01-02')"#
+            .to_string(),
+        "(2, 'naïve café 日本 🎉', NULL, NULL)".into(),
+        "(3, NULL, -0.000000001, '1999-12-31')".into(),
+        "(4, '', 0, '0001-01-01')".into(),
+        format!("(5, {controls}, 1.5, '2000-02-29')"),
+    ] {
+        t.exec(&format!("INSERT INTO awkward VALUES {row}"));
+    }
+    t
+}
+
+const AWKWARD_UPDATE: &str = r#"shape = "update"
+table = "awkward"
+key = "id"
+[set]
+tx = "'replaced'"
+amount = "7"
+day = "NULL"
+"#;
+
+/// The journal the servers build (JSON of each value's exact text) restores every value exactly,
+/// and holds what `kit::journal` parses: one object per entry, each value text or null.
+fn awkward_values_round_trip(kind: Kind) {
+    let t = awkward(kind);
+    let read =
+        "SELECT id, tx, CAST(amount AS CHAR(40)), CAST(day AS CHAR(10)) FROM awkward ORDER BY id";
+    let read = if kind == Kind::Postgres {
+        read.replace("AS CHAR(40)", "AS TEXT")
+            .replace("AS CHAR(10)", "AS TEXT")
+    } else {
+        read.to_string()
+    };
+    let before = t.rows(&read);
+    let dir = Dir::new(&t, "awkward");
+    dir.write(&format!("V{V_NOTES}__awkward.toml"), AWKWARD_UPDATE);
+    run(&t, &dir, &["apply", V_NOTES, "--batch-size", "2"]).expect(0);
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM awkward WHERE tx = 'replaced'"),
+        5
+    );
+    for r in t.rows("SELECT old_values, new_values FROM backfill_undo ORDER BY row_key") {
+        for v in &r {
+            let text = v.as_str().expect("journal values are text");
+            let json: serde_json::Value =
+                serde_json::from_str(text).expect("the journal's JSON parses");
+            let object = json.as_object().expect("an object per entry");
+            assert_eq!(object.len(), 3, "{text}");
+            assert!(
+                object.values().all(|v| v.is_string() || v.is_null()),
+                "{text}"
+            );
+        }
+    }
+    if kind == Kind::Postgres {
+        let old = t
+            .text("SELECT old_values FROM backfill_undo WHERE row_key = 2")
+            .expect("entry 2");
+        let json: serde_json::Value = serde_json::from_str(&old).expect("parses");
+        assert_eq!(json["tx"], "naïve café 日本 🎉");
+        assert_eq!(json["amount"], serde_json::Value::Null);
+    }
+    run(&t, &dir, &["revert", V_NOTES, "--batch-size", "3"]).expect(0);
+    assert_eq!(t.rows(&read), before, "every value back as it was");
+    assert_eq!(t.int("SELECT COUNT(*) FROM backfill_undo"), 0);
+}
+
 fn issue_update_with_a_compiled_migration_in_one_apply(kind: Kind) {
     let t = TestDb::with_app(kind, "decl_issue");
     seed_generated(&t, 40);
@@ -1001,6 +1092,10 @@ macro_rules! on_every_dialect {
                 new_toml_changes_nothing_until_edited,
                 both_forms_give_the_same_rows
             );
+            #[test]
+            fn awkward_values_round_trip() {
+                super::awkward_values_round_trip($kind)
+            }
             #[test]
             fn kill_9_during_apply() {
                 super::killed_applies($kind, &[], "decl_kill")

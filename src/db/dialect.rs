@@ -175,6 +175,18 @@ impl Dialect {
         keys: usize,
     ) -> String {
         let list = vec!["?"; keys].join(", ");
+        self.update_where(table, key, columns, values, &format!("t.{key} IN ({list})"))
+    }
+
+    /// [`Dialect::update_rows`] for the rows `cond`, a condition over `t`, selects.
+    pub(crate) fn update_where(
+        self,
+        table: &str,
+        key: &str,
+        columns: &[&str],
+        values: &[&str],
+        cond: &str,
+    ) -> String {
         match self {
             // MySQL assigns left to right (a later expression would see an earlier column's new
             // value): every value comes from a derived table of the rows as they were.
@@ -190,7 +202,7 @@ impl Dialect {
                     .map(|(i, c)| format!("t.{c} = s.n{i}"))
                     .collect();
                 format!(
-                    "UPDATE {table} t JOIN (SELECT t.{key} AS k, {} FROM {table} t WHERE t.{key} IN ({list})) s \
+                    "UPDATE {table} t JOIN (SELECT t.{key} AS k, {} FROM {table} t WHERE {cond}) s \
                      ON t.{key} = s.k SET {}",
                     news.join(", "),
                     sets.join(", ")
@@ -202,10 +214,7 @@ impl Dialect {
                     .zip(values)
                     .map(|(c, v)| format!("{c} = ({v})"))
                     .collect();
-                format!(
-                    "UPDATE {table} AS t SET {} WHERE t.{key} IN ({list})",
-                    sets.join(", ")
-                )
+                format!("UPDATE {table} AS t SET {} WHERE {cond}", sets.join(", "))
             }
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod admin;
 mod dialect;
+mod journal_sql;
 mod mysql;
 mod postgres;
 pub mod schema_file;

@@ -174,6 +174,97 @@ pub(crate) fn journal(
     uncount(tx, ctx.version, again)
 }
 
+/// Whether this migration journaled a row of `table` in `range` before (a top-up's batch): such a
+/// batch merges with its entries row by row (`journal`); any other is journaled on the server
+/// (`record_old`, `record_new`), its values never crossing to the client.
+pub(crate) fn has_entries(
+    tx: &mut dyn Tx,
+    version: i64,
+    table: &str,
+    range: KeyRange,
+) -> DbResult<bool> {
+    let found = tx.query(
+        "SELECT row_key FROM backfill_undo WHERE version = ? AND table_name = ? AND row_key >= ? AND row_key <= ? LIMIT 1",
+        &in_range(version, table, range),
+    )?;
+    Ok(!found.is_empty())
+}
+
+fn in_range(version: i64, table: &str, range: KeyRange) -> [Value; 4] {
+    [
+        Value::Int(version),
+        table.into(),
+        Value::Int(range.lo),
+        Value::Int(range.hi),
+    ]
+}
+
+/// Journals the rows `select` reads (`k`, the key, and `o`, the old values as
+/// [`Dialect::exact_json`]; `params` its parameters): their old values, their new ones to follow
+/// (`record_new`). Returns how many. Only for a range with no entry of the migration yet.
+pub(crate) fn record_old(
+    tx: &mut dyn Tx,
+    ctx: &Context,
+    table: &str,
+    key_column: &str,
+    select: &str,
+    params: &[Value],
+) -> DbResult<u64> {
+    // The version inline: PostgreSQL types an untyped parameter in a select list as text.
+    let sql = format!(
+        "INSERT INTO backfill_undo (version, run_id, table_name, key_column, row_key, old_values, new_values, value_format) \
+         SELECT {}, ?, ?, ?, c.k, c.o, '{{}}', '{EXACT}' FROM ({select}) c",
+        ctx.version
+    );
+    let mut all = entry_params(ctx, table, key_column).to_vec();
+    all.extend_from_slice(params);
+    tx.execute(&sql, &all)
+}
+
+/// The parameters naming a new entry's run, table and key column.
+pub(crate) fn entry_params(ctx: &Context, table: &str, key_column: &str) -> [Value; 3] {
+    [
+        Value::Text(ctx.run_id.to_string()),
+        table.into(),
+        key_column.into(),
+    ]
+}
+
+/// The rows of `t` in `range` this migration has entries for, as a condition (over `t`, keyed by
+/// `key`) and its parameters.
+pub(crate) fn journaled_rows(
+    version: i64,
+    table: &str,
+    key: &str,
+    range: KeyRange,
+) -> (String, [Value; 4]) {
+    (
+        format!(
+            "t.{key} IN (SELECT row_key FROM backfill_undo WHERE version = ? AND table_name = ? AND row_key >= ? AND row_key <= ?)"
+        ),
+        in_range(version, table, range),
+    )
+}
+
+/// Completes the entries `record_old` wrote with what their rows' `columns` hold now: the column's
+/// type has the last word (a decimal's scale, a padded CHAR, a non-deterministic expression).
+pub(crate) fn record_new(
+    tx: &mut dyn Tx,
+    version: i64,
+    table: &str,
+    key: &str,
+    columns: &[&str],
+    range: KeyRange,
+) -> DbResult<()> {
+    let json = tx.dialect().exact_json(columns);
+    let sql = format!(
+        "UPDATE backfill_undo SET new_values = (SELECT {json} FROM {table} t WHERE t.{key} = backfill_undo.row_key) \
+         WHERE version = ? AND table_name = ? AND row_key >= ? AND row_key <= ?"
+    );
+    tx.execute(&sql, &in_range(version, table, range))?;
+    Ok(())
+}
+
 /// New entries, many rows per statement: one statement per changed row made the journal's round
 /// trips the cost of an UPDATE-shaped batch (BENCHMARKS.md, "UPDATE shape").
 fn insert_entries(tx: &mut dyn Tx, entries: Vec<Vec<Value>>) -> DbResult<()> {
@@ -324,13 +415,27 @@ fn legacy_value(v: &Json) -> Value {
     }
 }
 
+/// Journal ids `edited` reads at once: a range read on the server costs little per entry, and a
+/// round trip per thousand entries was half of an UPDATE-shaped revert (BENCHMARKS.md).
+const EDITED_CHUNK: u64 = 20_000;
+
 /// Keys of rows this migration changed that were edited since (their values are no longer ours), up to
 /// a listable number, read through the journal in chunks.
 pub(crate) fn edited(tx: &mut dyn Tx, version: i64) -> DbResult<Vec<i64>> {
     let mut found = Vec::new();
     let mut from = i64::MIN;
-    while let Some(hi) = crate::kit::bounds::next_bound(tx, JOURNAL_KEY, from, 1_000)? {
-        let batch = entries(tx, version, KeyRange { lo: from, hi })?;
+    while let Some(hi) = crate::kit::bounds::next_bound(tx, JOURNAL_KEY, from, EDITED_CHUNK)? {
+        let range = KeyRange { lo: from, hi };
+        if let Some(keys) = edited_in_place(tx, version, range, MAX_LISTED - found.len())? {
+            found.extend(keys);
+            if found.len() >= MAX_LISTED {
+                return Ok(found);
+            }
+            let Some(next) = hi.checked_add(1) else { break };
+            from = next;
+            continue;
+        }
+        let batch = entries(tx, version, range)?;
         for (e, now) in batch.iter().zip(currents(tx, &batch, false)?) {
             if now.is_some_and(|now| !ours(e, &now)) {
                 found.push(e.key);
@@ -396,6 +501,11 @@ pub(crate) fn restore(
     range: KeyRange,
     force: bool,
 ) -> DbResult<u64> {
+    if let Some(one) = uniform(tx, version, range)? {
+        if let Some(restored) = restore_in_place(tx, &one, force)? {
+            return Ok(restored);
+        }
+    }
     let batch = entries(tx, version, range)?;
     let mut present = Vec::new();
     for (e, now) in batch.iter().zip(currents(tx, &batch, true)?) {
@@ -531,4 +641,234 @@ pub(crate) fn forget(tx: &mut dyn Tx, version: i64) -> DbResult<u64> {
         "DELETE FROM backfill_undo WHERE version = ?",
         &[Value::Int(version)],
     )
+}
+
+/// Entries of one migration in an id range that one statement can serve: exact, of one table and
+/// key column, all with `columns` (checked per row by [`Uniform::same_columns`]).
+struct Uniform {
+    version: i64,
+    range: KeyRange,
+    table: String,
+    key_column: String,
+    columns: Vec<String>,
+}
+
+/// The entries of `version` in `range`, when they are all exact and of one table: what their
+/// first entry names. `None` for none, several tables, or an older backfill's entries.
+fn uniform(tx: &mut dyn Tx, version: i64, range: KeyRange) -> DbResult<Option<Uniform>> {
+    let groups: Vec<_> = tx
+        .query(
+            "SELECT version, table_name, key_column, value_format, MIN(id) FROM backfill_undo \
+             WHERE id >= ? AND id <= ? GROUP BY version, table_name, key_column, value_format",
+            &[Value::Int(range.lo), Value::Int(range.hi)],
+        )?
+        .into_iter()
+        .filter(|r| r.first().and_then(Value::as_i64) == Some(version))
+        .collect();
+    let [group] = groups.as_slice() else {
+        return Ok(None);
+    };
+    let text = |i: usize| group.get(i).and_then(Value::as_str).unwrap_or_default();
+    if text(3) != EXACT {
+        return Ok(None);
+    }
+    let first = group.get(4).and_then(Value::as_i64).unwrap_or(0);
+    let first = entries(
+        tx,
+        version,
+        KeyRange {
+            lo: first,
+            hi: first,
+        },
+    )?;
+    let Some(e) = first.first() else {
+        return Ok(None);
+    };
+    if !e.old.keys().eq(e.new.keys()) || e.new.is_empty() {
+        return Ok(None);
+    }
+    let columns = e
+        .new
+        .keys()
+        .map(|c| identifier(c).map(String::from))
+        .collect::<DbResult<_>>()?;
+    Ok(Some(Uniform {
+        version,
+        range,
+        table: identifier(text(1))?.to_string(),
+        key_column: identifier(text(2))?.to_string(),
+        columns,
+    }))
+}
+
+impl Uniform {
+    fn columns(&self) -> Vec<&str> {
+        self.columns.iter().map(String::as_str).collect()
+    }
+
+    /// The entries (aliased `u`), as a condition, and its parameters. `version + 0`: an id range
+    /// read alone; with an index usable on the version, PostgreSQL ANDed a bitmap of every entry of
+    /// the version into each batch when its statistics predated the journal (`read_entries`).
+    fn entries(&self) -> (String, [Value; 4]) {
+        (
+            "u.id >= ? AND u.id <= ? AND u.version + 0 = ? AND u.table_name = ?".into(),
+            [
+                Value::Int(self.range.lo),
+                Value::Int(self.range.hi),
+                Value::Int(self.version),
+                self.table.as_str().into(),
+            ],
+        )
+    }
+
+    /// The entries joined to the rows still there (aliased `t`).
+    fn joined(&self) -> (String, [Value; 4]) {
+        let (entries, params) = self.entries();
+        (
+            format!(
+                "FROM backfill_undo u JOIN {} t ON t.{} = u.row_key WHERE {entries}",
+                self.table, self.key_column
+            ),
+            params,
+        )
+    }
+
+    /// The row `t` still holds what entry `u` says we wrote, text for text (`ours`).
+    fn ours(&self, d: Dialect) -> String {
+        let each: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| {
+                let now = d.exact_text(&format!("t.{c}"));
+                let wrote = d.json_exact("u.new_values", c);
+                format!("NOT {}", d.distinct(&now, &wrote))
+            })
+            .collect();
+        format!("({})", each.join(" AND "))
+    }
+
+    /// Entry `u` holds exactly this shape's columns, old and new.
+    fn same_columns(&self, d: Dialect) -> String {
+        let columns = self.columns();
+        format!(
+            "({} AND {})",
+            d.json_has_keys("u.old_values", &columns),
+            d.json_has_keys("u.new_values", &columns)
+        )
+    }
+}
+
+/// [`restore`] on the server: the old values put back from the journal in one statement, guarded
+/// by "still ours" and "of the same columns", the rows it should have restored counted in another
+/// (no value read), the entries dropped in a third; no value crosses to the client. When the counts
+/// differ, the write is undone and the entries checked one by one on the server: a row edited since
+/// fails the batch (without `force`), entries of other columns return `None` for the reading path.
+/// No row is locked before the write (on PostgreSQL a lock writes every row once more): the guarded
+/// write skips a row changed since it was checked, and the counts tell.
+fn restore_in_place(tx: &mut dyn Tx, u: &Uniform, force: bool) -> DbResult<Option<u64>> {
+    let d = tx.dialect();
+    let same = u.same_columns(d);
+    let guard = if force {
+        same.clone()
+    } else {
+        format!("{} AND {same}", u.ours(d))
+    };
+    tx.execute("SAVEPOINT backfill_restore", &[])?;
+    let restored = put_back_in_place(tx, u, &guard)?;
+    let (from, params) = u.joined();
+    let present = tx.query_scalar(&format!("SELECT COUNT(*) {from}"), &params)?;
+    let present = present.as_i64().unwrap_or(0).max(0) as u64;
+    if restored == present {
+        tx.execute("RELEASE SAVEPOINT backfill_restore", &[])?;
+        let (_, params) = u.entries();
+        tx.execute(
+            "DELETE FROM backfill_undo WHERE id >= ? AND id <= ? AND version + 0 = ? AND table_name = ?",
+            &params,
+        )?;
+        return Ok(Some(restored));
+    }
+    tx.execute("ROLLBACK TO SAVEPOINT backfill_restore", &[])?;
+    let sql = format!(
+        "SELECT MIN(CASE WHEN NOT {} THEN u.row_key END), MIN(CASE WHEN {same} THEN 1 ELSE 0 END) {from}",
+        u.ours(d),
+    );
+    let found = tx.query(&sql, &params)?;
+    let cell = |i: usize| found.first().and_then(|r| r.get(i)).and_then(Value::as_i64);
+    match (force, cell(0), cell(1)) {
+        (_, _, Some(0)) => Ok(None),
+        (false, Some(key), _) => Err(DbError::query(format!(
+            "{} row {key} was edited after this migration changed it; review it, then rerun with --force to restore its old values anyway",
+            u.table
+        ))),
+        // A row changed or went between the write and the count: the batch again decides.
+        _ => Err(DbError::query(format!(
+            "a row of {} changed while this revert restored it; rerun the revert",
+            u.table
+        ))),
+    }
+}
+
+/// Every entry's row that `guard` (over `t` and `u`) holds for set to its old values, read from the
+/// journal on the server as `put_back` reads a parameter (on PostgreSQL cast to the column's own
+/// type). Returns how many rows were restored.
+fn put_back_in_place(tx: &mut dyn Tx, u: &Uniform, guard: &str) -> DbResult<u64> {
+    let d = tx.dialect();
+    let types: HashMap<String, String> = match d.column_types_sql() {
+        Some(sql) => tx
+            .query(sql, &[u.table.as_str().into()])?
+            .into_iter()
+            .filter_map(|r| Some((r.first()?.as_str()?.into(), r.get(1)?.as_str()?.into())))
+            .collect(),
+        None => HashMap::new(),
+    };
+    let sets: Vec<(&str, String)> = u
+        .columns
+        .iter()
+        .map(|c| {
+            let old = d.json_exact("u.old_values", c);
+            (
+                c.as_str(),
+                d.value_of_exact(&old, types.get(c).map(String::as_str)),
+            )
+        })
+        .collect();
+    let (entries, params) = u.entries();
+    let cond = format!("{entries} AND {guard}");
+    let on = format!("t.{} = u.row_key", u.key_column);
+    tx.execute(&d.update_from_journal(&u.table, &sets, &on, &cond), &params)
+}
+
+/// [`edited`] for one id range on the server: the keys of rows whose values are no longer ours, up
+/// to `limit`. `None` when the range's entries are not [`uniform`].
+fn edited_in_place(
+    tx: &mut dyn Tx,
+    version: i64,
+    range: KeyRange,
+    limit: usize,
+) -> DbResult<Option<Vec<i64>>> {
+    let Some(u) = uniform(tx, version, range)? else {
+        return Ok(None);
+    };
+    let d = tx.dialect();
+    let (from, params) = u.joined();
+    // The columns are checked on the rows found only: an entry of other columns that looks ours
+    // here is checked again by its batch, which falls back to reading it when its columns differ.
+    let sql = format!(
+        "SELECT u.row_key, CASE WHEN {} THEN 1 ELSE 0 END {from} AND NOT {} ORDER BY u.id",
+        u.same_columns(d),
+        u.ours(d)
+    );
+    let rows = tx.query(&sql, &params)?;
+    if rows
+        .iter()
+        .any(|r| r.get(1).and_then(Value::as_i64) != Some(1))
+    {
+        return Ok(None);
+    }
+    Ok(Some(
+        rows.iter()
+            .filter_map(|r| r.first().and_then(Value::as_i64))
+            .take(limit)
+            .collect(),
+    ))
 }

@@ -10,7 +10,7 @@ use crate::db::{DbError, DbResult, Dialect, Tx, Value};
 use crate::kit::migration::{Context, DataMigration, Key, KeyRange, Plan, Shape};
 use std::collections::HashMap;
 
-use crate::kit::journal::{journal, Change};
+use crate::kit::journal::{self, journal, Change};
 
 /// An UPDATE-shaped migration described by its table and SQL: see `examples/`.
 pub struct UpdateBackfill {
@@ -148,7 +148,9 @@ impl Sql {
             .collect();
         // Aliased: MySQL refuses a derived table (the plan's count) with two columns of one name.
         let mut select = vec![format!("t.{} AS k", self.key)];
-        if purpose == Purpose::Apply {
+        if purpose == Purpose::Journal {
+            select.push(format!("{} AS o", d.exact_json(self.columns)));
+        } else if purpose == Purpose::Apply {
             select.extend(
                 old.iter()
                     .enumerate()
@@ -172,11 +174,11 @@ impl Sql {
             (Some((_, skip)), _) => sql.push_str(&format!(" AND NOT ({skip})")),
             (None, _) => {}
         }
-        if matches!(purpose, Purpose::Sample | Purpose::Apply) {
+        if matches!(purpose, Purpose::Sample | Purpose::Apply | Purpose::Journal) {
             sql.push_str(&format!(" AND t.{0} >= ? AND t.{0} <= ?", self.key));
         }
         sql.push_str(&format!(" ORDER BY t.{}", self.key));
-        if purpose == Purpose::Apply {
+        if matches!(purpose, Purpose::Apply | Purpose::Journal) {
             sql.push_str(d.for_update());
         }
         sql
@@ -235,6 +237,8 @@ enum Purpose {
     Sample,
     /// A batch: a key range, rows locked, old values in exact text.
     Apply,
+    /// A batch journaled on the server: as `Apply`, the old values as one JSON object.
+    Journal,
 }
 
 /// Rows of `key, values…` as changes holding those values as old ones.
@@ -366,6 +370,9 @@ impl Sql {
     fn apply(&self, tx: &mut dyn Tx, ctx: &Context, range: KeyRange) -> DbResult<u64> {
         let d = tx.dialect();
         let targets = self.targets(tx)?;
+        if self.journaled && !journal::has_entries(tx, ctx.version, self.table, range)? {
+            return self.apply_in_place(tx, ctx, &targets, range);
+        }
         let sql = self.changing(d, &targets, Purpose::Apply);
         let mut changes = split(tx.query(&sql, &range.params(1))?);
         if changes.is_empty() {
@@ -385,6 +392,38 @@ impl Sql {
         }
         journal(tx, ctx, self.table, self.key, self.columns, range, &changes)?;
         Ok(changes.len() as u64)
+    }
+}
+
+impl Sql {
+    /// A batch no run of this migration journaled before, all on the server: the changing rows'
+    /// old values into the journal (rows locked), the rows written from the journal's keys, then
+    /// what they hold into the journal. Nothing of a row crosses to the client.
+    fn apply_in_place(
+        &self,
+        tx: &mut dyn Tx,
+        ctx: &Context,
+        targets: &[String],
+        range: KeyRange,
+    ) -> DbResult<u64> {
+        let d = tx.dialect();
+        let select = self.changing(d, targets, Purpose::Journal);
+        let values: Vec<&str> = self.values.iter().map(String::as_str).collect();
+        let (table, key, columns) = (self.table, self.key, self.columns);
+        if let Some(sql) = d.update_journaled(&select, table, key, columns, &values, ctx.version) {
+            let mut params = range.params(2);
+            params.extend(journal::entry_params(ctx, table, key));
+            return tx.execute(&sql, &params);
+        }
+        let n = journal::record_old(tx, ctx, self.table, self.key, &select, &range.params(1))?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let (rows, params) = journal::journaled_rows(ctx.version, self.table, self.key, range);
+        let sql = d.update_where(self.table, self.key, self.columns, &values, &rows);
+        tx.execute(&sql, &params)?;
+        journal::record_new(tx, ctx.version, self.table, self.key, self.columns, range)?;
+        Ok(n)
     }
 }
 
