@@ -183,11 +183,14 @@ pub(crate) fn has_entries(
     table: &str,
     range: KeyRange,
 ) -> DbResult<bool> {
-    let found = tx.query(
-        "SELECT row_key FROM backfill_undo WHERE version = ? AND table_name = ? AND row_key >= ? AND row_key <= ? LIMIT 1",
+    // COUNT, not LIMIT 1: with LIMIT, PostgreSQL may walk the primary key hoping to meet a row
+    // soon, and when there is none (every first apply) reads the whole journal (25 ms a batch at
+    // 100k entries, on the busy machine).
+    let found = tx.query_scalar(
+        "SELECT COUNT(*) FROM backfill_undo WHERE version = ? AND table_name = ? AND row_key >= ? AND row_key <= ?",
         &in_range(version, table, range),
     )?;
-    Ok(!found.is_empty())
+    Ok(found.as_i64().unwrap_or(0) > 0)
 }
 
 fn in_range(version: i64, table: &str, range: KeyRange) -> [Value; 4] {
@@ -256,11 +259,8 @@ pub(crate) fn record_new(
     columns: &[&str],
     range: KeyRange,
 ) -> DbResult<()> {
-    let json = tx.dialect().exact_json(columns);
-    let sql = format!(
-        "UPDATE backfill_undo SET new_values = (SELECT {json} FROM {table} t WHERE t.{key} = backfill_undo.row_key) \
-         WHERE version = ? AND table_name = ? AND row_key >= ? AND row_key <= ?"
-    );
+    let d = tx.dialect();
+    let sql = d.fill_new_values(table, key, &d.exact_json(columns));
     tx.execute(&sql, &in_range(version, table, range))?;
     Ok(())
 }
