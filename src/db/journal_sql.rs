@@ -146,22 +146,4 @@ impl Dialect {
             self.exact_json(columns),
         ))
     }
-
-    /// Sets the new values of the journal's entries of one table and key range (parameters: the
-    /// version, the table, the range's two ends) to `json`, an expression over their row `t`.
-    pub(crate) fn fill_new_values(self, table: &str, key: &str, json: &str) -> String {
-        let entries = "version = ? AND table_name = ? AND row_key >= ? AND row_key <= ?";
-        match self {
-            // A join: MariaDB ran the correlated subquery as slowly as the batch's UPDATE itself.
-            Dialect::Mysql => format!(
-                "UPDATE backfill_undo u JOIN {table} t ON t.{key} = u.row_key SET u.new_values = {json} \
-                 WHERE u.{}",
-                entries.replace(" AND ", " AND u.")
-            ),
-            Dialect::Postgres | Dialect::Sqlite => format!(
-                "UPDATE backfill_undo SET new_values = (SELECT {json} FROM {table} t WHERE t.{key} = backfill_undo.row_key) \
-                 WHERE {entries}"
-            ),
-        }
-    }
 }

@@ -259,8 +259,13 @@ pub(crate) fn record_new(
     columns: &[&str],
     range: KeyRange,
 ) -> DbResult<()> {
-    let d = tx.dialect();
-    let sql = d.fill_new_values(table, key, &d.exact_json(columns));
+    // A correlated subquery, not a join: MariaDB's multi-table UPDATE of the journal deadlocked
+    // two `--jobs` workers (the bench at 100k, every retry), locking entries beyond its range.
+    let json = tx.dialect().exact_json(columns);
+    let sql = format!(
+        "UPDATE backfill_undo SET new_values = (SELECT {json} FROM {table} t WHERE t.{key} = backfill_undo.row_key) \
+         WHERE version = ? AND table_name = ? AND row_key >= ? AND row_key <= ?"
+    );
     tx.execute(&sql, &in_range(version, table, range))?;
     Ok(())
 }
