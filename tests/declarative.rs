@@ -843,20 +843,17 @@ fn insert_file_plans_applies_and_reverts_by_scenario(kind: Kind) {
         "a second apply writes nothing"
     );
     assert_eq!(pivot_pairs(&t), all);
-    // The other examples are pending (this one ran out of order): verify names them, and nothing
-    // about this one's rows.
+    // The other migrations are pending (this one ran out of order): verify names them, and nothing
+    // about this one's rows. How many there are depends on what ships (an app adds its own).
     let verify = run_in(&t, EXAMPLES, &["verify", "--data"]);
-    let findings: Vec<&str> = verify
+    let (pending, findings): (Vec<&str>, Vec<&str>) = verify
         .stdout
         .lines()
-        .filter(|l| !l.contains("is pending but older than applied"))
-        .collect();
+        .partition(|l| l.contains("is pending but older than applied"));
     assert!(findings.is_empty(), "{}", verify.stdout);
-    assert!(
-        verify.stderr.contains("verify found 5 problem(s)"),
-        "{}",
-        verify.stderr
-    );
+    assert!(!pending.is_empty(), "{}", verify.stdout);
+    let found = format!("verify found {} problem(s)", pending.len());
+    assert!(verify.stderr.contains(&found), "{}", verify.stderr);
 
     let by_scenario = ["revert", V_CAPS_FILE, "--scenario", "11", "--quiet"];
     run_in(&t, EXAMPLES, &by_scenario).expect(0);
