@@ -370,7 +370,8 @@ impl Sql {
     fn apply(&self, tx: &mut dyn Tx, ctx: &Context, range: KeyRange) -> DbResult<u64> {
         let d = tx.dialect();
         let targets = self.targets(tx)?;
-        if self.journaled && !journal::has_entries(tx, ctx.version, self.table, range)? {
+        let in_place = self.journaled && d.journals_in_place();
+        if in_place && !journal::has_entries(tx, ctx.version, self.table, range)? {
             return self.apply_in_place(tx, ctx, &targets, range);
         }
         let sql = self.changing(d, &targets, Purpose::Apply);
