@@ -7,9 +7,7 @@
 
 use crate::db::{DbError, DbResult, Dialect, Tx};
 use crate::kit::inserted::{self, Target};
-use crate::kit::migration::{
-    int, Context, DataMigration, Group, Grouping, Key, KeyRange, Plan, Revert, Shape,
-};
+use crate::kit::migration::{Context, DataMigration, Grouping, Key, KeyRange, Plan, Revert, Shape};
 
 /// An INSERT-shaped migration described by its tables and SQL.
 pub struct InsertBackfill {
@@ -117,41 +115,11 @@ impl DataMigration for InsertBackfill {
             ),
             None => format!("SELECT 0, COUNT(*) {}", self.source),
         };
-        let mut groups: Vec<Group> = tx
-            .query(&sql, &[])?
-            .iter()
-            .filter(|r| int(r, 1) > 0)
-            .map(|r| Group {
-                key: int(r, 0),
-                count: int(r, 1).max(0) as u64,
-                samples: Vec::new(),
-            })
-            .collect();
+        let rows = tx.query(&sql, &[])?;
         let sample = self.ranged(&format!("{group}, {}", self.values.join(", ")));
         let sample = format!("{sample} ORDER BY {}", self.range);
-        crate::kit::samples::fill(
-            tx,
-            self.walk,
-            &mut groups,
-            samples,
-            &sample,
-            1,
-            self.columns,
-        )?;
-        let total = groups.iter().map(|g| g.count).sum();
-        Ok(match self.grouping {
-            Some(g) => Plan {
-                group_by: g.column.into(),
-                group_label: g.label.into(),
-                total,
-                skipped: 0,
-                skipped_because: String::new(),
-                groups,
-            },
-            None => {
-                let samples = groups.pop().map(|g| g.samples).unwrap_or_default();
-                Plan::ungrouped(total, 0, samples)
-            }
+        Plan::counted(self.grouping, &rows, |groups| {
+            crate::kit::samples::fill(tx, self.walk, groups, samples, &sample, 1, self.columns)
         })
     }
 

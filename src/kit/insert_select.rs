@@ -9,7 +9,7 @@
 use crate::db::{DbError, DbResult, Dialect, Row, Tx};
 use crate::kit::inserted::{self, Target};
 use crate::kit::migration::{
-    int, Context, DataMigration, Group, Grouping, Key, KeyRange, Plan, Revert, Shape,
+    int, Context, DataMigration, Grouping, Key, KeyRange, Plan, Revert, Shape,
 };
 use crate::kit::placeholders::Ranged;
 
@@ -150,16 +150,7 @@ impl DataMigration for InsertSelect {
     }
 
     fn plan(&self, tx: &mut dyn Tx, _ctx: &Context, samples: usize) -> DbResult<Plan> {
-        let mut groups: Vec<Group> = self
-            .plan_rows(tx, EVERY_KEY)?
-            .iter()
-            .filter(|r| int(r, 1) > 0)
-            .map(|r| Group {
-                key: int(r, 0),
-                count: int(r, 1).max(0) as u64,
-                samples: Vec::new(),
-            })
-            .collect();
+        let rows = self.plan_rows(tx, EVERY_KEY)?;
         let ranged = self.ranged(tx.dialect())?;
         let fields = format!(
             "SELECT {}, {} FROM bf_rows",
@@ -168,29 +159,16 @@ impl DataMigration for InsertSelect {
         );
         let sample = self.over_rows(&ranged, &fields);
         let params = |range: KeyRange| ranged.params(range);
-        crate::kit::samples::fill_with(
-            tx,
-            self.walk,
-            &mut groups,
-            samples,
-            &sample,
-            &params,
-            self.columns,
-        )?;
-        let total = groups.iter().map(|g| g.count).sum();
-        Ok(match self.grouping {
-            Some(g) => Plan {
-                group_by: g.column.into(),
-                group_label: g.label.into(),
-                total,
-                skipped: 0,
-                skipped_because: String::new(),
+        Plan::counted(self.grouping, &rows, |groups| {
+            crate::kit::samples::fill_with(
+                tx,
+                self.walk,
                 groups,
-            },
-            None => {
-                let samples = groups.pop().map(|g| g.samples).unwrap_or_default();
-                Plan::ungrouped(total, 0, samples)
-            }
+                samples,
+                &sample,
+                &params,
+                self.columns,
+            )
         })
     }
 

@@ -191,6 +191,41 @@ fn default_label() -> String {
 }
 
 impl Plan {
+    /// A plan from `rows` of (group key, count), groups with nothing to write left out; `fill`
+    /// adds their samples. Ungrouped (`grouping` is `None`), the one group's samples go to the
+    /// plan's single group, as [`Plan::ungrouped`] lays it out.
+    pub(crate) fn counted(
+        grouping: Option<Grouping>,
+        rows: &[Vec<Value>],
+        fill: impl FnOnce(&mut [Group]) -> DbResult<()>,
+    ) -> DbResult<Plan> {
+        let mut groups: Vec<Group> = rows
+            .iter()
+            .filter(|r| int(r, 1) > 0)
+            .map(|r| Group {
+                key: int(r, 0),
+                count: int(r, 1).max(0) as u64,
+                samples: Vec::new(),
+            })
+            .collect();
+        fill(&mut groups)?;
+        let total = groups.iter().map(|g| g.count).sum();
+        Ok(match grouping {
+            Some(g) => Plan {
+                group_by: g.column.into(),
+                group_label: g.label.into(),
+                total,
+                skipped: 0,
+                skipped_because: String::new(),
+                groups,
+            },
+            None => {
+                let samples = groups.pop().map(|g| g.samples).unwrap_or_default();
+                Plan::ungrouped(total, 0, samples)
+            }
+        })
+    }
+
     /// A plan without groups: one group, key 0, holding every row.
     pub fn ungrouped(total: u64, skipped: u64, samples: Vec<serde_json::Value>) -> Plan {
         Plan {
