@@ -27,6 +27,19 @@ pub(crate) enum Walk {
     Restore { force: bool },
 }
 
+impl Walk {
+    /// The key the walk's batches range over: fixed by the migration and the walk.
+    pub(crate) fn key(self, reg: &Registered) -> Result<Key> {
+        Ok(match self {
+            Walk::Apply => reg.migration.key(),
+            Walk::Restore { .. } => crate::kit::journal::JOURNAL_KEY,
+            Walk::DeleteMarked => insert_revert(reg)
+                .map(|undo| undo.revert_key())
+                .map_err(|e| Error::Usage(e.message))?,
+        })
+    }
+}
+
 /// What the batch loop runs: one migration, one walk, one audited run.
 pub(crate) struct Job<'a> {
     pub(crate) reg: &'a Registered,
@@ -46,13 +59,7 @@ impl<'a> Job<'a> {
         ctx: &'a Context,
         run_id: &'a str,
     ) -> Result<Self> {
-        let key = match walk {
-            Walk::Apply => reg.migration.key(),
-            Walk::Restore { .. } => crate::kit::journal::JOURNAL_KEY,
-            Walk::DeleteMarked => insert_revert(reg)
-                .map(|undo| undo.revert_key())
-                .map_err(|e| Error::Usage(e.message))?,
-        };
+        let key = walk.key(reg)?;
         Ok(Job {
             reg,
             action: if walk == Walk::Apply {

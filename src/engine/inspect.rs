@@ -249,6 +249,7 @@ fn check_data(
             run_date: today(),
             group: None,
             ledger_rows: e.live_rows(),
+            stage: None,
         };
         session.begin(true)?;
         let found = reg.migration.check(session, &ctx);

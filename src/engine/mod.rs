@@ -29,6 +29,7 @@ pub(crate) mod progress;
 pub(crate) mod retry;
 mod revert;
 pub mod runner;
+mod staging;
 mod steal;
 pub(crate) mod steer;
 pub(crate) mod text;

@@ -140,6 +140,7 @@ fn compute_plan(
         run_date: today(),
         group: None,
         ledger_rows: 0,
+        stage: None,
     };
     let plan = session.snapshot(|s| reg.migration.plan(s, &ctx, opts.samples));
     // A missing privilege is the operator's to grant (exit 2), as for every other command.

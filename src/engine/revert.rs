@@ -94,6 +94,7 @@ fn revert_locked(
         run_date: today(),
         group,
         ledger_rows: entry.live_rows(),
+        stage: None,
     };
     if !force {
         refuse_edited(session, reg, &ctx, opts)?;

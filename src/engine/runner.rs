@@ -12,6 +12,7 @@ use crate::engine::lock;
 use crate::engine::parallel::{prepare, run_parallel, Crew, Engine};
 use crate::engine::planning::gate_plan;
 use crate::engine::progress::Progress;
+use crate::engine::staging;
 use crate::engine::text::count;
 use crate::engine::throttle::Gauge;
 use crate::error::{Error, Result};
@@ -196,6 +197,7 @@ fn apply_one(
         run_date,
         group: None,
         ledger_rows: 0,
+        stage: None,
     };
     let one = OneRun {
         reg,
@@ -263,16 +265,37 @@ pub(crate) fn run_one(
 ) -> Result<Outcome> {
     let started = Instant::now();
     let reg = one.reg;
-    let job = Job::new(reg, one.walk, &one.ctx, &one.run.run_id)?;
-    let key = job.ledger_key();
+    let mut one = one;
     // The tables are touched and the key range read before anything is written: it feeds the ETA,
     // and it fails here, with the ledger untouched, when the app's tables are missing.
-    let span = preflight(session, reg, job.key)?;
+    let span = preflight(session, reg, one.walk.key(reg)?)?;
+    one.ctx.stage = staging::build(session, reg, &one.ctx, one.walk);
+    // A stage that took longer than the lease's lifetime may have let another runner in: then
+    // this one stops here, before its first batch, rather than at that batch's fence.
+    let result = crate::engine::lock::renew(session, &mut held.lease)
+        .and_then(|_| run_staged(session, &one, opts, held, (started, span)));
+    if result.is_err() {
+        staging::discard(session, one.ctx.stage.as_deref());
+    }
+    result
+}
+
+/// `run_one` once its tables are checked and its stage built.
+fn run_staged(
+    session: &mut dyn Session,
+    one: &OneRun,
+    opts: &Options,
+    held: &mut Held,
+    (started, span): (Instant, Option<(i64, i64)>),
+) -> Result<Outcome> {
+    let reg = one.reg;
+    let job = Job::new(reg, one.walk, &one.ctx, &one.run.run_id)?;
+    let key = job.ledger_key();
     held.gauge
         .watch_tables(crate::engine::health::tables_of(reg));
-    let note = open_run(session, &one, key, opts)?;
+    let note = open_run(session, one, key, opts)?;
     let workers = workers(session, opts);
-    let final_state = start(session, &one, key, opts)?;
+    let final_state = start(session, one, key, opts)?;
     let label = format!("{} V{}__{}", key.action.as_str(), reg.version, reg.name);
     let mut progress = Progress::new(label, opts.quiet, span)
         .planned(planned_rows(opts, reg, key.action))
@@ -315,6 +338,10 @@ pub(crate) fn run_one(
         ))),
     };
     held.tally.push(progress.finish());
+    // Before the run's end is recorded: a runner killed from here on leaves the migration in
+    // progress, and the run that completes it drops what is left.
+    let stage = one.ctx.stage.as_deref();
+    staging::finish(session, reg.version, stage, result.is_ok());
     match result {
         Ok((rows, batches)) => {
             let walked = Walked {
@@ -323,7 +350,7 @@ pub(crate) fn run_one(
                 jobs: (engine == Engine::Parallel).then_some(workers),
                 state: final_state,
             };
-            succeed(session, &one, walked, note, started).inspect(|o| {
+            succeed(session, one, walked, note, started).inspect(|o| {
                 opts.events.finished(o);
                 opts.metrics.state("finished");
             })

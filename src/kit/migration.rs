@@ -39,6 +39,10 @@ pub struct Context {
     pub group: Option<i64>,
     /// Rows the ledger says this migration wrote and has not reverted (for `check`).
     pub ledger_rows: i64,
+    /// The table [`DataMigration::stage`] filled for this apply run; `None` when the run has no
+    /// stage (the migration stages nothing, or building it failed), and then `apply` must work
+    /// without one.
+    pub stage: Option<String>,
 }
 
 /// An integer key the runner walks in ranges: `table.column`, unique or not (a range takes every row
@@ -263,6 +267,15 @@ pub trait DataMigration: Sync {
     /// Read-only: what `apply` would write. Runs in a read-only transaction; its counts must equal
     /// what `apply` then writes on unchanged data.
     fn plan(&self, tx: &mut dyn Tx, ctx: &Context, samples: usize) -> DbResult<Plan>;
+
+    /// Once per apply run, before its first batch, in a transaction of its own: fills the run's
+    /// stage table `name` (`kit::stage`: create it, then fill it in one set-based pass) with what
+    /// the batches then read by key range, and says whether it did. `false` (the default) runs
+    /// without a stage. A stage is an optimisation: when building it fails, the run goes on
+    /// without one, so `apply` must give the same rows either way (`ctx.stage` says which).
+    fn stage(&self, _tx: &mut dyn Tx, _ctx: &Context, _name: &str) -> DbResult<bool> {
+        Ok(false)
+    }
 
     /// Writes the rows of one key range (marking or journaling them); returns how many.
     fn apply(&self, tx: &mut dyn Tx, ctx: &Context, range: KeyRange) -> DbResult<u64>;

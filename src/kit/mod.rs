@@ -9,6 +9,7 @@
 //!   inserted, recorded in the ledger in the batch's transaction, which revert deletes;
 //!   [`insert_select`]: the same shape written as one whole SELECT (a declarative file's insert),
 //!   its range's ends written `:lo` and `:hi` ([`placeholders`]).
+//! - [`stage`]: a run's scratch table, filled once per apply run and read by its batches by range.
 //! - [`update`]: the UPDATE shape: a journaled, exactly revertible update of existing rows.
 //! - `journal`: its undo journal, in exact text, and the rule for rows the app changed since. It
 //!   lives here, not in the engine, because the update shape writes it inside its own step (the rows'
@@ -26,6 +27,7 @@ pub mod marker;
 pub mod migration;
 pub mod placeholders;
 pub mod samples;
+pub mod stage;
 pub mod update;
 /// "One version row per entity that appears in a scenario": the INSERT shape both shipped
 /// migrations use.

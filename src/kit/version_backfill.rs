@@ -3,10 +3,10 @@
 //! type does plan/apply/revert/check with set-based SQL per batch in every dialect.
 
 use crate::db::{DbResult, Dialect, Tx, Value};
-use crate::kit::marker;
 use crate::kit::migration::{
     int, Context, DataMigration, Group, Grouping, Key, KeyRange, Plan, Revert, Shape,
 };
+use crate::kit::{marker, stage};
 
 /// One version row per entity linked to a scenario, marked with the lowest such scenario.
 pub struct VersionBackfill {
@@ -66,7 +66,10 @@ impl VersionBackfill {
     /// (`capabilities`) for every batch, because at any size it costs a full scan below thousands of
     /// index probes (BENCHMARKS.md, "O(batch)"). Unranged (one statement over everything), that
     /// hash is the fastest plan, so the grouped form stays.
-    fn pending_from(&self, d: Dialect, ranged: bool) -> String {
+    ///
+    /// Ranged with a stage (`staged`, the run's table of `stage`), it reads the range of the stage
+    /// instead of reaching the links' tables.
+    fn pending_from(&self, d: Dialect, ranged: bool, staged: Option<&str>) -> String {
         let range = |col: &str| {
             if ranged {
                 format!(" AND {col} >= ? AND {col} <= ?")
@@ -79,10 +82,19 @@ impl VersionBackfill {
             "NOT EXISTS (SELECT 1 FROM {versions} v WHERE v.{fk} = e.id{})",
             range(&format!("v.{fk}"))
         );
-        match d {
+        match (d, staged) {
+            // The run's stage holds each eligible entity's lowest scenario (`stage`): the batch
+            // reads its range of it and of the entities, and checks the versions live.
+            (_, Some(stage)) if ranged => format!(
+                "FROM (SELECT e.id, e.organization_id, e.name, e.description, s.scenario_id \
+                 FROM {stage} s JOIN {entity} e ON e.id = s.entity_id \
+                 WHERE {not_versioned}{stage_range}{entity_range}) p",
+                stage_range = range("s.entity_id"),
+                entity_range = range("e.id"),
+            ),
             // LATERAL, not a scalar subquery in the select list: PostgreSQL would run that once for
             // the value and again for the `IS NOT NULL` filter.
-            Dialect::Postgres if ranged => format!(
+            (Dialect::Postgres, _) if ranged => format!(
                 "FROM {entity} e CROSS JOIN LATERAL ({lowest}) s \
                  WHERE s.scenario_id IS NOT NULL AND {not_versioned}{entity_range}",
                 lowest = self.lowest_scenario(&range(self.link_entity)),
@@ -92,7 +104,7 @@ impl VersionBackfill {
             // grouped derived table over a large share of the table its optimizer switches to
             // scanning every link of every scenario. A lowest-scenario subquery per entity keeps the
             // per-entity walk at every batch size (and as one statement it is faster too).
-            Dialect::Mysql => format!(
+            (Dialect::Mysql, _) => format!(
                 "FROM (SELECT e.id, e.organization_id, e.name, e.description, ({lowest}) AS scenario_id \
                  FROM {entity} e WHERE {not_versioned}{entity_range}) p WHERE p.scenario_id IS NOT NULL",
                 lowest = self.lowest_scenario(&range(self.link_entity)),
@@ -120,7 +132,7 @@ impl VersionBackfill {
             uuid = d.uuid_v4(),
             date = d.date_param(),
             now = d.utc_now(),
-            from = self.pending_from(d, ranged),
+            from = self.pending_from(d, ranged, ctx.stage.as_deref().filter(|_| ranged)),
         )
     }
 
@@ -150,7 +162,7 @@ impl VersionBackfill {
     pub fn count_by_scenario_sql(&self, d: Dialect) -> String {
         format!(
             "SELECT scenario_id, COUNT(*) {} GROUP BY scenario_id ORDER BY scenario_id",
-            self.pending_from(d, false)
+            self.pending_from(d, false, None)
         )
     }
 
@@ -163,7 +175,7 @@ impl VersionBackfill {
     fn sample(&self, tx: &mut dyn Tx, groups: &mut [Group], samples: usize) -> DbResult<()> {
         let sql = format!(
             "SELECT scenario_id, id, organization_id, name {} ORDER BY id",
-            self.pending_from(tx.dialect(), true)
+            self.pending_from(tx.dialect(), true, None)
         );
         let fields = ["id", "organization_id", "name"];
         crate::kit::samples::fill(tx, self.key(), groups, samples, &sql, 3, &fields)
@@ -217,6 +229,21 @@ impl DataMigration for VersionBackfill {
         })
     }
 
+    /// PostgreSQL only: there a batch reaches each entity's lowest scenario through about 1.6 index
+    /// probes of `capabilities` per key, which one hash join over the whole link does once
+    /// (BENCHMARKS.md, issue 24). MariaDB has no hash join: its grouped pass is no faster than the
+    /// per-entity walk its batches already do, and SQLite's batches are cheap already.
+    fn stage(&self, tx: &mut dyn Tx, _ctx: &Context, name: &str) -> DbResult<bool> {
+        if tx.dialect() != Dialect::Postgres {
+            return Ok(false);
+        }
+        let eligible = self.eligible(false);
+        // In key order: the batches read the stage by key ranges, each then a few adjacent pages.
+        let select = format!("SELECT entity_id, scenario_id FROM {eligible} s ORDER BY entity_id");
+        stage::fill(tx, name, "entity_id", &select)?;
+        Ok(true)
+    }
+
     fn apply(&self, tx: &mut dyn Tx, ctx: &Context, range: KeyRange) -> DbResult<u64> {
         let sql = self.insert_sql(tx.dialect(), true, ctx);
         let mut params = vec![Value::Text(ctx.run_date.format("%Y-%m-%d").to_string())];
@@ -244,7 +271,10 @@ impl DataMigration for VersionBackfill {
                 self.versions, ctx.version, ctx.ledger_rows
             ));
         }
-        let pending = format!("SELECT COUNT(*) {}", self.pending_from(tx.dialect(), false));
+        let pending = format!(
+            "SELECT COUNT(*) {}",
+            self.pending_from(tx.dialect(), false, None)
+        );
         let missing = Self::count(tx, &pending, &[])?;
         if missing > 0 {
             problems.push(format!(

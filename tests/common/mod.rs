@@ -116,6 +116,16 @@ impl TestDb {
             .is_ok()
     }
 
+    /// How many runs' stages (`backfill_stage_*` tables) the database holds.
+    pub fn stage_tables(&self) -> i64 {
+        let like = "LIKE 'backfill!_stage!_%' ESCAPE '!'";
+        self.int(&match self.kind {
+            Kind::Postgres => format!("SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename {like}"),
+            Kind::Mariadb => format!("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name {like}"),
+            Kind::Sqlite => format!("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name {like}"),
+        })
+    }
+
     pub fn rows(&self, sql: &str) -> Vec<Vec<Value>> {
         self.session()
             .query(sql, &[])

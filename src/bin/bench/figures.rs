@@ -52,8 +52,22 @@ pub(crate) struct Figures {
     /// `--fixed-batch N`: every committed batch of one `apply` and one `revert` at N keys (seconds).
     pub(crate) fixed_apply: Samples,
     pub(crate) fixed_revert: Samples,
+    /// How long each `apply` (1 job and `--jobs N`) took to build its run's stage, before its first
+    /// batch (`kit::stage`; from its log; empty where the migration stages nothing).
+    pub(crate) stage: Samples,
     /// The UPDATE shape's figures (absent with `--no-update-shape`).
     pub(crate) update: Option<UpdateFigures>,
+}
+
+/// The seconds a `backfill --log-format json` process spent building its run's stage, from its
+/// `…: staged in 1.23s (…)` line; `None` when it built none.
+pub(crate) fn stage_secs(stderr: &str) -> Option<f64> {
+    stderr.lines().find_map(|line| {
+        let v = serde_json::from_str::<serde_json::Value>(line).ok()?;
+        let msg = v["fields"]["message"].as_str()?;
+        let after = msg.split_once(": staged in ")?.1;
+        after.split_once('s')?.0.parse().ok()
+    })
 }
 
 /// One committed batch of a `backfill` process, from its debug log: when it ended (seconds since the

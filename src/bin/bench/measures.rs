@@ -108,6 +108,9 @@ impl Bench<'_> {
                 revert.extend(["--jobs", jobs.as_str()]);
             }
             let (p, events, longest) = self.run_batches(&apply, parallel, f)?;
+            if let Some(secs) = crate::figures::stage_secs(&p.stderr) {
+                f.stage.push(secs);
+            }
             record_apply(f, parallel, r == 0, &p, events, longest);
             let marked = self.marked()?;
             if marked as u64 != expected {

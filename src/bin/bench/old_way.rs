@@ -84,6 +84,21 @@ impl Bench<'_> {
                 f.rss_noop.push(kb);
             }
         }
+        if self.args.reuse {
+            self.revert_applied()?;
+        }
+        Ok(())
+    }
+
+    /// Reverts every applied migration, newest first: a kept database is left as it was loaded,
+    /// ready for the next `--reuse`.
+    fn revert_applied(&mut self) -> Result<()> {
+        let sql =
+            "SELECT version FROM backfill_migrations WHERE state = 'applied' ORDER BY version DESC";
+        let rows = self.s.query(sql, &[]).map_err(|e| anyhow!("{sql}: {e}"))?;
+        for version in rows.iter().filter_map(|r| r.first()?.as_i64()) {
+            self.run_backfill(&["revert", &version.to_string()])?;
+        }
         Ok(())
     }
 }

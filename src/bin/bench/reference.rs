@@ -16,6 +16,7 @@ pub(crate) fn context(version: i64, run_id: &str) -> backfill::kit::migration::C
         run_date: chrono::Utc::now().date_naive(),
         group: None,
         ledger_rows: 0,
+        stage: None,
     }
 }
 

@@ -307,6 +307,13 @@ fn limits_rows(o: &mut String, f: &Figures, jobs: u64) {
         yes(longest < 1.0),
         load_cell(&batches)
     ));
+    if !f.stage.is_empty() {
+        o.push_str(&format!(
+            "| the run's stage (`kit::stage`: one pass, built once per apply before its first batch; part of each apply's time above), 1 job and --jobs {jobs} | {} | | | | | {} |\n",
+            f.stage.show(secs),
+            load_cell(&[&f.load])
+        ));
+    }
     let rss = [
         &f.rss_apply,
         &f.rss_apply_jobs,
