@@ -7,7 +7,6 @@
 mod common;
 
 use common::{Kind, TestDb};
-use std::time::{Duration, Instant};
 
 const V_VALUES: &str = "202612060001";
 const V_EMAILS: &str = "202612060002";
@@ -483,71 +482,6 @@ fn random_sequences_match_the_oracle(kind: Kind) {
             assert_eq!(in_place, entries, "step {step}: {what}: applied - reverted");
         }
     }
-}
-
-/// The app writes a row while a batch works on it: its transaction has changed the row and not
-/// committed when the batch starts, so the batch reads the row as it was, waits for the row at its
-/// write, and finds the app's value there: PostgreSQL reads a first apply's rows without a lock and
-/// writes only those still as read, so the row is left to the batch's locking path. The row still
-/// gets the migration's value, journaled with the app's as its old one, as if the app had written
-/// first.
-/// PostgreSQL only: the path it covers is PostgreSQL's (MariaDB's batch locks the rows it reads).
-#[test]
-fn app_write_during_a_batch() {
-    let t = TestDb::new(Kind::Postgres, "exact_race");
-    create_emails(&t);
-    t.create_ledger();
-    let mut app = t.session();
-    app.begin(false).expect("begin the app's transaction");
-    app.execute(
-        "UPDATE exact_emails SET email = 'Erin@Example.com' WHERE id = 2",
-        &[],
-    )
-    .expect("the app's write");
-    let mut apply = t
-        .command(&["apply", V_EMAILS])
-        .spawn()
-        .expect("start backfill apply");
-    let waiting = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while t.int(waiting) == 0 {
-        assert!(
-            apply.try_wait().expect("poll backfill").is_none(),
-            "apply ended without waiting for the app's row"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "apply never waited for the app's row"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    app.commit().expect("commit the app's write");
-    assert!(apply.wait().expect("wait for backfill").success());
-    assert_eq!(
-        email_rows(&t),
-        vec![
-            row("alice@example.com", "n1"),
-            row("erin@example.com", "n2"),
-            row("carol@example.com", "n3")
-        ]
-    );
-    assert_eq!(t.rows_applied(V_EMAILS), 2);
-    assert_eq!(
-        t.int(&format!(
-            "SELECT COUNT(*) FROM backfill_undo WHERE version = {V_EMAILS}"
-        )),
-        2
-    );
-    t.run(&["revert", V_EMAILS]).expect(0);
-    assert_eq!(
-        email_rows(&t),
-        vec![
-            row("Alice@Example.COM", "n1"),
-            row("Erin@Example.com", "n2 "),
-            row("carol@example.com", "n3")
-        ],
-        "revert restores the app's value of the row it wrote during the batch"
-    );
 }
 
 on_every_dialect!(

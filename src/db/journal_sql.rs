@@ -114,21 +114,18 @@ impl Dialect {
 
     /// One statement that journals and writes a batch, where the dialect can (PostgreSQL: an
     /// `UPDATE … RETURNING` in a CTE): the rows `changing` selects (`k`, the key, and `o`, their old
-    /// values as [`Dialect::exact_json`], read without a lock) are set to `values` (of `columns` of
-    /// `table`, keyed by `key`) where `recheck` (over `t` as the UPDATE finds it, locked, and `old`)
-    /// still holds, and an entry per row written goes into the journal with what the row holds
-    /// after the write. It returns one row: the rows written and journaled, and the rows `changing`
-    /// read. Fewer written than read: a row changed between the read and the write, and is neither
-    /// written nor journaled. Its parameters: `changing`'s, the key range again (without it the
-    /// planner, knowing nothing of `old`, scanned the whole table for every batch), then the run
-    /// id, the table and the key column. `None`: the dialect writes first and reads back.
+    /// values as [`Dialect::exact_json`], locked) are set to `values`, and an entry per row goes
+    /// into the journal with what the row holds after the write. Its parameters: `changing`'s, the
+    /// key range again (without it the planner, knowing nothing of `old`, scanned the whole table
+    /// for every batch), then the run id, the table and the key column. `None`: the dialect writes
+    /// first and reads back.
     pub(crate) fn update_journaled(
         self,
         changing: &str,
-        (table, key): (&str, &str),
+        table: &str,
+        key: &str,
         columns: &[&str],
         values: &[&str],
-        recheck: &str,
         version: i64,
     ) -> Option<String> {
         if self != Dialect::Postgres {
@@ -141,11 +138,10 @@ impl Dialect {
             .collect();
         Some(format!(
             "WITH old AS ({changing}), \
-             up AS (UPDATE {table} AS t SET {} FROM old WHERE t.{key} = old.k AND t.{key} >= ? AND t.{key} <= ? AND {recheck} \
-             RETURNING t.{key} AS k, {} AS n), \
-             entered AS (INSERT INTO backfill_undo (version, run_id, table_name, key_column, row_key, old_values, new_values, value_format) \
-             SELECT {version}, ?, ?, ?, old.k, old.o, up.n, 'text' FROM old JOIN up ON up.k = old.k RETURNING 1) \
-             SELECT (SELECT COUNT(*) FROM entered), (SELECT COUNT(*) FROM old)",
+             up AS (UPDATE {table} AS t SET {} FROM old WHERE t.{key} = old.k AND t.{key} >= ? AND t.{key} <= ? \
+             RETURNING t.{key} AS k, {} AS n) \
+             INSERT INTO backfill_undo (version, run_id, table_name, key_column, row_key, old_values, new_values, value_format) \
+             SELECT {version}, ?, ?, ?, old.k, old.o, up.n, 'text' FROM old JOIN up ON up.k = old.k",
             sets.join(", "),
             self.exact_json(columns),
         ))

@@ -138,55 +138,43 @@ impl Sql {
             .collect()
     }
 
-    /// Whether row `t` would change and is not one to skip (`Purpose::Skipped`: would change and
-    /// is one to skip), as a condition over `t`.
-    fn condition(&self, d: Dialect, targets: &[String], purpose: Purpose) -> String {
-        let differs: Vec<String> = self
-            .columns
-            .iter()
-            .zip(targets)
-            .map(|(c, n)| d.distinct(&format!("t.{c}"), n))
-            .collect();
-        let mut cond = format!("({})", differs.join(" OR "));
-        if let Some(only) = &self.only {
-            cond.push_str(&format!(" AND ({only})"));
-        }
-        match (&self.skip, purpose) {
-            (Some((_, skip)), Purpose::Skipped) => cond.push_str(&format!(" AND ({skip})")),
-            (Some((_, skip)), _) => cond.push_str(&format!(" AND NOT ({skip})")),
-            (None, _) => {}
-        }
-        cond
-    }
-
     /// Rows whose value would change: key, old values (and for a plan, new values).
     fn changing(&self, d: Dialect, targets: &[String], purpose: Purpose) -> String {
         let old: Vec<String> = self.columns.iter().map(|c| format!("t.{c}")).collect();
+        let differs: Vec<String> = old
+            .iter()
+            .zip(targets)
+            .map(|(o, n)| d.distinct(o, n))
+            .collect();
         // Aliased: MySQL refuses a derived table (the plan's count) with two columns of one name.
         let mut select = vec![format!("t.{} AS k", self.key)];
-        let exact = |name: &str| -> Vec<String> {
-            let each = old.iter().map(|o| d.exact_text(o)).enumerate();
-            each.map(|(i, o)| format!("{o} AS {name}{i}")).collect()
-        };
-        match purpose {
-            Purpose::Journal => select.push(format!("{} AS o", d.exact_json(self.columns))),
-            Purpose::Unlocked => {
-                select.push(format!("{} AS o", d.exact_json(self.columns)));
-                select.extend(exact("e"));
-            }
-            Purpose::Apply => select.extend(exact("o")),
-            Purpose::Count | Purpose::Skipped | Purpose::Sample => {
-                let readable = old.iter().chain(targets).map(|v| d.readable_text(v));
-                select.extend(readable.enumerate().map(|(i, v)| format!("{v} AS v{i}")));
-            }
+        if purpose == Purpose::Journal {
+            select.push(format!("{} AS o", d.exact_json(self.columns)));
+        } else if purpose == Purpose::Apply {
+            select.extend(
+                old.iter()
+                    .enumerate()
+                    .map(|(i, o)| format!("{} AS o{i}", d.exact_text(o))),
+            );
+        } else {
+            let readable = old.iter().chain(targets).map(|v| d.readable_text(v));
+            select.extend(readable.enumerate().map(|(i, v)| format!("{v} AS v{i}")));
         }
         let mut sql = format!(
-            "SELECT {} FROM {} t WHERE {}",
+            "SELECT {} FROM {} t WHERE ({})",
             select.join(", "),
             self.table,
-            self.condition(d, targets, purpose),
+            differs.join(" OR "),
         );
-        if purpose.ranged() {
+        if let Some(only) = &self.only {
+            sql.push_str(&format!(" AND ({only})"));
+        }
+        match (&self.skip, purpose) {
+            (Some((_, skip)), Purpose::Skipped) => sql.push_str(&format!(" AND ({skip})")),
+            (Some((_, skip)), _) => sql.push_str(&format!(" AND NOT ({skip})")),
+            (None, _) => {}
+        }
+        if matches!(purpose, Purpose::Sample | Purpose::Apply | Purpose::Journal) {
             sql.push_str(&format!(" AND t.{0} >= ? AND t.{0} <= ?", self.key));
         }
         sql.push_str(&format!(" ORDER BY t.{}", self.key));
@@ -251,16 +239,6 @@ enum Purpose {
     Apply,
     /// A batch journaled on the server: as `Apply`, the old values as one JSON object.
     Journal,
-    /// A batch journaled and written in one statement: as `Journal`, the old values also column by
-    /// column in exact text (`e0`, `e1`, …), the rows not locked (the write checks them again).
-    Unlocked,
-}
-
-impl Purpose {
-    /// Whether the query reads one batch's key range (two parameters).
-    fn ranged(self) -> bool {
-        !matches!(self, Purpose::Count | Purpose::Skipped)
-    }
 }
 
 /// Rows of `key, values…` as changes holding those values as old ones.
@@ -396,20 +374,7 @@ impl Sql {
         if in_place && !journal::has_entries(tx, ctx.version, self.table, range)? {
             return self.apply_in_place(tx, ctx, &targets, range);
         }
-        self.apply_read(tx, ctx, &targets, range)
-    }
-
-    /// A batch whose rows' values come to the client: the rows read and locked, written, read back,
-    /// and journaled (merged with the entries a run before wrote: a top-up).
-    fn apply_read(
-        &self,
-        tx: &mut dyn Tx,
-        ctx: &Context,
-        targets: &[String],
-        range: KeyRange,
-    ) -> DbResult<u64> {
-        let d = tx.dialect();
-        let sql = self.changing(d, targets, Purpose::Apply);
+        let sql = self.changing(d, &targets, Purpose::Apply);
         let mut changes = split(tx.query(&sql, &range.params(1))?);
         if changes.is_empty() {
             return Ok(0);
@@ -432,32 +397,9 @@ impl Sql {
 }
 
 impl Sql {
-    /// What the write of [`Dialect::update_journaled`] checks again on each row it found, locked:
-    /// the row still holds the old values read without a lock (`old.e0`, …, exact text) and would
-    /// still change, as the locking read would have checked on the row's newest version. The lock
-    /// is gone because PostgreSQL writes every row it locks: a WAL record per row, a tenth of a
-    /// batch's records, before the UPDATE writes the row again.
-    fn recheck(&self, d: Dialect, targets: &[String]) -> String {
-        let same: Vec<String> = self
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let now = d.exact_text(&format!("t.{c}"));
-                format!("NOT {}", d.distinct(&now, &format!("old.e{i}")))
-            })
-            .collect();
-        format!(
-            "{} AND {}",
-            same.join(" AND "),
-            self.condition(d, targets, Purpose::Apply)
-        )
-    }
-
     /// A batch no run of this migration journaled before, all on the server: the changing rows'
     /// old values into the journal (rows locked), the rows written from the journal's keys, then
-    /// what they hold into the journal. Nothing of a row crosses to the client. On PostgreSQL one
-    /// statement reads the rows without a lock, writes those still as read, and journals them.
+    /// what they hold into the journal. Nothing of a row crosses to the client.
     fn apply_in_place(
         &self,
         tx: &mut dyn Tx,
@@ -466,39 +408,14 @@ impl Sql {
         range: KeyRange,
     ) -> DbResult<u64> {
         let d = tx.dialect();
+        let select = self.changing(d, targets, Purpose::Journal);
         let values: Vec<&str> = self.values.iter().map(String::as_str).collect();
         let (table, key, columns) = (self.table, self.key, self.columns);
-        let unlocked = self.changing(d, targets, Purpose::Unlocked);
-        let recheck = self.recheck(d, targets);
-        let one = d.update_journaled(
-            &unlocked,
-            (table, key),
-            columns,
-            &values,
-            &recheck,
-            ctx.version,
-        );
-        if let Some(sql) = one {
+        if let Some(sql) = d.update_journaled(&select, table, key, columns, &values, ctx.version) {
             let mut params = range.params(2);
             params.extend(journal::entry_params(ctx, table, key));
-            let counts = tx.query(&sql, &params)?;
-            let count = |i: usize| {
-                let n = counts
-                    .first()
-                    .and_then(|r| r.get(i))
-                    .and_then(Value::as_i64);
-                n.unwrap_or(0).max(0) as u64
-            };
-            let (written, read) = (count(0), count(1));
-            if written == read {
-                return Ok(written);
-            }
-            // Rows another transaction changed between the read and the write: neither written
-            // nor journaled. The range now has entries, so the batch's reading path, which locks
-            // the rows it reads, takes them as a top-up would.
-            return Ok(written + self.apply_read(tx, ctx, targets, range)?);
+            return tx.execute(&sql, &params);
         }
-        let select = self.changing(d, targets, Purpose::Journal);
         let n = journal::record_old(tx, ctx, self.table, self.key, &select, &range.params(1))?;
         if n == 0 {
             return Ok(0);
