@@ -6,7 +6,8 @@ use crate::db::{DbResult, Dialect, Tx, Value};
 use crate::kit::migration::{
     int, Context, DataMigration, Group, Grouping, Key, KeyRange, Plan, Revert, Shape,
 };
-use crate::kit::{marker, stage};
+use crate::kit::{bounds, marker, stage};
+use std::collections::BTreeMap;
 
 /// One version row per entity linked to a scenario, marked with the lowest such scenario.
 pub struct VersionBackfill {
@@ -25,6 +26,9 @@ pub struct VersionBackfill {
 }
 
 const MAX_LISTED: i64 = 100;
+
+/// Entities per statement of a read over all of them on MariaDB (`VersionBackfill::chunks`).
+const WHOLE_READ_CHUNK: u64 = 100_000;
 
 impl VersionBackfill {
     /// Entities linked to a scenario with the lowest scenario id each, optionally for ids in [lo, hi].
@@ -139,12 +143,14 @@ impl VersionBackfill {
     /// Per scenario, what apply writes and what it skips (already versioned), in one pass over the
     /// eligible entities: about the cost of the count alone. MariaDB gets the per-entity form, for the
     /// reason given in `pending_from`.
+    /// On MariaDB over the entities of one id range (two parameters), read in `chunks`.
     fn plan_counts_sql(&self, d: Dialect) -> String {
         let (entity, versions, fk) = (self.entity, self.versions, self.fk);
         match d {
             Dialect::Mysql => format!(
                 "SELECT scenario_id, SUM(1 - versioned), SUM(versioned) FROM (SELECT ({lowest}) AS scenario_id, \
-                 EXISTS (SELECT 1 FROM {versions} v WHERE v.{fk} = e.id) AS versioned FROM {entity} e) p \
+                 EXISTS (SELECT 1 FROM {versions} v WHERE v.{fk} = e.id) AS versioned FROM {entity} e \
+                 WHERE e.id >= ? AND e.id <= ?) p \
                  WHERE scenario_id IS NOT NULL GROUP BY scenario_id ORDER BY scenario_id",
                 lowest = self.lowest_scenario(""),
             ),
@@ -181,6 +187,27 @@ impl VersionBackfill {
         crate::kit::samples::fill(tx, self.key(), groups, samples, &sql, 3, &fields)
     }
 
+    /// How a read over every entity is split: on MariaDB into ranges of `WHOLE_READ_CHUNK` entities
+    /// (`Some`, found as the runner finds a batch's), elsewhere one statement (`None`). MariaDB has
+    /// no hash join, so such a read walks every entity's links by index; at 5M competencies one
+    /// statement outlasted the default `--statement-timeout` (300 s, BENCHMARKS.md). The caller's
+    /// transaction keeps one snapshot over the ranges.
+    fn chunks(&self, tx: &mut dyn Tx) -> DbResult<Vec<Option<KeyRange>>> {
+        if tx.dialect() != Dialect::Mysql {
+            return Ok(vec![None]);
+        }
+        let mut ranges = Vec::new();
+        let mut lo = i64::MIN;
+        while let Some(hi) = bounds::next_bound(tx, self.key(), lo, WHOLE_READ_CHUNK)? {
+            ranges.push(Some(KeyRange { lo, hi }));
+            match hi.checked_add(1) {
+                Some(next) => lo = next,
+                None => break,
+            }
+        }
+        Ok(ranges)
+    }
+
     fn count(tx: &mut dyn Tx, sql: &str, params: &[Value]) -> DbResult<u64> {
         Ok(tx.query_scalar(sql, params)?.as_i64().unwrap_or(0).max(0) as u64)
     }
@@ -206,14 +233,23 @@ impl DataMigration for VersionBackfill {
     }
 
     fn plan(&self, tx: &mut dyn Tx, _ctx: &Context, samples: usize) -> DbResult<Plan> {
-        let counts = tx.query(&self.plan_counts_sql(tx.dialect()), &[])?;
-        let skipped = counts.iter().map(|r| int(r, 2).max(0) as u64).sum();
+        let sql = self.plan_counts_sql(tx.dialect());
+        // Per scenario: rows to write, rows skipped; summed over the chunks.
+        let mut counts: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+        for range in self.chunks(tx)? {
+            for r in tx.query(&sql, &range.map(|r| r.params(1)).unwrap_or_default())? {
+                let c = counts.entry(int(&r, 0)).or_default();
+                c.0 += int(&r, 1).max(0) as u64;
+                c.1 += int(&r, 2).max(0) as u64;
+            }
+        }
+        let skipped = counts.values().map(|c| c.1).sum();
         let mut groups: Vec<Group> = counts
             .iter()
-            .filter(|r| int(r, 1) > 0)
-            .map(|r| Group {
-                key: int(r, 0),
-                count: int(r, 1) as u64,
+            .filter(|(_, c)| c.0 > 0)
+            .map(|(&key, c)| Group {
+                key,
+                count: c.0,
                 samples: Vec::new(),
             })
             .collect();
@@ -271,11 +307,12 @@ impl DataMigration for VersionBackfill {
                 self.versions, ctx.version, ctx.ledger_rows
             ));
         }
-        let pending = format!(
-            "SELECT COUNT(*) {}",
-            self.pending_from(tx.dialect(), false, None)
-        );
-        let missing = Self::count(tx, &pending, &[])?;
+        let mut missing = 0;
+        for range in self.chunks(tx)? {
+            let pending = self.pending_from(tx.dialect(), range.is_some(), None);
+            let params = range.map(|r| r.params(3)).unwrap_or_default();
+            missing += Self::count(tx, &format!("SELECT COUNT(*) {pending}"), &params)?;
+        }
         if missing > 0 {
             problems.push(format!(
                 "{}: {missing} eligible {} still have no version",
