@@ -311,7 +311,7 @@ fn limits_rows(o: &mut String, f: &Figures, jobs: u64) {
         o.push_str(&format!(
             "| the run's stage (`kit::stage`: one pass, built once per apply before its first batch; part of each apply's time above), 1 job and --jobs {jobs} | {} | | | | | {} |\n",
             f.stage.show(secs),
-            load_cell(&[&f.load])
+            load_cell(&[&f.apply, &f.apply_jobs])
         ));
     }
     let rss = [
