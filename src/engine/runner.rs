@@ -339,9 +339,11 @@ fn run_staged(
     };
     held.tally.push(progress.finish());
     // Before the run's end is recorded: a runner killed from here on leaves the migration in
-    // progress, and the run that completes it drops what is left.
-    let stage = one.ctx.stage.as_deref();
-    staging::finish(session, reg.version, stage, result.is_ok());
+    // progress, and the run that completes it drops what is left. A run that failed drops its
+    // own stage in `run_one`.
+    if result.is_ok() {
+        staging::completed(session, reg.version);
+    }
     match result {
         Ok((rows, batches)) => {
             let walked = Walked {

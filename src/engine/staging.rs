@@ -53,12 +53,9 @@ pub(crate) fn build(
     }
 }
 
-/// After a run's batches: a run that did them all drops every stage of its migration (its own and
-/// those of runners that died: the others are fenced out by now); one that did not drops its own.
-pub(crate) fn finish(session: &mut dyn Session, version: i64, stage: Option<&str>, done: bool) {
-    if !done {
-        return discard(session, stage);
-    }
+/// After a run did all its batches: drops every stage of its migration, its own and those of
+/// runners that died (the others are fenced out by now).
+pub(crate) fn completed(session: &mut dyn Session, version: i64) {
     if let Err(e) = stage::sweep(session, version) {
         tracing::warn!(
             "could not drop the stages of V{version} (the next completed run will): {e}"
@@ -66,8 +63,8 @@ pub(crate) fn finish(session: &mut dyn Session, version: i64, stage: Option<&str
     }
 }
 
-/// Drops a run's stage (again, harmlessly, after a failure `finish` saw); one that cannot be
-/// dropped now is dropped when a run of its migration next completes.
+/// Drops the stage of a run that did not complete; one that cannot be dropped now is dropped
+/// when a run of its migration next completes.
 pub(crate) fn discard(session: &mut dyn Session, name: Option<&str>) {
     if let Some(name) = name {
         if let Err(e) = stage::drop_table(session, name) {
