@@ -346,6 +346,79 @@ fn sparse_keys_leave_no_job_idle(kind: Kind) {
     assert_eq!(t.rows_applied(V_COMPETENCY), expected.len() as i64);
 }
 
+/// The first chunks a parallel run logged: its span and each chunk's first key.
+fn first_chunks(stderr: &str) -> (String, Vec<i64>) {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.split_once("first chunks over the span ").map(|x| x.1))
+        .unwrap_or_else(|| panic!("no first chunks in the log:\n{stderr}"));
+    let (span, chunks) = line.split_once(": ").unwrap_or((line, ""));
+    let los = chunks
+        .split(", ")
+        .filter_map(|c| c.split_once("..=")?.0.trim().parse().ok())
+        .collect();
+    (span.to_string(), los)
+}
+
+/// The app's own versions fill the low ids, below every row the migration wrote: a parallel revert
+/// still splits the migration's rows between its workers (its span is theirs, not the table's), so
+/// no worker is handed only the app's rows, and the revert deletes exactly what was written.
+fn parallel_revert_splits_the_marked_rows(kind: Kind) {
+    let t = TestDb::with_app(kind, &format!("jobs_revert_span_{}", kind as u8));
+    seed_generated(&t, 300);
+    let ts = "'2026-01-15 10:00:00'";
+    for _ in 0..6 {
+        t.exec(&format!(
+            "INSERT INTO competency_versions (organization_id, competency_id, name, evolution_state, created_at, updated_at) \
+             SELECT organization_id, NULL, name, 'stable', {ts}, {ts} FROM competencies"
+        ));
+    }
+    let v = V_COMPETENCY.to_string();
+    t.run(&["apply", &v]).expect(0);
+    let app_rows =
+        t.int("SELECT COUNT(*) FROM competency_versions") - t.marked_competencies().len() as i64;
+    let (lowest, highest) = {
+        let d = t.session().dialect();
+        let r = t.rows(&format!(
+            "SELECT MIN(id), MAX(id) FROM competency_versions WHERE {} = '{v}'",
+            d.json_text("metadata", "migration")
+        ));
+        (r[0][0].as_i64().unwrap_or(0), r[0][1].as_i64().unwrap_or(0))
+    };
+    assert!(
+        lowest > 1_800,
+        "the app's rows lie below the marked ones ({lowest})"
+    );
+    let out = t.run_env(
+        &["revert", &v, "--jobs", "2", "--batch-size", "50"],
+        &[("RUST_LOG", "backfill=debug")],
+    );
+    out.expect(0);
+    let (span, los) = first_chunks(&out.stderr);
+    assert_eq!(
+        span,
+        format!("Some(({lowest}, {highest}))"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(los.len(), 2, "{}", out.stderr);
+    assert!(
+        lowest < los[1] && los[1] <= highest,
+        "the second worker's chunk starts among the marked rows ({lowest}..={highest}), not at {}:\n{}",
+        los[1],
+        out.stderr
+    );
+    assert!(
+        t.marked_competencies().is_empty(),
+        "every marked row deleted"
+    );
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM competency_versions"),
+        app_rows,
+        "the app's own rows untouched"
+    );
+}
+
 /// `--help` of apply and revert documents --jobs, and that SQLite runs it as 1.
 fn help_documents_jobs(_kind: Kind) {
     for command in ["apply", "revert"] {
@@ -368,6 +441,17 @@ on_every_dialect!(
     parallel_apply_resumes_with_any_jobs,
     unfinished_parallel_revert_is_counted_by_the_next_apply,
 );
+
+mod revert_span {
+    #[test]
+    fn postgres() {
+        super::parallel_revert_splits_the_marked_rows(super::Kind::Postgres)
+    }
+    #[test]
+    fn mariadb() {
+        super::parallel_revert_splits_the_marked_rows(super::Kind::Mariadb)
+    }
+}
 
 mod sparse {
     #[test]

@@ -52,7 +52,13 @@ pub(crate) fn prepare(
         .map_err(|e| chunk_error(job, e))?;
     let ranges = if workers > 1 && (fresh || left.is_empty()) {
         let from = next_key(last_done(job, after)?).unwrap_or(i64::MAX);
-        Some(first_chunks(from, span, workers))
+        let ranges = first_chunks(from, span, workers);
+        let shown: Vec<String> = ranges
+            .iter()
+            .map(|(lo, hi)| format!("{lo}..={hi}"))
+            .collect();
+        tracing::debug!("first chunks over the span {span:?}: {}", shown.join(", "));
+        Some(ranges)
     } else {
         None
     };

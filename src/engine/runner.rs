@@ -133,7 +133,7 @@ pub fn apply(
         ledger::check_place(session, true)?;
         let entries = Vec::new();
         for reg in selected(&opts.catalog, &entries, selection)? {
-            preflight(session, reg, reg.migration.key())?;
+            preflight(session, reg)?;
         }
     }
     prepare_ledger(session, opts.lock_timeout)?;
@@ -221,23 +221,32 @@ fn cannot_start(reg: &Registered, e: DbError) -> Error {
     }
 }
 
-/// Touches the migration's tables and reads its key, so a missing or locked table fails the run
-/// before anything is written. Returns the key span of `walk` (the key a run's batches range over;
-/// read once per run, for the ETA and the chunks), read again only when it is another key.
-fn preflight(
-    session: &mut dyn Session,
-    reg: &Registered,
-    walk: crate::kit::migration::Key,
-) -> Result<Option<(i64, i64)>> {
-    let own = reg.migration.key();
+/// Touches the migration's tables and reads its key's span, so a missing or locked table fails the
+/// run before anything is written.
+fn preflight(session: &mut dyn Session, reg: &Registered) -> Result<Option<(i64, i64)>> {
     reg.migration
         .preflight(session)
-        .and_then(|_| crate::kit::bounds::span(session, own))
-        .and_then(|span| match walk == own {
-            true => Ok(span),
-            false => crate::kit::bounds::span(session, walk),
-        })
+        .and_then(|_| crate::kit::bounds::span(session, reg.migration.key()))
         .map_err(|e| cannot_start(reg, e))
+}
+
+/// The key span the run's batches range over (read once per run, for the ETA and the chunks): the
+/// migration's own (`own`, read by `preflight`) or its walk's. A revert that deletes marked rows
+/// spans only those (`Revert::revert_span`): its workers split them evenly, where the whole key's
+/// span handed one worker nothing but the app's own rows.
+fn walk_span(
+    session: &mut dyn Session,
+    one: &OneRun,
+    own: Option<(i64, i64)>,
+) -> Result<Option<(i64, i64)>> {
+    let reg = one.reg;
+    let key = one.walk.key(reg)?;
+    match (one.walk, reg.migration.shape().insert_revert()) {
+        (Walk::DeleteMarked, Some(undo)) => undo.revert_span(session, &one.ctx),
+        _ if key == reg.migration.key() => Ok(own),
+        _ => crate::kit::bounds::span(session, key),
+    }
+    .map_err(|e| cannot_start(reg, e))
 }
 
 /// One apply or revert about to run.
@@ -268,7 +277,8 @@ pub(crate) fn run_one(
     let mut one = one;
     // The tables are touched and the key range read before anything is written: it feeds the ETA,
     // and it fails here, with the ledger untouched, when the app's tables are missing.
-    let span = preflight(session, reg, one.walk.key(reg)?)?;
+    let own = preflight(session, reg)?;
+    let span = walk_span(session, &one, own)?;
     one.ctx.stage = staging::build(session, reg, &one.ctx, one.walk);
     // A stage that took longer than the lease's lifetime may have let another runner in: then
     // this one stops here, before its first batch, rather than at that batch's fence.

@@ -52,13 +52,28 @@ fn next_keys(key: Key, and: &str) -> String {
 
 /// The first and last key, for progress and the ETA; `None` on an empty table.
 pub(crate) fn span(tx: &mut dyn Tx, key: Key) -> DbResult<Option<(i64, i64)>> {
+    span_where(tx, key, "", &[])
+}
+
+/// [`span`] of the rows `cond` (a condition on `key.table`, with its `params`) selects, or of them
+/// all when `cond` is empty; `None` when there are none.
+pub(crate) fn span_where(
+    tx: &mut dyn Tx,
+    key: Key,
+    cond: &str,
+    params: &[Value],
+) -> DbResult<Option<(i64, i64)>> {
+    let filter = match cond {
+        "" => String::new(),
+        c => format!(" WHERE {c}"),
+    };
     let row = tx.query(
         &format!(
-            "SELECT MIN({c}), MAX({c}) FROM {t}",
+            "SELECT MIN({c}), MAX({c}) FROM {t}{filter}",
             c = key.column,
             t = key.table
         ),
-        &[],
+        params,
     )?;
     let Some(r) = row.first() else {
         return Ok(None);

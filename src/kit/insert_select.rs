@@ -209,6 +209,10 @@ impl Revert for InsertSelect {
         inserted::delete_recorded(tx, ctx, self.target(), range)
     }
 
+    fn revert_span(&self, tx: &mut dyn Tx, ctx: &Context) -> DbResult<Option<(i64, i64)>> {
+        inserted::recorded_span(tx, ctx, self.target())
+    }
+
     fn edited_rows(&self, tx: &mut dyn Tx, ctx: &Context) -> DbResult<Vec<i64>> {
         if !self.timestamps {
             return Ok(Vec::new());

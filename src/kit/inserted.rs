@@ -95,6 +95,22 @@ fn ours(ctx: &Context, target: Target) -> (String, Vec<Value>) {
     (sql, params)
 }
 
+/// The first and last entry (`backfill_inserted.id`) recorded by this migration for this table (and
+/// `ctx.group`): what a revert walks, so its workers split only this migration's entries.
+pub fn recorded_span(
+    tx: &mut dyn Tx,
+    ctx: &Context,
+    target: Target,
+) -> DbResult<Option<(i64, i64)>> {
+    let (cond, params) = ours(ctx, target);
+    // `ours` names the entries `b`.
+    let aliased = Key {
+        table: "backfill_inserted b",
+        column: "b.id",
+    };
+    crate::kit::bounds::span_where(tx, aliased, &cond, &params)
+}
+
 /// Deletes the rows recorded by the entries in `range` (of `backfill_inserted.id`) and forgets those
 /// entries; returns how many rows it deleted. A row the app deleted since leaves only its entry.
 /// The keys are read first and deleted by key: O(batch) on every dialect, where MariaDB would walk

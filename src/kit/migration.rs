@@ -134,6 +134,14 @@ pub trait Revert: Sync {
     /// The key `revert` walks: the table it inserted into, or the ledger's record of its keys.
     fn revert_key(&self) -> Key;
 
+    /// The first and last key of `revert_key` among the rows it wrote (only `ctx.group`'s if set),
+    /// `None` when there are none; read once per revert. A revert with `--jobs` splits this span
+    /// between its workers, so none of them is handed only the app's own rows. The default is the
+    /// key's whole span; a migration that can find its rows cheaply (by key order) narrows it.
+    fn revert_span(&self, tx: &mut dyn Tx, _ctx: &Context) -> DbResult<Option<(i64, i64)>> {
+        crate::kit::bounds::span(tx, self.revert_key())
+    }
+
     /// The table it inserts into.
     fn table(&self) -> &str {
         self.revert_key().table

@@ -382,6 +382,13 @@ impl Revert for VersionBackfill {
         tx.execute(&sql, &params)
     }
 
+    fn revert_span(&self, tx: &mut dyn Tx, ctx: &Context) -> DbResult<Option<(i64, i64)>> {
+        // MIN and MAX each walk the primary key from one end to the first marked row: the app's
+        // own rows below the first one are read, not the whole table.
+        let (marker, params) = self.marker(tx.dialect(), ctx);
+        bounds::span_where(tx, self.revert_key(), &marker, &params)
+    }
+
     fn edited_rows(&self, tx: &mut dyn Tx, ctx: &Context) -> DbResult<Vec<i64>> {
         let (marker, params) = self.marker(tx.dialect(), ctx);
         let sql = format!(
