@@ -56,25 +56,26 @@ pub(crate) fn span(tx: &mut dyn Tx, key: Key) -> DbResult<Option<(i64, i64)>> {
 }
 
 /// [`span`] of the rows `cond` (a condition on `key.table`, with its `params`) selects, or of them
-/// all when `cond` is empty; `None` when there are none.
+/// all when `cond` is empty; `None` when there are none. With a condition, each end is its own
+/// `ORDER BY … LIMIT 1`, which walks the key's index from that end to the first row that matches:
+/// MariaDB reads the whole table for a `MIN`/`MAX` with a `WHERE` (seconds at 5M rows).
 pub(crate) fn span_where(
     tx: &mut dyn Tx,
     key: Key,
     cond: &str,
     params: &[Value],
 ) -> DbResult<Option<(i64, i64)>> {
-    let filter = match cond {
-        "" => String::new(),
-        c => format!(" WHERE {c}"),
+    let (c, t) = (key.column, key.table);
+    let (sql, params) = match cond {
+        "" => (format!("SELECT MIN({c}), MAX({c}) FROM {t}"), Vec::new()),
+        cond => {
+            let end =
+                |dir: &str| format!("(SELECT {c} FROM {t} WHERE {cond} ORDER BY {c}{dir} LIMIT 1)");
+            let both = [params, params].concat();
+            (format!("SELECT {}, {}", end(""), end(" DESC")), both)
+        }
     };
-    let row = tx.query(
-        &format!(
-            "SELECT MIN({c}), MAX({c}) FROM {t}{filter}",
-            c = key.column,
-            t = key.table
-        ),
-        params,
-    )?;
+    let row = tx.query(&sql, &params)?;
     let Some(r) = row.first() else {
         return Ok(None);
     };

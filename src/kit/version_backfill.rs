@@ -383,7 +383,7 @@ impl Revert for VersionBackfill {
     }
 
     fn revert_span(&self, tx: &mut dyn Tx, ctx: &Context) -> DbResult<Option<(i64, i64)>> {
-        // MIN and MAX each walk the primary key from one end to the first marked row: the app's
+        // Each end walks the primary key to the first marked row (`bounds::span_where`): the app's
         // own rows below the first one are read, not the whole table.
         let (marker, params) = self.marker(tx.dialect(), ctx);
         bounds::span_where(tx, self.revert_key(), &marker, &params)
