@@ -563,6 +563,9 @@ fn standby_with_data(s: &Standby, db: &str) -> std::collections::BTreeSet<(i64, 
     let p = TestDb::wrap_for_seeding(&s.primary_url(db));
     backfill::fixtures::load_schema(p.session().as_mut()).expect("load app schema");
     seed_generated(&p, 250);
+    // The standby must have the database before a command names it in --replica-url: the primary's
+    // CREATE DATABASE reaches it by WAL, and a command run first met "does not exist" (CI, once).
+    s.wait_caught_up();
     p.expected_competencies()
 }
 
