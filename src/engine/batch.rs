@@ -38,6 +38,24 @@ impl Walk {
                 .map_err(|e| Error::Usage(e.message))?,
         })
     }
+
+    /// The first and last key the walk's batches range over, read once per run (for the ETA and
+    /// the chunks); `own`: the migration's own key's span, already read. A revert that deletes
+    /// marked rows spans only those (`Revert::revert_span`): its workers split them evenly, where
+    /// the whole key's span handed one worker nothing but the app's own rows.
+    pub(crate) fn span(
+        self,
+        session: &mut dyn Session,
+        reg: &Registered,
+        ctx: &Context,
+        own: Option<(i64, i64)>,
+    ) -> DbResult<Option<(i64, i64)>> {
+        match self {
+            Walk::Apply => Ok(own),
+            Walk::Restore { .. } => bounds::span(session, crate::kit::journal::JOURNAL_KEY),
+            Walk::DeleteMarked => insert_revert(reg)?.revert_span(session, ctx),
+        }
+    }
 }
 
 /// What the batch loop runs: one migration, one walk, one audited run.

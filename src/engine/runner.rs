@@ -230,25 +230,6 @@ fn preflight(session: &mut dyn Session, reg: &Registered) -> Result<Option<(i64,
         .map_err(|e| cannot_start(reg, e))
 }
 
-/// The key span the run's batches range over (read once per run, for the ETA and the chunks): the
-/// migration's own (`own`, read by `preflight`) or its walk's. A revert that deletes marked rows
-/// spans only those (`Revert::revert_span`): its workers split them evenly, where the whole key's
-/// span handed one worker nothing but the app's own rows.
-fn walk_span(
-    session: &mut dyn Session,
-    one: &OneRun,
-    own: Option<(i64, i64)>,
-) -> Result<Option<(i64, i64)>> {
-    let reg = one.reg;
-    let key = one.walk.key(reg)?;
-    match (one.walk, reg.migration.shape().insert_revert()) {
-        (Walk::DeleteMarked, Some(undo)) => undo.revert_span(session, &one.ctx),
-        _ if key == reg.migration.key() => Ok(own),
-        _ => crate::kit::bounds::span(session, key),
-    }
-    .map_err(|e| cannot_start(reg, e))
-}
-
 /// One apply or revert about to run.
 pub(crate) struct OneRun<'a> {
     pub reg: &'a Registered,
@@ -278,7 +259,10 @@ pub(crate) fn run_one(
     // The tables are touched and the key range read before anything is written: it feeds the ETA,
     // and it fails here, with the ledger untouched, when the app's tables are missing.
     let own = preflight(session, reg)?;
-    let span = walk_span(session, &one, own)?;
+    let span = one
+        .walk
+        .span(session, reg, &one.ctx, own)
+        .map_err(|e| cannot_start(reg, e))?;
     one.ctx.stage = staging::build(session, reg, &one.ctx, one.walk);
     // A stage that took longer than the lease's lifetime may have let another runner in: then
     // this one stops here, before its first batch, rather than at that batch's fence.
