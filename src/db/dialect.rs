@@ -188,6 +188,15 @@ impl Dialect {
         cond: &str,
     ) -> String {
         match self {
+            // One column: its expression sees the row as it was. Not when the expression names the
+            // table (MySQL refuses a subquery over the table it updates; the derived table below
+            // is materialized first). A fifth faster than the derived table (BENCHMARKS.md).
+            Dialect::Mysql if columns.len() == 1 && !names_table(values[0], table) => {
+                format!(
+                    "UPDATE {table} t SET t.{} = ({}) WHERE {cond}",
+                    columns[0], values[0]
+                )
+            }
             // MySQL assigns left to right (a later expression would see an earlier column's new
             // value): every value comes from a derived table of the rows as they were.
             Dialect::Mysql => {
@@ -284,6 +293,13 @@ impl Dialect {
             Dialect::Sqlite => "?",
         }
     }
+}
+
+/// Whether SQL text `expr` may name `table` (any mention, case-insensitively: a false alarm only
+/// costs the slower statement).
+fn names_table(expr: &str, table: &str) -> bool {
+    expr.to_ascii_lowercase()
+        .contains(&table.to_ascii_lowercase())
 }
 
 #[cfg(test)]

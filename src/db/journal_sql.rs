@@ -6,6 +6,9 @@
 
 use super::Dialect;
 
+/// The scratch table of [`Dialect::journal_scratch`].
+pub(crate) const SCRATCH: &str = "backfill_batch_old";
+
 impl Dialect {
     /// A JSON object, as text, of `columns` of the row aliased `t`, each as its exact text.
     pub(crate) fn exact_json(self, columns: &[&str]) -> String {
@@ -147,11 +150,23 @@ impl Dialect {
         ))
     }
 
-    /// Whether an apply batch may journal on the server. Not on MySQL/MariaDB: the statements that
-    /// read the journal by key range while writing take next-key locks there, which with `--jobs 2`
-    /// met the other worker's inserts at the range's edge and deadlocked on every retry (the bench at
-    /// 100k, with delete-marked entries of earlier runs not yet purged); its batches send values.
-    pub(crate) fn journals_in_place(self) -> bool {
-        self != Dialect::Mysql
+    /// The per-session scratch table an apply batch journals through where it can neither write and
+    /// journal in one statement nor read the journal by key range while writing: `[drop, create]`
+    /// of a table of keys (`k`) and old values (`o`, as the journal holds them). MySQL/MariaDB only:
+    /// there a statement that reads the journal by range while writing takes next-key locks, which
+    /// with `--jobs 2` met the other worker's inserts at the range's edge and deadlocked on every
+    /// retry (the bench at 100k, with delete-marked entries of earlier runs not yet purged); the
+    /// journal is only inserted into, as when the values crossed to the client. TEMPORARY: no
+    /// implicit commit, private to the session, never replicated.
+    pub(crate) fn journal_scratch(self) -> Option<[String; 2]> {
+        (self == Dialect::Mysql).then(|| {
+            [
+                format!("DROP TEMPORARY TABLE IF EXISTS {SCRATCH}"),
+                format!(
+                    "CREATE TEMPORARY TABLE {SCRATCH} (k BIGINT NOT NULL PRIMARY KEY, \
+                     o TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL)"
+                ),
+            ]
+        })
     }
 }

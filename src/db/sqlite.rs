@@ -165,7 +165,12 @@ impl Session for SqliteSession {
     fn migrate_ledger(&mut self) -> DbResult<()> {
         // Our own read first: a file that is not a database fails here with its proper kind.
         self.query("SELECT COUNT(*) FROM sqlite_master", &[])?;
-        super::run_ledger_schema(ledger_schema::migrations::runner(), &mut self.conn)
+        // Grouped: every pending step and its history row in one transaction (SQLite's DDL is
+        // transactional). Ungrouped, refinery commits a step before its history row, and a runner
+        // killed in between left `ADD COLUMN value_format` done but unrecorded: every later run
+        // failed on "duplicate column name" (tests/declarative.rs, kill_9_during_apply, seen once).
+        let runner = ledger_schema::migrations::runner().set_grouped(true);
+        super::run_ledger_schema(runner, &mut self.conn)
     }
 
     fn set_timeouts(&mut self, _: Option<Duration>, lock_wait: Option<Duration>) -> DbResult<()> {

@@ -9,7 +9,7 @@
 //! - a top-up that writes it again takes the app's value of each column it had changed as that
 //!   column's old value, so revert then restores what the app wrote, never what was there before.
 
-use crate::db::{DbError, DbResult, Dialect, Tx, Value};
+use crate::db::{DbError, DbResult, Dialect, Tx, Value, SCRATCH};
 use crate::kit::migration::{Context, Key, KeyRange};
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
@@ -36,6 +36,10 @@ const MAX_LISTED: usize = 100;
 
 /// Entries in exact text; anything else is an older backfill's driver values.
 const EXACT: &str = "text";
+
+/// The start of a statement adding entries, their columns in order.
+const INSERT_ENTRIES: &str = "INSERT INTO backfill_undo \
+     (version, run_id, table_name, key_column, row_key, old_values, new_values, value_format)";
 
 struct Entry {
     id: i64,
@@ -215,8 +219,7 @@ pub(crate) fn record_old(
 ) -> DbResult<u64> {
     // The version inline: PostgreSQL types an untyped parameter in a select list as text.
     let sql = format!(
-        "INSERT INTO backfill_undo (version, run_id, table_name, key_column, row_key, old_values, new_values, value_format) \
-         SELECT {}, ?, ?, ?, c.k, c.o, '{{}}', '{EXACT}' FROM ({select}) c",
+        "{INSERT_ENTRIES} SELECT {}, ?, ?, ?, c.k, c.o, '{{}}', '{EXACT}' FROM ({select}) c",
         ctx.version
     );
     let mut all = entry_params(ctx, table, key_column).to_vec();
@@ -270,15 +273,32 @@ pub(crate) fn record_new(
     Ok(())
 }
 
+/// An entry for every row of the session's scratch table ([`Dialect::journal_scratch`]): its old
+/// values from there, and what its row of `table` holds now (the column's type has the last word, as
+/// in `record_new`).
+pub(crate) fn record_from_scratch(
+    tx: &mut dyn Tx,
+    ctx: &Context,
+    table: &str,
+    key: &str,
+    columns: &[&str],
+) -> DbResult<()> {
+    let sql = format!(
+        "{INSERT_ENTRIES} SELECT {version}, ?, ?, ?, o.k, o.o, {json}, '{EXACT}' \
+         FROM {SCRATCH} o JOIN {table} t ON t.{key} = o.k",
+        version = ctx.version,
+        json = tx.dialect().exact_json(columns),
+    );
+    tx.execute(&sql, &entry_params(ctx, table, key))?;
+    Ok(())
+}
+
 /// New entries, many rows per statement: one statement per changed row made the journal's round
 /// trips the cost of an UPDATE-shaped batch (BENCHMARKS.md, "UPDATE shape").
 fn insert_entries(tx: &mut dyn Tx, entries: Vec<Vec<Value>>) -> DbResult<()> {
     for part in entries.chunks(KEYS_PER_STATEMENT) {
         let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; part.len()].join(", ");
-        let sql = format!(
-            "INSERT INTO backfill_undo (version, run_id, table_name, key_column, row_key, old_values, new_values, value_format) \
-             VALUES {rows}"
-        );
+        let sql = format!("{INSERT_ENTRIES} VALUES {rows}");
         let params: Vec<Value> = part.iter().flatten().cloned().collect();
         tx.execute(&sql, &params)?;
     }

@@ -6,7 +6,7 @@
 //! cross as the dialect's exact text (`Dialect::exact_text`), so a 30-digit decimal, NaN, a
 //! timestamp's microseconds and zone, or a blob come back as they were.
 
-use crate::db::{DbError, DbResult, Dialect, Tx, Value};
+use crate::db::{DbError, DbResult, Dialect, Tx, Value, SCRATCH};
 use crate::kit::migration::{Context, DataMigration, Key, KeyRange, Plan, Shape};
 use std::collections::HashMap;
 
@@ -370,8 +370,7 @@ impl Sql {
     fn apply(&self, tx: &mut dyn Tx, ctx: &Context, range: KeyRange) -> DbResult<u64> {
         let d = tx.dialect();
         let targets = self.targets(tx)?;
-        let in_place = self.journaled && d.journals_in_place();
-        if in_place && !journal::has_entries(tx, ctx.version, self.table, range)? {
+        if self.journaled && !journal::has_entries(tx, ctx.version, self.table, range)? {
             return self.apply_in_place(tx, ctx, &targets, range);
         }
         let sql = self.changing(d, &targets, Purpose::Apply);
@@ -416,6 +415,9 @@ impl Sql {
             params.extend(journal::entry_params(ctx, table, key));
             return tx.execute(&sql, &params);
         }
+        if let Some(scratch) = d.journal_scratch() {
+            return self.apply_through_scratch(tx, ctx, &select, &scratch, range);
+        }
         let n = journal::record_old(tx, ctx, self.table, self.key, &select, &range.params(1))?;
         if n == 0 {
             return Ok(0);
@@ -424,6 +426,40 @@ impl Sql {
         let sql = d.update_where(self.table, self.key, self.columns, &values, &rows);
         tx.execute(&sql, &params)?;
         journal::record_new(tx, ctx.version, self.table, self.key, self.columns, range)?;
+        Ok(n)
+    }
+
+    /// [`Sql::apply_in_place`] through the session's scratch table (`scratch`, its drop and create):
+    /// the changing rows' keys and old values into it (rows locked), the rows written from its keys,
+    /// then an entry per row. The journal is only inserted into, never read while writing.
+    fn apply_through_scratch(
+        &self,
+        tx: &mut dyn Tx,
+        ctx: &Context,
+        select: &str,
+        scratch: &[String; 2],
+        range: KeyRange,
+    ) -> DbResult<u64> {
+        for sql in scratch {
+            tx.execute(sql, &[])?;
+        }
+        let n = tx.execute(
+            &format!("INSERT INTO {SCRATCH} (k, o) {select}"),
+            &range.params(1),
+        )?;
+        if n > 0 {
+            let cond = format!(
+                "t.{0} >= ? AND t.{0} <= ? AND t.{0} IN (SELECT k FROM {SCRATCH})",
+                self.key
+            );
+            let values: Vec<&str> = self.values.iter().map(String::as_str).collect();
+            let sql = tx
+                .dialect()
+                .update_where(self.table, self.key, self.columns, &values, &cond);
+            tx.execute(&sql, &range.params(1))?;
+            journal::record_from_scratch(tx, ctx, self.table, self.key, self.columns)?;
+        }
+        tx.execute(&scratch[0], &[])?;
         Ok(n)
     }
 }
