@@ -157,6 +157,56 @@ amount = "7"
 day = "NULL"
 "#;
 
+/// A MariaDB user without CREATE TEMPORARY TABLES (every other privilege a deploy needs): its
+/// UPDATE-shaped batches cannot journal through the scratch table, and send their values through
+/// the client instead; apply with two jobs and revert are exact all the same.
+#[test]
+fn mariadb_update_without_temporary_tables() {
+    let t = notes(Kind::Mariadb, "decl_notemp", 300);
+    let original = notes_rows(&t);
+    let dir = Dir::new(&t, "notemp");
+    dir.write(&format!("V{V_NOTES}__describe_notes.toml"), NOTES_UPDATE);
+    let user = common::TestUser::granted(
+        &t,
+        "bf_notemp",
+        "notemp-pw",
+        "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX",
+    );
+    let url = user.url(&t);
+    let target = backfill::db::Target::parse(&url).expect("the user's url");
+    let refused = backfill::db::connect(&target)
+        .expect("connect as the user")
+        .execute("CREATE TEMPORARY TABLE premise (a INT)", &[])
+        .expect_err("the premise: this user may not create temporary tables");
+    assert!(refused.to_string().contains("denied"), "{refused}");
+    let as_user = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--migrations-dir", dir.arg()]);
+        common::run_url(&url, &all)
+    };
+    as_user(&["apply", V_NOTES, "--jobs", "2", "--batch-size", "20"]).expect(0);
+    let changed = original
+        .iter()
+        .filter(|(id, d)| *id != 3 && d.is_none())
+        .count() as i64;
+    for (id, description) in notes_rows(&t) {
+        let was = &original[(id - 1) as usize].1;
+        let want = match was {
+            None if id != 3 => Some(format!("n{id}!")),
+            _ => was.clone(),
+        };
+        assert_eq!(description, want, "row {id}");
+    }
+    assert_eq!(
+        t.int(&format!(
+            "SELECT COUNT(*) FROM backfill_undo WHERE version = {V_NOTES}"
+        )),
+        changed
+    );
+    as_user(&["revert", V_NOTES, "--jobs", "2"]).expect(0);
+    assert_eq!(notes_rows(&t), original);
+}
+
 /// The journal the servers build (JSON of each value's exact text) restores every value exactly,
 /// and holds what `kit::journal` parses: one object per entry, each value text or null.
 fn awkward_values_round_trip(kind: Kind) {

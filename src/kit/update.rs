@@ -371,7 +371,9 @@ impl Sql {
         let d = tx.dialect();
         let targets = self.targets(tx)?;
         if self.journaled && !journal::has_entries(tx, ctx.version, self.table, range)? {
-            return self.apply_in_place(tx, ctx, &targets, range);
+            if let Some(n) = self.apply_in_place(tx, ctx, &targets, range)? {
+                return Ok(n);
+            }
         }
         let sql = self.changing(d, &targets, Purpose::Apply);
         let mut changes = split(tx.query(&sql, &range.params(1))?);
@@ -398,14 +400,15 @@ impl Sql {
 impl Sql {
     /// A batch no run of this migration journaled before, all on the server: the changing rows'
     /// old values into the journal (rows locked), the rows written from the journal's keys, then
-    /// what they hold into the journal. Nothing of a row crosses to the client.
+    /// what they hold into the journal. Nothing of a row crosses to the client. `None`: the user
+    /// may not create the scratch table this dialect needs (nothing was done).
     fn apply_in_place(
         &self,
         tx: &mut dyn Tx,
         ctx: &Context,
         targets: &[String],
         range: KeyRange,
-    ) -> DbResult<u64> {
+    ) -> DbResult<Option<u64>> {
         let d = tx.dialect();
         let select = self.changing(d, targets, Purpose::Journal);
         let values: Vec<&str> = self.values.iter().map(String::as_str).collect();
@@ -413,25 +416,27 @@ impl Sql {
         if let Some(sql) = d.update_journaled(&select, table, key, columns, &values, ctx.version) {
             let mut params = range.params(2);
             params.extend(journal::entry_params(ctx, table, key));
-            return tx.execute(&sql, &params);
+            return tx.execute(&sql, &params).map(Some);
         }
         if let Some(scratch) = d.journal_scratch() {
             return self.apply_through_scratch(tx, ctx, &select, &scratch, range);
         }
         let n = journal::record_old(tx, ctx, self.table, self.key, &select, &range.params(1))?;
         if n == 0 {
-            return Ok(0);
+            return Ok(Some(0));
         }
         let (rows, params) = journal::journaled_rows(ctx.version, self.table, self.key, range);
         let sql = d.update_where(self.table, self.key, self.columns, &values, &rows);
         tx.execute(&sql, &params)?;
         journal::record_new(tx, ctx.version, self.table, self.key, self.columns, range)?;
-        Ok(n)
+        Ok(Some(n))
     }
 
     /// [`Sql::apply_in_place`] through the session's scratch table (`scratch`, its drop and create):
     /// the changing rows' keys and old values into it (rows locked), the rows written from its keys,
-    /// then an entry per row. The journal is only inserted into, never read while writing.
+    /// then an entry per row. The journal is only inserted into, never read while writing. `None`
+    /// for a user without the privilege (MySQL's CREATE TEMPORARY TABLES): its batches send their
+    /// values through the client, as before the scratch table.
     fn apply_through_scratch(
         &self,
         tx: &mut dyn Tx,
@@ -439,9 +444,17 @@ impl Sql {
         select: &str,
         scratch: &[String; 2],
         range: KeyRange,
-    ) -> DbResult<u64> {
+    ) -> DbResult<Option<u64>> {
         for sql in scratch {
-            tx.execute(sql, &[])?;
+            match tx.execute(sql, &[]) {
+                Err(e) if e.is_denied() => {
+                    tracing::debug!(
+                        "no scratch table ({e}): the batch's values go through the client"
+                    );
+                    return Ok(None);
+                }
+                done => done?,
+            };
         }
         let n = tx.execute(
             &format!("INSERT INTO {SCRATCH} (k, o) {select}"),
@@ -460,7 +473,7 @@ impl Sql {
             journal::record_from_scratch(tx, ctx, self.table, self.key, self.columns)?;
         }
         tx.execute(&scratch[0], &[])?;
-        Ok(n)
+        Ok(Some(n))
     }
 }
 

@@ -507,6 +507,20 @@ impl TestUser {
         user
     }
 
+    /// A MariaDB user with `password` and only `privileges` (e.g. `SELECT, INSERT`) on the test
+    /// database `t`.
+    pub fn granted(t: &TestDb, name: &str, password: &str, privileges: &str) -> TestUser {
+        assert_eq!(t.kind, Kind::Mariadb, "privileges by name are MariaDB's");
+        let user = TestUser::create(t, name, password);
+        admin(Kind::Mariadb)
+            .execute(
+                &format!("GRANT {privileges} ON {}.* TO '{}'@'%'", t.name, user.name),
+                &[],
+            )
+            .expect("grant");
+        user
+    }
+
     /// A user with `password` and every privilege on the test database `t`.
     pub fn owner(t: &TestDb, name: &str, password: &str) -> TestUser {
         let user = TestUser::create(t, name, password);
