@@ -88,6 +88,30 @@ impl<'a> Bench<'a> {
             .ok_or_else(|| anyhow!("{sql}: not a number"))
     }
 
+    /// Pages the server has read so far: `(all, from outside its cache)` (MariaDB: the buffer
+    /// pool's read requests and its reads from disk; PostgreSQL: this database's blocks hit and read,
+    /// and read, outside shared buffers, perhaps from the OS cache). `None` on SQLite.
+    pub(crate) fn pages_read(&mut self) -> Option<(i64, i64)> {
+        let sql = match self.kind {
+            Kind::Mariadb => {
+                "SELECT (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                 WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_READ_REQUESTS'), \
+                 (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                 WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_READS')"
+            }
+            Kind::Postgres => {
+                "SELECT blks_hit + blks_read, blks_read FROM pg_stat_database WHERE datname = current_database()"
+            }
+            Kind::Sqlite => return None,
+        };
+        let row = self.s.query(sql, &[]).ok()?.into_iter().next()?;
+        let int = |i: usize| {
+            let v = row.get(i)?;
+            v.as_i64().or_else(|| v.as_str()?.parse().ok())
+        };
+        Some((int(0)?, int(1)?))
+    }
+
     pub(crate) fn marked(&mut self) -> Result<i64> {
         let sql = format!(
             "SELECT COUNT(*) FROM competency_versions WHERE {}",
@@ -183,6 +207,13 @@ impl<'a> Bench<'a> {
             }
             return Ok((report, None));
         }
+        if self.args.fixed_batch_only {
+            self.fixed_batches(&mut f, expected)?;
+            f.load = watch.finish();
+            let mut report = format!("## {label} ({server}), {} competencies\n\n", self.size);
+            self.fixed_batch_lines(&mut report, &f);
+            return Ok((report, None));
+        }
         for r in 0..self.args.runs {
             let what = format!("{label}: run {}/{}", r + 1, self.args.runs);
             self.retrying(&mut f, &what, |b, f| b.one_run(f, r, expected))?;
@@ -190,10 +221,7 @@ impl<'a> Bench<'a> {
         let sweep = self.sweep(&mut f, expected)?;
         // Before the no-op: that leaves the migration applied, and an `apply` of an applied
         // migration walks every key writing nothing (a top-up), which is not a batch's cost.
-        if let Some(n) = self.args.fixed_batch {
-            let what = format!("{label}: apply and revert at --batch-size {n}");
-            self.retrying(&mut f, &what, |b, f| b.fixed_batch(f, n, expected))?;
-        }
+        self.fixed_batches(&mut f, expected)?;
         if !self.args.no_update_shape {
             log(format!("{label}: the UPDATE shape"));
             f.update = Some(self.update_shape()?);
@@ -202,6 +230,18 @@ impl<'a> Bench<'a> {
         f.load = watch.finish();
         let report = self.report(&server, &loaded, load_secs, &f, &sweep);
         Ok((report, Some(self.growth_point(&f, expected))))
+    }
+
+    /// `--fixed-batch N`: one apply and one revert at N keys a batch.
+    fn fixed_batches(&mut self, f: &mut Figures, expected: u64) -> Result<()> {
+        if let Some(n) = self.args.fixed_batch {
+            let what = format!(
+                "{}: apply and revert at --batch-size {n}",
+                self.kind.label()
+            );
+            self.retrying(f, &what, |b, f| b.fixed_batch(f, n, expected))?;
+        }
+        Ok(())
     }
 
     /// Loads the app's tables and the competencies, with fresh statistics; returns what was loaded

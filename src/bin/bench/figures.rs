@@ -52,6 +52,8 @@ pub(crate) struct Figures {
     /// `--fixed-batch N`: every committed batch of one `apply` and one `revert` at N keys (seconds).
     pub(crate) fixed_apply: Samples,
     pub(crate) fixed_revert: Samples,
+    /// Pages read per fixed batch, apply then revert: `(all, from outside the server's cache)`.
+    pub(crate) fixed_pages: Vec<(f64, f64)>,
     /// How long each `apply` (1 job and `--jobs N`) took to build its run's stage, before its first
     /// batch (`kit::stage`; from its log; empty where the migration stages nothing).
     pub(crate) stage: Samples,

@@ -142,6 +142,10 @@ pub(crate) struct Args {
     /// median batch: at a fixed size, a batch that costs O(batch) takes as long at any table size.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) fixed_batch: Option<u64>,
+    /// Measure only the `--fixed-batch` apply and revert (their batches and the pages they read),
+    /// e.g. on a `--reuse`d database under another server cache size.
+    #[arg(long, requires = "fixed_batch", conflicts_with = "update_shape_only")]
+    pub(crate) fixed_batch_only: bool,
 }
 
 fn main() -> ExitCode {

@@ -67,6 +67,11 @@ impl Bench<'_> {
             LoadWatch::EVERY.as_secs(),
             show_load(&f.load)
         ));
+        self.fixed_batch_lines(o, f);
+    }
+
+    /// `--fixed-batch N`: the median batches and the pages they read.
+    pub(crate) fn fixed_batch_lines(&self, o: &mut String, f: &Figures) {
         if let Some(n) = self.args.fixed_batch {
             o.push_str(&format!(
                 "fixed batches (`--batch-size {n}`, 1 job): apply {} batches, median {} (min–max {}–{}); \
@@ -79,6 +84,13 @@ impl Bench<'_> {
                 secs(f.fixed_revert.median()),
                 load_cell(&[&f.fixed_apply, &f.fixed_revert]),
             ));
+            if let [apply, revert] = f.fixed_pages[..] {
+                o.push_str(&format!(
+                    "pages read per fixed batch (all / from outside the server's cache): apply {:.0} / {:.0}, \
+                     revert {:.0} / {:.0}\n\n",
+                    apply.0, apply.1, revert.0, revert.1
+                ));
+            }
         }
     }
 
