@@ -12,6 +12,9 @@ use backfill::db::Value;
 use backfill::engine::runner::{self, Options, Selection};
 use std::time::{Duration, Instant};
 
+/// Pages read per batch: `(all, from outside the server's cache)`.
+type Pages = (f64, f64);
+
 impl Bench<'_> {
     /// `backfill plan V` vs one GROUP BY count in a read-only transaction.
     pub(crate) fn plan_pair(&mut self, f: &mut Figures, binary_first: bool) -> Result<()> {
@@ -199,7 +202,7 @@ impl Bench<'_> {
         &mut self,
         args: &[&str],
         f: &mut Figures,
-    ) -> Result<(Vec<BatchEvent>, Option<(f64, f64)>)> {
+    ) -> Result<(Vec<BatchEvent>, Option<Pages>)> {
         // Settled first, so the server's own cleanup is not counted (`run_batches` settles again:
         // by then there is little left to do).
         self.settle()?;
