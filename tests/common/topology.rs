@@ -1069,7 +1069,13 @@ pub struct MariaReplication {
 }
 
 impl MariaReplication {
+    /// A primary logging rows (`binlog_format=ROW`) and its replica.
     pub fn start() -> MariaReplication {
+        MariaReplication::start_logging("ROW")
+    }
+
+    /// A primary with `binlog_format` `format` (`ROW`, or MariaDB's default `MIXED`) and its replica.
+    pub fn start_logging(format: &str) -> MariaReplication {
         let started = Instant::now();
         let dir = TempDir::new("mariarepl");
         let ports = free_ports(2);
@@ -1094,7 +1100,7 @@ impl MariaReplication {
             &[
                 "--server-id=1",
                 "--log-bin=primary-bin",
-                "--binlog-format=ROW",
+                &format!("--binlog-format={format}"),
                 "--sync-binlog=0",
             ],
         ));
