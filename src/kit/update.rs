@@ -399,9 +399,10 @@ impl Sql {
 
 impl Sql {
     /// A batch no run of this migration journaled before, all on the server: the changing rows'
-    /// old values into the journal (rows locked), the rows written from the journal's keys, then
-    /// what they hold into the journal. Nothing of a row crosses to the client. `None`: the user
-    /// may not create the scratch table this dialect needs (nothing was done).
+    /// old values into the journal (rows locked; on MySQL/MariaDB into a scratch table first), the
+    /// rows written from their keys, then what they hold into the journal. Nothing of a row crosses
+    /// to the client. `None`: the user may not create the scratch table this dialect needs (nothing
+    /// was done).
     fn apply_in_place(
         &self,
         tx: &mut dyn Tx,
