@@ -993,21 +993,7 @@ fn mariadb_replica_update_shape_mixed_binlog() {
     r.create_database(db);
     let p = TestDb::wrap_for_seeding(&r.primary_url(db));
     let replica = TestDb::wrap_for_seeding(&r.replica_url(db));
-    p.exec("CREATE TABLE notes (id BIGINT PRIMARY KEY, name VARCHAR(50) NOT NULL, note VARCHAR(60) NULL)");
-    let values: Vec<String> = (1..=500)
-        .map(|i| match i % 4 {
-            0 => format!("({i}, 'n{i}', 'kept {i}')"),
-            _ => format!("({i}, 'n{i}', NULL)"),
-        })
-        .collect();
-    p.exec(&format!("INSERT INTO notes VALUES {}", values.join(", ")));
-    let dir = TempDir::new("bf_mariarepl_update");
-    std::fs::write(
-        dir.0.join("V202612070951__fill_notes.toml"),
-        "shape = \"update\"\ntable = \"notes\"\nkey = \"id\"\nwhere = \"t.note IS NULL\"\n\
-         [set]\nnote = \"CONCAT(t.name, '!')\"\n",
-    )
-    .expect("write the migration");
+    let dir = notes_with_fill(&p, 500, 4, "202612070951");
     let dir_arg = dir.0.to_str().expect("a UTF-8 temp dir");
     let notes = "SELECT id, COALESCE(note, '<null>') FROM notes ORDER BY id";
     let journal = "SELECT row_key, old_values, new_values FROM backfill_undo ORDER BY row_key";
@@ -1211,6 +1197,28 @@ fn galera_haproxy_round_robin() {
     update_shape_through(&g, &proxy, &db);
 }
 
+/// `notes(id, name, note)` in `t` with `rows` rows, every `kept`-th with its note already (the others
+/// NULL), and a migrations directory holding `V{version}__fill_notes.toml`, an UPDATE-shaped migration
+/// that sets each NULL note to its `name` and '!'.
+fn notes_with_fill(t: &TestDb, rows: i64, kept: i64, version: &str) -> TempDir {
+    t.exec("CREATE TABLE notes (id BIGINT PRIMARY KEY, name VARCHAR(50) NOT NULL, note VARCHAR(60) NULL)");
+    let values: Vec<String> = (1..=rows)
+        .map(|i| match i % kept {
+            0 => format!("({i}, 'n{i}', 'kept {i}')"),
+            _ => format!("({i}, 'n{i}', NULL)"),
+        })
+        .collect();
+    t.exec(&format!("INSERT INTO notes VALUES {}", values.join(", ")));
+    let dir = TempDir::new("bf_fill_notes");
+    std::fs::write(
+        dir.0.join(format!("V{version}__fill_notes.toml")),
+        "shape = \"update\"\ntable = \"notes\"\nkey = \"id\"\nwhere = \"t.note IS NULL\"\n\
+         [set]\nnote = \"CONCAT(t.name, '!')\"\n",
+    )
+    .expect("write the migration");
+    dir
+}
+
 /// An UPDATE-shaped declarative migration through `proxy` into `db` (a database of `g` with no such
 /// table yet): each `--jobs 4` worker's batches journal through a temporary table of its own session
 /// (MariaDB's apply never reads the journal by range while writing), on whichever node its connection
@@ -1220,15 +1228,8 @@ fn update_shape_through(g: &Galera, proxy: &HaProxy, db: &str) {
     let nodes: Vec<_> = (0..3)
         .map(|i| TestDb::wrap_for_seeding(&g.url(i, db)))
         .collect();
-    nodes[0].exec("CREATE TABLE notes (id BIGINT PRIMARY KEY, name VARCHAR(50) NOT NULL, note VARCHAR(60) NULL)");
     // Every third row has its note already; the others are NULL, and get `name` + '!'.
-    let values: Vec<String> = (1..=600)
-        .map(|i| match i % 3 {
-            0 => format!("({i}, 'n{i}', 'kept {i}')"),
-            _ => format!("({i}, 'n{i}', NULL)"),
-        })
-        .collect();
-    nodes[0].exec(&format!("INSERT INTO notes VALUES {}", values.join(", ")));
+    let dir = notes_with_fill(&nodes[0], 600, 3, "202612070950");
     g.settle();
     let read = |n: &TestDb| -> Vec<(i64, Option<String>)> {
         n.rows("SELECT id, note FROM notes ORDER BY id")
@@ -1237,13 +1238,6 @@ fn update_shape_through(g: &Galera, proxy: &HaProxy, db: &str) {
             .collect()
     };
     let before = read(&nodes[0]);
-    let dir = TempDir::new("bf_galera_update");
-    std::fs::write(
-        dir.0.join("V202612070950__fill_notes.toml"),
-        "shape = \"update\"\ntable = \"notes\"\nkey = \"id\"\nwhere = \"t.note IS NULL\"\n\
-         [set]\nnote = \"CONCAT(t.name, '!')\"\n",
-    )
-    .expect("write the migration");
     let url = proxy.url(db);
     let dir_arg = dir.0.to_str().expect("a UTF-8 temp dir");
     let args = |cmd: &'static str| {
