@@ -37,6 +37,11 @@ pub fn is_root() -> bool {
 pub fn free_ports(n: usize) -> Vec<u16> {
     const LOW: u16 = 20000;
     const HIGH: u16 = 32000;
+    // Never the same port twice in one test process: a port is free here until its server binds it,
+    // seconds later for a Galera joiner's SST port, and a test starting meanwhile could take it (CI
+    // saw a joiner's rsync daemon die with four clusters starting at once).
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = super::Rng::from_time();
     let mut held = Vec::new();
     for _ in 0..10_000 {
@@ -44,14 +49,20 @@ pub fn free_ports(n: usize) -> Vec<u16> {
             break;
         }
         let port = rng.range(LOW as u64, HIGH as u64) as u16;
+        if handed.contains(&port) {
+            continue;
+        }
         if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             held.push(l);
         }
     }
     assert_eq!(held.len(), n, "no {n} free ports in {LOW}..{HIGH}");
-    held.iter()
+    let ports: Vec<u16> = held
+        .iter()
         .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
+        .collect();
+    handed.extend(&ports);
+    ports
 }
 
 /// Runs a command to completion; panics with its output when it fails.
