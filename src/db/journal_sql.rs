@@ -9,6 +9,10 @@ use super::Dialect;
 /// The scratch table of [`Dialect::journal_scratch`].
 pub(crate) const SCRATCH: &str = "backfill_batch_old";
 
+/// The start of a statement adding journal entries, their columns in order.
+pub(crate) const INSERT_ENTRIES: &str = "INSERT INTO backfill_undo \
+     (version, run_id, table_name, key_column, row_key, old_values, new_values, value_format)";
+
 impl Dialect {
     /// A JSON object, as text, of `columns` of the row aliased `t`, each as its exact text.
     pub(crate) fn exact_json(self, columns: &[&str]) -> String {
@@ -143,8 +147,7 @@ impl Dialect {
             "WITH old AS ({changing}), \
              up AS (UPDATE {table} AS t SET {} FROM old WHERE t.{key} = old.k AND t.{key} >= ? AND t.{key} <= ? \
              RETURNING t.{key} AS k, {} AS n) \
-             INSERT INTO backfill_undo (version, run_id, table_name, key_column, row_key, old_values, new_values, value_format) \
-             SELECT {version}, ?, ?, ?, old.k, old.o, up.n, 'text' FROM old JOIN up ON up.k = old.k",
+             {INSERT_ENTRIES} SELECT {version}, ?, ?, ?, old.k, old.o, up.n, 'text' FROM old JOIN up ON up.k = old.k",
             sets.join(", "),
             self.exact_json(columns),
         ))

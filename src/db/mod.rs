@@ -18,7 +18,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use std::time::Duration;
 
 pub use self::dialect::Dialect;
-pub(crate) use self::journal_sql::SCRATCH;
+pub(crate) use self::journal_sql::{INSERT_ENTRIES, SCRATCH};
 pub use self::url::Target;
 
 /// A value crossing the driver boundary, in either direction.

@@ -9,7 +9,7 @@
 //! - a top-up that writes it again takes the app's value of each column it had changed as that
 //!   column's old value, so revert then restores what the app wrote, never what was there before.
 
-use crate::db::{DbError, DbResult, Dialect, Tx, Value, SCRATCH};
+use crate::db::{DbError, DbResult, Dialect, Tx, Value, INSERT_ENTRIES, SCRATCH};
 use crate::kit::migration::{Context, Key, KeyRange};
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
@@ -36,10 +36,6 @@ const MAX_LISTED: usize = 100;
 
 /// Entries in exact text; anything else is an older backfill's driver values.
 const EXACT: &str = "text";
-
-/// The start of a statement adding entries, their columns in order.
-const INSERT_ENTRIES: &str = "INSERT INTO backfill_undo \
-     (version, run_id, table_name, key_column, row_key, old_values, new_values, value_format)";
 
 struct Entry {
     id: i64,

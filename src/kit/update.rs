@@ -420,7 +420,7 @@ impl Sql {
             return tx.execute(&sql, &params).map(Some);
         }
         if let Some(scratch) = d.journal_scratch() {
-            return self.apply_through_scratch(tx, ctx, &select, &scratch, range);
+            return self.apply_through_scratch(tx, ctx, &select, &values, &scratch, range);
         }
         let n = journal::record_old(tx, ctx, self.table, self.key, &select, &range.params(1))?;
         if n == 0 {
@@ -434,7 +434,8 @@ impl Sql {
     }
 
     /// [`Sql::apply_in_place`] through the session's scratch table (`scratch`, its drop and create):
-    /// the changing rows' keys and old values into it (rows locked), the rows written from its keys,
+    /// the changing rows (`select`) keys and old values into it (rows locked), the rows written from
+    /// its keys to their `values`,
     /// then an entry per row. The journal is only inserted into, never read while writing. `None`
     /// for a user without the privilege (MySQL's CREATE TEMPORARY TABLES): its batches send their
     /// values through the client, as before the scratch table.
@@ -443,6 +444,7 @@ impl Sql {
         tx: &mut dyn Tx,
         ctx: &Context,
         select: &str,
+        values: &[&str],
         scratch: &[String; 2],
         range: KeyRange,
     ) -> DbResult<Option<u64>> {
@@ -466,10 +468,9 @@ impl Sql {
                 "t.{0} >= ? AND t.{0} <= ? AND t.{0} IN (SELECT k FROM {SCRATCH})",
                 self.key
             );
-            let values: Vec<&str> = self.values.iter().map(String::as_str).collect();
             let sql = tx
                 .dialect()
-                .update_where(self.table, self.key, self.columns, &values, &cond);
+                .update_where(self.table, self.key, self.columns, values, &cond);
             tx.execute(&sql, &range.params(1))?;
             journal::record_from_scratch(tx, ctx, self.table, self.key, self.columns)?;
         }
