@@ -283,6 +283,30 @@ fn app_edit_survives_top_up(kind: Kind) {
     assert_eq!(email_rows(&t)[0], row("ALICE@New.Example", "n1"));
 }
 
+/// A row the app deleted after apply has nothing to restore: revert restores the others, drops
+/// every entry, and counts only the rows it restored.
+fn rows_deleted_since_are_skipped(kind: Kind) {
+    let t = TestDb::new(kind, "exact_deleted");
+    create_emails(&t);
+    t.run(&["apply", V_EMAILS]).expect(0);
+    t.exec("DELETE FROM exact_emails WHERE id = 2");
+    t.run(&["revert", V_EMAILS]).expect(0);
+    assert_eq!(
+        email_rows(&t),
+        vec![
+            row("Alice@Example.COM", "n1"),
+            row("carol@example.com", "n3")
+        ]
+    );
+    assert_eq!(t.ledger_int(V_EMAILS, "rows_reverted"), 1);
+    assert_eq!(
+        t.int(&format!(
+            "SELECT COUNT(*) FROM backfill_undo WHERE version = {V_EMAILS}"
+        )),
+        0
+    );
+}
+
 /// Journal entries an older backfill wrote (driver values as JSON, `value_format` 'json') are restored
 /// the old way; a top-up that would write such a row again stops with one line and writes nothing.
 fn older_journal_entries(kind: Kind) {
@@ -490,4 +514,5 @@ on_every_dialect!(
     app_edit_survives_top_up,
     random_sequences_match_the_oracle,
     older_journal_entries,
+    rows_deleted_since_are_skipped,
 );

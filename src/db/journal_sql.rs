@@ -14,8 +14,13 @@ pub(crate) const INSERT_ENTRIES: &str = "INSERT INTO backfill_undo \
      (version, run_id, table_name, key_column, row_key, old_values, new_values, value_format)";
 
 impl Dialect {
-    /// A JSON object, as text, of `columns` of the row aliased `t`, each as its exact text.
+    /// A JSON object, as text, of `columns` of the row aliased `t`, each as its exact text. Its
+    /// members in name order, as `kit::journal` reads them back: revert compares an entry's text to
+    /// this object built from the row's values now, so one written the same way matches it text for
+    /// text.
     pub(crate) fn exact_json(self, columns: &[&str]) -> String {
+        let mut columns = columns.to_vec();
+        columns.sort_unstable();
         let values: Vec<String> = columns
             .iter()
             .map(|c| self.exact_text(&format!("t.{c}")))
@@ -30,6 +35,16 @@ impl Dialect {
             // json, not text: stored into a TEXT column it is cast explicitly.
             Dialect::Postgres => format!("CAST({object} AS TEXT)"),
             Dialect::Mysql | Dialect::Sqlite => object,
+        }
+    }
+
+    /// Text `a` is text `b`, byte for byte, whatever the columns' collations (neither NULL).
+    pub(crate) fn same_bytes(self, a: &str, b: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("({a} COLLATE \"C\" = {b} COLLATE \"C\")"),
+            // utf8mb4_bin pads with spaces: 'x' = 'x ' there.
+            Dialect::Mysql => format!("(CAST({a} AS BINARY) = CAST({b} AS BINARY))"),
+            Dialect::Sqlite => format!("({a} = {b} COLLATE BINARY)"),
         }
     }
 

@@ -754,8 +754,20 @@ impl Uniform {
         )
     }
 
-    /// The row `t` still holds what entry `u` says we wrote, text for text (`ours`).
+    /// The row `t` still holds what entry `u` says we wrote, text for text. First the whole entry
+    /// against the object an apply writes ([`Dialect::exact_json`]), built from the row's values
+    /// now: one comparison, where parsing the entry per column was 60% of a revert's checks on
+    /// MariaDB at 1M. An entry written otherwise (a top-up's, from the client) is compared column
+    /// by column. The text matching also says the entry's new values are of this shape's columns.
     fn ours(&self, d: Dialect) -> String {
+        format!("({} OR {})", self.written(d), self.ours_by_column(d))
+    }
+
+    fn written(&self, d: Dialect) -> String {
+        d.same_bytes("u.new_values", &d.exact_json(&self.columns()))
+    }
+
+    fn ours_by_column(&self, d: Dialect) -> String {
         let each: Vec<String> = self
             .columns
             .iter()
@@ -777,38 +789,45 @@ impl Uniform {
             d.json_has_keys("u.new_values", &columns)
         )
     }
+
+    /// [`Uniform::ours`] and [`Uniform::same_columns`], the new values' columns checked only where
+    /// the entry's text did not already say so.
+    fn ours_and_same(&self, d: Dialect) -> String {
+        format!(
+            "({} AND ({} OR ({} AND {})))",
+            d.json_has_keys("u.old_values", &self.columns()),
+            self.written(d),
+            self.ours_by_column(d),
+            d.json_has_keys("u.new_values", &self.columns())
+        )
+    }
 }
 
 /// [`restore`] on the server: the old values put back from the journal in one statement, guarded
-/// by "still ours" and "of the same columns", the rows it should have restored counted in another
-/// (no value read), the entries dropped in a third; no value crosses to the client. When the counts
-/// differ, the write is undone and the entries checked one by one on the server: a row edited since
-/// fails the batch (without `force`), entries of other columns return `None` for the reading path.
-/// No row is locked before the write (on PostgreSQL a lock writes every row once more): the guarded
-/// write skips a row changed since it was checked, and the counts tell.
+/// by "still ours" and "of the same columns", and the entries dropped in another; no value crosses
+/// to the client. When as many rows were restored as entries dropped, every entry's row was ours
+/// and nothing else is read (a count of the rows joined to the entries was 8% of a revert at 1M
+/// on PostgreSQL). Otherwise both are undone and the entries checked on the server: a row edited
+/// since fails the batch (without `force`), entries of other columns return `None` for the reading
+/// path, and rows deleted since (nothing to restore) let the batch run again, counted against the
+/// rows still there. No row is locked before the write (on PostgreSQL a lock writes every row once
+/// more): the guarded write skips a row changed since it was checked, and the counts tell.
 fn restore_in_place(tx: &mut dyn Tx, u: &Uniform, force: bool) -> DbResult<Option<u64>> {
     let d = tx.dialect();
     let same = u.same_columns(d);
     let guard = if force {
         same.clone()
     } else {
-        format!("{} AND {same}", u.ours(d))
+        u.ours_and_same(d)
     };
     tx.execute("SAVEPOINT backfill_restore", &[])?;
     let restored = put_back_in_place(tx, u, &guard)?;
-    let (from, params) = u.joined();
-    let present = tx.query_scalar(&format!("SELECT COUNT(*) {from}"), &params)?;
-    let present = present.as_i64().unwrap_or(0).max(0) as u64;
-    if restored == present {
+    if restored == drop_uniform(tx, u)? {
         tx.execute("RELEASE SAVEPOINT backfill_restore", &[])?;
-        let (_, params) = u.entries();
-        tx.execute(
-            "DELETE FROM backfill_undo WHERE id >= ? AND id <= ? AND version + 0 = ? AND table_name = ?",
-            &params,
-        )?;
         return Ok(Some(restored));
     }
     tx.execute("ROLLBACK TO SAVEPOINT backfill_restore", &[])?;
+    let (from, params) = u.joined();
     let sql = format!(
         "SELECT MIN(CASE WHEN NOT {} THEN u.row_key END), MIN(CASE WHEN {same} THEN 1 ELSE 0 END) {from}",
         u.ours(d),
@@ -816,17 +835,36 @@ fn restore_in_place(tx: &mut dyn Tx, u: &Uniform, force: bool) -> DbResult<Optio
     let found = tx.query(&sql, &params)?;
     let cell = |i: usize| found.first().and_then(|r| r.get(i)).and_then(Value::as_i64);
     match (force, cell(0), cell(1)) {
-        (_, _, Some(0)) => Ok(None),
-        (false, Some(key), _) => Err(DbError::query(format!(
-            "{} row {key} was edited after this migration changed it; review it, then rerun with --force to restore its old values anyway",
-            u.table
-        ))),
+        (_, _, Some(0)) => return Ok(None),
+        (false, Some(key), _) => {
+            return Err(DbError::query(format!(
+                "{} row {key} was edited after this migration changed it; review it, then rerun with --force to restore its old values anyway",
+                u.table
+            )))
+        }
+        _ => {}
+    }
+    // Rows deleted since: restore the others, then check that every row still there was.
+    let restored = put_back_in_place(tx, u, &guard)?;
+    let present = tx.query_scalar(&format!("SELECT COUNT(*) {from}"), &params)?;
+    if restored != present.as_i64().unwrap_or(0).max(0) as u64 {
         // A row changed or went between the write and the count: the batch again decides.
-        _ => Err(DbError::query(format!(
+        return Err(DbError::query(format!(
             "a row of {} changed while this revert restored it; rerun the revert",
             u.table
-        ))),
+        )));
     }
+    drop_uniform(tx, u)?;
+    Ok(Some(restored))
+}
+
+/// Drops the entries of `u`'s range; returns how many.
+fn drop_uniform(tx: &mut dyn Tx, u: &Uniform) -> DbResult<u64> {
+    let (_, params) = u.entries();
+    tx.execute(
+        "DELETE FROM backfill_undo WHERE id >= ? AND id <= ? AND version + 0 = ? AND table_name = ?",
+        &params,
+    )
 }
 
 /// Every entry's row that `guard` (over `t` and `u`) holds for set to its old values, read from the
