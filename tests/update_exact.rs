@@ -307,6 +307,28 @@ fn rows_deleted_since_are_skipped(kind: Kind) {
     );
 }
 
+/// One batch holding an exact entry first and an older backfill's after it: both rows come back
+/// exactly (the server restores neither alone), and the journal is empty.
+fn exact_and_older_entries_in_one_batch(kind: Kind) {
+    let t = TestDb::new(kind, "exact_mixed");
+    create_emails(&t);
+    let before = email_rows(&t);
+    t.run(&["apply", V_EMAILS]).expect(0);
+    t.exec(
+        "UPDATE backfill_undo SET value_format = 'json', \
+         old_values = '{\"email\":\"bob@example.com\",\"note\":\"n2 \"}', \
+         new_values = '{\"email\":\"bob@example.com\",\"note\":\"n2\"}' WHERE row_key = 2",
+    );
+    t.run(&["revert", V_EMAILS]).expect(0);
+    assert_eq!(email_rows(&t), before);
+    assert_eq!(
+        t.int(&format!(
+            "SELECT COUNT(*) FROM backfill_undo WHERE version = {V_EMAILS}"
+        )),
+        0
+    );
+}
+
 /// Journal entries an older backfill wrote (driver values as JSON, `value_format` 'json') are restored
 /// the old way; a top-up that would write such a row again stops with one line and writes nothing.
 fn older_journal_entries(kind: Kind) {
@@ -515,4 +537,5 @@ on_every_dialect!(
     random_sequences_match_the_oracle,
     older_journal_entries,
     rows_deleted_since_are_skipped,
+    exact_and_older_entries_in_one_batch,
 );
