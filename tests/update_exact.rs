@@ -201,6 +201,13 @@ fn email_rows(t: &TestDb) -> Vec<Vec<Option<String>>> {
     exact_rows(t, "exact_emails", &["email".into(), "note".into()])
 }
 
+/// Entries `V_EMAILS` has in the journal.
+fn journal_entries(t: &TestDb) -> i64 {
+    t.int(&format!(
+        "SELECT COUNT(*) FROM backfill_undo WHERE version = {V_EMAILS}"
+    ))
+}
+
 fn row(email: &str, note: &str) -> Vec<Option<String>> {
     vec![Some(email.into()), Some(note.into())]
 }
@@ -262,12 +269,7 @@ fn app_edit_survives_top_up(kind: Kind) {
     );
     assert_eq!(t.rows_applied(V_EMAILS), 2);
     assert_eq!(t.ledger_int(V_EMAILS, "rows_reverted"), 2);
-    assert_eq!(
-        t.int(&format!(
-            "SELECT COUNT(*) FROM backfill_undo WHERE version = {V_EMAILS}"
-        )),
-        0
-    );
+    assert_eq!(journal_entries(&t), 0);
     // An edit the migration would leave as it is (already in lower case): a top-up does not touch
     // it, and revert still refuses it.
     t.run(&["apply", V_EMAILS]).expect(0);
@@ -299,12 +301,7 @@ fn rows_deleted_since_are_skipped(kind: Kind) {
         ]
     );
     assert_eq!(t.ledger_int(V_EMAILS, "rows_reverted"), 1);
-    assert_eq!(
-        t.int(&format!(
-            "SELECT COUNT(*) FROM backfill_undo WHERE version = {V_EMAILS}"
-        )),
-        0
-    );
+    assert_eq!(journal_entries(&t), 0);
 }
 
 /// One batch holding an exact entry first and an older backfill's after it: both rows come back
@@ -321,12 +318,7 @@ fn exact_and_older_entries_in_one_batch(kind: Kind) {
     );
     t.run(&["revert", V_EMAILS]).expect(0);
     assert_eq!(email_rows(&t), before);
-    assert_eq!(
-        t.int(&format!(
-            "SELECT COUNT(*) FROM backfill_undo WHERE version = {V_EMAILS}"
-        )),
-        0
-    );
+    assert_eq!(journal_entries(&t), 0);
 }
 
 /// Journal entries an older backfill wrote (driver values as JSON, `value_format` 'json') are restored
@@ -512,9 +504,7 @@ fn random_sequences_match_the_oracle(kind: Kind) {
             .map(|r| r.iter().map(|v| Some(v.clone())).collect())
             .collect();
         assert_eq!(email_rows(&t), want, "step {step}: {what}");
-        let entries = t.int(&format!(
-            "SELECT COUNT(*) FROM backfill_undo WHERE version = {V_EMAILS}"
-        ));
+        let entries = journal_entries(&t);
         assert_eq!(
             entries,
             oracle.entries(),
