@@ -826,8 +826,9 @@ impl Uniform {
 /// too. Otherwise both are undone and the entries checked on the server: a row edited since fails
 /// the batch (without `force`), entries of another shape or other columns return `None` for the
 /// reading path, and rows deleted since (nothing to restore) let the batch run again, counted
-/// against the rows still there. No row is locked before the write (on PostgreSQL a lock writes every row once
-/// more): the guarded write skips a row changed since it was checked, and the counts tell.
+/// against the rows still there. No row is locked before the write (on PostgreSQL a lock writes
+/// every row once more): the guarded write skips a row changed since it was checked, and the
+/// counts tell.
 fn restore_in_place(tx: &mut dyn Tx, u: &Uniform, force: bool) -> DbResult<Option<u64>> {
     let d = tx.dialect();
     let same = u.same_columns(d);
