@@ -794,13 +794,17 @@ impl Uniform {
         format!("({})", each.join(" AND "))
     }
 
+    /// Entry `u`'s JSON column `json` holds exactly this shape's columns.
+    fn has_columns(&self, d: Dialect, json: &str) -> String {
+        d.json_has_keys(json, &self.columns())
+    }
+
     /// Entry `u` holds exactly this shape's columns, old and new.
     fn same_columns(&self, d: Dialect) -> String {
-        let columns = self.columns();
         format!(
             "({} AND {})",
-            d.json_has_keys("u.old_values", &columns),
-            d.json_has_keys("u.new_values", &columns)
+            self.has_columns(d, "u.old_values"),
+            self.has_columns(d, "u.new_values")
         )
     }
 
@@ -809,10 +813,10 @@ impl Uniform {
     fn ours_and_same(&self, d: Dialect) -> String {
         format!(
             "({} AND ({} OR ({} AND {})))",
-            d.json_has_keys("u.old_values", &self.columns()),
+            self.has_columns(d, "u.old_values"),
             self.written(d),
             self.ours_by_column(d),
-            d.json_has_keys("u.new_values", &self.columns())
+            self.has_columns(d, "u.new_values")
         )
     }
 }

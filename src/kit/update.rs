@@ -434,11 +434,10 @@ impl Sql {
     }
 
     /// [`Sql::apply_in_place`] through the session's scratch table (`scratch`, its drop and create):
-    /// the changing rows (`select`) keys and old values into it (rows locked), the rows written from
-    /// its keys to their `values`,
-    /// then an entry per row. The journal is only inserted into, never read while writing. `None`
-    /// for a user without the privilege (MySQL's CREATE TEMPORARY TABLES): its batches send their
-    /// values through the client, as before the scratch table.
+    /// the changing rows' (`select`) keys and old values into it (rows locked), the rows written from
+    /// its keys to their `values`, then an entry per row. The journal is only inserted into, never
+    /// read while writing. `None` for a user without the privilege (MySQL's CREATE TEMPORARY
+    /// TABLES): its batches send their values through the client, as before the scratch table.
     fn apply_through_scratch(
         &self,
         tx: &mut dyn Tx,
