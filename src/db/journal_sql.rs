@@ -139,8 +139,11 @@ impl Dialect {
     /// values as [`Dialect::exact_json`], locked) are set to `values`, and an entry per row goes
     /// into the journal with what the row holds after the write. Its parameters: `changing`'s, the
     /// key range again (without it the planner, knowing nothing of `old`, scanned the whole table
-    /// for every batch), then the run id, the table and the key column. `None`: the dialect writes
-    /// first and reads back.
+    /// for every batch), then the run id, the table and the key column. The old values come out of
+    /// the `RETURNING` (which may name `FROM`'s columns), not from joining the two CTEs: with the
+    /// table's statistics from before the app wrote the rows, the planner expected one row of each
+    /// and joined them by a nested loop, quadratic in the batch (25 s for a batch of 20,000 rows).
+    /// `None`: the dialect writes first and reads back.
     pub(crate) fn update_journaled(
         self,
         changing: &str,
@@ -161,8 +164,8 @@ impl Dialect {
         Some(format!(
             "WITH old AS ({changing}), \
              up AS (UPDATE {table} AS t SET {} FROM old WHERE t.{key} = old.k AND t.{key} >= ? AND t.{key} <= ? \
-             RETURNING t.{key} AS k, {} AS n) \
-             {INSERT_ENTRIES} SELECT {version}, ?, ?, ?, old.k, old.o, up.n, 'text' FROM old JOIN up ON up.k = old.k",
+             RETURNING t.{key} AS k, old.o AS o, {} AS n) \
+             {INSERT_ENTRIES} SELECT {version}, ?, ?, ?, up.k, up.o, up.n, 'text' FROM up",
             sets.join(", "),
             self.exact_json(columns),
         ))

@@ -256,6 +256,17 @@ fn split(rows: Vec<Vec<Value>>) -> Vec<Change> {
         .collect()
 }
 
+impl UpdateBackfill {
+    /// The one statement that writes and journals a batch no run journaled before, where the
+    /// dialect has one (PostgreSQL; `None` elsewhere), for reading the server's plan of it. Its
+    /// parameters: the range's ends twice, then the run id, the table and the key column.
+    pub fn journaled_batch_sql(&self, tx: &mut dyn Tx, version: i64) -> DbResult<Option<String>> {
+        let sql = self.on(tx.dialect(), &[], true);
+        let targets = sql.targets(tx)?;
+        Ok(sql.journaled_sql(tx.dialect(), &targets, version))
+    }
+}
+
 impl DataMigration for UpdateBackfill {
     fn shape(&self) -> Shape<'_> {
         Shape::Update
@@ -398,6 +409,20 @@ impl Sql {
 }
 
 impl Sql {
+    /// [`Dialect::update_journaled`] of this update: `None` where the dialect has no such statement.
+    fn journaled_sql(&self, d: Dialect, targets: &[String], version: i64) -> Option<String> {
+        let select = self.changing(d, targets, Purpose::Journal);
+        let values: Vec<&str> = self.values.iter().map(String::as_str).collect();
+        d.update_journaled(
+            &select,
+            self.table,
+            self.key,
+            self.columns,
+            &values,
+            version,
+        )
+    }
+
     /// A batch no run of this migration journaled before, all on the server: the changing rows'
     /// old values into the journal (rows locked; on MySQL/MariaDB into a scratch table first), the
     /// rows written from their keys, then what they hold into the journal. Nothing of a row crosses
@@ -411,14 +436,13 @@ impl Sql {
         range: KeyRange,
     ) -> DbResult<Option<u64>> {
         let d = tx.dialect();
-        let select = self.changing(d, targets, Purpose::Journal);
-        let values: Vec<&str> = self.values.iter().map(String::as_str).collect();
-        let (table, key, columns) = (self.table, self.key, self.columns);
-        if let Some(sql) = d.update_journaled(&select, table, key, columns, &values, ctx.version) {
+        if let Some(sql) = self.journaled_sql(d, targets, ctx.version) {
             let mut params = range.params(2);
-            params.extend(journal::entry_params(ctx, table, key));
+            params.extend(journal::entry_params(ctx, self.table, self.key));
             return tx.execute(&sql, &params).map(Some);
         }
+        let select = self.changing(d, targets, Purpose::Journal);
+        let values: Vec<&str> = self.values.iter().map(String::as_str).collect();
         if let Some(scratch) = d.journal_scratch() {
             return self.apply_through_scratch(tx, ctx, &select, &values, &scratch, range);
         }
