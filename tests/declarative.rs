@@ -96,13 +96,15 @@ fn notes(kind: Kind, test: &str, rows: i64) -> TestDb {
 const NOTES_UPDATE: &str = r#"shape = "update"
 table = "notes"
 key = "id"
-where = "t.id > 0 /* every note? yes */"
+where = "t.id > 0 /* every note? yes */ -- a line comment ends where the expression does"
 skip_when = "LENGTH({new.description}) > 12"
 skipped_because = "too long for the listing"
 [set]
-description = "t.name || '!'"
+description = "t.name || '!' -- excited"
 [mysql.set]
-description = "CONCAT(t.name, '!')"
+description = """
+CONCAT(t.name, -- the name
+  '!')"""
 "#;
 
 fn notes_rows(t: &TestDb) -> Vec<(i64, Option<String>)> {
@@ -427,6 +429,11 @@ fn bad_files_are_refused_before_anything_is_written(kind: Kind) {
             "shape = \"update\"",
             "shape = \"irreversible\"",
             &["`reason` is missing"],
+        ),
+        (
+            "t.effective_from IS NULL\"",
+            "t.effective_from IS NULL AND t.name ? 'x'\"",
+            &["`where`", "has a `?`", "jsonb_exists"],
         ),
         (
             "[set]",

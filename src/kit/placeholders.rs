@@ -1,7 +1,9 @@
-//! `:lo` and `:hi` in SQL an author writes whole (a declarative insert's `select`): the ends of the
-//! walked key range, wherever and as often as the SQL needs them, turned into the positional `?`
-//! parameters every driver takes. Comments are dropped on the way: a `?` in one would shift the
-//! parameters (PostgreSQL's driver numbers every `?` outside quotes).
+//! SQL an author writes that goes into our statements. `:lo` and `:hi` in SQL written whole (a
+//! declarative insert's `select`): the ends of the walked key range, wherever and as often as the
+//! SQL needs them, turned into the positional `?` parameters every driver takes. An expression
+//! (an UPDATE's value or condition, [`expression`]) takes no placeholder. Comments are dropped on
+//! the way: a `?` in one would shift the parameters (PostgreSQL's driver numbers every `?` outside
+//! quotes), and a `--` one would swallow the rest of the statement the expression is put into.
 
 use crate::db::Value;
 use crate::kit::migration::KeyRange;
@@ -27,7 +29,21 @@ impl Ranged {
     /// Reads `sql`; `Err` says what is wrong with its placeholders (both ends must appear, and no
     /// `?` of its own).
     pub fn parse(sql: &str) -> Result<Ranged, String> {
-        let mut ranged = Ranged {
+        let ranged = Ranged::scan(sql, true).ok_or(OWN_PARAMETER)?;
+        for (end, name) in [(End::Lo, ":lo"), (End::Hi, ":hi")] {
+            if !ranged.ends.contains(&end) {
+                return Err(format!(
+                    "lacks {name}; bound the walked key with both ends, e.g. WHERE c.id BETWEEN :lo AND :hi"
+                ));
+            }
+        }
+        Ok(ranged)
+    }
+
+    /// `sql` with its comments blanked and, where `ranged`, each `:lo` and `:hi` a `?`; `None` when
+    /// it has a `?` of its own (outside quotes and comments).
+    fn scan(sql: &str, ranged: bool) -> Option<Ranged> {
+        let mut out = Ranged {
             sql: String::with_capacity(sql.len()),
             ends: Vec::new(),
         };
@@ -37,24 +53,17 @@ impl Ranged {
             let line_end = || rest.find('\n').unwrap_or(rest.len());
             let comment_end = || rest.find("*/").map_or(rest.len(), |i| i + 2);
             let taken = match c {
-                '\'' | '"' | '`' => ranged.copy(rest, quoted(rest, c)),
-                '-' if rest.starts_with("--") => ranged.blank(line_end()),
-                '/' if rest.starts_with("/*") => ranged.blank(comment_end()),
-                '?' => return Err(OWN_PARAMETER.into()),
-                ':' => ranged.placeholder(rest, prev),
-                _ => ranged.copy(rest, c.len_utf8()),
+                '\'' | '"' | '`' => out.copy(rest, quoted(rest, c)),
+                '-' if rest.starts_with("--") => out.blank(line_end()),
+                '/' if rest.starts_with("/*") => out.blank(comment_end()),
+                '?' => return None,
+                ':' if ranged => out.placeholder(rest, prev),
+                _ => out.copy(rest, c.len_utf8()),
             };
             prev = rest[..taken].chars().last().unwrap_or(' ');
             rest = &rest[taken..];
         }
-        for (end, name) in [(End::Lo, ":lo"), (End::Hi, ":hi")] {
-            if !ranged.ends.contains(&end) {
-                return Err(format!(
-                    "lacks {name}; bound the walked key with both ends, e.g. WHERE c.id BETWEEN :lo AND :hi"
-                ));
-            }
-        }
-        Ok(ranged)
+        Some(out)
     }
 
     /// The parameters of one range, in the order the SQL takes them.
@@ -93,6 +102,17 @@ impl Ranged {
         self.sql.push('?');
         self.ends.push(end);
         3
+    }
+}
+
+/// An expression as it goes into a statement: its comments blanked; `Err` says what to do about a
+/// `?` of its own, which the driver would number as a parameter.
+pub fn expression(sql: &str) -> Result<String, String> {
+    match Ranged::scan(sql, false) {
+        Some(scanned) => Ok(scanned.sql),
+        None => Err("has a `?`, which would be read as a parameter; write values into the SQL \
+             (for PostgreSQL's jsonb `?`, `?|` and `?&`: jsonb_exists, jsonb_exists_any and jsonb_exists_all)"
+            .into()),
     }
 }
 
@@ -145,6 +165,17 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn an_expression_loses_its_comments_and_keeps_its_quotes_and_casts() {
+        let sql = "date(t.created_at) -- the day it was made\n + 0 /* ? */ || '?--' || t.x::text";
+        assert_eq!(
+            expression(sql).expect("no parameter"),
+            "date(t.created_at)  \n + 0   || '?--' || t.x::text"
+        );
+        let own = expression("t.doc ? 'key'").expect_err("a jsonb ?");
+        assert!(own.contains("jsonb_exists"), "{own}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::db::Dialect;
 use crate::kit::insert_select::InsertSelect;
 use crate::kit::migration::{Grouping, Key};
-use crate::kit::placeholders::Ranged;
+use crate::kit::placeholders::{self, Ranged};
 use crate::kit::update::{Override, Part, TunedUpdate, UpdateBackfill};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -229,14 +229,16 @@ impl File {
         let mut values = Vec::new();
         for (c, v) in &set {
             columns.push(identifier(c, &format!("set.{c}"))?);
-            values.push(leak(required(
-                Some(v.clone()),
-                &format!("set.{c}"),
-                "\"t.column\"",
-            )?));
+            let key = format!("set.{c}");
+            values.push(expression(
+                required(Some(v.clone()), &key, "\"t.column\"")?,
+                &key,
+            )?);
         }
         let skip = match (&self.skip_when, &self.skipped_because) {
-            (Some(when), Some(why)) => Some((leak(why.clone()), leak(when.clone()))),
+            (Some(when), Some(why)) => {
+                Some((leak(why.clone()), expression(when.clone(), "skip_when")?))
+            }
             (None, None) => None,
             (Some(_), None) => {
                 return Err((
@@ -257,7 +259,7 @@ impl File {
             key,
             columns: Box::leak(columns.into_boxed_slice()),
             values: Box::leak(values.into_boxed_slice()),
-            only: self.only.map(leak),
+            only: self.only.map(|o| expression(o, "where")).transpose()?,
             skip,
         };
         Ok(TunedUpdate {
@@ -284,7 +286,7 @@ impl File {
                 out.push(Override {
                     dialect,
                     part: Part::Set(column),
-                    sql: leak(sql.clone()),
+                    sql: expression(sql.clone(), &format!("{name}.set.{c}"))?,
                 });
             }
             let conditions = [
@@ -309,7 +311,7 @@ impl File {
                 out.push(Override {
                     dialect,
                     part,
-                    sql: leak(sql.clone()),
+                    sql: expression(sql.clone(), &format!("{name}.{key}"))?,
                 });
             }
         }
@@ -396,6 +398,14 @@ fn columns(names: Vec<String>, timestamps: bool) -> Result<&'static [&'static st
         out.push(column);
     }
     Ok(Box::leak(out.into_boxed_slice()))
+}
+
+/// An expression of an update (a value or a condition over `t`) as it goes into the statements,
+/// refused under `key` when it has a `?` of its own.
+fn expression(sql: String, key: &str) -> Result<&'static str, Refusal> {
+    placeholders::expression(&sql)
+        .map(leak)
+        .map_err(|e| (key.into(), e))
 }
 
 /// A select with both ends of the range, refused under `key` otherwise.
