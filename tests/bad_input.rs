@@ -607,14 +607,32 @@ fn least_privilege(kind: Kind) {
     as_ro(&["verify"]);
     as_ro(&["status"]);
     as_ro(&["log"]);
+    let reviewed = std::env::temp_dir().join(format!(
+        "bf-ro-plan-{}-{}.json",
+        kind as u8,
+        std::process::id()
+    ));
+    let reviewed_s = reviewed.display().to_string();
+    as_ro(&["plan", "--out", &reviewed_s]);
     assert_eq!(dump_all(&t), before, "a read-only user wrote something");
-    // After a privileged deploy, CI's read-only user verifies the data too.
-    t.run(&["apply"]).expect(0);
+    // After a privileged deploy of the read-only user's reviewed plan, CI's read-only user verifies
+    // the data too.
+    t.run(&["apply", "--expect-plan", &reviewed_s]).expect(0);
+    let _ = std::fs::remove_file(&reviewed);
     let before = dump_all(&t);
     as_ro(&["verify", "--data"]);
     as_ro(&["plan", &V_COMPETENCY.to_string()]);
-    as_ro(&["--format", "markdown", "log"]);
+    let log = as_ro(&["--format", "markdown", "log"]);
     assert_eq!(dump_all(&t), before, "a read-only user wrote something");
+    // No plan run is in the audit table: the apply's row keeps the plan it was checked against.
+    let planned: Vec<&str> = log
+        .stdout
+        .lines()
+        .filter(|l| l.contains(&format!("| apply | {V_COMPETENCY} |")))
+        .filter_map(|l| l.split('|').nth(6))
+        .collect();
+    assert_eq!(planned.len(), 1, "{}", log.stdout);
+    assert!(planned[0].trim().starts_with("3 ("), "{}", log.stdout);
 }
 
 #[test]

@@ -108,22 +108,21 @@ fn record_plan_failure(session: &mut dyn Session, run_id: &str, err: Error) -> E
 
 /// `--expect-plan`: the plan as of now must equal the reviewed one. Planning costs a full read of the
 /// data, so apply plans only when told to compare with a review; `log` pairs an apply with the plan
-/// run before it otherwise.
+/// run before it otherwise. Returns the plan as the apply's audit row keeps it: the review may have
+/// been planned where no audit row was written (a read-only user), so `log` has it from the apply.
 pub(crate) fn gate_plan(
     session: &mut dyn Session,
     reg: &Registered,
     file: &crate::engine::planfile::PlanFile,
     opts: &Options,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let (mut run, id) = new_run_and_id(Action::Apply, Some(reg), opts);
     let plan = compute_plan(session, reg, id, opts)?;
     let now = crate::engine::planfile::reviewed(reg.version, reg.name, reg.checksum, &plan);
+    run.plan_summary = serde_json::to_string(&plan).ok();
     match crate::engine::planfile::gate(file, &now, &plan.group_label) {
-        Ok(()) => Ok(()),
-        Err(refusal) => {
-            run.plan_summary = serde_json::to_string(&plan).ok();
-            Err(refuse(session, run, refusal))
-        }
+        Ok(()) => Ok(run.plan_summary),
+        Err(refusal) => Err(refuse(session, run, refusal)),
     }
 }
 

@@ -159,26 +159,29 @@ fn apply_locked(
     let entries = ledger::entries(session)?;
     refuse_drift(&opts.catalog, &entries)?;
     let todo = selected(&opts.catalog, &entries, selection)?;
+    let mut plans = vec![None; todo.len()];
     if let Some(file) = &opts.expect_plan {
         // Every migration this run would write is checked before the first write: a refusal
         // leaves the database as it was.
-        for reg in &todo {
-            gate_plan(session, reg, file, opts)?;
+        for (reg, plan) in todo.iter().zip(&mut plans) {
+            *plan = gate_plan(session, reg, file, opts)?;
         }
     }
     let mut outcomes = Vec::new();
-    for reg in todo {
+    for (reg, plan) in todo.into_iter().zip(plans) {
         if let Some(sig) = crate::signals::requested() {
             return Err(Error::Interrupted(sig));
         }
-        outcomes.push(apply_one(session, reg, opts, held)?);
+        outcomes.push(apply_one(session, reg, plan, opts, held)?);
     }
     Ok(outcomes)
 }
 
+/// Applies `reg`; `plan`: the plan `--expect-plan` checked, for its audit row.
 fn apply_one(
     session: &mut dyn Session,
     reg: &Registered,
+    plan: Option<String>,
     opts: &Options,
     held: &mut Held,
 ) -> Result<Outcome> {
@@ -190,7 +193,8 @@ fn apply_one(
         .map_or_else(today, |t| t.date());
     let status = entry.as_ref().map(Entry::status);
     let state = ledger::transition(status, Event::Apply).map_err(|r| refused(reg, r))?;
-    let (run, id) = new_run_and_id(Action::Apply, Some(reg), opts);
+    let (mut run, id) = new_run_and_id(Action::Apply, Some(reg), opts);
+    run.plan_summary = plan;
     let ctx = Context {
         version: reg.version,
         run_id: id,
