@@ -245,3 +245,40 @@ fn repair_commits_with_its_audit_row_or_not_at_all() {
     );
     t.run(&["verify"]).expect(0);
 }
+
+/// The audit trail names who ran each command when nobody said: `$USER`, else `$LOGNAME`, else
+/// the process's user as the system names it (a container's job often sets neither variable).
+#[test]
+fn operator_without_user_is_the_login_name() {
+    let t = TestDb::with_app(Kind::Sqlite, "truth_operator");
+    seed_edge_cases(&t);
+    t.create_ledger();
+    let whoami = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("id -un");
+    let whoami = String::from_utf8_lossy(&whoami.stdout).trim().to_string();
+    assert!(!whoami.is_empty());
+    let operator_of = |env: &[(&str, &str)], action: &str| {
+        let mut cmd = t.command(&[action, &v()]);
+        cmd.env_remove("USER")
+            .env_remove("LOGNAME")
+            .env_remove("BACKFILL_OPERATOR");
+        for (k, val) in env {
+            cmd.env(k, val);
+        }
+        common::Run::from(cmd.output().expect("run backfill")).expect(0);
+        t.text(&format!(
+            "SELECT operator_name FROM backfill_runs WHERE action = '{action}' ORDER BY started_at DESC, run_id DESC LIMIT 1"
+        ))
+    };
+    assert_eq!(operator_of(&[], "plan").as_deref(), Some(whoami.as_str()));
+    assert_eq!(
+        operator_of(&[("LOGNAME", "cron-ops")], "apply").as_deref(),
+        Some("cron-ops")
+    );
+    assert_eq!(
+        operator_of(&[("USER", "deploy"), ("LOGNAME", "cron-ops")], "revert").as_deref(),
+        Some("deploy")
+    );
+}

@@ -33,7 +33,8 @@ pub(crate) struct Cli {
     /// No progress bar or progress lines on stderr from apply and revert (default: shown).
     #[arg(long, short, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
-    /// Who runs this, for the audit trail of plan, apply, revert, repair, forget (default: $USER).
+    /// Who runs this, for the audit trail of plan, apply, revert, repair, forget (default: $USER,
+    /// else $LOGNAME, else the system's name for the process's user).
     #[arg(long, value_name = "NAME", env = "BACKFILL_OPERATOR", global = true, help_heading = GLOBAL)]
     pub operator: Option<String>,
     /// Format of the logs on stderr; RUST_LOG sets their level (default: warn).

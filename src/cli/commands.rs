@@ -349,8 +349,27 @@ fn operator_source(cli: &Cli) -> &'static str {
     match (&cli.operator, flag) {
         (Some(_), true) => "--operator",
         (Some(_), false) => "BACKFILL_OPERATOR",
-        (None, _) => "USER",
+        (None, _) => "the login name",
     }
+}
+
+/// Who runs this when nobody said: `$USER`, `$LOGNAME`, else the process's user as the system names
+/// it (a container's or a scheduler's job often sets neither variable), else `uid N`.
+fn login_name() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    if let Some(name) = var("USER").or_else(|| var("LOGNAME")) {
+        return Some(name);
+    }
+    // Linux: /proc/self belongs to the process's user.
+    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let named = passwd.lines().find_map(|l| {
+        let mut fields = l.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)? == uid).then(|| name.to_string())
+    });
+    Some(named.unwrap_or_else(|| format!("uid {uid}")))
 }
 
 /// The options every command starts from: the defaults, with the invocation's operator, arguments
@@ -360,7 +379,7 @@ fn options(cli: &Cli, catalog: Catalog) -> Result<Options> {
     let operator = cli
         .operator
         .clone()
-        .or_else(|| std::env::var("USER").ok())
+        .or_else(login_name)
         .unwrap_or(defaults.operator.clone());
     // The audit table's operator_name column holds 255 characters.
     if operator.chars().count() > 255 {
