@@ -808,6 +808,17 @@ impl Uniform {
         )
     }
 
+    /// [`Uniform::same_columns`], the new values' columns checked only where the entry's text is
+    /// not what an apply writes (which says so already): `--force`'s guard.
+    fn quick_same_columns(&self, d: Dialect) -> String {
+        format!(
+            "({} AND ({} OR {}))",
+            self.has_columns(d, "u.old_values"),
+            self.written(d),
+            self.has_columns(d, "u.new_values")
+        )
+    }
+
     /// [`Uniform::ours`] and [`Uniform::same_columns`], the new values' columns checked only where
     /// the entry's text did not already say so.
     fn ours_and_same(&self, d: Dialect) -> String {
@@ -835,9 +846,8 @@ impl Uniform {
 /// counts tell.
 fn restore_in_place(tx: &mut dyn Tx, u: &Uniform, force: bool) -> DbResult<Option<u64>> {
     let d = tx.dialect();
-    let same = u.same_columns(d);
     let guard = if force {
-        same.clone()
+        u.quick_same_columns(d)
     } else {
         u.ours_and_same(d)
     };
@@ -853,8 +863,9 @@ fn restore_in_place(tx: &mut dyn Tx, u: &Uniform, force: bool) -> DbResult<Optio
     }
     let (from, params) = u.joined();
     let sql = format!(
-        "SELECT MIN(CASE WHEN NOT {} THEN u.row_key END), MIN(CASE WHEN {same} THEN 1 ELSE 0 END) {from}",
+        "SELECT MIN(CASE WHEN NOT {} THEN u.row_key END), MIN(CASE WHEN {} THEN 1 ELSE 0 END) {from}",
         u.ours(d),
+        u.same_columns(d),
     );
     let found = tx.query(&sql, &params)?;
     let cell = |i: usize| found.first().and_then(|r| r.get(i)).and_then(Value::as_i64);
