@@ -808,26 +808,20 @@ impl Uniform {
         )
     }
 
-    /// [`Uniform::same_columns`], the new values' columns checked only where the entry's text is
-    /// not what an apply writes (which says so already): `--force`'s guard.
-    fn quick_same_columns(&self, d: Dialect) -> String {
+    /// The restoring write's guard: the entry holds this shape's columns, and its row still holds
+    /// what the apply wrote (its text first, else column by column), or with `force` holds anything.
+    /// The new values' columns are checked only where the entry's text did not already say so.
+    fn guard(&self, d: Dialect, force: bool) -> String {
+        let new_keys = self.has_columns(d, "u.new_values");
+        let otherwise = if force {
+            new_keys
+        } else {
+            format!("({} AND {new_keys})", self.ours_by_column(d))
+        };
         format!(
-            "({} AND ({} OR {}))",
+            "({} AND ({} OR {otherwise}))",
             self.has_columns(d, "u.old_values"),
-            self.written(d),
-            self.has_columns(d, "u.new_values")
-        )
-    }
-
-    /// [`Uniform::ours`] and [`Uniform::same_columns`], the new values' columns checked only where
-    /// the entry's text did not already say so.
-    fn ours_and_same(&self, d: Dialect) -> String {
-        format!(
-            "({} AND ({} OR ({} AND {})))",
-            self.has_columns(d, "u.old_values"),
-            self.written(d),
-            self.ours_by_column(d),
-            self.has_columns(d, "u.new_values")
+            self.written(d)
         )
     }
 }
@@ -846,11 +840,7 @@ impl Uniform {
 /// counts tell.
 fn restore_in_place(tx: &mut dyn Tx, u: &Uniform, force: bool) -> DbResult<Option<u64>> {
     let d = tx.dialect();
-    let guard = if force {
-        u.quick_same_columns(d)
-    } else {
-        u.ours_and_same(d)
-    };
+    let guard = u.guard(d, force);
     tx.execute("SAVEPOINT backfill_restore", &[])?;
     let restored = put_back_in_place(tx, u, &guard)?;
     if restored == drop_uniform(tx, u)? {

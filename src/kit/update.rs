@@ -261,9 +261,11 @@ impl UpdateBackfill {
     /// dialect has one (PostgreSQL; `None` elsewhere), for reading the server's plan of it. Its
     /// parameters: the range's ends twice, then the run id, the table and the key column.
     pub fn journaled_batch_sql(&self, tx: &mut dyn Tx, version: i64) -> DbResult<Option<String>> {
-        let sql = self.on(tx.dialect(), &[], true);
+        let d = tx.dialect();
+        let sql = self.on(d, &[], true);
         let targets = sql.targets(tx)?;
-        Ok(sql.journaled_sql(tx.dialect(), &targets, version))
+        let select = sql.changing(d, &targets, Purpose::Journal);
+        Ok(sql.journaled_sql(d, &select, version))
     }
 }
 
@@ -409,18 +411,11 @@ impl Sql {
 }
 
 impl Sql {
-    /// [`Dialect::update_journaled`] of this update: `None` where the dialect has no such statement.
-    fn journaled_sql(&self, d: Dialect, targets: &[String], version: i64) -> Option<String> {
-        let select = self.changing(d, targets, Purpose::Journal);
+    /// [`Dialect::update_journaled`] of this update over its changing rows (`select`, as
+    /// [`Purpose::Journal`] reads them): `None` where the dialect has no such statement.
+    fn journaled_sql(&self, d: Dialect, select: &str, version: i64) -> Option<String> {
         let values: Vec<&str> = self.values.iter().map(String::as_str).collect();
-        d.update_journaled(
-            &select,
-            self.table,
-            self.key,
-            self.columns,
-            &values,
-            version,
-        )
+        d.update_journaled(select, self.table, self.key, self.columns, &values, version)
     }
 
     /// A batch no run of this migration journaled before, all on the server: the changing rows'
@@ -436,12 +431,12 @@ impl Sql {
         range: KeyRange,
     ) -> DbResult<Option<u64>> {
         let d = tx.dialect();
-        if let Some(sql) = self.journaled_sql(d, targets, ctx.version) {
+        let select = self.changing(d, targets, Purpose::Journal);
+        if let Some(sql) = self.journaled_sql(d, &select, ctx.version) {
             let mut params = range.params(2);
             params.extend(journal::entry_params(ctx, self.table, self.key));
             return tx.execute(&sql, &params).map(Some);
         }
-        let select = self.changing(d, targets, Purpose::Journal);
         let values: Vec<&str> = self.values.iter().map(String::as_str).collect();
         if let Some(scratch) = d.journal_scratch() {
             return self.apply_through_scratch(tx, ctx, &select, &values, &scratch, range);
